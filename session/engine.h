@@ -1,0 +1,201 @@
+// Engine: the upfs namespace (sessions/ and assets/) and the upload-session
+// life cycle, without FUSE and without errno.
+//
+// Every object in the mount has a 64-bit id that is also its FUSE inode
+// number: the fixed ids below, the ids of session nodes (allocated by the
+// store), and on the committed side the same ids the nodes had in their
+// session. Each session reserves three consecutive ids: its root directory
+// (the session id), its `.finish` and its `.status`.
+//
+// Every method returns a Status or Result: on failure nothing changed,
+// unless the method says otherwise.
+//
+// Thread safety: all methods may be called concurrently from any number of
+// threads. Locking: `mu_` (the session table) is taken before a session's
+// `mu`; a file's `mu` nests inside its session's. No lock is held across a
+// synced store write; hashing of received bytes runs under the file's lock
+// only (other files and sessions proceed).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "session/clock.h"
+#include "store/status.h"
+#include "store/store.h"
+
+namespace upfs::session {
+
+inline constexpr uint64_t kRootId = 1;
+inline constexpr uint64_t kSessionsId = 2;
+inline constexpr uint64_t kAssetsId = 3;
+
+inline constexpr std::string_view kFinishName = ".finish";
+inline constexpr std::string_view kStatusName = ".status";
+
+// xattr on a session directory: "1" makes the session write-once, "0"
+// makes it last-write-wins. Also readable.
+inline constexpr std::string_view kWriteOnceXattr = "user.upfs.write_once";
+// xattr on every committed file: its SHA-256 in lowercase hex.
+inline constexpr std::string_view kSha256Xattr = "user.sha256";
+
+// Largest name of one path component, as on Linux filesystems.
+inline constexpr size_t kMaxNameLength = 255;
+// Largest manifest accepted by `.finish`, held in memory until close.
+inline constexpr uint64_t kMaxManifestBytes = uint64_t{256} << 20;
+
+enum class NodeKind {
+  kRoot,         // the mount root
+  kSessionsDir,  // sessions/
+  kAssetsDir,    // assets/
+  kSessionRoot,  // sessions/NAME
+  kDir,          // a directory inside a session
+  kFile,         // a file inside a session
+  kFinish,       // sessions/NAME/.finish
+  kStatus,       // sessions/NAME/.status
+  kAssetRoot,    // assets/NAME
+  kAssetDir,     // a directory inside an asset
+  kAssetFile,    // a file inside an asset
+};
+
+bool IsDirectoryKind(NodeKind kind);
+// True for everything under assets/ (and assets/ itself): immutable.
+bool IsCommittedKind(NodeKind kind);
+
+struct Attr {
+  uint64_t id = 0;
+  NodeKind kind = NodeKind::kRoot;
+  uint32_t mode = 0;  // S_IFDIR / S_IFREG | permission bits
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 1;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+};
+
+struct DirEntry {
+  std::string name;
+  uint64_t id = 0;
+  uint32_t mode = 0;  // S_IFDIR or S_IFREG | bits
+};
+
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+// How a handle is opened (from open(2)'s flags).
+struct OpenMode {
+  bool read = true;
+  bool write = false;
+  bool truncate = false;  // O_TRUNC
+};
+
+// Fields of SetAttr to change; unset ones stay.
+struct AttrChange {
+  std::optional<uint32_t> mode;  // permission bits
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;
+  std::optional<int64_t> mtime_ns;
+};
+
+struct Options {
+  // Sessions idle longer than this with no open file expire (ExpireIdle).
+  int64_t ttl_ns = int64_t{24} * 3600 * 1000000000;
+  // New sessions are write-once unless their directory's xattr says not.
+  bool write_once_default = false;
+  // Clock for creation, mtimes and expiry. Null: the system clock.
+  std::shared_ptr<Clock> clock;
+};
+
+// What changed on the committed side, for kernel cache invalidation.
+struct CommitInfo {
+  std::string name;
+  uint64_t session_id = 0;
+};
+
+class Engine {
+ public:
+  // Opens the engine over `store`, recovering every open session (nodes,
+  // extents, lengths) from it.
+  static Result<std::unique_ptr<Engine>> Open(std::unique_ptr<store::Store> store,
+                                              Options options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- namespace ----
+  Result<Attr> Lookup(uint64_t parent, std::string_view name);
+  Result<Attr> GetAttr(uint64_t id);
+  // All entries of a directory except "." and "..", sorted by name.
+  Result<std::vector<DirEntry>> ReadDir(uint64_t dir);
+
+  // Under sessions/: begins a session. Inside a session: a subdirectory.
+  Result<Attr> Mkdir(uint64_t parent, std::string_view name, uint32_t mode, Caller caller);
+  // Creates an empty file in a session (Exists if the name is taken).
+  Result<Attr> Create(uint64_t parent, std::string_view name, uint32_t mode, Caller caller);
+  Status Unlink(uint64_t parent, std::string_view name);
+  // rmdir of an (empty) session directory aborts the session and frees its
+  // data.
+  Status Rmdir(uint64_t parent, std::string_view name);
+  // Within one session, as on a local filesystem (replaces a file target).
+  // sessions/NAME -> assets/NAME commits the session like an empty
+  // manifest; `committed` is then filled in.
+  Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
+                std::string_view new_name, bool no_replace, CommitInfo* committed);
+  Result<Attr> SetAttr(uint64_t id, const AttrChange& change);
+
+  Status SetXattr(uint64_t id, std::string_view name, std::string_view value);
+  Result<std::string> GetXattr(uint64_t id, std::string_view name);
+  Result<std::vector<std::string>> ListXattr(uint64_t id);
+  Status RemoveXattr(uint64_t id, std::string_view name);
+
+  // ---- data ----
+  // Open/Release bracket every open file handle of a session file or
+  // control file; a session with an open handle never expires. Opening
+  // .status snapshots its text into the returned handle (an opaque number
+  // for the fs layer). `.finish` opens only for writing, `.status` only for
+  // reading, committed files only for reading (ReadOnly otherwise).
+  // Directories are not opened through this.
+  Result<uint64_t> Open(uint64_t id, OpenMode mode);
+  // For .finish: runs the commit if this handle wrote a manifest and it has
+  // not run yet (flush already ran it otherwise). Never fails for others.
+  Status Release(uint64_t id, uint64_t handle);
+  // For .finish: runs the commit with the manifest written through this
+  // handle (once per handle; later flushes return the first result).
+  Status Flush(uint64_t id, uint64_t handle, CommitInfo* committed);
+
+  // Write through to the store; returns bytes written (all of `data`).
+  Result<size_t> Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data);
+  // Up to `size` bytes at `offset`; fewer only at end of file.
+  Result<std::string> Read(uint64_t id, uint64_t handle, uint64_t offset, size_t size);
+
+  // ---- session life ----
+  // Verifies and commits session `name` against `manifest` (sha256sum
+  // format, empty = commit with computed hashes). All-or-nothing.
+  Status Finish(std::string_view name, std::string_view manifest, CommitInfo* committed);
+  // Expires sessions idle longer than the TTL with no open handle. Returns
+  // the names expired.
+  std::vector<std::string> ExpireIdle();
+  // The text of .status for session `name`.
+  Result<std::string> StatusReport(std::string_view name);
+
+  // Statistics for statfs.
+  struct Usage { uint64_t sessions = 0; uint64_t assets = 0; };
+  Usage GetUsage();
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace upfs::session

@@ -1,0 +1,42 @@
+// ExtentMap: which bytes of a file have arrived, as disjoint, sorted,
+// merged half-open ranges. Memory is O(number of separate ranges): adjacent
+// and overlapping ranges merge on insert, so a file written in order is one
+// range however many writes it took.
+//
+// Thread safety: none; the owner's lock guards it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "store/store.h"
+
+namespace upfs::session {
+
+using store::Extent;
+
+class ExtentMap {
+ public:
+  void Add(uint64_t begin, uint64_t end);
+  // Forgets every byte at or after `length`.
+  void Truncate(uint64_t length);
+  void Clear() { ranges_.clear(); }
+
+  bool Intersects(uint64_t begin, uint64_t end) const;
+  // The parts of [begin, end) that have arrived.
+  std::vector<Extent> Covered(uint64_t begin, uint64_t end) const;
+  // The parts of [0, length) that have not arrived.
+  std::vector<Extent> Missing(uint64_t length) const;
+  // End of the range that contains `offset`, or `offset` if none does.
+  uint64_t ContiguousEnd(uint64_t offset) const;
+  // End of the last range (0 when empty).
+  uint64_t End() const;
+  uint64_t BytesReceived() const;
+  size_t RangeCount() const { return ranges_.size(); }
+
+ private:
+  std::map<uint64_t, uint64_t> ranges_;  // begin -> end
+};
+
+}  // namespace upfs::session

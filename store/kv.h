@@ -1,0 +1,47 @@
+// Kv: the ordered key-value map that KvStore builds the Store on. LevelDB
+// and an in-memory map implement it; nothing outside store/ sees it.
+//
+// Thread safety: all methods may be called concurrently. A Scan callback
+// must not call back into the same Kv.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "store/status.h"
+
+namespace upfs::store {
+
+// Puts and deletes applied atomically, in order.
+struct KvWrite {
+  // A value of nullopt deletes the key.
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  void Put(std::string key, std::string value) { ops.emplace_back(std::move(key), std::move(value)); }
+  void Delete(std::string key) { ops.emplace_back(std::move(key), std::nullopt); }
+};
+
+// Return false to stop the scan.
+using KvVisitor = std::function<bool(std::string_view key, std::string_view value)>;
+
+class Kv {
+ public:
+  virtual ~Kv() = default;
+  // NotFound when absent.
+  virtual Status Get(std::string_view key, std::string* value) const = 0;
+  // Visits keys in [begin, end) in order, from one consistent snapshot.
+  virtual Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const = 0;
+  // The last entry with begin <= key < end; NotFound when there is none.
+  virtual Status Last(std::string_view begin, std::string_view end, std::string* key,
+                      std::string* value) const = 0;
+  // All of `write` or nothing; with sync, durable on return along with
+  // every earlier write.
+  virtual Status Commit(const KvWrite& write, bool sync) = 0;
+  // Reclaims space of deleted keys in [begin, end).
+  virtual Status Compact(std::string_view begin, std::string_view end) = 0;
+};
+
+}  // namespace upfs::store

@@ -1,0 +1,60 @@
+// KvStore: the Store built on an ordered key-value map (store/kv.h), with
+// the key layout of store/records.h. Shared by the LevelDB backend and the
+// in-memory one, so both behave identically.
+//
+// Blob bytes are byte-addressed chunks: WriteAt(offset, data) stores data
+// under (blob, offset), at most kMaxChunkBytes per chunk, with no read of
+// existing bytes unless the write overlaps chunks already stored. Then the
+// overlapped chunks are trimmed or removed in the same atomic write, so a
+// blob's chunks never overlap and reads need no ordering rule.
+//
+// Thread safety: as Store.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include "store/kv.h"
+#include "store/store.h"
+
+namespace upfs::store {
+
+// Largest chunk value: writes larger than this are split.
+inline constexpr size_t kMaxChunkBytes = size_t{1} << 20;
+
+class KvStore : public Store {
+ public:
+  // Checks (or, for an empty Kv with create set, writes) the format record.
+  static Result<std::unique_ptr<KvStore>> Open(std::unique_ptr<Kv> kv, bool create);
+
+  Status Apply(const Batch& batch, bool sync) override;
+  uint64_t NewIds(uint64_t count) override;
+  std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) override;
+  Status ListSessions(std::vector<SessionRecord>* out) const override;
+  Status ListNodes(uint64_t session_id, std::vector<NodeRecord>* out) const override;
+  Status GetAsset(std::string_view name, AssetRecord* out) const override;
+  Status ListAssets(std::vector<AssetRecord>* out) const override;
+  Status GetAssetEntry(std::string_view asset, std::string_view dir, std::string_view name,
+                       AssetEntry* out) const override;
+  Status ListAssetDir(std::string_view asset, std::string_view dir,
+                      std::vector<AssetEntry>* out) const override;
+  Status LocateId(uint64_t id, AssetLocation* out) const override;
+  Status Compact() override;
+
+  Kv* kv() const { return kv_.get(); }
+
+ private:
+  explicit KvStore(std::unique_ptr<Kv> kv, uint64_t next_id);
+
+  const std::unique_ptr<Kv> kv_;
+  // Serializes Apply so the persisted next-id never goes backwards.
+  std::mutex apply_mu_;
+  std::atomic<uint64_t> next_id_;
+};
+
+// Adds to `write` what trims blob `blob` to `length` bytes (length 0:
+// deletes it). Reads the extents it needs from `kv`.
+Status AddTruncate(const Kv& kv, uint64_t blob, uint64_t length, KvWrite* write);
+
+}  // namespace upfs::store

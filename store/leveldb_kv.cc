@@ -1,0 +1,162 @@
+#include "store/leveldb_kv.h"
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/filter_policy.h>
+#include <leveldb/write_batch.h>
+
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+namespace upfs::store {
+namespace {
+
+// leveldb::Status becomes a upfs Status here and nowhere else.
+Status FromLevelDb(const leveldb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::OK();
+  std::string msg = std::string(what) + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (msg.find("No space left on device") != std::string::npos) return Status::NoSpace(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  return Status::IOError(msg);
+}
+
+leveldb::Slice ToSlice(std::string_view s) { return leveldb::Slice(s.data(), s.size()); }
+std::string_view ToView(const leveldb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+class LevelDbKv : public Kv {
+ public:
+  LevelDbKv(std::unique_ptr<leveldb::DB> db, std::unique_ptr<leveldb::Cache> cache,
+            std::unique_ptr<const leveldb::FilterPolicy> filter)
+      : cache_(std::move(cache)), filter_(std::move(filter)), db_(std::move(db)) {}
+
+  ~LevelDbKv() override { db_.reset(); }  // the DB before its cache and filter
+
+  Status Get(std::string_view key, std::string* value) const override {
+    return FromLevelDb(db_->Get(ReadOptions(), ToSlice(key), value), "get");
+  }
+
+  Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ReadOptions()));
+    for (it->Seek(ToSlice(begin)); it->Valid(); it->Next()) {
+      std::string_view key = ToView(it->key());
+      if (key >= end) break;
+      if (!visit(key, ToView(it->value()))) break;
+    }
+    return FromLevelDb(it->status(), "scan");
+  }
+
+  Status Last(std::string_view begin, std::string_view end, std::string* key,
+              std::string* value) const override {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ReadOptions()));
+    it->Seek(ToSlice(end));
+    if (it->Valid()) {
+      it->Prev();
+    } else {
+      UPFS_RETURN_IF_ERROR(FromLevelDb(it->status(), "seek"));
+      it->SeekToLast();
+    }
+    UPFS_RETURN_IF_ERROR(FromLevelDb(it->status(), "seek"));
+    if (!it->Valid() || ToView(it->key()) < begin) return Status::NotFound("no key in range");
+    key->assign(it->key().data(), it->key().size());
+    value->assign(it->value().data(), it->value().size());
+    return Status::OK();
+  }
+
+  Status Commit(const KvWrite& write, bool sync) override {
+    leveldb::WriteBatch batch;
+    for (const auto& [key, value] : write.ops) {
+      if (value) {
+        batch.Put(ToSlice(key), ToSlice(*value));
+      } else {
+        batch.Delete(ToSlice(key));
+      }
+    }
+    leveldb::WriteOptions options;
+    options.sync = sync;
+    return FromLevelDb(db_->Write(options, &batch), sync ? "synced write" : "write");
+  }
+
+  Status Compact(std::string_view begin, std::string_view end) override {
+    leveldb::Slice b = ToSlice(begin), e = ToSlice(end);
+    db_->CompactRange(&b, &e);
+    return Status::OK();
+  }
+
+ private:
+  static leveldb::ReadOptions ReadOptions() {
+    leveldb::ReadOptions options;
+    // Every block read is checked, so a corrupted chunk fails the read
+    // instead of returning wrong bytes.
+    options.verify_checksums = true;
+    return options;
+  }
+
+  const std::unique_ptr<leveldb::Cache> cache_;
+  const std::unique_ptr<const leveldb::FilterPolicy> filter_;
+  std::unique_ptr<leveldb::DB> db_;
+};
+
+bool DirectoryIsEmptyForStore(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    // The daemon's own log may exist before the database does.
+    if (entry.path().filename() != "upfs.log") return false;
+  }
+  return !ec;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create,
+                                          const LevelDbOptions& opts) {
+  auto cache = std::unique_ptr<leveldb::Cache>(leveldb::NewLRUCache(opts.block_cache_bytes));
+  auto filter = std::unique_ptr<const leveldb::FilterPolicy>(leveldb::NewBloomFilterPolicy(10));
+  leveldb::Options options;
+  options.create_if_missing = create;
+  options.paranoid_checks = true;
+  options.write_buffer_size = opts.write_buffer_size;
+  options.max_file_size = opts.max_file_size;
+  // Upload bytes are mostly compressed media already; snappy would cost CPU
+  // on every chunk for little gain.
+  options.compression = leveldb::kNoCompression;
+  options.block_cache = cache.get();
+  options.filter_policy = filter.get();
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s = leveldb::DB::Open(options, db_dir, &raw);
+  if (!s.ok()) {
+    std::string msg = s.ToString();
+    if (msg.find("LOCK") != std::string::npos &&
+        (msg.find("temporarily unavailable") != std::string::npos || msg.find("already held") != std::string::npos)) {
+      return Status::Busy("store database " + db_dir + " is in use by another process (" + msg + ")");
+    }
+    return FromLevelDb(s, "opening " + db_dir);
+  }
+  return std::unique_ptr<Kv>(
+      new LevelDbKv(std::unique_ptr<leveldb::DB>(raw), std::move(cache), std::move(filter)));
+}
+
+Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir, const LevelDbOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir(store_dir);
+  fs::path db = dir / "db";
+  bool create = false;
+  if (!fs::exists(db, ec)) {
+    if (fs::exists(dir, ec) && !DirectoryIsEmptyForStore(dir)) {
+      return Status::InvalidArgument(store_dir + " is not a upfs store: it has other files and no db/");
+    }
+    fs::create_directories(dir, ec);
+    if (ec) return Status::IOError("creating " + store_dir + ": " + ec.message());
+    create = true;
+  }
+  auto kv = OpenLevelDbKv(db.string(), create, options);
+  if (!kv.ok()) return kv.status();
+  auto store = KvStore::Open(std::move(kv).value(), create);
+  if (!store.ok()) return store.status().WithContext(store_dir);
+  return std::unique_ptr<Store>(std::move(store).value());
+}
+
+}  // namespace upfs::store

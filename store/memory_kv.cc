@@ -1,0 +1,54 @@
+#include "store/memory_kv.h"
+
+#include <mutex>
+
+namespace upfs::store {
+
+Status MemoryKv::Get(std::string_view key, std::string* value) const {
+  std::shared_lock lock(mu_);
+  auto it = map_.find(key);
+  if (it == map_.end()) return Status::NotFound("key");
+  *value = it->second;
+  return Status::OK();
+}
+
+Status MemoryKv::Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const {
+  std::shared_lock lock(mu_);
+  for (auto it = map_.lower_bound(begin); it != map_.end() && std::string_view(it->first) < end; ++it) {
+    if (!visit(it->first, it->second)) break;
+  }
+  return Status::OK();
+}
+
+Status MemoryKv::Last(std::string_view begin, std::string_view end, std::string* key,
+                      std::string* value) const {
+  std::shared_lock lock(mu_);
+  auto it = map_.lower_bound(end);
+  if (it == map_.begin()) return Status::NotFound("no key in range");
+  --it;
+  if (std::string_view(it->first) < begin) return Status::NotFound("no key in range");
+  *key = it->first;
+  *value = it->second;
+  return Status::OK();
+}
+
+Status MemoryKv::Commit(const KvWrite& write, bool /*sync*/) {
+  std::unique_lock lock(mu_);
+  for (const auto& [key, value] : write.ops) {
+    if (value) {
+      map_.insert_or_assign(key, *value);
+    } else {
+      map_.erase(key);
+    }
+  }
+  return Status::OK();
+}
+
+size_t MemoryKv::ApproximateBytes() const {
+  std::shared_lock lock(mu_);
+  size_t total = 0;
+  for (const auto& [k, v] : map_) total += k.size() + v.size();
+  return total;
+}
+
+}  // namespace upfs::store

@@ -1,0 +1,313 @@
+#include "store/records.h"
+
+#include <cstring>
+
+namespace upfs::store {
+namespace keys {
+
+void AppendBigEndian64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+uint64_t ReadBigEndian64(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  return v;
+}
+
+namespace {
+std::string Tagged(char tag, uint64_t a) {
+  std::string k(1, tag);
+  AppendBigEndian64(&k, a);
+  return k;
+}
+std::string Tagged(char tag, uint64_t a, uint64_t b) {
+  std::string k = Tagged(tag, a);
+  AppendBigEndian64(&k, b);
+  return k;
+}
+std::string Named(char tag, std::string_view name) {
+  std::string k(1, tag);
+  k.append(name);
+  return k;
+}
+}  // namespace
+
+std::string Session(std::string_view name) { return Named('S', name); }
+std::string SessionPrefix() { return "S"; }
+std::string Node(uint64_t session_id, uint64_t node_id) { return Tagged('n', session_id, node_id); }
+std::string NodePrefix(uint64_t session_id) { return Tagged('n', session_id); }
+std::string Chunk(uint64_t blob, uint64_t offset) { return Tagged('C', blob, offset); }
+std::string Extent(uint64_t blob, uint64_t offset) { return Tagged('X', blob, offset); }
+uint64_t OffsetOf(std::string_view key) { return ReadBigEndian64(key.substr(9)); }
+std::string Asset(std::string_view name) { return Named('A', name); }
+std::string AssetPrefix() { return "A"; }
+
+std::string Entry(std::string_view asset, std::string_view dir, std::string_view name) {
+  std::string k = EntryDirPrefix(asset, dir);
+  k.append(name);
+  return k;
+}
+std::string EntryDirPrefix(std::string_view asset, std::string_view dir) {
+  std::string k = EntryAssetPrefix(asset);
+  k.append(dir);
+  k.push_back('\0');
+  return k;
+}
+std::string EntryAssetPrefix(std::string_view asset) {
+  std::string k = Named('E', asset);
+  k.push_back('\0');
+  return k;
+}
+std::string Id(uint64_t id) { return Tagged('I', id); }
+
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    auto& last = reinterpret_cast<unsigned char&>(end.back());
+    if (last != 0xff) {
+      ++last;
+      return end;
+    }
+    end.pop_back();
+  }
+  return std::string(1, '\xff');  // unreachable for our non-empty, non-0xff prefixes
+}
+
+}  // namespace keys
+
+namespace {
+
+// Format byte of every record value.
+constexpr char kRecordFormat = 1;
+
+class Encoder {
+ public:
+  Encoder() { out_.push_back(kRecordFormat); }
+  void U64(uint64_t v) {
+    while (v >= 0x80) {
+      out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out_.push_back(static_cast<char>(v));
+  }
+  void I64(int64_t v) { U64(static_cast<uint64_t>(v)); }
+  void Bool(bool v) { U64(v ? 1 : 0); }
+  void Str(std::string_view s) {
+    U64(s.size());
+    out_.append(s);
+  }
+  void Map(const Xattrs& m) {
+    U64(m.size());
+    for (const auto& [k, v] : m) {
+      Str(k);
+      Str(v);
+    }
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// Reads what Encoder wrote; every read is bounds-checked and a short or
+// malformed input fails the whole decode with Corruption.
+class Decoder {
+ public:
+  Decoder(std::string_view in, const char* what) : in_(in), what_(what) {
+    if (in_.empty() || in_[0] != kRecordFormat) {
+      ok_ = false;
+    } else {
+      in_.remove_prefix(1);
+    }
+  }
+  uint64_t U64() {
+    uint64_t v = 0;
+    for (int shift = 0; ok_ && shift < 64; shift += 7) {
+      if (in_.empty()) break;
+      auto b = static_cast<uint8_t>(in_[0]);
+      in_.remove_prefix(1);
+      v |= uint64_t{b & 0x7fu} << shift;
+      if (!(b & 0x80)) return v;
+    }
+    ok_ = false;
+    return 0;
+  }
+  int64_t I64() { return static_cast<int64_t>(U64()); }
+  uint32_t U32() {
+    uint64_t v = U64();
+    if (v > UINT32_MAX) ok_ = false;
+    return static_cast<uint32_t>(v);
+  }
+  bool Bool() { return U64() != 0; }
+  std::string Str() {
+    uint64_t n = U64();
+    if (!ok_ || n > in_.size()) {
+      ok_ = false;
+      return {};
+    }
+    std::string s(in_.substr(0, n));
+    in_.remove_prefix(n);
+    return s;
+  }
+  Xattrs Map() {
+    Xattrs m;
+    uint64_t n = U64();
+    for (uint64_t i = 0; ok_ && i < n; ++i) {
+      std::string k = Str();
+      m[std::move(k)] = Str();
+    }
+    return m;
+  }
+  Status Finish() const {
+    if (ok_ && in_.empty()) return Status::OK();
+    return Status::Corruption(std::string("malformed ") + what_ + " record");
+  }
+
+ private:
+  std::string_view in_;
+  const char* what_;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+std::string EncodeSession(const SessionRecord& r) {
+  Encoder e;
+  e.U64(r.id);
+  e.Str(r.name);
+  e.U64(r.uid);
+  e.U64(r.gid);
+  e.U64(r.mode);
+  e.I64(r.created_ns);
+  e.I64(r.mtime_ns);
+  e.Bool(r.write_once);
+  e.Map(r.xattrs);
+  return e.Take();
+}
+
+Status DecodeSession(std::string_view in, SessionRecord* r) {
+  Decoder d(in, "session");
+  r->id = d.U64();
+  r->name = d.Str();
+  r->uid = d.U32();
+  r->gid = d.U32();
+  r->mode = d.U32();
+  r->created_ns = d.I64();
+  r->mtime_ns = d.I64();
+  r->write_once = d.Bool();
+  r->xattrs = d.Map();
+  return d.Finish();
+}
+
+std::string EncodeNode(const NodeRecord& r) {
+  Encoder e;
+  e.U64(r.id);
+  e.U64(r.parent);
+  e.Str(r.name);
+  e.Bool(r.is_dir);
+  e.U64(r.mode);
+  e.U64(r.uid);
+  e.U64(r.gid);
+  e.I64(r.mtime_ns);
+  e.U64(r.length);
+  e.Map(r.xattrs);
+  return e.Take();
+}
+
+Status DecodeNode(std::string_view in, NodeRecord* r) {
+  Decoder d(in, "node");
+  r->id = d.U64();
+  r->parent = d.U64();
+  r->name = d.Str();
+  r->is_dir = d.Bool();
+  r->mode = d.U32();
+  r->uid = d.U32();
+  r->gid = d.U32();
+  r->mtime_ns = d.I64();
+  r->length = d.U64();
+  r->xattrs = d.Map();
+  return d.Finish();
+}
+
+std::string EncodeAsset(const AssetRecord& r) {
+  Encoder e;
+  e.Str(r.name);
+  e.U64(r.root_id);
+  e.U64(r.uid);
+  e.U64(r.gid);
+  e.U64(r.mode);
+  e.I64(r.mtime_ns);
+  e.I64(r.committed_ns);
+  e.U64(r.files);
+  e.U64(r.bytes);
+  e.Map(r.xattrs);
+  return e.Take();
+}
+
+Status DecodeAsset(std::string_view in, AssetRecord* r) {
+  Decoder d(in, "asset");
+  r->name = d.Str();
+  r->root_id = d.U64();
+  r->uid = d.U32();
+  r->gid = d.U32();
+  r->mode = d.U32();
+  r->mtime_ns = d.I64();
+  r->committed_ns = d.I64();
+  r->files = d.U64();
+  r->bytes = d.U64();
+  r->xattrs = d.Map();
+  return d.Finish();
+}
+
+std::string EncodeEntry(const AssetEntry& x) {
+  Encoder e;
+  e.Str(x.asset);
+  e.Str(x.dir);
+  e.Str(x.name);
+  e.U64(x.id);
+  e.Bool(x.is_dir);
+  e.U64(x.mode);
+  e.U64(x.uid);
+  e.U64(x.gid);
+  e.I64(x.mtime_ns);
+  e.U64(x.length);
+  e.Str(x.sha256);
+  e.Map(x.xattrs);
+  return e.Take();
+}
+
+Status DecodeEntry(std::string_view in, AssetEntry* x) {
+  Decoder d(in, "asset entry");
+  x->asset = d.Str();
+  x->dir = d.Str();
+  x->name = d.Str();
+  x->id = d.U64();
+  x->is_dir = d.Bool();
+  x->mode = d.U32();
+  x->uid = d.U32();
+  x->gid = d.U32();
+  x->mtime_ns = d.I64();
+  x->length = d.U64();
+  x->sha256 = d.Str();
+  x->xattrs = d.Map();
+  return d.Finish();
+}
+
+std::string EncodeLocation(const AssetLocation& l) {
+  Encoder e;
+  e.Str(l.asset);
+  e.Str(l.dir);
+  e.Str(l.name);
+  return e.Take();
+}
+
+Status DecodeLocation(std::string_view in, AssetLocation* l) {
+  Decoder d(in, "asset location");
+  l->asset = d.Str();
+  l->dir = d.Str();
+  l->name = d.Str();
+  return d.Finish();
+}
+
+}  // namespace upfs::store

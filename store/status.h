@@ -1,0 +1,127 @@
+// Status and Result<T>: how every upfs layer reports failure.
+//
+// Errors are values, never exceptions across an API. A Status is a code
+// saying what kind of failure it is (the fs layer maps codes to errno in
+// one table, fs/errno_table.cc) and a message saying exactly what and where
+// ("session 'x' file 'a/b': missing bytes [100, 200)").
+//
+// Thread safety: Status and Result are values; distinct objects may be used
+// from different threads freely.
+#pragma once
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace upfs {
+
+class Status {
+ public:
+  // Keep in step with CodeName() and fs/errno_table.cc (a test checks that
+  // every code has an errno).
+  enum class Code {
+    kOk = 0,
+    kNotFound,         // no such session, file, asset or record
+    kExists,           // name taken
+    kInvalidArgument,  // malformed input: manifest line, name, option
+    kCorruption,       // stored bytes or records fail their checks
+    kIOError,          // the storage medium failed
+    kNoSpace,          // the storage medium is full
+    kNotDirectory,
+    kIsDirectory,
+    kNotEmpty,
+    kPermissionDenied,  // caller lacks the rights (EACCES)
+    kNotPermitted,      // operation never allowed on this object (EPERM)
+    kReadOnly,          // the committed side, or a read-only control file
+    kHashMismatch,      // a file's SHA-256 differs from the manifest's
+    kMissingData,       // a file has a gap before its length
+    kStale,             // the session was committed or aborted meanwhile
+    kBusy,              // the session is being finished
+    kTooLarge,          // offset or length beyond what upfs stores
+    kNameTooLong,
+    kCrossSession,      // rename between sessions
+    kNotSupported,
+    kNoAttribute,  // xattr not set
+    kWriteConflict,  // write-once session: different bytes for a range
+    kOutOfMemory,
+  };
+
+  Status() = default;  // OK
+  static Status OK() { return Status(); }
+  static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
+  static Status Exists(std::string msg) { return {Code::kExists, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
+  static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
+  static Status NoSpace(std::string msg) { return {Code::kNoSpace, std::move(msg)}; }
+  static Status NotDirectory(std::string msg) { return {Code::kNotDirectory, std::move(msg)}; }
+  static Status IsDirectory(std::string msg) { return {Code::kIsDirectory, std::move(msg)}; }
+  static Status NotEmpty(std::string msg) { return {Code::kNotEmpty, std::move(msg)}; }
+  static Status PermissionDenied(std::string msg) { return {Code::kPermissionDenied, std::move(msg)}; }
+  static Status NotPermitted(std::string msg) { return {Code::kNotPermitted, std::move(msg)}; }
+  static Status ReadOnly(std::string msg) { return {Code::kReadOnly, std::move(msg)}; }
+  static Status HashMismatch(std::string msg) { return {Code::kHashMismatch, std::move(msg)}; }
+  static Status MissingData(std::string msg) { return {Code::kMissingData, std::move(msg)}; }
+  static Status Stale(std::string msg) { return {Code::kStale, std::move(msg)}; }
+  static Status Busy(std::string msg) { return {Code::kBusy, std::move(msg)}; }
+  static Status TooLarge(std::string msg) { return {Code::kTooLarge, std::move(msg)}; }
+  static Status NameTooLong(std::string msg) { return {Code::kNameTooLong, std::move(msg)}; }
+  static Status CrossSession(std::string msg) { return {Code::kCrossSession, std::move(msg)}; }
+  static Status NotSupported(std::string msg) { return {Code::kNotSupported, std::move(msg)}; }
+  static Status NoAttribute(std::string msg) { return {Code::kNoAttribute, std::move(msg)}; }
+  static Status WriteConflict(std::string msg) { return {Code::kWriteConflict, std::move(msg)}; }
+  static Status OutOfMemory(std::string msg) { return {Code::kOutOfMemory, std::move(msg)}; }
+
+  bool ok() const { return code_ == Code::kOk; }
+  bool IsNotFound() const { return code_ == Code::kNotFound; }
+  Code code() const { return code_; }
+  const std::string& message() const { return message_; }
+
+  // "Corruption: chunk 12@4096 truncated"; "OK" for success.
+  std::string ToString() const;
+  static const char* CodeName(Code code);
+
+  // Returns a copy whose message is "context: message".
+  Status WithContext(std::string_view context) const;
+
+ private:
+  Status(Code code, std::string msg) : code_(code), message_(std::move(msg)) {}
+
+  Code code_ = Code::kOk;
+  std::string message_;
+};
+
+// A value or the Status that explains why there is none.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status) : status_(std::move(status)) {  // NOLINT
+    assert(!status_.ok() && "a Result without a value needs a failed Status");
+  }
+
+  bool ok() const { return status_.ok(); }
+  const Status& status() const { return status_; }
+  T& value() & { assert(ok()); return *value_; }
+  const T& value() const& { assert(ok()); return *value_; }
+  T&& value() && { assert(ok()); return std::move(*value_); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+ private:
+  Status status_;
+  std::optional<T> value_;
+};
+
+}  // namespace upfs
+
+// Returns early from the calling function when `expr` yields a failed Status.
+#define UPFS_RETURN_IF_ERROR(expr)        \
+  do {                                    \
+    ::upfs::Status upfs_status_ = (expr); \
+    if (!upfs_status_.ok()) return upfs_status_; \
+  } while (0)

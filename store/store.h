@@ -1,0 +1,211 @@
+// Store: everything the session engine keeps durably, behind one narrow,
+// backend-neutral interface.
+//
+// What is stored:
+//   * blobs: byte-addressed file contents, written at any offset through a
+//     ByteSink; a blob's id is the id of the session file that owns it.
+//   * session records and node records (files and directories of open
+//     sessions), so sessions survive restarts;
+//   * the asset index: one AssetRecord per committed session and one
+//     AssetEntry per committed file or directory, found by path or by id.
+//
+// Durability: Apply(batch, sync=true) is atomic and durable when it
+// returns, and makes every earlier write (chunks included) durable too.
+// Unsynced writes may be lost in a machine crash, but never out of order:
+// a write that survived implies every earlier write survived.
+//
+// Backends: LevelDB (store/leveldb_kv.h, the embedded default) and an
+// in-memory one for tests, both through KvStore (store/kv_store.h). A
+// RADOS backend would implement Store directly: blobs as objects, records
+// as omap entries, Batch as one write op. Nothing here names LevelDB.
+//
+// Thread safety: a Store may be used from any number of threads. A
+// ByteSink's writes must be serialized by the caller (the session engine
+// holds the file's lock); its reads may run concurrently with anything.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "store/status.h"
+
+namespace upfs::store {
+
+// Largest byte offset + 1 a blob may hold: 2^62. Far beyond any real file,
+// and keeps offset arithmetic free of overflow.
+inline constexpr uint64_t kMaxBlobLength = uint64_t{1} << 62;
+
+using Xattrs = std::map<std::string, std::string>;
+
+// A half-open byte range [begin, end) of a blob.
+struct Extent {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  bool operator==(const Extent&) const = default;
+};
+
+struct SessionRecord {
+  uint64_t id = 0;  // also the id of the session's root directory
+  std::string name;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t mode = 0755;  // permission bits of the session directory
+  int64_t created_ns = 0;
+  int64_t mtime_ns = 0;
+  bool write_once = false;
+  Xattrs xattrs;
+};
+
+// A file or directory inside an open session. For a file, the blob id is
+// the node id.
+struct NodeRecord {
+  uint64_t id = 0;
+  uint64_t parent = 0;  // a node id, or the session id for top-level nodes
+  std::string name;
+  bool is_dir = false;
+  uint32_t mode = 0644;  // permission bits only
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int64_t mtime_ns = 0;
+  // For files: the length last set by create or truncate. Writes extend a
+  // file without rewriting this record; recovery takes the larger of this
+  // and the end of the blob's last extent.
+  uint64_t length = 0;
+  Xattrs xattrs;
+};
+
+struct AssetRecord {
+  std::string name;
+  uint64_t root_id = 0;  // id of the asset's root directory
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t mode = 0755;
+  int64_t mtime_ns = 0;
+  int64_t committed_ns = 0;
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  Xattrs xattrs;
+};
+
+// One committed file or directory. Its place is (asset, dir, name): dir is
+// the slash-separated path of its parent relative to the asset root ("" for
+// top-level entries).
+struct AssetEntry {
+  std::string asset;
+  std::string dir;
+  std::string name;
+  uint64_t id = 0;  // == blob id for files
+  bool is_dir = false;
+  uint32_t mode = 0644;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int64_t mtime_ns = 0;
+  uint64_t length = 0;
+  std::string sha256;  // lowercase hex; empty for directories
+  Xattrs xattrs;
+
+  // dir + "/" + name, or name at top level.
+  std::string Path() const { return dir.empty() ? name : dir + "/" + name; }
+};
+
+// Where an id lives on the committed side: the asset root (dir and name
+// empty) or an entry.
+struct AssetLocation {
+  std::string asset;
+  std::string dir;
+  std::string name;
+  bool is_root() const { return dir.empty() && name.empty(); }
+};
+
+// Writes and reads one blob. The single path by which upload bytes reach
+// storage: each WriteAt goes straight to the store, nothing is buffered.
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+
+  // Stores `data` at `offset`. Bytes it overlaps are replaced (last write
+  // wins). Not synced. On error nothing of this write is stored.
+  virtual Status WriteAt(uint64_t offset, std::string_view data) = 0;
+
+  // Fills `out` with bytes [offset, offset + n); bytes never written read as
+  // zeros. Reads from one consistent snapshot. Corrupted chunks fail with
+  // Corruption, never return wrong bytes.
+  virtual Status ReadAt(uint64_t offset, size_t n, char* out) const = 0;
+
+  // The written ranges, sorted, adjacent ranges merged.
+  virtual Status Extents(std::vector<Extent>* out) const = 0;
+};
+
+// Atomic group of record changes. Backend-neutral: a list of typed
+// operations that Store::Apply turns into one atomic write.
+class Batch {
+ public:
+  struct PutSession { SessionRecord record; };
+  struct DeleteSession { std::string name; uint64_t id; };
+  struct PutNode { uint64_t session_id; NodeRecord record; };
+  struct DeleteNode { uint64_t session_id; uint64_t node_id; };
+  struct PutAsset { AssetRecord record; };
+  struct PutAssetEntry { AssetEntry entry; };
+  struct TruncateBlob { uint64_t blob; uint64_t length; };
+  struct DeleteBlob { uint64_t blob; };
+  using Op = std::variant<PutSession, DeleteSession, PutNode, DeleteNode,
+                          PutAsset, PutAssetEntry, TruncateBlob, DeleteBlob>;
+
+  void Put(SessionRecord r) { ops_.push_back(PutSession{std::move(r)}); }
+  void Delete(const SessionRecord& r) { ops_.push_back(DeleteSession{r.name, r.id}); }
+  void Put(uint64_t session_id, NodeRecord r) { ops_.push_back(PutNode{session_id, std::move(r)}); }
+  void DeleteNodeRecord(uint64_t session_id, uint64_t node_id) {
+    ops_.push_back(DeleteNode{session_id, node_id});
+  }
+  void Put(AssetRecord r) { ops_.push_back(PutAsset{std::move(r)}); }
+  void Put(AssetEntry e) { ops_.push_back(PutAssetEntry{std::move(e)}); }
+  // Drops every byte at or after `length`.
+  void Truncate(uint64_t blob, uint64_t length) { ops_.push_back(TruncateBlob{blob, length}); }
+  // Frees all of a blob's bytes.
+  void DeleteBlobData(uint64_t blob) { ops_.push_back(DeleteBlob{blob}); }
+
+  const std::vector<Op>& ops() const { return ops_; }
+  bool empty() const { return ops_.empty(); }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Applies every operation of `batch` or none. With sync, durable on return.
+  virtual Status Apply(const Batch& batch, bool sync) = 0;
+
+  // The first of `count` consecutive fresh ids, never handed out before by
+  // this store (the counter is persisted with the next Apply, so ids used
+  // in records survive restarts).
+  virtual uint64_t NewIds(uint64_t count) = 0;
+
+  virtual std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) = 0;
+
+  // Open sessions and their nodes, for recovery at open.
+  virtual Status ListSessions(std::vector<SessionRecord>* out) const = 0;
+  virtual Status ListNodes(uint64_t session_id, std::vector<NodeRecord>* out) const = 0;
+
+  // The committed index. Get* return NotFound when absent.
+  virtual Status GetAsset(std::string_view name, AssetRecord* out) const = 0;
+  virtual Status ListAssets(std::vector<AssetRecord>* out) const = 0;
+  virtual Status GetAssetEntry(std::string_view asset, std::string_view dir,
+                               std::string_view name, AssetEntry* out) const = 0;
+  // Entries whose parent is `dir` in `asset`, sorted by name.
+  virtual Status ListAssetDir(std::string_view asset, std::string_view dir,
+                              std::vector<AssetEntry>* out) const = 0;
+  virtual Status LocateId(uint64_t id, AssetLocation* out) const = 0;
+
+  // Reclaims space freed by deleted blobs (best effort).
+  virtual Status Compact() = 0;
+};
+
+}  // namespace upfs::store
