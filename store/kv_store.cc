@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "store/records.h"
 
@@ -110,6 +112,9 @@ Status AddPunch(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, KvWri
   return Status::OK();
 }
 
+// A read restarts when a concurrent rewrite moved the chunk it began at.
+constexpr int kReadAttempts = 16;
+
 class KvBlob : public ByteSink {
  public:
   KvBlob(Kv* kv, uint64_t blob) : kv_(kv), blob_(blob) {}
@@ -130,28 +135,49 @@ class KvBlob : public ByteSink {
   }
 
   Status ReadAt(uint64_t offset, size_t n, char* out) const override {
-    std::memset(out, 0, n);
-    if (n == 0 || offset >= kMaxBlobLength) return Status::OK();
-    uint64_t end = offset + std::min<uint64_t>(n, kMaxBlobLength - offset);
-    // Find where the first chunk that may cover `offset` starts, then read
-    // every chunk from there in one snapshot scan.
-    uint64_t scan_from = offset;
-    std::string key, value;
-    Status s = kv_->Last(keys::Extent(blob_, 0), keys::Extent(blob_, offset) + '\0', &key, &value);
-    if (s.ok()) {
-      scan_from = keys::OffsetOf(key);
-    } else if (!s.IsNotFound()) {
-      return s;
+    if (n == 0 || offset >= kMaxBlobLength) {
+      std::memset(out, 0, n);
+      return Status::OK();
     }
-    return kv_->Scan(keys::Chunk(blob_, scan_from), keys::Chunk(blob_, end),
+    uint64_t end = offset + std::min<uint64_t>(n, kMaxBlobLength - offset);
+    // Find where the chunk that may cover `offset` starts, then read every
+    // chunk from there in one snapshot scan. The two steps are separate
+    // snapshots: if a rewrite moved that chunk in between, the scan does
+    // not begin with it, and the read starts over so it returns the old
+    // bytes or the new ones, never zeros.
+    Status st;
+    for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
+      std::memset(out, 0, n);
+      std::string key, value;
+      std::optional<uint64_t> floor;
+      Status s = kv_->Last(keys::Extent(blob_, 0), keys::Extent(blob_, offset) + '\0', &key, &value);
+      if (s.ok()) {
+        floor = keys::OffsetOf(key);
+      } else if (!s.IsNotFound()) {
+        return s;
+      }
+      bool moved = false;
+      bool first = true;
+      st = kv_->Scan(keys::Chunk(blob_, floor.value_or(offset)), keys::Chunk(blob_, end),
                      [&](std::string_view k, std::string_view v) {
                        uint64_t begin = keys::OffsetOf(k);
+                       if (std::exchange(first, false) && floor && begin != *floor) {
+                         moved = true;
+                         return false;
+                       }
                        uint64_t chunk_end = begin + v.size();
                        uint64_t from = std::max(begin, offset);
                        uint64_t to = std::min(chunk_end, end);
                        if (from < to) std::memcpy(out + (from - offset), v.data() + (from - begin), to - from);
-                       return true;
+                       // Stop at the chunk that reaches the end: stepping on
+                       // would load (and checksum) a block this read never
+                       // needs, failing it if that block is damaged.
+                       return chunk_end < end;
                      });
+      if (!st.ok() || !(moved || (first && floor))) return st;
+    }
+    return Status::Busy("blob " + std::to_string(blob_) + ": range at offset " + std::to_string(offset) +
+                        " kept changing during the read");
   }
 
   Status Extents(std::vector<Extent>* out) const override {

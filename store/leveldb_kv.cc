@@ -2,11 +2,13 @@
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 
 namespace upfs::store {
@@ -26,13 +28,83 @@ Status FromLevelDb(const leveldb::Status& s, std::string_view what) {
 leveldb::Slice ToSlice(std::string_view s) { return leveldb::Slice(s.data(), s.size()); }
 std::string_view ToView(const leveldb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
+// Why: LevelDB fsyncs only the log a synced write goes to. When a memtable
+// fills, it starts a new log and drops the old one unsynced (1.23 deletes
+// it without even Close()); until the full memtable is flushed to a table
+// and the MANIFEST records it, the old log's unsynced tail is the only
+// copy of its writes. A synced commit in that window would survive a
+// machine crash while the unsynced chunk writes before it did not: an
+// asset whose bytes read as zeros. Syncing each log when LevelDB is done
+// with it (once per memtable, so cheap) keeps the promise of
+// store/store.h: a synced Apply makes every earlier write durable.
+// tests/durability/crash_test.cc reproduces the crash.
+class SyncDoneLogsEnv : public leveldb::EnvWrapper {
+ public:
+  explicit SyncDoneLogsEnv(leveldb::Env* base) : leveldb::EnvWrapper(base) {}
+
+  leveldb::Status NewWritableFile(const std::string& fname, leveldb::WritableFile** result) override {
+    leveldb::Status s = target()->NewWritableFile(fname, result);
+    if (s.ok() && IsLog(fname)) *result = new SyncWhenDoneFile(this, *result);
+    return s;
+  }
+  leveldb::Status NewAppendableFile(const std::string& fname, leveldb::WritableFile** result) override {
+    leveldb::Status s = target()->NewAppendableFile(fname, result);
+    if (s.ok() && IsLog(fname)) *result = new SyncWhenDoneFile(this, *result);
+    return s;
+  }
+
+  // OK, or the first failure to sync a log LevelDB was done with. Sticky:
+  // those writes may never become durable, so no later synced write may
+  // claim they are.
+  leveldb::Status log_sync_error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+
+ private:
+  // A log file synced when closed or, unclosed, destroyed.
+  class SyncWhenDoneFile : public leveldb::WritableFile {
+   public:
+    SyncWhenDoneFile(SyncDoneLogsEnv* env, leveldb::WritableFile* file) : env_(env), file_(file) {}
+    ~SyncWhenDoneFile() override {
+      if (!closed_) env_->Record(file_->Sync());
+    }
+    leveldb::Status Append(const leveldb::Slice& data) override { return file_->Append(data); }
+    leveldb::Status Close() override {
+      closed_ = true;
+      leveldb::Status synced = file_->Sync();
+      env_->Record(synced);
+      leveldb::Status s = file_->Close();
+      return synced.ok() ? s : synced;
+    }
+    leveldb::Status Flush() override { return file_->Flush(); }
+    leveldb::Status Sync() override { return file_->Sync(); }
+
+   private:
+    SyncDoneLogsEnv* const env_;
+    const std::unique_ptr<leveldb::WritableFile> file_;
+    bool closed_ = false;
+  };
+
+  static bool IsLog(const std::string& fname) {
+    return fname.size() > 4 && fname.compare(fname.size() - 4, 4, ".log") == 0;
+  }
+  void Record(const leveldb::Status& s) {
+    std::lock_guard lock(mu_);
+    if (error_.ok() && !s.ok()) error_ = s;
+  }
+
+  mutable std::mutex mu_;
+  leveldb::Status error_;  // GUARDED_BY(mu_)
+};
+
 class LevelDbKv : public Kv {
  public:
-  LevelDbKv(std::unique_ptr<leveldb::DB> db, std::unique_ptr<leveldb::Cache> cache,
-            std::unique_ptr<const leveldb::FilterPolicy> filter)
-      : cache_(std::move(cache)), filter_(std::move(filter)), db_(std::move(db)) {}
+  LevelDbKv(std::unique_ptr<leveldb::DB> db, std::unique_ptr<SyncDoneLogsEnv> env,
+            std::unique_ptr<leveldb::Cache> cache, std::unique_ptr<const leveldb::FilterPolicy> filter)
+      : env_(std::move(env)), cache_(std::move(cache)), filter_(std::move(filter)), db_(std::move(db)) {}
 
-  ~LevelDbKv() override { db_.reset(); }  // the DB before its cache and filter
+  ~LevelDbKv() override { db_.reset(); }  // the DB before its Env, cache and filter
 
   Status Get(std::string_view key, std::string* value) const override {
     return FromLevelDb(db_->Get(ReadOptions(), ToSlice(key), value), "get");
@@ -76,7 +148,9 @@ class LevelDbKv : public Kv {
     }
     leveldb::WriteOptions options;
     options.sync = sync;
-    return FromLevelDb(db_->Write(options, &batch), sync ? "synced write" : "write");
+    UPFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(options, &batch), sync ? "synced write" : "write"));
+    if (sync) return FromLevelDb(env_->log_sync_error(), "syncing a finished write-ahead log");
+    return Status::OK();
   }
 
   Status Compact(std::string_view begin, std::string_view end) override {
@@ -94,6 +168,7 @@ class LevelDbKv : public Kv {
     return options;
   }
 
+  const std::unique_ptr<SyncDoneLogsEnv> env_;
   const std::unique_ptr<leveldb::Cache> cache_;
   const std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<leveldb::DB> db_;
@@ -124,6 +199,8 @@ Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create
   options.compression = leveldb::kNoCompression;
   options.block_cache = cache.get();
   options.filter_policy = filter.get();
+  auto env = std::make_unique<SyncDoneLogsEnv>(opts.env != nullptr ? opts.env : leveldb::Env::Default());
+  options.env = env.get();
   leveldb::DB* raw = nullptr;
   leveldb::Status s = leveldb::DB::Open(options, db_dir, &raw);
   if (!s.ok()) {
@@ -135,7 +212,7 @@ Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create
     return FromLevelDb(s, "opening " + db_dir);
   }
   return std::unique_ptr<Kv>(
-      new LevelDbKv(std::unique_ptr<leveldb::DB>(raw), std::move(cache), std::move(filter)));
+      new LevelDbKv(std::unique_ptr<leveldb::DB>(raw), std::move(env), std::move(cache), std::move(filter)));
 }
 
 Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir, const LevelDbOptions& options) {

@@ -20,6 +20,10 @@
 #include "store/kv_store.h"
 #include "store/status.h"
 
+namespace leveldb {
+class Env;
+}  // namespace leveldb
+
 namespace upfs::store {
 
 struct LevelDbOptions {
@@ -32,6 +36,7 @@ struct LevelDbOptions {
   size_t max_file_size = size_t{64} << 20;
   // Block cache for reads of chunk and record blocks.
   size_t block_cache_bytes = size_t{32} << 20;
+  leveldb::Env* env = nullptr;  // tests inject faults; null: LevelDB's default
 };
 
 // Opens the LevelDB Kv at `db_dir` (creating it when `create`).

@@ -1,0 +1,176 @@
+#include "fs/command_line.h"
+
+#include <charconv>
+#include <exception>
+#include <limits>
+
+namespace upfs::fs {
+namespace {
+
+enum Key {
+  kKeyTtl,
+  kKeyWriteOnce,
+  kKeyLogLevel,
+  kKeyLogFile,
+  kKeySweepInterval,
+  kKeyMaxThreads,
+};
+
+// Templates ending in '=' match any value; the handler gets the whole
+// "name=value" and parses it, so a bad value is reported by name.
+const fuse_opt kUpfsOptions[] = {
+    FUSE_OPT_KEY("ttl=", kKeyTtl),
+    FUSE_OPT_KEY("write_once", kKeyWriteOnce),
+    FUSE_OPT_KEY("log_level=", kKeyLogLevel),
+    FUSE_OPT_KEY("log_file=", kKeyLogFile),
+    FUSE_OPT_KEY("sweep_interval=", kKeySweepInterval),
+    FUSE_OPT_KEY("max_threads=", kKeyMaxThreads),
+    FUSE_OPT_END,
+};
+
+struct ParseState {
+  CommandLine* out;
+  Status error;
+};
+
+std::string_view ValueOf(std::string_view arg) {
+  const size_t eq = arg.find('=');
+  return eq == std::string_view::npos ? std::string_view() : arg.substr(eq + 1);
+}
+
+// A whole number of seconds in [1, max].
+Status ParseSeconds(std::string_view option, std::string_view value, int64_t max, int64_t* out) {
+  int64_t n = 0;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(value.data(), end, n);
+  if (ec != std::errc() || ptr != end || n < 1 || n > max) {
+    return Status::InvalidArgument("-o " + std::string(option) + "=" + std::string(value) +
+                                   ": expected a whole number of seconds from 1 to " +
+                                   std::to_string(max));
+  }
+  *out = n;
+  return Status::OK();
+}
+
+Status ParseLogLevel(std::string_view value, spdlog::level::level_enum* out) {
+  static constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevels[] = {
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+      {"error", spdlog::level::err},
+  };
+  for (const auto& [name, level] : kLevels) {
+    if (value == name) {
+      *out = level;
+      return Status::OK();
+    }
+  }
+  return Status::InvalidArgument("-o log_level=" + std::string(value) +
+                                 ": expected trace, debug, info, warn or error");
+}
+
+Status Handle(ParseState& state, std::string_view arg, int key) {
+  CommandLine& out = *state.out;
+  // Seconds are turned into nanoseconds for the engine; stay clear of
+  // int64 overflow (this is still ~292 years).
+  constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / 1'000'000'000;
+  switch (key) {
+    case FUSE_OPT_KEY_NONOPT:
+      if (arg.empty()) return Status::InvalidArgument("STORE_DIR is empty");
+      out.store_dir = std::string(arg);
+      return Status::OK();
+    case kKeyTtl:
+      return ParseSeconds("ttl", ValueOf(arg), kMaxSeconds, &out.ttl_seconds);
+    case kKeyWriteOnce:
+      out.write_once = true;
+      return Status::OK();
+    case kKeyLogLevel:
+      out.log_level_given = true;
+      return ParseLogLevel(ValueOf(arg), &out.log_level);
+    case kKeyLogFile:
+      if (ValueOf(arg).empty()) return Status::InvalidArgument("-o log_file= needs a path");
+      out.log_file = std::string(ValueOf(arg));
+      return Status::OK();
+    case kKeySweepInterval:
+      return ParseSeconds("sweep_interval", ValueOf(arg), kMaxSeconds,
+                          &out.sweep_interval_seconds);
+    case kKeyMaxThreads:
+      out.max_threads_given = true;
+      return Status::OK();
+    default:
+      return Status::OK();
+  }
+}
+
+// fuse_opt_parse's callback: 0 drops the argument, 1 keeps it for libfuse,
+// -1 stops parsing. Called from C: nothing may be thrown through it.
+int HandleArgument(void* data, const char* arg, int key, fuse_args* /*outargs*/) {
+  auto& state = *static_cast<ParseState*>(data);
+  try {
+    // STORE_DIR is upfs's; the mount point (and any stray extra argument,
+    // which libfuse then rejects) is libfuse's.
+    if (key == FUSE_OPT_KEY_NONOPT && !state.out->store_dir.empty()) return 1;
+    state.error = Handle(state, arg, key);
+    if (!state.error.ok()) return -1;
+    // Unknown options are libfuse's; max_threads is both (upfs only notes
+    // that it was given).
+    return key == FUSE_OPT_KEY_OPT || key == kKeyMaxThreads ? 1 : 0;
+  } catch (const std::exception& e) {
+    state.error = Status::InvalidArgument(e.what());
+    return -1;
+  }
+}
+
+}  // namespace
+
+Status ParseCommandLine(fuse_args* args, CommandLine* out) {
+  ParseState state{out, Status::OK()};
+  if (fuse_opt_parse(args, &state, kUpfsOptions, HandleArgument) != 0) {
+    if (!state.error.ok()) return state.error;
+    return Status::InvalidArgument("cannot parse the command line");
+  }
+  return Status::OK();
+}
+
+void PrintUsage(std::FILE* out, const char* program) {
+  std::fprintf(out,
+               "usage: %s [options] STORE_DIR MOUNTPOINT\n"
+               "\n"
+               "Mounts the upfs store in STORE_DIR (created if missing) at MOUNTPOINT:\n"
+               "sessions/ takes uploads, assets/ holds what was committed. Daemonizes once\n"
+               "mounted unless -f (or -d) is given. Unmount with fusermount3 -u MOUNTPOINT.\n"
+               "\n"
+               "upfs options:\n"
+               "    -o ttl=SECONDS         a session untouched this long, with no open file,\n"
+               "                           expires and its data is freed (default: %lld)\n"
+               "    -o write_once          new sessions are write-once: rewriting a range\n"
+               "                           with the same bytes succeeds, with different bytes\n"
+               "                           fails with EPERM (default: off). Per session:\n"
+               "                           setfattr -n user.upfs.write_once -v 1 (or 0)\n"
+               "                           sessions/NAME\n"
+               "    -o log_level=LEVEL     trace, debug, info, warn or error\n"
+               "                           (default: info; debug with -d)\n"
+               "    -o log_file=PATH       where the log goes (default: stderr with -f,\n"
+               "                           STORE_DIR/upfs.log when daemonized)\n"
+               "    -o sweep_interval=SECONDS\n"
+               "                           how often expired sessions are looked for\n"
+               "                           (default: %lld)\n"
+               "    -o max_threads=N       worker threads (libfuse option; upfs default: %u)\n"
+               "\n"
+               "upfs always adds -o default_permissions (the kernel enforces file modes)\n"
+               "and -o fsname=upfs:STORE_DIR,subtype=upfs.\n"
+               "\n",
+               program, static_cast<long long>(kDefaultTtlSeconds),
+               static_cast<long long>(kDefaultSweepIntervalSeconds), kDefaultMaxThreads);
+}
+
+std::string EscapeOptionValue(std::string_view value) {
+  std::string escaped;
+  escaped.reserve(value.size());
+  for (char c : value) {
+    if (c == ',' || c == '\\') escaped.push_back('\\');
+    escaped.push_back(c);
+  }
+  return escaped;
+}
+
+}  // namespace upfs::fs

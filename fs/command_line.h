@@ -1,0 +1,67 @@
+// CommandLine: the upfs program's own options, parsed out of the argument
+// vector before libfuse's parser (fuse_parse_cmdline) sees the rest.
+//
+//   upfs [options] STORE_DIR MOUNTPOINT
+//
+// The first non-option argument is STORE_DIR (so `mount -t fuse.upfs STORE
+// MNT`, which mount.fuse3 turns into `upfs STORE MNT -o OPTS`, works); the
+// second, the mount point, and every option upfs does not know (-f, -d, -s,
+// -o allow_other, -o max_threads=N, ...) stay in the vector for libfuse.
+//
+// Thread safety: functions of their arguments only.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include <spdlog/common.h>
+
+#include "fs/fuse_api.h"
+#include "store/status.h"
+
+namespace upfs::fs {
+
+inline constexpr int64_t kDefaultTtlSeconds = 24 * 3600;
+inline constexpr int64_t kDefaultSweepIntervalSeconds = 60;
+// Worker threads of the session loop. libfuse's own default (10) is set
+// only when -o max_threads is absent from the command line too, so upfs
+// chooses; idle threads are set explicitly as well (Debian's libfuse 3.14
+// warns when the idle count is left unset).
+inline constexpr unsigned kDefaultMaxThreads = 16;
+inline constexpr unsigned kDefaultIdleThreads = 8;
+
+struct CommandLine {
+  // The first non-option argument, as given.
+  std::string store_dir;
+  // -o ttl=SECONDS: a session untouched this long with no open file expires.
+  int64_t ttl_seconds = kDefaultTtlSeconds;
+  // -o write_once: new sessions are write-once.
+  bool write_once = false;
+  // -o log_level=trace|debug|info|warn|error.
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  bool log_level_given = false;
+  // -o log_file=PATH. Empty: stderr in the foreground, STORE_DIR/upfs.log
+  // when daemonized.
+  std::string log_file;
+  // -o sweep_interval=SECONDS: how often expired sessions are looked for.
+  int64_t sweep_interval_seconds = kDefaultSweepIntervalSeconds;
+  // -o max_threads=N was given (libfuse parses the value; it stays in args).
+  bool max_threads_given = false;
+};
+
+// Parses upfs's options and STORE_DIR out of `args` into `out`, leaving
+// everything else in `args`. InvalidArgument, naming the option, for a
+// malformed value; `args` and `out` are then unspecified.
+Status ParseCommandLine(fuse_args* args, CommandLine* out);
+
+// Prints the usage line and upfs's own options with their defaults (the
+// first part of --help; libfuse's helpers print the rest).
+void PrintUsage(std::FILE* out, const char* program);
+
+// `value` escaped for use inside one -o option list (commas and
+// backslashes are special to libfuse's option parser).
+std::string EscapeOptionValue(std::string_view value);
+
+}  // namespace upfs::fs

@@ -1,0 +1,49 @@
+#include "fs/expiry_sweeper.h"
+
+#include <spdlog/spdlog.h>
+
+#include <exception>
+
+namespace upfs::fs {
+
+ExpirySweeper::ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep)
+    : interval_(interval), sweep_(std::move(sweep)) {}
+
+ExpirySweeper::~ExpirySweeper() { Stop(); }
+
+void ExpirySweeper::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable() || stopping_) return;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ExpirySweeper::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ExpirySweeper::Run() {
+  // A deadline, not a relative wait, so a spurious wakeup does not push
+  // the next sweep back.
+  auto next = std::chrono::steady_clock::now() + interval_;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (wake_.wait_until(lock, next, [this] { return stopping_; })) return;
+    lock.unlock();
+    try {
+      sweep_();
+    } catch (const std::exception& e) {
+      spdlog::error("expiry sweep failed: {}", e.what());
+    } catch (...) {
+      spdlog::error("expiry sweep failed: unknown exception");
+    }
+    next = std::chrono::steady_clock::now() + interval_;
+    lock.lock();
+  }
+}
+
+}  // namespace upfs::fs

@@ -1,0 +1,47 @@
+// ExpirySweeper: runs a sweep (expiring idle sessions) every interval on a
+// thread of its own, and stops promptly when asked.
+//
+// The sweep itself is the caller's (UpfsFs::SweepExpiredSessions in the
+// daemon); this class only owns the timing and the thread, so it is tested
+// without a mount. Stop() interrupts the wait at once (condition variable,
+// no polling) and waits for a sweep in progress to finish.
+//
+// Thread safety: Start and Stop may be called from any thread, but not
+// concurrently with each other.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace upfs::fs {
+
+class ExpirySweeper {
+ public:
+  // `sweep` must not throw; if it does, the exception is logged and the
+  // sweeper keeps going.
+  ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep);
+  // Stop()s.
+  ~ExpirySweeper();
+  ExpirySweeper(const ExpirySweeper&) = delete;
+  ExpirySweeper& operator=(const ExpirySweeper&) = delete;
+
+  // Starts the thread; the first sweep runs one interval from now.
+  void Start();
+  // Ends the thread; returns after any sweep in progress. Idempotent.
+  void Stop();
+
+ private:
+  void Run();
+
+  const std::chrono::milliseconds interval_;
+  const std::function<void()> sweep_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace upfs::fs

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages upfs needs to build, test and mount.
+#
+# The one list of upfs's system dependencies: .ci/run, quickstart.sh and the
+# README's test command all call this script. When every package is already
+# installed it does nothing (no apt-get update, no network); otherwise it
+# installs only the missing ones, as root or through sudo.
+set -euo pipefail
+
+packages=(
+  # build
+  g++ cmake make pkg-config
+  libleveldb-dev libsnappy-dev libssl-dev libspdlog-dev libfmt-dev catch2 libfuse3-dev
+  # (libsnappy-dev: Debian's LevelDB CMake package links -lsnappy)
+  # mount: fusermount3, mount.fuse3
+  fuse3
+  # integration tests: real clients and the tools the scripts use
+  rsync libglib2.0-bin attr util-linux procps coreutils tar
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "deps.sh: all ${#packages[@]} packages are installed"
+  exit 0
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  if ! command -v sudo >/dev/null; then
+    echo "deps.sh: not root and no sudo; install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  sudo=(sudo)
+fi
+"${sudo[@]}" apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y --no-install-recommends "${missing[@]}"

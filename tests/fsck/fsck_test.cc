@@ -1,0 +1,706 @@
+// store::CheckStore (upfs fsck) against stores built by the session Engine,
+// on the in-memory Kv and on LevelDB: a clean store reports nothing, and
+// each kind of damage, made directly in the Kv (or in LevelDB's files), is
+// reported with its asset, file and offset. Also: a LevelDB block that
+// fails its checksum makes a read through the Engine fail, never return
+// wrong bytes.
+#include "store/fsck.h"
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "session/engine.h"
+#include "session/sha256.h"
+#include "store/kv_store.h"
+#include "store/leveldb_kv.h"
+#include "store/memory_kv.h"
+#include "store/records.h"
+#include "tests/support/random_bytes.h"
+#include "tests/support/temp_dir.h"
+
+namespace upfs::store {
+namespace {
+
+using session::Engine;
+using session::kAssetsId;
+using session::kSessionsId;
+using Kind = FsckProblemKind;
+
+#define REQUIRE_OK(expr)               \
+  do {                                 \
+    const ::upfs::Status st_ = (expr); \
+    INFO(st_.ToString());              \
+    REQUIRE(st_.ok());                 \
+  } while (0)
+
+constexpr session::Caller kAlice{1000, 1000};
+
+class SessionSha256 : public FsckHasher {
+ public:
+  void Update(std::string_view bytes) override { sha_.Update(bytes); }
+  std::string HexDigest() override { return sha_.HexDigest(); }
+
+ private:
+  session::Sha256 sha_;
+};
+
+// Forwards to a Kv that outlives it, so an in-memory store survives the
+// Engine (which owns its Store, which owns its Kv).
+class SharedKv : public Kv {
+ public:
+  explicit SharedKv(std::shared_ptr<Kv> kv) : kv_(std::move(kv)) {}
+  Status Get(std::string_view key, std::string* value) const override { return kv_->Get(key, value); }
+  Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override {
+    return kv_->Scan(begin, end, visit);
+  }
+  Status Last(std::string_view begin, std::string_view end, std::string* key,
+              std::string* value) const override {
+    return kv_->Last(begin, end, key, value);
+  }
+  Status Commit(const KvWrite& write, bool sync) override { return kv_->Commit(write, sync); }
+  Status Compact(std::string_view begin, std::string_view end) override { return kv_->Compact(begin, end); }
+
+ private:
+  std::shared_ptr<Kv> kv_;
+};
+
+enum class Backend { kMemory, kLevelDb };
+
+// A store on one backend, opened either under an Engine (to build it the
+// way the daemon does) or bare, offline, for the check.
+class TestStore {
+ public:
+  explicit TestStore(Backend backend) : backend_(backend) {
+    if (backend_ == Backend::kMemory) memory_ = std::make_shared<MemoryKv>();
+  }
+
+  std::unique_ptr<Engine> OpenEngine() {
+    std::unique_ptr<Store> store;
+    if (backend_ == Backend::kMemory) {
+      auto s = KvStore::Open(std::make_unique<SharedKv>(memory_), /*create=*/true);
+      REQUIRE_OK(s.status());
+      store = std::move(s).value();
+    } else {
+      auto s = OpenLevelDbStore(dir_.Sub("store"));
+      REQUIRE_OK(s.status());
+      store = std::move(s).value();
+    }
+    auto engine = Engine::Open(std::move(store), session::Options{});
+    REQUIRE_OK(engine.status());
+    return std::move(engine).value();
+  }
+
+  // The store without an Engine, as `upfs fsck` opens it.
+  std::unique_ptr<KvStore> OpenOffline() {
+    std::unique_ptr<Kv> kv;
+    if (backend_ == Backend::kMemory) {
+      kv = std::make_unique<SharedKv>(memory_);
+    } else {
+      auto opened = OpenLevelDbKv(dir_.Sub("store") + "/db", /*create=*/false);
+      REQUIRE_OK(opened.status());
+      kv = std::move(opened).value();
+    }
+    auto s = KvStore::Open(std::move(kv), /*create=*/false);
+    REQUIRE_OK(s.status());
+    return std::move(s).value();
+  }
+
+  std::string db_dir() const { return dir_.Sub("store") + "/db"; }
+
+ private:
+  Backend backend_;
+  testing::TempDir dir_;
+  std::shared_ptr<MemoryKv> memory_;
+};
+
+// What the fixture commits, and where it landed.
+struct Built {
+  std::string big;    // assets/up/big.bin: 3 MiB + 5, written in 700 KB pieces
+  std::string small;  // assets/up/docs/small.txt
+  uint64_t up_root = 0;
+  uint64_t big_id = 0;
+  uint64_t small_id = 0;
+  uint64_t docs_id = 0;
+  uint64_t empty_id = 0;
+  uint64_t pending_session = 0;  // open session "pending"
+  uint64_t pending_file = 0;     // its file part.bin, with a gap
+};
+
+constexpr size_t kPiece = 700 * 1000;
+
+void WriteFile(Engine& e, uint64_t id, uint64_t offset, std::string_view data) {
+  auto h = e.Open(id, session::OpenMode{false, true, false});
+  REQUIRE_OK(h.status());
+  auto n = e.Write(id, *h, offset, data);
+  REQUIRE_OK(n.status());
+  REQUIRE_OK(e.Release(id, *h));
+}
+
+uint64_t LookupId(Engine& e, uint64_t parent, std::string_view name) {
+  auto a = e.Lookup(parent, name);
+  REQUIRE_OK(a.status());
+  return a->id;
+}
+
+// Commits asset "up" (big.bin, docs/small.txt, empty) and leaves session
+// "pending" open with a file that has a gap.
+Built BuildStore(TestStore& ts) {
+  std::mt19937_64 rng(4242);
+  Built b;
+  b.big = testing::RandomBytes(rng, (size_t{3} << 20) + 5);
+  b.small = "a small file\n";
+  auto engine = ts.OpenEngine();
+  Engine& e = *engine;
+
+  auto root = e.Mkdir(kSessionsId, "up", 0755, kAlice);
+  REQUIRE_OK(root.status());
+  auto big = e.Create(root->id, "big.bin", 0644, kAlice);
+  REQUIRE_OK(big.status());
+  // Back to front, so chunks are not written in order.
+  std::vector<uint64_t> offsets;
+  for (uint64_t off = 0; off < b.big.size(); off += kPiece) offsets.push_back(off);
+  std::reverse(offsets.begin(), offsets.end());
+  for (uint64_t off : offsets) WriteFile(e, big->id, off, std::string_view(b.big).substr(off, kPiece));
+  auto docs = e.Mkdir(root->id, "docs", 0755, kAlice);
+  REQUIRE_OK(docs.status());
+  auto small = e.Create(docs->id, "small.txt", 0644, kAlice);
+  REQUIRE_OK(small.status());
+  WriteFile(e, small->id, 0, b.small);
+  auto empty = e.Create(root->id, "empty", 0644, kAlice);
+  REQUIRE_OK(empty.status());
+  REQUIRE_OK(e.Finish("up", "", nullptr));
+
+  b.up_root = LookupId(e, kAssetsId, "up");
+  b.big_id = LookupId(e, b.up_root, "big.bin");
+  b.docs_id = LookupId(e, b.up_root, "docs");
+  b.small_id = LookupId(e, b.docs_id, "small.txt");
+  b.empty_id = LookupId(e, b.up_root, "empty");
+  REQUIRE(b.big_id == big->id);
+
+  auto pending = e.Mkdir(kSessionsId, "pending", 0755, kAlice);
+  REQUIRE_OK(pending.status());
+  auto part = e.Create(pending->id, "part.bin", 0644, kAlice);
+  REQUIRE_OK(part.status());
+  WriteFile(e, part->id, 0, "head");
+  WriteFile(e, part->id, 100000, "tail");
+  b.pending_session = pending->id;
+  b.pending_file = part->id;
+  return b;
+}
+
+FsckReport Check(TestStore& ts, bool remove_orphans = false, size_t window = 4096, size_t batch = 1024) {
+  auto store = ts.OpenOffline();
+  FsckOptions options;
+  options.new_sha256 = [] { return std::make_unique<SessionSha256>(); };
+  options.remove_orphans = remove_orphans;
+  options.window_records = window;
+  options.removal_batch_keys = batch;
+  auto report = CheckStore(*store, options);
+  REQUIRE_OK(report.status());
+  return std::move(report).value();
+}
+
+// Every problem and the summary, for INFO.
+std::string Text(const FsckReport& r) {
+  std::string out;
+  for (const FsckProblem& p : r.problems) out += p.ToString() + "\n";
+  return out + r.Summary();
+}
+
+std::vector<FsckProblem> OfKind(const FsckReport& r, Kind kind) {
+  std::vector<FsckProblem> out;
+  std::copy_if(r.problems.begin(), r.problems.end(), std::back_inserter(out),
+               [&](const FsckProblem& p) { return p.kind == kind; });
+  return out;
+}
+
+// The offset where the chunk holding byte `offset` of `blob` starts.
+uint64_t ChunkStart(Kv& kv, uint64_t blob, uint64_t offset) {
+  std::string key, value;
+  REQUIRE_OK(kv.Last(keys::Extent(blob, 0), keys::Extent(blob, offset) + '\0', &key, &value));
+  return keys::OffsetOf(key);
+}
+
+void Put(Kv& kv, std::string key, std::string value) {
+  KvWrite w;
+  w.Put(std::move(key), std::move(value));
+  REQUIRE_OK(kv.Commit(w, true));
+}
+
+void Delete(Kv& kv, std::string key) {
+  KvWrite w;
+  w.Delete(std::move(key));
+  REQUIRE_OK(kv.Commit(w, true));
+}
+
+std::string Get(Kv& kv, const std::string& key) {
+  std::string v;
+  REQUIRE_OK(kv.Get(key, &v));
+  return v;
+}
+
+std::string Length8(uint64_t n) {
+  std::string v;
+  keys::AppendBigEndian64(&v, n);
+  return v;
+}
+
+const std::string& BackendName(Backend b) {
+  static const std::string memory = "memory", leveldb = "leveldb";
+  return b == Backend::kMemory ? memory : leveldb;
+}
+
+}  // namespace
+
+TEST_CASE("fsck: a store built by the engine is clean", "[fsck]") {
+  const Backend backend = GENERATE(Backend::kMemory, Backend::kLevelDb);
+  // Tiny windows make every window boundary fall inside a blob.
+  const size_t window = GENERATE(size_t{4096}, size_t{1}, size_t{2});
+  INFO(BackendName(backend) << ", window " << window);
+  TestStore ts(backend);
+  Built b = BuildStore(ts);
+  FsckReport r = Check(ts, false, window);
+  INFO(Text(r));
+  CHECK(r.problems.empty());
+  CHECK(r.clean());
+  CHECK(r.assets == 1);
+  CHECK(r.asset_files == 3);
+  CHECK(r.files_verified == 3);
+  CHECK(r.bytes_hashed == b.big.size() + b.small.size());
+  CHECK(r.sessions == 1);
+  CHECK(r.session_nodes == 1);
+  CHECK(r.orphan_blobs == 0);
+  // Repairing a clean store changes nothing.
+  FsckReport again = Check(ts, true);
+  INFO(Text(again));
+  CHECK(again.problems.empty());
+  CHECK(again.keys_removed == 0);
+}
+
+TEST_CASE("fsck: damaged chunks are reported with their file and offset", "[fsck]") {
+  const Backend backend = GENERATE(Backend::kMemory, Backend::kLevelDb);
+  INFO(BackendName(backend));
+  TestStore ts(backend);
+  Built b = BuildStore(ts);
+  auto store = ts.OpenOffline();
+  Kv& kv = *store->kv();
+  const uint64_t at = 1500000;  // inside the third 700 KB piece
+  const uint64_t chunk = ChunkStart(kv, b.big_id, at);
+  REQUIRE(chunk == 2 * kPiece);
+
+  SECTION("a flipped byte: the file's hash no longer matches") {
+    std::string v = Get(kv, keys::Chunk(b.big_id, chunk));
+    v[at - chunk] ^= 0x20;
+    Put(kv, keys::Chunk(b.big_id, chunk), v);
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    const FsckProblem& p = r.problems[0];
+    CHECK(p.kind == Kind::kHashMismatch);
+    CHECK(p.asset == "up");
+    CHECK(p.path == "big.bin");
+    CHECK(p.blob == b.big_id);
+    // A whole-file hash cannot say where; upfs keeps no per-chunk checksum.
+    CHECK_FALSE(p.offset.has_value());
+    CHECK(p.message.find(session::Sha256::Of(b.big)) != std::string::npos);
+    CHECK(r.files_verified == 2);
+    CHECK_FALSE(r.clean());
+    CHECK(p.ToString().rfind("asset up file big.bin: hash mismatch: ", 0) == 0);
+  }
+  SECTION("a truncated chunk: its extent record says more bytes") {
+    std::string v = Get(kv, keys::Chunk(b.big_id, chunk));
+    v.resize(v.size() - 10);
+    Put(kv, keys::Chunk(b.big_id, chunk), v);
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    auto p = OfKind(r, Kind::kExtentLength);
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].asset == "up");
+    CHECK(p[0].path == "big.bin");
+    CHECK(p[0].offset == chunk);
+    CHECK(OfKind(r, Kind::kHashMismatch).empty());  // explained, not rehashed
+    CHECK_FALSE(r.clean());
+  }
+  SECTION("a deleted extent record") {
+    Delete(kv, keys::Extent(b.big_id, chunk));
+    store.reset();
+    for (size_t window : {4096, 1}) {
+      FsckReport r = Check(ts, false, window);
+      INFO(Text(r));
+      REQUIRE(r.problems.size() == 1);
+      CHECK(r.problems[0].kind == Kind::kChunkWithoutExtent);
+      CHECK(r.problems[0].asset == "up");
+      CHECK(r.problems[0].path == "big.bin");
+      CHECK(r.problems[0].offset == chunk);
+      CHECK(r.problems[0].ToString().rfind("asset up file big.bin offset " + std::to_string(chunk) + ": ",
+                                           0) == 0);
+      CHECK(r.files_verified == 3);  // the chunk is there; reads still find it
+    }
+  }
+  SECTION("a deleted chunk whose extent record stays") {
+    Delete(kv, keys::Chunk(b.big_id, chunk));
+    store.reset();
+    for (size_t window : {4096, 1}) {
+      FsckReport r = Check(ts, false, window);
+      INFO(Text(r));
+      REQUIRE(r.problems.size() == 1);
+      CHECK(r.problems[0].kind == Kind::kExtentWithoutChunk);
+      CHECK(r.problems[0].path == "big.bin");
+      CHECK(r.problems[0].offset == chunk);
+    }
+  }
+  SECTION("a chunk deleted with its extent record: a hole in the file") {
+    Delete(kv, keys::Chunk(b.big_id, chunk));
+    Delete(kv, keys::Extent(b.big_id, chunk));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].kind == Kind::kMissingExtent);
+    CHECK(r.problems[0].asset == "up");
+    CHECK(r.problems[0].path == "big.bin");
+    CHECK(r.problems[0].offset == chunk);
+    CHECK(r.problems[0].message.find("[" + std::to_string(chunk) + ", " + std::to_string(chunk + kPiece) +
+                                     ")") != std::string::npos);
+  }
+  SECTION("the last chunk deleted: the file ends short of its length") {
+    const uint64_t last = ChunkStart(kv, b.big_id, b.big.size() - 1);
+    Delete(kv, keys::Chunk(b.big_id, last));
+    Delete(kv, keys::Extent(b.big_id, last));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].kind == Kind::kMissingExtent);
+    CHECK(r.problems[0].offset == last);
+  }
+  SECTION("an overlapping chunk and bytes beyond the length") {
+    KvWrite w;
+    w.Put(keys::Chunk(b.big_id, chunk + 5), "xyz");
+    w.Put(keys::Extent(b.big_id, chunk + 5), Length8(3));
+    w.Put(keys::Chunk(b.small_id, 1000), "after the end");
+    w.Put(keys::Extent(b.small_id, 1000), Length8(13));
+    REQUIRE_OK(kv.Commit(w, true));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    auto overlap = OfKind(r, Kind::kOverlappingExtents);
+    REQUIRE(overlap.size() == 1);
+    CHECK(overlap[0].path == "big.bin");
+    CHECK(overlap[0].offset == chunk + 5);
+    auto beyond = OfKind(r, Kind::kBeyondLength);
+    REQUIRE(beyond.size() == 1);
+    CHECK(beyond[0].path == "docs/small.txt");
+    CHECK(beyond[0].offset == 1000);
+    CHECK(r.problems.size() == 2);
+    CHECK(r.files_verified == 2);  // bytes past the length do not spoil [0, length)
+  }
+}
+
+TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
+  const Backend backend = GENERATE(Backend::kMemory, Backend::kLevelDb);
+  INFO(BackendName(backend));
+  TestStore ts(backend);
+  Built b = BuildStore(ts);
+  auto store = ts.OpenOffline();
+  Kv& kv = *store->kv();
+
+  SECTION("a garbled entry: reported with its asset and path, its blob still owned") {
+    const std::string key = keys::Entry("up", "", "big.bin");
+    std::string v = Get(kv, key);
+    v[0] = 9;  // not the record format
+    Put(kv, key, v);
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    const FsckProblem& p = r.problems[0];
+    CHECK(p.kind == Kind::kUndecodable);
+    CHECK(p.asset == "up");
+    CHECK(p.path == "big.bin");
+    CHECK(p.key == "Eup\\x00\\x00big.bin");
+    // Its id record still names the entry, so its chunks are not orphans.
+    CHECK(r.orphan_blobs == 0);
+    // With the index incomplete, removal refuses to guess what is orphaned.
+    KvWrite w;
+    w.Put(keys::Chunk(b.up_root + 1, 0), "stray");
+    w.Put(keys::Extent(b.up_root + 1, 0), Length8(5));
+    auto again = ts.OpenOffline();
+    REQUIRE_OK(again->kv()->Commit(w, true));
+    again.reset();
+    FsckReport repair = Check(ts, true);
+    INFO(Text(repair));
+    CHECK(repair.orphan_blobs == 1);
+    CHECK(repair.keys_removed == 0);
+    CHECK_FALSE(repair.removal_skipped.empty());
+    CHECK(repair.unrepaired() == 2);
+  }
+  SECTION("a truncated entry value") {
+    const std::string key = keys::Entry("up", "docs", "small.txt");
+    std::string v = Get(kv, key);
+    v.resize(v.size() / 2);
+    Put(kv, key, v);
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].kind == Kind::kUndecodable);
+    CHECK(r.problems[0].path == "docs/small.txt");
+  }
+  SECTION("a deleted id record, and one naming nothing") {
+    Delete(kv, keys::Id(b.small_id));
+    Put(kv, keys::Id(b.up_root + 1), EncodeLocation({"up", "", "ghost"}));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 2);
+    auto missing = OfKind(r, Kind::kMissingId);
+    REQUIRE(missing.size() == 1);
+    CHECK(missing[0].asset == "up");
+    CHECK(missing[0].path == "docs/small.txt");
+    CHECK(missing[0].blob == b.small_id);
+    auto dangling = OfKind(r, Kind::kDanglingId);
+    REQUIRE(dangling.size() == 1);
+    CHECK(dangling[0].blob == b.up_root + 1);
+  }
+  SECTION("an id record naming another entry") {
+    Put(kv, keys::Id(b.small_id), EncodeLocation({"up", "", "big.bin"}));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].kind == Kind::kIndex);
+    CHECK(r.problems[0].blob == b.small_id);
+  }
+  SECTION("an entry whose parent directory is gone") {
+    Delete(kv, keys::Entry("up", "", "docs"));
+    Delete(kv, keys::Id(b.docs_id));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].kind == Kind::kIndex);
+    CHECK(r.problems[0].path == "docs/small.txt");
+    CHECK(r.problems[0].message.find("parent directory 'docs'") != std::string::npos);
+  }
+  SECTION("an entry whose asset record is gone") {
+    Delete(kv, keys::Asset("up"));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    // Four entries without their asset, and the root's id record now
+    // names a location nothing hands out.
+    CHECK(OfKind(r, Kind::kIndex).size() == 4);
+    CHECK(OfKind(r, Kind::kDanglingId).size() == 1);
+  }
+  SECTION("a key outside the layout, and a malformed extent key") {
+    Put(kv, std::string("Zz\x01", 3), "?");
+    Put(kv, "X\x01short", Length8(1));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    auto bad = OfKind(r, Kind::kUndecodable);
+    REQUIRE(bad.size() == 2);
+    std::vector<std::string> keys{bad[0].key, bad[1].key};
+    std::sort(keys.begin(), keys.end());
+    CHECK(keys == std::vector<std::string>{"X\\x01short", "Zz\\x01"});
+  }
+  SECTION("a next-id counter below the ids in use") {
+    Put(kv, std::string(keys::kNextIdKey), Length8(b.big_id));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].kind == Kind::kIndex);
+    CHECK(r.problems[0].message.find("next id") != std::string::npos);
+  }
+}
+
+TEST_CASE("fsck: orphaned chunks are reported and removed on request", "[fsck]") {
+  const Backend backend = GENERATE(Backend::kMemory, Backend::kLevelDb);
+  INFO(BackendName(backend));
+  TestStore ts(backend);
+  Built b = BuildStore(ts);
+  auto store = ts.OpenOffline();
+  Kv& kv = *store->kv();
+
+  // Chunks of a blob no one owns: the id of the committed session's
+  // `.finish`, which never holds data. Two with extent records, one without.
+  const uint64_t stray = b.up_root + 1;
+  KvWrite w;
+  w.Put(keys::Chunk(stray, 4096), std::string(100, 'o'));
+  w.Put(keys::Extent(stray, 4096), Length8(100));
+  w.Put(keys::Chunk(stray, 8192), std::string(50, 'p'));
+  w.Put(keys::Extent(stray, 8192), Length8(50));
+  w.Put(keys::Chunk(stray, 9000), std::string(7, 'q'));
+  // A dead session: "pending" lost its session record, so its node record
+  // and its file's chunks belong to nothing.
+  w.Delete(keys::Session("pending"));
+  REQUIRE_OK(kv.Commit(w, true));
+  store.reset();
+
+  FsckReport r = Check(ts);
+
+  INFO(Text(r));
+  auto orphans = OfKind(r, Kind::kOrphanBlob);
+  REQUIRE(orphans.size() == 2);
+  CHECK(orphans[0].blob == stray);
+  CHECK(orphans[0].offset == 4096);
+  CHECK(orphans[0].asset.empty());
+  CHECK(orphans[0].message.find("3 chunks, 157 bytes") != std::string::npos);
+  CHECK(orphans[0].ToString().rfind("blob " + std::to_string(stray) + " offset 4096: orphan blob: ", 0) == 0);
+  CHECK(orphans[1].blob == b.pending_file);
+  CHECK(orphans[1].offset == 0);
+  auto nodes = OfKind(r, Kind::kOrphanNode);
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0].blob == b.pending_file);
+  CHECK(r.problems.size() == 3);  // nothing else
+  CHECK(r.orphan_blobs == 2);
+  CHECK_FALSE(r.clean());
+
+  // Removal in small batches, so it takes several writes.
+  FsckReport repair = Check(ts, true, 4096, 2);
+  INFO(Text(repair));
+  CHECK(repair.problems.size() == 3);
+  CHECK(repair.clean());
+  CHECK(repair.keys_removed == 5 + 4 + 1);
+  CHECK(repair.removal_skipped.empty());
+
+  FsckReport after = Check(ts);
+
+  INFO(Text(after));
+  CHECK(after.problems.empty());
+  CHECK(after.files_verified == 3);
+
+  // What is left still opens and reads.
+  auto engine = ts.OpenEngine();
+  CHECK_FALSE(engine->Lookup(kSessionsId, "pending").ok());
+  auto h = engine->Open(b.big_id, session::OpenMode{});
+  REQUIRE_OK(h.status());
+  auto bytes = engine->Read(b.big_id, *h, 0, b.big.size());
+  REQUIRE_OK(bytes.status());
+  CHECK(*bytes == b.big);
+}
+
+TEST_CASE("fsck: without a hasher it refuses to run", "[fsck]") {
+  TestStore ts(Backend::kMemory);
+  BuildStore(ts);
+  auto store = ts.OpenOffline();
+  auto r = CheckStore(*store, FsckOptions{});
+  CHECK(r.status().code() == Status::Code::kInvalidArgument);
+}
+
+TEST_CASE("fsck: EscapeBytes keeps one line printable", "[fsck]") {
+  CHECK(EscapeBytes("plain name.txt") == "plain name.txt");
+  CHECK(EscapeBytes(std::string("a\nb\0c\\d\xff", 8)) == "a\\x0ab\\x00c\\\\d\\xff");
+}
+
+// ---- corruption below the Kv: LevelDB's own files ----
+
+namespace {
+
+std::string ReadFileBytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Flips one byte of the only .ldb file position holding `needle`.
+void FlipInTableFiles(const std::string& db_dir, std::string_view needle) {
+  std::vector<std::pair<std::filesystem::path, size_t>> hits;
+  for (const auto& entry : std::filesystem::directory_iterator(db_dir)) {
+    if (entry.path().extension() != ".ldb") continue;
+    std::string bytes = ReadFileBytes(entry.path());
+    for (size_t pos = bytes.find(needle); pos != std::string::npos; pos = bytes.find(needle, pos + 1)) {
+      hits.emplace_back(entry.path(), pos);
+    }
+  }
+  REQUIRE(hits.size() == 1);
+  std::fstream f(hits[0].first, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(hits[0].second));
+  char c = 0;
+  f.read(&c, 1);
+  c ^= 0x01;
+  f.seekp(static_cast<std::streamoff>(hits[0].second));
+  f.write(&c, 1);
+  REQUIRE(f.good());
+}
+
+}  // namespace
+
+TEST_CASE("fsck: a LevelDB block failing its checksum fails reads, never returns wrong bytes", "[fsck]") {
+  TestStore ts(Backend::kLevelDb);
+  Built b = BuildStore(ts);
+  const uint64_t at = 1500000;
+  {
+    // Everything into table files, where blocks carry checksums.
+    auto store = ts.OpenOffline();
+    REQUIRE_OK(store->kv()->Compact("", "\xff"));
+  }
+  FlipInTableFiles(ts.db_dir(), std::string_view(b.big).substr(at, 32));
+  const uint64_t chunk = 2 * kPiece;  // the chunk holding byte `at`
+
+  SECTION("a read through the engine fails with Corruption or IOError") {
+    auto engine = ts.OpenEngine();
+    auto h = engine->Open(b.big_id, session::OpenMode{});
+    REQUIRE_OK(h.status());
+    auto bad = engine->Read(b.big_id, *h, at, 4096);
+    INFO(bad.status().ToString());
+    REQUIRE_FALSE(bad.ok());
+    CHECK(
+        (bad.status().code() == Status::Code::kCorruption || bad.status().code() == Status::Code::kIOError));
+    // Every read either fails or returns the committed bytes.
+    size_t failed = 0;
+    for (uint64_t off = 0; off < b.big.size(); off += 128 * 1024) {
+      auto piece = engine->Read(b.big_id, *h, off, 128 * 1024);
+      if (!piece.ok()) {
+        ++failed;
+        CHECK((piece.status().code() == Status::Code::kCorruption ||
+               piece.status().code() == Status::Code::kIOError));
+        // Only reads that touch the damaged chunk, or the one before it,
+        // fail: a scan ending in that chunk reads the next block to see
+        // that its key lies beyond.
+        CHECK(off + 128 * 1024 > chunk - kPiece);
+        CHECK(off < chunk + kPiece);
+        continue;
+      }
+      CHECK(*piece == std::string_view(b.big).substr(off, 128 * 1024));
+    }
+    CHECK(failed > 0);
+    // The other files are untouched.
+    auto hs = engine->Open(b.small_id, session::OpenMode{});
+    REQUIRE_OK(hs.status());
+    auto small = engine->Read(b.small_id, *hs, 0, 100);
+    REQUIRE_OK(small.status());
+    CHECK(*small == b.small);
+  }
+  SECTION("fsck names the unreadable chunk and goes on") {
+    for (size_t window : {4096, 1}) {
+      FsckReport r = Check(ts, false, window);
+      INFO(Text(r));
+      auto bad = OfKind(r, Kind::kUnreadableChunk);
+      REQUIRE(bad.size() == 1);
+      CHECK(bad[0].asset == "up");
+      CHECK(bad[0].path == "big.bin");
+      CHECK(bad[0].offset == chunk);
+      CHECK(bad[0].message.find("Corruption") != std::string::npos);
+      // The damaged file is not "verified"; the others are.
+      CHECK(r.files_verified == 2);
+      CHECK(OfKind(r, Kind::kHashMismatch).empty());
+      CHECK(r.problems.size() == 1);
+    }
+  }
+}
+
+}  // namespace upfs::store

@@ -1,0 +1,189 @@
+// Opening stores: what is a upfs store and what is refused (format record,
+// foreign directories, a store already in use).
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "store/kv_store.h"
+#include "store/leveldb_kv.h"
+#include "store/memory_kv.h"
+#include "store/records.h"
+#include "tests/support/temp_dir.h"
+
+namespace upfs::store {
+namespace {
+
+namespace fs = std::filesystem;
+using upfs::testing::TempDir;
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  REQUIRE(out.good());
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("open: a missing directory becomes a new store and keeps its data", "[store]") {
+  TempDir tmp;
+  std::string dir = tmp.Sub("nested/store");
+  {
+    auto store = OpenLevelDbStore(dir);
+    INFO(store.status().ToString());
+    REQUIRE(store.ok());
+    REQUIRE(fs::is_directory(fs::path(dir) / "db"));
+    REQUIRE((*store)->OpenBlob(20)->WriteAt(0, "kept").ok());
+    REQUIRE((*store)->Apply(Batch{}, /*sync=*/true).ok());
+  }
+  auto store = OpenLevelDbStore(dir);
+  INFO(store.status().ToString());
+  REQUIRE(store.ok());
+  std::string out(4, '\0');
+  REQUIRE((*store)->OpenBlob(20)->ReadAt(0, 4, out.data()).ok());
+  REQUIRE(out == "kept");
+}
+
+TEST_CASE("open: an empty directory, or one holding only upfs.log, becomes a store", "[store]") {
+  TempDir tmp;
+  SECTION("empty") {
+    auto store = OpenLevelDbStore(tmp.path().string());
+    INFO(store.status().ToString());
+    REQUIRE(store.ok());
+  }
+  SECTION("only the daemon's log") {
+    WriteFile(tmp.path() / "upfs.log", "started\n");
+    auto store = OpenLevelDbStore(tmp.path().string());
+    INFO(store.status().ToString());
+    REQUIRE(store.ok());
+    REQUIRE(ReadFile(tmp.path() / "upfs.log") == "started\n");
+  }
+  REQUIRE(fs::is_directory(tmp.path() / "db"));
+}
+
+TEST_CASE("open: a directory with other files and no db/ is refused and left alone", "[store]") {
+  TempDir tmp;
+  WriteFile(tmp.path() / "photo.jpg", "not a database");
+  auto store = OpenLevelDbStore(tmp.path().string());
+  REQUIRE(!store.ok());
+  REQUIRE(store.status().code() == Status::Code::kInvalidArgument);
+  REQUIRE(Contains(store.status().message(), "not a upfs store"));
+  REQUIRE(!fs::exists(tmp.path() / "db"));
+  REQUIRE(ReadFile(tmp.path() / "photo.jpg") == "not a database");
+  REQUIRE(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator()) == 1);
+}
+
+TEST_CASE("open: a second open of a store in use fails with Busy", "[store]") {
+  TempDir tmp;
+  std::string dir = tmp.Sub("store");
+  {
+    auto first = OpenLevelDbStore(dir);
+    REQUIRE(first.ok());
+    auto second = OpenLevelDbStore(dir);
+    REQUIRE(!second.ok());
+    INFO(second.status().ToString());
+    REQUIRE(second.status().code() == Status::Code::kBusy);
+    REQUIRE(Contains(second.status().message(), "in use"));
+    // The first is unharmed.
+    REQUIRE((*first)->OpenBlob(30)->WriteAt(0, "x").ok());
+  }
+  // Once the first closes, the store opens again.
+  auto third = OpenLevelDbStore(dir);
+  INFO(third.status().ToString());
+  REQUIRE(third.ok());
+}
+
+TEST_CASE("open: a store of another format version is refused with both versions", "[store]") {
+  TempDir tmp;
+  std::string dir = tmp.Sub("store");
+  fs::create_directories(dir);
+  {
+    auto kv = OpenLevelDbKv(dir + "/db", /*create=*/true);
+    INFO(kv.status().ToString());
+    REQUIRE(kv.ok());
+    KvWrite write;
+    write.Put(std::string(keys::kFormatKey), "upfs-store 99");
+    std::string next;
+    keys::AppendBigEndian64(&next, 1000);
+    write.Put(std::string(keys::kNextIdKey), next);
+    REQUIRE((*kv)->Commit(write, /*sync=*/true).ok());
+  }
+  auto store = OpenLevelDbStore(dir);
+  REQUIRE(!store.ok());
+  INFO(store.status().ToString());
+  REQUIRE(store.status().code() == Status::Code::kInvalidArgument);
+  REQUIRE(Contains(store.status().message(), "upfs-store 99"));
+  REQUIRE(Contains(store.status().message(), std::string(keys::kFormatValue)));
+  // Refusing must not rewrite the record.
+  auto kv = OpenLevelDbKv(dir + "/db", /*create=*/false);
+  REQUIRE(kv.ok());
+  std::string format;
+  REQUIRE((*kv)->Get(keys::kFormatKey, &format).ok());
+  REQUIRE(format == "upfs-store 99");
+}
+
+TEST_CASE("open: a LevelDB database without a format record is refused", "[store]") {
+  TempDir tmp;
+  std::string dir = tmp.Sub("store");
+  fs::create_directories(dir);
+  {
+    auto kv = OpenLevelDbKv(dir + "/db", /*create=*/true);
+    INFO(kv.status().ToString());
+    REQUIRE(kv.ok());
+    KvWrite write;
+    write.Put("someone else's key", "value");
+    REQUIRE((*kv)->Commit(write, /*sync=*/true).ok());
+  }
+  auto store = OpenLevelDbStore(dir);
+  REQUIRE(!store.ok());
+  INFO(store.status().ToString());
+  REQUIRE(Contains(store.status().message(), "not a upfs store"));
+}
+
+TEST_CASE("open: KvStore checks the format record of any Kv", "[store]") {
+  SECTION("an empty Kv without create") {
+    auto store = KvStore::Open(std::make_unique<MemoryKv>(), /*create=*/false);
+    REQUIRE(!store.ok());
+    REQUIRE(store.status().code() == Status::Code::kInvalidArgument);
+  }
+  SECTION("a wrong format value") {
+    auto kv = std::make_unique<MemoryKv>();
+    KvWrite write;
+    write.Put(std::string(keys::kFormatKey), "upfs-store 0");
+    REQUIRE(kv->Commit(write, false).ok());
+    auto store = KvStore::Open(std::move(kv), /*create=*/true);
+    REQUIRE(!store.ok());
+    REQUIRE(store.status().code() == Status::Code::kInvalidArgument);
+    REQUIRE(Contains(store.status().message(), "upfs-store 0"));
+  }
+  SECTION("a right format and no next-id record") {
+    auto kv = std::make_unique<MemoryKv>();
+    KvWrite write;
+    write.Put(std::string(keys::kFormatKey), std::string(keys::kFormatValue));
+    REQUIRE(kv->Commit(write, false).ok());
+    auto store = KvStore::Open(std::move(kv), /*create=*/false);
+    REQUIRE(!store.ok());
+    REQUIRE(store.status().code() == Status::Code::kCorruption);
+  }
+  SECTION("create writes the record") {
+    auto kv = std::make_unique<MemoryKv>();
+    MemoryKv* raw = kv.get();
+    auto store = KvStore::Open(std::move(kv), /*create=*/true);
+    REQUIRE(store.ok());
+    std::string format;
+    REQUIRE(raw->Get(keys::kFormatKey, &format).ok());
+    REQUIRE(format == keys::kFormatValue);
+  }
+}
+
+}  // namespace upfs::store

@@ -1,0 +1,112 @@
+// StoreFixture: a fresh Store for one test case, on the in-memory Kv or on
+// LevelDB in its own temporary directory, so every store test runs against
+// both backends (TEMPLATE_TEST_CASE over MemoryBackend and LevelDbBackend).
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/kv_store.h"
+#include "store/leveldb_kv.h"
+#include "store/memory_kv.h"
+#include "store/records.h"
+#include "tests/support/temp_dir.h"
+
+namespace upfs::store {
+
+// For Catch2's messages.
+inline std::ostream& operator<<(std::ostream& os, const Extent& e) {
+  return os << "[" << e.begin << ", " << e.end << ")";
+}
+
+}  // namespace upfs::store
+
+namespace upfs::store::testing {
+
+enum class Backend { kMemory, kLevelDb };
+struct MemoryBackend {
+  static constexpr Backend kBackend = Backend::kMemory;
+};
+struct LevelDbBackend {
+  static constexpr Backend kBackend = Backend::kLevelDb;
+};
+
+class StoreFixture {
+ public:
+  explicit StoreFixture(Backend backend) : backend_(backend) { Open(); }
+
+  Store& store() { return *store_; }
+  // The Kv under the store, for checks of the key layout.
+  Kv& kv() { return *dynamic_cast<KvStore&>(*store_).kv(); }
+  Backend backend() const { return backend_; }
+  const upfs::testing::TempDir& dir() const { return dir_; }
+
+  // Closes the store and opens it again from disk (LevelDB only: the
+  // in-memory Kv does not outlive its store).
+  void Reopen() {
+    REQUIRE(backend_ == Backend::kLevelDb);
+    store_.reset();
+    Open();
+  }
+
+ private:
+  void Open() {
+    if (backend_ == Backend::kMemory) {
+      auto s = KvStore::Open(std::make_unique<MemoryKv>(), /*create=*/true);
+      REQUIRE(s.ok());
+      store_ = std::move(s).value();
+    } else {
+      auto s = OpenLevelDbStore(dir_.Sub("store"));
+      INFO(s.status().ToString());
+      REQUIRE(s.ok());
+      store_ = std::move(s).value();
+    }
+  }
+
+  const Backend backend_;
+  upfs::testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+// (offset, length) of every stored chunk of `blob`, from its extent
+// records ("X") or from its chunk values ("C").
+inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv, uint64_t blob) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view v) {
+    out.emplace_back(keys::OffsetOf(k), v.size() == 8 ? keys::ReadBigEndian64(v) : ~uint64_t{0});
+    return true;
+  });
+  REQUIRE(st.ok());
+  return out;
+}
+inline std::vector<std::pair<uint64_t, uint64_t>> ChunkValues(const Kv& kv, uint64_t blob) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  Status st = kv.Scan(keys::Chunk(blob, 0), keys::Chunk(blob + 1, 0), [&](std::string_view k, std::string_view v) {
+    out.emplace_back(keys::OffsetOf(k), v.size());
+    return true;
+  });
+  REQUIRE(st.ok());
+  return out;
+}
+
+// The stored layout KvStore promises: every chunk has an extent record of
+// its exact length, no chunk is empty or over kMaxChunkBytes, and no two
+// chunks overlap.
+inline void CheckChunkLayout(const Kv& kv, uint64_t blob) {
+  auto extents = ExtentRecords(kv, blob);
+  REQUIRE(extents == ChunkValues(kv, blob));
+  for (size_t i = 0; i < extents.size(); ++i) {
+    INFO("chunk " << i << " at offset " << extents[i].first);
+    REQUIRE(extents[i].second > 0);
+    REQUIRE(extents[i].second <= kMaxChunkBytes);
+    if (i + 1 < extents.size()) REQUIRE(extents[i].first + extents[i].second <= extents[i + 1].first);
+  }
+}
+
+}  // namespace upfs::store::testing
