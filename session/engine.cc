@@ -1524,8 +1524,13 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode) {
       default:
         return Status::IsDirectory("directories are not opened as files");
     }
-    ++s->open_handles;
-    s->last_activity_ns = m.Now();
+    // Reading .status only looks: it neither touches the session nor keeps
+    // it from expiring, so a monitor polling .status does not keep an
+    // abandoned upload alive (its handle holds a snapshot, not the session).
+    if (*kind != NodeKind::kStatus) {
+      ++s->open_handles;
+      s->last_activity_ns = m.Now();
+    }
   } else {
     auto entry = m.AssetEntryOf(id);
     if (!entry.ok()) return entry.status();
@@ -1569,7 +1574,7 @@ Status Engine::Release(uint64_t id, uint64_t handle) {
     if (!h->commit_result) h->commit_result = m.FinishSession(h->session, h->text, nullptr);
     st = *h->commit_result;
   }
-  if (h->session) {
+  if (h->session && h->kind != NodeKind::kStatus) {
     std::lock_guard lock(h->session->mu);
     --h->session->open_handles;
     h->session->last_activity_ns = m.Now();
@@ -1658,11 +1663,19 @@ std::vector<std::string> Engine::ExpireIdle() {
     }
   }
   std::vector<std::string> expired;
+  // The range of blob ids freed, compacted once for the whole sweep.
+  uint64_t first_blob = UINT64_MAX, last_blob = 0;
   for (const auto& s : doomed) {
     std::string name;
+    uint64_t first = UINT64_MAX, last = 0;
     {
       std::lock_guard lock(s->mu);
       name = s->record.name;
+      for (const auto& [id, n] : s->nodes) {
+        if (!n.file) continue;
+        first = std::min(first, id);
+        last = std::max(last, id);
+      }
     }
     Status st = m.DropSession(*s, /*sync=*/false);
     if (!st.ok()) {
@@ -1673,9 +1686,11 @@ std::vector<std::string> Engine::ExpireIdle() {
     }
     spdlog::info("session {} expired after {} s idle", Quote(name), m.options.ttl_ns / 1000000000);
     expired.push_back(std::move(name));
+    first_blob = std::min(first_blob, first);
+    last_blob = std::max(last_blob, last);
   }
-  if (!expired.empty()) {
-    Status st = m.store->Compact();
+  if (first_blob <= last_blob) {
+    Status st = m.store->CompactBlobs(first_blob, last_blob);
     if (!st.ok()) spdlog::warn("compaction after expiry failed: {}", st.ToString());
   }
   return expired;

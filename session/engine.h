@@ -162,7 +162,7 @@ class Engine {
   // Open/Release bracket every open file handle of a session file or
   // control file; a session with an open handle never expires. Opening
   // .status snapshots its text into the returned handle (an opaque number
-  // for the fs layer). `.finish` opens only for writing, `.status` only for
+  // for the fs layer); it is not activity and does not hold the session. `.finish` opens only for writing, `.status` only for
   // reading, committed files only for reading (ReadOnly otherwise).
   // Directories are not opened through this.
   Result<uint64_t> Open(uint64_t id, OpenMode mode);

@@ -40,8 +40,10 @@ class Kv {
   // All of `write` or nothing; with sync, durable on return along with
   // every earlier write.
   virtual Status Commit(const KvWrite& write, bool sync) = 0;
-  // Reclaims space of deleted keys in [begin, end).
-  virtual Status Compact(std::string_view begin, std::string_view end) = 0;
+  // Reclaims space of deleted keys in [begin, last]. `begin` and `last`
+  // themselves must be keys that are deleted or never used: an
+  // implementation may write tombstones for them.
+  virtual Status Compact(std::string_view begin, std::string_view last) = 0;
 };
 
 }  // namespace upfs::store

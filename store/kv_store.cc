@@ -347,9 +347,11 @@ Status KvStore::LocateId(uint64_t id, AssetLocation* out) const {
   return DecodeLocation(v, out);
 }
 
-Status KvStore::Compact() {
-  // Freed chunks are the bulk of what compaction reclaims.
-  return kv_->Compact("C", "Y");
+Status KvStore::CompactBlobs(uint64_t first_blob, uint64_t last_blob) {
+  // Freed chunks are the bulk of what compaction reclaims. Both ends are
+  // keys of deleted blobs (no chunk starts at offset 2^64-1), as Kv::Compact
+  // requires.
+  return kv_->Compact(keys::Chunk(first_blob, 0), keys::Chunk(last_blob, ~uint64_t{0}));
 }
 
 }  // namespace upfs::store

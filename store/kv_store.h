@@ -40,7 +40,7 @@ class KvStore : public Store {
   Status ListAssetDir(std::string_view asset, std::string_view dir,
                       std::vector<AssetEntry>* out) const override;
   Status LocateId(uint64_t id, AssetLocation* out) const override;
-  Status Compact() override;
+  Status CompactBlobs(uint64_t first_blob, uint64_t last_blob) override;
 
   Kv* kv() const { return kv_.get(); }
 

@@ -153,8 +153,22 @@ class LevelDbKv : public Kv {
     return Status::OK();
   }
 
-  Status Compact(std::string_view begin, std::string_view end) override {
-    leveldb::Slice b = ToSlice(begin), e = ToSlice(end);
+  Status Compact(std::string_view begin, std::string_view last) override {
+    leveldb::Slice b = ToSlice(begin), e = ToSlice(last);
+    // CompactRange flushes the memtable, then merges each level holding the
+    // range into the next one down, but never rewrites the deepest level
+    // that holds it. Keys written and deleted within one memtable (a
+    // session that expired or was aborted soon after its writes) reach a
+    // table together, often at that deepest level, and would keep their
+    // space for good. So after the first pass, tombstones for the two
+    // (dead) ends of the range give a second flush a small table that spans
+    // the range and sits above every table of it; the second pass merges it
+    // down through them, which drops the deleted keys.
+    db_->CompactRange(&b, &e);
+    leveldb::WriteBatch ends;
+    ends.Delete(b);
+    ends.Delete(e);
+    UPFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &ends), "compaction write"));
     db_->CompactRange(&b, &e);
     return Status::OK();
   }

@@ -204,8 +204,9 @@ class Store {
                               std::vector<AssetEntry>* out) const = 0;
   virtual Status LocateId(uint64_t id, AssetLocation* out) const = 0;
 
-  // Reclaims space freed by deleted blobs (best effort).
-  virtual Status Compact() = 0;
+  // Reclaims the space of deleted blobs with ids in [first_blob, last_blob]
+  // (best effort; live blobs in the range are kept, at some cost).
+  virtual Status CompactBlobs(uint64_t first_blob, uint64_t last_blob) = 0;
 };
 
 }  // namespace upfs::store

@@ -80,7 +80,9 @@ class FaultyStore : public store::Store {
     return base_->ListAssetDir(asset, dir, out);
   }
   Status LocateId(uint64_t id, store::AssetLocation* out) const override { return base_->LocateId(id, out); }
-  Status Compact() override { return base_->Compact(); }
+  Status CompactBlobs(uint64_t first_blob, uint64_t last_blob) override {
+    return base_->CompactBlobs(first_blob, last_blob);
+  }
 
  private:
   // Shared with the sinks, which may outlive a reconfiguration but not the

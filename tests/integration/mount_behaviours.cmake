@@ -1,0 +1,15 @@
+# tests/integration/mount_behaviours.cmake: issue 4's mount-level
+# behaviours, included from tests/integration/CMakeLists.txt:
+#   expiry       a short ttl: idle sessions expire and the store shrinks;
+#                open or recently written sessions and assets survive
+#   other_users  -o allow_other: a second uid (nobody) against root's
+#                sessions and assets, and the mount without allow_other
+#   scale        1000 sessions and one session of 10 000 files; memory
+set(upfs_mount_behaviours expiry other_users)
+foreach(name IN LISTS upfs_mount_behaviours)
+  add_test(NAME integration.${name}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)
+endforeach()
+list(TRANSFORM upfs_mount_behaviours PREPEND integration.)
+set_tests_properties(${upfs_mount_behaviours} PROPERTIES
+  LABELS integration TIMEOUT 300 SKIP_RETURN_CODE 77)

@@ -1,0 +1,66 @@
+// Compaction of freed blobs on LevelDB: the space of a blob deleted soon
+// after it was written (both still in one memtable) is given back.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "store/leveldb_kv.h"
+#include "store/store.h"
+#include "tests/support/random_bytes.h"
+#include "tests/support/temp_dir.h"
+
+namespace upfs::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+uint64_t BytesUnder(const fs::path& dir) {
+  uint64_t total = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) total += entry.file_size();
+  }
+  return total;
+}
+
+}  // namespace
+
+TEST_CASE("compaction: a blob written and deleted in one memtable gives its space back", "[store]") {
+  upfs::testing::TempDir tmp;
+  auto opened = OpenLevelDbStore(tmp.path().string());
+  INFO(opened.status().ToString());
+  REQUIRE(opened.ok());
+  Store& store = **opened;
+  std::mt19937_64 rng(7);
+  const std::string big = upfs::testing::RandomBytes(rng, 6 << 20);
+  const std::string kept = upfs::testing::RandomBytes(rng, 100000);
+
+  // Blobs 10 and 14 freed, 12 (between them) and 20 kept.
+  for (uint64_t blob : {10, 14}) REQUIRE(store.OpenBlob(blob)->WriteAt(0, big).ok());
+  for (uint64_t blob : {12, 20}) REQUIRE(store.OpenBlob(blob)->WriteAt(0, kept).ok());
+  REQUIRE(store.Apply(Batch{}, /*sync=*/true).ok());
+  const uint64_t before = BytesUnder(tmp.path() / "db");
+  REQUIRE(before >= 2 * big.size());
+
+  Batch free;
+  free.DeleteBlobData(10);
+  free.DeleteBlobData(14);
+  REQUIRE(store.Apply(free, /*sync=*/false).ok());
+  REQUIRE(store.CompactBlobs(10, 14).ok());
+  const uint64_t after = BytesUnder(tmp.path() / "db");
+  INFO("db/ bytes before " << before << ", after " << after);
+  REQUIRE(after < before - 2 * big.size() + (1 << 20));
+
+  for (uint64_t blob : {12, 20}) {
+    std::string out(kept.size(), '\0');
+    REQUIRE(store.OpenBlob(blob)->ReadAt(0, out.size(), out.data()).ok());
+    REQUIRE(out == kept);
+  }
+  std::string out(4, '\0');
+  REQUIRE(store.OpenBlob(10)->ReadAt(0, 4, out.data()).ok());
+  REQUIRE(out == std::string(4, '\0'));  // a freed blob reads as a gap
+}
+
+}  // namespace upfs::store
