@@ -5,7 +5,7 @@
 #   other_users  -o allow_other: a second uid (nobody) against root's
 #                sessions and assets, and the mount without allow_other
 #   scale        1000 sessions and one session of 10 000 files; memory
-set(upfs_mount_behaviours expiry other_users)
+set(upfs_mount_behaviours expiry other_users scale)
 foreach(name IN LISTS upfs_mount_behaviours)
   add_test(NAME integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)
