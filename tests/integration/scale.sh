@@ -25,7 +25,8 @@ t0=$(date +%s.%N)
 phase() {  # phase NAME: prints the seconds since the last phase
   local now
   now=$(date +%s.%N)
-  log "$(printf '%-34s %6.2f s   VmRSS %4d MiB  VmHWM %4d MiB' "$1" "$(echo "$now - $t0" | bc)" "$(mem VmRSS)" "$(mem VmHWM)")"
+  log "$(awk -v n="$1" -v s="$(awk -v a="$t0" -v b="$now" 'BEGIN { print b - a }')" \
+    -v r="$(mem VmRSS)" -v h="$(mem VmHWM)" 'BEGIN { printf "%-34s %6.2f s   VmRSS %4d MiB  VmHWM %4d MiB", n, s, r, h }')"
   t0=$now
 }
 log "daemon at start: VmRSS $(mem VmRSS) MiB"
