@@ -107,7 +107,7 @@ shrunk() {
   sleep 0.2  # pace the writes; not a synchronisation
   return 1
 }
-wait_until 20 "the store to shrink by 6 MiB after the expiry (was $db_before bytes, now $(db_bytes))" shrunk
+wait_until 20 "the store to shrink by 6 MiB from $db_before bytes after the expiry" shrunk
 db_after=$(db_bytes)
 ok "store db/ shrank from $db_before to $db_after bytes"
 
