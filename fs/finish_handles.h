@@ -8,7 +8,8 @@
 // an empty manifest, checking nothing, and make the real manifest fail.
 //
 // So:
-//   * Once something has been written through the handle, the next flush
+//   * Once something has been written through the handle (or a write
+//     through it was refused), the next flush
 //     commits, from whichever process: `cmd > .finish`, `(cd src &&
 //     sha256sum *) > .finish` (the command is a child of the subshell that
 //     opened the file), dd, cp, tee. That close(2) returns the commit's

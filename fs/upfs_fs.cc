@@ -664,8 +664,10 @@ void UpfsFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
   Serve(req, op, [&]() -> Status {
     Result<size_t> written =
         engine_.Write(ino, fi->fh, static_cast<uint64_t>(off), std::string_view(buf, size));
-    if (!written.ok()) return written.status();
+    // A refused write to .finish counts too: the next close then reports
+    // that nothing was committed, instead of waiting for more text.
     finish_handles_.Wrote(fi->fh);
+    if (!written.ok()) return written.status();
     fuse_reply_write(req, *written);
     return Status::OK();
   });

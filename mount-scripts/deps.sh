@@ -16,6 +16,10 @@ packages=(
   fuse3
   # integration tests: real clients and the tools the scripts use
   rsync libglib2.0-bin attr util-linux procps coreutils tar
+  # bad_input.sh reads each errno from the syscall with Python's os module
+  python3
+  # tests/fuzz: libFuzzer comes with clang's runtime (libclang-rt-dev)
+  clang libclang-rt-dev
 )
 
 missing=()

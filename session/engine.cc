@@ -107,6 +107,17 @@ Status CheckName(std::string_view name) {
 
 bool IsReserved(std::string_view name) { return name == kFinishName || name == kStatusName; }
 
+// `.finish` and `.status` exist only at a session's root. Anywhere else (a
+// session's own name, a name in a subdirectory) they are refused rather
+// than made ordinary: a manifest written to sub/.finish would silently be
+// an upload instead of a commit. (At the root the names are taken:
+// Exists, or NotPermitted for a rename onto them.)
+Status CheckNotControlName(std::string_view name) {
+  if (!IsReserved(name)) return Status::OK();
+  return Status::InvalidArgument("name " + Quote(name) +
+                                 " is reserved for the control file at a session's root");
+}
+
 // Extended attributes upfs stores: the user namespace. Others (ACLs,
 // security labels) are refused as unsupported so tools such as `cp -a`
 // skip them quietly.
@@ -540,19 +551,21 @@ struct Engine::Impl {
   Status FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text, CommitInfo* info) {
     Session& s = *sp;
     std::string name;
-    auto parsed = ParseManifest(manifest_text);
+    size_t files = 0;
     {
       std::unique_lock lock(s.mu);
       name = s.record.name;
       UPFS_RETURN_IF_ERROR(s.CheckOpen());
-      if (!parsed.ok()) {
-        s.last_error = parsed.status().message();
-        return parsed.status().WithContext("session " + Quote(name));
-      }
+      for (const auto& [id, n] : s.nodes) files += n.is_dir ? 0 : 1;
       s.state = SessionState::kFinishing;
       s.writes_done.wait(lock, [&] { return s.writes_in_flight == 0; });
     }
-    Status st = VerifyAndCommit(sp, *parsed, info);
+    // The tree cannot change while kFinishing, so `files` stays true. At
+    // most files + 1 lines are parsed: memory stays that of the text
+    // however many lines a wrong manifest has (ParseManifest).
+    auto parsed = ParseManifest(manifest_text, files + 1);
+    Status st = parsed.ok() ? VerifyAndCommit(sp, *parsed, info)
+                            : parsed.status().WithContext("session " + Quote(name));
     std::lock_guard lock(s.mu);
     if (!st.ok()) {
       s.state = SessionState::kOpen;
@@ -987,6 +1000,7 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
   UPFS_RETURN_IF_ERROR(CheckName(name));
   int64_t now = m.Now();
   if (parent == kSessionsId) {
+    UPFS_RETURN_IF_ERROR(CheckNotControlName(name));
     std::lock_guard table(m.table_mu);
     if (m.sessions.count(name)) return Status::Exists("session " + Quote(name) + " is open");
     AssetRecord existing;
@@ -1026,6 +1040,7 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   auto children = s->DirChildren(parent);
   if (!children.ok()) return children.status();
+  if (parent != s->id()) UPFS_RETURN_IF_ERROR(CheckNotControlName(name));
   if ((parent == s->id() && IsReserved(name)) || (*children)->count(name)) {
     return Status::Exists(Quote(name) + " exists in session " + Quote(s->record.name));
   }
@@ -1061,6 +1076,7 @@ Result<Attr> Engine::Create(uint64_t parent, std::string_view name, uint32_t mod
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   auto children = s->DirChildren(parent);
   if (!children.ok()) return children.status();
+  if (parent != s->id()) UPFS_RETURN_IF_ERROR(CheckNotControlName(name));
   if ((parent == s->id() && IsReserved(name)) || (*children)->count(name)) {
     return Status::Exists(Quote(name) + " exists in session " + Quote(s->record.name));
   }
@@ -1175,6 +1191,7 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
   }
   if (parent == kSessionsId && new_parent == kSessionsId) {
     if (name == new_name) return Status::OK();
+    UPFS_RETURN_IF_ERROR(CheckNotControlName(new_name));
     std::lock_guard table(m.table_mu);
     auto it = m.sessions.find(name);
     if (it == m.sessions.end()) return Status::NotFound("no open session " + Quote(name));
@@ -1215,6 +1232,7 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
   if ((parent == s.id() && IsReserved(name)) || (new_parent == s.id() && IsReserved(new_name))) {
     return Status::NotPermitted(".finish and .status cannot be renamed or replaced");
   }
+  if (new_parent != s.id()) UPFS_RETURN_IF_ERROR(CheckNotControlName(new_name));
   auto from = s.DirChildren(parent);
   if (!from.ok()) return from.status();
   auto to = s.DirChildren(new_parent);
@@ -1286,8 +1304,15 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change) {
   s->last_activity_ns = now;
   switch (*kind) {
     case NodeKind::kFinish:
-      // touch(1) and shells set times or truncate before writing the
-      // manifest; the commit happens at close regardless.
+      // touch(1) sets times and a shell's `>` may truncate before writing
+      // the manifest: accepted, and nothing to store (the manifest lives in
+      // the writing handle). Anything else would be a lie to accept.
+      if (change.mode || change.uid || change.gid) {
+        return Status::NotPermitted(".finish's mode and owner are fixed");
+      }
+      if (change.size && *change.size != 0) {
+        return Status::InvalidArgument(".finish can only be truncated to 0; write the manifest into it");
+      }
       return Impl::AttrIn(*s, id);
     case NodeKind::kStatus:
       return Status::ReadOnly(".status is read-only");
@@ -1592,9 +1617,27 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       return data.size();
     case NodeKind::kFinish: {
       std::lock_guard lock(h->mu);
-      if (h->commit_result) return Status::Stale("this .finish handle already ran its commit");
+      if (h->commit_result) {
+        return h->commit_result->ok() ? Status::Stale("this .finish handle already ran its commit")
+                                      : *h->commit_result;
+      }
+      Status refused;
       if (offset > kMaxManifestBytes || data.size() > kMaxManifestBytes - offset) {
-        return Status::TooLarge("manifest larger than " + std::to_string(kMaxManifestBytes >> 20) + " MiB");
+        refused = Status::TooLarge("manifest larger than " + std::to_string(kMaxManifestBytes >> 20) + " MiB");
+      } else if (offset > h->text.size()) {
+        // A manifest is text written in order (rewrites are fine). A write
+        // past its end would make a hole of NULs that no manifest holds,
+        // and would cost memory for bytes never sent.
+        refused = Status::InvalidArgument("a write at offset " + std::to_string(offset) +
+                                          " of .finish leaves a hole after its " + std::to_string(h->text.size()) +
+                                          " bytes: write the manifest in order");
+      }
+      if (!refused.ok()) {
+        // The manifest this handle holds is not the one the client meant:
+        // its close must fail too, never commit what did arrive (or, with
+        // nothing written, commit as an empty manifest would).
+        h->commit_result = refused.WithContext("nothing committed: a write to .finish failed");
+        return refused;
       }
       if (h->text.size() < offset + data.size()) h->text.resize(offset + data.size());
       std::memcpy(h->text.data() + offset, data.data(), data.size());

@@ -55,10 +55,10 @@ Result<std::vector<std::string>> SplitRelativePath(std::string_view path) {
   return parts;
 }
 
-Result<std::vector<ManifestLine>> ParseManifest(std::string_view text) {
+Result<std::vector<ManifestLine>> ParseManifest(std::string_view text, size_t max_lines) {
   std::vector<ManifestLine> lines;
   size_t number = 0;
-  while (!text.empty()) {
+  while (!text.empty() && lines.size() < max_lines) {
     ++number;
     size_t nl = text.find('\n');
     std::string_view line = text.substr(0, nl);

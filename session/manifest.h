@@ -12,6 +12,7 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,9 +27,13 @@ struct ManifestLine {
   std::string path;        // normalized, relative
 };
 
-// Parses a whole manifest. Fails with InvalidArgument naming the first bad
-// line and why.
-Result<std::vector<ManifestLine>> ParseManifest(std::string_view text);
+// Parses a manifest, at most its first `max_lines` lines: the text after
+// them is not looked at. Fails with InvalidArgument naming the first bad
+// line and why. (A session with N files passes N + 1: a longer manifest is
+// wrong anyway, and its first N + 1 lines already show how, so a huge one
+// costs no memory beyond its text.)
+Result<std::vector<ManifestLine>> ParseManifest(std::string_view text,
+                                                size_t max_lines = SIZE_MAX);
 
 // "a//b/./c" style checks: splits a relative path into its components, or
 // fails with InvalidArgument.

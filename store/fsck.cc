@@ -707,7 +707,7 @@ class Checker {
   }
 
   void StartBlob(uint64_t blob) {
-    current_.emplace();
+    current_ = BlobState();  // not emplace(): clang 14 sees no default constructor here
     current_->blob = blob;
     current_->owner = OwnerOf(blob);
     if (current_->owner && current_->owner->side == Owner::Side::kCommitted) {

@@ -197,7 +197,7 @@ expect_finish_error() {
 # manifest_of DIR OUT: a sha256sum manifest of every file under DIR, paths
 # relative to DIR, sorted.
 manifest_of() {
-  (cd "$1" && find . -type f -printf '%P\0' | sort -z | xargs -0 -r sha256sum) >"$2"
+  (cd "$1" && find . -type f -printf '%P\0' | sort -z | xargs -0 -r sha256sum --) >"$2"
 }
 
 # expect_fail "ERRNO TEXT" COMMAND...: COMMAND must fail and say that.
