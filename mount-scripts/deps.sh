@@ -11,6 +11,7 @@ packages=(
   # build
   g++ cmake make pkg-config
   libleveldb-dev libsnappy-dev libssl-dev libspdlog-dev libfmt-dev catch2 libfuse3-dev
+  libxxhash-dev
   # (libsnappy-dev: Debian's LevelDB CMake package links -lsnappy)
   # mount: fusermount3, mount.fuse3
   fuse3

@@ -1532,7 +1532,7 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode) {
     if (entry->is_dir) return Status::IsDirectory("directory");
     if (mode.write || mode.truncate) return Status::ReadOnly("assets are read-only");
     h->kind = NodeKind::kAssetFile;
-    h->asset_blob = m.store->OpenBlob(entry->id);
+    h->asset_blob = m.store->OpenCommittedBlob(entry->id);
     h->asset_length = entry->length;
   }
   std::lock_guard lock(m.handles_mu);

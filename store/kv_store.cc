@@ -1,6 +1,7 @@
 #include "store/kv_store.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -20,66 +21,85 @@ std::string EncodeLength(uint64_t n) {
   return v;
 }
 
-Status DecodeLength(std::string_view key, std::string_view value, uint64_t* n) {
-  if (value.size() != 8 || key.size() != 17) {
-    return Status::Corruption("malformed extent record for blob " +
-                              std::to_string(keys::ReadBigEndian64(key.substr(1))));
-  }
-  *n = keys::ReadBigEndian64(value);
-  return Status::OK();
+std::string BlobText(uint64_t blob) { return "blob " + std::to_string(blob); }
+
+std::string Hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
 }
 
-// One stored chunk: [begin, begin + length).
+// One stored chunk: [begin, begin + length), whose bytes hash to checksum.
 struct ChunkRef {
   uint64_t begin;
   uint64_t length;
+  uint64_t checksum;
   uint64_t end() const { return begin + length; }
+  bool operator==(const ChunkRef&) const = default;
 };
 
-// Chunks of `blob` that intersect [begin, end), in order.
+Status DecodeExtent(std::string_view key, std::string_view value, ChunkRef* out) {
+  if (key.size() != 17 || !DecodeExtentValue(value, &out->length, &out->checksum)) {
+    return Status::Corruption("malformed extent record for " + BlobText(keys::ReadBigEndian64(key.substr(1))));
+  }
+  out->begin = keys::OffsetOf(key);
+  return Status::OK();
+}
+
+// Chunks of `blob` that intersect [begin, end), in order, as the extent
+// records list them.
 Status OverlappingChunks(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end,
                          std::vector<ChunkRef>* out) {
+  out->clear();
   std::string key, value;
   // The chunk starting at or before `begin` may reach into the range.
   Status s = kv.Last(keys::Extent(blob, 0), keys::Extent(blob, begin) + '\0', &key, &value);
   if (s.ok()) {
-    uint64_t n;
-    UPFS_RETURN_IF_ERROR(DecodeLength(key, value, &n));
-    uint64_t start = keys::OffsetOf(key);
-    if (start + n > begin) out->push_back({start, n});
+    ChunkRef c;
+    UPFS_RETURN_IF_ERROR(DecodeExtent(key, value, &c));
+    if (c.end() > begin) out->push_back(c);
   } else if (!s.IsNotFound()) {
     return s;
   }
   Status scan_status;
   UPFS_RETURN_IF_ERROR(kv.Scan(keys::Extent(blob, begin) + '\0', keys::Extent(blob, end),
                                [&](std::string_view k, std::string_view v) {
-                                 uint64_t n;
-                                 scan_status = DecodeLength(k, v, &n);
+                                 ChunkRef c;
+                                 scan_status = DecodeExtent(k, v, &c);
                                  if (!scan_status.ok()) return false;
-                                 out->push_back({keys::OffsetOf(k), n});
+                                 out->push_back(c);
                                  return true;
                                }));
   return scan_status;
 }
 
-Status ReadChunk(const Kv& kv, uint64_t blob, const ChunkRef& c, std::string* data) {
-  Status s = kv.Get(keys::Chunk(blob, c.begin), data);
-  if (s.IsNotFound()) {
-    return Status::Corruption("blob " + std::to_string(blob) + ": chunk at offset " +
-                              std::to_string(c.begin) + " is listed but missing");
+// OK when `data` is what the extent record `c` of `blob` describes.
+Status VerifyChunk(uint64_t blob, const ChunkRef& c, std::string_view data) {
+  std::string where = BlobText(blob) + ": chunk at offset " + std::to_string(c.begin);
+  if (data.size() != c.length) {
+    return Status::Corruption(where + " has " + std::to_string(data.size()) + " bytes, its extent record says " +
+                              std::to_string(c.length));
   }
-  UPFS_RETURN_IF_ERROR(s);
-  if (data->size() != c.length) {
-    return Status::Corruption("blob " + std::to_string(blob) + ": chunk at offset " +
-                              std::to_string(c.begin) + " has " + std::to_string(data->size()) +
-                              " bytes, its extent record says " + std::to_string(c.length));
+  if (uint64_t actual = ChunkChecksum(data); actual != c.checksum) {
+    return Status::Corruption(where + " (" + std::to_string(c.length) + " bytes) fails its checksum: extent record " +
+                              Hex64(c.checksum) + ", bytes " + Hex64(actual));
   }
   return Status::OK();
 }
 
+Status ReadChunk(const Kv& kv, uint64_t blob, const ChunkRef& c, std::string* data) {
+  Status s = kv.Get(keys::Chunk(blob, c.begin), data);
+  if (s.IsNotFound()) {
+    return Status::Corruption(BlobText(blob) + ": chunk at offset " + std::to_string(c.begin) +
+                              " is listed but missing");
+  }
+  UPFS_RETURN_IF_ERROR(s);
+  return VerifyChunk(blob, c, *data);
+}
+
 void PutChunk(uint64_t blob, uint64_t offset, std::string_view data, KvWrite* write) {
   write->Put(keys::Chunk(blob, offset), std::string(data));
-  write->Put(keys::Extent(blob, offset), EncodeLength(data.size()));
+  write->Put(keys::Extent(blob, offset), EncodeExtentValue(data.size(), ChunkChecksum(data)));
 }
 
 void DeleteChunk(uint64_t blob, uint64_t offset, KvWrite* write) {
@@ -112,12 +132,15 @@ Status AddPunch(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, KvWri
   return Status::OK();
 }
 
-// A read restarts when a concurrent rewrite moved the chunk it began at.
+// A read restarts when a concurrent rewrite moved the chunks it read.
 constexpr int kReadAttempts = 16;
+
+// What a read returns for bytes no chunk holds.
+enum class Holes { kZeros, kCorruption };
 
 class KvBlob : public ByteSink {
  public:
-  KvBlob(Kv* kv, uint64_t blob) : kv_(kv), blob_(blob) {}
+  KvBlob(Kv* kv, uint64_t blob, Holes holes) : kv_(kv), blob_(blob), holes_(holes) {}
 
   Status WriteAt(uint64_t offset, std::string_view data) override {
     if (data.empty()) return Status::OK();
@@ -135,48 +158,57 @@ class KvBlob : public ByteSink {
   }
 
   Status ReadAt(uint64_t offset, size_t n, char* out) const override {
-    if (n == 0 || offset >= kMaxBlobLength) {
+    if (n == 0) return Status::OK();
+    if (offset >= kMaxBlobLength) {
+      if (holes_ == Holes::kCorruption) return Hole(offset, offset + n);
       std::memset(out, 0, n);
       return Status::OK();
     }
     uint64_t end = offset + std::min<uint64_t>(n, kMaxBlobLength - offset);
-    // Find where the chunk that may cover `offset` starts, then read every
-    // chunk from there in one snapshot scan. The two steps are separate
-    // snapshots: if a rewrite moved that chunk in between, the scan does
-    // not begin with it, and the read starts over so it returns the old
-    // bytes or the new ones, never zeros.
-    Status st;
+    // List the chunks from their extent records, then read their bytes in
+    // one snapshot scan, checking each against its record. The two are
+    // separate snapshots: when they disagree, the extent records are read
+    // again; if those changed, a concurrent rewrite moved chunks and the
+    // read starts over (so it returns the old bytes or the new ones, never
+    // zeros); if they did not, the stored data is corrupt.
+    std::vector<ChunkRef> chunks, again;
     for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
       std::memset(out, 0, n);
-      std::string key, value;
-      std::optional<uint64_t> floor;
-      Status s = kv_->Last(keys::Extent(blob_, 0), keys::Extent(blob_, offset) + '\0', &key, &value);
-      if (s.ok()) {
-        floor = keys::OffsetOf(key);
-      } else if (!s.IsNotFound()) {
-        return s;
+      UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, blob_, offset, end, &chunks));
+      if (holes_ == Holes::kCorruption) UPFS_RETURN_IF_ERROR(CheckCoverage(chunks, offset, end));
+      if (chunks.empty()) return Status::OK();
+      size_t next = 0;
+      Status mismatch;
+      UPFS_RETURN_IF_ERROR(kv_->Scan(
+          keys::Chunk(blob_, chunks.front().begin), keys::Chunk(blob_, end),
+          [&](std::string_view k, std::string_view v) {
+            const ChunkRef& c = chunks[next];
+            uint64_t begin = keys::OffsetOf(k);
+            if (begin != c.begin) {
+              mismatch = Status::Corruption(BlobText(blob_) + ": chunk at offset " +
+                                            std::to_string(std::min(begin, c.begin)) +
+                                            (begin < c.begin ? " has no extent record" : " is listed but missing"));
+              return false;
+            }
+            mismatch = VerifyChunk(blob_, c, v);
+            if (!mismatch.ok()) return false;
+            uint64_t from = std::max(begin, offset);
+            uint64_t to = std::min(c.end(), end);
+            std::memcpy(out + (from - offset), v.data() + (from - begin), to - from);
+            // Stop at the last listed chunk: stepping on would load (and
+            // checksum) a block this read never needs, failing it if that
+            // block is damaged.
+            return ++next < chunks.size();
+          }));
+      if (mismatch.ok() && next < chunks.size()) {
+        mismatch = Status::Corruption(BlobText(blob_) + ": chunk at offset " + std::to_string(chunks[next].begin) +
+                                      " is listed but missing");
       }
-      bool moved = false;
-      bool first = true;
-      st = kv_->Scan(keys::Chunk(blob_, floor.value_or(offset)), keys::Chunk(blob_, end),
-                     [&](std::string_view k, std::string_view v) {
-                       uint64_t begin = keys::OffsetOf(k);
-                       if (std::exchange(first, false) && floor && begin != *floor) {
-                         moved = true;
-                         return false;
-                       }
-                       uint64_t chunk_end = begin + v.size();
-                       uint64_t from = std::max(begin, offset);
-                       uint64_t to = std::min(chunk_end, end);
-                       if (from < to) std::memcpy(out + (from - offset), v.data() + (from - begin), to - from);
-                       // Stop at the chunk that reaches the end: stepping on
-                       // would load (and checksum) a block this read never
-                       // needs, failing it if that block is damaged.
-                       return chunk_end < end;
-                     });
-      if (!st.ok() || !(moved || (first && floor))) return st;
+      if (mismatch.ok()) return Status::OK();
+      UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, blob_, offset, end, &again));
+      if (again == chunks) return mismatch;
     }
-    return Status::Busy("blob " + std::to_string(blob_) + ": range at offset " + std::to_string(offset) +
+    return Status::Busy(BlobText(blob_) + ": range at offset " + std::to_string(offset) +
                         " kept changing during the read");
   }
 
@@ -185,14 +217,13 @@ class KvBlob : public ByteSink {
     Status decode_status;
     UPFS_RETURN_IF_ERROR(kv_->Scan(keys::Extent(blob_, 0), keys::Extent(blob_ + 1, 0),
                                    [&](std::string_view k, std::string_view v) {
-                                     uint64_t n;
-                                     decode_status = DecodeLength(k, v, &n);
+                                     ChunkRef c;
+                                     decode_status = DecodeExtent(k, v, &c);
                                      if (!decode_status.ok()) return false;
-                                     uint64_t b = keys::OffsetOf(k);
-                                     if (!out->empty() && out->back().end == b) {
-                                       out->back().end = b + n;
+                                     if (!out->empty() && out->back().end == c.begin) {
+                                       out->back().end = c.end();
                                      } else {
-                                       out->push_back({b, b + n});
+                                       out->push_back({c.begin, c.end()});
                                      }
                                      return true;
                                    }));
@@ -200,8 +231,23 @@ class KvBlob : public ByteSink {
   }
 
  private:
+  // Committed files have no holes: bytes no chunk holds are lost data.
+  Status CheckCoverage(const std::vector<ChunkRef>& chunks, uint64_t begin, uint64_t end) const {
+    uint64_t at = begin;
+    for (const ChunkRef& c : chunks) {
+      if (c.begin > at) return Hole(at, c.begin);
+      at = std::max(at, c.end());
+    }
+    return at < end ? Hole(at, end) : Status::OK();
+  }
+  Status Hole(uint64_t begin, uint64_t end) const {
+    return Status::Corruption(BlobText(blob_) + ": committed data has no chunk for bytes [" + std::to_string(begin) +
+                              ", " + std::to_string(end) + ")");
+  }
+
   Kv* const kv_;
   const uint64_t blob_;
+  const Holes holes_;
 };
 
 }  // namespace
@@ -226,8 +272,12 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, bool crea
     return s;
   }
   if (format != keys::kFormatValue) {
+    // Stores of format 1 have no chunk checksums, and extent records of
+    // another size; there is no in-place upgrade.
     return Status::InvalidArgument("store format is '" + format + "', this upfs reads '" +
-                                   std::string(keys::kFormatValue) + "'");
+                                   std::string(keys::kFormatValue) +
+                                   "' only; copy the assets out with the upfs that wrote the store "
+                                   "and upload them into a new store");
   }
   std::string next;
   s = kv->Get(keys::kNextIdKey, &next);
@@ -240,7 +290,13 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, bool crea
 
 uint64_t KvStore::NewIds(uint64_t count) { return next_id_.fetch_add(count); }
 
-std::unique_ptr<ByteSink> KvStore::OpenBlob(uint64_t blob) { return std::make_unique<KvBlob>(kv_.get(), blob); }
+std::unique_ptr<ByteSink> KvStore::OpenBlob(uint64_t blob) {
+  return std::make_unique<KvBlob>(kv_.get(), blob, Holes::kZeros);
+}
+
+std::unique_ptr<ByteSink> KvStore::OpenCommittedBlob(uint64_t blob) {
+  return std::make_unique<KvBlob>(kv_.get(), blob, Holes::kCorruption);
+}
 
 Status KvStore::Apply(const Batch& batch, bool sync) {
   std::lock_guard lock(apply_mu_);

@@ -31,6 +31,7 @@ class KvStore : public Store {
   Status Apply(const Batch& batch, bool sync) override;
   uint64_t NewIds(uint64_t count) override;
   std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) override;
+  std::unique_ptr<ByteSink> OpenCommittedBlob(uint64_t blob) override;
   Status ListSessions(std::vector<SessionRecord>* out) const override;
   Status ListNodes(uint64_t session_id, std::vector<NodeRecord>* out) const override;
   Status GetAsset(std::string_view name, AssetRecord* out) const override;
