@@ -4,7 +4,10 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <set>
 #include <utility>
+
+#include <spdlog/spdlog.h>
 
 #include "store/records.h"
 
@@ -108,11 +111,13 @@ void DeleteChunk(uint64_t blob, uint64_t offset, KvWrite* write) {
 }
 
 // Adds to `write` what removes [begin, end) from the stored chunks: chunks
-// inside go, chunks straddling an edge keep their outside part.
-Status AddPunch(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, KvWrite* write) {
+// inside go, chunks straddling an edge keep their outside part. Adds the
+// bytes removed to *freed.
+Status AddPunch(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, KvWrite* write, uint64_t* freed) {
   std::vector<ChunkRef> chunks;
   UPFS_RETURN_IF_ERROR(OverlappingChunks(kv, blob, begin, end, &chunks));
   for (const ChunkRef& c : chunks) {
+    *freed += std::min(c.end(), end) - std::max(c.begin, begin);
     if (c.begin >= begin && c.end() <= end) {
       DeleteChunk(blob, c.begin, write);
       continue;
@@ -148,9 +153,11 @@ class KvBlob : public ByteSink {
       return Status::TooLarge("write at offset " + std::to_string(offset) +
                               " ends beyond the largest file upfs stores");
     }
+    UPFS_RETURN_IF_ERROR(kv_->CheckRoomForData(data.size()));
     uint64_t end = offset + data.size();
     KvWrite write;
-    UPFS_RETURN_IF_ERROR(AddPunch(*kv_, blob_, offset, end, &write));
+    uint64_t overwritten = 0;  // not reclaimed separately: the new chunks take its place
+    UPFS_RETURN_IF_ERROR(AddPunch(*kv_, blob_, offset, end, &write, &overwritten));
     for (uint64_t pos = 0; pos < data.size(); pos += kMaxChunkBytes) {
       PutChunk(blob_, offset + pos, data.substr(pos, kMaxChunkBytes), &write);
     }
@@ -252,8 +259,9 @@ class KvBlob : public ByteSink {
 
 }  // namespace
 
-Status AddTruncate(const Kv& kv, uint64_t blob, uint64_t length, KvWrite* write) {
-  return AddPunch(kv, blob, length, kMaxBlobLength, write);
+Status AddTruncate(const Kv& kv, uint64_t blob, uint64_t length, KvWrite* write, uint64_t* freed) {
+  uint64_t ignored = 0;
+  return AddPunch(kv, blob, length, kMaxBlobLength, write, freed ? freed : &ignored);
 }
 
 KvStore::KvStore(std::unique_ptr<Kv> kv, uint64_t next_id) : kv_(std::move(kv)), next_id_(next_id) {}
@@ -299,6 +307,23 @@ std::unique_ptr<ByteSink> KvStore::OpenCommittedBlob(uint64_t blob) {
 }
 
 Status KvStore::Apply(const Batch& batch, bool sync) {
+  std::vector<uint64_t> freed_blobs;
+  uint64_t freed = 0;
+  UPFS_RETURN_IF_ERROR(ApplyLocked(batch, sync, &freed_blobs, &freed));
+  if (freed_blobs.empty()) return Status::OK();
+  {
+    std::lock_guard lock(freed_mu_);
+    freed_blobs_.insert(freed_blobs.begin(), freed_blobs.end());
+    freed_bytes_ += freed;
+    if (freed_bytes_ < kCompactAfterFreedBytes) return Status::OK();
+  }
+  // The batch is applied; a failed compaction only delays reclaiming
+  // (and a failed database is reopened by the next write).
+  if (Status st = Compact(); !st.ok()) spdlog::warn("reclaiming space of deleted data failed: {}", st.ToString());
+  return Status::OK();
+}
+
+Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed) {
   std::lock_guard lock(apply_mu_);
   KvWrite write;
   for (const Batch::Op& op : batch.ops()) {
@@ -318,9 +343,13 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
       write.Put(keys::Entry(e.asset, e.dir, e.name), EncodeEntry(e));
       write.Put(keys::Id(e.id), EncodeLocation({e.asset, e.dir, e.name}));
     } else if (auto* t = std::get_if<Batch::TruncateBlob>(&op)) {
-      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, t->blob, t->length, &write));
+      uint64_t before = *freed;
+      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, t->blob, t->length, &write, freed));
+      if (*freed > before) freed_blobs->push_back(t->blob);
     } else if (auto* db = std::get_if<Batch::DeleteBlob>(&op)) {
-      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, db->blob, 0, &write));
+      uint64_t before = *freed;
+      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, db->blob, 0, &write, freed));
+      if (*freed > before) freed_blobs->push_back(db->blob);
     }
   }
   write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
@@ -404,8 +433,36 @@ Status KvStore::LocateId(uint64_t id, AssetLocation* out) const {
 }
 
 Status KvStore::Compact() {
-  // Freed chunks are the bulk of what compaction reclaims.
-  return kv_->Compact("C", "Y");
+  std::set<uint64_t> blobs;
+  {
+    std::lock_guard lock(freed_mu_);
+    blobs.swap(freed_blobs_);
+    freed_bytes_ = 0;
+  }
+  if (blobs.empty()) return Status::OK();
+  // Runs of consecutive blob ids, each compacted as one range; past
+  // kMaxCompactRanges runs, one range from the first to the last (it may
+  // rewrite live blobs in between, but each range costs LevelDB a memtable
+  // switch).
+  std::vector<std::pair<uint64_t, uint64_t>> runs;  // [first, last + 1)
+  for (uint64_t b : blobs) {
+    if (!runs.empty() && runs.back().second == b) {
+      runs.back().second = b + 1;
+    } else {
+      runs.emplace_back(b, b + 1);
+    }
+  }
+  if (runs.size() > kMaxCompactRanges) runs = {{runs.front().first, runs.back().second}};
+  Status first_error;
+  for (const auto& [from, to] : runs) {
+    for (bool chunks : {true, false}) {
+      std::string begin = chunks ? keys::Chunk(from, 0) : keys::Extent(from, 0);
+      std::string end = chunks ? keys::Chunk(to, 0) : keys::Extent(to, 0);
+      Status st = kv_->Compact(begin, end);
+      if (!st.ok() && first_error.ok()) first_error = st;
+    }
+  }
+  return first_error;
 }
 
 }  // namespace upfs::store

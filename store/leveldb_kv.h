@@ -13,6 +13,8 @@
 // Thread safety: as Store.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +28,8 @@ class Env;
 
 namespace upfs::store {
 
+inline constexpr uint64_t kDefaultReserveBytes = uint64_t{256} << 20;
+
 struct LevelDbOptions {
   // Memtable size and SST file size. Measured on the target machine: 1 MiB
   // values went in at ~0.45 GB/s with LevelDB's defaults (4 MiB / 2 MiB)
@@ -37,6 +41,22 @@ struct LevelDbOptions {
   // Block cache for reads of chunk and record blocks.
   size_t block_cache_bytes = size_t{32} << 20;
   leveldb::Env* env = nullptr;  // tests inject faults; null: LevelDB's default
+
+  // Free space kept for LevelDB on the store's file system (-o reserve).
+  // Upload data (Kv::CheckRoomForData) is refused with NoSpace while the
+  // free space (statvfs f_bavail) is below this; record writes (commits,
+  // aborts, renames, ...) are not, so a full store still finishes and
+  // aborts sessions, and an abort frees space. The default, 4 x 64 MiB:
+  // LevelDB must be able to write both memtables (the active and the
+  // immutable one, write_buffer_size each) out as tables while their logs
+  // still exist, and to write a compaction's outputs (~2 x max_file_size
+  // for the compactions upload data causes) before it deletes the inputs.
+  // Should a flush or compaction still fail with ENOSPC, writes fail with
+  // NoSpace and the database is reopened, with no restart, once this much
+  // is free again.
+  uint64_t reserve_bytes = kDefaultReserveBytes;
+  // Free bytes on the store's file system; null: statvfs. Tests fake it.
+  std::function<Result<uint64_t>()> free_bytes;
 };
 
 // Opens the LevelDB Kv at `db_dir` (creating it when `create`).
