@@ -16,7 +16,7 @@ packages=(
   # mount: fusermount3, mount.fuse3
   fuse3
   # integration tests: real clients and the tools the scripts use
-  rsync libglib2.0-bin attr util-linux procps coreutils tar
+  rsync libglib2.0-bin attr util-linux procps coreutils tar openssl
 )
 
 missing=()

@@ -121,7 +121,7 @@ Result<uint64_t> StatvfsFreeBytes(const std::string& dir) {
 // append leaves a torn record at the log's tail that later records would
 // strand in mid-log, where recovery (paranoid_checks) refuses it. So a
 // failed write marks the DB failed, no further write reaches it, and the
-// next write reopens it once the file system has the reserve free again:
+// next write reopens it once the file system has room for the recovery:
 // recovery drops the torn tail, replays the log and clears the error,
 // with no restart of the daemon. Upload data is also refused while free
 // space is below the reserve (CheckRoomForData), so in normal operation
@@ -273,6 +273,7 @@ class LevelDbKv : public Kv {
  private:
   static constexpr uint64_t kMaxUncheckedBytes = uint64_t{64} << 20;
   static constexpr auto kReopenInterval = std::chrono::seconds(1);
+  static constexpr uint64_t kRecoverySlack = uint64_t{4} << 20;
 
   static leveldb::ReadOptions ReadOptions() {
     leveldb::ReadOptions options;
@@ -305,15 +306,18 @@ class LevelDbKv : public Kv {
 
   // OK when the DB takes writes: it never failed, or a reopen just
   // cleared the failure. A reopen is tried at most once per
-  // kReopenInterval, and only with the reserve free (recovery writes the
-  // replayed log into a table). REQUIRES: write_mu_.
+  // kReopenInterval, and only when the file system has room for what
+  // recovery writes: a table per write-ahead log, and a new MANIFEST.
+  // Not the whole reserve: a failed compaction's output stays on disk
+  // until the reopen deletes it, so waiting for the reserve could wait
+  // forever. REQUIRES: write_mu_.
   Status RecoverIfFailed() {
     if (failed_.ok()) return Status::OK();
     auto now = std::chrono::steady_clock::now();
     if (now < next_reopen_) return failed_;
     next_reopen_ = now + kReopenInterval;
     Result<uint64_t> free = free_bytes_();
-    if (!free.ok() || *free < opts_.reserve_bytes) return failed_;
+    if (!free.ok() || *free < RecoveryBytes()) return failed_;
     std::unique_lock lock(db_mu_);
     db_.reset();
     leveldb::Status s = OpenDb(/*create=*/false);
@@ -327,6 +331,17 @@ class LevelDbKv : public Kv {
     failed_ = Status::OK();
     next_reopen_ = {};
     return Status::OK();
+  }
+
+  // Free space a reopen needs: the logs it replays into tables, plus
+  // kRecoverySlack for the MANIFEST and table overhead.
+  uint64_t RecoveryBytes() const {
+    uint64_t logs = 0;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(db_dir_, ec)) {
+      if (entry.path().extension() == ".log") logs += entry.file_size(ec);
+    }
+    return logs + kRecoverySlack;
   }
 
   const std::string db_dir_;

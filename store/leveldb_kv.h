@@ -28,7 +28,7 @@ class Env;
 
 namespace upfs::store {
 
-inline constexpr uint64_t kDefaultReserveBytes = uint64_t{256} << 20;
+inline constexpr uint64_t kDefaultReserveBytes = uint64_t{512} << 20;
 
 struct LevelDbOptions {
   // Memtable size and SST file size. Measured on the target machine: 1 MiB
@@ -46,14 +46,23 @@ struct LevelDbOptions {
   // Upload data (Kv::CheckRoomForData) is refused with NoSpace while the
   // free space (statvfs f_bavail) is below this; record writes (commits,
   // aborts, renames, ...) are not, so a full store still finishes and
-  // aborts sessions, and an abort frees space. The default, 4 x 64 MiB:
-  // LevelDB must be able to write both memtables (the active and the
-  // immutable one, write_buffer_size each) out as tables while their logs
-  // still exist, and to write a compaction's outputs (~2 x max_file_size
-  // for the compactions upload data causes) before it deletes the inputs.
-  // Should a flush or compaction still fail with ENOSPC, writes fail with
-  // NoSpace and the database is reopened, with no restart, once this much
-  // is free again.
+  // aborts sessions, and an abort frees space. The default, 512 MiB = 8 x
+  // the 64 MiB write buffer: LevelDB must be able to write both memtables
+  // (active and immutable) out as tables while their logs still exist
+  // (2 x 64 MiB), and a level-0 compaction writes its output, up to the
+  // four level-0 tables it merges plus the level-1 tables they overlap
+  // (~5 x 64 MiB), before it deletes its inputs. Measured on a 768 MiB
+  // tmpfs: with 256 MiB, the compactions after a refusal still filled the
+  // disk (tests/integration/enospc.sh).
+  //
+  // Should a flush or compaction still fail with ENOSPC (a reserve set too
+  // small, or another program filling the file system), LevelDB's error is
+  // sticky: writes fail with NoSpace, records included, and the database
+  // is reopened, with no restart, once there is room for its recovery (the
+  // size of its logs plus 4 MiB). The space a failed compaction left
+  // behind is only freed by that reopen, so if nothing else frees space,
+  // the administrator must (LevelDB cannot say which of its files are
+  // dead without reading its MANIFEST).
   uint64_t reserve_bytes = kDefaultReserveBytes;
   // Free bytes on the store's file system; null: statvfs. Tests fake it.
   std::function<Result<uint64_t>()> free_bytes;
