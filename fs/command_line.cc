@@ -14,6 +14,7 @@ enum Key {
   kKeyLogFile,
   kKeySweepInterval,
   kKeyMaxThreads,
+  kKeyReserve,
 };
 
 // Templates ending in '=' match any value; the handler gets the whole
@@ -25,6 +26,7 @@ const fuse_opt kUpfsOptions[] = {
     FUSE_OPT_KEY("log_file=", kKeyLogFile),
     FUSE_OPT_KEY("sweep_interval=", kKeySweepInterval),
     FUSE_OPT_KEY("max_threads=", kKeyMaxThreads),
+    FUSE_OPT_KEY("reserve=", kKeyReserve),
     FUSE_OPT_END,
 };
 
@@ -49,6 +51,30 @@ Status ParseSeconds(std::string_view option, std::string_view value, int64_t max
                                    std::to_string(max));
   }
   *out = n;
+  return Status::OK();
+}
+
+// A byte count: digits with an optional K, M, G or T suffix (powers of 1024).
+Status ParseBytes(std::string_view option, std::string_view value, uint64_t* out) {
+  uint64_t n = 0;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(value.data(), end, n);
+  int shift = 0;
+  if (ec == std::errc() && ptr + 1 == end) {
+    switch (*ptr) {
+      case 'K': case 'k': shift = 10; break;
+      case 'M': case 'm': shift = 20; break;
+      case 'G': case 'g': shift = 30; break;
+      case 'T': case 't': shift = 40; break;
+      default: shift = -1;
+    }
+    ptr += shift >= 0 ? 1 : 0;
+  }
+  if (ec != std::errc() || ptr != end || shift < 0 || n > (uint64_t{1} << (62 - shift))) {
+    return Status::InvalidArgument("-o " + std::string(option) + "=" + std::string(value) +
+                                   ": expected a byte count such as 268435456, 512M or 2G");
+  }
+  *out = n << shift;
   return Status::OK();
 }
 
@@ -96,6 +122,8 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
     case kKeyMaxThreads:
       out.max_threads_given = true;
       return Status::OK();
+    case kKeyReserve:
+      return ParseBytes("reserve", ValueOf(arg), &out.reserve_bytes);
     default:
       return Status::OK();
   }
@@ -155,12 +183,17 @@ void PrintUsage(std::FILE* out, const char* program) {
                "                           how often expired sessions are looked for\n"
                "                           (default: %lld)\n"
                "    -o max_threads=N       worker threads (libfuse option; upfs default: %u)\n"
+               "    -o reserve=BYTES       free space kept for the database on the store's\n"
+               "                           file system: upload writes fail with ENOSPC\n"
+               "                           below it, finishing and aborting still work\n"
+               "                           (K, M, G suffixes; default: %lluM)\n"
                "\n"
                "upfs always adds -o default_permissions (the kernel enforces file modes)\n"
                "and -o fsname=upfs:STORE_DIR,subtype=upfs.\n"
                "\n",
                program, static_cast<long long>(kDefaultTtlSeconds),
-               static_cast<long long>(kDefaultSweepIntervalSeconds), kDefaultMaxThreads);
+               static_cast<long long>(kDefaultSweepIntervalSeconds), kDefaultMaxThreads,
+               static_cast<unsigned long long>(store::kDefaultReserveBytes >> 20));
 }
 
 std::string EscapeOptionValue(std::string_view value) {

@@ -19,6 +19,7 @@
 #include <spdlog/common.h>
 
 #include "fs/fuse_api.h"
+#include "store/leveldb_kv.h"
 #include "store/status.h"
 
 namespace upfs::fs {
@@ -49,6 +50,8 @@ struct CommandLine {
   int64_t sweep_interval_seconds = kDefaultSweepIntervalSeconds;
   // -o max_threads=N was given (libfuse parses the value; it stays in args).
   bool max_threads_given = false;
+  // -o reserve=BYTES: free space kept for the database (store/leveldb_kv.h).
+  uint64_t reserve_bytes = store::kDefaultReserveBytes;
 };
 
 // Parses upfs's options and STORE_DIR out of `args` into `out`, leaving

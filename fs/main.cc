@@ -230,7 +230,9 @@ int RunMount(Mount& m, fuse_args* args) {
 
   // The store and engine, before anything is mounted: their errors are
   // the most likely ones, and must reach the terminal with status 1.
-  Result<std::unique_ptr<store::Store>> store = store::OpenLevelDbStore(m.store_dir);
+  store::LevelDbOptions store_options;
+  store_options.reserve_bytes = m.cl.reserve_bytes;
+  Result<std::unique_ptr<store::Store>> store = store::OpenLevelDbStore(m.store_dir, store_options);
   if (!store.ok()) {
     spdlog::error("cannot open store {}: {}", m.store_dir, store.status().ToString());
     return 1;

@@ -11,11 +11,12 @@ packages=(
   # build
   g++ cmake make pkg-config
   libleveldb-dev libsnappy-dev libssl-dev libspdlog-dev libfmt-dev catch2 libfuse3-dev
+  libxxhash-dev
   # (libsnappy-dev: Debian's LevelDB CMake package links -lsnappy)
   # mount: fusermount3, mount.fuse3
   fuse3
   # integration tests: real clients and the tools the scripts use
-  rsync libglib2.0-bin attr util-linux procps coreutils tar
+  rsync libglib2.0-bin attr util-linux procps coreutils tar openssl
   # bad_input.sh reads each errno from the syscall with Python's os module
   python3
   # tests/fuzz: libFuzzer comes with clang's runtime (libclang-rt-dev)

@@ -1562,7 +1562,7 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode) {
     if (entry->is_dir) return Status::IsDirectory("directory");
     if (mode.write || mode.truncate) return Status::ReadOnly("assets are read-only");
     h->kind = NodeKind::kAssetFile;
-    h->asset_blob = m.store->OpenBlob(entry->id);
+    h->asset_blob = m.store->OpenCommittedBlob(entry->id);
     h->asset_length = entry->length;
   }
   std::lock_guard lock(m.handles_mu);
@@ -1706,19 +1706,11 @@ std::vector<std::string> Engine::ExpireIdle() {
     }
   }
   std::vector<std::string> expired;
-  // The range of blob ids freed, compacted once for the whole sweep.
-  uint64_t first_blob = UINT64_MAX, last_blob = 0;
   for (const auto& s : doomed) {
     std::string name;
-    uint64_t first = UINT64_MAX, last = 0;
     {
       std::lock_guard lock(s->mu);
       name = s->record.name;
-      for (const auto& [id, n] : s->nodes) {
-        if (!n.file) continue;
-        first = std::min(first, id);
-        last = std::max(last, id);
-      }
     }
     Status st = m.DropSession(*s, /*sync=*/false);
     if (!st.ok()) {
@@ -1729,11 +1721,10 @@ std::vector<std::string> Engine::ExpireIdle() {
     }
     spdlog::info("session {} expired after {} s idle", Quote(name), m.options.ttl_ns / 1000000000);
     expired.push_back(std::move(name));
-    first_blob = std::min(first_blob, first);
-    last_blob = std::max(last_blob, last);
   }
-  if (first_blob <= last_blob) {
-    Status st = m.store->CompactBlobs(first_blob, last_blob);
+  if (!expired.empty()) {
+    // The store knows which blobs were freed; one compaction for the sweep.
+    Status st = m.store->Compact();
     if (!st.ok()) spdlog::warn("compaction after expiry failed: {}", st.ToString());
   }
   return expired;

@@ -627,11 +627,14 @@ class Checker {
     if (chunk) ++report_.chunks;
 
     std::optional<uint64_t> extent_length;
+    uint64_t extent_checksum = 0;
     if (extent) {
-      if (extent->size() == 8) {
-        extent_length = keys::ReadBigEndian64(*extent);
+      uint64_t n;
+      if (DecodeExtentValue(*extent, &n, &extent_checksum)) {
+        extent_length = n;
       } else {
-        FsckProblem& p = AddFor(Kind::kUndecodable, b.owner, blob, offset, "extent record is not 8 bytes");
+        FsckProblem& p = AddFor(Kind::kUndecodable, b.owner, blob, offset,
+                                "extent record is not " + std::to_string(kExtentValueSize) + " bytes");
         p.key = EscapeBytes(keys::Extent(blob, offset));
         b.explained = true;
         index_incomplete_ = true;
@@ -654,6 +657,13 @@ class Checker {
       AddFor(Kind::kExtentLength, b.owner, blob, offset,
              "extent record says " + std::to_string(*extent_length) + " bytes, the chunk holds " +
                  std::to_string(chunk->size()));
+      b.explained = true;
+      b.hash_broken = true;
+    } else if (chunk && extent_length && ChunkChecksum(*chunk) != extent_checksum) {
+      // Reads fail with EIO on this chunk; say which one.
+      AddFor(Kind::kChunkChecksum, b.owner, blob, offset,
+             "chunk " + RangeText(offset, offset + chunk->size()) +
+                 " does not match the checksum in its extent record");
       b.explained = true;
       b.hash_broken = true;
     } else if (chunk && !extent) {
@@ -908,6 +918,8 @@ const char* FsckProblemKindName(FsckProblemKind kind) {
       return "extent without chunk";
     case Kind::kExtentLength:
       return "extent length mismatch";
+    case Kind::kChunkChecksum:
+      return "chunk checksum mismatch";
     case Kind::kUndecodable:
       return "undecodable record";
     case Kind::kIndex:

@@ -80,6 +80,7 @@ enum class FsckProblemKind {
   kChunkWithoutExtent,  // "C" key with no "X" record
   kExtentWithoutChunk,  // "X" record with no "C" key
   kExtentLength,        // "X" length differs from the chunk's size
+  kChunkChecksum,       // the chunk's bytes differ from the checksum in its "X" record
   kUndecodable,         // a record (or key) that does not decode
   kIndex,               // records that contradict each other
   kMissingId,           // an entry or asset root without its "I" record

@@ -5,6 +5,7 @@
 // must not call back into the same Kv.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -42,8 +43,14 @@ class Kv {
   virtual Status Commit(const KvWrite& write, bool sync) = 0;
   // Reclaims space of deleted keys in [begin, last]. `begin` and `last`
   // themselves must be keys that are deleted or never used: an
-  // implementation may write tombstones for them.
+  // implementation may write tombstones for them. Returns a failure of the
+  // compaction (NoSpace when the disk filled during it).
   virtual Status Compact(std::string_view begin, std::string_view last) = 0;
+  // OK when `bytes` more of upload data may be written now; NoSpace while
+  // the backend's medium has less free than it keeps in reserve. Only data
+  // is checked: records are small and must go through on a full store, so
+  // that sessions can still be finished and aborted. Default: always OK.
+  virtual Status CheckRoomForData(uint64_t /*bytes*/) { return Status::OK(); }
 };
 
 }  // namespace upfs::store

@@ -14,6 +14,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <vector>
 
 #include "store/kv.h"
 #include "store/store.h"
@@ -23,6 +25,14 @@ namespace upfs::store {
 // Largest chunk value: writes larger than this are split.
 inline constexpr size_t kMaxChunkBytes = size_t{1} << 20;
 
+// Space of deleted chunks is reclaimed (Compact) by the Apply that brings
+// the bytes freed since the last compaction to this many, so that aborting
+// a session, deleting or truncating a file really frees disk space (LevelDB
+// alone may keep deleted chunks in its bottom level indefinitely).
+inline constexpr uint64_t kCompactAfterFreedBytes = uint64_t{8} << 20;
+// Compact() compacts at most this many separate key ranges.
+inline constexpr size_t kMaxCompactRanges = 8;
+
 class KvStore : public Store {
  public:
   // Checks (or, for an empty Kv with create set, writes) the format record.
@@ -31,6 +41,7 @@ class KvStore : public Store {
   Status Apply(const Batch& batch, bool sync) override;
   uint64_t NewIds(uint64_t count) override;
   std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) override;
+  std::unique_ptr<ByteSink> OpenCommittedBlob(uint64_t blob) override;
   Status ListSessions(std::vector<SessionRecord>* out) const override;
   Status ListNodes(uint64_t session_id, std::vector<NodeRecord>* out) const override;
   Status GetAsset(std::string_view name, AssetRecord* out) const override;
@@ -40,21 +51,31 @@ class KvStore : public Store {
   Status ListAssetDir(std::string_view asset, std::string_view dir,
                       std::vector<AssetEntry>* out) const override;
   Status LocateId(uint64_t id, AssetLocation* out) const override;
-  Status CompactBlobs(uint64_t first_blob, uint64_t last_blob) override;
+  // Compacts the key ranges of the blobs whose bytes were deleted or
+  // truncated since the last compaction. Returns the first failure.
+  Status Compact() override;
 
   Kv* kv() const { return kv_.get(); }
 
  private:
   explicit KvStore(std::unique_ptr<Kv> kv, uint64_t next_id);
 
+  // Apply under apply_mu_; reports the blobs it freed bytes of.
+  Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed);
+
   const std::unique_ptr<Kv> kv_;
   // Serializes Apply so the persisted next-id never goes backwards.
   std::mutex apply_mu_;
   std::atomic<uint64_t> next_id_;
+
+  std::mutex freed_mu_;
+  std::set<uint64_t> freed_blobs_;  // GUARDED_BY(freed_mu_): blobs with bytes freed since the last Compact
+  uint64_t freed_bytes_ = 0;        // GUARDED_BY(freed_mu_)
 };
 
 // Adds to `write` what trims blob `blob` to `length` bytes (length 0:
-// deletes it). Reads the extents it needs from `kv`.
-Status AddTruncate(const Kv& kv, uint64_t blob, uint64_t length, KvWrite* write);
+// deletes it). Reads the extents it needs from `kv`. Adds the bytes it
+// removes to *freed when given.
+Status AddTruncate(const Kv& kv, uint64_t blob, uint64_t length, KvWrite* write, uint64_t* freed = nullptr);
 
 }  // namespace upfs::store

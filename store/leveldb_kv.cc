@@ -6,9 +6,16 @@
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <mutex>
+#include <shared_mutex>
 #include <system_error>
 
 namespace upfs::store {
@@ -98,19 +105,74 @@ class SyncDoneLogsEnv : public leveldb::EnvWrapper {
   leveldb::Status error_;  // GUARDED_BY(mu_)
 };
 
+// Free bytes for unprivileged users on the file system holding `dir`.
+Result<uint64_t> StatvfsFreeBytes(const std::string& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) {
+    return Status::IOError("statvfs " + dir + ": " + std::strerror(errno));
+  }
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+// The LevelDB Kv, and what keeps it writable when the disk fills.
+//
+// Why: LevelDB 1.23 makes a failed background flush or compaction sticky
+// (every later write fails until the DB is reopened), and a failed log
+// append leaves a torn record at the log's tail that later records would
+// strand in mid-log, where recovery (paranoid_checks) refuses it. So a
+// failed write marks the DB failed, no further write reaches it, and the
+// next write reopens it once the file system has room for the recovery:
+// recovery drops the torn tail, replays the log and clears the error,
+// with no restart of the daemon. Upload data is also refused while free
+// space is below the reserve (CheckRoomForData), so in normal operation
+// LevelDB always has room to flush and compact and never fails at all.
+//
+// Lock order: write_mu_, then db_mu_ (then LevelDB's own). db_mu_ is held
+// shared by every call into db_ and exclusively only to swap db_.
 class LevelDbKv : public Kv {
  public:
-  LevelDbKv(std::unique_ptr<leveldb::DB> db, std::unique_ptr<SyncDoneLogsEnv> env,
-            std::unique_ptr<leveldb::Cache> cache, std::unique_ptr<const leveldb::FilterPolicy> filter)
-      : env_(std::move(env)), cache_(std::move(cache)), filter_(std::move(filter)), db_(std::move(db)) {}
+  LevelDbKv(std::string db_dir, const LevelDbOptions& opts)
+      : db_dir_(std::move(db_dir)),
+        opts_(opts),
+        cache_(leveldb::NewLRUCache(opts.block_cache_bytes)),
+        filter_(leveldb::NewBloomFilterPolicy(10)),
+        free_bytes_(opts.free_bytes ? opts.free_bytes : [dir = db_dir_] { return StatvfsFreeBytes(dir); }) {}
 
   ~LevelDbKv() override { db_.reset(); }  // the DB before its Env, cache and filter
 
+  // Opens the database (first open or reopen). REQUIRES: no db_, db_mu_
+  // held exclusively or no other thread has the object yet.
+  leveldb::Status OpenDb(bool create) {
+    leveldb::Options options;
+    options.create_if_missing = create;
+    options.paranoid_checks = true;
+    options.write_buffer_size = opts_.write_buffer_size;
+    options.max_file_size = opts_.max_file_size;
+    // Upload bytes are mostly compressed media already; snappy would cost
+    // CPU on every chunk for little gain.
+    options.compression = leveldb::kNoCompression;
+    options.block_cache = cache_.get();
+    options.filter_policy = filter_.get();
+    // A fresh wrapper per open: a log-sync error of the failed instance
+    // must not fail the recovered one (its logs were replayed and synced
+    // into tables by the reopen).
+    env_ = std::make_unique<SyncDoneLogsEnv>(opts_.env != nullptr ? opts_.env : leveldb::Env::Default());
+    options.env = env_.get();
+    leveldb::DB* raw = nullptr;
+    leveldb::Status s = leveldb::DB::Open(options, db_dir_, &raw);
+    db_.reset(raw);
+    return s;
+  }
+
   Status Get(std::string_view key, std::string* value) const override {
+    std::shared_lock lock(db_mu_);
+    UPFS_RETURN_IF_ERROR(CheckOpen());
     return FromLevelDb(db_->Get(ReadOptions(), ToSlice(key), value), "get");
   }
 
   Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override {
+    std::shared_lock lock(db_mu_);
+    UPFS_RETURN_IF_ERROR(CheckOpen());
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ReadOptions()));
     for (it->Seek(ToSlice(begin)); it->Valid(); it->Next()) {
       std::string_view key = ToView(it->key());
@@ -122,6 +184,8 @@ class LevelDbKv : public Kv {
 
   Status Last(std::string_view begin, std::string_view end, std::string* key,
               std::string* value) const override {
+    std::shared_lock lock(db_mu_);
+    UPFS_RETURN_IF_ERROR(CheckOpen());
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ReadOptions()));
     it->Seek(ToSlice(end));
     if (it->Valid()) {
@@ -148,8 +212,22 @@ class LevelDbKv : public Kv {
     }
     leveldb::WriteOptions options;
     options.sync = sync;
-    UPFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(options, &batch), sync ? "synced write" : "write"));
-    if (sync) return FromLevelDb(env_->log_sync_error(), "syncing a finished write-ahead log");
+    const char* what = sync ? "synced write" : "write";
+    std::lock_guard lock(write_mu_);
+    UPFS_RETURN_IF_ERROR(RecoverIfFailed());
+    Status st = WriteLocked(options, &batch, what);
+    if (!st.ok() && !failed_.ok()) {
+      // The failure may be a sticky one that a reopen clears right away
+      // (a background error from before the space was freed): one retry.
+      // The failed write left nothing behind: LevelDB recovery drops a torn
+      // log tail, and a sticky error stops a write before its log append.
+      if (RecoverIfFailed().ok()) st = WriteLocked(options, &batch, what);
+    }
+    UPFS_RETURN_IF_ERROR(st);
+    if (sync) {
+      std::shared_lock db_lock(db_mu_);
+      return FromLevelDb(env_->log_sync_error(), "syncing a finished write-ahead log");
+    }
     return Status::OK();
   }
 
@@ -160,20 +238,59 @@ class LevelDbKv : public Kv {
     // that holds it. Keys written and deleted within one memtable (a
     // session that expired or was aborted soon after its writes) reach a
     // table together, often at that deepest level, and would keep their
-    // space for good. So after the first pass, tombstones for the two
-    // (dead) ends of the range give a second flush a small table that spans
-    // the range and sits above every table of it; the second pass merges it
-    // down through them, which drops the deleted keys.
-    db_->CompactRange(&b, &e);
+    // space for good. So after the first pass, tombstones for the two ends
+    // of the range (keys never used, as Kv::Compact requires) give a second
+    // flush a small table that spans the range and sits above every table
+    // of it; the second pass merges it down through them, which drops the
+    // deleted keys.
+    //
+    // CompactRange reports nothing; a compaction that failed (ENOSPC) left
+    // LevelDB's sticky error, which the writes after each pass return.
     leveldb::WriteBatch ends;
     ends.Delete(b);
     ends.Delete(e);
-    UPFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &ends), "compaction write"));
-    db_->CompactRange(&b, &e);
+    for (leveldb::WriteBatch* after : {&ends, static_cast<leveldb::WriteBatch*>(nullptr)}) {
+      {
+        std::shared_lock lock(db_mu_);
+        UPFS_RETURN_IF_ERROR(CheckOpen());
+        db_->CompactRange(&b, &e);
+      }
+      std::lock_guard lock(write_mu_);
+      UPFS_RETURN_IF_ERROR(RecoverIfFailed());
+      leveldb::WriteBatch empty;
+      UPFS_RETURN_IF_ERROR(WriteLocked(leveldb::WriteOptions(), after ? after : &empty, "compaction"));
+    }
+    return Status::OK();
+  }
+
+  Status CheckRoomForData(uint64_t bytes) override {
+    std::lock_guard lock(space_mu_);
+    if (bytes <= unchecked_budget_) {
+      unchecked_budget_ -= bytes;
+      return Status::OK();
+    }
+    Result<uint64_t> free = free_bytes_();
+    UPFS_RETURN_IF_ERROR(free.status());
+    const uint64_t need = opts_.reserve_bytes + bytes;
+    if (*free < need) {
+      unchecked_budget_ = 0;
+      return Status::NoSpace("the store's file system has " + std::to_string(*free) + " bytes free, below the " +
+                             std::to_string(opts_.reserve_bytes) +
+                             " kept in reserve for the database (-o reserve); refusing " + std::to_string(bytes) +
+                             " bytes of upload data until space is freed");
+    }
+    // Look again before a quarter of the headroom is used (LevelDB writes
+    // each byte to its log and again to a table), and at least every
+    // kMaxUncheckedBytes, in case something else fills the file system.
+    unchecked_budget_ = std::min<uint64_t>((*free - need) / 4, kMaxUncheckedBytes);
     return Status::OK();
   }
 
  private:
+  static constexpr uint64_t kMaxUncheckedBytes = uint64_t{64} << 20;
+  static constexpr auto kReopenInterval = std::chrono::seconds(1);
+  static constexpr uint64_t kRecoverySlack = uint64_t{4} << 20;
+
   static leveldb::ReadOptions ReadOptions() {
     leveldb::ReadOptions options;
     // Every block read is checked, so a corrupted chunk fails the read
@@ -182,10 +299,83 @@ class LevelDbKv : public Kv {
     return options;
   }
 
-  const std::unique_ptr<SyncDoneLogsEnv> env_;
+  // REQUIRES: db_mu_ held (shared is enough).
+  Status CheckOpen() const {
+    if (db_) return Status::OK();
+    return Status::IOError("the store database " + db_dir_ + " is closed after a failed reopen; retrying");
+  }
+
+  // Writes to the DB; a failure marks it failed. REQUIRES: write_mu_.
+  Status WriteLocked(const leveldb::WriteOptions& options, leveldb::WriteBatch* batch, const char* what) {
+    std::shared_lock lock(db_mu_);
+    UPFS_RETURN_IF_ERROR(CheckOpen());
+    leveldb::Status s = db_->Write(options, batch);
+    if (s.ok()) return Status::OK();
+    Status st = FromLevelDb(s, what);
+    if (failed_.ok()) {
+      spdlog::error("store {}: {} failed, no more writes until the database is reopened: {}", db_dir_, what,
+                    st.ToString());
+    }
+    failed_ = st;
+    return st;
+  }
+
+  // OK when the DB takes writes: it never failed, or a reopen just
+  // cleared the failure. A reopen is tried at most once per
+  // kReopenInterval, and only when the file system has room for what
+  // recovery writes: a table per write-ahead log, and a new MANIFEST.
+  // Not the whole reserve: a failed compaction's output stays on disk
+  // until the reopen deletes it, so waiting for the reserve could wait
+  // forever. REQUIRES: write_mu_.
+  Status RecoverIfFailed() {
+    if (failed_.ok()) return Status::OK();
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_reopen_) return failed_;
+    next_reopen_ = now + kReopenInterval;
+    Result<uint64_t> free = free_bytes_();
+    if (!free.ok() || *free < RecoveryBytes()) return failed_;
+    std::unique_lock lock(db_mu_);
+    db_.reset();
+    leveldb::Status s = OpenDb(/*create=*/false);
+    if (!s.ok()) {
+      db_.reset();
+      failed_ = FromLevelDb(s, "reopening " + db_dir_);
+      spdlog::error("store {}: reopen failed, retrying later: {}", db_dir_, failed_.ToString());
+      return failed_;
+    }
+    spdlog::info("store {}: reopened after a failed write ({}); writes resume", db_dir_, failed_.ToString());
+    failed_ = Status::OK();
+    next_reopen_ = {};
+    return Status::OK();
+  }
+
+  // Free space a reopen needs: the logs it replays into tables, plus
+  // kRecoverySlack for the MANIFEST and table overhead.
+  uint64_t RecoveryBytes() const {
+    uint64_t logs = 0;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(db_dir_, ec)) {
+      if (entry.path().extension() == ".log") logs += entry.file_size(ec);
+    }
+    return logs + kRecoverySlack;
+  }
+
+  const std::string db_dir_;
+  const LevelDbOptions opts_;
   const std::unique_ptr<leveldb::Cache> cache_;
   const std::unique_ptr<const leveldb::FilterPolicy> filter_;
-  std::unique_ptr<leveldb::DB> db_;
+  const std::function<Result<uint64_t>()> free_bytes_;
+
+  std::mutex write_mu_;
+  Status failed_;                                      // GUARDED_BY(write_mu_): OK, or why writes stopped
+  std::chrono::steady_clock::time_point next_reopen_;  // GUARDED_BY(write_mu_)
+
+  mutable std::shared_mutex db_mu_;
+  std::unique_ptr<SyncDoneLogsEnv> env_;  // GUARDED_BY(db_mu_) for swapping
+  std::unique_ptr<leveldb::DB> db_;       // GUARDED_BY(db_mu_) for swapping; null after a failed reopen
+
+  std::mutex space_mu_;
+  uint64_t unchecked_budget_ = 0;  // GUARDED_BY(space_mu_): data bytes accepted before the next statvfs
 };
 
 bool DirectoryIsEmptyForStore(const std::filesystem::path& dir) {
@@ -201,22 +391,8 @@ bool DirectoryIsEmptyForStore(const std::filesystem::path& dir) {
 
 Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create,
                                           const LevelDbOptions& opts) {
-  auto cache = std::unique_ptr<leveldb::Cache>(leveldb::NewLRUCache(opts.block_cache_bytes));
-  auto filter = std::unique_ptr<const leveldb::FilterPolicy>(leveldb::NewBloomFilterPolicy(10));
-  leveldb::Options options;
-  options.create_if_missing = create;
-  options.paranoid_checks = true;
-  options.write_buffer_size = opts.write_buffer_size;
-  options.max_file_size = opts.max_file_size;
-  // Upload bytes are mostly compressed media already; snappy would cost CPU
-  // on every chunk for little gain.
-  options.compression = leveldb::kNoCompression;
-  options.block_cache = cache.get();
-  options.filter_policy = filter.get();
-  auto env = std::make_unique<SyncDoneLogsEnv>(opts.env != nullptr ? opts.env : leveldb::Env::Default());
-  options.env = env.get();
-  leveldb::DB* raw = nullptr;
-  leveldb::Status s = leveldb::DB::Open(options, db_dir, &raw);
+  auto kv = std::make_unique<LevelDbKv>(db_dir, opts);
+  leveldb::Status s = kv->OpenDb(create);
   if (!s.ok()) {
     std::string msg = s.ToString();
     if (msg.find("LOCK") != std::string::npos &&
@@ -225,8 +401,7 @@ Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create
     }
     return FromLevelDb(s, "opening " + db_dir);
   }
-  return std::unique_ptr<Kv>(
-      new LevelDbKv(std::unique_ptr<leveldb::DB>(raw), std::move(env), std::move(cache), std::move(filter)));
+  return std::unique_ptr<Kv>(std::move(kv));
 }
 
 Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir, const LevelDbOptions& options) {

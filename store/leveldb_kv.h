@@ -13,6 +13,8 @@
 // Thread safety: as Store.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +28,8 @@ class Env;
 
 namespace upfs::store {
 
+inline constexpr uint64_t kDefaultReserveBytes = uint64_t{512} << 20;
+
 struct LevelDbOptions {
   // Memtable size and SST file size. Measured on the target machine: 1 MiB
   // values went in at ~0.45 GB/s with LevelDB's defaults (4 MiB / 2 MiB)
@@ -37,6 +41,31 @@ struct LevelDbOptions {
   // Block cache for reads of chunk and record blocks.
   size_t block_cache_bytes = size_t{32} << 20;
   leveldb::Env* env = nullptr;  // tests inject faults; null: LevelDB's default
+
+  // Free space kept for LevelDB on the store's file system (-o reserve).
+  // Upload data (Kv::CheckRoomForData) is refused with NoSpace while the
+  // free space (statvfs f_bavail) is below this; record writes (commits,
+  // aborts, renames, ...) are not, so a full store still finishes and
+  // aborts sessions, and an abort frees space. The default, 512 MiB = 8 x
+  // the 64 MiB write buffer: LevelDB must be able to write both memtables
+  // (active and immutable) out as tables while their logs still exist
+  // (2 x 64 MiB), and a level-0 compaction writes its output, up to the
+  // four level-0 tables it merges plus the level-1 tables they overlap
+  // (~5 x 64 MiB), before it deletes its inputs. Measured on a 768 MiB
+  // tmpfs: with 256 MiB, the compactions after a refusal still filled the
+  // disk (tests/integration/enospc.sh).
+  //
+  // Should a flush or compaction still fail with ENOSPC (a reserve set too
+  // small, or another program filling the file system), LevelDB's error is
+  // sticky: writes fail with NoSpace, records included, and the database
+  // is reopened, with no restart, once there is room for its recovery (the
+  // size of its logs plus 4 MiB). The space a failed compaction left
+  // behind is only freed by that reopen, so if nothing else frees space,
+  // the administrator must (LevelDB cannot say which of its files are
+  // dead without reading its MANIFEST).
+  uint64_t reserve_bytes = kDefaultReserveBytes;
+  // Free bytes on the store's file system; null: statvfs. Tests fake it.
+  std::function<Result<uint64_t>()> free_bytes;
 };
 
 // Opens the LevelDB Kv at `db_dir` (creating it when `create`).

@@ -1,5 +1,7 @@
 #include "store/records.h"
 
+#include <xxhash.h>
+
 #include <cstring>
 
 namespace upfs::store {
@@ -308,6 +310,22 @@ Status DecodeLocation(std::string_view in, AssetLocation* l) {
   l->dir = d.Str();
   l->name = d.Str();
   return d.Finish();
+}
+
+uint64_t ChunkChecksum(std::string_view bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
+
+std::string EncodeExtentValue(uint64_t length, uint64_t checksum) {
+  std::string v;
+  keys::AppendBigEndian64(&v, length);
+  keys::AppendBigEndian64(&v, checksum);
+  return v;
+}
+
+bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum) {
+  if (in.size() != kExtentValueSize) return false;
+  *length = keys::ReadBigEndian64(in);
+  *checksum = keys::ReadBigEndian64(in.substr(8));
+  return true;
 }
 
 }  // namespace upfs::store

@@ -133,8 +133,10 @@ class ByteSink {
   virtual Status WriteAt(uint64_t offset, std::string_view data) = 0;
 
   // Fills `out` with bytes [offset, offset + n); bytes never written read as
-  // zeros. Reads from one consistent snapshot. Corrupted chunks fail with
-  // Corruption, never return wrong bytes.
+  // zeros (Corruption for a blob opened with OpenCommittedBlob). Returns
+  // bytes of one consistent state. Every chunk read is checked against the
+  // checksum stored with it: corrupted chunks fail with Corruption (naming
+  // the blob and the chunk's offset), never return wrong bytes.
   virtual Status ReadAt(uint64_t offset, size_t n, char* out) const = 0;
 
   // The written ranges, sorted, adjacent ranges merged.
@@ -189,6 +191,9 @@ class Store {
   virtual uint64_t NewIds(uint64_t count) = 0;
 
   virtual std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) = 0;
+  // The same blob, read as a committed file: it has no holes, so a read of
+  // bytes no write stored fails with Corruption instead of returning zeros.
+  virtual std::unique_ptr<ByteSink> OpenCommittedBlob(uint64_t blob) = 0;
 
   // Open sessions and their nodes, for recovery at open.
   virtual Status ListSessions(std::vector<SessionRecord>* out) const = 0;
@@ -204,9 +209,9 @@ class Store {
                               std::vector<AssetEntry>* out) const = 0;
   virtual Status LocateId(uint64_t id, AssetLocation* out) const = 0;
 
-  // Reclaims the space of deleted blobs with ids in [first_blob, last_blob]
-  // (best effort; live blobs in the range are kept, at some cost).
-  virtual Status CompactBlobs(uint64_t first_blob, uint64_t last_blob) = 0;
+  // Reclaims the space of blob bytes deleted or truncated since the last
+  // compaction (the store keeps track of which). Returns the first failure.
+  virtual Status Compact() = 0;
 };
 
 }  // namespace upfs::store

@@ -255,6 +255,9 @@ std::string Length8(uint64_t n) {
   return v;
 }
 
+// The extent record KvStore writes for a chunk holding `bytes`.
+std::string ExtentFor(std::string_view bytes) { return EncodeExtentValue(bytes.size(), ChunkChecksum(bytes)); }
+
 const std::string& BackendName(Backend b) {
   static const std::string memory = "memory", leveldb = "leveldb";
   return b == Backend::kMemory ? memory : leveldb;
@@ -298,7 +301,7 @@ TEST_CASE("fsck: damaged chunks are reported with their file and offset", "[fsck
   const uint64_t chunk = ChunkStart(kv, b.big_id, at);
   REQUIRE(chunk == 2 * kPiece);
 
-  SECTION("a flipped byte: the file's hash no longer matches") {
+  SECTION("a flipped byte: the chunk fails the checksum in its extent record") {
     std::string v = Get(kv, keys::Chunk(b.big_id, chunk));
     v[at - chunk] ^= 0x20;
     Put(kv, keys::Chunk(b.big_id, chunk), v);
@@ -307,15 +310,32 @@ TEST_CASE("fsck: damaged chunks are reported with their file and offset", "[fsck
     INFO(Text(r));
     REQUIRE(r.problems.size() == 1);
     const FsckProblem& p = r.problems[0];
-    CHECK(p.kind == Kind::kHashMismatch);
+    CHECK(p.kind == Kind::kChunkChecksum);
     CHECK(p.asset == "up");
     CHECK(p.path == "big.bin");
     CHECK(p.blob == b.big_id);
-    // A whole-file hash cannot say where; upfs keeps no per-chunk checksum.
-    CHECK_FALSE(p.offset.has_value());
-    CHECK(p.message.find(session::Sha256::Of(b.big)) != std::string::npos);
+    CHECK(p.offset == chunk);  // the per-chunk checksum says where
     CHECK(r.files_verified == 2);
     CHECK_FALSE(r.clean());
+    CHECK(p.ToString().rfind("asset up file big.bin offset " + std::to_string(chunk) + ": chunk checksum mismatch: ",
+                             0) == 0);
+  }
+  SECTION("a flipped byte with its checksum rewritten to match: the file's hash no longer matches") {
+    std::string v = Get(kv, keys::Chunk(b.big_id, chunk));
+    v[at - chunk] ^= 0x20;
+    KvWrite w;
+    w.Put(keys::Chunk(b.big_id, chunk), v);
+    w.Put(keys::Extent(b.big_id, chunk), ExtentFor(v));
+    REQUIRE_OK(kv.Commit(w, true));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    const FsckProblem& p = r.problems[0];
+    CHECK(p.kind == Kind::kHashMismatch);
+    CHECK(p.path == "big.bin");
+    CHECK_FALSE(p.offset.has_value());  // a whole-file hash cannot say where
+    CHECK(p.message.find(session::Sha256::Of(b.big)) != std::string::npos);
     CHECK(p.ToString().rfind("asset up file big.bin: hash mismatch: ", 0) == 0);
   }
   SECTION("a truncated chunk: its extent record says more bytes") {
@@ -389,9 +409,9 @@ TEST_CASE("fsck: damaged chunks are reported with their file and offset", "[fsck
   SECTION("an overlapping chunk and bytes beyond the length") {
     KvWrite w;
     w.Put(keys::Chunk(b.big_id, chunk + 5), "xyz");
-    w.Put(keys::Extent(b.big_id, chunk + 5), Length8(3));
+    w.Put(keys::Extent(b.big_id, chunk + 5), ExtentFor("xyz"));
     w.Put(keys::Chunk(b.small_id, 1000), "after the end");
-    w.Put(keys::Extent(b.small_id, 1000), Length8(13));
+    w.Put(keys::Extent(b.small_id, 1000), ExtentFor("after the end"));
     REQUIRE_OK(kv.Commit(w, true));
     store.reset();
     FsckReport r = Check(ts);
@@ -436,7 +456,7 @@ TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
     // With the index incomplete, removal refuses to guess what is orphaned.
     KvWrite w;
     w.Put(keys::Chunk(b.up_root + 1, 0), "stray");
-    w.Put(keys::Extent(b.up_root + 1, 0), Length8(5));
+    w.Put(keys::Extent(b.up_root + 1, 0), ExtentFor("stray"));
     auto again = ts.OpenOffline();
     REQUIRE_OK(again->kv()->Commit(w, true));
     again.reset();
@@ -507,7 +527,7 @@ TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
   }
   SECTION("a key outside the layout, and a malformed extent key") {
     Put(kv, std::string("Zz\x01", 3), "?");
-    Put(kv, "X\x01short", Length8(1));
+    Put(kv, "X\x01short", ExtentFor("1"));
     store.reset();
     FsckReport r = Check(ts);
     INFO(Text(r));
@@ -541,9 +561,9 @@ TEST_CASE("fsck: orphaned chunks are reported and removed on request", "[fsck]")
   const uint64_t stray = b.up_root + 1;
   KvWrite w;
   w.Put(keys::Chunk(stray, 4096), std::string(100, 'o'));
-  w.Put(keys::Extent(stray, 4096), Length8(100));
+  w.Put(keys::Extent(stray, 4096), ExtentFor(std::string(100, 'o')));
   w.Put(keys::Chunk(stray, 8192), std::string(50, 'p'));
-  w.Put(keys::Extent(stray, 8192), Length8(50));
+  w.Put(keys::Extent(stray, 8192), ExtentFor(std::string(50, 'p')));
   w.Put(keys::Chunk(stray, 9000), std::string(7, 'q'));
   // A dead session: "pending" lost its session record, so its node record
   // and its file's chunks belong to nothing.

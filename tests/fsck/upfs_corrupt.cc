@@ -10,7 +10,8 @@
 //
 // --logical: rewrites the chunk holding OFFSET through the Kv with that byte
 // flipped, as a bug in upfs would: LevelDB's checksums are then right and
-// only the file's SHA-256 can tell.
+// only the checksum in the chunk's extent record (and the file's SHA-256)
+// can tell.
 //
 // Prints "chunk BEGIN END" (the damaged chunk's byte range in the file) on
 // stdout. Exit status 0 when done, 1 on any error (said on stderr).

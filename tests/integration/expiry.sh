@@ -94,7 +94,8 @@ idle_gone=$(date +%s)
 ok "idle expired $((idle_gone - idle_written))s after its last write (ttl ${TTL}s)"
 [[ -n $active_moved ]] || fail "active: writes did not move expires from $active_first"
 ok "active: a write moved expires from $active_first to $active_moved"
-log_has "session 'idle' expired" || fail "no 'expired' log line for idle"
+# The line follows the session's removal from the listing: wait for it.
+wait_until 10 "the 'expired' log line for idle" log_has "session 'idle' expired"
 ok "the log says: $(grep "session 'idle' expired" "$UPFS_LOG" | head -n 1)"
 [[ ! -e $S/idle/f ]] || fail "idle/f still reachable"
 [[ $(ls "$S") != *idle* ]] || fail "sessions/ still lists idle"

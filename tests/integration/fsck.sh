@@ -5,8 +5,10 @@
 #   * a bit flipped on disk inside a LevelDB table file (a failing disk) is
 #     named by asset, file and offset (exit 1), and reading that file
 #     through a fresh mount fails with EIO: never wrong bytes;
-#   * a chunk rewritten with one wrong byte and valid checksums (a bug) is
-#     caught by the file's SHA-256.
+#   * a chunk rewritten with one wrong byte and valid LevelDB checksums (a
+#     bug) is caught by the checksum in its extent record: fsck names the
+#     chunk, and reading the file through the mount fails with EIO and a
+#     log line naming the blob and the chunk's offset.
 #
 #   fsck.sh UPFS_BIN UPFS_CORRUPT_BIN      (upfs_corrupt: tests/fsck/)
 source "$(dirname "$0")/lib.sh" "$@"
@@ -93,14 +95,28 @@ ok "the other files read back right"
 assert_daemon_alive
 stop_upfs
 
-# A wrong byte with valid checksums: only the file's hash can tell.
-"$CORRUPT" --logical "$STORE" bug sub/small.bin 100 >/dev/null || fail "upfs_corrupt --logical failed"
+# A wrong byte with valid LevelDB checksums: the chunk's own checksum tells.
+damage=$("$CORRUPT" --logical "$STORE" bug sub/small.bin 100) || fail "upfs_corrupt --logical failed"
+read -r _ lbegin lend <<<"$damage"
 run_fsck "$STORE"
 ((FSCK_RC == 1)) || fail "fsck after the logical damage exited $FSCK_RC, want 1: $FSCK_OUT"
-fsck_says "asset bug file sub/small.bin: hash mismatch" ||
-  fail "fsck did not report the hash mismatch of bug/sub/small.bin: $FSCK_OUT"
+fsck_says "asset bug file sub/small.bin offset $lbegin: chunk checksum mismatch" ||
+  fail "fsck did not report the checksum mismatch of bug/sub/small.bin at $lbegin: $FSCK_OUT"
 fsck_says "asset disk file big.bin offset $begin: unreadable chunk" || fail "the disk damage is no longer reported"
-ok "fsck reports the hash mismatch: $(grep -F 'hash mismatch' <<<"$FSCK_OUT")"
+ok "fsck reports the checksum mismatch: $(grep -F 'checksum mismatch' <<<"$FSCK_OUT")"
+
+start_upfs
+expect_fail "Input/output error" cat "$MNT/assets/bug/sub/small.bin"
+expect_fail "Input/output error" \
+  dd if="$MNT/assets/bug/sub/small.bin" of=/dev/null bs=1 iflag=skip_bytes skip=100 count=1 status=none
+log_has "chunk at offset $lbegin" || fail "no log line names the damaged chunk's offset $lbegin"
+grep -F "chunk at offset $lbegin" "$UPFS_LOG" | grep -q "blob [0-9]" || fail "the log line does not name the blob"
+for f in big.bin other.bin; do
+  cmp "$SRC/bug/$f" "$MNT/assets/bug/$f" || fail "undamaged bug/$f differs"
+done
+assert_daemon_alive
+stop_upfs
+ok "reading the logically damaged file fails with EIO: $(grep -F "chunk at offset $lbegin" "$UPFS_LOG" | head -n 1)"
 
 # Nothing to remove: --remove-orphans leaves the damage reported.
 run_fsck --remove-orphans "$STORE"

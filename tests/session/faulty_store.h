@@ -63,6 +63,9 @@ class FaultyStore : public store::Store {
   std::unique_ptr<store::ByteSink> OpenBlob(uint64_t blob) override {
     return std::make_unique<FaultySink>(base_->OpenBlob(blob), faults_);
   }
+  std::unique_ptr<store::ByteSink> OpenCommittedBlob(uint64_t blob) override {
+    return std::make_unique<FaultySink>(base_->OpenCommittedBlob(blob), faults_);
+  }
   Status ListSessions(std::vector<store::SessionRecord>* out) const override { return base_->ListSessions(out); }
   Status ListNodes(uint64_t session_id, std::vector<store::NodeRecord>* out) const override {
     return base_->ListNodes(session_id, out);
@@ -80,9 +83,7 @@ class FaultyStore : public store::Store {
     return base_->ListAssetDir(asset, dir, out);
   }
   Status LocateId(uint64_t id, store::AssetLocation* out) const override { return base_->LocateId(id, out); }
-  Status CompactBlobs(uint64_t first_blob, uint64_t last_blob) override {
-    return base_->CompactBlobs(first_blob, last_blob);
-  }
+  Status Compact() override { return base_->Compact(); }
 
  private:
   // Shared with the sinks, which may outlive a reconfiguration but not the

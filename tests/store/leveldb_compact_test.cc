@@ -48,7 +48,7 @@ TEST_CASE("compaction: a blob written and deleted in one memtable gives its spac
   free.DeleteBlobData(10);
   free.DeleteBlobData(14);
   REQUIRE(store.Apply(free, /*sync=*/false).ok());
-  REQUIRE(store.CompactBlobs(10, 14).ok());
+  REQUIRE(store.Compact().ok());
   const uint64_t after = BytesUnder(tmp.path() / "db");
   INFO("db/ bytes before " << before << ", after " << after);
   REQUIRE(after < before - 2 * big.size() + (1 << 20));

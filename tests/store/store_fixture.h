@@ -75,11 +75,17 @@ class StoreFixture {
 };
 
 // (offset, length) of every stored chunk of `blob`, from its extent
-// records ("X") or from its chunk values ("C").
+// records ("X") or from its chunk values ("C"). An extent record that does
+// not decode, or whose checksum is not that of its chunk's bytes, has the
+// length ~0.
 inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv, uint64_t blob) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
   Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view v) {
-    out.emplace_back(keys::OffsetOf(k), v.size() == 8 ? keys::ReadBigEndian64(v) : ~uint64_t{0});
+    uint64_t length = 0, checksum = 0;
+    std::string chunk;
+    bool good = DecodeExtentValue(v, &length, &checksum) &&
+                kv.Get(keys::Chunk(blob, keys::OffsetOf(k)), &chunk).ok() && ChunkChecksum(chunk) == checksum;
+    out.emplace_back(keys::OffsetOf(k), good ? length : ~uint64_t{0});
     return true;
   });
   REQUIRE(st.ok());

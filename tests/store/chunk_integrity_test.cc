@@ -1,0 +1,163 @@
+// Chunk integrity: every chunk's bytes are checked against the checksum in
+// its extent record, and a committed blob has no holes. Damage is made
+// through the Kv, with LevelDB's own checksums intact (as a bug in upfs or
+// a tool editing the database would), so only upfs's checks can catch it.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "tests/store/store_fixture.h"
+
+namespace upfs::store::testing {
+namespace {
+
+std::string Pattern(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 7 + (i >> 9));
+  return s;
+}
+
+Status ReadInto(const ByteSink& sink, uint64_t offset, size_t n, std::string* out) {
+  out->assign(n, '\x55');
+  return sink.ReadAt(offset, n, out->data());
+}
+
+void Require(const Status& st) {
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+}
+
+bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checksum on every read",
+                   "[store][integrity]", MemoryBackend, LevelDbBackend) {
+  StoreFixture fx(TestType::kBackend);
+  const uint64_t blob = 41;
+  const std::string data = Pattern(3 * kMaxChunkBytes, 'a');  // three full chunks
+  auto sink = fx.store().OpenBlob(blob);
+  Require(sink->WriteAt(0, data));
+
+  // Flip one byte of the middle chunk; its extent record stays.
+  const uint64_t damaged = kMaxChunkBytes;
+  std::string chunk;
+  Require(fx.kv().Get(keys::Chunk(blob, damaged), &chunk));
+  chunk[1234] ^= 0x01;
+  KvWrite w;
+  w.Put(keys::Chunk(blob, damaged), chunk);
+  Require(fx.kv().Commit(w, true));
+
+  std::string out;
+  for (const auto& reader : {fx.store().OpenBlob(blob), fx.store().OpenCommittedBlob(blob)}) {
+    // Any read touching the chunk fails, naming the blob and its offset.
+    for (auto [offset, n] : {std::pair<uint64_t, size_t>{damaged + 1234, 1}, {0, data.size()},
+                             {damaged - 10, 20}, {damaged + kMaxChunkBytes - 1, 1}}) {
+      INFO("read of " << n << " bytes at " << offset);
+      Status st = ReadInto(*reader, offset, n, &out);
+      REQUIRE(st.code() == Status::Code::kCorruption);
+      CHECK(Contains(st.message(), "blob 41"));
+      CHECK(Contains(st.message(), "offset " + std::to_string(damaged)));
+      CHECK(Contains(st.message(), "checksum"));
+    }
+    // The chunks around it read back as written.
+    Require(ReadInto(*reader, 0, damaged, &out));
+    CHECK(out == data.substr(0, damaged));
+    Require(ReadInto(*reader, 2 * kMaxChunkBytes, kMaxChunkBytes, &out));
+    CHECK(out == data.substr(2 * kMaxChunkBytes));
+  }
+  // A write that keeps part of the damaged chunk refuses to re-checksum
+  // the damaged bytes as if they were good, and stores nothing.
+  Status st = sink->WriteAt(damaged + 10, "new");
+  CHECK(st.code() == Status::Code::kCorruption);
+  std::string after;
+  Require(fx.kv().Get(keys::Chunk(blob, damaged), &after));
+  CHECK(after == chunk);
+  // Rewriting the whole chunk replaces the damage with good bytes.
+  Require(sink->WriteAt(damaged, data.substr(damaged, kMaxChunkBytes)));
+  Require(ReadInto(*sink, 0, data.size(), &out));
+  CHECK(out == data);
+}
+
+TEMPLATE_TEST_CASE("integrity: a changed extent record, or a chunk without one, fails the read",
+                   "[store][integrity]", MemoryBackend, LevelDbBackend) {
+  StoreFixture fx(TestType::kBackend);
+  const uint64_t blob = 42;
+  const std::string data = Pattern(5000, 'k');
+  auto sink = fx.store().OpenBlob(blob);
+  Require(sink->WriteAt(0, data.substr(0, 2000)));
+  Require(sink->WriteAt(2000, data.substr(2000)));
+  std::string out;
+
+  SECTION("a checksum that is not the bytes'") {
+    KvWrite w;
+    w.Put(keys::Extent(blob, 2000), EncodeExtentValue(3000, ChunkChecksum(data.substr(2000)) ^ 1));
+    Require(fx.kv().Commit(w, true));
+    Status st = ReadInto(*sink, 1990, 20, &out);
+    CHECK(st.code() == Status::Code::kCorruption);
+    CHECK(Contains(st.message(), "offset 2000"));
+  }
+  SECTION("a chunk without an extent record inside the range") {
+    KvWrite w;
+    w.Put(keys::Chunk(blob, 1000), "stray");
+    Require(fx.kv().Commit(w, true));
+    Status st = ReadInto(*sink, 0, 5000, &out);
+    CHECK(st.code() == Status::Code::kCorruption);
+    CHECK(Contains(st.message(), "offset 1000 has no extent record"));
+  }
+  SECTION("an extent record whose chunk is gone") {
+    KvWrite w;
+    w.Delete(keys::Chunk(blob, 2000));
+    Require(fx.kv().Commit(w, true));
+    Status st = ReadInto(*sink, 0, 5000, &out);
+    CHECK(st.code() == Status::Code::kCorruption);
+    CHECK(Contains(st.message(), "offset 2000 is listed but missing"));
+  }
+}
+
+TEMPLATE_TEST_CASE("integrity: a committed blob's hole is corruption, a session blob's hole reads as zeros",
+                   "[store][integrity]", MemoryBackend, LevelDbBackend) {
+  StoreFixture fx(TestType::kBackend);
+  const uint64_t blob = 43;
+  auto sink = fx.store().OpenBlob(blob);
+  Require(sink->WriteAt(0, std::string(1000, 'x')));
+  Require(sink->WriteAt(3000, std::string(1000, 'y')));  // hole [1000, 3000)
+
+  auto session = fx.store().OpenBlob(blob);
+  auto committed = fx.store().OpenCommittedBlob(blob);
+  std::string out;
+  Require(ReadInto(*session, 500, 3000, &out));
+  CHECK(out == std::string(500, 'x') + std::string(2000, '\0') + std::string(500, 'y'));
+
+  for (auto [offset, n] : {std::pair<uint64_t, size_t>{500, 3000}, {1000, 1}, {2999, 2}, {3500, 1000}}) {
+    INFO("read of " << n << " bytes at " << offset);
+    Status st = ReadInto(*committed, offset, n, &out);
+    REQUIRE(st.code() == Status::Code::kCorruption);
+    CHECK(Contains(st.message(), "blob 43"));
+    CHECK(Contains(st.message(), "no chunk for bytes"));
+  }
+  // Covered ranges of the committed blob read normally.
+  Require(ReadInto(*committed, 0, 1000, &out));
+  CHECK(out == std::string(1000, 'x'));
+  Require(ReadInto(*committed, 3000, 1000, &out));
+  CHECK(out == std::string(1000, 'y'));
+  // A blob with no chunk at all.
+  Status st = ReadInto(*fx.store().OpenCommittedBlob(44), 0, 10, &out);
+  CHECK(st.code() == Status::Code::kCorruption);
+  Require(ReadInto(*fx.store().OpenBlob(44), 0, 10, &out));
+  CHECK(out == std::string(10, '\0'));
+}
+
+TEST_CASE("integrity: a store of format 1 (no chunk checksums) is refused with both versions", "[store][integrity]") {
+  auto kv = std::make_unique<MemoryKv>();
+  KvWrite w;
+  w.Put(std::string(keys::kFormatKey), "upfs-store 1");
+  REQUIRE(kv->Commit(w, true).ok());
+  auto store = KvStore::Open(std::move(kv), /*create=*/true);
+  REQUIRE_FALSE(store.ok());
+  CHECK(store.status().code() == Status::Code::kInvalidArgument);
+  CHECK(Contains(store.status().message(), "'upfs-store 1'"));
+  CHECK(Contains(store.status().message(), "'upfs-store 2'"));
+}
+
+}  // namespace upfs::store::testing
