@@ -264,7 +264,30 @@ Status AddTruncate(const Kv& kv, uint64_t blob, uint64_t length, KvWrite* write,
   return AddPunch(kv, blob, length, kMaxBlobLength, write, freed ? freed : &ignored);
 }
 
-KvStore::KvStore(std::unique_ptr<Kv> kv, uint64_t next_id) : kv_(std::move(kv)), next_id_(next_id) {}
+KvStore::KvStore(std::unique_ptr<Kv> kv, uint64_t next_id)
+    : kv_(std::move(kv)), next_id_(next_id), reclaimer_([this] { ReclaimLoop(); }) {}
+
+KvStore::~KvStore() {
+  {
+    std::lock_guard lock(freed_mu_);
+    stopping_ = true;
+  }
+  freed_cv_.notify_all();
+  reclaimer_.join();
+}
+
+void KvStore::ReclaimLoop() {
+  std::unique_lock lock(freed_mu_);
+  for (;;) {
+    freed_cv_.wait(lock, [&] { return stopping_ || freed_bytes_ >= kCompactAfterFreedBytes; });
+    if (stopping_) return;
+    lock.unlock();
+    // A failed compaction only delays reclaiming (and a failed database
+    // is reopened by the next write).
+    if (Status st = Compact(); !st.ok()) spdlog::warn("reclaiming space of deleted data failed: {}", st.ToString());
+    lock.lock();
+  }
+}
 
 Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, bool create) {
   std::string format;
@@ -311,15 +334,15 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
   uint64_t freed = 0;
   UPFS_RETURN_IF_ERROR(ApplyLocked(batch, sync, &freed_blobs, &freed));
   if (freed_blobs.empty()) return Status::OK();
+  bool wake;
   {
     std::lock_guard lock(freed_mu_);
     freed_blobs_.insert(freed_blobs.begin(), freed_blobs.end());
     freed_bytes_ += freed;
-    if (freed_bytes_ < kCompactAfterFreedBytes) return Status::OK();
+    wake = freed_bytes_ >= kCompactAfterFreedBytes;
   }
-  // The batch is applied; a failed compaction only delays reclaiming
-  // (and a failed database is reopened by the next write).
-  if (Status st = Compact(); !st.ok()) spdlog::warn("reclaiming space of deleted data failed: {}", st.ToString());
+  // In the background: callers (unlink, truncate) may hold session locks.
+  if (wake) freed_cv_.notify_one();
   return Status::OK();
 }
 
@@ -433,6 +456,7 @@ Status KvStore::LocateId(uint64_t id, AssetLocation* out) const {
 }
 
 Status KvStore::Compact() {
+  std::lock_guard compacting(compact_mu_);
   std::set<uint64_t> blobs;
   {
     std::lock_guard lock(freed_mu_);

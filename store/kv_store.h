@@ -13,7 +13,9 @@
 
 #include <atomic>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <set>
 #include <vector>
 
@@ -25,10 +27,11 @@ namespace upfs::store {
 // Largest chunk value: writes larger than this are split.
 inline constexpr size_t kMaxChunkBytes = size_t{1} << 20;
 
-// Space of deleted chunks is reclaimed (Compact) by the Apply that brings
-// the bytes freed since the last compaction to this many, so that aborting
-// a session, deleting or truncating a file really frees disk space (LevelDB
-// alone may keep deleted chunks in its bottom level indefinitely).
+// Space of deleted chunks is reclaimed (Compact, on a background thread)
+// once the bytes freed since the last compaction reach this many, so that
+// aborting a session, deleting or truncating a file really frees disk space
+// within moments (LevelDB alone may keep deleted chunks in its bottom level
+// indefinitely).
 inline constexpr uint64_t kCompactAfterFreedBytes = uint64_t{8} << 20;
 // Compact() compacts at most this many separate key ranges.
 inline constexpr size_t kMaxCompactRanges = 8;
@@ -37,6 +40,7 @@ class KvStore : public Store {
  public:
   // Checks (or, for an empty Kv with create set, writes) the format record.
   static Result<std::unique_ptr<KvStore>> Open(std::unique_ptr<Kv> kv, bool create);
+  ~KvStore() override;  // stops the background reclaimer
 
   Status Apply(const Batch& batch, bool sync) override;
   uint64_t NewIds(uint64_t count) override;
@@ -68,9 +72,16 @@ class KvStore : public Store {
   std::mutex apply_mu_;
   std::atomic<uint64_t> next_id_;
 
+  // Compacts freed blobs whenever kCompactAfterFreedBytes accumulate.
+  void ReclaimLoop();
+
+  std::mutex compact_mu_;  // one Compact at a time; taken before freed_mu_
   std::mutex freed_mu_;
+  std::condition_variable freed_cv_;
   std::set<uint64_t> freed_blobs_;  // GUARDED_BY(freed_mu_): blobs with bytes freed since the last Compact
   uint64_t freed_bytes_ = 0;        // GUARDED_BY(freed_mu_)
+  bool stopping_ = false;           // GUARDED_BY(freed_mu_)
+  std::thread reclaimer_;           // last: started once everything above exists
 };
 
 // Adds to `write` what trims blob `blob` to `length` bytes (length 0:
