@@ -1,5 +1,6 @@
 #include "session/engine.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -57,6 +58,10 @@ constexpr size_t kCatchUpBytes = size_t{1} << 20;
 constexpr size_t kMaxXattrValue = 64 * 1024;
 // Missing ranges listed per file in .status before "... (N more)".
 constexpr size_t kStatusMaxRanges = 16;
+
+// Finishes of sessions with at least this many nodes return freed memory
+// to the system afterwards (ReturnFreeMemory).
+constexpr size_t kTrimAfterNodes = 1024;
 
 // Ids each session reserves: root, .finish, .status.
 constexpr uint64_t kFinishOffset = 1;
@@ -127,15 +132,26 @@ Status CheckXattrName(std::string_view name) {
   return Status::OK();
 }
 
-// The parts of a file that only its lock may touch.
+// The parts of a file that only its lock may touch. One per file of every
+// open session, so it is kept small (see README, "Other users, expiry and
+// scale"): the blob is opened per operation rather than held, the extent
+// map and hash state are inline, and an error message costs memory only
+// once there is one.
 struct FileState {
-  explicit FileState(std::unique_ptr<store::ByteSink> s) : sink(std::move(s)) {}
+  FileState(store::Store* s, uint64_t blob_id) : store(s), blob(blob_id) {}
+
+  // The file's bytes in the store. Cheap: a handle, nothing buffered.
+  std::unique_ptr<store::ByteSink> Blob() const { return store->OpenBlob(blob); }
+
+  // REQUIRES(mu)
+  void SetError(std::string message) { last_error = std::make_unique<std::string>(std::move(message)); }
 
   std::mutex mu;
-  const std::unique_ptr<store::ByteSink> sink;
-  ExtentMap received;      // GUARDED_BY(mu)
-  HashFrontier hash;       // GUARDED_BY(mu)
-  std::string last_error;  // GUARDED_BY(mu)
+  store::Store* const store;
+  const uint64_t blob;
+  ExtentMap received;                       // GUARDED_BY(mu)
+  HashFrontier hash;                        // GUARDED_BY(mu)
+  std::unique_ptr<std::string> last_error;  // GUARDED_BY(mu); null: none
   // Written under mu; read without it for attributes.
   std::atomic<uint64_t> length{0};
   std::atomic<int64_t> mtime_ns{0};
@@ -154,10 +170,12 @@ struct Node {
   uint32_t gid = 0;
   int64_t dir_mtime_ns = 0;
   Xattrs xattrs;
-  std::map<std::string, uint64_t, std::less<>> children;  // directories
+  // Directories only; created on first use (a file does not pay for it).
+  std::unique_ptr<std::map<std::string, uint64_t, std::less<>>> children;
   std::shared_ptr<FileState> file;                        // files
 
   int64_t mtime_ns() const { return file ? file->mtime_ns.load() : dir_mtime_ns; }
+  bool HasChildren() const { return children && !children->empty(); }
 
   NodeRecord ToRecord() const {
     NodeRecord r;
@@ -209,7 +227,9 @@ struct Session {
     auto it = nodes.find(dir_id);
     if (it == nodes.end()) return Status::NotFound("directory " + std::to_string(dir_id) + " is gone");
     if (!it->second.is_dir) return Status::NotDirectory(Quote(it->second.name) + " is not a directory");
-    return &it->second.children;
+    auto& dir_children = it->second.children;
+    if (!dir_children) dir_children = std::make_unique<std::map<std::string, uint64_t, std::less<>>>();
+    return dir_children.get();
   }
 
   // Path of a node relative to the session root. REQUIRES(mu)
@@ -429,7 +449,7 @@ struct Engine::Impl {
       if (to <= from) return;
       size_t n = static_cast<size_t>(std::min<uint64_t>(to - from, kCatchUpBytes));
       buf.resize(n);
-      Status s = f.sink->ReadAt(from, n, buf.data());
+      Status s = f.Blob()->ReadAt(from, n, buf.data());
       if (!s.ok()) {
         // Finish rehashes from scratch and reports the read error there.
         spdlog::warn("hash catch-up read at offset {} failed: {}", from, s.ToString());
@@ -470,7 +490,7 @@ struct Engine::Impl {
       st = st.WithContext(s.Where(id) + " offset " + std::to_string(offset));
       s.last_error = st.message();
       std::lock_guard flock(f.mu);
-      f.last_error = st.message();
+      f.SetError(st.message());
     }
     if (--s.writes_in_flight == 0) s.writes_done.notify_all();
     return st;
@@ -491,7 +511,7 @@ struct Engine::Impl {
       // that identical rewrites (resumed uploads, retries) keep the hash and
       // write-once sessions can refuse different bytes.
       std::string old(data.size(), '\0');
-      UPFS_RETURN_IF_ERROR(f.sink->ReadAt(offset, data.size(), old.data()));
+      UPFS_RETURN_IF_ERROR(f.Blob()->ReadAt(offset, data.size(), old.data()));
       uint64_t hashed_end = f.hash.valid() ? f.hash.frontier() : 0;
       uint64_t covered = 0;
       bool differs = false;
@@ -511,7 +531,7 @@ struct Engine::Impl {
       }
       skip_store = !differs && covered == data.size();
     }
-    if (!skip_store) UPFS_RETURN_IF_ERROR(f.sink->WriteAt(offset, data));
+    if (!skip_store) UPFS_RETURN_IF_ERROR(f.Blob()->WriteAt(offset, data));
     f.received.Add(offset, end);
     if (end > f.length.load()) f.length = end;
     f.mtime_ns = Now();
@@ -552,6 +572,7 @@ struct Engine::Impl {
     Session& s = *sp;
     std::string name;
     size_t files = 0;
+    size_t nodes = 0;
     {
       std::unique_lock lock(s.mu);
       name = s.record.name;
@@ -559,31 +580,49 @@ struct Engine::Impl {
       for (const auto& [id, n] : s.nodes) files += n.is_dir ? 0 : 1;
       s.state = SessionState::kFinishing;
       s.writes_done.wait(lock, [&] { return s.writes_in_flight == 0; });
+      nodes = s.nodes.size();
     }
     // The tree cannot change while kFinishing, so `files` stays true. At
     // most files + 1 lines are parsed: memory stays that of the text
     // however many lines a wrong manifest has (ParseManifest).
     auto parsed = ParseManifest(manifest_text, files + 1);
-    Status st = parsed.ok() ? VerifyAndCommit(sp, *parsed, info)
+    Status st = parsed.ok() ? VerifyAndCommit(sp, std::move(*parsed), info)
                             : parsed.status().WithContext("session " + Quote(name));
-    std::lock_guard lock(s.mu);
-    if (!st.ok()) {
-      s.state = SessionState::kOpen;
-      s.last_error = st.message();
-      s.last_activity_ns = Now();
+    {
+      std::lock_guard lock(s.mu);
+      if (!st.ok()) {
+        s.state = SessionState::kOpen;
+        s.last_error = st.message();
+        s.last_activity_ns = Now();
+      }
     }
+    if (nodes >= kTrimAfterNodes) ReturnFreeMemory();
     return st;
   }
 
+  // A finish of many files briefly holds a few KiB per file (the plan, the
+  // batch, its encoding). glibc keeps such freed memory in its arenas (one
+  // per FUSE thread that allocated it) and RSS stays at the peak; trimming
+  // hands the free pages back (measured: README "Other users, expiry and
+  // scale"). Not done after small finishes: it walks every arena.
+  static void ReturnFreeMemory() {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+  }
+
+  // One node of a session being finished: its path and the index entry it
+  // becomes, built once and moved into the commit batch (a session of many
+  // files holds all of these at once, so nothing is kept twice).
   struct Planned {
-    uint64_t id;
     std::string path;
-    Node node;  // copy, without children
-    std::shared_ptr<FileState> file;
-    std::string sha256;
+    std::shared_ptr<FileState> file;  // null for directories
+    AssetEntry entry;
   };
 
-  Status VerifyAndCommit(const std::shared_ptr<Session>& sp, const std::vector<ManifestLine>& manifest,
+  // Takes the manifest to free it (and the lookups built on it) before the
+  // commit batch is built: a finish of many files holds all of these.
+  Status VerifyAndCommit(const std::shared_ptr<Session>& sp, std::vector<ManifestLine> manifest,
                          CommitInfo* info) {
     Session& s = *sp;
     SessionRecord record;
@@ -595,17 +634,21 @@ struct Engine::Impl {
       record = s.record;
       plan.reserve(s.nodes.size());
       for (const auto& [id, n] : s.nodes) {
-        Planned p{id, s.PathOf(id), Node{}, n.file, ""};
-        p.node.id = n.id;
-        p.node.parent = n.parent;
-        p.node.name = n.name;
-        p.node.is_dir = n.is_dir;
-        p.node.mode = n.mode;
-        p.node.uid = n.uid;
-        p.node.gid = n.gid;
-        p.node.dir_mtime_ns = n.dir_mtime_ns;
-        p.node.xattrs = n.xattrs;
-        plan.push_back(std::move(p));
+        Planned& p = plan.emplace_back();
+        p.path = s.PathOf(id);
+        p.file = n.file;
+        AssetEntry& e = p.entry;
+        e.asset = record.name;
+        size_t slash = p.path.rfind('/');
+        e.dir = slash == std::string::npos ? "" : p.path.substr(0, slash);
+        e.name = n.name;
+        e.id = id;
+        e.is_dir = n.is_dir;
+        e.mode = n.mode;
+        e.uid = n.uid;
+        e.gid = n.gid;
+        e.mtime_ns = n.dir_mtime_ns;  // files: set once verified
+        e.xattrs = n.xattrs;
       }
     }
     std::sort(plan.begin(), plan.end(), [](const Planned& a, const Planned& b) { return a.path < b.path; });
@@ -621,7 +664,7 @@ struct Engine::Impl {
         return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
                                        " names " + Quote(line.path) + ", which is not a file of the session");
       }
-      if (it->second->node.is_dir) {
+      if (it->second->entry.is_dir) {
         return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
                                        " names directory " + Quote(line.path));
       }
@@ -632,7 +675,7 @@ struct Engine::Impl {
     }
     if (!manifest.empty()) {
       for (const Planned& p : plan) {
-        if (!p.node.is_dir && !listed.count(p.path)) {
+        if (!p.entry.is_dir && !listed.count(p.path)) {
           return Status::InvalidArgument(where + ": file " + Quote(p.path) + " is not listed in the manifest");
         }
       }
@@ -641,7 +684,7 @@ struct Engine::Impl {
     // 2. Every file complete; 3. every hash right.
     uint64_t files = 0, bytes = 0;
     for (Planned& p : plan) {
-      if (p.node.is_dir) continue;
+      if (p.entry.is_dir) continue;
       FileState& f = *p.file;
       std::lock_guard lock(f.mu);
       uint64_t length = f.length.load();
@@ -649,29 +692,35 @@ struct Engine::Impl {
       if (!missing.empty()) {
         uint64_t total = 0;
         for (const Extent& e : missing) total += e.end - e.begin;
-        f.last_error = "missing bytes " + RangeText(missing[0].begin, missing[0].end) + " of " +
-                       std::to_string(length) + (missing.size() > 1
-                                                     ? " (" + std::to_string(missing.size()) + " ranges, " +
-                                                           std::to_string(total) + " bytes missing)"
-                                                     : "");
-        return Status::MissingData(where + " file " + Quote(p.path) + ": " + f.last_error);
+        f.SetError("missing bytes " + RangeText(missing[0].begin, missing[0].end) + " of " +
+                   std::to_string(length) +
+                   (missing.size() > 1 ? " (" + std::to_string(missing.size()) + " ranges, " +
+                                             std::to_string(total) + " bytes missing)"
+                                       : ""));
+        return Status::MissingData(where + " file " + Quote(p.path) + ": " + *f.last_error);
       }
       auto hash = FullHash(f);
       if (!hash.ok()) {
-        f.last_error = hash.status().message();
+        f.SetError(hash.status().message());
         return hash.status().WithContext(where + " file " + Quote(p.path));
       }
-      p.sha256 = *hash;
+      p.entry.sha256 = std::move(*hash);
       auto line = listed.find(p.path);
-      if (line != listed.end() && line->second->sha256 != p.sha256) {
-        f.last_error = "manifest line " + std::to_string(line->second->line_number) + " expects sha256 " +
-                       line->second->sha256 + ", received bytes hash to " + p.sha256;
-        return Status::HashMismatch(where + " file " + Quote(p.path) + ": " + f.last_error);
+      if (line != listed.end() && line->second->sha256 != p.entry.sha256) {
+        f.SetError("manifest line " + std::to_string(line->second->line_number) + " expects sha256 " +
+                   line->second->sha256 + ", received bytes hash to " + p.entry.sha256);
+        return Status::HashMismatch(where + " file " + Quote(p.path) + ": " + *f.last_error);
       }
-      f.last_error.clear();
+      f.last_error.reset();
+      p.entry.mtime_ns = f.mtime_ns.load();
+      p.entry.length = length;
       ++files;
       bytes += length;
     }
+
+    listed = {};
+    by_path = {};
+    manifest = {};
 
     // 4. One atomic, synced write: the asset and its entries in, the
     //    session's records out. The blobs stay where they are.
@@ -689,24 +738,14 @@ struct Engine::Impl {
     asset.bytes = bytes;
     asset.xattrs = record.xattrs;
     batch.Put(asset);
-    for (const Planned& p : plan) {
-      AssetEntry e;
-      e.asset = record.name;
-      size_t slash = p.path.rfind('/');
-      e.dir = slash == std::string::npos ? "" : p.path.substr(0, slash);
-      e.name = p.node.name;
-      e.id = p.id;
-      e.is_dir = p.node.is_dir;
-      e.mode = p.node.mode;
-      e.uid = p.node.uid;
-      e.gid = p.node.gid;
-      e.mtime_ns = p.node.is_dir ? p.node.dir_mtime_ns : p.file->mtime_ns.load();
-      e.length = p.node.is_dir ? 0 : p.file->length.load();
-      e.sha256 = p.sha256;
-      e.xattrs = p.node.xattrs;
-      batch.Put(std::move(e));
-      batch.DeleteNodeRecord(record.id, p.id);
+    std::vector<uint64_t> ids;
+    ids.reserve(plan.size());
+    for (Planned& p : plan) {
+      ids.push_back(p.entry.id);
+      batch.Put(std::move(p.entry));
+      batch.DeleteNodeRecord(record.id, ids.back());
     }
+    plan = {};  // the entries live in the batch now
     batch.Delete(record);
     Status st = store->Apply(batch, /*sync=*/true);
     if (!st.ok()) {
@@ -721,7 +760,7 @@ struct Engine::Impl {
       std::lock_guard lock(s.mu);
       s.state = SessionState::kGone;
     }
-    for (const Planned& p : plan) IndexRemove(p.id);
+    for (uint64_t id : ids) IndexRemove(id);
     IndexRemove(record.id);
     IndexRemove(record.id + kFinishOffset);
     IndexRemove(record.id + kStatusOffset);
@@ -821,7 +860,7 @@ struct Engine::Impl {
       body += "missing: " + (missing.empty() ? std::string("none") : ranges) + "\n";
       bool known = missing.empty() && f.hash.valid() && f.hash.frontier() == length;
       body += "sha256: " + (known ? f.hash.HexDigest() : std::string("pending")) + "\n";
-      if (!f.last_error.empty()) body += "last_error: " + f.last_error + "\n";
+      if (f.last_error) body += "last_error: " + *f.last_error + "\n";
     }
     line("files", std::to_string(files.size()));
     line("bytes_total", std::to_string(total_len));
@@ -860,9 +899,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
       n.dir_mtime_ns = nr.mtime_ns;
       n.xattrs = std::move(nr.xattrs);
       if (!n.is_dir) {
-        n.file = std::make_shared<FileState>(impl->store->OpenBlob(n.id));
+        n.file = std::make_shared<FileState>(impl->store.get(), n.id);
         std::vector<Extent> extents;
-        Status st = n.file->sink->Extents(&extents);
+        Status st = n.file->Blob()->Extents(&extents);
         if (!st.ok()) return st.WithContext("recovering session " + Quote(s->record.name));
         for (const Extent& e : extents) n.file->received.Add(e.begin, e.end);
         n.file->length = std::max(nr.length, n.file->received.End());
@@ -1088,7 +1127,7 @@ Result<Attr> Engine::Create(uint64_t parent, std::string_view name, uint32_t mod
   n.mode = mode & 07777;
   n.uid = caller.uid;
   n.gid = caller.gid;
-  n.file = std::make_shared<FileState>(m.store->OpenBlob(n.id));
+  n.file = std::make_shared<FileState>(m.store.get(), n.id);
   n.file->mtime_ns = now;
   Batch batch;
   batch.Put(s->id(), n.ToRecord());
@@ -1165,7 +1204,7 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
   uint64_t id = it->second;
   Node& n = s->nodes.at(id);
   if (!n.is_dir) return Status::NotDirectory(Quote(name) + " is not a directory");
-  if (!n.children.empty()) return Status::NotEmpty(Quote(name) + " is not empty");
+  if (n.HasChildren()) return Status::NotEmpty(Quote(name) + " is not empty");
   Batch batch;
   batch.DeleteNodeRecord(s->id(), id);
   UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
@@ -1256,7 +1295,7 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     victim = &s.nodes.at(target->second);
     if (victim->is_dir && !n.is_dir) return Status::IsDirectory(Quote(new_name) + " is a directory");
     if (!victim->is_dir && n.is_dir) return Status::NotDirectory(Quote(new_name) + " is not a directory");
-    if (victim->is_dir && !victim->children.empty()) return Status::NotEmpty(Quote(new_name) + " is not empty");
+    if (victim->is_dir && victim->HasChildren()) return Status::NotEmpty(Quote(new_name) + " is not empty");
     batch.DeleteNodeRecord(s.id(), victim->id);
     if (victim->file) batch.DeleteBlobData(victim->id);
   }
@@ -1338,18 +1377,17 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change) {
     if (!st.ok()) return st.WithContext(s->Where(id) + " truncate to " + std::to_string(*change.size));
   }
   if (change.mode || change.uid || change.gid || change.mtime_ns) {
-    Node updated = n;  // shares FileState; only metadata differs
-    if (change.mode) updated.mode = *change.mode & 07777;
-    if (change.uid) updated.uid = *change.uid;
-    if (change.gid) updated.gid = *change.gid;
-    NodeRecord rec = updated.ToRecord();
+    NodeRecord rec = n.ToRecord();
+    if (change.mode) rec.mode = *change.mode & 07777;
+    if (change.uid) rec.uid = *change.uid;
+    if (change.gid) rec.gid = *change.gid;
     if (change.mtime_ns) rec.mtime_ns = *change.mtime_ns;
     Batch batch;
     batch.Put(s->id(), rec);
     UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
-    n.mode = updated.mode;
-    n.uid = updated.uid;
-    n.gid = updated.gid;
+    n.mode = rec.mode;
+    n.uid = rec.uid;
+    n.gid = rec.gid;
     if (change.mtime_ns) {
       if (n.file) {
         n.file->mtime_ns = *change.mtime_ns;
@@ -1652,6 +1690,7 @@ Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, 
   Impl& m = *impl_;
   auto h = m.FindHandle(handle);
   if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
+  std::unique_ptr<store::ByteSink> file_blob;
   const store::ByteSink* sink = nullptr;
   uint64_t length = 0;
   switch (h->kind) {
@@ -1659,7 +1698,8 @@ Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, 
       std::lock_guard lock(h->session->mu);
       if (h->session->state == SessionState::kGone) return h->session->CheckOpen();
       if (h->file->removed) return Status::Stale("file was removed");
-      sink = h->file->sink.get();
+      file_blob = h->file->Blob();
+      sink = file_blob.get();
       length = h->file->length.load();
       break;
     }

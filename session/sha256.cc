@@ -1,51 +1,50 @@
+// OpenSSL 3 marks the SHA256_* functions deprecated in favour of EVP. They
+// remain the same assembly (SHA-NI, AVX2) behind a plain, copyable struct;
+// EVP keeps its state in a heap context behind a provider object, which
+// costs several hundred bytes per stream. upfs keeps one stream per file
+// of every open session, so it uses the plain struct, here only.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "session/sha256.h"
 
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 
+#include <cstring>
 #include <new>
 
 namespace upfs::session {
+namespace {
 
-struct Sha256::Ctx {
-  EVP_MD_CTX* md = nullptr;
-  ~Ctx() { EVP_MD_CTX_free(md); }
-};
+static_assert(sizeof(SHA256_CTX) == Sha256::kStateBytes, "Sha256::kStateBytes must match OpenSSL's SHA256_CTX");
+static_assert(alignof(SHA256_CTX) <= 8);
 
-Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
-  ctx_->md = EVP_MD_CTX_new();
-  if (ctx_->md == nullptr) throw std::bad_alloc();
-  Reset();
-}
+SHA256_CTX* Ctx(unsigned char* state) { return reinterpret_cast<SHA256_CTX*>(state); }
 
-Sha256::~Sha256() = default;
-Sha256::Sha256(Sha256&&) noexcept = default;
-Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+}  // namespace
+
+Sha256::Sha256() { Reset(); }
 
 void Sha256::Reset() {
-  // Fails only on allocation failure inside OpenSSL.
-  if (EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
+  // SHA256_Init cannot fail (it only fills the struct).
+  SHA256_Init(Ctx(state_));
 }
 
 void Sha256::Update(std::string_view bytes) {
-  if (EVP_DigestUpdate(ctx_->md, bytes.data(), bytes.size()) != 1) throw std::bad_alloc();
+  // Cannot fail for a valid context.
+  SHA256_Update(Ctx(state_), bytes.data(), bytes.size());
 }
 
 std::string Sha256::HexDigest() const {
   // Finalize a copy so the stream itself can go on.
-  Ctx copy;
-  copy.md = EVP_MD_CTX_new();
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (copy.md == nullptr || EVP_MD_CTX_copy_ex(copy.md, ctx_->md) != 1 ||
-      EVP_DigestFinal_ex(copy.md, digest, &len) != 1) {
-    throw std::bad_alloc();
-  }
+  SHA256_CTX copy;
+  std::memcpy(&copy, state_, sizeof copy);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256_Final(digest, &copy);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0xf]);
+  hex.reserve(2 * SHA256_DIGEST_LENGTH);
+  for (unsigned char b : digest) {
+    hex.push_back(kHex[b >> 4]);
+    hex.push_back(kHex[b & 0xf]);
   }
   return hex;
 }

@@ -6,14 +6,17 @@
 #   - one session of 10 000 files in 100 directories: .status counts them,
 #     the finish (a sha256sum manifest of 10 000 lines) succeeds, and
 #     `sha256sum -c` passes from the asset directory;
-#   - the daemon's peak RSS (VmHWM) stays under SCALE_MAX_HWM_MIB (300).
-# Prints the time of each phase and the memory figures.
+#   - the daemon's peak RSS (VmHWM) stays under SCALE_MAX_HWM_MIB (300),
+#     and what it holds per file of an open session (RSS growth over the
+#     copy, LevelDB's memtable included) under SCALE_MAX_FILE_BYTES (4096).
+# Prints the time of each phase and the memory figures, per file too.
 #   SCALE_SESSIONS=N SCALE_FILES=N  larger runs by hand (defaults 1000, 10000)
 source "$(dirname "$0")/lib.sh" "$@"
 
 SESSIONS=${SCALE_SESSIONS:-1000}
 FILES=${SCALE_FILES:-10000}
 MAX_HWM_MIB=${SCALE_MAX_HWM_MIB:-300}
+MAX_FILE_BYTES=${SCALE_MAX_FILE_BYTES:-4096}
 DIRS=100
 ((SESSIONS % 2 == 0 && FILES % DIRS == 0)) || fail "SCALE_SESSIONS must be even, SCALE_FILES a multiple of $DIRS"
 
@@ -21,6 +24,7 @@ start_upfs
 S=$MNT/sessions
 A=$MNT/assets
 mem() { awk -v k="$1:" '$1 == k { print int($2 / 1024) }' "/proc/$UPFS_PID/status"; }
+kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$UPFS_PID/status"; }
 t0=$(date +%s.%N)
 phase() {  # phase NAME: prints the seconds since the last phase
   local now
@@ -91,9 +95,11 @@ awk -v dirs=$DIRS -v per=$((FILES / DIRS)) -v top="$big" 'BEGIN {
 (($(wc -l <"$T/big.sha256") == FILES)) || fail "the manifest has $(wc -l <"$T/big.sha256") lines"
 total=$(find "$big" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
 phase "make $FILES source files"
+rss_before_copy=$(kib VmRSS)
 mkdir "$S/many"
 cp -r "$big/." "$S/many/"
 phase "cp -r $FILES files into a session"
+held_per_file=$((($(kib VmRSS) - rss_before_copy) * 1024 / FILES))
 st=$(cat "$S/many/.status")
 grep -qx "files: $FILES" <<<"$st" || fail "many/.status: $(grep '^files:' <<<"$st")"
 grep -qx "bytes_total: $total" <<<"$st" || fail "many/.status: $(grep '^bytes_total:' <<<"$st"), want $total"
@@ -101,8 +107,10 @@ grep -qx "bytes_received: $total" <<<"$st" || fail "many/.status: $(grep '^bytes
 (($(grep -c '^file: ' <<<"$st") == FILES)) || fail "many/.status has $(grep -c '^file: ' <<<"$st") file blocks"
 ok "many/.status: $FILES files, $total bytes, all received"
 phase ".status of $FILES files"
+rss_before_finish=$(kib VmRSS)
 finish_session many "$T/big.sha256" || fail "finishing many: $FINISH_ERR"
 phase "finish $FILES files"
+finish_per_file=$((($(kib VmHWM) - rss_before_finish) * 1024 / FILES))
 [[ -d $A/many && ! -e $S/many ]] || fail "many was not committed"
 (cd "$A/many" && sha256sum -c --quiet "$T/big.sha256") || fail "sha256sum -c fails on assets/many"
 (($(find "$A/many" -type f | wc -l) == FILES)) || fail "assets/many holds $(find "$A/many" -type f | wc -l) files"
@@ -112,6 +120,9 @@ phase "verify $FILES asset files"
 
 hwm=$(mem VmHWM)
 log "daemon memory: VmRSS $(mem VmRSS) MiB, VmHWM $hwm MiB (bound $MAX_HWM_MIB MiB)"
+log "per file: $held_per_file bytes held while its session is open, up to $finish_per_file more while the finish runs (README: Scale)"
 ((hwm < MAX_HWM_MIB)) || fail "the daemon's peak RSS is $hwm MiB, over $MAX_HWM_MIB MiB"
 ok "peak RSS $hwm MiB < $MAX_HWM_MIB MiB"
+((held_per_file < MAX_FILE_BYTES)) || fail "the daemon holds $held_per_file bytes per open file, over $MAX_FILE_BYTES"
+ok "$held_per_file bytes per file of an open session < $MAX_FILE_BYTES"
 assert_daemon_alive
