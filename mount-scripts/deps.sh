@@ -21,6 +21,8 @@ packages=(
   python3
   # tests/fuzz: libFuzzer comes with clang's runtime (libclang-rt-dev)
   clang libclang-rt-dev
+  # third-party exercisers (tests/integration/exerciser_*.sh)
+  fio stress-ng dbench
 )
 
 missing=()

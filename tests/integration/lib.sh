@@ -83,11 +83,25 @@ mount_answers() {
   mountpoint -q "$MNT" && [[ -d $MNT/sessions && -d $MNT/assets ]]
 }
 
+# A daemon built with sanitizers (build-asan, build-tsan) writes its
+# reports to $T/sanitizer.PID; cleanup fails the test if any exist, so a
+# report counts even when the daemon was killed or went on running. (A
+# plain build ignores these variables.)
+SANITIZER_LOG=$T/sanitizer
+sanitizer_env() {
+  local var
+  for var in ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS; do
+    printf '%s=%s\n' "$var" "${!var:+${!var}:}log_path=$SANITIZER_LOG"
+  done
+}
+
 # start_upfs [upfs options...]: mounts $STORE at $MNT with `upfs -f` in the
 # background and waits until the mount answers.
 start_upfs() {
   [[ -z $UPFS_PID ]] || fail "start_upfs: a daemon (pid $UPFS_PID) is already running"
-  "$UPFS_BIN" -f "$@" "$STORE" "$MNT" </dev/null >>"$UPFS_LOG" 2>&1 &
+  local -a san_env
+  mapfile -t san_env < <(sanitizer_env)
+  env "${san_env[@]}" "$UPFS_BIN" -f "$@" "$STORE" "$MNT" </dev/null >>"$UPFS_LOG" 2>&1 &
   UPFS_PID=$!
   local deadline=$((SECONDS + MOUNT_TIMEOUT))
   until mount_answers; do
@@ -272,6 +286,13 @@ cleanup() {
   fi
   for pid in "${BG_PIDS[@]}"; do
     wait "$pid" 2>/dev/null
+  done
+  local report
+  for report in "$SANITIZER_LOG".*; do
+    [[ -e $report ]] || continue
+    log "FAIL: sanitizer report $report:"
+    sed 's/^/    /' "$report"
+    rc=1
   done
   if ((rc != 0)) && [[ -s $UPFS_LOG ]]; then
     log "upfs log (last 80 lines of $UPFS_LOG):"
