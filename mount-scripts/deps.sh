@@ -16,6 +16,8 @@ packages=(
   fuse3
   # integration tests: real clients and the tools the scripts use
   rsync libglib2.0-bin attr util-linux procps coreutils tar
+  # tests/bench/bench.sh draws its plot with gnuplot
+  gnuplot-nox
 )
 
 missing=()
