@@ -1,15 +1,20 @@
 #include "store/leveldb_kv.h"
 
+#include <sys/resource.h>
+
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <system_error>
+
+#include "store/leveldb_env.h"
 
 namespace upfs::store {
 namespace {
@@ -100,9 +105,14 @@ class SyncDoneLogsEnv : public leveldb::EnvWrapper {
 
 class LevelDbKv : public Kv {
  public:
-  LevelDbKv(std::unique_ptr<leveldb::DB> db, std::unique_ptr<SyncDoneLogsEnv> env,
-            std::unique_ptr<leveldb::Cache> cache, std::unique_ptr<const leveldb::FilterPolicy> filter)
-      : env_(std::move(env)), cache_(std::move(cache)), filter_(std::move(filter)), db_(std::move(db)) {}
+  LevelDbKv(std::unique_ptr<leveldb::DB> db, std::unique_ptr<leveldb::Env> base_env,
+            std::unique_ptr<SyncDoneLogsEnv> env, std::unique_ptr<leveldb::Cache> cache,
+            std::unique_ptr<const leveldb::FilterPolicy> filter)
+      : base_env_(std::move(base_env)),
+        env_(std::move(env)),
+        cache_(std::move(cache)),
+        filter_(std::move(filter)),
+        db_(std::move(db)) {}
 
   ~LevelDbKv() override { db_.reset(); }  // the DB before its Env, cache and filter
 
@@ -168,6 +178,7 @@ class LevelDbKv : public Kv {
     return options;
   }
 
+  const std::unique_ptr<leveldb::Env> base_env_;  // ours, or null when injected
   const std::unique_ptr<SyncDoneLogsEnv> env_;
   const std::unique_ptr<leveldb::Cache> cache_;
   const std::unique_ptr<const leveldb::FilterPolicy> filter_;
@@ -199,7 +210,16 @@ Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create
   options.compression = leveldb::kNoCompression;
   options.block_cache = cache.get();
   options.filter_policy = filter.get();
-  auto env = std::make_unique<SyncDoneLogsEnv>(opts.env != nullptr ? opts.env : leveldb::Env::Default());
+  // Table files stay open for reading (pread, not mmap: see
+  // store/leveldb_env.h); leave half the descriptors to FUSE and the rest.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+    options.max_open_files = static_cast<int>(std::clamp<rlim_t>(nofile.rlim_cur / 2, 64, 1000));
+  }
+  // An injected Env (tests) is used as given, reads included.
+  std::unique_ptr<leveldb::Env> base_env;
+  if (opts.env == nullptr) base_env = std::make_unique<PreadFilesEnv>(leveldb::Env::Default());
+  auto env = std::make_unique<SyncDoneLogsEnv>(opts.env != nullptr ? opts.env : base_env.get());
   options.env = env.get();
   leveldb::DB* raw = nullptr;
   leveldb::Status s = leveldb::DB::Open(options, db_dir, &raw);
@@ -212,7 +232,8 @@ Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create
     return FromLevelDb(s, "opening " + db_dir);
   }
   return std::unique_ptr<Kv>(
-      new LevelDbKv(std::unique_ptr<leveldb::DB>(raw), std::move(env), std::move(cache), std::move(filter)));
+      new LevelDbKv(std::unique_ptr<leveldb::DB>(raw), std::move(base_env), std::move(env), std::move(cache),
+                    std::move(filter)));
 }
 
 Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir, const LevelDbOptions& options) {
