@@ -218,7 +218,7 @@ Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create
   }
   // An injected Env (tests) is used as given, reads included.
   std::unique_ptr<leveldb::Env> base_env;
-  if (opts.env == nullptr) base_env = std::make_unique<PreadFilesEnv>(leveldb::Env::Default());
+  if (opts.env == nullptr) base_env = std::make_unique<BoundedEnv>(leveldb::Env::Default());
   auto env = std::make_unique<SyncDoneLogsEnv>(opts.env != nullptr ? opts.env : base_env.get());
   options.env = env.get();
   leveldb::DB* raw = nullptr;
