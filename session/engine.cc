@@ -11,6 +11,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "session/asset_read_cache.h"
 #include "session/extent_map.h"
 #include "session/hash_frontier.h"
 #include "session/manifest.h"
@@ -290,6 +291,7 @@ struct Engine::Impl {
   const std::unique_ptr<store::Store> store;
   Options options;
   int64_t mount_time_ns = 0;
+  AssetReadCache asset_reads;  // reads of committed files
 
   // Lock order: table_mu -> Session::mu -> FileState::mu. index_mu and
   // handles_mu are leaves: nothing else is locked while holding them.
@@ -1630,7 +1632,8 @@ Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, 
   if (offset >= length) return std::string();
   size_t n = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
   std::string out(n, '\0');
-  Status st = sink->ReadAt(offset, n, out.data());
+  Status st = h->kind == NodeKind::kAssetFile ? m.asset_reads.Read(id, *sink, length, offset, n, out.data())
+                                              : sink->ReadAt(offset, n, out.data());
   if (!st.ok()) return st.WithContext("read of id " + std::to_string(id) + " at offset " + std::to_string(offset));
   return out;
 }
