@@ -311,7 +311,7 @@ ratio() { awk -v a="${MED[$1]}" -v b="${MED[$2]}" 'BEGIN { printf "%.2f", b / a 
 } | tee "$OUT/table.txt"
 
 gnuplot <<EOF
-set terminal pngcairo size 900,560 font ",11"
+set terminal pngcairo noenhanced size 900,560 font ",11"
 set output "$OUT/bench.png"
 set title "Ingest throughput against file size (cp + sync; upfs: cp + finish)\n$(nproc) cores, load $LOAD_END"
 set xlabel "file size (MiB)"
