@@ -23,6 +23,8 @@ packages=(
   clang libclang-rt-dev
   # third-party exercisers (tests/integration/exerciser_*.sh)
   fio stress-ng dbench
+  # tests/bench/bench.sh draws its plot with gnuplot
+  gnuplot-nox
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "session/asset_read_cache.h"
 #include "session/extent_map.h"
 #include "session/hash_frontier.h"
 #include "session/manifest.h"
@@ -341,6 +342,7 @@ struct Engine::Impl {
   const std::unique_ptr<store::Store> store;
   Options options;
   int64_t mount_time_ns = 0;
+  AssetReadCache asset_reads;  // reads of committed files
 
   // Lock order: table_mu -> Session::mu -> FileState::mu. index_mu and
   // handles_mu are leaves: nothing else is locked while holding them.
@@ -1765,6 +1767,13 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
   if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
   switch (h->kind) {
     case NodeKind::kFile:
+      // POSIX: a write crossing the largest file size writes the bytes
+      // below it and returns the short count; only a write starting at or
+      // past it fails (EFBIG). The kernel splits buffered writes at a page
+      // boundary itself, but direct_io writes arrive whole.
+      if (offset < store::kMaxBlobLength && data.size() > store::kMaxBlobLength - offset) {
+        data = data.substr(0, store::kMaxBlobLength - offset);
+      }
       UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, *h->file, offset, data));
       return data.size();
     case NodeKind::kFinish: {
@@ -1832,7 +1841,8 @@ Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, 
   if (offset >= length) return std::string();
   size_t n = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
   std::string out(n, '\0');
-  Status st = sink->ReadAt(offset, n, out.data());
+  Status st = h->kind == NodeKind::kAssetFile ? m.asset_reads.Read(id, *sink, length, offset, n, out.data())
+                                              : sink->ReadAt(offset, n, out.data());
   if (!st.ok()) return st.WithContext("read of id " + std::to_string(id) + " at offset " + std::to_string(offset));
   return out;
 }

@@ -1,5 +1,7 @@
 #include "store/leveldb_kv.h"
 
+#include <sys/resource.h>
+
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
@@ -9,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -17,6 +20,8 @@
 #include <mutex>
 #include <shared_mutex>
 #include <system_error>
+
+#include "store/leveldb_env.h"
 
 namespace upfs::store {
 namespace {
@@ -134,6 +139,8 @@ class LevelDbKv : public Kv {
   LevelDbKv(std::string db_dir, const LevelDbOptions& opts)
       : db_dir_(std::move(db_dir)),
         opts_(opts),
+        // An injected Env (tests) is used as given, reads included.
+        base_env_(opts.env != nullptr ? nullptr : std::make_unique<BoundedEnv>(leveldb::Env::Default())),
         cache_(leveldb::NewLRUCache(opts.block_cache_bytes)),
         filter_(leveldb::NewBloomFilterPolicy(10)),
         free_bytes_(opts.free_bytes ? opts.free_bytes : [dir = db_dir_] { return StatvfsFreeBytes(dir); }) {}
@@ -153,10 +160,16 @@ class LevelDbKv : public Kv {
     options.compression = leveldb::kNoCompression;
     options.block_cache = cache_.get();
     options.filter_policy = filter_.get();
+    // Table files stay open for reading (pread, not mmap: see
+    // store/leveldb_env.h); leave half the descriptors to FUSE and the rest.
+    rlimit nofile{};
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+      options.max_open_files = static_cast<int>(std::clamp<rlim_t>(nofile.rlim_cur / 2, 64, 1000));
+    }
     // A fresh wrapper per open: a log-sync error of the failed instance
     // must not fail the recovered one (its logs were replayed and synced
     // into tables by the reopen).
-    env_ = std::make_unique<SyncDoneLogsEnv>(opts_.env != nullptr ? opts_.env : leveldb::Env::Default());
+    env_ = std::make_unique<SyncDoneLogsEnv>(opts_.env != nullptr ? opts_.env : base_env_.get());
     options.env = env_.get();
     leveldb::DB* raw = nullptr;
     leveldb::Status s = leveldb::DB::Open(options, db_dir_, &raw);
@@ -362,6 +375,7 @@ class LevelDbKv : public Kv {
 
   const std::string db_dir_;
   const LevelDbOptions opts_;
+  const std::unique_ptr<leveldb::Env> base_env_;  // ours, or null when injected
   const std::unique_ptr<leveldb::Cache> cache_;
   const std::unique_ptr<const leveldb::FilterPolicy> filter_;
   const std::function<Result<uint64_t>()> free_bytes_;

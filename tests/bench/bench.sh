@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# tests/bench/bench.sh: upfs's side-by-side performance benchmark (issue 5).
+#
+#   tests/bench/bench.sh [UPFS_BIN]            # the full run (about 20 min)
+#   SIZE_MIB=128 REPS=1 RSS_BIG_MIB=512 PLOT_SIZES="16 64" tests/bench/bench.sh   # quick
+#
+# In ONE run on one machine it measures, side by side:
+#   (a) cp of a SIZE_MIB random file into a local directory, then sync;
+#   (b) the same through libfuse's passthrough_ll (the FUSE ceiling), built
+#       at run time from the installed example (libfuse3-dev) into the
+#       temporary directory: cp, then sync;
+#   (c) cp into a upfs session, then close of a .finish manifest naming its
+#       SHA-256 (durable commit);
+#   (d) cat of the committed asset to /dev/null after a remount, against
+#       the same read through (b) after its remount;
+#   (e) SMALL_FILES files of SMALL_KIB KiB: cp -r (+ sync, or + finish);
+#   (f) upfs: 4 dd writers to disjoint quarters of one file, and 4 to 4
+#       files, against one writer (each including the finish);
+#   (g) the finish latency alone after (c);
+#   (h) the daemon's peak RSS (VmHWM) after an upload of RSS_SMALL_MIB and
+#       of RSS_BIG_MIB, each in a fresh daemon;
+# and prints a table of medians over REPS repetitions, min-max and ratios,
+# then ingest throughput against file size (PLOT_SIZES, MiB) for the local
+# directory, passthrough and upfs, drawn with gnuplot as a PNG.
+#
+# Options (environment): SIZE_MIB=1024 REPS=3 SMALL_FILES=1000 SMALL_KIB=64
+# RSS_SMALL_MIB=256 RSS_BIG_MIB=4096 PLOT_SIZES="16 64 256 1024"
+# PLOT_REPS=1 OUT=tests/bench/results (table.txt, plot.dat, bench.png)
+# DROP_CACHES=0 (1: also drop the kernel's page cache before each read, so
+# (d) reads the disk; needs root) UPFS_KEEP=1 keeps the temporary directory.
+# The temporary directory (TMPDIR, default /tmp) needs about
+# 3 x SIZE_MIB + 2 x RSS_BIG_MIB of free space.
+#
+# Not part of ctest: it takes minutes and its numbers depend on the machine.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+UPFS_BIN=${1:-${UPFS_BIN:-$REPO/build/upfs}}
+
+SIZE_MIB=${SIZE_MIB:-1024}
+REPS=${REPS:-3}
+SMALL_FILES=${SMALL_FILES:-1000}
+SMALL_KIB=${SMALL_KIB:-64}
+RSS_SMALL_MIB=${RSS_SMALL_MIB:-256}
+RSS_BIG_MIB=${RSS_BIG_MIB:-4096}
+PLOT_SIZES=${PLOT_SIZES:-16 64 256 1024}
+PLOT_REPS=${PLOT_REPS:-1}
+DROP_CACHES=${DROP_CACHES:-0}
+OUT=$(mkdir -p "${OUT:-$REPO/tests/bench/results}" && cd "${OUT:-$REPO/tests/bench/results}" && pwd)
+
+# lib.sh gives the temporary directory $T, start_upfs/stop_upfs (one
+# daemon at a time, $STORE at $MNT), finish_session, and a trap that
+# unmounts and removes everything.
+source "$REPO/tests/integration/lib.sh" "$UPFS_BIN"
+TEST_NAME=bench
+require_tools gcc pkg-config gnuplot cp sync awk dd
+
+PT_SRC=$T/pt-backing
+PT_MNT=$T/pt-mnt
+PT_PID=
+LOCAL=$T/local
+mkdir -p "$PT_SRC" "$PT_MNT" "$LOCAL"
+
+pt_start() {
+  "$T/passthrough_ll" -f -o source="$PT_SRC" "$PT_MNT" </dev/null >>"$T/passthrough.log" 2>&1 &
+  PT_PID=$!
+  wait_until 10 "passthrough mount" mountpoint -q "$PT_MNT"
+}
+pt_stop() {
+  [[ -n $PT_PID ]] || return 0
+  mountpoint -q "$PT_MNT" 2>/dev/null && fusermount3 -u "$PT_MNT"
+  local deadline=$((SECONDS + 30))
+  while alive "$PT_PID" && ((SECONDS < deadline)); do sleep 0.02; done
+  alive "$PT_PID" && kill -KILL "$PT_PID"
+  wait "$PT_PID" 2>/dev/null || true
+  PT_PID=
+}
+trap 'rc=$?; pt_stop; (exit $rc); cleanup' EXIT
+
+# The FUSE ceiling, compiled from the installed example: never copied into
+# the repository.
+PT_C=$(dpkg -L libfuse3-dev 2>/dev/null | grep '/examples/passthrough_ll.c$' | head -n 1 || true)
+[[ -n $PT_C && -f $PT_C ]] || fail "passthrough_ll.c not found: install libfuse3-dev"
+# shellcheck disable=SC2046
+gcc -O2 -Wall -o "$T/passthrough_ll" "$PT_C" $(pkg-config fuse3 --cflags --libs) ||
+  fail "could not build $PT_C"
+
+now() { echo "$EPOCHREALTIME"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.6f", b - a }'; }
+drop_caches() {
+  sync
+  if [[ $DROP_CACHES == 1 ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Samples: SAMPLES[key] holds space-separated seconds (or KiB for RSS).
+declare -A SAMPLES
+record() { SAMPLES[$1]="${SAMPLES[$1]:-} $2"; }
+# stat KEY: "median min max" of its samples.
+stats() {
+  tr ' ' '\n' <<<"${SAMPLES[$1]:-}" | awk 'NF' | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan nan nan"; exit }
+          m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+          print m, v[1], v[NR] }'
+}
+
+log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
+log "making the sources in $T/src"
+BIG=$T/src/big.bin
+random_file "$BIG" $((SIZE_MIB << 20))
+BIG_SHA=$(sha_of "$BIG")
+SMALL=$T/src/small
+mkdir -p "$SMALL"
+for ((i = 0; i < SMALL_FILES; i++)); do
+  head -c $((SMALL_KIB << 10)) /dev/urandom >"$SMALL/f$i"
+done
+manifest_of "$SMALL" "$T/src/small.manifest"
+sed 's|  |  small/|' "$T/src/small.manifest" >"$T/src/small.session.manifest"
+printf '%s  big.bin\n' "$BIG_SHA" >"$T/src/big.manifest"
+
+# A fresh store per measurement: no run pays for the one before.
+fresh_upfs() {
+  stop_upfs
+  rm -rf "$STORE"
+  start_upfs "$@"
+}
+
+SESSION_NO=0
+new_session() {
+  SESSION_NO=$((SESSION_NO + 1))
+  SESSION=s$SESSION_NO
+  mkdir "$MNT/sessions/$SESSION"
+}
+
+for ((rep = 1; rep <= REPS; rep++)); do
+  log "repetition $rep/$REPS (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  # (a) local directory
+  drop_caches
+  t0=$(now); cp "$BIG" "$LOCAL/big.bin"; sync; record a "$(since "$t0")"
+  rm -f "$LOCAL/big.bin"
+
+  # (b) passthrough, then (d) its read after a remount
+  pt_start
+  t0=$(now); cp "$BIG" "$PT_MNT/big.bin"; sync; record b "$(since "$t0")"
+  pt_stop; drop_caches; pt_start
+  t0=$(now); cat "$PT_MNT/big.bin" >/dev/null; record d_pt "$(since "$t0")"
+  rm -f "$PT_MNT/big.bin"
+  pt_stop
+
+  # (c) upfs: cp + finish; (g) the finish alone; (d) read after a remount
+  fresh_upfs
+  new_session
+  t0=$(now)
+  cp "$BIG" "$MNT/sessions/$SESSION/big.bin"
+  t1=$(now)
+  finish_session "$SESSION" "$T/src/big.manifest" || fail "finish of $SESSION: $FINISH_ERR"
+  record c "$(since "$t0")"
+  record g "$(since "$t1")"
+  stop_upfs; drop_caches; start_upfs
+  t0=$(now); cat "$MNT/assets/$SESSION/big.bin" >/dev/null; record d_upfs "$(since "$t0")"
+  [[ $(sha_of "$MNT/assets/$SESSION/big.bin") == "$BIG_SHA" ]] || fail "asset $SESSION reads back wrong bytes"
+
+  # (e) many small files
+  drop_caches
+  t0=$(now); cp -r "$SMALL" "$LOCAL/small"; sync; record e_local "$(since "$t0")"
+  rm -rf "$LOCAL/small"
+  pt_start
+  t0=$(now); cp -r "$SMALL" "$PT_MNT/small"; sync; record e_pt "$(since "$t0")"
+  rm -rf "$PT_MNT/small"
+  pt_stop
+  fresh_upfs
+  new_session
+  t0=$(now)
+  cp -r "$SMALL" "$MNT/sessions/$SESSION/small"
+  finish_session "$SESSION" "$T/src/small.session.manifest" || fail "finish of $SESSION: $FINISH_ERR"
+  record e_upfs "$(since "$t0")"
+
+  # (f) parallel writers, each case with its finish
+  q=$(((SIZE_MIB << 20) / 4))
+  fresh_upfs
+  new_session
+  t0=$(now)
+  put_range "$BIG" "$MNT/sessions/$SESSION/big.bin" 0 $((SIZE_MIB << 20))
+  finish_session "$SESSION" "$T/src/big.manifest" || fail "finish of $SESSION: $FINISH_ERR"
+  record f1 "$(since "$t0")"
+  fresh_upfs
+  new_session
+  t0=$(now)
+  pids=()
+  for k in 0 1 2 3; do
+    put_range "$BIG" "$MNT/sessions/$SESSION/big.bin" $((k * q)) "$q" &
+    pids+=($!)
+  done
+  wait_jobs 600 "a quarter writer" "${pids[@]}"
+  finish_session "$SESSION" "$T/src/big.manifest" || fail "finish of $SESSION: $FINISH_ERR"
+  record f4one "$(since "$t0")"
+  fresh_upfs
+  new_session
+  t0=$(now)
+  pids=()
+  for k in 0 1 2 3; do
+    dd if="$BIG" of="$MNT/sessions/$SESSION/q$k" bs=1M iflag=skip_bytes,count_bytes \
+      skip=$((k * q)) count="$q" status=none &
+    pids+=($!)
+  done
+  wait_jobs 600 "a file writer" "${pids[@]}"
+  : >"$T/src/empty.manifest"
+  finish_session "$SESSION" "$T/src/empty.manifest" || fail "finish of $SESSION: $FINISH_ERR"
+  record f4files "$(since "$t0")"
+  stop_upfs
+done
+
+# (h) peak RSS of a fresh daemon after one upload of each size
+vmhwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$UPFS_PID/status"; }
+rss_upload() {
+  local mib=$1 src=$T/src/rss.bin
+  rm -f "$src"
+  local left=$((mib << 20))
+  while ((left > 0)); do
+    head -c "$left" "$BIG" >>"$src"
+    left=$((left - (SIZE_MIB << 20)))
+  done
+  printf '%s  rss.bin\n' "$(sha_of "$src")" >"$T/src/rss.manifest"
+  fresh_upfs
+  new_session
+  cp "$src" "$MNT/sessions/$SESSION/rss.bin"
+  finish_session "$SESSION" "$T/src/rss.manifest" || fail "finish of $SESSION: $FINISH_ERR"
+  record "h$mib" "$(vmhwm_kib)"
+  rm -f "$src"
+  stop_upfs
+  rm -rf "$STORE"
+}
+log "peak RSS: $RSS_SMALL_MIB MiB and $RSS_BIG_MIB MiB uploads"
+rss_upload "$RSS_SMALL_MIB"
+rss_upload "$RSS_BIG_MIB"
+
+# Throughput against file size, for the plot.
+log "throughput against file size: $PLOT_SIZES MiB"
+: >"$OUT/plot.dat"
+for mib in $PLOT_SIZES; do
+  src=$T/src/plot.bin
+  rm -f "$src"
+  if ((mib <= SIZE_MIB)); then head -c $((mib << 20)) "$BIG" >"$src"; else random_file "$src" $((mib << 20)); fi
+  printf '%s  plot.bin\n' "$(sha_of "$src")" >"$T/src/plot.manifest"
+  for ((rep = 1; rep <= PLOT_REPS; rep++)); do
+    drop_caches
+    t0=$(now); cp "$src" "$LOCAL/plot.bin"; sync; record "p_local_$mib" "$(since "$t0")"
+    rm -f "$LOCAL/plot.bin"
+    pt_start
+    t0=$(now); cp "$src" "$PT_MNT/plot.bin"; sync; record "p_pt_$mib" "$(since "$t0")"
+    rm -f "$PT_MNT/plot.bin"
+    pt_stop
+    fresh_upfs
+    new_session
+    t0=$(now)
+    cp "$src" "$MNT/sessions/$SESSION/plot.bin"
+    finish_session "$SESSION" "$T/src/plot.manifest" || fail "finish of $SESSION: $FINISH_ERR"
+    record "p_upfs_$mib" "$(since "$t0")"
+  done
+  mbs() { read -r m _ <<<"$(stats "$1")"; awk -v b=$((mib << 20)) -v s="$m" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
+  printf '%s %s %s %s\n' "$mib" "$(mbs "p_local_$mib")" "$(mbs "p_pt_$mib")" "$(mbs "p_upfs_$mib")" >>"$OUT/plot.dat"
+done
+stop_upfs
+
+# The table. Throughput rows: MB/s = bytes / median seconds; min-max are
+# the throughputs of the slowest and fastest repetition.
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+BIG_BYTES=$((SIZE_MIB << 20))
+SMALL_BYTES=$((SMALL_FILES * SMALL_KIB << 10))
+declare -A MED
+for key in "${!SAMPLES[@]}"; do
+  read -r MED[$key] _ <<<"$(stats "$key")"
+done
+row() {  # row LABEL KEY BYTES [RATIO_TEXT]
+  local med lo hi
+  read -r med lo hi <<<"$(stats "$2")"
+  awk -v l="$1" -v b="$3" -v m="$med" -v lo="$lo" -v hi="$hi" -v r="${4:-}" 'BEGIN {
+    printf "| %-52s | %8.1f | %6.0f | %6.0f-%-6.0f | %-22s |\n", l, m, b / m / 1e6, b / hi / 1e6, b / lo / 1e6, r }'
+}
+ratio() { awk -v a="${MED[$1]}" -v b="${MED[$2]}" 'BEGIN { printf "%.2f", b / a }'; }  # speed(1)/speed(2) from times
+{
+  echo "upfs benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r)"
+  echo "load average: $LOAD_END at the end; REPS=$REPS, file ${SIZE_MIB} MiB, ${SMALL_FILES} x ${SMALL_KIB} KiB, DROP_CACHES=$DROP_CACHES"
+  echo
+  echo "| case                                                 | median s |   MB/s | MB/s min-max  | ratio                  |"
+  echo "| ---------------------------------------------------- | -------: | -----: | ------------- | ---------------------- |"
+  row "(a) cp ${SIZE_MIB} MiB to a local directory + sync" a $BIG_BYTES
+  row "(b) cp ${SIZE_MIB} MiB through passthrough_ll + sync" b $BIG_BYTES
+  row "(c) cp ${SIZE_MIB} MiB into upfs + finish" c $BIG_BYTES "c/b $(ratio c b)"
+  row "(d) read the upfs asset after a remount" d_upfs $BIG_BYTES
+  row "(d) read through passthrough_ll after a remount" d_pt $BIG_BYTES
+  echo "| (d) ratio upfs/passthrough                           |          |        |               | d $(ratio d_upfs d_pt)                 |"
+  row "(e) ${SMALL_FILES} x ${SMALL_KIB} KiB cp -r local + sync" e_local $SMALL_BYTES
+  row "(e) ${SMALL_FILES} x ${SMALL_KIB} KiB cp -r passthrough + sync" e_pt $SMALL_BYTES
+  row "(e) ${SMALL_FILES} x ${SMALL_KIB} KiB cp -r upfs + finish" e_upfs $SMALL_BYTES "e/b $(ratio e_upfs e_pt), e/a $(ratio e_upfs e_local)"
+  row "(f) upfs 1 writer (dd) + finish" f1 $BIG_BYTES
+  row "(f) upfs 4 writers, quarters of one file + finish" f4one $BIG_BYTES "vs 1 writer $(ratio f4one f1)"
+  row "(f) upfs 4 writers, 4 files + finish" f4files $BIG_BYTES "vs 1 writer $(ratio f4files f1)"
+  read -r med lo hi <<<"$(stats g)"
+  awk -v m="$med" -v lo="$lo" -v hi="$hi" 'BEGIN {
+    printf "| %-52s | %8.4f |        | %.1f-%.1f ms | %-22s |\n", "(g) finish latency after (c)", m, lo * 1e3, hi * 1e3, sprintf("%.1f ms", m * 1e3) }'
+  read -r hs _ <<<"$(stats "h$RSS_SMALL_MIB")"
+  read -r hb _ <<<"$(stats "h$RSS_BIG_MIB")"
+  awk -v s="$hs" -v b="$hb" -v ms="$RSS_SMALL_MIB" -v mb="$RSS_BIG_MIB" 'BEGIN {
+    printf "| %-52s |          |        |               | %-22s |\n", "(h) daemon VmHWM after a " ms " MiB upload", sprintf("%.1f MiB", s / 1024)
+    printf "| %-52s |          |        |               | %-22s |\n", "(h) daemon VmHWM after a " mb " MiB upload", sprintf("%.1f MiB (%.2fx)", b / 1024, b / s) }'
+  echo
+  echo "ingest throughput (MB/s) against file size, median of $PLOT_REPS (plot.dat):"
+  echo "MiB local passthrough upfs"
+  cat "$OUT/plot.dat"
+} | tee "$OUT/table.txt"
+
+gnuplot <<EOF
+set terminal pngcairo noenhanced size 900,560 font ",11"
+set output "$OUT/bench.png"
+set title "Ingest throughput against file size (cp + sync; upfs: cp + finish)\n$(nproc) cores, load $LOAD_END"
+set xlabel "file size (MiB)"
+set ylabel "MB/s"
+set logscale x 2
+set key left top
+set grid
+set yrange [0:*]
+plot "$OUT/plot.dat" using 1:2 with linespoints lw 2 title "local directory", \
+     "" using 1:3 with linespoints lw 2 title "FUSE passthrough_ll", \
+     "" using 1:4 with linespoints lw 2 title "upfs"
+EOF
+log "wrote $OUT/table.txt, $OUT/plot.dat and $OUT/bench.png"

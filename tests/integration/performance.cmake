@@ -1,0 +1,9 @@
+# Issue 5: the daemon's memory stays bounded (guarantee 5). The benchmark
+# itself (tests/bench/bench.sh) is not a test. Included from
+# tests/integration/CMakeLists.txt.
+add_test(NAME integration.bounded_memory
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bounded_memory.sh $<TARGET_FILE:upfs>)
+set_tests_properties(integration.bounded_memory PROPERTIES
+  LABELS integration
+  TIMEOUT 300
+  SKIP_RETURN_CODE 77)

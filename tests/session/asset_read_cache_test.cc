@@ -1,0 +1,136 @@
+// AssetReadCache: reads of committed files go through a small shared cache
+// of 1 MiB windows (session/asset_read_cache.h).
+#include "session/asset_read_cache.h"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace upfs::session {
+namespace {
+
+// A file of `size` known bytes that counts its reads and can be told to fail.
+class CountingSink : public store::ByteSink {
+ public:
+  explicit CountingSink(size_t size) : bytes_(size, '\0') {
+    for (size_t i = 0; i < size; ++i) bytes_[i] = static_cast<char>((i * 131 + i / 4096) & 0xff);
+  }
+  Status WriteAt(uint64_t, std::string_view) override { return Status::ReadOnly("immutable"); }
+  Status ReadAt(uint64_t offset, size_t n, char* out) const override {
+    ++reads;
+    if (fail) return Status::IOError("injected read failure");
+    if (damaged >= offset && damaged < offset + n) return Status::Corruption("damaged byte in range");
+    REQUIRE(offset + n <= bytes_.size());
+    std::memcpy(out, bytes_.data() + offset, n);
+    return Status::OK();
+  }
+  Status Extents(std::vector<store::Extent>* out) const override {
+    *out = {{0, bytes_.size()}};
+    return Status::OK();
+  }
+  const std::string& bytes() const { return bytes_; }
+
+  mutable std::atomic<int> reads{0};
+  std::atomic<bool> fail{false};
+  uint64_t damaged = UINT64_MAX;  // reads covering this byte fail
+
+ private:
+  std::string bytes_;
+};
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+TEST_CASE("asset reads return the file's bytes at any offset and size, across windows and at the end") {
+  const size_t size = 3 * kMiB + 12345;  // a short last window
+  CountingSink sink(size);
+  AssetReadCache cache;
+  for (auto [offset, n] : std::vector<std::pair<uint64_t, size_t>>{
+           {0, 1}, {kMiB - 7, 14}, {kMiB / 2, 2 * kMiB}, {3 * kMiB, 12345}, {size - 1, 1}, {0, size}}) {
+    std::string out(n, '\0');
+    REQUIRE(cache.Read(7, sink, size, offset, n, out.data()).ok());
+    CHECK(out == sink.bytes().substr(offset, n));
+  }
+}
+
+TEST_CASE("sequential 128 KiB reads load each 1 MiB window from the store once") {
+  const size_t size = 4 * kMiB;
+  CountingSink sink(size);
+  AssetReadCache cache;
+  std::string out(128 << 10, '\0');
+  for (uint64_t off = 0; off < size; off += out.size()) {
+    REQUIRE(cache.Read(9, sink, size, off, out.size(), out.data()).ok());
+    REQUIRE(out == sink.bytes().substr(off, out.size()));
+  }
+  CHECK(sink.reads == 4);
+}
+
+TEST_CASE("concurrent readers of one window load it once") {
+  const size_t size = kMiB;
+  CountingSink sink(size);
+  AssetReadCache cache;
+  std::vector<std::thread> readers;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 8; ++t) {
+    readers.emplace_back([&, t] {
+      std::string out(128 << 10, '\0');
+      uint64_t off = static_cast<uint64_t>(t) * out.size();
+      if (!cache.Read(3, sink, size, off, out.size(), out.data()).ok() ||
+          out != sink.bytes().substr(off, out.size())) {
+        ++wrong;
+      }
+    });
+  }
+  for (auto& r : readers) r.join();
+  CHECK(wrong == 0);
+  CHECK(sink.reads == 1);
+}
+
+TEST_CASE("a failed read is reported and not cached; files with other ids are not mixed up") {
+  const size_t size = kMiB;
+  CountingSink a(size), b(2 * kMiB);
+  AssetReadCache cache;
+  std::string out(4096, '\0');
+  a.fail = true;
+  CHECK(cache.Read(1, a, size, 0, out.size(), out.data()).code() == Status::Code::kIOError);
+  CHECK(a.reads == 2);  // the window, then the range alone
+  a.fail = false;
+  REQUIRE(cache.Read(1, a, size, 0, out.size(), out.data()).ok());
+  CHECK(out == a.bytes().substr(0, out.size()));
+  REQUIRE(cache.Read(2, b, 2 * kMiB, 0, out.size(), out.data()).ok());
+  CHECK(out == b.bytes().substr(0, out.size()));
+  CHECK(a.reads == 3);
+}
+
+TEST_CASE("damage in a window fails only the reads that touch it") {
+  const size_t size = 2 * kMiB;
+  CountingSink sink(size);
+  sink.damaged = 100;
+  AssetReadCache cache;
+  std::string out(4096, '\0');
+  CHECK(cache.Read(4, sink, size, 0, out.size(), out.data()).code() == Status::Code::kCorruption);
+  REQUIRE(cache.Read(4, sink, size, kMiB / 2, out.size(), out.data()).ok());
+  CHECK(out == sink.bytes().substr(kMiB / 2, out.size()));
+  REQUIRE(cache.Read(4, sink, size, kMiB + 5, out.size(), out.data()).ok());
+  CHECK(out == sink.bytes().substr(kMiB + 5, out.size()));
+}
+
+TEST_CASE("the cache keeps at most kWindows windows") {
+  const size_t size = (AssetReadCache::kWindows + 1) * kMiB;
+  CountingSink sink(size);
+  AssetReadCache cache;
+  std::string out(1, '\0');
+  for (size_t w = 0; w <= AssetReadCache::kWindows; ++w) {
+    REQUIRE(cache.Read(5, sink, size, w * kMiB, 1, out.data()).ok());
+  }
+  // Window 0 was the least recent when window kWindows came in.
+  REQUIRE(cache.Read(5, sink, size, 0, 1, out.data()).ok());
+  CHECK(sink.reads == static_cast<int>(AssetReadCache::kWindows) + 2);
+}
+
+}  // namespace
+}  // namespace upfs::session
