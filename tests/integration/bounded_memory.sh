@@ -15,7 +15,7 @@ check_peak() {
   local kib
   kib=$(vmhwm_kib)
   [[ -n $kib ]] || fail "no VmHWM for pid $UPFS_PID"
-  ((kib < LIMIT_KIB)) || fail "$1: daemon VmHWM $((kib >> 10)) MiB, bound $((LIMIT_KIB >> 10)) MiB"
+  memory_bound "$1: daemon VmHWM $((kib >> 10)) MiB, bound $((LIMIT_KIB >> 10)) MiB" "kib < LIMIT_KIB"
   ok "$1: daemon VmHWM $((kib >> 10)) MiB < $((LIMIT_KIB >> 10)) MiB"
 }
 

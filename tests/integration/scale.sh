@@ -121,8 +121,8 @@ phase "verify $FILES asset files"
 hwm=$(mem VmHWM)
 log "daemon memory: VmRSS $(mem VmRSS) MiB, VmHWM $hwm MiB (bound $MAX_HWM_MIB MiB)"
 log "per file: $held_per_file bytes held while its session is open, up to $finish_per_file more while the finish runs (README: Scale)"
-((hwm < MAX_HWM_MIB)) || fail "the daemon's peak RSS is $hwm MiB, over $MAX_HWM_MIB MiB"
+memory_bound "the daemon's peak RSS is $hwm MiB, over $MAX_HWM_MIB MiB" "hwm < MAX_HWM_MIB"
 ok "peak RSS $hwm MiB < $MAX_HWM_MIB MiB"
-((held_per_file < MAX_FILE_BYTES)) || fail "the daemon holds $held_per_file bytes per open file, over $MAX_FILE_BYTES"
+memory_bound "the daemon holds $held_per_file bytes per open file, over $MAX_FILE_BYTES" "held_per_file < MAX_FILE_BYTES"
 ok "$held_per_file bytes per file of an open session < $MAX_FILE_BYTES"
 assert_daemon_alive
