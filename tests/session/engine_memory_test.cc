@@ -73,6 +73,21 @@ class DiscardingStore : public store::Store {
 // Bytes in use on the heap now, over all arenas.
 int64_t HeapInUse() { return static_cast<int64_t>(mallinfo2().uordblks); }
 
+// Under a sanitizer malloc is the sanitizer's and mallinfo2 does not see
+// it (it reads 0): the heap bounds are checked in the plain builds, and
+// the sanitizer builds run the same code for its other checks.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kHeapMeasurable = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kHeapMeasurable = false;
+#else
+constexpr bool kHeapMeasurable = true;
+#endif
+#else
+constexpr bool kHeapMeasurable = true;
+#endif
+
 std::unique_ptr<Engine> OpenEngine() {
   auto engine = Engine::Open(std::make_unique<DiscardingStore>(), Options{});
   REQUIRE(engine.ok());
@@ -111,8 +126,12 @@ TEST_CASE("an open session's files cost the engine a few hundred bytes each", "[
   int64_t per_file = (HeapInUse() - before) / kFiles;
   INFO("engine heap per file: " << per_file << " bytes");
   WARN("engine heap per file of an open session: " << per_file << " bytes");
-  CHECK(per_file > 0);  // the measurement sees the engine's allocations at all
-  CHECK(per_file < kMaxBytesPerFile);
+  if (kHeapMeasurable) {
+    CHECK(per_file > 0);  // the measurement sees the engine's allocations at all
+    CHECK(per_file < kMaxBytesPerFile);
+  } else {
+    WARN("heap bound not checked under a sanitizer");
+  }
   // Written in order: every file's hash is known without reading back.
   auto report = engine->StatusReport("many");
   REQUIRE(report.ok());
@@ -138,7 +157,7 @@ TEST_CASE("a file's size costs the engine no memory", "[memory]") {
   }
   int64_t in_order = HeapInUse() - before;
   INFO("heap growth over 256 MiB written in order: " << in_order << " bytes");
-  CHECK(in_order < 64 * 1024);
+  if (kHeapMeasurable) CHECK(in_order < 64 * 1024);
   REQUIRE(engine->Release(file->id, *h).ok());
 }
 
