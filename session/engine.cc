@@ -876,8 +876,10 @@ struct Engine::Impl {
   // it kGone. On failure the caller reopens it.
   // GCC 12 reports a false -Wmaybe-uninitialized in std::vector<Batch::Op>
   // growth inlined here (a NodeRecord alternative that is never built).
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
   Status DropSession(Session& s, bool sync) {
     Batch batch;
     std::vector<uint64_t> unlinked_ids;
@@ -918,7 +920,9 @@ struct Engine::Impl {
     IndexRemove(s.id() + kStatusOffset);
     return Status::OK();
   }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
   // ---- status ----
 
