@@ -19,13 +19,6 @@ namespace {
 
 using upfs::testing::RandomBytes;
 
-std::vector<std::string> Names(const Result<std::vector<DirEntry>>& entries) {
-  REQUIRE_OK(entries);
-  std::vector<std::string> out;
-  for (const DirEntry& e : *entries) out.push_back(e.name);
-  return out;
-}
-
 // A session "s" with files "a" and "dir/b"; what a failed finish must
 // leave exactly as it was.
 struct TwoFileSession {

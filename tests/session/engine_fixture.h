@@ -83,6 +83,14 @@ inline std::string ManifestLine(std::string_view sha256, std::string_view path) 
   return std::string(sha256) + "  " + std::string(path) + "\n";
 }
 
+// The names of a directory listing, in its order.
+inline std::vector<std::string> Names(const Result<std::vector<DirEntry>>& entries) {
+  REQUIRE_OK(entries);
+  std::vector<std::string> out;
+  for (const DirEntry& e : *entries) out.push_back(e.name);
+  return out;
+}
+
 inline bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }

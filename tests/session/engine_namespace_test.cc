@@ -16,13 +16,6 @@ namespace {
 
 using upfs::testing::RandomBytes;
 
-std::vector<std::string> Names(const Result<std::vector<DirEntry>>& entries) {
-  REQUIRE_OK(entries);
-  std::vector<std::string> out;
-  for (const DirEntry& e : *entries) out.push_back(e.name);
-  return out;
-}
-
 bool HasNoBytes(EngineFixture& fx, uint64_t blob) {
   std::vector<store::Extent> extents;
   REQUIRE_OK(fx.store().OpenBlob(blob)->Extents(&extents));
