@@ -48,7 +48,9 @@ Result<std::unique_ptr<store::KvStore>> OpenOffline(const std::string& dir) {
     }
     return kv.status();
   }
-  auto opened = store::KvStore::Open(std::move(kv).value(), /*create=*/false);
+  auto blobs = store::DirBlobFiles::Open((stdfs::path(dir) / "blobs").string());
+  if (!blobs.ok()) return blobs.status();
+  auto opened = store::KvStore::Open(std::move(kv).value(), std::move(blobs).value(), /*create=*/false);
   if (!opened.ok()) return opened.status().WithContext(dir);
   return std::move(opened).value();
 }

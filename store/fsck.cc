@@ -15,9 +15,9 @@ using Kind = FsckProblemKind;
 
 // Every key of the layout has one of these tags; "V" and "N" are single
 // keys. Anything else is reported as outside the layout.
-constexpr std::string_view kTags = "ACEINSVXn";
+constexpr std::string_view kTags = "AEINSUVXn";
 
-// Chunk and extent keys: tag + blob + offset, 8 bytes each.
+// Extent and node keys: tag + two 8-byte numbers.
 constexpr size_t kChunkKeySize = 17;
 constexpr size_t kIdKeySize = 9;
 
@@ -64,18 +64,9 @@ struct ExtentRecord {
   std::string value;
 };
 
-// An "X" record whose chunk the window's scan did not visit; reported once
-// the scan's status says whether it is missing or unreadable.
-struct ChunkNotSeen {
-  uint64_t blob;
-  uint64_t offset;
-  uint64_t length;
-  const Owner* owner;
-};
-
 class Checker {
  public:
-  Checker(Kv& kv, const FsckOptions& options) : kv_(kv), options_(options) {}
+  Checker(Kv& kv, BlobFiles& blobs, const FsckOptions& options) : kv_(kv), blobs_(blobs), options_(options) {}
 
   Result<FsckReport> Run() {
     CheckLayout();
@@ -555,12 +546,11 @@ class Checker {
     uint64_t chunks = 0;
     uint64_t bytes = 0;
     uint64_t first_offset = 0;
+    uint64_t end = 0;  // of the last extent
   };
 
-  // Streams the chunk ("C") and extent ("X") key spaces side by side, in
-  // windows of at most `window_records` extent records: C and X keys of a
-  // chunk differ only in their tag, so the window [lo, hi) of key suffixes
-  // selects the same chunks from both.
+  // Streams the extent records ("X") in key order, in windows of at most
+  // `window_records`, reading each chunk's bytes from the blob files.
   void CheckData() {
     const size_t window = std::max<size_t>(1, options_.window_records);
     std::string lo;  // suffix where this window starts
@@ -576,43 +566,19 @@ class Checker {
         return true;
       });
       ScanFailed(xs, "extent records");
-
-      std::vector<ChunkNotSeen> not_seen;
-      size_t xi = 0;
-      auto pass_extents_below = [&](std::string_view suffix) {
-        for (; xi < extents.size() && extents[xi].suffix < suffix; ++xi) {
-          OnRecord(extents[xi].suffix, &extents[xi].value, nullptr, &not_seen);
-        }
-      };
-      Status cs =
-          kv_.Scan("C" + lo, hi ? "C" + *hi : std::string("D"), [&](std::string_view k, std::string_view v) {
-            std::string_view suffix = k.substr(1);
-            pass_extents_below(suffix);
-            if (xi < extents.size() && extents[xi].suffix == suffix) {
-              OnRecord(suffix, &extents[xi].value, &v, &not_seen);
-              ++xi;
-            } else {
-              OnRecord(suffix, nullptr, &v, &not_seen);
-            }
-            return true;
-          });
-      // Past the scan's end (or its failure): every extent left over.
-      for (; xi < extents.size(); ++xi) OnRecord(extents[xi].suffix, &extents[xi].value, nullptr, &not_seen);
-      ResolveNotSeen(cs, not_seen);
+      for (const ExtentRecord& e : extents) OnRecord(e.suffix, e.value);
       if (!hi) break;
       lo = std::move(*hi);
     }
-    if (pending_scan_failure_) ScanFailed(*pending_scan_failure_, "chunks");
     FinishBlob();
     FinishUnseenOwners(UINT64_MAX);
+    CheckUnrecordedBlobs();
   }
 
-  // One chunk key and/or extent record, in key order. `extent` and `chunk`
-  // are the values, null when that key is absent.
-  void OnRecord(std::string_view suffix, const std::string* extent, const std::string_view* chunk,
-                std::vector<ChunkNotSeen>* not_seen) {
+  // One extent record, in key order.
+  void OnRecord(std::string_view suffix, const std::string& extent) {
     if (suffix.size() != kChunkKeySize - 1) {
-      Undecodable((chunk ? "C" : "X") + std::string(suffix), "chunk or extent key is not 17 bytes");
+      Undecodable("X" + std::string(suffix), "extent key is not 17 bytes");
       return;
     }
     const uint64_t blob = keys::ReadBigEndian64(suffix);
@@ -624,56 +590,64 @@ class Checker {
     }
     BlobState& b = *current_;
     max_id_ = std::max(max_id_, blob);
-    if (chunk) ++report_.chunks;
+    ++report_.chunks;
 
-    std::optional<uint64_t> extent_length;
+    uint64_t length = 0;
     uint64_t extent_checksum = 0;
-    if (extent) {
-      uint64_t n;
-      if (DecodeExtentValue(*extent, &n, &extent_checksum)) {
-        extent_length = n;
-      } else {
-        FsckProblem& p = AddFor(Kind::kUndecodable, b.owner, blob, offset,
-                                "extent record is not " + std::to_string(kExtentValueSize) + " bytes");
-        p.key = EscapeBytes(keys::Extent(blob, offset));
-        b.explained = true;
-        index_incomplete_ = true;
-      }
+    if (!DecodeExtentValue(extent, &length, &extent_checksum)) {
+      FsckProblem& p = AddFor(Kind::kUndecodable, b.owner, blob, offset,
+                              "extent record is not " + std::to_string(kExtentValueSize) + " bytes");
+      p.key = EscapeBytes(keys::Extent(blob, offset));
+      b.explained = true;
+      b.hash_broken = true;
+      index_incomplete_ = true;
+      return;
     }
-    // The bytes this record claims: the extent's length, or the chunk's
-    // own size when the extent is missing or unreadable (reads return what
-    // the chunk holds either way).
-    const uint64_t length = extent_length ? *extent_length : chunk ? chunk->size() : 0;
 
     if (!b.owner) {
       if (b.chunks == 0) b.first_offset = offset;
       ++b.chunks;
       b.bytes += length;
+      b.end = std::max(b.end, offset + std::min(length, kMaxBlobLength));
       return;
     }
 
-    // Pairing of chunk and extent record.
-    if (chunk && extent_length && *extent_length != chunk->size()) {
+    // The chunk's bytes, checked against the record.
+    std::string chunk;
+    bool chunk_good = false;
+    const std::string range = RangeText(offset, offset + length);
+    if (length == 0 || length > kMaxChunkBytes || offset >= kMaxBlobLength) {
       AddFor(Kind::kExtentLength, b.owner, blob, offset,
-             "extent record says " + std::to_string(*extent_length) + " bytes, the chunk holds " +
-                 std::to_string(chunk->size()));
+             "extent record says " + std::to_string(length) + " bytes, outside (0, " +
+                 std::to_string(kMaxChunkBytes) + "] or beyond the largest file");
+      length = 0;
       b.explained = true;
       b.hash_broken = true;
-    } else if (chunk && extent_length && ChunkChecksum(*chunk) != extent_checksum) {
-      // Reads fail with EIO on this chunk; say which one.
-      AddFor(Kind::kChunkChecksum, b.owner, blob, offset,
-             "chunk " + RangeText(offset, offset + chunk->size()) +
-                 " does not match the checksum in its extent record");
-      b.explained = true;
-      b.hash_broken = true;
-    } else if (chunk && !extent) {
-      AddFor(Kind::kChunkWithoutExtent, b.owner, blob, offset,
-             "chunk " + RangeText(offset, offset + chunk->size()) + " has no extent record");
-      b.explained = true;
-    } else if (!chunk && extent) {
-      not_seen->push_back({blob, offset, length, b.owner});
-      b.explained = true;
-      b.hash_broken = true;
+    } else {
+      chunk.resize(length);
+      size_t present = 0;
+      Status rs = blobs_.Read(blob, offset, length, chunk.data(), &present);
+      if (!rs.ok()) {
+        AddFor(Kind::kUnreadableChunk, b.owner, blob, offset, "chunk " + range + " is unreadable: " + rs.ToString());
+        scan_failed_ = true;
+      } else if (present == 0) {
+        AddFor(Kind::kExtentWithoutChunk, b.owner, blob, offset,
+               "chunk " + range + " is missing: the blob file holds none of its bytes");
+      } else if (present < length) {
+        AddFor(Kind::kExtentLength, b.owner, blob, offset,
+               "extent record says " + std::to_string(length) + " bytes, the blob file holds " +
+                   std::to_string(present));
+      } else if (ChunkChecksum(chunk) != extent_checksum) {
+        // Reads fail with EIO on this chunk; say which one.
+        AddFor(Kind::kChunkChecksum, b.owner, blob, offset,
+               "chunk " + range + " does not match the checksum in its extent record");
+      } else {
+        chunk_good = true;
+      }
+      if (!chunk_good) {
+        b.explained = true;
+        b.hash_broken = true;
+      }
     }
 
     // Coverage: extents sorted by offset must neither overlap nor leave a
@@ -681,8 +655,7 @@ class Checker {
     const bool committed = b.owner->side == Owner::Side::kCommitted;
     if (offset < b.covered_end) {
       AddFor(Kind::kOverlappingExtents, b.owner, blob, offset,
-             "chunk " + RangeText(offset, offset + length) + " overlaps bytes up to " +
-                 std::to_string(b.covered_end));
+             "chunk " + range + " overlaps bytes up to " + std::to_string(b.covered_end));
       b.explained = true;
       b.hash_broken = true;
     } else if (committed && offset > b.covered_end && b.covered_end < b.owner->length) {
@@ -704,15 +677,36 @@ class Checker {
     }
 
     // Content: only bytes [0, length) count, in order.
-    if (committed && chunk && !b.hash_broken && offset < b.owner->length) {
+    if (committed && chunk_good && !b.hash_broken && offset < b.owner->length) {
       if (offset != b.hashed_end) {
         b.hash_broken = true;
       } else {
-        const uint64_t n = std::min<uint64_t>(chunk->size(), b.owner->length - offset);
-        b.hasher->Update(chunk->substr(0, n));
+        const uint64_t n = std::min<uint64_t>(chunk.size(), b.owner->length - offset);
+        b.hasher->Update(std::string_view(chunk).substr(0, n));
         b.hashed_end += n;
         report_.bytes_hashed += n;
       }
+    }
+  }
+
+  // Blob files that no extent record names and no one owns: bytes left by
+  // a crash between storing them and recording them, or by a removal that
+  // failed half way.
+  void CheckUnrecordedBlobs() {
+    std::map<uint64_t, uint64_t> stored;
+    Status st = blobs_.List(&stored);
+    if (!st.ok()) {
+      ScanFailed(st, "the blob files");
+      return;
+    }
+    for (const auto& [blob, bytes] : stored) {
+      if (OwnerOf(blob) || recorded_orphans_.count(blob)) continue;
+      AddFor(Kind::kOrphanBlob, nullptr, blob, std::nullopt,
+             "a blob file of " + std::to_string(bytes) +
+                 " bytes that no extent record names and no committed file or open session owns");
+      orphans_.push_back({blob, report_.problems.size() - 1, 1});
+      ++report_.orphan_blobs;
+      report_.orphan_bytes += bytes;
     }
   }
 
@@ -734,7 +728,8 @@ class Checker {
       AddFor(Kind::kOrphanBlob, nullptr, b.blob, b.first_offset,
              std::to_string(b.chunks) + " chunks, " + std::to_string(b.bytes) +
                  " bytes that no committed file and no open session owns");
-      orphans_.push_back({b.blob, report_.problems.size() - 1});
+      orphans_.push_back({b.blob, report_.problems.size() - 1, std::max<uint64_t>(b.end, 1)});
+      recorded_orphans_.insert(b.blob);
       ++report_.orphan_blobs;
       report_.orphan_bytes += b.bytes;
     } else if (b.owner->side == Owner::Side::kCommitted) {
@@ -783,44 +778,6 @@ class Checker {
     }
   }
 
-  // Extent records whose chunks the window's scan did not visit: missing,
-  // or in a block the store could not read.
-  void ResolveNotSeen(const Status& scan, const std::vector<ChunkNotSeen>& not_seen) {
-    size_t unreadable = 0;
-    for (const ChunkNotSeen& c : not_seen) {
-      const std::string range = RangeText(c.offset, c.offset + c.length);
-      if (scan.ok()) {
-        AddFor(Kind::kExtentWithoutChunk, c.owner, c.blob, c.offset, "chunk " + range + " is missing");
-        continue;
-      }
-      std::string data;
-      Status s = kv_.Get(keys::Chunk(c.blob, c.offset), &data);
-      if (s.IsNotFound()) {
-        AddFor(Kind::kExtentWithoutChunk, c.owner, c.blob, c.offset, "chunk " + range + " is missing");
-      } else if (!s.ok()) {
-        AddFor(Kind::kUnreadableChunk, c.owner, c.blob, c.offset,
-               "chunk " + range + " is unreadable: " + s.ToString());
-        ++unreadable;
-      } else {
-        AddFor(Kind::kUnreadableChunk, c.owner, c.blob, c.offset,
-               "chunk " + range + " was skipped by a failed scan (" + scan.ToString() + ")");
-        ++unreadable;
-      }
-    }
-    // A scan that stops at the window's end still reads the block of the
-    // next key to see that it lies beyond; a damaged block there fails this
-    // window's scan but belongs to the next one, which names the chunk. So a
-    // failure with nothing unreadable here waits one window before it is
-    // reported on its own.
-    if (unreadable > 0) pending_scan_failure_.reset();
-    if (pending_scan_failure_) ScanFailed(*pending_scan_failure_, "chunks");
-    pending_scan_failure_.reset();
-    if (!scan.ok()) {
-      scan_failed_ = true;
-      if (unreadable == 0) pending_scan_failure_ = scan;
-    }
-  }
-
   void CheckNextId() {
     if (next_id_ && *next_id_ <= max_id_) {
       Add(Kind::kIndex, "the next id to hand out is " + std::to_string(*next_id_) + ", but id " +
@@ -840,25 +797,22 @@ class Checker {
       return Status::OK();
     }
     const size_t batch = std::max<size_t>(1, options_.removal_batch_keys);
-    for (const auto& [blob, problem] : orphans_) {
-      // Extent records with their chunks, then chunks that had none. Each
-      // round scans afresh, since the previous round's keys are gone.
-      for (char tag : {'X', 'C'}) {
-        const std::string from = tag == 'X' ? keys::Extent(blob, 0) : keys::Chunk(blob, 0);
-        const std::string to = tag == 'X' ? keys::Extent(blob + 1, 0) : keys::Chunk(blob + 1, 0);
-        for (;;) {
-          KvWrite write;
-          UPFS_RETURN_IF_ERROR(kv_.Scan(from, to, [&](std::string_view k, std::string_view) {
-            if (write.ops.size() >= batch) return false;
-            write.Delete(std::string(k));
-            if (tag == 'X') write.Delete("C" + std::string(k.substr(1)));
-            return true;
-          }));
-          if (write.ops.empty()) break;
-          UPFS_RETURN_IF_ERROR(kv_.Commit(write, /*sync=*/false));
-          report_.keys_removed += write.ops.size();
-        }
+    for (const auto& [blob, problem, end] : orphans_) {
+      // Extent records first, then the bytes they named; each round scans
+      // afresh, since the previous round's keys are gone.
+      for (;;) {
+        KvWrite write;
+        UPFS_RETURN_IF_ERROR(
+            kv_.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view) {
+              if (write.ops.size() >= batch) return false;
+              write.Delete(std::string(k));
+              return true;
+            }));
+        if (write.ops.empty()) break;
+        UPFS_RETURN_IF_ERROR(kv_.Commit(write, /*sync=*/false));
+        report_.keys_removed += write.ops.size();
       }
+      UPFS_RETURN_IF_ERROR(blobs_.Truncate(blob, 0, end));
       report_.problems[problem].repaired = true;
     }
     for (size_t i = 0; i < orphan_node_keys_.size(); i += batch) {
@@ -874,6 +828,7 @@ class Checker {
   }
 
   Kv& kv_;
+  BlobFiles& blobs_;
   const FsckOptions& options_;
   FsckReport report_;
 
@@ -889,11 +844,16 @@ class Checker {
   std::vector<Owner> owners_;  // sorted by id once the index is read
 
   std::optional<BlobState> current_;
-  std::optional<Status> pending_scan_failure_;  // see ResolveNotSeen
   std::optional<uint64_t> last_owned_blob_;
   size_t owner_cursor_ = 0;
 
-  std::vector<std::pair<uint64_t, size_t>> orphans_;  // (blob, index of its problem)
+  struct Orphan {
+    uint64_t blob;
+    size_t problem;  // index in report_.problems
+    uint64_t end;    // bound on its bytes, for BlobFiles::Truncate
+  };
+  std::vector<Orphan> orphans_;
+  std::set<uint64_t> recorded_orphans_;  // orphans found through their extent records
   std::vector<std::string> orphan_node_keys_;
   std::vector<size_t> orphan_node_problems_;
 };
@@ -912,8 +872,6 @@ const char* FsckProblemKindName(FsckProblemKind kind) {
       return "data beyond length";
     case Kind::kUnreadableChunk:
       return "unreadable chunk";
-    case Kind::kChunkWithoutExtent:
-      return "chunk without extent";
     case Kind::kExtentWithoutChunk:
       return "extent without chunk";
     case Kind::kExtentLength:
@@ -1003,7 +961,7 @@ std::string FsckReport::Summary() const {
 Result<FsckReport> CheckStore(KvStore& store, const FsckOptions& options) {
   if (!options.new_sha256)
     return Status::InvalidArgument("fsck needs a SHA-256 hasher (FsckOptions::new_sha256)");
-  return Checker(*store.kv(), options).Run();
+  return Checker(*store.kv(), *store.blobs(), options).Run();
 }
 
 }  // namespace upfs::store

@@ -7,8 +7,8 @@
 //     records;
 //   * coverage: every committed file's extent records ("X") cover
 //     [0, length) with no hole, no overlap and nothing beyond the length;
-//   * pairing: every chunk ("C") has the extent record with the same key and
-//     its length, and every extent record has its chunk;
+//   * chunks: every extent record of an owned blob has its bytes in the
+//     blob files, and they match the record's checksum;
 //   * the index: every record decodes and sits under the key its content
 //     says; every entry belongs to an asset record and a parent directory;
 //     every id record ("I") names an existing entry (or asset root) with
@@ -18,11 +18,12 @@
 //     parent; no key lies outside the layout of store/records.h;
 //   * ownership: a blob whose chunks no committed file and no node of an
 //     open session owns is an orphan (left by a session that died half
-//     way, or by a bug). Orphans waste space but hide no data; with
-//     `remove_orphans` they are deleted.
+//     way, or by a bug), and so is a blob file that no record names (bytes
+//     a crash left before their records were written). Orphans waste space
+//     but hide no data; with `remove_orphans` they are deleted.
 //
-// A chunk LevelDB cannot read (its block fails the checksum) is reported
-// with its file and offset; the check goes on past it.
+// A chunk whose bytes cannot be read is reported with its file and offset;
+// the check goes on past it.
 //
 // Thread safety: the store must be offline: nothing else may write to it
 // while the check runs (the LevelDB lock guarantees this for `upfs fsck`).
@@ -77,9 +78,8 @@ enum class FsckProblemKind {
   kOverlappingExtents,  // two extents of one blob claim the same bytes
   kBeyondLength,        // a committed file has bytes past its length
   kUnreadableChunk,     // the chunk's bytes fail the store's checksum
-  kChunkWithoutExtent,  // "C" key with no "X" record
-  kExtentWithoutChunk,  // "X" record with no "C" key
-  kExtentLength,        // "X" length differs from the chunk's size
+  kExtentWithoutChunk,  // "X" record whose bytes the blob files do not hold at all
+  kExtentLength,        // "X" length not a chunk's, or the blob file holds only part of it
   kChunkChecksum,       // the chunk's bytes differ from the checksum in its "X" record
   kUndecodable,         // a record (or key) that does not decode
   kIndex,               // records that contradict each other
@@ -119,7 +119,7 @@ struct FsckReport {
   uint64_t bytes_hashed = 0;
   uint64_t sessions = 0;  // open sessions
   uint64_t session_nodes = 0;
-  uint64_t chunks = 0;  // chunk keys seen
+  uint64_t chunks = 0;  // extent records seen
   uint64_t orphan_blobs = 0;
   uint64_t orphan_bytes = 0;
   uint64_t keys_removed = 0;  // by remove_orphans

@@ -77,11 +77,12 @@ Status OverlappingChunks(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t e
 }
 
 // OK when `data` is what the extent record `c` of `blob` describes.
-Status VerifyChunk(uint64_t blob, const ChunkRef& c, std::string_view data) {
+// `present`: how many of its bytes the blob files still hold.
+Status VerifyChunk(uint64_t blob, const ChunkRef& c, std::string_view data, size_t present) {
   std::string where = BlobText(blob) + ": chunk at offset " + std::to_string(c.begin);
-  if (data.size() != c.length) {
-    return Status::Corruption(where + " has " + std::to_string(data.size()) + " bytes, its extent record says " +
-                              std::to_string(c.length));
+  if (present < c.length) {
+    return Status::Corruption(where + " (" + std::to_string(c.length) + " bytes) is listed but only " +
+                              std::to_string(present) + " of its bytes are stored");
   }
   if (uint64_t actual = ChunkChecksum(data); actual != c.checksum) {
     return Status::Corruption(where + " (" + std::to_string(c.length) + " bytes) fails its checksum: extent record " +
@@ -90,45 +91,41 @@ Status VerifyChunk(uint64_t blob, const ChunkRef& c, std::string_view data) {
   return Status::OK();
 }
 
-Status ReadChunk(const Kv& kv, uint64_t blob, const ChunkRef& c, std::string* data) {
-  Status s = kv.Get(keys::Chunk(blob, c.begin), data);
-  if (s.IsNotFound()) {
-    return Status::Corruption(BlobText(blob) + ": chunk at offset " + std::to_string(c.begin) +
-                              " is listed but missing");
-  }
-  UPFS_RETURN_IF_ERROR(s);
-  return VerifyChunk(blob, c, *data);
+Status ReadChunk(const BlobFiles& blobs, uint64_t blob, const ChunkRef& c, std::string* data) {
+  data->resize(c.length);
+  size_t present = 0;
+  UPFS_RETURN_IF_ERROR(blobs.Read(blob, c.begin, c.length, data->data(), &present));
+  return VerifyChunk(blob, c, *data, present);
 }
 
 void PutChunk(uint64_t blob, uint64_t offset, std::string_view data, KvWrite* write) {
-  write->Put(keys::Chunk(blob, offset), std::string(data));
   write->Put(keys::Extent(blob, offset), EncodeExtentValue(data.size(), ChunkChecksum(data)));
 }
 
-void DeleteChunk(uint64_t blob, uint64_t offset, KvWrite* write) {
-  write->Delete(keys::Chunk(blob, offset));
-  write->Delete(keys::Extent(blob, offset));
-}
-
 // Adds to `write` what removes [begin, end) from the stored chunks: chunks
-// inside go, chunks straddling an edge keep their outside part. Adds the
-// bytes removed to *freed.
-Status AddPunch(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, KvWrite* write, uint64_t* freed) {
+// inside go, chunks straddling an edge keep their outside part (whose bytes
+// stay where they are, under a record of their own). Adds the records
+// removed to *freed, and raises *stored_end to the end of the last chunk
+// seen.
+Status AddPunch(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t begin, uint64_t end,
+                KvWrite* write, uint64_t* freed, uint64_t* stored_end) {
   std::vector<ChunkRef> chunks;
   UPFS_RETURN_IF_ERROR(OverlappingChunks(kv, blob, begin, end, &chunks));
   for (const ChunkRef& c : chunks) {
-    *freed += std::min(c.end(), end) - std::max(c.begin, begin);
+    *stored_end = std::max(*stored_end, c.end());
     if (c.begin >= begin && c.end() <= end) {
-      DeleteChunk(blob, c.begin, write);
+      write->Delete(keys::Extent(blob, c.begin));
+      ++*freed;
       continue;
     }
+    // The kept part is re-checksummed only from bytes that verify.
     std::string data;
-    UPFS_RETURN_IF_ERROR(ReadChunk(kv, blob, c, &data));
+    UPFS_RETURN_IF_ERROR(ReadChunk(blobs, blob, c, &data));
     if (c.begin < begin) {
       // Keep the head under the same key.
       PutChunk(blob, c.begin, std::string_view(data).substr(0, begin - c.begin), write);
     } else {
-      DeleteChunk(blob, c.begin, write);
+      write->Delete(keys::Extent(blob, c.begin));
     }
     if (c.end() > end) {
       PutChunk(blob, end, std::string_view(data).substr(end - c.begin), write);
@@ -137,15 +134,19 @@ Status AddPunch(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, KvWri
   return Status::OK();
 }
 
-// A read restarts when a concurrent rewrite moved the chunks it read.
-constexpr int kReadAttempts = 16;
+// Trims blob `blob`'s records to `length` bytes (0: all of them).
+Status AddTruncate(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t length, KvWrite* write,
+                   uint64_t* freed, uint64_t* stored_end) {
+  return AddPunch(kv, blobs, blob, length, kMaxBlobLength, write, freed, stored_end);
+}
 
 // What a read returns for bytes no chunk holds.
 enum class Holes { kZeros, kCorruption };
 
 class KvBlob : public ByteSink {
  public:
-  KvBlob(Kv* kv, uint64_t blob, Holes holes) : kv_(kv), blob_(blob), holes_(holes) {}
+  KvBlob(const KvStore* store, uint64_t blob, Holes holes)
+      : kv_(store->kv()), blobs_(store->blobs()), lock_(store->BlobLock(blob)), blob_(blob), holes_(holes) {}
 
   Status WriteAt(uint64_t offset, std::string_view data) override {
     if (data.empty()) return Status::OK();
@@ -154,69 +155,63 @@ class KvBlob : public ByteSink {
                               " ends beyond the largest file upfs stores");
     }
     UPFS_RETURN_IF_ERROR(kv_->CheckRoomForData(data.size()));
+    std::unique_lock lock(lock_);
     uint64_t end = offset + data.size();
-    KvWrite write;
-    uint64_t overwritten = 0;  // not reclaimed separately: the new chunks take its place
-    UPFS_RETURN_IF_ERROR(AddPunch(*kv_, blob_, offset, end, &write, &overwritten));
-    for (uint64_t pos = 0; pos < data.size(); pos += kMaxChunkBytes) {
-      PutChunk(blob_, offset + pos, data.substr(pos, kMaxChunkBytes), &write);
+    KvWrite punch;
+    uint64_t overwritten = 0, stored_end = 0;  // not reclaimed separately: the new chunks take their place
+    UPFS_RETURN_IF_ERROR(AddPunch(*kv_, *blobs_, blob_, offset, end, &punch, &overwritten, &stored_end));
+    // Bytes first, then the records that make them visible: a crash in
+    // between leaves bytes no record names.
+    Status st = blobs_->Write(blob_, offset, data);
+    if (st.ok()) {
+      KvWrite write = punch;
+      for (uint64_t pos = 0; pos < data.size(); pos += kMaxChunkBytes) {
+        PutChunk(blob_, offset + pos, data.substr(pos, kMaxChunkBytes), &write);
+      }
+      st = kv_->Commit(write, /*sync=*/false);
+      if (st.ok()) return st;
     }
-    return kv_->Commit(write, /*sync=*/false);
+    // Some of the overwritten bytes may have changed: their old records
+    // would no longer match, so the range is dropped (it reads as never
+    // written, and the client sends it again).
+    if (stored_end > offset) {
+      if (Status dropped = kv_->Commit(punch, /*sync=*/false); !dropped.ok()) {
+        spdlog::error("{}: dropping bytes [{}, {}) after a failed write failed too: {}", BlobText(blob_), offset,
+                      end, dropped.ToString());
+      }
+    }
+    return st;
   }
 
   Status ReadAt(uint64_t offset, size_t n, char* out) const override {
     if (n == 0) return Status::OK();
+    std::memset(out, 0, n);
     if (offset >= kMaxBlobLength) {
       if (holes_ == Holes::kCorruption) return Hole(offset, offset + n);
-      std::memset(out, 0, n);
       return Status::OK();
     }
     uint64_t end = offset + std::min<uint64_t>(n, kMaxBlobLength - offset);
-    // List the chunks from their extent records, then read their bytes in
-    // one snapshot scan, checking each against its record. The two are
-    // separate snapshots: when they disagree, the extent records are read
-    // again; if those changed, a concurrent rewrite moved chunks and the
-    // read starts over (so it returns the old bytes or the new ones, never
-    // zeros); if they did not, the stored data is corrupt.
-    std::vector<ChunkRef> chunks, again;
-    for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
-      std::memset(out, 0, n);
-      UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, blob_, offset, end, &chunks));
-      if (holes_ == Holes::kCorruption) UPFS_RETURN_IF_ERROR(CheckCoverage(chunks, offset, end));
-      if (chunks.empty()) return Status::OK();
-      size_t next = 0;
-      Status mismatch;
-      UPFS_RETURN_IF_ERROR(kv_->Scan(
-          keys::Chunk(blob_, chunks.front().begin), keys::Chunk(blob_, end),
-          [&](std::string_view k, std::string_view v) {
-            const ChunkRef& c = chunks[next];
-            uint64_t begin = keys::OffsetOf(k);
-            if (begin != c.begin) {
-              mismatch = Status::Corruption(BlobText(blob_) + ": chunk at offset " +
-                                            std::to_string(std::min(begin, c.begin)) +
-                                            (begin < c.begin ? " has no extent record" : " is listed but missing"));
-              return false;
-            }
-            mismatch = VerifyChunk(blob_, c, v);
-            if (!mismatch.ok()) return false;
-            uint64_t from = std::max(begin, offset);
-            uint64_t to = std::min(c.end(), end);
-            std::memcpy(out + (from - offset), v.data() + (from - begin), to - from);
-            // Stop at the last listed chunk: stepping on would load (and
-            // checksum) a block this read never needs, failing it if that
-            // block is damaged.
-            return ++next < chunks.size();
-          }));
-      if (mismatch.ok() && next < chunks.size()) {
-        mismatch = Status::Corruption(BlobText(blob_) + ": chunk at offset " + std::to_string(chunks[next].begin) +
-                                      " is listed but missing");
-      }
-      if (mismatch.ok()) return Status::OK();
-      UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, blob_, offset, end, &again));
-      if (again == chunks) return mismatch;
+    std::shared_lock lock(lock_);
+    std::vector<ChunkRef> chunks;
+    UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, blob_, offset, end, &chunks));
+    if (holes_ == Holes::kCorruption) UPFS_RETURN_IF_ERROR(CheckCoverage(chunks, offset, end));
+    if (chunks.empty()) return Status::OK();
+    // Whole chunks are read, to check each against its record; one read
+    // from the first chunk's start to the last one's end.
+    const uint64_t span_begin = chunks.front().begin;
+    const uint64_t span_end = chunks.back().end();
+    std::unique_ptr<char[]> span(new char[span_end - span_begin]);
+    size_t present = 0;
+    UPFS_RETURN_IF_ERROR(blobs_->Read(blob_, span_begin, span_end - span_begin, span.get(), &present));
+    for (const ChunkRef& c : chunks) {
+      const uint64_t at = c.begin - span_begin;
+      const size_t chunk_present = present > at ? std::min<uint64_t>(present - at, c.length) : 0;
+      UPFS_RETURN_IF_ERROR(VerifyChunk(blob_, c, std::string_view(span.get() + at, c.length), chunk_present));
+      uint64_t from = std::max(c.begin, offset);
+      uint64_t to = std::min(c.end(), end);
+      std::memcpy(out + (from - offset), span.get() + (from - span_begin), to - from);
     }
-    return Status::Busy(BlobText(blob_) + ": range at offset " + std::to_string(offset) +
-                        " kept changing during the read");
+    return Status::OK();
   }
 
   Status Extents(std::vector<Extent>* out) const override {
@@ -253,19 +248,16 @@ class KvBlob : public ByteSink {
   }
 
   Kv* const kv_;
+  BlobFiles* const blobs_;
+  std::shared_mutex& lock_;
   const uint64_t blob_;
   const Holes holes_;
 };
 
 }  // namespace
 
-Status AddTruncate(const Kv& kv, uint64_t blob, uint64_t length, KvWrite* write, uint64_t* freed) {
-  uint64_t ignored = 0;
-  return AddPunch(kv, blob, length, kMaxBlobLength, write, freed ? freed : &ignored);
-}
-
-KvStore::KvStore(std::unique_ptr<Kv> kv, uint64_t next_id)
-    : kv_(std::move(kv)), next_id_(next_id), reclaimer_([this] { ReclaimLoop(); }) {}
+KvStore::KvStore(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs, uint64_t next_id)
+    : kv_(std::move(kv)), blobs_(std::move(blobs)), next_id_(next_id), reclaimer_([this] { ReclaimLoop(); }) {}
 
 KvStore::~KvStore() {
   {
@@ -274,22 +266,35 @@ KvStore::~KvStore() {
   }
   freed_cv_.notify_all();
   reclaimer_.join();
+  if (!in_use_) return;
+  // A clean stop: every byte received is durable, then the mark goes.
+  Status st = blobs_->Sync();
+  if (st.ok()) {
+    KvWrite write;
+    write.Delete(std::string(keys::kInUseKey));
+    st = kv_->Commit(write, /*sync=*/true);
+  }
+  if (!st.ok()) {
+    spdlog::error("closing the store uncleanly ({}): the next start checks the open sessions' bytes",
+                  st.ToString());
+  }
 }
 
 void KvStore::ReclaimLoop() {
   std::unique_lock lock(freed_mu_);
   for (;;) {
-    freed_cv_.wait(lock, [&] { return stopping_ || freed_bytes_ >= kCompactAfterFreedBytes; });
+    freed_cv_.wait(lock, [&] { return stopping_ || freed_records_ >= kCompactAfterFreedRecords; });
     if (stopping_) return;
     lock.unlock();
     // A failed compaction only delays reclaiming (and a failed database
     // is reopened by the next write).
-    if (Status st = Compact(); !st.ok()) spdlog::warn("reclaiming space of deleted data failed: {}", st.ToString());
+    if (Status st = Compact(); !st.ok()) spdlog::warn("compacting deleted extent records failed: {}", st.ToString());
     lock.lock();
   }
 }
 
-Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, bool create) {
+Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs,
+                                               bool create) {
   std::string format;
   Status s = kv->Get(keys::kFormatKey, &format);
   if (s.IsNotFound()) {
@@ -303,8 +308,8 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, bool crea
     return s;
   }
   if (format != keys::kFormatValue) {
-    // Stores of format 1 have no chunk checksums, and extent records of
-    // another size; there is no in-place upgrade.
+    // Format 1 had no chunk checksums; format 2 kept the bytes in the Kv.
+    // There is no in-place upgrade.
     return Status::InvalidArgument("store format is '" + format + "', this upfs reads '" +
                                    std::string(keys::kFormatValue) +
                                    "' only; copy the assets out with the upfs that wrote the store "
@@ -316,20 +321,62 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, bool crea
     return Status::Corruption("store has no valid next-id record");
   }
   uint64_t next_id = std::max(kFirstId, keys::ReadBigEndian64(next));
-  return std::unique_ptr<KvStore>(new KvStore(std::move(kv), next_id));
+  return std::unique_ptr<KvStore>(new KvStore(std::move(kv), std::move(blobs), next_id));
+}
+
+Result<uint64_t> KvStore::BeginUse() {
+  std::string ignored;
+  Status mark = kv_->Get(keys::kInUseKey, &ignored);
+  if (!mark.ok() && !mark.IsNotFound()) return mark;
+  uint64_t dropped = 0;
+  if (mark.ok()) {
+    spdlog::warn("the store was not closed cleanly: checking the bytes of every open session");
+    std::vector<SessionRecord> sessions;
+    UPFS_RETURN_IF_ERROR(ListSessions(&sessions));
+    for (const SessionRecord& session : sessions) {
+      std::vector<NodeRecord> nodes;
+      UPFS_RETURN_IF_ERROR(ListNodes(session.id, &nodes));
+      for (const NodeRecord& node : nodes) {
+        if (node.is_dir) continue;
+        std::vector<ChunkRef> chunks;
+        UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, node.id, 0, kMaxBlobLength, &chunks));
+        KvWrite write;
+        std::string data;
+        for (const ChunkRef& c : chunks) {
+          Status st = ReadChunk(*blobs_, node.id, c, &data);
+          if (st.ok()) continue;
+          if (st.code() != Status::Code::kCorruption) return st;
+          spdlog::warn("session '{}', file '{}': bytes [{}, {}) did not survive the crash and are dropped; "
+                       ".status lists them as missing ({})",
+                       session.name, node.name, c.begin, c.end(), st.message());
+          write.Delete(keys::Extent(node.id, c.begin));
+        }
+        if (write.ops.empty()) continue;
+        UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/false));
+        dropped += write.ops.size();
+      }
+    }
+  }
+  KvWrite write;
+  write.Put(std::string(keys::kInUseKey), "1");
+  UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/true));
+  in_use_ = true;
+  return dropped;
 }
 
 uint64_t KvStore::NewIds(uint64_t count) { return next_id_.fetch_add(count); }
 
 std::unique_ptr<ByteSink> KvStore::OpenBlob(uint64_t blob) {
-  return std::make_unique<KvBlob>(kv_.get(), blob, Holes::kZeros);
+  return std::make_unique<KvBlob>(this, blob, Holes::kZeros);
 }
 
 std::unique_ptr<ByteSink> KvStore::OpenCommittedBlob(uint64_t blob) {
-  return std::make_unique<KvBlob>(kv_.get(), blob, Holes::kCorruption);
+  return std::make_unique<KvBlob>(this, blob, Holes::kCorruption);
 }
 
 Status KvStore::Apply(const Batch& batch, bool sync) {
+  // Bytes before the records that may name them (a commit's entries).
+  if (sync) UPFS_RETURN_IF_ERROR(blobs_->Sync());
   std::vector<uint64_t> freed_blobs;
   uint64_t freed = 0;
   UPFS_RETURN_IF_ERROR(ApplyLocked(batch, sync, &freed_blobs, &freed));
@@ -338,8 +385,8 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
   {
     std::lock_guard lock(freed_mu_);
     freed_blobs_.insert(freed_blobs.begin(), freed_blobs.end());
-    freed_bytes_ += freed;
-    wake = freed_bytes_ >= kCompactAfterFreedBytes;
+    freed_records_ += freed;
+    wake = freed_records_ >= kCompactAfterFreedRecords;
   }
   // In the background: callers (unlink, truncate) may hold session locks.
   if (wake) freed_cv_.notify_one();
@@ -348,6 +395,20 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
 
 Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed) {
   std::lock_guard lock(apply_mu_);
+  // The blobs this batch truncates are locked (in lock order) until their
+  // bytes are freed, so no read sees records and bytes disagree.
+  std::set<size_t> lock_indexes;
+  for (const Batch::Op& op : batch.ops()) {
+    if (auto* t = std::get_if<Batch::TruncateBlob>(&op)) lock_indexes.insert(t->blob % kBlobLocks);
+    if (auto* d = std::get_if<Batch::DeleteBlob>(&op)) lock_indexes.insert(d->blob % kBlobLocks);
+  }
+  std::vector<std::unique_lock<std::shared_mutex>> blob_locks;
+  for (size_t i : lock_indexes) blob_locks.emplace_back(blob_locks_[i]);
+
+  struct Trim {
+    uint64_t blob, length, end;
+  };
+  std::vector<Trim> trims;
   KvWrite write;
   for (const Batch::Op& op : batch.ops()) {
     if (auto* p = std::get_if<Batch::PutSession>(&op)) {
@@ -366,17 +427,29 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       write.Put(keys::Entry(e.asset, e.dir, e.name), EncodeEntry(e));
       write.Put(keys::Id(e.id), EncodeLocation({e.asset, e.dir, e.name}));
     } else if (auto* t = std::get_if<Batch::TruncateBlob>(&op)) {
-      uint64_t before = *freed;
-      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, t->blob, t->length, &write, freed));
+      uint64_t before = *freed, end = 0;
+      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, *blobs_, t->blob, t->length, &write, freed, &end));
       if (*freed > before) freed_blobs->push_back(t->blob);
+      trims.push_back({t->blob, t->length, end});
     } else if (auto* db = std::get_if<Batch::DeleteBlob>(&op)) {
-      uint64_t before = *freed;
-      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, db->blob, 0, &write, freed));
+      uint64_t before = *freed, end = 0;
+      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, *blobs_, db->blob, 0, &write, freed, &end));
       if (*freed > before) freed_blobs->push_back(db->blob);
+      // The first file goes even when no record named bytes in it (bytes
+      // a crash left without records).
+      trims.push_back({db->blob, 0, std::max<uint64_t>(end, 1)});
     }
   }
   write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
-  return kv_->Commit(write, sync);
+  UPFS_RETURN_IF_ERROR(kv_->Commit(write, sync));
+  // The records are gone; now their bytes. A failure here leaves bytes no
+  // record names (invisible; fsck lists them as orphans).
+  for (const Trim& t : trims) {
+    if (Status st = blobs_->Truncate(t.blob, t.length, t.end); !st.ok()) {
+      spdlog::warn("{}: freeing bytes from {} failed: {}", BlobText(t.blob), t.length, st.ToString());
+    }
+  }
+  return Status::OK();
 }
 
 Status KvStore::ListSessions(std::vector<SessionRecord>* out) const {
@@ -461,7 +534,7 @@ Status KvStore::Compact() {
   {
     std::lock_guard lock(freed_mu_);
     blobs.swap(freed_blobs_);
-    freed_bytes_ = 0;
+    freed_records_ = 0;
   }
   if (blobs.empty()) return Status::OK();
   // Runs of consecutive blob ids, each compacted as one range; past
@@ -479,15 +552,11 @@ Status KvStore::Compact() {
   if (runs.size() > kMaxCompactRanges) runs = {{runs.front().first, runs.back().second}};
   Status first_error;
   for (const auto& [from, to] : runs) {
-    for (bool chunks : {true, false}) {
-      // Kv::Compact wants both ends to be keys never used: no chunk
-      // starts at offset 2^64-1, so the range from blob from-1's to blob
-      // to-1's is exactly the keys of blobs [from, to).
-      std::string begin = chunks ? keys::Chunk(from - 1, ~uint64_t{0}) : keys::Extent(from - 1, ~uint64_t{0});
-      std::string last = chunks ? keys::Chunk(to - 1, ~uint64_t{0}) : keys::Extent(to - 1, ~uint64_t{0});
-      Status st = kv_->Compact(begin, last);
-      if (!st.ok() && first_error.ok()) first_error = st;
-    }
+    // Kv::Compact wants both ends to be keys never used: no chunk starts
+    // at offset 2^64-1, so the range from blob from-1's to blob to-1's is
+    // exactly the extent records of blobs [from, to).
+    Status st = kv_->Compact(keys::Extent(from - 1, ~uint64_t{0}), keys::Extent(to - 1, ~uint64_t{0}));
+    if (!st.ok() && first_error.ok()) first_error = st;
   }
   return first_error;
 }

@@ -2,23 +2,38 @@
 // the key layout of store/records.h. Shared by the LevelDB backend and the
 // in-memory one, so both behave identically.
 //
-// Blob bytes are byte-addressed chunks: WriteAt(offset, data) stores data
-// under (blob, offset), at most kMaxChunkBytes per chunk, with no read of
-// existing bytes unless the write overlaps chunks already stored. Then the
-// overlapped chunks are trimmed or removed in the same atomic write, so a
-// blob's chunks never overlap and reads need no ordering rule.
+// Blob bytes live in BlobFiles (store/blob_files.h), at their own offsets;
+// the Kv holds an extent record per chunk: (blob, offset) -> length and the
+// XXH3 of the chunk's bytes, at most kMaxChunkBytes per chunk. A write
+// stores its bytes first, then its extent records; where it overlaps
+// chunks already stored, those are trimmed or removed (their kept parts
+// re-checksummed from their verified bytes) in the same atomic Kv write, so
+// a blob's chunks never overlap and reads need no ordering rule.
 //
-// Thread safety: as Store.
+// Crashes: bytes without an extent record are invisible (never received).
+// An extent record whose bytes did not survive (a machine crash lost them;
+// or a kill between an overwrite's bytes and its records) fails its
+// checksum; the serving process finds such records with BeginUse() after an
+// unclean stop and drops them, so the range shows as missing and the
+// client sends it again. A synced Apply syncs the blob bytes first, so a
+// commit never names bytes that are not durable.
+//
+// Thread safety: as Store. Each blob's reads and writes are ordered by a
+// lock (one of kBlobLocks, chosen by the blob id): a read sees a write's
+// bytes and records together or not at all.
 #pragma once
 
 #include <atomic>
 #include <memory>
 #include <condition_variable>
+#include <array>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <set>
 #include <vector>
 
+#include "store/blob_files.h"
 #include "store/kv.h"
 #include "store/store.h"
 
@@ -27,20 +42,29 @@ namespace upfs::store {
 // Largest chunk value: writes larger than this are split.
 inline constexpr size_t kMaxChunkBytes = size_t{1} << 20;
 
-// Space of deleted chunks is reclaimed (Compact, on a background thread)
-// once the bytes freed since the last compaction reach this many, so that
-// aborting a session, deleting or truncating a file really frees disk space
-// within moments (LevelDB alone may keep deleted chunks in its bottom level
-// indefinitely).
-inline constexpr uint64_t kCompactAfterFreedBytes = uint64_t{8} << 20;
+// A deleted or truncated blob's bytes are freed at once (BlobFiles). Its
+// extent records leave tombstones in the Kv, compacted away (Compact, on a
+// background thread) once this many records were removed since the last
+// compaction, so the records of long-gone uploads do not pile up.
+inline constexpr uint64_t kCompactAfterFreedRecords = 4096;
 // Compact() compacts at most this many separate key ranges.
 inline constexpr size_t kMaxCompactRanges = 8;
 
 class KvStore : public Store {
  public:
   // Checks (or, for an empty Kv with create set, writes) the format record.
-  static Result<std::unique_ptr<KvStore>> Open(std::unique_ptr<Kv> kv, bool create);
-  ~KvStore() override;  // stops the background reclaimer
+  static Result<std::unique_ptr<KvStore>> Open(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs,
+                                               bool create);
+  // Stops the background reclaimer; after BeginUse, syncs the blob bytes
+  // and clears the in-use mark (a clean stop).
+  ~KvStore() override;
+
+  // For the process that serves the store (not for offline tools): marks
+  // the store in use, durably. When the mark was already there, the last
+  // serving process stopped uncleanly, so first every extent record of the
+  // open sessions' files is checked against its bytes, and those that fail
+  // (bytes a crash lost) are dropped, each logged. Returns how many.
+  Result<uint64_t> BeginUse();
 
   Status Apply(const Batch& batch, bool sync) override;
   uint64_t NewIds(uint64_t count) override;
@@ -60,33 +84,37 @@ class KvStore : public Store {
   Status Compact() override;
 
   Kv* kv() const { return kv_.get(); }
+  BlobFiles* blobs() const { return blobs_.get(); }
+
+  // The lock that orders reads and writes of `blob`'s bytes and records.
+  std::shared_mutex& BlobLock(uint64_t blob) const { return blob_locks_[blob % kBlobLocks]; }
 
  private:
-  explicit KvStore(std::unique_ptr<Kv> kv, uint64_t next_id);
+  KvStore(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs, uint64_t next_id);
+  static constexpr size_t kBlobLocks = 64;
 
   // Apply under apply_mu_; reports the blobs it freed bytes of.
   Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed);
 
   const std::unique_ptr<Kv> kv_;
+  const std::unique_ptr<BlobFiles> blobs_;
+  mutable std::array<std::shared_mutex, kBlobLocks> blob_locks_;
+  bool in_use_ = false;  // BeginUse succeeded
   // Serializes Apply so the persisted next-id never goes backwards.
   std::mutex apply_mu_;
   std::atomic<uint64_t> next_id_;
 
-  // Compacts freed blobs whenever kCompactAfterFreedBytes accumulate.
+  // Compacts freed blobs whenever kCompactAfterFreedRecords accumulate.
   void ReclaimLoop();
 
   std::mutex compact_mu_;  // one Compact at a time; taken before freed_mu_
   std::mutex freed_mu_;
   std::condition_variable freed_cv_;
   std::set<uint64_t> freed_blobs_;  // GUARDED_BY(freed_mu_): blobs with bytes freed since the last Compact
-  uint64_t freed_bytes_ = 0;        // GUARDED_BY(freed_mu_)
+  uint64_t freed_records_ = 0;      // GUARDED_BY(freed_mu_)
   bool stopping_ = false;           // GUARDED_BY(freed_mu_)
   std::thread reclaimer_;           // last: started once everything above exists
 };
 
-// Adds to `write` what trims blob `blob` to `length` bytes (length 0:
-// deletes it). Reads the extents it needs from `kv`. Adds the bytes it
-// removes to *freed when given.
-Status AddTruncate(const Kv& kv, uint64_t blob, uint64_t length, KvWrite* write, uint64_t* freed = nullptr);
 
 }  // namespace upfs::store

@@ -434,8 +434,22 @@ Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir, co
   }
   auto kv = OpenLevelDbKv(db.string(), create, options);
   if (!kv.ok()) return kv.status();
-  auto store = KvStore::Open(std::move(kv).value(), create);
+  // After the database: its lock keeps a second process out of blobs/ too.
+  std::unique_ptr<BlobFiles> blobs;
+  if (options.open_blobs) {
+    auto opened = options.open_blobs((dir / "blobs").string());
+    if (!opened.ok()) return opened.status();
+    blobs = std::move(opened).value();
+  } else {
+    auto opened = DirBlobFiles::Open((dir / "blobs").string());
+    if (!opened.ok()) return opened.status();
+    blobs = std::move(opened).value();
+  }
+  auto store = KvStore::Open(std::move(kv).value(), std::move(blobs), create);
   if (!store.ok()) return store.status().WithContext(store_dir);
+  Result<uint64_t> dropped = (*store)->BeginUse();
+  if (!dropped.ok()) return dropped.status().WithContext(store_dir);
+  if (*dropped > 0) spdlog::warn("store {}: {} chunks of open sessions were lost in a crash", store_dir, *dropped);
   return std::unique_ptr<Store>(std::move(store).value());
 }
 

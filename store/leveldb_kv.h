@@ -1,14 +1,18 @@
 // The LevelDB backend: the embedded default store. The only code in upfs
 // that includes LevelDB.
 //
-// A store directory holds the LevelDB database in `db/` (and the daemon's
-// log file, `upfs.log`). Opening:
+// A store directory holds the LevelDB database of records in `db/`, the
+// blob bytes in `blobs/` (store/blob_files.h: DirBlobFiles), and the
+// daemon's log file, `upfs.log`. Opening:
 //   * a missing or empty directory becomes a new store;
 //   * a directory with other content and no `db/` is refused: it is not a
 //     upfs store, and upfs never writes into a directory it did not create;
 //   * a store of another format version is refused with both versions;
 //   * a store already open in another process is refused (LevelDB's lock):
-//     Busy, "store DIR is in use by another upfs".
+//     Busy, "store DIR is in use by another upfs";
+//   * OpenLevelDbStore is for the serving process: it calls
+//     KvStore::BeginUse (after an unclean stop, the open sessions' bytes are
+//     checked and lost ones dropped).
 //
 // Thread safety: as Store.
 #pragma once
@@ -66,6 +70,9 @@ struct LevelDbOptions {
   uint64_t reserve_bytes = kDefaultReserveBytes;
   // Free bytes on the store's file system; null: statvfs. Tests fake it.
   std::function<Result<uint64_t>()> free_bytes;
+  // Opens the blob files in the given directory; null: DirBlobFiles. Tests
+  // of machine crashes put their own there.
+  std::function<Result<std::unique_ptr<BlobFiles>>(const std::string& dir)> open_blobs;
 };
 
 // Opens the LevelDB Kv at `db_dir` (creating it when `create`).

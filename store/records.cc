@@ -39,7 +39,6 @@ std::string Session(std::string_view name) { return Named('S', name); }
 std::string SessionPrefix() { return "S"; }
 std::string Node(uint64_t session_id, uint64_t node_id) { return Tagged('n', session_id, node_id); }
 std::string NodePrefix(uint64_t session_id) { return Tagged('n', session_id); }
-std::string Chunk(uint64_t blob, uint64_t offset) { return Tagged('C', blob, offset); }
 std::string Extent(uint64_t blob, uint64_t offset) { return Tagged('X', blob, offset); }
 uint64_t OffsetOf(std::string_view key) { return ReadBigEndian64(key.substr(9)); }
 std::string Asset(std::string_view name) { return Named('A', name); }

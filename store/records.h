@@ -3,17 +3,18 @@
 // Corruption instead of being misread.
 //
 // Keys (ids and offsets as 8-byte big-endian, so they sort numerically):
-//   "V"                         store format ("upfs-store 2")
+//   "V"                         store format ("upfs-store 3")
 //   "N"                         next id to hand out
+//   "U"                         present while a process serves the store
+//                               (KvStore::BeginUse): found at start, the last
+//                               one stopped uncleanly
 //   "S" name                    SessionRecord of an open session
 //   "n" session_id node_id      NodeRecord
-//   "C" blob offset             chunk bytes stored at [offset, offset+size)
-//   "X" blob offset             chunk length and the XXH3-64 of the chunk's
-//                               bytes (8 + 8 bytes); C and X keys are always
-//                               written together, so extents can be listed
-//                               without reading chunk data, and a chunk whose
-//                               bytes changed behind LevelDB's back (its block
-//                               checksums are LevelDB's own) is caught
+//   "X" blob offset             a chunk: bytes [offset, offset + length) of
+//                               the blob, whose bytes are in BlobFiles; the
+//                               value is the length and the XXH3-64 of those
+//                               bytes (8 + 8 bytes), so a chunk whose bytes
+//                               changed or were lost is caught on every read
 //   "A" name                    AssetRecord
 //   "E" asset \0 dir \0 name    AssetEntry
 //   "I" id                      asset \0 dir \0 name: where a committed id is
@@ -29,10 +30,12 @@
 namespace upfs::store::keys {
 
 inline constexpr std::string_view kFormatKey = "V";
-// Format history: 1 had 8-byte extent records (no chunk checksum). A store
-// of another format is refused at open; there is no in-place upgrade.
-inline constexpr std::string_view kFormatValue = "upfs-store 2";
+// Format history: 1 had 8-byte extent records (no chunk checksum); 2 kept
+// chunk bytes in the Kv under "C" keys. A store of another format is
+// refused at open; there is no in-place upgrade.
+inline constexpr std::string_view kFormatValue = "upfs-store 3";
 inline constexpr std::string_view kNextIdKey = "N";
+inline constexpr std::string_view kInUseKey = "U";
 
 void AppendBigEndian64(std::string* out, uint64_t v);
 uint64_t ReadBigEndian64(std::string_view in);  // in.size() >= 8
@@ -41,9 +44,8 @@ std::string Session(std::string_view name);
 std::string SessionPrefix();
 std::string Node(uint64_t session_id, uint64_t node_id);
 std::string NodePrefix(uint64_t session_id);
-std::string Chunk(uint64_t blob, uint64_t offset);
 std::string Extent(uint64_t blob, uint64_t offset);
-// Offset encoded in a chunk or extent key.
+// Offset encoded in an extent key.
 uint64_t OffsetOf(std::string_view chunk_or_extent_key);
 std::string Asset(std::string_view name);
 std::string AssetPrefix();

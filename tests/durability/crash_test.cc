@@ -31,6 +31,7 @@
 
 #include "session/engine.h"
 #include "session/sha256.h"
+#include "store/blob_files.h"
 #include "store/leveldb_kv.h"
 #include "store/status.h"
 #include "tests/durability/crash_env.h"
@@ -190,6 +191,30 @@ std::vector<Op> Interleave(std::vector<std::vector<Op>> queues, std::mt19937_64&
 
 // ---- the rig: an engine over a LevelDB store in a temporary directory ----
 
+// The blob files under the rig's store: in memory (shared by every open of
+// the store), losing what was not synced when the rig's CrashEnv crashed.
+class CrashBlobFiles : public store::BlobFiles {
+ public:
+  CrashBlobFiles(std::shared_ptr<store::MemoryBlobFiles> files, const CrashEnv* env)
+      : files_(std::move(files)), env_(env) {}
+  Status Write(uint64_t blob, uint64_t offset, std::string_view data) override {
+    return files_->Write(blob, offset, data);
+  }
+  Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override {
+    return files_->Read(blob, offset, n, out, present);
+  }
+  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override {
+    return files_->Truncate(blob, length, end);
+  }
+  // After the power went, a sync makes nothing durable.
+  Status Sync() override { return env_ && env_->crashed() ? Status::OK() : files_->Sync(); }
+  Status List(std::map<uint64_t, uint64_t>* bytes) const override { return files_->List(bytes); }
+
+ private:
+  std::shared_ptr<store::MemoryBlobFiles> files_;
+  const CrashEnv* env_;
+};
+
 class CrashRig {
  public:
   explicit CrashRig(bool small_memtable) {
@@ -222,6 +247,7 @@ class CrashRig {
     REQUIRE(env_ != nullptr);
     env_->Crash();
     engine_.reset();
+    blobs_->DropUnsynced();
     std::string error = env_->DropUnsyncedData();
     INFO(error);
     REQUIRE(error.empty());
@@ -235,7 +261,10 @@ class CrashRig {
   const std::string& store_dir() const { return store_dir_; }
 
  private:
-  void Open(const store::LevelDbOptions& options) {
+  void Open(store::LevelDbOptions options) {
+    options.open_blobs = [this, env = options.env](const std::string&) -> Result<std::unique_ptr<store::BlobFiles>> {
+      return std::unique_ptr<store::BlobFiles>(new CrashBlobFiles(blobs_, static_cast<const CrashEnv*>(env)));
+    };
     auto store = store::OpenLevelDbStore(store_dir_, options);
     REQUIRE_OK(store);
     auto engine = Engine::Open(std::move(store).value(), session::Options{});
@@ -247,6 +276,7 @@ class CrashRig {
   const std::string store_dir_ = dir_.Sub("store");
   store::LevelDbOptions options_;
   std::unique_ptr<CrashEnv> env_;
+  const std::shared_ptr<store::MemoryBlobFiles> blobs_ = std::make_shared<store::MemoryBlobFiles>();
   std::unique_ptr<Engine> engine_;
 };
 

@@ -1,17 +1,16 @@
-// upfs_corrupt: damages one byte of a committed file in an offline store,
-// for tests/integration/fsck.sh. Test-only; never installed.
+// upfs_corrupt: damages one committed file in an offline store, for
+// tests/integration/fsck.sh. Test-only; never installed.
 //
-//   upfs_corrupt [--logical] STORE_DIR ASSET PATH OFFSET
+//   upfs_corrupt [--record] STORE_DIR ASSET PATH OFFSET
 //
-// Default (physical): compacts the store so the file's chunks live in
-// LevelDB table files, then flips one bit of byte OFFSET of the file inside
-// the table file, as a failing disk would. The block's checksum no longer
-// matches, so every read of it fails.
+// Default (on disk): flips one bit of byte OFFSET of the file inside its
+// blob file (STORE_DIR/blobs/...), with plain file I/O, as a failing disk
+// would. Only the checksum in the chunk's extent record can tell.
 //
-// --logical: rewrites the chunk holding OFFSET through the Kv with that byte
-// flipped, as a bug in upfs would: LevelDB's checksums are then right and
-// only the checksum in the chunk's extent record (and the file's SHA-256)
-// can tell.
+// --record: rewrites the extent record of the chunk holding OFFSET directly
+// in LevelDB, with one bit of its checksum flipped, as a bug in upfs would:
+// LevelDB's own checksums are then right, the bytes are right, and the
+// record no longer matches them.
 //
 // Prints "chunk BEGIN END" (the damaged chunk's byte range in the file) on
 // stdout. Exit status 0 when done, 1 on any error (said on stderr).
@@ -39,16 +38,17 @@ int Fail(const std::string& message) {
 
 struct Chunk {
   uint64_t begin = 0;
-  std::string bytes;
+  uint64_t length = 0;
+  uint64_t checksum = 0;
 };
 
 // The chunk of `blob` that holds byte `offset`.
 Status FindChunk(const Kv& kv, uint64_t blob, uint64_t offset, Chunk* out) {
-  std::string key;
-  UPFS_RETURN_IF_ERROR(kv.Last(keys::Extent(blob, 0), keys::Extent(blob, offset) + '\0', &key, &out->bytes));
+  std::string key, value;
+  UPFS_RETURN_IF_ERROR(kv.Last(keys::Extent(blob, 0), keys::Extent(blob, offset) + '\0', &key, &value));
   out->begin = keys::OffsetOf(key);
-  UPFS_RETURN_IF_ERROR(kv.Get(keys::Chunk(blob, out->begin), &out->bytes));
-  if (out->begin + out->bytes.size() <= offset) {
+  if (!DecodeExtentValue(value, &out->length, &out->checksum)) return Status::Corruption("undecodable extent record");
+  if (out->begin + out->length <= offset) {
     return Status::NotFound("no chunk holds offset " + std::to_string(offset));
   }
   return Status::OK();
@@ -56,20 +56,22 @@ Status FindChunk(const Kv& kv, uint64_t blob, uint64_t offset, Chunk* out) {
 
 int Run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  bool logical = false;
-  if (!args.empty() && args[0] == "--logical") {
-    logical = true;
+  bool record = false;
+  if (!args.empty() && args[0] == "--record") {
+    record = true;
     args.erase(args.begin());
   }
-  if (args.size() != 4) return Fail("usage: upfs_corrupt [--logical] STORE_DIR ASSET PATH OFFSET");
-  const std::string db = args[0] + "/db";
+  if (args.size() != 4) return Fail("usage: upfs_corrupt [--record] STORE_DIR ASSET PATH OFFSET");
   const std::string& asset = args[1];
   const std::string& path = args[2];
   const uint64_t offset = std::strtoull(args[3].c_str(), nullptr, 10);
 
-  auto kv = OpenLevelDbKv(db, /*create=*/false);
+  auto kv = OpenLevelDbKv(args[0] + "/db", /*create=*/false);
   if (!kv.ok()) return Fail(kv.status().ToString());
-  auto opened = KvStore::Open(std::move(kv).value(), /*create=*/false);
+  auto files = DirBlobFiles::Open(args[0] + "/blobs");
+  if (!files.ok()) return Fail(files.status().ToString());
+  DirBlobFiles* blobs = files->get();
+  auto opened = KvStore::Open(std::move(kv).value(), std::move(files).value(), /*create=*/false);
   if (!opened.ok()) return Fail(opened.status().ToString());
   std::unique_ptr<KvStore> store = std::move(opened).value();
 
@@ -81,49 +83,29 @@ int Run(int argc, char** argv) {
   Chunk chunk;
   s = FindChunk(*store->kv(), entry.id, offset, &chunk);
   if (!s.ok()) return Fail("asset " + asset + " file " + path + ": " + s.ToString());
-  const size_t in_chunk = offset - chunk.begin;
 
-  if (logical) {
-    std::string bytes = chunk.bytes;
-    bytes[in_chunk] ^= 0x01;
+  if (record) {
     KvWrite write;
-    write.Put(keys::Chunk(entry.id, chunk.begin), bytes);
+    write.Put(keys::Extent(entry.id, chunk.begin), EncodeExtentValue(chunk.length, chunk.checksum ^ 1));
     s = store->kv()->Commit(write, /*sync=*/true);
     if (!s.ok()) return Fail(s.ToString());
   } else {
-    // Into table files, then closed, so nothing holds the file open.
-    s = store->kv()->Compact("", "\xff");
-    if (!s.ok()) return Fail(s.ToString());
-    store.reset();
-    // The byte is found by its neighbourhood: up to 32 bytes of the chunk
-    // from OFFSET on, which must occur once in all table files.
-    const std::string needle = chunk.bytes.substr(in_chunk, 32);
-    std::vector<std::pair<std::filesystem::path, size_t>> hits;
-    for (const auto& file : std::filesystem::directory_iterator(db)) {
-      if (file.path().extension() != ".ldb") continue;
-      std::ifstream in(file.path(), std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      for (size_t at = bytes.find(needle); at != std::string::npos; at = bytes.find(needle, at + 1)) {
-        hits.emplace_back(file.path(), at);
-      }
-    }
-    if (hits.size() != 1) {
-      return Fail("the bytes at offset " + std::to_string(offset) + " occur " + std::to_string(hits.size()) +
-                  " times in the table files; need exactly once (use random content)");
-    }
-    std::fstream f(hits[0].first, std::ios::in | std::ios::out | std::ios::binary);
+    const uint64_t segment = offset / DirBlobFiles::kSegmentBytes;
+    const std::string file = blobs->PathOf(entry.id, segment);
+    const auto at = static_cast<std::streamoff>(offset % DirBlobFiles::kSegmentBytes);
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
     char c = 0;
-    f.seekg(static_cast<std::streamoff>(hits[0].second));
+    f.seekg(at);
     f.read(&c, 1);
     c ^= 0x01;
-    f.seekp(static_cast<std::streamoff>(hits[0].second));
+    f.seekp(at);
     f.write(&c, 1);
     f.flush();
-    if (!f.good()) return Fail("cannot rewrite " + hits[0].first.string());
-    std::fprintf(stderr, "upfs_corrupt: flipped byte %zu of %s\n", hits[0].second, hits[0].first.c_str());
+    if (!f.good()) return Fail("cannot rewrite byte " + std::to_string(offset) + " of " + file);
+    std::fprintf(stderr, "upfs_corrupt: flipped byte %lld of %s\n", static_cast<long long>(at), file.c_str());
   }
   std::printf("chunk %llu %llu\n", static_cast<unsigned long long>(chunk.begin),
-              static_cast<unsigned long long>(chunk.begin + chunk.bytes.size()));
+              static_cast<unsigned long long>(chunk.begin + chunk.length));
   return 0;
 }
 

@@ -36,7 +36,8 @@ using namespace upfs::session;
 constexpr Caller kCaller{1000, 1000};
 
 std::unique_ptr<Engine> NewEngine() {
-  auto store = upfs::store::KvStore::Open(std::make_unique<upfs::store::MemoryKv>(), true);
+  auto store = upfs::store::KvStore::Open(std::make_unique<upfs::store::MemoryKv>(),
+                                          std::make_unique<upfs::store::MemoryBlobFiles>(), true);
   FUZZ_CHECK(store.ok());
   Options options;
   options.clock = std::make_shared<ManualClock>();

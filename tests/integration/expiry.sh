@@ -25,7 +25,8 @@ field() {
   printf '%s\n' "$v"
 }
 epoch() { date -u -d "$1" +%s; }
-db_bytes() { du -sb "$STORE/db" | cut -f1; }
+# Bytes the store holds on disk (records in db/, upload bytes in blobs/).
+db_bytes() { du -s --block-size=1 "$STORE" | cut -f1; }
 
 # A committed asset, made first so it is the oldest thing in the store.
 mkdir "$SRC/asset"
@@ -64,7 +65,7 @@ idle_last=$(field idle last_activity)
   fail "idle: expires $idle_expires is not last_activity $idle_last + ${TTL}s"
 ok "idle: expires $idle_expires = last_activity + ${TTL}s"
 db_before=$(db_bytes)
-log "store db/ holds $db_before bytes with the 8 MiB idle session"
+log "the store holds $db_before bytes with the 8 MiB idle session"
 
 # Poll until idle is gone. Every round writes a byte into active (activity
 # within the TTL) and checks that reading idle's .status never moved its
@@ -100,8 +101,8 @@ ok "the log says: $(grep "session 'idle' expired" "$UPFS_LOG" | head -n 1)"
 [[ ! -e $S/idle/f ]] || fail "idle/f still reachable"
 [[ $(ls "$S") != *idle* ]] || fail "sessions/ still lists idle"
 
-# The freed chunks leave the store: poll until db/ is at least 6 MiB
-# smaller (the daemon compacts after an expiry), still writing to active.
+# The freed bytes leave the store: poll until it is at least 6 MiB smaller
+# (the expiry removes the session's blob files), still writing to active.
 shrunk() {
   touch_active
   (($(db_bytes) <= db_before - (6 << 20))) && return 0
@@ -110,7 +111,7 @@ shrunk() {
 }
 wait_until 20 "the store to shrink by 6 MiB from $db_before bytes after the expiry" shrunk
 db_after=$(db_bytes)
-ok "store db/ shrank from $db_before to $db_after bytes"
+ok "the store shrank from $db_before to $db_after bytes"
 
 # The survivors.
 [[ -d $S/busy && -d $S/active ]] || fail "busy or active expired: $(ls "$S")"

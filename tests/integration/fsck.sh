@@ -2,11 +2,12 @@
 # `upfs fsck` on a real store (issue 4, "Integrity checking"):
 #   * refused while a daemon holds the store (exit 2);
 #   * clean after commits (exit 0);
-#   * a bit flipped on disk inside a LevelDB table file (a failing disk) is
-#     named by asset, file and offset (exit 1), and reading that file
-#     through a fresh mount fails with EIO: never wrong bytes;
-#   * a chunk rewritten with one wrong byte and valid LevelDB checksums (a
-#     bug) is caught by the checksum in its extent record: fsck names the
+#   * a bit flipped on disk inside a blob file (a failing disk) is caught by
+#     the checksum in the chunk's extent record and named by asset, file and
+#     offset (exit 1), and reading that file through a fresh mount fails
+#     with EIO: never wrong bytes;
+#   * an extent record rewritten directly in LevelDB with a wrong checksum
+#     and valid LevelDB checksums (a bug) is caught too: fsck names the
 #     chunk, and reading the file through the mount fails with EIO and a
 #     log line naming the blob and the chunk's offset.
 #
@@ -67,10 +68,10 @@ read -r _ begin end <<<"$damage"
 log "damaged chunk [$begin, $end) of disk/big.bin on disk"
 run_fsck "$STORE"
 ((FSCK_RC == 1)) || fail "fsck of a damaged store exited $FSCK_RC, want 1: $FSCK_OUT"
-fsck_says "asset disk file big.bin offset $begin: unreadable chunk" ||
+fsck_says "asset disk file big.bin offset $begin: chunk checksum mismatch" ||
   fail "fsck did not name asset disk, file big.bin, offset $begin: $FSCK_OUT"
 [[ $FSCK_OUT == *"PROBLEMS FOUND"* ]] || fail "no summary verdict: $FSCK_OUT"
-ok "fsck names the damaged chunk: $(grep -F 'unreadable chunk' <<<"$FSCK_OUT")"
+ok "fsck names the damaged chunk: $(grep -F 'checksum mismatch' <<<"$FSCK_OUT")"
 
 start_upfs
 read_rc=0
@@ -95,15 +96,16 @@ ok "the other files read back right"
 assert_daemon_alive
 stop_upfs
 
-# A wrong byte with valid LevelDB checksums: the chunk's own checksum tells.
-damage=$("$CORRUPT" --logical "$STORE" bug sub/small.bin 100) || fail "upfs_corrupt --logical failed"
+# A wrong extent record with valid LevelDB checksums: it no longer matches
+# the chunk's bytes.
+damage=$("$CORRUPT" --record "$STORE" bug sub/small.bin 100) || fail "upfs_corrupt --record failed"
 read -r _ lbegin lend <<<"$damage"
 run_fsck "$STORE"
-((FSCK_RC == 1)) || fail "fsck after the logical damage exited $FSCK_RC, want 1: $FSCK_OUT"
+((FSCK_RC == 1)) || fail "fsck after the record damage exited $FSCK_RC, want 1: $FSCK_OUT"
 fsck_says "asset bug file sub/small.bin offset $lbegin: chunk checksum mismatch" ||
   fail "fsck did not report the checksum mismatch of bug/sub/small.bin at $lbegin: $FSCK_OUT"
-fsck_says "asset disk file big.bin offset $begin: unreadable chunk" || fail "the disk damage is no longer reported"
-ok "fsck reports the checksum mismatch: $(grep -F 'checksum mismatch' <<<"$FSCK_OUT")"
+fsck_says "asset disk file big.bin offset $begin: chunk checksum mismatch" || fail "the disk damage is no longer reported"
+ok "fsck reports the checksum mismatch: $(grep -F 'sub/small.bin' <<<"$FSCK_OUT")"
 
 start_upfs
 expect_fail "Input/output error" cat "$MNT/assets/bug/sub/small.bin"
@@ -116,7 +118,7 @@ for f in big.bin other.bin; do
 done
 assert_daemon_alive
 stop_upfs
-ok "reading the logically damaged file fails with EIO: $(grep -F "chunk at offset $lbegin" "$UPFS_LOG" | head -n 1)"
+ok "reading the file with the damaged record fails with EIO: $(grep -F "chunk at offset $lbegin" "$UPFS_LOG" | head -n 1)"
 
 # Nothing to remove: --remove-orphans leaves the damage reported.
 run_fsck --remove-orphans "$STORE"

@@ -114,8 +114,8 @@ class EngineFixture {
   Backend backend() const { return backend_; }
   // The store under the engine (the FaultyStore when wrapped).
   store::Store& store() { return *store_; }
-  // The in-memory Kv, or null on LevelDB.
-  store::MemoryKv* memory_kv() { return memory_kv_; }
+  // The in-memory blob files, or null on LevelDB.
+  store::MemoryBlobFiles* memory_blobs() { return memory_blobs_; }
   FaultyStore& faulty() {
     REQUIRE(faulty_ != nullptr);
     return *faulty_;
@@ -281,9 +281,9 @@ class EngineFixture {
   void Open() {
     std::unique_ptr<store::Store> store;
     if (backend_ == Backend::kMemory) {
-      auto kv = std::make_unique<store::MemoryKv>();
-      memory_kv_ = kv.get();
-      auto s = store::KvStore::Open(std::move(kv), /*create=*/true);
+      auto blobs = std::make_unique<store::MemoryBlobFiles>();
+      memory_blobs_ = blobs.get();
+      auto s = store::KvStore::Open(std::make_unique<store::MemoryKv>(), std::move(blobs), /*create=*/true);
       REQUIRE_OK(s);
       store = std::move(s).value();
     } else {
@@ -310,7 +310,7 @@ class EngineFixture {
   const std::shared_ptr<ManualClock> clock_;
   upfs::testing::TempDir dir_;
   store::Store* store_ = nullptr;          // owned by engine_
-  store::MemoryKv* memory_kv_ = nullptr;  // owned by engine_
+  store::MemoryBlobFiles* memory_blobs_ = nullptr;  // owned by engine_
   FaultyStore* faulty_ = nullptr;         // owned by engine_
   std::unique_ptr<Engine> engine_;
 };

@@ -135,7 +135,7 @@ TEMPLATE_TEST_CASE("expiry: only idle sessions with no open file expire; assets 
   uint64_t busy_handle = fx.OpenRead(busy_file);
   uint64_t active = fx.Begin("active");
   uint64_t active_file = fx.PutFile(active, "f", "active");
-  size_t bytes_before = fx.memory_kv() ? fx.memory_kv()->ApproximateBytes() : 0;
+  size_t bytes_before = fx.memory_blobs() ? fx.memory_blobs()->ApproximateBytes() : 0;
 
   // Nothing is idle for a full TTL yet.
   fx.clock().Advance(kHour - 1);
@@ -148,7 +148,7 @@ TEMPLATE_TEST_CASE("expiry: only idle sessions with no open file expire; assets 
   REQUIRE_CODE(fx.engine().GetAttr(idle), kNotFound);
   REQUIRE_CODE(fx.engine().GetAttr(idle_file), kNotFound);
   REQUIRE(HasNoBytes(fx, idle_file));
-  if (fx.memory_kv()) REQUIRE(fx.memory_kv()->ApproximateBytes() + big.size() <= bytes_before);
+  if (fx.memory_blobs()) REQUIRE(fx.memory_blobs()->ApproximateBytes() + big.size() <= bytes_before);
   // The others are untouched.
   REQUIRE(fx.Lookup(kSessionsId, "busy") == busy);
   REQUIRE(fx.Lookup(kSessionsId, "active") == active);

@@ -1,9 +1,10 @@
 // A full disk under the LevelDB store, without FUSE: upload data is refused
 // with NoSpace below the reserve while records still go through; a write
-// that LevelDB fails with ENOSPC (a log append, or a background flush whose
-// error LevelDB makes sticky) fails with NoSpace, keeps every byte accepted
-// before it, and the store takes writes again once space is back, without
-// being reopened by its user; deleting a blob gives its space back.
+// whose extent record LevelDB fails with ENOSPC (a log append, or a
+// background flush whose error LevelDB makes sticky) fails with NoSpace,
+// keeps every byte accepted before it, and the store takes writes again
+// once space is back, without being reopened by its user; deleting a blob
+// gives its space back.
 #include <catch2/catch.hpp>
 #include <leveldb/env.h>
 
@@ -143,10 +144,10 @@ constexpr size_t kPiece = 64 << 10;
 
 // Writes pieces of blob `blob` from piece 0 on until one fails; returns
 // how many succeeded and the failure.
-std::pair<size_t, Status> WriteUntilFailure(Store& store, uint64_t blob, size_t max_pieces) {
+std::pair<size_t, Status> WriteUntilFailure(Store& store, uint64_t blob, size_t max_pieces, size_t piece = kPiece) {
   auto sink = store.OpenBlob(blob);
   for (size_t i = 0; i < max_pieces; ++i) {
-    Status st = sink->WriteAt(i * kPiece, Pattern(kPiece, blob * 1000 + i));
+    Status st = sink->WriteAt(i * piece, Pattern(piece, blob * 1000 + i));
     if (!st.ok()) return {i, st};
   }
   return {max_pieces, Status::OK()};
@@ -206,15 +207,18 @@ TEST_CASE("enospc: a write LevelDB fails with ENOSPC is NoSpace, and the store r
                                                                           : "all files"));
   constexpr uint64_t kReserve = 1 << 20;
   Fixture fx(kReserve);
+  // Small pieces: each is an extent record in LevelDB (the bytes go to the
+  // blob files), so LevelDB's log and memtable fill fast.
+  constexpr size_t kPiece = 256;
   // Before: 2 MiB that must survive everything below.
-  auto [before, ok] = WriteUntilFailure(*fx.store, 20, 32);
+  auto [before, ok] = WriteUntilFailure(*fx.store, 20, 32, kPiece);
   REQUIRE(ok.ok());
 
   fx.env.SetFull(true, target);
   fx.free_bytes = 0;
   // A table failure shows only once a memtable fills and its flush fails;
   // then LevelDB's error is sticky.
-  auto [accepted, failure] = WriteUntilFailure(*fx.store, 21, 256);
+  auto [accepted, failure] = WriteUntilFailure(*fx.store, 21, 1 << 16, kPiece);
   INFO(failure.ToString());
   REQUIRE(failure.code() == Status::Code::kNoSpace);
   REQUIRE(fx.env.failures() > 0);

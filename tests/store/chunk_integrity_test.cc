@@ -1,7 +1,7 @@
 // Chunk integrity: every chunk's bytes are checked against the checksum in
-// its extent record, and a committed blob has no holes. Damage is made
-// through the Kv, with LevelDB's own checksums intact (as a bug in upfs or
-// a tool editing the database would), so only upfs's checks can catch it.
+// its extent record, and a committed blob has no holes. Damage is made in
+// the blob files behind the store's back (as a failing disk, a bug in upfs
+// or a tool editing the files would), so only upfs's checks can catch it.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -41,12 +41,12 @@ TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checks
 
   // Flip one byte of the middle chunk; its extent record stays.
   const uint64_t damaged = kMaxChunkBytes;
-  std::string chunk;
-  Require(fx.kv().Get(keys::Chunk(blob, damaged), &chunk));
+  std::string chunk(kMaxChunkBytes, '\0');
+  size_t present = 0;
+  Require(fx.blobs().Read(blob, damaged, chunk.size(), chunk.data(), &present));
+  REQUIRE(present == chunk.size());
   chunk[1234] ^= 0x01;
-  KvWrite w;
-  w.Put(keys::Chunk(blob, damaged), chunk);
-  Require(fx.kv().Commit(w, true));
+  Require(fx.blobs().Write(blob, damaged + 1234, chunk.substr(1234, 1)));
 
   std::string out;
   for (const auto& reader : {fx.store().OpenBlob(blob), fx.store().OpenCommittedBlob(blob)}) {
@@ -70,8 +70,8 @@ TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checks
   // the damaged bytes as if they were good, and stores nothing.
   Status st = sink->WriteAt(damaged + 10, "new");
   CHECK(st.code() == Status::Code::kCorruption);
-  std::string after;
-  Require(fx.kv().Get(keys::Chunk(blob, damaged), &after));
+  std::string after(kMaxChunkBytes, '\0');
+  Require(fx.blobs().Read(blob, damaged, after.size(), after.data(), &present));
   CHECK(after == chunk);
   // Rewriting the whole chunk replaces the damage with good bytes.
   Require(sink->WriteAt(damaged, data.substr(damaged, kMaxChunkBytes)));
@@ -79,7 +79,7 @@ TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checks
   CHECK(out == data);
 }
 
-TEMPLATE_TEST_CASE("integrity: a changed extent record, or a chunk without one, fails the read",
+TEMPLATE_TEST_CASE("integrity: a changed extent record, or one whose bytes are gone, fails the read",
                    "[store][integrity]", MemoryBackend, LevelDbBackend) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 42;
@@ -97,21 +97,22 @@ TEMPLATE_TEST_CASE("integrity: a changed extent record, or a chunk without one, 
     CHECK(st.code() == Status::Code::kCorruption);
     CHECK(Contains(st.message(), "offset 2000"));
   }
-  SECTION("a chunk without an extent record inside the range") {
-    KvWrite w;
-    w.Put(keys::Chunk(blob, 1000), "stray");
-    Require(fx.kv().Commit(w, true));
-    Status st = ReadInto(*sink, 0, 5000, &out);
-    CHECK(st.code() == Status::Code::kCorruption);
-    CHECK(Contains(st.message(), "offset 1000 has no extent record"));
+  SECTION("bytes stored without an extent record stay invisible") {
+    // What a crash between storing bytes and recording them leaves.
+    Require(fx.blobs().Write(blob, 7000, "stray"));
+    Require(ReadInto(*sink, 0, 8000, &out));
+    CHECK(out == data + std::string(3000, '\0'));
+    std::vector<Extent> extents;
+    Require(sink->Extents(&extents));
+    CHECK(extents == std::vector<Extent>{{0, 5000}});
   }
-  SECTION("an extent record whose chunk is gone") {
-    KvWrite w;
-    w.Delete(keys::Chunk(blob, 2000));
-    Require(fx.kv().Commit(w, true));
+  SECTION("an extent record whose bytes are gone") {
+    Require(fx.blobs().Truncate(blob, 2000, 5000));
     Status st = ReadInto(*sink, 0, 5000, &out);
     CHECK(st.code() == Status::Code::kCorruption);
-    CHECK(Contains(st.message(), "offset 2000 is listed but missing"));
+    CHECK(Contains(st.message(), "offset 2000 (3000 bytes) is listed but only 0 of its bytes are stored"));
+    Require(ReadInto(*sink, 0, 2000, &out));
+    CHECK(out == data.substr(0, 2000));
   }
 }
 
@@ -153,11 +154,11 @@ TEST_CASE("integrity: a store of format 1 (no chunk checksums) is refused with b
   KvWrite w;
   w.Put(std::string(keys::kFormatKey), "upfs-store 1");
   REQUIRE(kv->Commit(w, true).ok());
-  auto store = KvStore::Open(std::move(kv), /*create=*/true);
+  auto store = KvStore::Open(std::move(kv), std::make_unique<MemoryBlobFiles>(), /*create=*/true);
   REQUIRE_FALSE(store.ok());
   CHECK(store.status().code() == Status::Code::kInvalidArgument);
   CHECK(Contains(store.status().message(), "'upfs-store 1'"));
-  CHECK(Contains(store.status().message(), "'upfs-store 2'"));
+  CHECK(Contains(store.status().message(), "'upfs-store 3'"));
 }
 
 }  // namespace upfs::store::testing

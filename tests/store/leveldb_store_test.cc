@@ -152,7 +152,7 @@ TEST_CASE("open: a LevelDB database without a format record is refused", "[store
 
 TEST_CASE("open: KvStore checks the format record of any Kv", "[store]") {
   SECTION("an empty Kv without create") {
-    auto store = KvStore::Open(std::make_unique<MemoryKv>(), /*create=*/false);
+    auto store = KvStore::Open(std::make_unique<MemoryKv>(), std::make_unique<MemoryBlobFiles>(), /*create=*/false);
     REQUIRE(!store.ok());
     REQUIRE(store.status().code() == Status::Code::kInvalidArgument);
   }
@@ -161,7 +161,7 @@ TEST_CASE("open: KvStore checks the format record of any Kv", "[store]") {
     KvWrite write;
     write.Put(std::string(keys::kFormatKey), "upfs-store 0");
     REQUIRE(kv->Commit(write, false).ok());
-    auto store = KvStore::Open(std::move(kv), /*create=*/true);
+    auto store = KvStore::Open(std::move(kv), std::make_unique<MemoryBlobFiles>(), /*create=*/true);
     REQUIRE(!store.ok());
     REQUIRE(store.status().code() == Status::Code::kInvalidArgument);
     REQUIRE(Contains(store.status().message(), "upfs-store 0"));
@@ -171,14 +171,14 @@ TEST_CASE("open: KvStore checks the format record of any Kv", "[store]") {
     KvWrite write;
     write.Put(std::string(keys::kFormatKey), std::string(keys::kFormatValue));
     REQUIRE(kv->Commit(write, false).ok());
-    auto store = KvStore::Open(std::move(kv), /*create=*/false);
+    auto store = KvStore::Open(std::move(kv), std::make_unique<MemoryBlobFiles>(), /*create=*/false);
     REQUIRE(!store.ok());
     REQUIRE(store.status().code() == Status::Code::kCorruption);
   }
   SECTION("create writes the record") {
     auto kv = std::make_unique<MemoryKv>();
     MemoryKv* raw = kv.get();
-    auto store = KvStore::Open(std::move(kv), /*create=*/true);
+    auto store = KvStore::Open(std::move(kv), std::make_unique<MemoryBlobFiles>(), /*create=*/true);
     REQUIRE(store.ok());
     std::string format;
     REQUIRE(raw->Get(keys::kFormatKey, &format).ok());

@@ -1,0 +1,342 @@
+#include "store/blob_files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+namespace upfs::store {
+namespace {
+
+// Writes at least this large start their writeback at once.
+constexpr size_t kEarlyWritebackBytes = size_t{256} << 10;
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+Status FromErrno(int err, const std::string& what) {
+  std::string msg = what + ": " + ErrnoText(err);
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+      return Status::NoSpace(msg);
+    case EFBIG:
+      return Status::TooLarge(msg);
+    default:
+      return Status::IOError(msg);
+  }
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Calls `piece(segment, offset in segment, offset in the request, length)`
+// for each part of [offset, offset + n) that lies in one segment.
+template <typename F>
+Status ForEachSegment(uint64_t offset, uint64_t n, F piece) {
+  uint64_t done = 0;
+  while (done < n) {
+    const uint64_t at = offset + done;
+    const uint64_t segment = at / DirBlobFiles::kSegmentBytes;
+    const uint64_t within = at % DirBlobFiles::kSegmentBytes;
+    const uint64_t len = std::min(n - done, DirBlobFiles::kSegmentBytes - within);
+    UPFS_RETURN_IF_ERROR(piece(segment, within, done, len));
+    done += len;
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+// ---- DirBlobFiles ----
+
+Result<std::unique_ptr<DirBlobFiles>> DirBlobFiles::Open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IOError("creating " + dir + ": " + ec.message());
+  for (int i = 0; i < 256; ++i) {
+    char sub[3];
+    std::snprintf(sub, sizeof sub, "%02x", i);
+    std::filesystem::create_directory(std::filesystem::path(dir) / sub, ec);
+    if (ec) return Status::IOError("creating " + dir + "/" + sub + ": " + ec.message());
+  }
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return FromErrno(errno, "opening " + dir);
+  // The subdirectories' entries are durable before any blob is.
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    return FromErrno(err, "syncing " + dir);
+  }
+  return std::unique_ptr<DirBlobFiles>(new DirBlobFiles(dir, fd));
+}
+
+DirBlobFiles::DirBlobFiles(std::string dir, int dir_fd) : dir_(std::move(dir)), dir_fd_(dir_fd) {}
+
+DirBlobFiles::~DirBlobFiles() { ::close(dir_fd_); }
+
+std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
+  char name[64];
+  if (segment == 0) {
+    std::snprintf(name, sizeof name, "/%02x/%016llx", static_cast<unsigned>(blob & 0xff),
+                  static_cast<unsigned long long>(blob));
+  } else {
+    std::snprintf(name, sizeof name, "/%02x/%016llx.%llx", static_cast<unsigned>(blob & 0xff),
+                  static_cast<unsigned long long>(blob), static_cast<unsigned long long>(segment));
+  }
+  return dir_ + name;
+}
+
+void DirBlobFiles::MarkDirty(const std::string& path, bool created) {
+  std::lock_guard lock(dirty_mu_);
+  dirty_files_.insert(path);
+  if (created) dirty_dirs_.insert(path.substr(0, path.rfind('/')));
+}
+
+Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
+  return ForEachSegment(offset, data.size(), [&](uint64_t segment, uint64_t at, uint64_t from, uint64_t len) {
+    const std::string path = PathOf(blob, segment);
+    bool created = false;
+    int raw = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (raw < 0 && errno == ENOENT) {
+      raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      created = true;
+    }
+    if (raw < 0) return FromErrno(errno, "opening " + path);
+    Fd fd(raw);
+    for (uint64_t done = 0; done < len;) {
+      ssize_t n = ::pwrite(fd.get(), data.data() + from + done, len - done, static_cast<off_t>(at + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return FromErrno(errno, "writing " + std::to_string(len) + " bytes at " + std::to_string(at) +
+                                             " of " + path);
+      done += static_cast<uint64_t>(n);
+    }
+    if (len >= kEarlyWritebackBytes) {
+      // Only starts writeback; failures here surface at Sync.
+      ::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
+    }
+    MarkDirty(path, created);
+    return Status::OK();
+  });
+}
+
+Status DirBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const {
+  *present = 0;
+  bool ended = false;  // a segment ended before its part did: the rest is past the blob's end
+  return ForEachSegment(offset, n, [&](uint64_t segment, uint64_t at, uint64_t from, uint64_t len) {
+    char* dst = out + from;
+    if (ended) {
+      std::memset(dst, 0, len);
+      return Status::OK();
+    }
+    const std::string path = PathOf(blob, segment);
+    int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (raw < 0 && errno == ENOENT) {
+      std::memset(dst, 0, len);
+      ended = true;
+      return Status::OK();
+    }
+    if (raw < 0) return FromErrno(errno, "opening " + path);
+    Fd fd(raw);
+    uint64_t done = 0;
+    while (done < len) {
+      ssize_t got = ::pread(fd.get(), dst + done, len - done, static_cast<off_t>(at + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return FromErrno(errno, "reading " + std::to_string(len) + " bytes at " + std::to_string(at) +
+                                               " of " + path);
+      if (got == 0) break;
+      done += static_cast<uint64_t>(got);
+    }
+    std::memset(dst + done, 0, len - done);
+    *present = from + done;
+    if (done < len) ended = true;
+    return Status::OK();
+  });
+}
+
+Status DirBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
+  if (end <= length) return Status::OK();
+  const uint64_t first = length / kSegmentBytes;
+  const uint64_t last = (end - 1) / kSegmentBytes;
+  for (uint64_t segment = first; segment <= last; ++segment) {
+    const std::string path = PathOf(blob, segment);
+    const uint64_t keep = segment == first ? length % kSegmentBytes : 0;
+    int rc = keep > 0 ? ::truncate(path.c_str(), static_cast<off_t>(keep)) : ::unlink(path.c_str());
+    if (rc != 0 && errno != ENOENT) {
+      return FromErrno(errno, (keep > 0 ? "truncating " : "removing ") + path);
+    }
+    if (rc == 0 && keep > 0) MarkDirty(path, false);
+  }
+  return Status::OK();
+}
+
+Status DirBlobFiles::Sync() {
+  std::set<std::string> files, dirs;
+  {
+    std::lock_guard lock(dirty_mu_);
+    files.swap(dirty_files_);
+    dirs.swap(dirty_dirs_);
+  }
+  Status result;
+  auto fail = [&](Status st) {
+    if (result.ok()) result = std::move(st);
+  };
+  if (files.size() > kMaxFilesPerSync) {
+    if (::syncfs(dir_fd_) != 0) fail(FromErrno(errno, "syncing the file system of " + dir_));
+  } else {
+    for (const std::string& path : files) {
+      int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (raw < 0) {
+        if (errno != ENOENT) fail(FromErrno(errno, "opening " + path + " to sync it"));
+        continue;  // removed since: nothing of it to keep
+      }
+      Fd fd(raw);
+      if (::fdatasync(fd.get()) != 0) fail(FromErrno(errno, "syncing " + path));
+    }
+    for (const std::string& path : dirs) {
+      int raw = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (raw < 0) {
+        fail(FromErrno(errno, "opening " + path + " to sync it"));
+        continue;
+      }
+      Fd fd(raw);
+      if (::fsync(fd.get()) != 0) fail(FromErrno(errno, "syncing " + path));
+    }
+  }
+  if (!result.ok()) {
+    // Whatever was not shown durable is tried again by the next Sync.
+    std::lock_guard lock(dirty_mu_);
+    dirty_files_.insert(files.begin(), files.end());
+    dirty_dirs_.insert(dirs.begin(), dirs.end());
+  }
+  return result;
+}
+
+Status DirBlobFiles::List(std::map<uint64_t, uint64_t>* bytes) const {
+  bytes->clear();
+  std::error_code ec;
+  for (const auto& sub : std::filesystem::directory_iterator(dir_, ec)) {
+    if (!sub.is_directory()) continue;
+    for (const auto& file : std::filesystem::directory_iterator(sub.path(), ec)) {
+      const std::string name = file.path().filename().string();
+      if (name.size() < 16) continue;
+      char* end = nullptr;
+      unsigned long long id = std::strtoull(name.substr(0, 16).c_str(), &end, 16);
+      if (*end != '\0' || (name.size() > 16 && name[16] != '.')) continue;
+      struct stat st;
+      if (::stat(file.path().c_str(), &st) != 0) continue;
+      (*bytes)[id] += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+    if (ec) break;
+  }
+  if (ec) return Status::IOError("listing " + dir_ + ": " + ec.message());
+  return Status::OK();
+}
+
+// ---- MemoryBlobFiles ----
+
+void MemoryBlobFiles::WriteInto(Blob* b, uint64_t offset, std::string_view data) {
+  for (uint64_t done = 0; done < data.size();) {
+    const uint64_t at = offset + done;
+    std::string& page = b->pages[at / kPage];
+    if (page.empty()) page.assign(kPage, '\0');
+    const uint64_t within = at % kPage;
+    const uint64_t len = std::min<uint64_t>(data.size() - done, kPage - within);
+    std::memcpy(page.data() + within, data.data() + done, len);
+    done += len;
+  }
+  b->length = std::max(b->length, offset + data.size());
+}
+
+Status MemoryBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
+  std::lock_guard lock(mu_);
+  WriteInto(&current_[blob], offset, data);
+  return Status::OK();
+}
+
+Status MemoryBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const {
+  std::lock_guard lock(mu_);
+  std::memset(out, 0, n);
+  *present = 0;
+  auto it = current_.find(blob);
+  if (it == current_.end()) return Status::OK();
+  const Blob& b = it->second;
+  if (offset >= b.length) return Status::OK();
+  *present = static_cast<size_t>(std::min<uint64_t>(n, b.length - offset));
+  for (uint64_t done = 0; done < *present;) {
+    const uint64_t at = offset + done;
+    const uint64_t within = at % kPage;
+    const uint64_t len = std::min<uint64_t>(*present - done, kPage - within);
+    if (auto page = b.pages.find(at / kPage); page != b.pages.end()) {
+      std::memcpy(out + done, page->second.data() + within, len);
+    }
+    done += len;
+  }
+  return Status::OK();
+}
+
+Status MemoryBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t /*end*/) {
+  std::lock_guard lock(mu_);
+  auto it = current_.find(blob);
+  if (it == current_.end()) return Status::OK();
+  Blob& b = it->second;
+  if (length == 0) {
+    current_.erase(it);
+    return Status::OK();
+  }
+  if (length >= b.length) return Status::OK();
+  b.pages.erase(b.pages.upper_bound(length / kPage), b.pages.end());
+  if (auto last = b.pages.find(length / kPage); last != b.pages.end()) {
+    std::fill(last->second.begin() + static_cast<ptrdiff_t>(length % kPage), last->second.end(), '\0');
+  }
+  b.length = length;
+  return Status::OK();
+}
+
+Status MemoryBlobFiles::Sync() {
+  std::lock_guard lock(mu_);
+  synced_ = current_;
+  return Status::OK();
+}
+
+Status MemoryBlobFiles::List(std::map<uint64_t, uint64_t>* bytes) const {
+  std::lock_guard lock(mu_);
+  bytes->clear();
+  for (const auto& [id, b] : current_) (*bytes)[id] = b.pages.size() * kPage;
+  return Status::OK();
+}
+
+void MemoryBlobFiles::DropUnsynced() {
+  std::lock_guard lock(mu_);
+  current_ = synced_;
+}
+
+size_t MemoryBlobFiles::ApproximateBytes() const {
+  std::lock_guard lock(mu_);
+  size_t total = 0;
+  for (const auto& [id, b] : current_) total += b.pages.size() * kPage;
+  return total;
+}
+
+void MemoryBlobFiles::Damage(uint64_t blob, uint64_t offset, std::string_view bytes) {
+  std::lock_guard lock(mu_);
+  WriteInto(&current_[blob], offset, bytes);
+}
+
+}  // namespace upfs::store

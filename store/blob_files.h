@@ -1,0 +1,123 @@
+// BlobFiles: where KvStore keeps the bytes of blobs. The Kv holds only
+// the records, the extent records included (which byte ranges of a blob
+// were written, and the XXH3 of each); the bytes themselves live here, at
+// their own offsets, so each uploaded byte is written once, with no
+// key-value store copying, logging or compacting it.
+//
+// Two implementations: DirBlobFiles (a directory of sparse files, the
+// daemon's) and MemoryBlobFiles (for tests, which can also drop what was
+// not synced, like a machine crash). A RADOS backend would map a blob to
+// striped objects.
+//
+// Thread safety: any method may be called from any thread; concurrent
+// writes to the same blob's same bytes are the caller's to order (KvStore
+// locks each blob while it writes).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/status.h"
+
+namespace upfs::store {
+
+class BlobFiles {
+ public:
+  virtual ~BlobFiles() = default;
+
+  // Stores `data` at `offset` of blob `blob`, replacing what was there.
+  // Not durable until Sync. NoSpace when the medium is full.
+  virtual Status Write(uint64_t blob, uint64_t offset, std::string_view data) = 0;
+
+  // Fills out[0, n) with the blob's bytes at [offset, offset + n). Sets
+  // *present to how many of them lie below the end of what was stored (the
+  // rest read as zeros): fewer than n means the blob is shorter.
+  virtual Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const = 0;
+
+  // Frees every byte of `blob` at or after `length` (0: the whole blob).
+  // `end` bounds what the blob may hold (the end of its last extent), so an
+  // implementation need not search for bytes beyond it.
+  virtual Status Truncate(uint64_t blob, uint64_t length, uint64_t end) = 0;
+
+  // Makes every Write and Truncate before it durable.
+  virtual Status Sync() = 0;
+
+  // Every blob that has bytes stored, for fsck's orphan search; *bytes gets
+  // each one's stored size.
+  virtual Status List(std::map<uint64_t, uint64_t>* bytes) const = 0;
+};
+
+// One sparse file per blob and per 2^40-byte segment of it (so offsets up
+// to 2^62 fit file systems whose files stop at 16 TiB, like ext4):
+// DIR/<last two hex digits of the id>/<16 hex digits>[.<segment>].
+// Large writes start writeback at once (sync_file_range), so that a later
+// Sync, the commit of a session, waits only for the tail.
+// Sync fdatasyncs each file written since the last one (and the
+// directories that gained files); past kMaxFilesPerSync files, one
+// syncfs of the whole file system is cheaper.
+class DirBlobFiles : public BlobFiles {
+ public:
+  static constexpr uint64_t kSegmentBytes = uint64_t{1} << 40;
+  static constexpr size_t kMaxFilesPerSync = 256;
+
+  // Creates DIR (and its subdirectories) when missing.
+  static Result<std::unique_ptr<DirBlobFiles>> Open(const std::string& dir);
+  ~DirBlobFiles() override;
+
+  Status Write(uint64_t blob, uint64_t offset, std::string_view data) override;
+  Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override;
+  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override;
+  Status Sync() override;
+  Status List(std::map<uint64_t, uint64_t>* bytes) const override;
+
+  // The file of a blob's segment; exposed for tests that damage bytes.
+  std::string PathOf(uint64_t blob, uint64_t segment) const;
+
+ private:
+  DirBlobFiles(std::string dir, int dir_fd);
+  void MarkDirty(const std::string& path, bool created);
+
+  const std::string dir_;
+  const int dir_fd_;  // for syncfs
+  std::mutex dirty_mu_;
+  std::set<std::string> dirty_files_;  // GUARDED_BY(dirty_mu_)
+  std::set<std::string> dirty_dirs_;   // GUARDED_BY(dirty_mu_)
+};
+
+// In memory, in pages. Keeps the last synced state too: DropUnsynced()
+// returns to it, as a machine crash would.
+class MemoryBlobFiles : public BlobFiles {
+ public:
+  Status Write(uint64_t blob, uint64_t offset, std::string_view data) override;
+  Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override;
+  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override;
+  Status Sync() override;
+  Status List(std::map<uint64_t, uint64_t>* bytes) const override;
+
+  void DropUnsynced();
+  // Bytes of pages held (tests see space freed).
+  size_t ApproximateBytes() const;
+  // Overwrites stored bytes behind the store's back (tests of corruption).
+  void Damage(uint64_t blob, uint64_t offset, std::string_view bytes);
+
+ private:
+  static constexpr uint64_t kPage = 64 * 1024;
+  struct Blob {
+    uint64_t length = 0;
+    std::map<uint64_t, std::string> pages;  // page index -> kPage bytes
+  };
+  using Blobs = std::map<uint64_t, Blob>;
+  static void WriteInto(Blob* b, uint64_t offset, std::string_view data);
+
+  mutable std::mutex mu_;
+  Blobs current_;  // GUARDED_BY(mu_)
+  Blobs synced_;   // GUARDED_BY(mu_)
+};
+
+}  // namespace upfs::store
