@@ -15,7 +15,7 @@ namespace upfs::store {
 namespace {
 
 // Writes at least this large start their writeback at once.
-constexpr size_t kEarlyWritebackBytes = size_t{256} << 10;
+constexpr size_t kEarlyWritebackBytes = size_t{64} << 10;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
@@ -87,9 +87,38 @@ Result<std::unique_ptr<DirBlobFiles>> DirBlobFiles::Open(const std::string& dir)
   return std::unique_ptr<DirBlobFiles>(new DirBlobFiles(dir, fd));
 }
 
-DirBlobFiles::DirBlobFiles(std::string dir, int dir_fd) : dir_(std::move(dir)), dir_fd_(dir_fd) {}
+DirBlobFiles::DirBlobFiles(std::string dir, int dir_fd)
+    : dir_(std::move(dir)), dir_fd_(dir_fd), syncer_([this] { SyncLoop(); }) {}
 
-DirBlobFiles::~DirBlobFiles() { ::close(dir_fd_); }
+DirBlobFiles::~DirBlobFiles() {
+  {
+    std::lock_guard lock(dirty_mu_);
+    stopping_ = true;
+  }
+  sync_cv_.notify_all();
+  syncer_.join();
+  ::close(dir_fd_);
+}
+
+void DirBlobFiles::SyncLoop() {
+  std::unique_lock lock(dirty_mu_);
+  for (;;) {
+    sync_cv_.wait(lock, [&] { return stopping_ || !to_sync_.empty(); });
+    if (stopping_) return;
+    std::vector<std::string> paths;
+    paths.swap(to_sync_);
+    lock.unlock();
+    // Early durability only: the file stays listed for the next Sync,
+    // which reports any failure.
+    for (const std::string& path : paths) {
+      int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (raw < 0) continue;
+      Fd fd(raw);
+      ::fdatasync(fd.get());
+    }
+    lock.lock();
+  }
+}
 
 std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
   char name[64];
@@ -103,10 +132,21 @@ std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
   return dir_ + name;
 }
 
-void DirBlobFiles::MarkDirty(const std::string& path, bool created) {
-  std::lock_guard lock(dirty_mu_);
-  dirty_files_.insert(path);
-  if (created) dirty_dirs_.insert(path.substr(0, path.rfind('/')));
+void DirBlobFiles::MarkDirty(const std::string& path, bool created, uint64_t bytes) {
+  bool wake = false;
+  {
+    std::lock_guard lock(dirty_mu_);
+    dirty_files_.insert(path);
+    if (created) dirty_dirs_.insert(path.substr(0, path.rfind('/')));
+    uint64_t& unsynced = unsynced_bytes_[path];
+    unsynced += bytes;
+    if (unsynced >= kBackgroundSyncBytes) {
+      unsynced = 0;
+      to_sync_.push_back(path);
+      wake = true;
+    }
+  }
+  if (wake) sync_cv_.notify_one();
 }
 
 Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
@@ -131,7 +171,7 @@ Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data
       // Only starts writeback; failures here surface at Sync.
       ::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
     }
-    MarkDirty(path, created);
+    MarkDirty(path, created, len);
     return Status::OK();
   });
 }
@@ -181,7 +221,7 @@ Status DirBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
     if (rc != 0 && errno != ENOENT) {
       return FromErrno(errno, (keep > 0 ? "truncating " : "removing ") + path);
     }
-    if (rc == 0 && keep > 0) MarkDirty(path, false);
+    if (rc == 0 && keep > 0) MarkDirty(path, false, 0);
   }
   return Status::OK();
 }
@@ -192,6 +232,7 @@ Status DirBlobFiles::Sync() {
     std::lock_guard lock(dirty_mu_);
     files.swap(dirty_files_);
     dirs.swap(dirty_dirs_);
+    unsynced_bytes_.clear();
   }
   Status result;
   auto fail = [&](Status st) {

@@ -17,7 +17,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <set>
 #include <string>
 #include <string_view>
@@ -56,8 +58,11 @@ class BlobFiles {
 // One sparse file per blob and per 2^40-byte segment of it (so offsets up
 // to 2^62 fit file systems whose files stop at 16 TiB, like ext4):
 // DIR/<last two hex digits of the id>/<16 hex digits>[.<segment>].
-// Large writes start writeback at once (sync_file_range), so that a later
-// Sync, the commit of a session, waits only for the tail.
+// Writes start their writeback at once (sync_file_range), and a background
+// thread syncs each file every kBackgroundSyncBytes written to it, so that
+// a later Sync, the commit of a session, finds little left to make durable
+// (on a virtual disk a sync also flushes the host's cache, which otherwise
+// holds everything written since the last one).
 // Sync fdatasyncs each file written since the last one (and the
 // directories that gained files); past kMaxFilesPerSync files, one
 // syncfs of the whole file system is cheaper.
@@ -65,10 +70,11 @@ class DirBlobFiles : public BlobFiles {
  public:
   static constexpr uint64_t kSegmentBytes = uint64_t{1} << 40;
   static constexpr size_t kMaxFilesPerSync = 256;
+  static constexpr uint64_t kBackgroundSyncBytes = uint64_t{32} << 20;
 
   // Creates DIR (and its subdirectories) when missing.
   static Result<std::unique_ptr<DirBlobFiles>> Open(const std::string& dir);
-  ~DirBlobFiles() override;
+  ~DirBlobFiles() override;  // stops the background syncer
 
   Status Write(uint64_t blob, uint64_t offset, std::string_view data) override;
   Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override;
@@ -81,13 +87,19 @@ class DirBlobFiles : public BlobFiles {
 
  private:
   DirBlobFiles(std::string dir, int dir_fd);
-  void MarkDirty(const std::string& path, bool created);
+  void MarkDirty(const std::string& path, bool created, uint64_t bytes);
+  void SyncLoop();
 
   const std::string dir_;
   const int dir_fd_;  // for syncfs
   std::mutex dirty_mu_;
   std::set<std::string> dirty_files_;  // GUARDED_BY(dirty_mu_)
   std::set<std::string> dirty_dirs_;   // GUARDED_BY(dirty_mu_)
+  std::map<std::string, uint64_t> unsynced_bytes_;  // GUARDED_BY(dirty_mu_): written since the last sync
+  std::vector<std::string> to_sync_;                // GUARDED_BY(dirty_mu_): for the background syncer
+  bool stopping_ = false;                           // GUARDED_BY(dirty_mu_)
+  std::condition_variable sync_cv_;
+  std::thread syncer_;  // last: started once everything above exists
 };
 
 // In memory, in pages. Keeps the last synced state too: DropUnsynced()

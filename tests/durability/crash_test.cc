@@ -36,6 +36,7 @@
 #include "store/status.h"
 #include "tests/durability/crash_env.h"
 #include "tests/support/random_bytes.h"
+#include "tests/support/shared_blob_files.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::testing {
@@ -193,25 +194,14 @@ std::vector<Op> Interleave(std::vector<std::vector<Op>> queues, std::mt19937_64&
 
 // The blob files under the rig's store: in memory (shared by every open of
 // the store), losing what was not synced when the rig's CrashEnv crashed.
-class CrashBlobFiles : public store::BlobFiles {
+class CrashBlobFiles : public SharedBlobFiles {
  public:
   CrashBlobFiles(std::shared_ptr<store::MemoryBlobFiles> files, const CrashEnv* env)
-      : files_(std::move(files)), env_(env) {}
-  Status Write(uint64_t blob, uint64_t offset, std::string_view data) override {
-    return files_->Write(blob, offset, data);
-  }
-  Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override {
-    return files_->Read(blob, offset, n, out, present);
-  }
-  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override {
-    return files_->Truncate(blob, length, end);
-  }
+      : SharedBlobFiles(std::move(files)), env_(env) {}
   // After the power went, a sync makes nothing durable.
-  Status Sync() override { return env_ && env_->crashed() ? Status::OK() : files_->Sync(); }
-  Status List(std::map<uint64_t, uint64_t>* bytes) const override { return files_->List(bytes); }
+  Status Sync() override { return env_ && env_->crashed() ? Status::OK() : SharedBlobFiles::Sync(); }
 
  private:
-  std::shared_ptr<store::MemoryBlobFiles> files_;
   const CrashEnv* env_;
 };
 

@@ -26,6 +26,7 @@
 #include "store/memory_kv.h"
 #include "store/records.h"
 #include "tests/support/random_bytes.h"
+#include "tests/support/shared_blob_files.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::store {
@@ -74,23 +75,7 @@ class SharedKv : public Kv {
   std::shared_ptr<Kv> kv_;
 };
 
-// The same for blob files.
-class SharedBlobFiles : public BlobFiles {
- public:
-  explicit SharedBlobFiles(std::shared_ptr<BlobFiles> blobs) : blobs_(std::move(blobs)) {}
-  Status Write(uint64_t blob, uint64_t offset, std::string_view data) override {
-    return blobs_->Write(blob, offset, data);
-  }
-  Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override {
-    return blobs_->Read(blob, offset, n, out, present);
-  }
-  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override { return blobs_->Truncate(blob, length, end); }
-  Status Sync() override { return blobs_->Sync(); }
-  Status List(std::map<uint64_t, uint64_t>* bytes) const override { return blobs_->List(bytes); }
-
- private:
-  std::shared_ptr<BlobFiles> blobs_;
-};
+using upfs::testing::SharedBlobFiles;
 
 enum class Backend { kMemory, kLevelDb };
 
