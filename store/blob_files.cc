@@ -70,20 +70,8 @@ Result<std::unique_ptr<DirBlobFiles>> DirBlobFiles::Open(const std::string& dir)
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IOError("creating " + dir + ": " + ec.message());
-  for (int i = 0; i < 256; ++i) {
-    char sub[3];
-    std::snprintf(sub, sizeof sub, "%02x", i);
-    std::filesystem::create_directory(std::filesystem::path(dir) / sub, ec);
-    if (ec) return Status::IOError("creating " + dir + "/" + sub + ": " + ec.message());
-  }
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return FromErrno(errno, "opening " + dir);
-  // The subdirectories' entries are durable before any blob is.
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    return FromErrno(err, "syncing " + dir);
-  }
   return std::unique_ptr<DirBlobFiles>(new DirBlobFiles(dir, fd));
 }
 
@@ -121,23 +109,22 @@ void DirBlobFiles::SyncLoop() {
 }
 
 std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
-  char name[64];
+  char name[80];
+  const auto group = static_cast<unsigned long long>(blob / kBlobsPerDirectory);
   if (segment == 0) {
-    std::snprintf(name, sizeof name, "/%02x/%016llx", static_cast<unsigned>(blob & 0xff),
-                  static_cast<unsigned long long>(blob));
+    std::snprintf(name, sizeof name, "/%llx/%016llx", group, static_cast<unsigned long long>(blob));
   } else {
-    std::snprintf(name, sizeof name, "/%02x/%016llx.%llx", static_cast<unsigned>(blob & 0xff),
-                  static_cast<unsigned long long>(blob), static_cast<unsigned long long>(segment));
+    std::snprintf(name, sizeof name, "/%llx/%016llx.%llx", group, static_cast<unsigned long long>(blob),
+                  static_cast<unsigned long long>(segment));
   }
   return dir_ + name;
 }
 
-void DirBlobFiles::MarkDirty(const std::string& path, bool created, uint64_t bytes) {
+void DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t bytes) {
   bool wake = false;
   {
     std::lock_guard lock(dirty_mu_);
-    dirty_files_.insert(path);
-    if (created) dirty_dirs_.insert(path.substr(0, path.rfind('/')));
+    if (dirty_files_.insert(path).second && new_entry) dirty_dirs_.insert(path.substr(0, path.rfind('/')));
     uint64_t& unsynced = unsynced_bytes_[path];
     unsynced += bytes;
     if (unsynced >= kBackgroundSyncBytes) {
@@ -152,11 +139,20 @@ void DirBlobFiles::MarkDirty(const std::string& path, bool created, uint64_t byt
 Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
   return ForEachSegment(offset, data.size(), [&](uint64_t segment, uint64_t at, uint64_t from, uint64_t len) {
     const std::string path = PathOf(blob, segment);
-    bool created = false;
-    int raw = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    // One open, creating the file if need be; its directory is then synced
+    // with it (whether or not this open created it: that is cheaper than
+    // a failed open before each creating one).
+    int raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (raw < 0 && errno == ENOENT) {
+      // The first blob of its directory: make the directory (its entry
+      // is synced with the top directory), then the file.
+      const std::string sub = path.substr(0, path.rfind('/'));
+      if (::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST) return FromErrno(errno, "creating " + sub);
+      {
+        std::lock_guard lock(dirty_mu_);
+        dirty_dirs_.insert(dir_);
+      }
       raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-      created = true;
     }
     if (raw < 0) return FromErrno(errno, "opening " + path);
     Fd fd(raw);
@@ -171,7 +167,7 @@ Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data
       // Only starts writeback; failures here surface at Sync.
       ::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
     }
-    MarkDirty(path, created, len);
+    MarkDirty(path, /*new_entry=*/true, len);
     return Status::OK();
   });
 }

@@ -57,7 +57,9 @@ class BlobFiles {
 
 // One sparse file per blob and per 2^40-byte segment of it (so offsets up
 // to 2^62 fit file systems whose files stop at 16 TiB, like ext4):
-// DIR/<last two hex digits of the id>/<16 hex digits>[.<segment>].
+// DIR/<id / kBlobsPerDirectory, hex>/<id, 16 hex digits>[.<segment>].
+// Consecutive ids (the files of one upload) share a directory, as they
+// would in a local copy: creating them stays cheap for the file system.
 // Writes start their writeback at once (sync_file_range), and a background
 // thread syncs each file every kBackgroundSyncBytes written to it, so that
 // a later Sync, the commit of a session, finds little left to make durable
@@ -71,8 +73,9 @@ class DirBlobFiles : public BlobFiles {
   static constexpr uint64_t kSegmentBytes = uint64_t{1} << 40;
   static constexpr size_t kMaxFilesPerSync = 256;
   static constexpr uint64_t kBackgroundSyncBytes = uint64_t{32} << 20;
+  static constexpr uint64_t kBlobsPerDirectory = 4096;
 
-  // Creates DIR (and its subdirectories) when missing.
+  // Creates DIR when missing.
   static Result<std::unique_ptr<DirBlobFiles>> Open(const std::string& dir);
   ~DirBlobFiles() override;  // stops the background syncer
 
@@ -87,7 +90,7 @@ class DirBlobFiles : public BlobFiles {
 
  private:
   DirBlobFiles(std::string dir, int dir_fd);
-  void MarkDirty(const std::string& path, bool created, uint64_t bytes);
+  void MarkDirty(const std::string& path, bool new_entry, uint64_t bytes);
   void SyncLoop();
 
   const std::string dir_;
