@@ -262,18 +262,22 @@ class LevelDbKv : public Kv {
     leveldb::WriteBatch ends;
     ends.Delete(b);
     ends.Delete(e);
-    for (leveldb::WriteBatch* after : {&ends, static_cast<leveldb::WriteBatch*>(nullptr)}) {
-      {
-        std::shared_lock lock(db_mu_);
-        UPFS_RETURN_IF_ERROR(CheckOpen());
-        db_->CompactRange(&b, &e);
-      }
-      std::lock_guard lock(write_mu_);
-      UPFS_RETURN_IF_ERROR(RecoverIfFailed());
-      leveldb::WriteBatch empty;
-      UPFS_RETURN_IF_ERROR(WriteLocked(leveldb::WriteOptions(), after ? after : &empty, "compaction"));
+    UPFS_RETURN_IF_ERROR(CompactPass(b, e, &ends));
+    leveldb::WriteBatch nothing;  // only collects the pass's error
+    return CompactPass(b, e, &nothing);
+  }
+
+  // One CompactRange over [b, e], then `after` written (the write returns
+  // a failure the compaction left).
+  Status CompactPass(const leveldb::Slice& b, const leveldb::Slice& e, leveldb::WriteBatch* after) {
+    {
+      std::shared_lock lock(db_mu_);
+      UPFS_RETURN_IF_ERROR(CheckOpen());
+      db_->CompactRange(&b, &e);
     }
-    return Status::OK();
+    std::lock_guard lock(write_mu_);
+    UPFS_RETURN_IF_ERROR(RecoverIfFailed());
+    return WriteLocked(leveldb::WriteOptions(), after, "compaction");
   }
 
   Status CheckRoomForData(uint64_t bytes) override {

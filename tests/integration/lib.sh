@@ -118,6 +118,15 @@ $(cat "$UPFS_LOG")"
   log "mounted (upfs pid $UPFS_PID): $UPFS_BIN -f ${*:+$* }$STORE $MNT"
 }
 
+# wait_gone PID SECONDS: polls until PID has exited; false after SECONDS.
+wait_gone() {
+  local deadline=$((SECONDS + $2))
+  while alive "$1"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.02
+  done
+}
+
 # stop_upfs: unmounts and waits for the daemon. Returns (in UPFS_EXIT) its
 # exit status; fails the test if it had to be killed or exited non-zero.
 stop_upfs() {
@@ -126,11 +135,7 @@ stop_upfs() {
   if mountpoint -q "$MNT" 2>/dev/null; then
     fusermount3 -u "$MNT" || fail "fusermount3 -u $MNT failed"
   fi
-  local deadline=$((SECONDS + 30))
-  while alive "$pid"; do
-    ((SECONDS < deadline)) || fail "upfs (pid $pid) did not exit within 30s of the unmount"
-    sleep 0.02
-  done
+  wait_gone "$pid" 30 || fail "upfs (pid $pid) did not exit within 30s of the unmount"
   UPFS_EXIT=0
   wait "$pid" || UPFS_EXIT=$?
   UPFS_PID=
@@ -278,9 +283,7 @@ cleanup() {
     if mountpoint -q "$MNT" 2>/dev/null; then
       fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -u -z "$MNT"
     fi
-    local deadline=$((SECONDS + 15))
-    while alive "$UPFS_PID" && ((SECONDS < deadline)); do sleep 0.05; done
-    if alive "$UPFS_PID"; then
+    if ! wait_gone "$UPFS_PID" 15; then
       log "upfs (pid $UPFS_PID) still running 15s after the unmount; killing it"
       kill -KILL "$UPFS_PID"
       rc=1
