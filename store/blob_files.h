@@ -61,7 +61,7 @@ class BlobFiles {
 // Consecutive ids (the files of one upload) share a directory, as they
 // would in a local copy: creating them stays cheap for the file system.
 // Writes start their writeback at once (sync_file_range), and a background
-// thread syncs each file every kBackgroundSyncBytes written to it, so that
+// thread syncs each file every kBackgroundSyncBytes (16 MiB) written to it, so that
 // a later Sync, the commit of a session, finds little left to make durable
 // (on a virtual disk a sync also flushes the host's cache, which otherwise
 // holds everything written since the last one).
@@ -72,7 +72,7 @@ class DirBlobFiles : public BlobFiles {
  public:
   static constexpr uint64_t kSegmentBytes = uint64_t{1} << 40;
   static constexpr size_t kMaxFilesPerSync = 256;
-  static constexpr uint64_t kBackgroundSyncBytes = uint64_t{32} << 20;
+  static constexpr uint64_t kBackgroundSyncBytes = uint64_t{16} << 20;
   static constexpr uint64_t kBlobsPerDirectory = 4096;
 
   // Creates DIR when missing.
