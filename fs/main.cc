@@ -310,9 +310,13 @@ int RunMount(Mount& m, fuse_args* args) {
     loop_result = fuse_session_loop_mt(se.get(), config.get());
   }
 
+  // The invalidation thread writes to the session's /dev/fuse descriptor,
+  // which fuse_session_unmount() closes: it stops first, or a notification
+  // could go to a closed descriptor, or to a file that reused its number
+  // (ThreadSanitizer saw the close race with its writev).
   sweeper.Stop();
-  fuse_session_unmount(se.get());
   fs.Stop();
+  fuse_session_unmount(se.get());
   fuse_remove_signal_handlers(se.get());
   se.reset();
   if (loop_result < 0) {

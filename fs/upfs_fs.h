@@ -85,7 +85,8 @@ class UpfsFs {
   // Starts the cache invalidation thread for `se`. Call after
   // fuse_session_new() and before the session loop.
   void Start(fuse_session* se);
-  // Stops it. Call after the session loop returned.
+  // Stops it. Call after the session loop returned and before
+  // fuse_session_unmount(), which closes the descriptor it writes to.
   void Stop();
 
   // Expires idle sessions (Engine::ExpireIdle, which logs each) and drops
