@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -272,10 +273,11 @@ Status DirBlobFiles::List(std::map<uint64_t, uint64_t>* bytes) const {
     if (!sub.is_directory()) continue;
     for (const auto& file : std::filesystem::directory_iterator(sub.path(), ec)) {
       const std::string name = file.path().filename().string();
-      if (name.size() < 16) continue;
-      char* end = nullptr;
-      unsigned long long id = std::strtoull(name.substr(0, 16).c_str(), &end, 16);
-      if (*end != '\0' || (name.size() > 16 && name[16] != '.')) continue;
+      // <16 hex digits>[.<segment>]; anything else is not a blob file.
+      if (name.size() < 16 || (name.size() > 16 && name[16] != '.')) continue;
+      uint64_t id = 0;
+      auto [end, err] = std::from_chars(name.data(), name.data() + 16, id, 16);
+      if (err != std::errc() || end != name.data() + 16) continue;
       struct stat st;
       if (::stat(file.path().c_str(), &st) != 0) continue;
       (*bytes)[id] += static_cast<uint64_t>(st.st_blocks) * 512;
