@@ -47,6 +47,19 @@ class Fd {
   int fd_;
 };
 
+// fdatasync (fsync for a directory) of the file at `path`. NotFound when
+// it no longer exists.
+Status SyncPath(const std::string& path, bool directory) {
+  int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  if (raw < 0) {
+    if (errno == ENOENT) return Status::NotFound(path + " is gone");
+    return FromErrno(errno, "opening " + path + " to sync it");
+  }
+  Fd fd(raw);
+  if ((directory ? ::fsync(fd.get()) : ::fdatasync(fd.get())) != 0) return FromErrno(errno, "syncing " + path);
+  return Status::OK();
+}
+
 // Calls `piece(segment, offset in segment, offset in the request, length)`
 // for each part of [offset, offset + n) that lies in one segment.
 template <typename F>
@@ -99,12 +112,7 @@ void DirBlobFiles::SyncLoop() {
     lock.unlock();
     // Early durability only: the file stays listed for the next Sync,
     // which reports any failure.
-    for (const std::string& path : paths) {
-      int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (raw < 0) continue;
-      Fd fd(raw);
-      ::fdatasync(fd.get());
-    }
+    for (const std::string& path : paths) SyncPath(path, /*directory=*/false);
     lock.lock();
   }
 }
@@ -239,22 +247,11 @@ Status DirBlobFiles::Sync() {
     if (::syncfs(dir_fd_) != 0) fail(FromErrno(errno, "syncing the file system of " + dir_));
   } else {
     for (const std::string& path : files) {
-      int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (raw < 0) {
-        if (errno != ENOENT) fail(FromErrno(errno, "opening " + path + " to sync it"));
-        continue;  // removed since: nothing of it to keep
-      }
-      Fd fd(raw);
-      if (::fdatasync(fd.get()) != 0) fail(FromErrno(errno, "syncing " + path));
+      // A file removed since has nothing left to keep.
+      if (Status st = SyncPath(path, /*directory=*/false); !st.ok() && !st.IsNotFound()) fail(std::move(st));
     }
     for (const std::string& path : dirs) {
-      int raw = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (raw < 0) {
-        fail(FromErrno(errno, "opening " + path + " to sync it"));
-        continue;
-      }
-      Fd fd(raw);
-      if (::fsync(fd.get()) != 0) fail(FromErrno(errno, "syncing " + path));
+      if (Status st = SyncPath(path, /*directory=*/true); !st.ok()) fail(std::move(st));
     }
   }
   if (!result.ok()) {

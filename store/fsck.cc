@@ -699,8 +699,10 @@ class Checker {
       ScanFailed(st, "the blob files");
       return;
     }
+    std::set<uint64_t> recorded;  // orphans found through their extent records
+    for (const Orphan& o : orphans_) recorded.insert(o.blob);
     for (const auto& [blob, bytes] : stored) {
-      if (OwnerOf(blob) || recorded_orphans_.count(blob)) continue;
+      if (OwnerOf(blob) || recorded.count(blob)) continue;
       AddFor(Kind::kOrphanBlob, nullptr, blob, std::nullopt,
              "a blob file of " + std::to_string(bytes) +
                  " bytes that no extent record names and no committed file or open session owns");
@@ -729,7 +731,6 @@ class Checker {
              std::to_string(b.chunks) + " chunks, " + std::to_string(b.bytes) +
                  " bytes that no committed file and no open session owns");
       orphans_.push_back({b.blob, report_.problems.size() - 1, std::max<uint64_t>(b.end, 1)});
-      recorded_orphans_.insert(b.blob);
       ++report_.orphan_blobs;
       report_.orphan_bytes += b.bytes;
     } else if (b.owner->side == Owner::Side::kCommitted) {
@@ -853,7 +854,6 @@ class Checker {
     uint64_t end;    // bound on its bytes, for BlobFiles::Truncate
   };
   std::vector<Orphan> orphans_;
-  std::set<uint64_t> recorded_orphans_;  // orphans found through their extent records
   std::vector<std::string> orphan_node_keys_;
   std::vector<size_t> orphan_node_problems_;
 };

@@ -395,12 +395,18 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
 
 Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed) {
   std::lock_guard lock(apply_mu_);
-  // The blobs this batch truncates are locked (in lock order) until their
+  // What a Truncate or DeleteBlob op trims: {blob, length}; a delete is a
+  // trim to 0.
+  auto trim_of = [](const Batch::Op& op) -> std::optional<std::pair<uint64_t, uint64_t>> {
+    if (auto* t = std::get_if<Batch::TruncateBlob>(&op)) return std::pair{t->blob, t->length};
+    if (auto* d = std::get_if<Batch::DeleteBlob>(&op)) return std::pair{d->blob, uint64_t{0}};
+    return std::nullopt;
+  };
+  // The blobs this batch trims are locked (in lock order) until their
   // bytes are freed, so no read sees records and bytes disagree.
   std::set<size_t> lock_indexes;
   for (const Batch::Op& op : batch.ops()) {
-    if (auto* t = std::get_if<Batch::TruncateBlob>(&op)) lock_indexes.insert(t->blob % kBlobLocks);
-    if (auto* d = std::get_if<Batch::DeleteBlob>(&op)) lock_indexes.insert(d->blob % kBlobLocks);
+    if (auto trim = trim_of(op)) lock_indexes.insert(trim->first % kBlobLocks);
   }
   std::vector<std::unique_lock<std::shared_mutex>> blob_locks;
   for (size_t i : lock_indexes) blob_locks.emplace_back(blob_locks_[i]);
@@ -426,18 +432,14 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       const AssetEntry& e = pe->entry;
       write.Put(keys::Entry(e.asset, e.dir, e.name), EncodeEntry(e));
       write.Put(keys::Id(e.id), EncodeLocation({e.asset, e.dir, e.name}));
-    } else if (auto* t = std::get_if<Batch::TruncateBlob>(&op)) {
+    } else if (auto trim = trim_of(op)) {
+      const auto [blob, length] = *trim;
       uint64_t before = *freed, end = 0;
-      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, *blobs_, t->blob, t->length, &write, freed, &end));
-      if (*freed > before) freed_blobs->push_back(t->blob);
-      trims.push_back({t->blob, t->length, end});
-    } else if (auto* db = std::get_if<Batch::DeleteBlob>(&op)) {
-      uint64_t before = *freed, end = 0;
-      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, *blobs_, db->blob, 0, &write, freed, &end));
-      if (*freed > before) freed_blobs->push_back(db->blob);
-      // The first file goes even when no record named bytes in it (bytes
-      // a crash left without records).
-      trims.push_back({db->blob, 0, std::max<uint64_t>(end, 1)});
+      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, *blobs_, blob, length, &write, freed, &end));
+      if (*freed > before) freed_blobs->push_back(blob);
+      // A delete removes the first file even when no record named bytes
+      // in it (bytes a crash left without records).
+      trims.push_back({blob, length, length == 0 ? std::max<uint64_t>(end, 1) : end});
     }
   }
   write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
