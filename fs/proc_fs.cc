@@ -55,17 +55,23 @@ std::string ReadSmallFile(const std::string& path) {
 }
 
 // The value of "key:" in "key:<tab>value" lines (status, fdinfo).
-template <typename T>
-std::optional<T> FieldOf(const std::string& text, std::string_view key) {
+std::optional<std::string> LineOf(const std::string& text, std::string_view key) {
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 &&
         line[key.size()] == ':') {
-      return ParseNumber<T>(std::string_view(line).substr(key.size() + 1));
+      return line.substr(key.size() + 1);
     }
   }
   return std::nullopt;
+}
+
+template <typename T>
+std::optional<T> FieldOf(const std::string& text, std::string_view key) {
+  std::optional<std::string> value = LineOf(text, key);
+  if (!value) return std::nullopt;
+  return ParseNumber<T>(*value);
 }
 
 }  // namespace
@@ -89,6 +95,31 @@ bool ProcFs::SetMountPoint(const std::string& mountpoint) {
 std::optional<pid_t> ProcFs::ProcessOf(pid_t tid) const {
   if (tid <= 0) return std::nullopt;  // not visible in our pid namespace
   return FieldOf<pid_t>(ReadSmallFile(root_ + "/" + std::to_string(tid) + "/status"), "Tgid");
+}
+
+std::optional<ThreadCredentials> ProcFs::CredentialsOf(pid_t tid) const {
+  if (tid <= 0) return std::nullopt;
+  const std::string status = ReadSmallFile(root_ + "/" + std::to_string(tid) + "/status");
+  std::optional<std::string> caps = LineOf(status, "CapEff");
+  std::optional<std::string> gids = LineOf(status, "Gid");  // real effective saved fs
+  std::optional<std::string> groups = LineOf(status, "Groups");
+  if (!caps || !gids || !groups) return std::nullopt;
+  ThreadCredentials creds;
+  std::string_view hex(*caps);
+  while (!hex.empty() && (hex.front() == ' ' || hex.front() == '\t')) hex.remove_prefix(1);
+  auto [ptr, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), creds.effective_caps, 16);
+  if (ec != std::errc() || ptr == hex.data()) return std::nullopt;
+  const std::vector<std::string> gid_fields = Fields(*gids);
+  if (gid_fields.size() != 4) return std::nullopt;
+  std::optional<uint32_t> fsgid = ParseNumber<uint32_t>(gid_fields[3]);
+  if (!fsgid) return std::nullopt;
+  creds.fsgid = *fsgid;
+  for (const std::string& g : Fields(*groups)) {
+    std::optional<uint32_t> gid = ParseNumber<uint32_t>(g);
+    if (!gid) return std::nullopt;
+    creds.groups.push_back(*gid);
+  }
+  return creds;
 }
 
 std::optional<bool> ProcFs::HasOpen(pid_t pid, uint64_t ino) const {

@@ -1,7 +1,8 @@
-// ProcFs: what /proc says about the processes using the mount, for the one
-// question the fs layer cannot answer from FUSE requests alone: is this
+// ProcFs: what /proc says about the processes using the mount, for the
+// questions the fs layer cannot answer from FUSE requests alone: is this
 // close of `.finish` its opener's last descriptor of it? (See
-// FinishHandles.)
+// FinishHandles.) Does the writer of a setuid file hold CAP_FSETID, and is
+// it in the file's group? (See session::Credentials.)
 //
 // Everything is read fresh on each call, and every answer may be "don't
 // know" (nullopt): the process is gone, /proc is not readable (another
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace upfs::fs {
 
@@ -33,6 +35,14 @@ class ProcessView {
   virtual std::optional<bool> HasOpen(pid_t pid, uint64_t ino) const = 0;
 };
 
+// A thread's credentials, from the `CapEff:`, `Gid:` and `Groups:` lines
+// of its status.
+struct ThreadCredentials {
+  uint64_t effective_caps = 0;  // bit N: capability N (CAP_FSETID is 4)
+  uint32_t fsgid = 0;
+  std::vector<uint32_t> groups;  // supplementary
+};
+
 class ProcFs : public ProcessView {
  public:
   // `root` is where procfs is mounted; tests point it at a fake tree.
@@ -46,6 +56,7 @@ class ProcFs : public ProcessView {
 
   std::optional<pid_t> ProcessOf(pid_t tid) const override;
   std::optional<bool> HasOpen(pid_t pid, uint64_t ino) const override;
+  std::optional<ThreadCredentials> CredentialsOf(pid_t tid) const;
 
  private:
   const std::string root_;

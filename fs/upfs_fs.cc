@@ -5,12 +5,14 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <exception>
 #include <new>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -153,8 +155,8 @@ struct stat ToStat(const Attr& attr) {
   // du and sparse-file heuristics read st_blocks; report the length, as
   // gaps are not known here.
   st.st_blocks = static_cast<blkcnt_t>((attr.size + 511) / 512);
+  st.st_atim = ToTimespec(attr.atime_ns);  // as last set: reads do not move it (noatime)
   st.st_mtim = ToTimespec(attr.mtime_ns);
-  st.st_atim = st.st_mtim;  // upfs keeps no access times
   st.st_ctim = ToTimespec(attr.ctime_ns);
   return st;
 }
@@ -184,6 +186,45 @@ session::Caller CallerOf(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   return session::Caller{static_cast<uint32_t>(ctx->uid), static_cast<uint32_t>(ctx->gid)};
 }
+
+// The credentials of a request's thread, for the engine's setuid/setgid
+// rule. libfuse 3.14 does not pass on the kernel's FUSE_WRITE_KILL_SUIDGID,
+// and for direct_io writes and atomic O_TRUNC opens the kernel sends no
+// setattr clearing the bits, so upfs decides as the kernel would: from
+// CAP_FSETID and the groups in /proc/TID/status, read only when the engine
+// meets a file with such a bit. If the thread is gone (or /proc hides it),
+// uid 0 counts as holding CAP_FSETID and the request's gid as its only
+// group.
+class RequestCredentials final : public session::Credentials {
+ public:
+  RequestCredentials(const ProcFs& proc, fuse_req_t req) : proc_(proc), ctx_(*fuse_req_ctx(req)) {}
+
+  bool HasCapFsetid() override {
+    constexpr uint64_t kCapFsetid = uint64_t{1} << 4;
+    return (Load().effective_caps & kCapFsetid) != 0;
+  }
+  bool InGroup(uint32_t gid) override {
+    const ThreadCredentials& c = Load();
+    return gid == c.fsgid || std::find(c.groups.begin(), c.groups.end(), gid) != c.groups.end();
+  }
+
+ private:
+  const ThreadCredentials& Load() {
+    if (!creds_) {
+      creds_ = proc_.CredentialsOf(ctx_.pid);
+      if (!creds_) {
+        creds_.emplace();
+        creds_->effective_caps = ctx_.uid == 0 ? ~uint64_t{0} : 0;
+        creds_->fsgid = static_cast<uint32_t>(ctx_.gid);
+      }
+    }
+    return *creds_;
+  }
+
+  const ProcFs& proc_;
+  const fuse_ctx ctx_;
+  std::optional<ThreadCredentials> creds_;
+};
 
 // ---- the failure funnel ----
 
@@ -431,7 +472,9 @@ void UpfsFs::Init(fuse_conn_info* conn) {
     // in memory, so write_buf and fuse_reply_data gain nothing here.
     // (Clients that splice into a file, like gio copy, are unaffected.)
     disable(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-    // Let the kernel clear setuid/setgid bits with a setattr.
+    // Let the kernel clear setuid/setgid bits with a setattr where it does
+    // (chown, truncate(2), buffered writes); for direct_io writes and
+    // atomic O_TRUNC opens it sends none, and RequestCredentials decides.
     disable(FUSE_CAP_HANDLE_KILLPRIV);
     // Neither ACLs nor NFS export (which needs lookups of "." and "..").
     disable(FUSE_CAP_POSIX_ACL | FUSE_CAP_EXPORT_SUPPORT);
@@ -505,11 +548,16 @@ void UpfsFs::SetAttr(fuse_req_t req, fuse_ino_t ino, const struct stat* attr, in
     } else if (to_set & FUSE_SET_ATTR_MTIME) {
       change.mtime_ns = int64_t{attr->st_mtim.tv_sec} * 1'000'000'000 + attr->st_mtim.tv_nsec;
     }
-    // ATIME, ATIME_NOW and CTIME are accepted and dropped: upfs keeps no
-    // access time, and ctime is the engine's to maintain. A change of only
-    // those still reaches the engine, which refuses it on the committed
-    // side (EROFS) like any other setattr there.
-    Result<Attr> updated = engine_.SetAttr(ino, change);
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+      change.atime_ns = NowNs();
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+      change.atime_ns = int64_t{attr->st_atim.tv_sec} * 1'000'000'000 + attr->st_atim.tv_nsec;
+    }
+    // CTIME is the engine's to maintain: every setattr sets it to now. A
+    // change of only that still reaches the engine, which refuses it on
+    // the committed side (EROFS) like any other setattr there.
+    RequestCredentials caller(proc_, req);
+    Result<Attr> updated = engine_.SetAttr(ino, change, &caller);
     if (!updated.ok()) return updated.status();
     const struct stat st = ToStat(*updated);
     fuse_reply_attr(req, &st, TimesFor(updated->kind).attr);
@@ -626,7 +674,8 @@ void UpfsFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Serve(req, {"open", ino}, [&]() -> Status {
     Result<Attr> attr = engine_.GetAttr(ino);
     if (!attr.ok()) return attr.status();
-    Result<uint64_t> handle = engine_.Open(ino, OpenModeOf(fi->flags));
+    RequestCredentials opener(proc_, req);
+    Result<uint64_t> handle = engine_.Open(ino, OpenModeOf(fi->flags), &opener);
     if (!handle.ok()) return handle.status();
     const uint64_t fh = *handle;
     fi->fh = fh;
@@ -677,8 +726,11 @@ void UpfsFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
   op.offset = off;
   op.length = size;
   Serve(req, op, [&]() -> Status {
-    Result<size_t> written =
-        engine_.Write(ino, fi->fh, static_cast<uint64_t>(off), std::string_view(buf, size));
+    // A write-back of cached pages (mmap) comes from no particular writer;
+    // a local filesystem keeps the bits for mmap writes too.
+    RequestCredentials writer(proc_, req);
+    Result<size_t> written = engine_.Write(ino, fi->fh, static_cast<uint64_t>(off),
+                                           std::string_view(buf, size), fi->writepage ? nullptr : &writer);
     // A refused write to .finish counts too: the next close then reports
     // that nothing was committed, instead of waiting for more text.
     finish_handles_.Wrote(fi->fh);

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -156,6 +157,13 @@ struct FileState {
   // Written under mu; read without it for attributes.
   std::atomic<uint64_t> length{0};
   std::atomic<int64_t> mtime_ns{0};
+  std::atomic<int64_t> ctime_ns{0};
+
+  // A write or truncate changes both. REQUIRES(mu)
+  void Modified(int64_t now) {
+    mtime_ns = now;
+    ctime_ns = now;
+  }
   // Set (under mu) when the file's blob is gone (unlinked or replaced with
   // no handle open, or its last handle released after that): writes and
   // reads through handles still open fail with Stale.
@@ -172,13 +180,24 @@ struct Node {
   uint32_t mode = 0;
   uint32_t uid = 0;
   uint32_t gid = 0;
-  int64_t dir_mtime_ns = 0;
+  uint32_t subdirs = 0;  // directories: subdirectories directly inside
+  int64_t atime_ns = 0;
+  int64_t dir_mtime_ns = 0;  // files keep theirs in FileState
+  int64_t dir_ctime_ns = 0;
   Xattrs xattrs;
   // Directories only; created on first use (a file does not pay for it).
   std::unique_ptr<std::map<std::string, uint64_t, std::less<>>> children;
   std::shared_ptr<FileState> file;                        // files
 
   int64_t mtime_ns() const { return file ? file->mtime_ns.load() : dir_mtime_ns; }
+  int64_t ctime_ns() const { return file ? file->ctime_ns.load() : dir_ctime_ns; }
+  void SetCtime(int64_t now) {
+    if (file) {
+      file->ctime_ns = now;
+    } else {
+      dir_ctime_ns = now;
+    }
+  }
   bool HasChildren() const { return children && !children->empty(); }
 
   NodeRecord ToRecord() const {
@@ -191,6 +210,8 @@ struct Node {
     r.uid = uid;
     r.gid = gid;
     r.mtime_ns = mtime_ns();
+    r.atime_ns = atime_ns;
+    r.ctime_ns = ctime_ns();
     r.length = file ? file->length.load() : 0;
     r.xattrs = xattrs;
     return r;
@@ -214,6 +235,7 @@ struct Session {
   // their bytes are an orphan blob: `upfs fsck` reports it and
   // --remove-orphans frees it.)
   std::unordered_map<uint64_t, Node> unlinked;  // GUARDED_BY(mu)
+  uint32_t root_subdirs = 0;                              // GUARDED_BY(mu)
   int open_handles = 0;                                   // GUARDED_BY(mu)
   int writes_in_flight = 0;                               // GUARDED_BY(mu)
   int64_t last_activity_ns = 0;                           // GUARDED_BY(mu)
@@ -250,6 +272,33 @@ struct Session {
     auto& dir_children = it->second.children;
     if (!dir_children) dir_children = std::make_unique<std::map<std::string, uint64_t, std::less<>>>();
     return dir_children.get();
+  }
+
+  // The subdirectory count of directory `dir_id` (the root or a
+  // subdirectory, which DirChildren found). REQUIRES(mu)
+  uint32_t& SubdirsOf(uint64_t dir_id) { return dir_id == record.id ? root_subdirs : nodes.at(dir_id).subdirs; }
+
+  // The entries of directory `dir_id` change at `now`: its mtime and ctime
+  // move, in `batch` (applied by the caller) and, once that succeeded,
+  // by StampDir. REQUIRES(mu)
+  void AddDirStamp(uint64_t dir_id, int64_t now, Batch* batch) const {
+    if (dir_id == record.id) {
+      SessionRecord r = record;
+      r.mtime_ns = r.ctime_ns = now;
+      batch->Put(r);
+      return;
+    }
+    NodeRecord r = nodes.at(dir_id).ToRecord();
+    r.mtime_ns = r.ctime_ns = now;
+    batch->Put(record.id, std::move(r));
+  }
+  void StampDir(uint64_t dir_id, int64_t now) {
+    if (dir_id == record.id) {
+      record.mtime_ns = record.ctime_ns = now;
+      return;
+    }
+    Node& n = nodes.at(dir_id);
+    n.dir_mtime_ns = n.dir_ctime_ns = now;
   }
 
   // Path of a node relative to the session root. REQUIRES(mu)
@@ -289,40 +338,56 @@ struct Handle {
   std::optional<CommitInfo> commit_info;
 };
 
-Attr DirAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime_ns) {
+// A node's three times.
+struct Times {
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  static Times All(int64_t ns) { return {ns, ns, ns}; }
+  template <typename Record>
+  static Times Of(const Record& r) {
+    return {r.atime_ns, r.mtime_ns, r.ctime_ns};
+  }
+};
+
+Attr BaseAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t gid, Times t) {
   Attr a;
   a.id = id;
   a.kind = kind;
-  a.mode = S_IFDIR | (mode & 07777);
+  a.mode = mode;
   a.uid = uid;
   a.gid = gid;
-  // 1, not 2 + subdirectories: tells find(1) and fts not to count links.
-  a.nlink = 1;
-  a.mtime_ns = a.ctime_ns = mtime_ns;
+  a.atime_ns = t.atime_ns;
+  a.mtime_ns = t.mtime_ns;
+  a.ctime_ns = t.ctime_ns;
   return a;
 }
 
-Attr FileAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime_ns,
-              uint64_t size) {
-  Attr a;
-  a.id = id;
-  a.kind = kind;
-  a.mode = S_IFREG | (mode & 07777);
-  a.uid = uid;
-  a.gid = gid;
+// `subdirs`: the directories directly inside; the link count is 2 + that
+// ("." and the entry in the parent, plus each subdirectory's ".."), as on
+// ext4, so find(1)'s leaf optimisation and fts count right.
+Attr DirAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t gid, Times t, uint64_t subdirs) {
+  Attr a = BaseAttr(id, kind, S_IFDIR | (mode & 07777), uid, gid, t);
+  a.nlink = static_cast<uint32_t>(std::min<uint64_t>(2 + subdirs, UINT32_MAX));
+  return a;
+}
+
+Attr FileAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t gid, Times t, uint64_t size) {
+  Attr a = BaseAttr(id, kind, S_IFREG | (mode & 07777), uid, gid, t);
   a.nlink = 1;
   a.size = size;
-  a.mtime_ns = a.ctime_ns = mtime_ns;
   return a;
 }
 
-Attr EntryAttr(const AssetEntry& e) {
-  if (e.is_dir) return DirAttr(e.id, NodeKind::kAssetDir, e.mode, e.uid, e.gid, e.mtime_ns);
-  return FileAttr(e.id, NodeKind::kAssetFile, e.mode, e.uid, e.gid, e.mtime_ns, e.length);
+// Committed directories written before the count was recorded have
+// subdirs == kUnknownCount: the caller counts their entries instead.
+Attr EntryAttr(const AssetEntry& e, uint64_t subdirs) {
+  if (e.is_dir) return DirAttr(e.id, NodeKind::kAssetDir, e.mode, e.uid, e.gid, Times::Of(e), subdirs);
+  return FileAttr(e.id, NodeKind::kAssetFile, e.mode, e.uid, e.gid, Times::Of(e), e.length);
 }
 
-Attr AssetRootAttr(const AssetRecord& r) {
-  return DirAttr(r.root_id, NodeKind::kAssetRoot, r.mode, r.uid, r.gid, r.mtime_ns);
+Attr AssetRootAttr(const AssetRecord& r, uint64_t subdirs) {
+  return DirAttr(r.root_id, NodeKind::kAssetRoot, r.mode, r.uid, r.gid, Times::Of(r), subdirs);
 }
 
 // Path of an asset location's own directory, for looking up its children.
@@ -343,6 +408,14 @@ struct Engine::Impl {
   Options options;
   int64_t mount_time_ns = 0;
   AssetReadCache asset_reads;  // reads of committed files
+
+  // Committed assets: the link count of assets/ and statfs. Counted once
+  // at open, then kept by commits.
+  std::atomic<uint64_t> asset_count{0};
+  // The times of sessions/ and assets/, which change as sessions begin,
+  // end and commit. Kept in memory only: the mount time after a restart.
+  std::atomic<int64_t> sessions_dir_ns{0};
+  std::atomic<int64_t> assets_dir_ns{0};
 
   // Lock order: table_mu -> Session::mu -> FileState::mu. index_mu and
   // handles_mu are leaves: nothing else is locked while holding them.
@@ -402,26 +475,40 @@ struct Engine::Impl {
   // Attributes of a session-side id. REQUIRES(s.mu)
   static Result<Attr> AttrIn(Session& s, uint64_t id) {
     const SessionRecord& r = s.record;
-    if (id == r.id) return DirAttr(r.id, NodeKind::kSessionRoot, r.mode, r.uid, r.gid, r.mtime_ns);
+    if (id == r.id) return DirAttr(r.id, NodeKind::kSessionRoot, r.mode, r.uid, r.gid, Times::Of(r), s.root_subdirs);
     if (id == r.id + kFinishOffset) {
-      return FileAttr(id, NodeKind::kFinish, 0200, r.uid, r.gid, r.mtime_ns, 0);
+      return FileAttr(id, NodeKind::kFinish, 0200, r.uid, r.gid, Times::All(r.mtime_ns), 0);
     }
     if (id == r.id + kStatusOffset) {
-      return FileAttr(id, NodeKind::kStatus, 0444, r.uid, r.gid, s.last_activity_ns, 0);
+      return FileAttr(id, NodeKind::kStatus, 0444, r.uid, r.gid, Times::All(s.last_activity_ns), 0);
     }
     auto it = s.nodes.find(id);
-    if (it == s.nodes.end()) {
-      auto u = s.unlinked.find(id);
-      if (u == s.unlinked.end()) return Status::NotFound("id " + std::to_string(id) + " is gone");
-      // fstat(2) of an unlinked file that is still open: no links left.
-      const Node& n = u->second;
-      Attr a = FileAttr(n.id, NodeKind::kFile, n.mode, n.uid, n.gid, n.mtime_ns(), n.file->length.load());
-      a.nlink = 0;
-      return a;
+    const bool unlinked = it == s.nodes.end();
+    if (unlinked) {
+      it = s.unlinked.find(id);
+      if (it == s.unlinked.end()) return Status::NotFound("id " + std::to_string(id) + " is gone");
     }
     const Node& n = it->second;
-    if (n.is_dir) return DirAttr(n.id, NodeKind::kDir, n.mode, n.uid, n.gid, n.dir_mtime_ns);
-    return FileAttr(n.id, NodeKind::kFile, n.mode, n.uid, n.gid, n.mtime_ns(), n.file->length.load());
+    const Times t{n.atime_ns, n.mtime_ns(), n.ctime_ns()};
+    if (n.is_dir) return DirAttr(n.id, NodeKind::kDir, n.mode, n.uid, n.gid, t, n.subdirs);
+    Attr a = FileAttr(n.id, NodeKind::kFile, n.mode, n.uid, n.gid, t, n.file->length.load());
+    // fstat(2) of an unlinked file that is still open: no links left.
+    if (unlinked) a.nlink = 0;
+    return a;
+  }
+
+  // The subdirectory count of a committed directory: as recorded at
+  // commit, or counted for a record from before the count was kept.
+  uint64_t CommittedSubdirs(std::string_view asset, std::string_view dir, uint64_t recorded) {
+    if (recorded != store::kUnknownCount) return recorded;
+    std::vector<AssetEntry> entries;
+    if (!store->ListAssetDir(asset, dir, &entries).ok()) return 0;
+    return static_cast<uint64_t>(
+        std::count_if(entries.begin(), entries.end(), [](const AssetEntry& e) { return e.is_dir; }));
+  }
+  Attr RootAttrOf(const AssetRecord& r) { return AssetRootAttr(r, CommittedSubdirs(r.name, "", r.subdirs)); }
+  Attr EntryAttrOf(const AssetEntry& e) {
+    return EntryAttr(e, e.is_dir ? CommittedSubdirs(e.asset, e.Path(), e.subdirs) : 0);
   }
 
   Result<AssetLocation> Locate(uint64_t id) {
@@ -436,11 +523,11 @@ struct Engine::Impl {
     if (loc.is_root()) {
       AssetRecord r;
       UPFS_RETURN_IF_ERROR(store->GetAsset(loc.asset, &r));
-      return AssetRootAttr(r);
+      return RootAttrOf(r);
     }
     AssetEntry e;
     UPFS_RETURN_IF_ERROR(store->GetAssetEntry(loc.asset, loc.dir, loc.name, &e));
-    return EntryAttr(e);
+    return EntryAttrOf(e);
   }
 
   Result<AssetEntry> AssetEntryOf(uint64_t id) {
@@ -454,11 +541,21 @@ struct Engine::Impl {
 
   Result<Attr> GetAttr(uint64_t id) {
     switch (id) {
-      case kRootId: return DirAttr(kRootId, NodeKind::kRoot, 0755, 0, 0, mount_time_ns);
+      case kRootId: return DirAttr(kRootId, NodeKind::kRoot, 0755, 0, 0, Times::All(mount_time_ns), 2);
       // Both sides are sticky and world-writable, like /tmp: anyone may
       // begin a session, only its owner may remove, rename or commit it.
-      case kSessionsId: return DirAttr(kSessionsId, NodeKind::kSessionsDir, 01777, 0, 0, mount_time_ns);
-      case kAssetsId: return DirAttr(kAssetsId, NodeKind::kAssetsDir, 01777, 0, 0, mount_time_ns);
+      case kSessionsId: {
+        uint64_t open_sessions;
+        {
+          std::lock_guard lock(table_mu);
+          open_sessions = sessions.size();
+        }
+        return DirAttr(kSessionsId, NodeKind::kSessionsDir, 01777, 0, 0, Times::All(sessions_dir_ns.load()),
+                       open_sessions);
+      }
+      case kAssetsId:
+        return DirAttr(kAssetsId, NodeKind::kAssetsDir, 01777, 0, 0, Times::All(assets_dir_ns.load()),
+                       asset_count.load());
       default: break;
     }
     if (auto s = SessionOf(id)) {
@@ -468,6 +565,32 @@ struct Engine::Impl {
     auto loc = Locate(id);
     if (!loc.ok()) return loc.status();
     return AssetAttr(*loc);
+  }
+
+  // Changes the extended attributes of a session's root or node (kind
+  // kSessionRoot, kDir or kFile) through `edit`, and so its ctime.
+  // REQUIRES(s.mu)
+  Status EditXattrs(Session& s, uint64_t id, NodeKind kind, const std::function<void(Xattrs&)>& edit) {
+    const int64_t now = Now();
+    Batch batch;
+    if (kind == NodeKind::kSessionRoot) {
+      SessionRecord r = s.record;
+      edit(r.xattrs);
+      r.ctime_ns = now;
+      batch.Put(r);
+      UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
+      s.record = std::move(r);
+      return Status::OK();
+    }
+    Node& n = s.NodeAt(id);
+    NodeRecord rec = n.ToRecord();
+    edit(rec.xattrs);
+    rec.ctime_ns = now;
+    if (!s.IsUnlinked(id)) batch.Put(s.id(), rec);  // unlinked: no record, memory only
+    UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
+    n.xattrs = std::move(rec.xattrs);
+    n.SetCtime(now);
+    return Status::OK();
   }
 
   // ---- hashing ----
@@ -507,12 +630,14 @@ struct Engine::Impl {
 
   // ---- writes ----
 
-  Status WriteFile(Session& s, uint64_t id, FileState& f, uint64_t offset, std::string_view data) {
+  Status WriteFile(Session& s, uint64_t id, FileState& f, uint64_t offset, std::string_view data,
+                   Credentials* writer) {
     bool write_once;
     {
       std::lock_guard lock(s.mu);
       UPFS_RETURN_IF_ERROR(s.CheckOpen());
       if (f.removed) return Status::Stale(s.Where(id) + " was removed");
+      if (writer) UPFS_RETURN_IF_ERROR(ClearSetid(s, s.NodeAt(id), *writer, "write"));
       write_once = s.record.write_once;
       ++s.writes_in_flight;
       s.last_activity_ns = Now();
@@ -567,12 +692,32 @@ struct Engine::Impl {
     if (!skip_store) UPFS_RETURN_IF_ERROR(f.Blob()->WriteAt(offset, data));
     f.received.Add(offset, end);
     if (end > f.length.load()) f.length = end;
-    f.mtime_ns = Now();
+    f.Modified(Now());
     if (rewrites_hashed) {
       f.hash.Invalidate();
     } else if (f.hash.Feed(offset, data)) {
       CatchUp(f);
     }
+    return Status::OK();
+  }
+
+  // Clears the setuid/setgid bits of file `n` that a write or truncate by
+  // `who` clears on a local filesystem (see Credentials). REQUIRES(s.mu)
+  Status ClearSetid(Session& s, Node& n, Credentials& who, const char* op) {
+    if (n.is_dir || !(n.mode & (S_ISUID | S_ISGID))) return Status::OK();
+    uint32_t clear = n.mode & S_ISUID;
+    if ((n.mode & S_ISGID) && ((n.mode & S_IXGRP) || !who.InGroup(n.gid))) clear |= S_ISGID;
+    if (clear == 0 || who.HasCapFsetid()) return Status::OK();
+    NodeRecord rec = n.ToRecord();
+    rec.mode &= ~clear;
+    rec.ctime_ns = Now();
+    Batch batch;
+    if (!s.IsUnlinked(n.id)) batch.Put(s.id(), rec);  // unlinked: no record, memory only
+    UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
+    n.mode = rec.mode;
+    n.SetCtime(rec.ctime_ns);
+    spdlog::info("{}: {} by a caller without CAP_FSETID cleared mode bits {:o} (now {:o})", s.Where(n.id), op,
+                 clear, n.mode);
     return Status::OK();
   }
 
@@ -583,14 +728,14 @@ struct Engine::Impl {
     std::lock_guard lock(f.mu);
     NodeRecord rec = n.ToRecord();
     rec.length = size;
-    rec.mtime_ns = Now();
+    rec.mtime_ns = rec.ctime_ns = Now();
     Batch batch;
     if (size < f.received.End()) batch.Truncate(n.id, size);
     if (!s.IsUnlinked(n.id)) batch.Put(s.id(), rec);
     UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
     f.received.Truncate(size);
     f.length = size;
-    f.mtime_ns = rec.mtime_ns;
+    f.Modified(rec.mtime_ns);
     if (size == 0) {
       f.hash.Reset();
     } else if (f.hash.valid() && f.hash.frontier() > size) {
@@ -710,12 +855,14 @@ struct Engine::Impl {
                          CommitInfo* info) {
     Session& s = *sp;
     SessionRecord record;
+    uint64_t root_subdirs = 0;
     std::vector<Planned> plan;
     {
       // The session is kFinishing: no write, create, rename or delete runs
       // until it is open again or gone, so this snapshot stays true.
       std::lock_guard lock(s.mu);
       record = s.record;
+      root_subdirs = s.root_subdirs;
       plan.reserve(s.nodes.size());
       for (const auto& [id, n] : s.nodes) {
         Planned& p = plan.emplace_back();
@@ -731,7 +878,10 @@ struct Engine::Impl {
         e.mode = n.mode;
         e.uid = n.uid;
         e.gid = n.gid;
+        e.atime_ns = n.atime_ns;
         e.mtime_ns = n.dir_mtime_ns;  // files: set once verified
+        e.ctime_ns = n.dir_ctime_ns;
+        e.subdirs = n.subdirs;
         e.xattrs = n.xattrs;
       }
     }
@@ -797,6 +947,7 @@ struct Engine::Impl {
       }
       f.last_error.reset();
       p.entry.mtime_ns = f.mtime_ns.load();
+      p.entry.ctime_ns = f.ctime_ns.load();
       p.entry.length = length;
       ++files;
       bytes += length;
@@ -816,7 +967,10 @@ struct Engine::Impl {
     asset.uid = record.uid;
     asset.gid = record.gid;
     asset.mode = record.mode;
+    asset.atime_ns = record.atime_ns;
     asset.mtime_ns = record.mtime_ns;
+    asset.ctime_ns = record.ctime_ns;
+    asset.subdirs = root_subdirs;
     asset.committed_ns = now;
     asset.files = files;
     asset.bytes = bytes;
@@ -847,6 +1001,9 @@ struct Engine::Impl {
     }
 
     // Committed and durable. Retire the session from memory.
+    ++asset_count;
+    sessions_dir_ns = now;
+    assets_dir_ns = now;
     {
       std::lock_guard table(table_mu);
       sessions.erase(record.name);
@@ -914,6 +1071,7 @@ struct Engine::Impl {
       auto it = sessions.find(name);
       if (it != sessions.end() && it->second.get() == &s) sessions.erase(it);
     }
+    sessions_dir_ns = Now();
     for (uint64_t id : ids) IndexRemove(id);
     IndexRemove(s.id());
     IndexRemove(s.id() + kFinishOffset);
@@ -1013,7 +1171,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
       n.mode = nr.mode;
       n.uid = nr.uid;
       n.gid = nr.gid;
+      n.atime_ns = nr.atime_ns;
       n.dir_mtime_ns = nr.mtime_ns;
+      n.dir_ctime_ns = nr.ctime_ns;
       n.xattrs = std::move(nr.xattrs);
       if (!n.is_dir) {
         n.file = std::make_shared<FileState>(impl->store.get(), n.id);
@@ -1023,6 +1183,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
         for (const Extent& e : extents) n.file->received.Add(e.begin, e.end);
         n.file->length = std::max(nr.length, n.file->received.End());
         n.file->mtime_ns = nr.mtime_ns;
+        n.file->ctime_ns = nr.ctime_ns;
         received_total += n.file->received.BytesReceived();
         // The hash is rebuilt from the store when finish needs it.
         if (n.file->length.load() > 0) n.file->hash.Invalidate();
@@ -1037,6 +1198,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
         continue;
       }
       (*dir)->emplace(n.name, id);
+      if (n.is_dir) ++s->SubdirsOf(n.parent);
     }
     for (const auto& [id, n] : s->nodes) impl->IndexAdd(id, s);
     impl->IndexAdd(s->id(), s);
@@ -1046,6 +1208,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
                  received_total);
     impl->sessions.emplace(s->record.name, std::move(s));
   }
+  std::vector<AssetRecord> assets;
+  UPFS_RETURN_IF_ERROR(impl->store->ListAssets(&assets));
+  impl->asset_count = assets.size();
+  impl->sessions_dir_ns = impl->assets_dir_ns = impl->mount_time_ns;
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
@@ -1071,7 +1237,7 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
       Status st = m.store->GetAsset(name, &r);
       if (st.IsNotFound()) return Status::NotFound("no asset " + Quote(name));
       UPFS_RETURN_IF_ERROR(st);
-      return AssetRootAttr(r);
+      return m.RootAttrOf(r);
     }
     default: break;
   }
@@ -1103,7 +1269,7 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
   Status st = m.store->GetAssetEntry(loc->asset, ChildDir(*loc), name, &e);
   if (st.IsNotFound()) return Status::NotFound("no " + Quote(name) + " in asset " + Quote(loc->asset));
   UPFS_RETURN_IF_ERROR(st);
-  return EntryAttr(e);
+  return m.EntryAttrOf(e);
 }
 
 Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
@@ -1170,7 +1336,7 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
     r.uid = caller.uid;
     r.gid = caller.gid;
     r.mode = mode & 07777;
-    r.created_ns = r.mtime_ns = now;
+    r.created_ns = r.atime_ns = r.mtime_ns = r.ctime_ns = now;
     r.write_once = m.options.write_once_default;
     s->last_activity_ns = now;
     Batch batch;
@@ -1183,6 +1349,7 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
                  r.write_once);
     Attr attr = Impl::AttrIn(*s, r.id).value();
     m.sessions.emplace(std::string(name), std::move(s));
+    m.sessions_dir_ns = now;
     return attr;
   }
   if (parent == kRootId) return Status::NotPermitted("the mount root holds only sessions/ and assets/");
@@ -1208,13 +1375,16 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
   n.mode = mode & 07777;
   n.uid = caller.uid;
   n.gid = caller.gid;
-  n.dir_mtime_ns = now;
+  n.atime_ns = n.dir_mtime_ns = n.dir_ctime_ns = now;
   Batch batch;
   batch.Put(s->id(), n.ToRecord());
+  s->AddDirStamp(parent, now, &batch);
   UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
   uint64_t id = n.id;
   (*children)->emplace(n.name, id);
   s->nodes.emplace(id, std::move(n));
+  s->StampDir(parent, now);
+  ++s->SubdirsOf(parent);
   s->last_activity_ns = now;
   m.IndexAdd(id, s);
   return Impl::AttrIn(*s, id);
@@ -1245,13 +1415,16 @@ Result<Attr> Engine::Create(uint64_t parent, std::string_view name, uint32_t mod
   n.uid = caller.uid;
   n.gid = caller.gid;
   n.file = std::make_shared<FileState>(m.store.get(), n.id);
-  n.file->mtime_ns = now;
+  n.file->Modified(now);
+  n.atime_ns = now;
   Batch batch;
   batch.Put(s->id(), n.ToRecord());
+  s->AddDirStamp(parent, now, &batch);
   UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
   uint64_t id = n.id;
   (*children)->emplace(n.name, id);
   s->nodes.emplace(id, std::move(n));
+  s->StampDir(parent, now);
   s->last_activity_ns = now;
   m.IndexAdd(id, s);
   return Impl::AttrIn(*s, id);
@@ -1274,12 +1447,16 @@ Status Engine::Unlink(uint64_t parent, std::string_view name) {
   uint64_t id = it->second;
   Node& n = s->nodes.at(id);
   if (n.is_dir) return Status::IsDirectory(Quote(name) + " is a directory");
+  const int64_t now = m.Now();
   Batch batch;
   const bool still_open = Impl::AddFileRemoval(*s, n, &batch);
+  s->AddDirStamp(parent, now, &batch);
   UPFS_RETURN_IF_ERROR(m.ApplyFileRemoval(*n.file, batch, still_open));
+  n.SetCtime(now);  // its link count changed (fstat through a handle still open shows it)
   (*children)->erase(it);
   m.AfterFileRemoval(*s, id, still_open);
-  s->last_activity_ns = m.Now();
+  s->StampDir(parent, now);
+  s->last_activity_ns = now;
   return Status::OK();
 }
 
@@ -1316,12 +1493,17 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
   Node& n = s->nodes.at(id);
   if (!n.is_dir) return Status::NotDirectory(Quote(name) + " is not a directory");
   if (n.HasChildren()) return Status::NotEmpty(Quote(name) + " is not empty");
+  const int64_t now = m.Now();
   Batch batch;
   batch.DeleteNodeRecord(s->id(), id);
+  s->AddDirStamp(parent, now, &batch);
   UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
   (*children)->erase(it);
   s->nodes.erase(id);
   m.IndexRemove(id);
+  s->StampDir(parent, now);
+  --s->SubdirsOf(parent);
+  s->last_activity_ns = now;
   return Status::OK();
 }
 
@@ -1353,6 +1535,8 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     UPFS_RETURN_IF_ERROR(s->CheckOpen());
     SessionRecord renamed = s->record;
     renamed.name = std::string(new_name);
+    const int64_t now = m.Now();
+    renamed.ctime_ns = now;
     Batch batch;
     batch.Delete(s->record);
     batch.Put(renamed);
@@ -1361,6 +1545,7 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     s->record = std::move(renamed);
     m.sessions.erase(it);
     m.sessions.emplace(std::string(new_name), std::move(s));
+    m.sessions_dir_ns = now;
     return Status::OK();
   }
   auto fixed = [](uint64_t id) { return id == kRootId || id == kSessionsId || id == kAssetsId; };
@@ -1414,10 +1599,16 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
       batch.DeleteNodeRecord(s.id(), victim->id);
     }
   }
+  // Linux sets the ctime of the node renamed and the mtime and ctime of
+  // both directories.
+  const int64_t now = m.Now();
   NodeRecord moved = n.ToRecord();
   moved.parent = new_parent;
   moved.name = std::string(new_name);
+  moved.ctime_ns = now;
   batch.Put(s.id(), moved);
+  s.AddDirStamp(parent, now, &batch);
+  if (new_parent != parent) s.AddDirStamp(new_parent, now, &batch);
   if (victim && victim->file) {
     UPFS_RETURN_IF_ERROR(m.ApplyFileRemoval(*victim->file, batch, victim_open));
   } else {
@@ -1427,21 +1618,30 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     uint64_t vid = victim->id;
     (*to)->erase(target);
     if (victim->file) {
+      victim->SetCtime(now);
       m.AfterFileRemoval(s, vid, victim_open);
     } else {
       s.nodes.erase(vid);
       m.IndexRemove(vid);
+      --s.SubdirsOf(new_parent);
     }
   }
   (*from)->erase(it);  // still valid: erasing `target` leaves other map iterators alone
   (*to)->emplace(std::string(new_name), id);
   n.parent = new_parent;
   n.name = std::string(new_name);
-  s.last_activity_ns = m.Now();
+  n.SetCtime(now);
+  if (n.is_dir) {
+    --s.SubdirsOf(parent);
+    ++s.SubdirsOf(new_parent);
+  }
+  s.StampDir(parent, now);
+  s.StampDir(new_parent, now);
+  s.last_activity_ns = now;
   return Status::OK();
 }
 
-Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change) {
+Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change, Credentials* caller) {
   Impl& m = *impl_;
   if (id == kRootId || id == kSessionsId || id == kAssetsId) {
     return Status::NotPermitted("the mount's fixed directories cannot change");
@@ -1478,7 +1678,9 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change) {
       if (change.mode) r.mode = *change.mode & 07777;
       if (change.uid) r.uid = *change.uid;
       if (change.gid) r.gid = *change.gid;
+      if (change.atime_ns) r.atime_ns = *change.atime_ns;
       if (change.mtime_ns) r.mtime_ns = *change.mtime_ns;
+      r.ctime_ns = now;
       Batch batch;
       batch.Put(r);
       UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
@@ -1490,28 +1692,36 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change) {
   Node& n = s->NodeAt(id);
   if (change.size) {
     if (n.is_dir) return Status::IsDirectory(Quote(n.name) + " is a directory");
+    // The kernel clears setuid itself with this change, but setgid only
+    // with group-execute: the rule for a caller outside the group is ours.
+    if (caller) UPFS_RETURN_IF_ERROR(m.ClearSetid(*s, n, *caller, "truncate"));
     Status st = m.TruncateFile(*s, n, *change.size);
     if (!st.ok()) return st.WithContext(s->Where(id) + " truncate to " + std::to_string(*change.size));
   }
-  if (change.mode || change.uid || change.gid || change.mtime_ns) {
+  // Every other change (even one of ctime alone, as the kernel may send)
+  // sets ctime to now, as notify_change does.
+  if (change.mode || change.uid || change.gid || change.atime_ns || change.mtime_ns || !change.size) {
     NodeRecord rec = n.ToRecord();
     if (change.mode) rec.mode = *change.mode & 07777;
     if (change.uid) rec.uid = *change.uid;
     if (change.gid) rec.gid = *change.gid;
+    if (change.atime_ns) rec.atime_ns = *change.atime_ns;
     if (change.mtime_ns) rec.mtime_ns = *change.mtime_ns;
+    rec.ctime_ns = now;
     Batch batch;
     if (!s->IsUnlinked(id)) batch.Put(s->id(), rec);  // unlinked: no record, memory only
     UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
     n.mode = rec.mode;
     n.uid = rec.uid;
     n.gid = rec.gid;
-    if (change.mtime_ns) {
-      if (n.file) {
-        n.file->mtime_ns = *change.mtime_ns;
-      } else {
-        n.dir_mtime_ns = *change.mtime_ns;
-      }
+    n.atime_ns = rec.atime_ns;
+    if (n.file) {
+      // Only what changed: a write may have moved the mtime since `rec`.
+      if (change.mtime_ns) n.file->mtime_ns = *change.mtime_ns;
+    } else {
+      n.dir_mtime_ns = rec.mtime_ns;
     }
+    n.SetCtime(now);
   }
   return Impl::AttrIn(*s, id);
 }
@@ -1536,6 +1746,7 @@ Status Engine::SetXattr(uint64_t id, std::string_view name, std::string_view val
     }
     SessionRecord r = s->record;
     r.write_once = value == "1";
+    r.ctime_ns = m.Now();
     Batch batch;
     batch.Put(r);
     UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
@@ -1545,22 +1756,7 @@ Status Engine::SetXattr(uint64_t id, std::string_view name, std::string_view val
   }
   UPFS_RETURN_IF_ERROR(CheckXattrName(name));
   if (value.size() > kMaxXattrValue) return Status::TooLarge("extended attribute value over 64 KiB");
-  Batch batch;
-  if (*kind == NodeKind::kSessionRoot) {
-    SessionRecord r = s->record;
-    r.xattrs[std::string(name)] = std::string(value);
-    batch.Put(r);
-    UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
-    s->record = std::move(r);
-    return Status::OK();
-  }
-  Node& n = s->NodeAt(id);
-  NodeRecord rec = n.ToRecord();
-  rec.xattrs[std::string(name)] = std::string(value);
-  if (!s->IsUnlinked(id)) batch.Put(s->id(), rec);  // unlinked: no record, memory only
-  UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
-  n.xattrs = std::move(rec.xattrs);
-  return Status::OK();
+  return m.EditXattrs(*s, id, *kind, [&](Xattrs& x) { x[std::string(name)] = std::string(value); });
 }
 
 Result<std::string> Engine::GetXattr(uint64_t id, std::string_view name) {
@@ -1654,22 +1850,10 @@ Status Engine::RemoveXattr(uint64_t id, std::string_view name) {
                    : (*kind == NodeKind::kDir || *kind == NodeKind::kFile) ? &s->NodeAt(id).xattrs
                                                                             : nullptr;
   if (!xattrs || !xattrs->count(std::string(name))) return Status::NoAttribute("no extended attribute " + Quote(name));
-  Batch batch;
-  if (*kind == NodeKind::kSessionRoot) {
-    SessionRecord r = s->record;
-    r.xattrs.erase(std::string(name));
-    batch.Put(r);
-  } else {
-    NodeRecord rec = s->NodeAt(id).ToRecord();
-    rec.xattrs.erase(std::string(name));
-    if (!s->IsUnlinked(id)) batch.Put(s->id(), rec);  // unlinked: no record, memory only
-  }
-  UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
-  xattrs->erase(std::string(name));
-  return Status::OK();
+  return m.EditXattrs(*s, id, *kind, [&](Xattrs& x) { x.erase(std::string(name)); });
 }
 
-Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode) {
+Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode, Credentials* opener) {
   Impl& m = *impl_;
   auto h = std::make_shared<Handle>();
   h->id = id;
@@ -1695,6 +1879,10 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode) {
         Node& n = s->NodeAt(id);
         h->file = n.file;
         if (mode.write || mode.truncate) UPFS_RETURN_IF_ERROR(s->CheckOpen());
+        // open(O_TRUNC) clears setuid/setgid as truncate(2) does, even of
+        // an empty file (the kernel does not send that change itself when
+        // the open truncates: FUSE_CAP_ATOMIC_O_TRUNC).
+        if (mode.truncate && opener) UPFS_RETURN_IF_ERROR(m.ClearSetid(*s, n, *opener, "open(O_TRUNC)"));
         if (mode.truncate && n.file->length.load() > 0) {
           Status st = m.TruncateFile(*s, n, 0);
           if (!st.ok()) return st.WithContext(s->Where(id) + " O_TRUNC");
@@ -1765,7 +1953,8 @@ Status Engine::Release(uint64_t id, uint64_t handle) {
   return st;
 }
 
-Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data) {
+Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data,
+                             Credentials* writer) {
   Impl& m = *impl_;
   auto h = m.FindHandle(handle);
   if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
@@ -1778,7 +1967,7 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       if (offset < store::kMaxBlobLength && data.size() > store::kMaxBlobLength - offset) {
         data = data.substr(0, store::kMaxBlobLength - offset);
       }
-      UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, *h->file, offset, data));
+      UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, *h->file, offset, data, writer));
       return data.size();
     case NodeKind::kFinish: {
       std::lock_guard lock(h->mu);
@@ -1910,8 +2099,7 @@ Engine::Usage Engine::GetUsage() {
     std::lock_guard lock(impl_->table_mu);
     u.sessions = impl_->sessions.size();
   }
-  std::vector<AssetRecord> assets;
-  if (impl_->store->ListAssets(&assets).ok()) u.assets = assets.size();
+  u.assets = impl_->asset_count.load();
   return u;
 }
 

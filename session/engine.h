@@ -10,6 +10,13 @@
 // Every method returns a Status or Result: on failure nothing changed,
 // unless the method says otherwise.
 //
+// Times follow a local filesystem (ext4): a write or truncate sets the
+// file's mtime and ctime; chmod, chown, utimensat, setxattr, removexattr
+// and rename set the node's ctime; create, mkdir, unlink, rmdir and rename
+// set the mtime and ctime of the directories whose entries change. atime
+// changes only when set explicitly (as with `noatime`). A commit keeps the
+// times the session's nodes had.
+//
 // Thread safety: all methods may be called concurrently from any number of
 // threads. Locking: `mu_` (the session table) is taken before a session's
 // `mu`; a file's `mu` nests inside its session's. No lock is held across a
@@ -74,8 +81,9 @@ struct Attr {
   uint32_t mode = 0;  // S_IFDIR / S_IFREG | permission bits
   uint32_t uid = 0;
   uint32_t gid = 0;
-  uint32_t nlink = 1;
+  uint32_t nlink = 1;  // directories: 2 + subdirectories, as ext4
   uint64_t size = 0;
+  int64_t atime_ns = 0;  // as last set (utimensat); reads do not move it
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
 };
@@ -91,6 +99,19 @@ struct Caller {
   uint32_t gid = 0;
 };
 
+// Who writes or truncates, for the rule of a local filesystem (the
+// kernel's should_remove_suid): a write, or an open with O_TRUNC, by a
+// caller without CAP_FSETID clears a regular file's S_ISUID, and its
+// S_ISGID when group-execute is set or the caller is not in the file's
+// group. Asked only when a file with one of those bits is met, so an
+// implementation may look the answers up lazily.
+class Credentials {
+ public:
+  virtual ~Credentials() = default;
+  virtual bool HasCapFsetid() = 0;
+  virtual bool InGroup(uint32_t gid) = 0;
+};
+
 // How a handle is opened (from open(2)'s flags).
 struct OpenMode {
   bool read = true;
@@ -104,6 +125,7 @@ struct AttrChange {
   std::optional<uint32_t> uid;
   std::optional<uint32_t> gid;
   std::optional<uint64_t> size;
+  std::optional<int64_t> atime_ns;
   std::optional<int64_t> mtime_ns;
 };
 
@@ -151,7 +173,9 @@ class Engine {
   // manifest; `committed` is then filled in.
   Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
                 std::string_view new_name, bool no_replace, CommitInfo* committed);
-  Result<Attr> SetAttr(uint64_t id, const AttrChange& change);
+  // `caller` (may be null: nothing cleared) is asked about clearing
+  // setuid/setgid when the change truncates such a file.
+  Result<Attr> SetAttr(uint64_t id, const AttrChange& change, Credentials* caller = nullptr);
 
   Status SetXattr(uint64_t id, std::string_view name, std::string_view value);
   Result<std::string> GetXattr(uint64_t id, std::string_view name);
@@ -165,7 +189,9 @@ class Engine {
   // for the fs layer); it is not activity and does not hold the session. `.finish` opens only for writing, `.status` only for
   // reading, committed files only for reading (ReadOnly otherwise).
   // Directories are not opened through this.
-  Result<uint64_t> Open(uint64_t id, OpenMode mode);
+  // `opener` (may be null: nothing cleared) is asked about clearing
+  // setuid/setgid when `mode.truncate` meets a file with those bits.
+  Result<uint64_t> Open(uint64_t id, OpenMode mode, Credentials* opener = nullptr);
   // For .finish: runs the commit if this handle wrote a manifest and it has
   // not run yet (flush already ran it otherwise). Never fails for others.
   Status Release(uint64_t id, uint64_t handle);
@@ -174,7 +200,11 @@ class Engine {
   Status Flush(uint64_t id, uint64_t handle, CommitInfo* committed);
 
   // Write through to the store; returns bytes written (all of `data`).
-  Result<size_t> Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data);
+  // `writer` (may be null: nothing cleared, as for a write-back of mmap'd
+  // pages, which a local filesystem does not clear either) is asked about
+  // clearing setuid/setgid when the file has those bits.
+  Result<size_t> Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data,
+                       Credentials* writer = nullptr);
   // Up to `size` bytes at `offset`; fewer only at end of file.
   Result<std::string> Read(uint64_t id, uint64_t handle, uint64_t offset, size_t size);
 

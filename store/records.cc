@@ -141,6 +141,9 @@ class Decoder {
     return static_cast<uint32_t>(v);
   }
   bool Bool() { return U64() != 0; }
+  // Fields added to a record later are appended; a record written before
+  // them ends here, and the caller fills in their defaults.
+  bool AtEnd() const { return !ok_ || in_.empty(); }
   std::string Str() {
     uint64_t n = U64();
     if (!ok_ || n > in_.size()) {
@@ -171,6 +174,18 @@ class Decoder {
   bool ok_ = true;
 };
 
+// atime and ctime were appended to every record after format 3 began;
+// an older record takes both from its mtime (what upfs reported then).
+template <typename Record>
+void DecodeTimes(Decoder* d, Record* r) {
+  if (d->AtEnd()) {
+    r->atime_ns = r->ctime_ns = r->mtime_ns;
+    return;
+  }
+  r->atime_ns = d->I64();
+  r->ctime_ns = d->I64();
+}
+
 }  // namespace
 
 std::string EncodeSession(const SessionRecord& r) {
@@ -184,6 +199,8 @@ std::string EncodeSession(const SessionRecord& r) {
   e.I64(r.mtime_ns);
   e.Bool(r.write_once);
   e.Map(r.xattrs);
+  e.I64(r.atime_ns);
+  e.I64(r.ctime_ns);
   return e.Take();
 }
 
@@ -198,6 +215,7 @@ Status DecodeSession(std::string_view in, SessionRecord* r) {
   r->mtime_ns = d.I64();
   r->write_once = d.Bool();
   r->xattrs = d.Map();
+  DecodeTimes(&d, r);
   return d.Finish();
 }
 
@@ -213,6 +231,8 @@ std::string EncodeNode(const NodeRecord& r) {
   e.I64(r.mtime_ns);
   e.U64(r.length);
   e.Map(r.xattrs);
+  e.I64(r.atime_ns);
+  e.I64(r.ctime_ns);
   return e.Take();
 }
 
@@ -228,6 +248,7 @@ Status DecodeNode(std::string_view in, NodeRecord* r) {
   r->mtime_ns = d.I64();
   r->length = d.U64();
   r->xattrs = d.Map();
+  DecodeTimes(&d, r);
   return d.Finish();
 }
 
@@ -243,6 +264,9 @@ std::string EncodeAsset(const AssetRecord& r) {
   e.U64(r.files);
   e.U64(r.bytes);
   e.Map(r.xattrs);
+  e.I64(r.atime_ns);
+  e.I64(r.ctime_ns);
+  e.U64(r.subdirs);
   return e.Take();
 }
 
@@ -258,6 +282,8 @@ Status DecodeAsset(std::string_view in, AssetRecord* r) {
   r->files = d.U64();
   r->bytes = d.U64();
   r->xattrs = d.Map();
+  DecodeTimes(&d, r);
+  r->subdirs = d.AtEnd() ? kUnknownCount : d.U64();
   return d.Finish();
 }
 
@@ -275,6 +301,9 @@ std::string EncodeEntry(const AssetEntry& x) {
   e.U64(x.length);
   e.Str(x.sha256);
   e.Map(x.xattrs);
+  e.I64(x.atime_ns);
+  e.I64(x.ctime_ns);
+  e.U64(x.subdirs);
   return e.Take();
 }
 
@@ -292,6 +321,8 @@ Status DecodeEntry(std::string_view in, AssetEntry* x) {
   x->length = d.U64();
   x->sha256 = d.Str();
   x->xattrs = d.Map();
+  DecodeTimes(&d, x);
+  x->subdirs = d.AtEnd() ? kUnknownCount : d.U64();
   return d.Finish();
 }
 

@@ -1,6 +1,9 @@
 // The key layout and record encoding of KvStore. Every record value starts
 // with a format byte, so a record written by another format is refused as
-// Corruption instead of being misread.
+// Corruption instead of being misread. Fields added within a format are
+// appended at the end of a record and optional: a record that ends before
+// them decodes with their documented defaults (atime and ctime: the
+// mtime; subdirectory counts: kUnknownCount).
 //
 // Keys (ids and offsets as 8-byte big-endian, so they sort numerically):
 //   "V"                         store format ("upfs-store 3")

@@ -59,6 +59,8 @@ struct SessionRecord {
   int64_t mtime_ns = 0;
   bool write_once = false;
   Xattrs xattrs;
+  int64_t atime_ns = 0;  // set only explicitly (utimensat): reads do not update it
+  int64_t ctime_ns = 0;
 };
 
 // A file or directory inside an open session. For a file, the blob id is
@@ -72,6 +74,8 @@ struct NodeRecord {
   uint32_t uid = 0;
   uint32_t gid = 0;
   int64_t mtime_ns = 0;
+  int64_t atime_ns = 0;  // set only explicitly (utimensat): reads do not update it
+  int64_t ctime_ns = 0;
   // For files: the length last set by create or truncate. Writes extend a
   // file without rewriting this record; recovery takes the larger of this
   // and the end of the blob's last extent.
@@ -90,7 +94,15 @@ struct AssetRecord {
   uint64_t files = 0;
   uint64_t bytes = 0;
   Xattrs xattrs;
+  int64_t atime_ns = 0;
+  int64_t ctime_ns = 0;
+  // Directories directly inside the root (its link count is 2 + this).
+  // kUnknownCount in records written before the field existed.
+  uint64_t subdirs = 0;
 };
+
+// A count that a record written by an older upfs did not hold.
+inline constexpr uint64_t kUnknownCount = UINT64_MAX;
 
 // One committed file or directory. Its place is (asset, dir, name): dir is
 // the slash-separated path of its parent relative to the asset root ("" for
@@ -108,6 +120,9 @@ struct AssetEntry {
   uint64_t length = 0;
   std::string sha256;  // lowercase hex; empty for directories
   Xattrs xattrs;
+  int64_t atime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t subdirs = 0;  // directories: subdirectories directly inside (or kUnknownCount)
 
   // dir + "/" + name, or name at top level.
   std::string Path() const { return dir.empty() ? name : dir + "/" + name; }

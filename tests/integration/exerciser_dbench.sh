@@ -21,10 +21,16 @@ out=$T/dbench.out
 rc=0
 dbench -D "$MNT/sessions/dbench" -c "$LOADFILE" -t "$SECS" --skip-cleanup "$CLIENTS" >"$out" 2>&1 || rc=$?
 # dbench reports a failed operation on a line with ERROR (and exits 1).
-if ((rc != 0)) || grep -qiE 'error|failed' "$out" || ! grep -q '^Throughput' "$out"; then
+# One warning is not about the filesystem: when semget(2) fails (another
+# dbench, or the IPC limits, on the machine) dbench says "failed to create
+# barrier semaphore" and runs its clients without that start barrier.
+# Only that exact line is let through; any other error or failure counts.
+BARRIER_WARNING='^failed to create barrier semaphore *$'  # (dbench prints a trailing space)
+if ((rc != 0)) || grep -vE "$BARRIER_WARNING" "$out" | grep -qiE 'error|failed' || ! grep -q '^Throughput' "$out"; then
   tail -n 40 "$out" >&2
   fail "dbench failed (exit $rc)"
 fi
+if grep -qE "$BARRIER_WARNING" "$out"; then log "dbench warned that it could not create its barrier semaphore (it ran without it)"; fi
 ok "dbench $CLIENTS clients for ${SECS}s: $(grep '^Throughput' "$out")"
 # Files dbench left with holes (it extends files by writing past their end,
 # and its timer stops it mid-load) cannot be committed as they are: a gap

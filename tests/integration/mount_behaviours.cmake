@@ -4,8 +4,10 @@
 #                open or recently written sessions and assets survive
 #   other_users  -o allow_other: a second uid (nobody) against root's
 #                sessions and assets, and the mount without allow_other
+#   posix_details  times, setuid/setgid on write, link counts, atime vs. a
+#                local directory (README, "POSIX behaviour")
 #   scale        1000 sessions and one session of 10 000 files; memory
-set(upfs_mount_behaviours expiry other_users scale)
+set(upfs_mount_behaviours expiry other_users posix_details scale)
 foreach(name IN LISTS upfs_mount_behaviours)
   add_test(NAME integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)
