@@ -32,6 +32,9 @@ struct FakeProc {
           "32 24 0:46 / /mnt/with\\040space rw - fuse.upfs upfs:/t rw\n");
     Write(root / "42/status", "Name:\tsha256sum\nTgid:\t42\nPid:\t42\n");
     Write(root / "43/status", "Name:\tworker\nTgid:\t42\nPid:\t43\n");
+    Write(root / "50/status",
+          "Name:\tcp\nTgid:\t50\nGid:\t100\t101\t102\t103\nGroups:\t7 8 \n"
+          "CapInh:\t0000000000000000\nCapEff:\t0000000000000010\n");
     Write(root / "42/mountinfo",
           "60 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
           "77 60 0:45 / /data rw - fuse.upfs upfs:/s rw\n");
@@ -49,6 +52,18 @@ TEST_CASE("ProcFs maps threads to their process") {
   CHECK(proc.ProcessOf(43) == std::optional<pid_t>(42));
   CHECK_FALSE(proc.ProcessOf(44).has_value());
   CHECK_FALSE(proc.ProcessOf(0).has_value());
+}
+
+TEST_CASE("ProcFs reads a thread's capabilities and groups") {
+  FakeProc fake;
+  ProcFs proc(fake.root());
+  std::optional<ThreadCredentials> c = proc.CredentialsOf(50);
+  REQUIRE(c.has_value());
+  CHECK(c->effective_caps == 0x10);  // CAP_FSETID alone
+  CHECK(c->fsgid == 103);
+  CHECK(c->groups == std::vector<uint32_t>{7, 8});
+  CHECK_FALSE(proc.CredentialsOf(42).has_value());  // no CapEff line: don't know
+  CHECK_FALSE(proc.CredentialsOf(44).has_value());
 }
 
 TEST_CASE("ProcFs finds a process's descriptors on this mount only") {
@@ -72,6 +87,9 @@ TEST_CASE("ProcFs reads the real /proc") {
   // (or at least the question can be answered).
   REQUIRE(proc.SetMountPoint("/"));
   CHECK(proc.HasOpen(getpid(), 1).has_value());
+  std::optional<ThreadCredentials> self = proc.CredentialsOf(static_cast<pid_t>(getpid()));
+  REQUIRE(self.has_value());
+  CHECK(self->fsgid == static_cast<uint32_t>(getegid()));
 }
 
 }  // namespace

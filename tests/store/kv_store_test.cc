@@ -403,18 +403,20 @@ TEST_CASE("blob: rewriting one small range many times stays fast (LevelDB)", "[.
 namespace {
 
 auto Tie(const SessionRecord& r) {
-  return std::tie(r.id, r.name, r.uid, r.gid, r.mode, r.created_ns, r.mtime_ns, r.write_once, r.xattrs);
+  return std::tie(r.id, r.name, r.uid, r.gid, r.mode, r.created_ns, r.mtime_ns, r.write_once, r.xattrs, r.atime_ns,
+                  r.ctime_ns);
 }
 auto Tie(const NodeRecord& r) {
-  return std::tie(r.id, r.parent, r.name, r.is_dir, r.mode, r.uid, r.gid, r.mtime_ns, r.length, r.xattrs);
+  return std::tie(r.id, r.parent, r.name, r.is_dir, r.mode, r.uid, r.gid, r.mtime_ns, r.length, r.xattrs,
+                  r.atime_ns, r.ctime_ns);
 }
 auto Tie(const AssetRecord& r) {
   return std::tie(r.name, r.root_id, r.uid, r.gid, r.mode, r.mtime_ns, r.committed_ns, r.files, r.bytes,
-                  r.xattrs);
+                  r.xattrs, r.atime_ns, r.ctime_ns, r.subdirs);
 }
 auto Tie(const AssetEntry& e) {
   return std::tie(e.asset, e.dir, e.name, e.id, e.is_dir, e.mode, e.uid, e.gid, e.mtime_ns, e.length, e.sha256,
-                  e.xattrs);
+                  e.xattrs, e.atime_ns, e.ctime_ns, e.subdirs);
 }
 
 SessionRecord MakeSession(uint64_t id, std::string name) {
@@ -426,6 +428,8 @@ SessionRecord MakeSession(uint64_t id, std::string name) {
   r.mode = 0750;
   r.created_ns = -5;  // before 1970 must survive
   r.mtime_ns = INT64_MAX;
+  r.atime_ns = -7;
+  r.ctime_ns = 42;
   r.write_once = true;
   r.xattrs = {{"user.a", std::string("bin\0ary\xff", 8)}, {"user.empty", ""}};
   return r;
@@ -441,6 +445,8 @@ NodeRecord MakeNode(uint64_t id, uint64_t parent, std::string name, bool is_dir)
   r.uid = 12;
   r.gid = 34;
   r.mtime_ns = 1'700'000'000'123'456'789;
+  r.atime_ns = 3;
+  r.ctime_ns = 1'700'000'000'123'456'790;
   r.length = is_dir ? 0 : (uint64_t{1} << 61) + 3;
   r.xattrs = {{"user.k", "v"}};
   return r;
@@ -457,6 +463,9 @@ AssetEntry MakeEntry(std::string asset, std::string dir, std::string name, uint6
   e.uid = 7;
   e.gid = 8;
   e.mtime_ns = 99;
+  e.atime_ns = 98;
+  e.ctime_ns = 100;
+  e.subdirs = is_dir ? id % 5 : 0;
   e.length = is_dir ? 0 : id * 3;
   e.sha256 = is_dir ? "" : std::string(64, 'a' + static_cast<char>(id % 6));
   e.xattrs = {{"user.origin", e.name}};
@@ -676,6 +685,38 @@ TEMPLATE_TEST_CASE("blob: random writes and truncates match a byte model", "[sto
     CAPTURE(at, n);
     REQUIRE(Read(*sink, at, n) == model.Range(at, n));
   }
+}
+
+// Records written before atime, ctime and the subdirectory counts were
+// appended: they end early and decode with the documented defaults.
+TEST_CASE("records: a record without the appended fields decodes with their defaults", "[store]") {
+  // Encodings of format 3 as first released: the same fields, nothing after.
+  auto strip = [](std::string encoded, size_t trailing_bytes) {
+    encoded.resize(encoded.size() - trailing_bytes);
+    return encoded;
+  };
+  NodeRecord node = MakeNode(5, 1, "n", false);
+  node.atime_ns = node.ctime_ns = 0;  // each time encodes as one varint byte
+  NodeRecord old_node;
+  REQUIRE(DecodeNode(strip(EncodeNode(node), 2), &old_node).ok());
+  CHECK(old_node.atime_ns == node.mtime_ns);
+  CHECK(old_node.ctime_ns == node.mtime_ns);
+  CHECK(old_node.length == node.length);
+
+  AssetEntry dir = MakeEntry("a", "", "d", 10, true);
+  dir.atime_ns = dir.ctime_ns = 0;
+  dir.subdirs = 0;
+  AssetEntry old_dir;
+  REQUIRE(DecodeEntry(strip(EncodeEntry(dir), 3), &old_dir).ok());
+  CHECK(old_dir.subdirs == kUnknownCount);
+  CHECK(old_dir.ctime_ns == dir.mtime_ns);
+  AssetEntry times_only;
+  REQUIRE(DecodeEntry(strip(EncodeEntry(dir), 1), &times_only).ok());
+  CHECK(times_only.subdirs == kUnknownCount);
+  CHECK(times_only.ctime_ns == 0);
+  // atime without ctime is a record cut short, not an older one.
+  AssetEntry half;
+  CHECK(DecodeEntry(strip(EncodeEntry(dir), 2), &half).code() == Status::Code::kCorruption);
 }
 
 }  // namespace upfs::store::testing
