@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# tests/bench/soak.sh: a long mixed workload against one daemon and one
+# store, to show drift that a short benchmark cannot: throughput, memory or
+# store size that move with the store's age.
+#
+#   tests/bench/soak.sh [UPFS_BIN]                  # 30 minutes
+#   SOAK_MINUTES=5 tests/bench/soak.sh build/upfs   # a quick look
+#
+# Each round, back to back until the time is up:
+#   - a session of SMALL_FILES files of SMALL_KIB KiB copied with cp -r,
+#     committed by closing .finish with their sha256sum manifest;
+#   - a session of one BIG_MIB file written by 4 parallel dd writers, each
+#     a quarter, committed with mv into assets/;
+#   - a session written and aborted (rm -r);
+#   - a session written and abandoned: it expires (-o ttl=TTL).
+# Every RESTART_MINUTES the daemon is unmounted and mounted again (the
+# store then holds every session's records, LevelDB not yet compacted),
+# and one asset chosen at random is verified with sha256sum -c.
+#
+# It prints one line a minute: rounds, MB/s committed, the mean cp -r and
+# finish times, the daemon's RSS, the store's size and the assets' bytes.
+# At the end it waits for every abandoned session to expire, unmounts,
+# runs `upfs fsck`, and prints the first and last minute side by side, the
+# RSS range, and the store's size against the assets' bytes (what is left
+# of aborted and expired sessions is the difference). It asserts nothing:
+# read the numbers (README, "Performance").
+#
+# Options (environment): SOAK_MINUTES=30 SMALL_FILES=100 SMALL_KIB=24
+# BIG_MIB=8 TTL=15 RESTART_MINUTES=5 MIN_FREE_GIB=10 (stops early when the
+# temporary directory's file system has less free space).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+UPFS_BIN=${1:-${UPFS_BIN:-$REPO/build/upfs}}
+SOAK_MINUTES=${SOAK_MINUTES:-30}
+SMALL_FILES=${SMALL_FILES:-100}
+SMALL_KIB=${SMALL_KIB:-24}
+BIG_MIB=${BIG_MIB:-8}
+TTL=${TTL:-15}
+RESTART_MINUTES=${RESTART_MINUTES:-5}
+MIN_FREE_GIB=${MIN_FREE_GIB:-10}
+
+source "$REPO/tests/integration/lib.sh" "$UPFS_BIN"
+TEST_NAME=soak
+require_tools du awk
+
+UPFS_OPTS=(-o "ttl=$TTL" -o sweep_interval=2)
+start_upfs "${UPFS_OPTS[@]}"
+S=$MNT/sessions
+A=$MNT/assets
+
+# The data, made once: the same bytes under new names each round.
+mkdir -p "$SRC/small"
+for ((i = 0; i < SMALL_FILES; i++)); do random_file "$SRC/small/f$i" $((SMALL_KIB * 1024)); done
+(cd "$SRC/small" && sha256sum -- *) >"$T/small.sha256"
+random_file "$SRC/big" $((BIG_MIB << 20))
+(cd "$SRC" && sha256sum big) >"$T/big.sha256"
+small_bytes=$((SMALL_FILES * SMALL_KIB * 1024))
+big_bytes=$((BIG_MIB << 20))
+quarter=$BIG_MIB  # 256 KiB blocks: a quarter of the big file
+
+now_ms() { date +%s%3N; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$UPFS_PID/status"; }
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+free_gib() { df --output=avail -B1G "$T" | tail -n 1 | tr -d ' '; }
+
+round=0 assets_bytes=0 committed=()
+minute=0 m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0
+rss_min=0 rss_max=0
+declare -a lines
+started=$SECONDS
+minute_started=$SECONDS
+last_restart=$SECONDS
+printf '%-6s %7s %8s %8s %9s %8s %10s %10s\n' minute rounds MB/s cp_ms finish_ms rss_MiB store_MiB assets_MiB
+report_minute() {
+  local rss store line
+  rss=$(rss_kib)
+  store=$(du -sb "$STORE" | cut -f1)
+  ((rss_min == 0 || rss < rss_min)) && rss_min=$rss
+  ((rss > rss_max)) && rss_max=$rss
+  ((m_rounds > 0)) || m_rounds=1
+  line=$(printf '%-6d %7d %8.1f %8d %9d %8s %10s %10s' $((minute + 1)) "$m_rounds" \
+    "$(awk -v b="$m_bytes" -v s=$((SECONDS - minute_started)) 'BEGIN {print b / 1e6 / (s > 0 ? s : 1)}')" \
+    $((m_cp_ms / m_rounds)) $((m_fin_ms / m_rounds)) "$(mib $((rss * 1024)))" "$(mib "$store")" "$(mib "$assets_bytes")")
+  echo "$line"
+  lines+=("$line")
+  minute=$((minute + 1)) m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0
+  minute_started=$SECONDS
+}
+
+while ((SECONDS - started < SOAK_MINUTES * 60)); do
+  if (($(free_gib) < MIN_FREE_GIB)); then
+    log "stopping early: less than ${MIN_FREE_GIB} GiB free in $T"
+    break
+  fi
+  round=$((round + 1))
+  # Small files, committed through .finish.
+  mkdir "$S/small$round"
+  t0=$(now_ms)
+  cp -r "$SRC/small/." "$S/small$round/"
+  t1=$(now_ms)
+  cp "$T/small.sha256" "$S/small$round/.finish" || fail "round $round: the small-file finish failed"
+  t2=$(now_ms)
+  [[ -d $A/small$round ]] || fail "round $round: small$round not committed"
+  # One big file from 4 parallel writers, committed with mv.
+  mkdir "$S/big$round"
+  writers=()
+  for q in 0 1 2 3; do
+    dd if="$SRC/big" of="$S/big$round/big" bs=256K skip=$((q * quarter)) seek=$((q * quarter)) \
+      count=$quarter iflag=fullblock conv=notrunc status=none &
+    writers+=($!)
+  done
+  for pid in "${writers[@]}"; do wait "$pid" || fail "round $round: a dd writer failed"; done
+  mv "$S/big$round" "$A/" || fail "round $round: the big-file commit failed"
+  committed+=("small$round" "big$round")
+  # Aborted, and abandoned (expires after the TTL).
+  mkdir "$S/abort$round" "$S/abandon$round"
+  head -c $((SMALL_KIB * 1024 * 4)) "$SRC/big" >"$S/abort$round/x"
+  head -c $((SMALL_KIB * 1024 * 4)) "$SRC/big" >"$S/abandon$round/x"
+  rm -r "$S/abort$round"
+  assets_bytes=$((assets_bytes + small_bytes + big_bytes))
+  m_rounds=$((m_rounds + 1)) m_bytes=$((m_bytes + small_bytes + big_bytes))
+  m_cp_ms=$((m_cp_ms + t1 - t0)) m_fin_ms=$((m_fin_ms + t2 - t1))
+  ((SECONDS - minute_started >= 60)) && report_minute
+  if ((SECONDS - last_restart >= RESTART_MINUTES * 60)); then
+    stop_upfs
+    start_upfs "${UPFS_OPTS[@]}"
+    last_restart=$SECONDS
+    pick=${committed[RANDOM % ${#committed[@]}]}
+    manifest=$T/small.sha256
+    [[ $pick == big* ]] && manifest=$T/big.sha256
+    (cd "$A/$pick" && sha256sum -c --quiet "$manifest") || fail "after a restart, assets/$pick does not verify"
+    log "restarted the daemon after round $round; assets/$pick verifies"
+  fi
+done
+((m_rounds > 0)) && report_minute
+
+# Every abandoned session expires; then the store holds the assets and
+# what the records and LevelDB's files cost.
+wait_until $((TTL * 4 + 30)) "every abandoned session to expire" eval '[[ -z $(ls -A "$S") ]]'
+stop_upfs
+"$UPFS_BIN" fsck "$STORE" >"$T/fsck.out" 2>&1 || fail "upfs fsck found problems: $(tail -n 20 "$T/fsck.out")"
+store_bytes=$(du -sb "$STORE" | cut -f1)
+echo
+echo "soak: $round rounds in $(((SECONDS - started) / 60)) min, $((2 * round)) assets, $(mib "$assets_bytes") MiB committed; upfs fsck clean"
+echo "first minute: ${lines[0]}"
+echo "last minute:  ${lines[${#lines[@]} - 1]}"
+awk -v a="${lines[0]}" -v b="${lines[${#lines[@]} - 1]}" 'BEGIN {
+  split(a, x, " +"); split(b, y, " +");
+  printf "last/first minute: MB/s %.2f, cp -r time %.2f, finish time %.2f\n", y[3] / x[3], y[4] / (x[4] > 0 ? x[4] : 1), y[5] / (x[5] > 0 ? x[5] : 1) }'
+echo "daemon RSS: $(mib $((rss_min * 1024)))-$(mib $((rss_max * 1024))) MiB over the run"
+echo "store $(mib "$store_bytes") MiB for $(mib "$assets_bytes") MiB of assets: overhead $(mib $((store_bytes - assets_bytes))) MiB ($(awk -v s="$store_bytes" -v a="$assets_bytes" 'BEGIN {printf "%.2f", s / a}')x) after every aborted and expired session was freed"
