@@ -17,11 +17,19 @@
 // changes only when set explicitly (as with `noatime`). A commit keeps the
 // times the session's nodes had.
 //
+// Durability: Finish, Flush or Release of a `.finish` handle, and the
+// rename of a session into assets/ return OK only once the commit is
+// durable: one synced store write, which makes every byte the session
+// received durable with it. Other changes are written without a sync: a
+// machine crash may lose the latest of them (store/store.h).
+//
 // Thread safety: all methods may be called concurrently from any number of
-// threads. Locking: `mu_` (the session table) is taken before a session's
-// `mu`; a file's `mu` nests inside its session's. No lock is held across a
-// synced store write; hashing of received bytes runs under the file's lock
-// only (other files and sessions proceed).
+// threads. Locking (session/engine_impl.h): `table_mu` (the session table)
+// is taken before a session's `mu`; a file's `mu` nests inside its
+// session's. `index_mu` (id -> session) and `handles_mu` (open handles) are
+// leaves: nothing else is locked while one is held. No lock is held across
+// a synced store write; hashing of received bytes runs under the file's
+// lock only (other files and sessions proceed).
 #pragma once
 
 #include <sys/types.h>

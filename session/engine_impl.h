@@ -1,0 +1,401 @@
+// Engine::Impl: the state behind Engine and the types it is made of (the
+// session table, sessions, their nodes and files, open handles). Private to
+// session/: only the engine's own files include it. Each part of the engine
+// lives in the file named after it:
+//
+//   engine.cc         ids, attributes, lookup and readdir
+//   recovery.cc       Engine::Open: sessions rebuilt from the store
+//   namespace.cc      mkdir, create, unlink, rmdir, rename, setattr, xattrs
+//   handles.cc        open, flush and release of file handles
+//   write_path.cc     writes, truncation, reads and the running hash
+//   finish.cc         verifying a session against its manifest and the commit
+//   expiry.cc         dropping a session: expiry and abort
+//   status_report.cc  the text of .status
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "session/asset_read_cache.h"
+#include "session/engine.h"
+#include "session/extent_map.h"
+#include "session/hash_frontier.h"
+#include "session/manifest.h"
+
+namespace upfs::session {
+
+using store::AssetEntry;
+using store::AssetLocation;
+using store::AssetRecord;
+using store::Batch;
+using store::NodeRecord;
+using store::SessionRecord;
+using store::Xattrs;
+
+// Ids each session reserves: root, .finish, .status.
+constexpr uint64_t kFinishOffset = 1;
+constexpr uint64_t kStatusOffset = 2;
+
+// Helpers for every part of the engine: quoting names in messages, byte
+// ranges, and the rule for one path component.
+
+inline std::string Quote(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out += "'";
+  return out;
+}
+
+inline std::string RangeText(uint64_t begin, uint64_t end) {
+  return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
+}
+
+inline Status CheckName(std::string_view name) {
+  if (name.empty()) return Status::InvalidArgument("empty name");
+  if (name.size() > kMaxNameLength) {
+    return Status::NameTooLong("name of " + std::to_string(name.size()) + " bytes (at most " +
+                               std::to_string(kMaxNameLength) + ")");
+  }
+  if (name == "." || name == "..") return Status::InvalidArgument("name " + Quote(name) + " is reserved");
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("name " + Quote(name) + " holds '/' or NUL");
+  }
+  return Status::OK();
+}
+
+// The parts of a file that only its lock may touch. One per file of every
+// open session, so it is kept small (see README, "Other users, expiry and
+// scale"): the blob is opened per operation rather than held, the extent
+// map and hash state are inline, and an error message costs memory only
+// once there is one.
+struct FileState {
+  FileState(store::Store* s, uint64_t blob_id) : store(s), blob(blob_id) {}
+
+  // The file's bytes in the store. Cheap: a handle, nothing buffered.
+  std::unique_ptr<store::ByteSink> Blob() const { return store->OpenBlob(blob); }
+
+  // REQUIRES(mu)
+  void SetError(std::string message) { last_error = std::make_unique<std::string>(std::move(message)); }
+
+  std::mutex mu;
+  store::Store* const store;
+  const uint64_t blob;
+  ExtentMap received;                       // GUARDED_BY(mu)
+  HashFrontier hash;                        // GUARDED_BY(mu)
+  std::unique_ptr<std::string> last_error;  // GUARDED_BY(mu); null: none
+  // Written under mu; read without it for attributes.
+  std::atomic<uint64_t> length{0};
+  std::atomic<int64_t> mtime_ns{0};
+  std::atomic<int64_t> ctime_ns{0};
+
+  // A write or truncate changes both. REQUIRES(mu)
+  void Modified(int64_t now) {
+    mtime_ns = now;
+    ctime_ns = now;
+  }
+  // Set (under mu) when the file's blob is gone (unlinked or replaced with
+  // no handle open, or its last handle released after that): writes and
+  // reads through handles still open fail with Stale.
+  std::atomic<bool> removed{false};
+  // Handles open on this file. GUARDED_BY(Session::mu)
+  int handles = 0;
+};
+
+struct Node {
+  uint64_t id = 0;
+  uint64_t parent = 0;
+  std::string name;
+  bool is_dir = false;
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t subdirs = 0;  // directories: subdirectories directly inside
+  int64_t atime_ns = 0;
+  int64_t dir_mtime_ns = 0;  // files keep theirs in FileState
+  int64_t dir_ctime_ns = 0;
+  Xattrs xattrs;
+  // Directories only; created on first use (a file does not pay for it).
+  std::unique_ptr<std::map<std::string, uint64_t, std::less<>>> children;
+  std::shared_ptr<FileState> file;                        // files
+
+  int64_t mtime_ns() const { return file ? file->mtime_ns.load() : dir_mtime_ns; }
+  int64_t ctime_ns() const { return file ? file->ctime_ns.load() : dir_ctime_ns; }
+  void SetCtime(int64_t now) {
+    if (file) {
+      file->ctime_ns = now;
+    } else {
+      dir_ctime_ns = now;
+    }
+  }
+  bool HasChildren() const { return children && !children->empty(); }
+
+  NodeRecord ToRecord() const {
+    NodeRecord r;
+    r.id = id;
+    r.parent = parent;
+    r.name = name;
+    r.is_dir = is_dir;
+    r.mode = mode;
+    r.uid = uid;
+    r.gid = gid;
+    r.mtime_ns = mtime_ns();
+    r.atime_ns = atime_ns;
+    r.ctime_ns = ctime_ns();
+    r.length = file ? file->length.load() : 0;
+    r.xattrs = xattrs;
+    return r;
+  }
+};
+
+enum class SessionState { kOpen, kFinishing, kGone };
+
+struct Session {
+  std::mutex mu;
+  std::condition_variable writes_done;  // signalled when writes_in_flight drops to 0
+  SessionRecord record;                 // GUARDED_BY(mu)
+  SessionState state = SessionState::kOpen;
+  std::unordered_map<uint64_t, Node> nodes;               // GUARDED_BY(mu); not the root
+  std::map<std::string, uint64_t, std::less<>> children;  // GUARDED_BY(mu); the root's
+  // Files unlinked (or replaced by a rename) while a handle had them open.
+  // As on a local filesystem, they are out of the namespace (and their
+  // node records out of the store) but stay readable and writable through
+  // those handles; their bytes are freed when the last one is released, or
+  // with the session. They are never part of a commit. (After a crash
+  // their bytes are an orphan blob: `upfs fsck` reports it and
+  // --remove-orphans frees it.)
+  std::unordered_map<uint64_t, Node> unlinked;  // GUARDED_BY(mu)
+  uint32_t root_subdirs = 0;                              // GUARDED_BY(mu)
+  int open_handles = 0;                                   // GUARDED_BY(mu)
+  int writes_in_flight = 0;                               // GUARDED_BY(mu)
+  int64_t last_activity_ns = 0;                           // GUARDED_BY(mu)
+  std::string last_error;                                 // GUARDED_BY(mu)
+
+  uint64_t id() const { return record.id; }
+
+  // A node in the namespace or unlinked while open. REQUIRES(mu); the id
+  // must be one of them (KindIn said kDir or kFile).
+  Node& NodeAt(uint64_t node_id) {
+    auto it = nodes.find(node_id);
+    return it != nodes.end() ? it->second : unlinked.at(node_id);
+  }
+  bool IsUnlinked(uint64_t node_id) const { return unlinked.count(node_id) != 0; }  // REQUIRES(mu)
+
+  // Status for an operation that needs the session open. REQUIRES(mu)
+  Status CheckOpen() const {
+    switch (state) {
+      case SessionState::kOpen: return Status::OK();
+      case SessionState::kFinishing:
+        return Status::Busy("session " + Quote(record.name) + " is being finished");
+      case SessionState::kGone: break;
+    }
+    return Status::Stale("session " + Quote(record.name) + " was committed, aborted or expired");
+  }
+
+  // The children map of directory `id` (the root or a subdirectory).
+  // REQUIRES(mu)
+  Result<std::map<std::string, uint64_t, std::less<>>*> DirChildren(uint64_t dir_id) {
+    if (dir_id == record.id) return &children;
+    auto it = nodes.find(dir_id);
+    if (it == nodes.end()) return Status::NotFound("directory " + std::to_string(dir_id) + " is gone");
+    if (!it->second.is_dir) return Status::NotDirectory(Quote(it->second.name) + " is not a directory");
+    auto& dir_children = it->second.children;
+    if (!dir_children) dir_children = std::make_unique<std::map<std::string, uint64_t, std::less<>>>();
+    return dir_children.get();
+  }
+
+  // The subdirectory count of directory `dir_id` (the root or a
+  // subdirectory, which DirChildren found). REQUIRES(mu)
+  uint32_t& SubdirsOf(uint64_t dir_id) { return dir_id == record.id ? root_subdirs : nodes.at(dir_id).subdirs; }
+
+  // The entries of directory `dir_id` change at `now`: its mtime and ctime
+  // move, in `batch` (applied by the caller) and, once that succeeded,
+  // by StampDir. REQUIRES(mu)
+  void AddDirStamp(uint64_t dir_id, int64_t now, Batch* batch) const {
+    if (dir_id == record.id) {
+      SessionRecord r = record;
+      r.mtime_ns = r.ctime_ns = now;
+      batch->Put(r);
+      return;
+    }
+    NodeRecord r = nodes.at(dir_id).ToRecord();
+    r.mtime_ns = r.ctime_ns = now;
+    batch->Put(record.id, std::move(r));
+  }
+  void StampDir(uint64_t dir_id, int64_t now) {
+    if (dir_id == record.id) {
+      record.mtime_ns = record.ctime_ns = now;
+      return;
+    }
+    Node& n = nodes.at(dir_id);
+    n.dir_mtime_ns = n.dir_ctime_ns = now;
+  }
+
+  // Path of a node relative to the session root. REQUIRES(mu)
+  std::string PathOf(uint64_t id) const {
+    if (auto u = unlinked.find(id); u != unlinked.end()) return "(unlinked) " + u->second.name;
+    std::vector<const std::string*> parts;
+    while (id != record.id) {
+      auto it = nodes.find(id);
+      if (it == nodes.end()) break;
+      parts.push_back(&it->second.name);
+      id = it->second.parent;
+    }
+    std::string path;
+    for (auto p = parts.rbegin(); p != parts.rend(); ++p) {
+      if (!path.empty()) path.push_back('/');
+      path += **p;
+    }
+    return path;
+  }
+
+  std::string Where(uint64_t id) const {  // REQUIRES(mu)
+    return "session " + Quote(record.name) + " file " + Quote(PathOf(id));
+  }
+};
+
+struct Handle {
+  uint64_t id = 0;
+  NodeKind kind = NodeKind::kFile;
+  std::shared_ptr<Session> session;
+  std::shared_ptr<FileState> file;
+  std::unique_ptr<store::ByteSink> asset_blob;
+  uint64_t asset_length = 0;
+
+  std::mutex mu;
+  std::string text;                     // GUARDED_BY(mu): manifest written, or .status snapshot
+  std::optional<Status> commit_result;  // GUARDED_BY(mu): .finish handles
+  std::optional<CommitInfo> commit_info;
+};
+
+struct Engine::Impl {
+  Impl(std::unique_ptr<store::Store> s, Options o) : store(std::move(s)), options(std::move(o)) {
+    if (!options.clock) options.clock = std::make_shared<SystemClock>();
+    mount_time_ns = options.clock->NowNs();
+  }
+
+  const std::unique_ptr<store::Store> store;
+  Options options;
+  int64_t mount_time_ns = 0;
+  AssetReadCache asset_reads;  // reads of committed files
+
+  // Committed assets: the link count of assets/ and statfs. Counted once
+  // at open, then kept by commits.
+  std::atomic<uint64_t> asset_count{0};
+  // The times of sessions/ and assets/, which change as sessions begin,
+  // end and commit. Kept in memory only: the mount time after a restart.
+  std::atomic<int64_t> sessions_dir_ns{0};
+  std::atomic<int64_t> assets_dir_ns{0};
+
+  // Lock order: table_mu -> Session::mu -> FileState::mu. index_mu and
+  // handles_mu are leaves: nothing else is locked while holding them.
+  std::mutex table_mu;
+  std::map<std::string, std::shared_ptr<Session>, std::less<>> sessions;  // GUARDED_BY(table_mu)
+
+  std::mutex index_mu;
+  std::unordered_map<uint64_t, std::shared_ptr<Session>> index;  // GUARDED_BY(index_mu): id -> session
+
+  std::mutex handles_mu;
+  std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles;  // GUARDED_BY(handles_mu)
+  uint64_t next_handle = 1;                                       // GUARDED_BY(handles_mu)
+
+  int64_t Now() const { return options.clock->NowNs(); }
+
+  std::shared_ptr<Handle> FindHandle(uint64_t handle) {
+    std::lock_guard lock(handles_mu);
+    auto it = handles.find(handle);
+    return it == handles.end() ? nullptr : it->second;
+  }
+
+  // ---- id resolution ----
+
+  std::shared_ptr<Session> SessionOf(uint64_t id) {
+    std::lock_guard lock(index_mu);
+    auto it = index.find(id);
+    return it == index.end() ? nullptr : it->second;
+  }
+  void IndexAdd(uint64_t id, const std::shared_ptr<Session>& s) {
+    std::lock_guard lock(index_mu);
+    index[id] = s;
+  }
+  void IndexRemove(uint64_t id) {
+    std::lock_guard lock(index_mu);
+    index.erase(id);
+  }
+
+  std::shared_ptr<Session> FindSession(std::string_view name) {
+    std::lock_guard lock(table_mu);
+    auto it = sessions.find(name);
+    return it == sessions.end() ? nullptr : it->second;
+  }
+
+  // ---- ids and attributes (engine.cc) ----
+
+  static Result<NodeKind> KindIn(Session& s, uint64_t id);  // REQUIRES(s.mu)
+  static Result<Attr> AttrIn(Session& s, uint64_t id);      // REQUIRES(s.mu)
+  uint64_t CommittedSubdirs(std::string_view asset, std::string_view dir, uint64_t recorded);
+  Attr RootAttrOf(const AssetRecord& r);
+  Attr EntryAttrOf(const AssetEntry& e);
+  Result<AssetLocation> Locate(uint64_t id);
+  Result<Attr> AssetAttr(const AssetLocation& loc);
+  Result<AssetEntry> AssetEntryOf(uint64_t id);
+  Result<Attr> GetAttr(uint64_t id);
+
+  // ---- namespace changes (namespace.cc) ----
+
+  // REQUIRES(s.mu)
+  Status EditXattrs(Session& s, uint64_t id, NodeKind kind, const std::function<void(Xattrs&)>& edit);
+  static bool AddFileRemoval(Session& s, const Node& n, Batch* batch);         // REQUIRES(s.mu)
+  Status ApplyFileRemoval(FileState& f, const Batch& batch, bool still_open);  // REQUIRES(s.mu)
+  void AfterFileRemoval(Session& s, uint64_t id, bool still_open);             // REQUIRES(s.mu)
+  void FreeUnlinked(Session& s, uint64_t id);                                  // REQUIRES(s.mu)
+
+  // ---- hashing (write_path.cc) ----
+
+  static void CatchUp(FileState& f);                  // REQUIRES(f.mu)
+  static Result<std::string> FullHash(FileState& f);  // REQUIRES(f.mu)
+
+  // ---- writes (write_path.cc) ----
+
+  Status WriteFile(Session& s, uint64_t id, FileState& f, uint64_t offset, std::string_view data,
+                   Credentials* writer);
+  Status WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once);
+  Status ClearSetid(Session& s, Node& n, Credentials& who, const char* op);  // REQUIRES(s.mu)
+  Status TruncateFile(Session& s, Node& n, uint64_t size);                   // REQUIRES(s.mu)
+
+  // ---- finishing (finish.cc) ----
+
+  Status FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text, CommitInfo* info);
+  static void ReturnFreeMemory();
+  Status VerifyAndCommit(const std::shared_ptr<Session>& sp, std::vector<ManifestLine> manifest,
+                         CommitInfo* info);
+
+  // ---- expiry and abort (expiry.cc) ----
+
+  Status DropSession(Session& s, bool sync);
+
+  // ---- status (status_report.cc) ----
+
+  std::string Report(Session& s);
+};
+
+}  // namespace upfs::session

@@ -1,0 +1,264 @@
+// Engine: finishing a session. Its files are verified against the
+// manifest (names, completeness, SHA-256) and committed as an asset in one
+// synced write; nothing changes unless all of it holds.
+#include "session/engine.h"
+
+#include <malloc.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
+
+#include "session/engine_impl.h"
+
+namespace upfs::session {
+
+namespace {
+
+// Finishes of sessions with at least this many nodes return freed memory
+// to the system afterwards (ReturnFreeMemory).
+constexpr size_t kTrimAfterNodes = 1024;
+
+// One node of a session being finished: its path and the index entry it
+// becomes, built once and moved into the commit batch (a session of many
+// files holds all of these at once, so nothing is kept twice).
+struct Planned {
+  std::string path;
+  std::shared_ptr<FileState> file;  // null for directories
+  AssetEntry entry;
+};
+
+}  // namespace
+
+Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text,
+                                   CommitInfo* info) {
+  Session& s = *sp;
+  std::string name;
+  size_t files = 0;
+  size_t nodes = 0;
+  {
+    std::unique_lock lock(s.mu);
+    name = s.record.name;
+    UPFS_RETURN_IF_ERROR(s.CheckOpen());
+    for (const auto& [id, n] : s.nodes) files += n.is_dir ? 0 : 1;
+    s.state = SessionState::kFinishing;
+    s.writes_done.wait(lock, [&] { return s.writes_in_flight == 0; });
+    nodes = s.nodes.size();
+  }
+  // The tree cannot change while kFinishing, so `files` stays true. At
+  // most files + 1 lines are parsed: memory stays that of the text
+  // however many lines a wrong manifest has (ParseManifest).
+  auto parsed = ParseManifest(manifest_text, files + 1);
+  Status st = parsed.ok() ? VerifyAndCommit(sp, std::move(*parsed), info)
+                          : parsed.status().WithContext("session " + Quote(name));
+  {
+    std::lock_guard lock(s.mu);
+    if (!st.ok()) {
+      s.state = SessionState::kOpen;
+      s.last_error = st.message();
+      s.last_activity_ns = Now();
+    }
+  }
+  if (nodes >= kTrimAfterNodes) ReturnFreeMemory();
+  return st;
+}
+
+// A finish of many files briefly holds a few KiB per file (the plan, the
+// batch, its encoding). glibc keeps such freed memory in its arenas (one
+// per FUSE thread that allocated it) and RSS stays at the peak; trimming
+// hands the free pages back (measured: README "Other users, expiry and
+// scale"). Not done after small finishes: it walks every arena.
+void Engine::Impl::ReturnFreeMemory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+// Takes the manifest to free it (and the lookups built on it) before the
+// commit batch is built: a finish of many files holds all of these.
+Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::vector<ManifestLine> manifest,
+                                     CommitInfo* info) {
+  Session& s = *sp;
+  SessionRecord record;
+  uint64_t root_subdirs = 0;
+  std::vector<Planned> plan;
+  {
+    // The session is kFinishing: no write, create, rename or delete runs
+    // until it is open again or gone, so this snapshot stays true.
+    std::lock_guard lock(s.mu);
+    record = s.record;
+    root_subdirs = s.root_subdirs;
+    plan.reserve(s.nodes.size());
+    for (const auto& [id, n] : s.nodes) {
+      Planned& p = plan.emplace_back();
+      p.path = s.PathOf(id);
+      p.file = n.file;
+      AssetEntry& e = p.entry;
+      e.asset = record.name;
+      size_t slash = p.path.rfind('/');
+      e.dir = slash == std::string::npos ? "" : p.path.substr(0, slash);
+      e.name = n.name;
+      e.id = id;
+      e.is_dir = n.is_dir;
+      e.mode = n.mode;
+      e.uid = n.uid;
+      e.gid = n.gid;
+      e.atime_ns = n.atime_ns;
+      e.mtime_ns = n.dir_mtime_ns;  // files: set once verified
+      e.ctime_ns = n.dir_ctime_ns;
+      e.subdirs = n.subdirs;
+      e.xattrs = n.xattrs;
+    }
+  }
+  std::sort(plan.begin(), plan.end(), [](const Planned& a, const Planned& b) { return a.path < b.path; });
+  const std::string where = "session " + Quote(record.name);
+
+  // 1. The manifest names exactly the session's files, once each.
+  std::unordered_map<std::string_view, Planned*> by_path;
+  for (Planned& p : plan) by_path.emplace(p.path, &p);
+  std::unordered_map<std::string_view, const ManifestLine*> listed;
+  for (const ManifestLine& line : manifest) {
+    auto it = by_path.find(line.path);
+    if (it == by_path.end()) {
+      return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
+                                     " names " + Quote(line.path) + ", which is not a file of the session");
+    }
+    if (it->second->entry.is_dir) {
+      return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
+                                     " names directory " + Quote(line.path));
+    }
+    if (!listed.emplace(it->second->path, &line).second) {
+      return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
+                                     " lists " + Quote(line.path) + " a second time");
+    }
+  }
+  if (!manifest.empty()) {
+    for (const Planned& p : plan) {
+      if (!p.entry.is_dir && !listed.count(p.path)) {
+        return Status::InvalidArgument(where + ": file " + Quote(p.path) + " is not listed in the manifest");
+      }
+    }
+  }
+
+  // 2. Every file complete; 3. every hash right.
+  uint64_t files = 0, bytes = 0;
+  for (Planned& p : plan) {
+    if (p.entry.is_dir) continue;
+    FileState& f = *p.file;
+    std::lock_guard lock(f.mu);
+    uint64_t length = f.length.load();
+    std::vector<Extent> missing = f.received.Missing(length);
+    if (!missing.empty()) {
+      uint64_t total = 0;
+      for (const Extent& e : missing) total += e.end - e.begin;
+      f.SetError("missing bytes " + RangeText(missing[0].begin, missing[0].end) + " of " +
+                 std::to_string(length) +
+                 (missing.size() > 1 ? " (" + std::to_string(missing.size()) + " ranges, " +
+                                           std::to_string(total) + " bytes missing)"
+                                     : ""));
+      return Status::MissingData(where + " file " + Quote(p.path) + ": " + *f.last_error);
+    }
+    auto hash = FullHash(f);
+    if (!hash.ok()) {
+      f.SetError(hash.status().message());
+      return hash.status().WithContext(where + " file " + Quote(p.path));
+    }
+    p.entry.sha256 = std::move(*hash);
+    auto line = listed.find(p.path);
+    if (line != listed.end() && line->second->sha256 != p.entry.sha256) {
+      f.SetError("manifest line " + std::to_string(line->second->line_number) + " expects sha256 " +
+                 line->second->sha256 + ", received bytes hash to " + p.entry.sha256);
+      return Status::HashMismatch(where + " file " + Quote(p.path) + ": " + *f.last_error);
+    }
+    f.last_error.reset();
+    p.entry.mtime_ns = f.mtime_ns.load();
+    p.entry.ctime_ns = f.ctime_ns.load();
+    p.entry.length = length;
+    ++files;
+    bytes += length;
+  }
+
+  listed = {};
+  by_path = {};
+  manifest = {};
+
+  // 4. One atomic, synced write: the asset and its entries in, the
+  //    session's records out. The blobs stay where they are.
+  int64_t now = Now();
+  Batch batch;
+  AssetRecord asset;
+  asset.name = record.name;
+  asset.root_id = record.id;
+  asset.uid = record.uid;
+  asset.gid = record.gid;
+  asset.mode = record.mode;
+  asset.atime_ns = record.atime_ns;
+  asset.mtime_ns = record.mtime_ns;
+  asset.ctime_ns = record.ctime_ns;
+  asset.subdirs = root_subdirs;
+  asset.committed_ns = now;
+  asset.files = files;
+  asset.bytes = bytes;
+  asset.xattrs = record.xattrs;
+  batch.Put(asset);
+  std::vector<uint64_t> ids;
+  ids.reserve(plan.size());
+  for (Planned& p : plan) {
+    ids.push_back(p.entry.id);
+    batch.Put(std::move(p.entry));
+    batch.DeleteNodeRecord(record.id, ids.back());
+  }
+  plan = {};  // the entries live in the batch now
+  // Files unlinked while open are not part of the asset; their bytes go
+  // with the session. (No handle can write them while kFinishing; a
+  // release may free one meanwhile, and a second delete is harmless.)
+  std::vector<uint64_t> unlinked_ids;
+  {
+    std::lock_guard lock(s.mu);
+    for (const auto& [id, n] : s.unlinked) unlinked_ids.push_back(id);
+  }
+  for (uint64_t id : unlinked_ids) batch.DeleteBlobData(id);
+  batch.Delete(record);
+  Status st = store->Apply(batch, /*sync=*/true);
+  if (!st.ok()) {
+    spdlog::error("{}: commit failed, session left open: {}", where, st.ToString());
+    return st.WithContext(where + ": commit");
+  }
+
+  // Committed and durable. Retire the session from memory.
+  ++asset_count;
+  sessions_dir_ns = now;
+  assets_dir_ns = now;
+  {
+    std::lock_guard table(table_mu);
+    sessions.erase(record.name);
+    std::lock_guard lock(s.mu);
+    s.state = SessionState::kGone;
+    for (auto& [id, n] : s.unlinked) {
+      std::lock_guard flock(n.file->mu);
+      n.file->removed = true;
+      unlinked_ids.push_back(id);
+    }
+    s.unlinked.clear();
+  }
+  for (uint64_t id : ids) IndexRemove(id);
+  for (uint64_t id : unlinked_ids) IndexRemove(id);
+  IndexRemove(record.id);
+  IndexRemove(record.id + kFinishOffset);
+  IndexRemove(record.id + kStatusOffset);
+  spdlog::info("{} committed: {} files, {} bytes", where, files, bytes);
+  if (info) {
+    info->name = record.name;
+    info->session_id = record.id;
+  }
+  return Status::OK();
+}
+
+Status Engine::Finish(std::string_view name, std::string_view manifest, CommitInfo* committed) {
+  auto s = impl_->FindSession(name);
+  if (!s) return Status::NotFound("no open session " + Quote(name));
+  return impl_->FinishSession(s, manifest, committed);
+}
+
+}  // namespace upfs::session

@@ -1,0 +1,111 @@
+// Engine: open, flush and release of file handles on session files,
+// control files and committed files.
+#include "session/engine.h"
+
+#include <mutex>
+
+#include "session/engine_impl.h"
+
+namespace upfs::session {
+
+Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode, Credentials* opener) {
+  Impl& m = *impl_;
+  auto h = std::make_shared<Handle>();
+  h->id = id;
+  if (auto s = m.SessionOf(id)) {
+    std::unique_lock lock(s->mu);
+    if (s->state == SessionState::kGone) return s->CheckOpen();
+    auto kind = Impl::KindIn(*s, id);
+    if (!kind.ok()) return kind.status();
+    h->kind = *kind;
+    h->session = s;
+    switch (*kind) {
+      case NodeKind::kFinish:
+        if (mode.read) return Status::PermissionDenied(".finish is write-only: write a manifest into it");
+        UPFS_RETURN_IF_ERROR(s->CheckOpen());
+        break;
+      case NodeKind::kStatus:
+        if (mode.write) return Status::ReadOnly(".status is read-only");
+        lock.unlock();
+        h->text = m.Report(*s);
+        lock.lock();
+        break;
+      case NodeKind::kFile: {
+        Node& n = s->NodeAt(id);
+        h->file = n.file;
+        if (mode.write || mode.truncate) UPFS_RETURN_IF_ERROR(s->CheckOpen());
+        // open(O_TRUNC) clears setuid/setgid as truncate(2) does, even of
+        // an empty file (the kernel does not send that change itself when
+        // the open truncates: FUSE_CAP_ATOMIC_O_TRUNC).
+        if (mode.truncate && opener) UPFS_RETURN_IF_ERROR(m.ClearSetid(*s, n, *opener, "open(O_TRUNC)"));
+        if (mode.truncate && n.file->length.load() > 0) {
+          Status st = m.TruncateFile(*s, n, 0);
+          if (!st.ok()) return st.WithContext(s->Where(id) + " O_TRUNC");
+        }
+        ++n.file->handles;
+        break;
+      }
+      default:
+        return Status::IsDirectory("directories are not opened as files");
+    }
+    // Reading .status only looks: it neither touches the session nor keeps
+    // it from expiring, so a monitor polling .status does not keep an
+    // abandoned upload alive (its handle holds a snapshot, not the session).
+    if (*kind != NodeKind::kStatus) {
+      ++s->open_handles;
+      s->last_activity_ns = m.Now();
+    }
+  } else {
+    auto entry = m.AssetEntryOf(id);
+    if (!entry.ok()) return entry.status();
+    if (entry->is_dir) return Status::IsDirectory("directory");
+    if (mode.write || mode.truncate) return Status::ReadOnly("assets are read-only");
+    h->kind = NodeKind::kAssetFile;
+    h->asset_blob = m.store->OpenCommittedBlob(entry->id);
+    h->asset_length = entry->length;
+  }
+  std::lock_guard lock(m.handles_mu);
+  uint64_t handle = m.next_handle++;
+  m.handles.emplace(handle, std::move(h));
+  return handle;
+}
+
+Status Engine::Flush(uint64_t id, uint64_t handle, CommitInfo* committed) {
+  auto h = impl_->FindHandle(handle);
+  if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
+  if (h->kind != NodeKind::kFinish) return Status::OK();
+  std::lock_guard lock(h->mu);
+  if (!h->commit_result) {
+    h->commit_result = impl_->FinishSession(h->session, h->text, committed);
+    if (h->commit_result->ok() && committed) h->commit_info = *committed;
+  }
+  return *h->commit_result;
+}
+
+Status Engine::Release(uint64_t id, uint64_t handle) {
+  Impl& m = *impl_;
+  std::shared_ptr<Handle> h;
+  {
+    std::lock_guard lock(m.handles_mu);
+    auto it = m.handles.find(handle);
+    if (it == m.handles.end() || it->second->id != id) return Status::InvalidArgument("unknown file handle");
+    h = std::move(it->second);
+    m.handles.erase(it);
+  }
+  Status st;
+  if (h->kind == NodeKind::kFinish) {
+    std::lock_guard lock(h->mu);
+    if (!h->commit_result) h->commit_result = m.FinishSession(h->session, h->text, nullptr);
+    st = *h->commit_result;
+  }
+  if (h->session && h->kind != NodeKind::kStatus) {
+    Session& s = *h->session;
+    std::lock_guard lock(s.mu);
+    --s.open_handles;
+    s.last_activity_ns = m.Now();
+    if (h->file && --h->file->handles == 0 && s.IsUnlinked(id)) m.FreeUnlinked(s, id);
+  }
+  return st;
+}
+
+}  // namespace upfs::session

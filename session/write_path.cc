@@ -1,0 +1,261 @@
+// Engine: the write path (writes, truncation and the setuid/setgid rule),
+// the SHA-256 kept in file order as bytes arrive, and reads.
+#include "session/engine.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "session/engine_impl.h"
+
+namespace upfs::session {
+
+namespace {
+
+// Bytes read back from the store per step when catching a hash up.
+constexpr size_t kCatchUpBytes = size_t{1} << 20;
+
+}  // namespace
+
+// ---- hashing ----
+
+// Hashes received bytes from the frontier on, as far as they are
+// contiguous. REQUIRES(f.mu)
+void Engine::Impl::CatchUp(FileState& f) {
+  std::string buf;
+  while (f.hash.valid()) {
+    uint64_t from = f.hash.frontier();
+    uint64_t to = std::min(f.received.ContiguousEnd(from), f.length.load());
+    if (to <= from) return;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(to - from, kCatchUpBytes));
+    buf.resize(n);
+    Status s = f.Blob()->ReadAt(from, n, buf.data());
+    if (!s.ok()) {
+      // Finish rehashes from scratch and reports the read error there.
+      spdlog::warn("hash catch-up read at offset {} failed: {}", from, s.ToString());
+      f.hash.Invalidate();
+      return;
+    }
+    f.hash.Feed(from, buf);
+  }
+}
+
+// The SHA-256 of a complete file, rehashing from the store if needed.
+// REQUIRES(f.mu)
+Result<std::string> Engine::Impl::FullHash(FileState& f) {
+  if (!f.hash.valid()) f.hash.Reset();
+  CatchUp(f);
+  if (!f.hash.valid()) return Status::IOError("reading the file back to hash it failed");
+  if (f.hash.frontier() != f.length.load()) {
+    return Status::MissingData("hash stopped at offset " + std::to_string(f.hash.frontier()));
+  }
+  return f.hash.HexDigest();
+}
+
+// ---- writes ----
+
+Status Engine::Impl::WriteFile(Session& s, uint64_t id, FileState& f, uint64_t offset, std::string_view data,
+                               Credentials* writer) {
+  bool write_once;
+  {
+    std::lock_guard lock(s.mu);
+    UPFS_RETURN_IF_ERROR(s.CheckOpen());
+    if (f.removed) return Status::Stale(s.Where(id) + " was removed");
+    if (writer) UPFS_RETURN_IF_ERROR(ClearSetid(s, s.NodeAt(id), *writer, "write"));
+    write_once = s.record.write_once;
+    ++s.writes_in_flight;
+    s.last_activity_ns = Now();
+  }
+  Status st = WriteLocked(f, offset, data, write_once);
+  std::lock_guard lock(s.mu);
+  if (!st.ok()) {
+    st = st.WithContext(s.Where(id) + " offset " + std::to_string(offset));
+    s.last_error = st.message();
+    std::lock_guard flock(f.mu);
+    f.SetError(st.message());
+  }
+  if (--s.writes_in_flight == 0) s.writes_done.notify_all();
+  return st;
+}
+
+Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once) {
+  if (offset >= store::kMaxBlobLength || data.size() > store::kMaxBlobLength - offset) {
+    return Status::TooLarge("write ends beyond 2^62 bytes, the largest file upfs stores");
+  }
+  if (data.empty()) return Status::OK();
+  uint64_t end = offset + data.size();
+  std::lock_guard lock(f.mu);
+  if (f.removed) return Status::Stale("file was removed");
+  bool rewrites_hashed = false;
+  bool skip_store = false;
+  if (f.received.Intersects(offset, end)) {
+    // Slow path: bytes already received are being rewritten. Compare so
+    // that identical rewrites (resumed uploads, retries) keep the hash and
+    // write-once sessions can refuse different bytes.
+    std::string old(data.size(), '\0');
+    UPFS_RETURN_IF_ERROR(f.Blob()->ReadAt(offset, data.size(), old.data()));
+    uint64_t hashed_end = f.hash.valid() ? f.hash.frontier() : 0;
+    uint64_t covered = 0;
+    bool differs = false;
+    for (const Extent& e : f.received.Covered(offset, end)) {
+      covered += e.end - e.begin;
+      size_t at = e.begin - offset, n = e.end - e.begin;
+      if (std::memcmp(old.data() + at, data.data() + at, n) == 0) continue;
+      differs = true;
+      if (e.begin < hashed_end) {
+        uint64_t cmp_end = std::min(e.end, hashed_end);
+        rewrites_hashed |= std::memcmp(old.data() + at, data.data() + at, cmp_end - e.begin) != 0;
+      }
+      if (write_once) {
+        return Status::WriteConflict("write-once session: bytes in " + RangeText(e.begin, e.end) +
+                                     " differ from those already received");
+      }
+    }
+    skip_store = !differs && covered == data.size();
+  }
+  if (!skip_store) UPFS_RETURN_IF_ERROR(f.Blob()->WriteAt(offset, data));
+  f.received.Add(offset, end);
+  if (end > f.length.load()) f.length = end;
+  f.Modified(Now());
+  if (rewrites_hashed) {
+    f.hash.Invalidate();
+  } else if (f.hash.Feed(offset, data)) {
+    CatchUp(f);
+  }
+  return Status::OK();
+}
+
+// Clears the setuid/setgid bits of file `n` that a write or truncate by
+// `who` clears on a local filesystem (see Credentials). REQUIRES(s.mu)
+Status Engine::Impl::ClearSetid(Session& s, Node& n, Credentials& who, const char* op) {
+  if (n.is_dir || !(n.mode & (S_ISUID | S_ISGID))) return Status::OK();
+  uint32_t clear = n.mode & S_ISUID;
+  if ((n.mode & S_ISGID) && ((n.mode & S_IXGRP) || !who.InGroup(n.gid))) clear |= S_ISGID;
+  if (clear == 0 || who.HasCapFsetid()) return Status::OK();
+  NodeRecord rec = n.ToRecord();
+  rec.mode &= ~clear;
+  rec.ctime_ns = Now();
+  Batch batch;
+  if (!s.IsUnlinked(n.id)) batch.Put(s.id(), rec);  // unlinked: no record, memory only
+  UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
+  n.mode = rec.mode;
+  n.SetCtime(rec.ctime_ns);
+  spdlog::info("{}: {} by a caller without CAP_FSETID cleared mode bits {:o} (now {:o})", s.Where(n.id), op,
+               clear, n.mode);
+  return Status::OK();
+}
+
+// Sets a file's length. REQUIRES(s.mu)
+Status Engine::Impl::TruncateFile(Session& s, Node& n, uint64_t size) {
+  if (size > store::kMaxBlobLength) return Status::TooLarge("length beyond 2^62 bytes");
+  FileState& f = *n.file;
+  std::lock_guard lock(f.mu);
+  NodeRecord rec = n.ToRecord();
+  rec.length = size;
+  rec.mtime_ns = rec.ctime_ns = Now();
+  Batch batch;
+  if (size < f.received.End()) batch.Truncate(n.id, size);
+  if (!s.IsUnlinked(n.id)) batch.Put(s.id(), rec);
+  UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
+  f.received.Truncate(size);
+  f.length = size;
+  f.Modified(rec.mtime_ns);
+  if (size == 0) {
+    f.hash.Reset();
+  } else if (f.hash.valid() && f.hash.frontier() > size) {
+    f.hash.Invalidate();  // SHA-256 cannot step back
+  }
+  return Status::OK();
+}
+
+Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data,
+                             Credentials* writer) {
+  Impl& m = *impl_;
+  auto h = m.FindHandle(handle);
+  if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
+  switch (h->kind) {
+    case NodeKind::kFile:
+      // POSIX: a write crossing the largest file size writes the bytes
+      // below it and returns the short count; only a write starting at or
+      // past it fails (EFBIG). The kernel splits buffered writes at a page
+      // boundary itself, but direct_io writes arrive whole.
+      if (offset < store::kMaxBlobLength && data.size() > store::kMaxBlobLength - offset) {
+        data = data.substr(0, store::kMaxBlobLength - offset);
+      }
+      UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, *h->file, offset, data, writer));
+      return data.size();
+    case NodeKind::kFinish: {
+      std::lock_guard lock(h->mu);
+      if (h->commit_result) {
+        return h->commit_result->ok() ? Status::Stale("this .finish handle already ran its commit")
+                                      : *h->commit_result;
+      }
+      Status refused;
+      if (offset > kMaxManifestBytes || data.size() > kMaxManifestBytes - offset) {
+        refused = Status::TooLarge("manifest larger than " + std::to_string(kMaxManifestBytes >> 20) + " MiB");
+      } else if (offset > h->text.size()) {
+        // A manifest is text written in order (rewrites are fine). A write
+        // past its end would make a hole of NULs that no manifest holds,
+        // and would cost memory for bytes never sent.
+        refused = Status::InvalidArgument("a write at offset " + std::to_string(offset) +
+                                          " of .finish leaves a hole after its " + std::to_string(h->text.size()) +
+                                          " bytes: write the manifest in order");
+      }
+      if (!refused.ok()) {
+        // The manifest this handle holds is not the one the client meant:
+        // its close must fail too, never commit what did arrive (or, with
+        // nothing written, commit as an empty manifest would).
+        h->commit_result = refused.WithContext("nothing committed: a write to .finish failed");
+        return refused;
+      }
+      if (h->text.size() < offset + data.size()) h->text.resize(offset + data.size());
+      std::memcpy(h->text.data() + offset, data.data(), data.size());
+      return data.size();
+    }
+    case NodeKind::kStatus: return Status::ReadOnly(".status is read-only");
+    default: return Status::ReadOnly("assets are read-only");
+  }
+}
+
+Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, size_t size) {
+  Impl& m = *impl_;
+  auto h = m.FindHandle(handle);
+  if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
+  std::unique_ptr<store::ByteSink> file_blob;
+  const store::ByteSink* sink = nullptr;
+  uint64_t length = 0;
+  switch (h->kind) {
+    case NodeKind::kFile: {
+      std::lock_guard lock(h->session->mu);
+      if (h->session->state == SessionState::kGone) return h->session->CheckOpen();
+      if (h->file->removed) return Status::Stale("file was removed");
+      file_blob = h->file->Blob();
+      sink = file_blob.get();
+      length = h->file->length.load();
+      break;
+    }
+    case NodeKind::kStatus: {
+      std::lock_guard lock(h->mu);
+      if (offset >= h->text.size()) return std::string();
+      return h->text.substr(offset, size);
+    }
+    case NodeKind::kFinish: return Status::PermissionDenied(".finish is write-only");
+    case NodeKind::kAssetFile:
+      sink = h->asset_blob.get();
+      length = h->asset_length;
+      break;
+    default: return Status::IsDirectory("directory");
+  }
+  if (offset >= length) return std::string();
+  size_t n = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
+  std::string out(n, '\0');
+  Status st = h->kind == NodeKind::kAssetFile ? m.asset_reads.Read(id, *sink, length, offset, n, out.data())
+                                              : sink->ReadAt(offset, n, out.data());
+  if (!st.ok()) return st.WithContext("read of id " + std::to_string(id) + " at offset " + std::to_string(offset));
+  return out;
+}
+
+}  // namespace upfs::session
