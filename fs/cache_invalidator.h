@@ -38,6 +38,7 @@ struct Invalidation {
   enum class Kind {
     kEntry,  // the dentry `name` in directory `ino`, positive or negative
     kInode,  // the attributes and cached data of inode `ino`
+    kAttrs,  // the attributes of inode `ino` only (its cached pages stay)
   };
   Kind kind = Kind::kInode;
   uint64_t ino = 0;
@@ -47,6 +48,7 @@ struct Invalidation {
     return {Kind::kEntry, parent, std::move(name)};
   }
   static Invalidation Inode(uint64_t ino) { return {Kind::kInode, ino, {}}; }
+  static Invalidation Attrs(uint64_t ino) { return {Kind::kAttrs, ino, {}}; }
 };
 
 class CacheInvalidator {

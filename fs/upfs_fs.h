@@ -15,10 +15,12 @@
 //     cached for an hour, open files keep their page cache. root, sessions/
 //     and assets/ have fixed names (cached for an hour) and attributes that
 //     change with every session (cached for a second, and invalidated when
-//     upfs changes them behind the kernel's back). The session side is
-//     never cached (timeouts 0; sizes and names change), except misses,
-//     cached for a second: every name that appears in a session appears
-//     through this kernel, which replaces its negative dentry. Misses under
+//     upfs changes them behind the kernel's back). On the session side,
+//     names, misses and attributes are cached for a second: every change
+//     there comes through this kernel, which updates what it cached, except
+//     the few upfs makes itself, which it invalidates (commit and expiry:
+//     the session's entry; setuid/setgid cleared by a write: the file's
+//     attributes). `.finish` and `.status` are never cached. Misses under
 //     assets/ are not cached at all: a commit through `.finish` makes names
 //     appear there behind the kernel's back.
 //   * Closing `.finish` (flush) commits (see FinishHandles for which
@@ -138,6 +140,10 @@ class UpfsFs {
   void ReleaseUnclaimed(uint64_t id, uint64_t handle) noexcept;
   // Makes a commit visible in the kernel's caches; with `wait`, returns
   // once the kernel has dropped them (or the wait timed out).
+  // Drops the kernel's cached attributes of `ino` (waited for): the
+  // engine changed them while serving a request that does not return them
+  // (setuid/setgid cleared by a write or an O_TRUNC open).
+  void InvalidateAttrs(uint64_t ino) noexcept;
   void InvalidateCommitted(const session::CommitInfo& committed, bool wait);
 
   uint64_t AddDirHandle(std::shared_ptr<DirHandle> handle);
