@@ -115,7 +115,30 @@ $(cat "$UPFS_LOG")"
     ((SECONDS < deadline)) || fail "the mount did not answer within ${MOUNT_TIMEOUT}s"
     sleep 0.02
   done
+  UPFS_FUSE_CONN=$(fuse_connection_of "$MNT")
   log "mounted (upfs pid $UPFS_PID): $UPFS_BIN -f ${*:+$* }$STORE $MNT"
+}
+
+# fuse_connection_of MOUNTPOINT: the FUSE connection number of the mount
+# (the minor of its device, from our mount table: no request to the mount).
+fuse_connection_of() {
+  awk -v m="$1" '$5 == m { split($3, d, ":"); c = d[2] } END { print c }' /proc/self/mountinfo
+}
+
+# abort_connection: aborts the FUSE connection of the daemon started last,
+# through the fusectl file system (mounted here if it is not). Every request
+# waiting on it fails with ENOTCONN. A daemon killed while one of its
+# threads was inside a cache invalidation (which can wait for a directory
+# lock held by a request only that daemon would have answered) cannot exit
+# until then: seen once, as a torture_kill9 run that hung on `wait`.
+abort_connection() {
+  local ctl=/sys/fs/fuse/connections
+  [[ -n ${UPFS_FUSE_CONN:-} ]] || return 0
+  if [[ ! -e $ctl/$UPFS_FUSE_CONN ]] && ! mountpoint -q "$ctl"; then
+    mount -t fusectl fusectl "$ctl" 2>/dev/null || return 0
+  fi
+  [[ -e $ctl/$UPFS_FUSE_CONN/abort ]] && echo 1 >"$ctl/$UPFS_FUSE_CONN/abort" 2>/dev/null
+  return 0
 }
 
 # wait_gone PID SECONDS: polls until PID has exited; false after SECONDS.
@@ -147,6 +170,12 @@ kill_upfs() {
   local pid=$UPFS_PID
   [[ -n $pid ]] || return 0
   kill -KILL "$pid"
+  # The kill ends the connection once every thread is gone; a thread stuck
+  # in the kernel (abort_connection) would keep `wait` from returning.
+  if ! wait_gone "$pid" 5; then
+    log "upfs (pid $pid) not gone 5s after kill -9: aborting its FUSE connection $UPFS_FUSE_CONN"
+    abort_connection
+  fi
   wait "$pid" || true
   UPFS_PID=
   fusermount3 -u -z "$MNT" 2>/dev/null || true
@@ -286,6 +315,7 @@ cleanup() {
     if ! wait_gone "$UPFS_PID" 15; then
       log "upfs (pid $UPFS_PID) still running 15s after the unmount; killing it"
       kill -KILL "$UPFS_PID"
+      wait_gone "$UPFS_PID" 5 || abort_connection
       rc=1
     fi
     local daemon_rc=0
