@@ -23,6 +23,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <deque>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -100,6 +102,8 @@ struct FileState {
   std::mutex mu;
   store::Store* const store;
   const uint64_t blob;
+  // In the background hasher's queue (Engine::Impl::ScheduleCatchUp).
+  std::atomic<bool> catch_up_queued{false};
   ExtentMap received;                       // GUARDED_BY(mu)
   HashFrontier hash;                        // GUARDED_BY(mu)
   std::unique_ptr<std::string> last_error;  // GUARDED_BY(mu); null: none
@@ -291,7 +295,9 @@ struct Engine::Impl {
   Impl(std::unique_ptr<store::Store> s, Options o) : store(std::move(s)), options(std::move(o)) {
     if (!options.clock) options.clock = std::make_shared<SystemClock>();
     mount_time_ns = options.clock->NowNs();
+    catch_up_thread = std::thread([this] { CatchUpLoop(); });
   }
+  ~Impl() { StopCatchUp(); }
 
   const std::unique_ptr<store::Store> store;
   Options options;
@@ -372,13 +378,19 @@ struct Engine::Impl {
   // ---- hashing (write_path.cc) ----
 
   static void CatchUp(FileState& f);                  // REQUIRES(f.mu)
+  static bool CatchUpStep(FileState& f);              // REQUIRES(f.mu)
+  bool NeedsCatchUp(const FileState& f) const;        // REQUIRES(f.mu)
+  void ScheduleCatchUp(const std::shared_ptr<FileState>& f);
+  void CatchUpLoop();
+  void StopCatchUp();
   static Result<std::string> FullHash(FileState& f);  // REQUIRES(f.mu)
 
   // ---- writes (write_path.cc) ----
 
-  Status WriteFile(Session& s, uint64_t id, FileState& f, uint64_t offset, std::string_view data,
+  Status WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file, uint64_t offset,
+                   std::string_view data,
                    Credentials* writer);
-  Status WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once);
+  Status WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once, bool* catch_up);
   Status ClearSetid(Session& s, Node& n, Credentials& who, const char* op);  // REQUIRES(s.mu)
   Status TruncateFile(Session& s, Node& n, uint64_t size);                   // REQUIRES(s.mu)
 
@@ -396,6 +408,18 @@ struct Engine::Impl {
   // ---- status (status_report.cc) ----
 
   std::string Report(Session& s);
+
+  // ---- the background hasher (write_path.cc) ----
+  // Bytes that arrived beyond a file's hash frontier are read back and
+  // hashed once the gap before them fills. That catch-up runs here, one
+  // step (kCatchUpBytes) per hold of the file's lock, not in the write
+  // that filled the gap: parallel writers to one file are not held up
+  // by it, and finish completes whatever is left.
+  std::mutex catch_up_mu;
+  std::condition_variable catch_up_wake;
+  std::deque<std::shared_ptr<FileState>> catch_up_queue;  // GUARDED_BY(catch_up_mu)
+  bool catch_up_stopping = false;                         // GUARDED_BY(catch_up_mu)
+  std::thread catch_up_thread;  // last: started once everything above exists
 };
 
 }  // namespace upfs::session

@@ -75,6 +75,9 @@ std::string Engine::Impl::Report(Session& s) {
     body += "length: " + std::to_string(length) + "\n";
     body += "received: " + std::to_string(rx) + "\n";
     body += "missing: " + (missing.empty() ? std::string("none") : ranges) + "\n";
+    // A complete file's hash is known: what the background hasher has not
+    // caught up yet is hashed here.
+    if (missing.empty()) CatchUp(f);
     bool known = missing.empty() && f.hash.valid() && f.hash.frontier() == length;
     body += "sha256: " + (known ? f.hash.HexDigest() : std::string("pending")) + "\n";
     if (f.last_error) body += "last_error: " + *f.last_error + "\n";

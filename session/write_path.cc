@@ -22,25 +22,81 @@ constexpr size_t kCatchUpBytes = size_t{1} << 20;
 
 // ---- hashing ----
 
+// Hashes up to kCatchUpBytes of received bytes from the frontier on, as
+// far as they are contiguous. Returns whether more may follow.
+// REQUIRES(f.mu)
+bool Engine::Impl::CatchUpStep(FileState& f) {
+  if (!f.hash.valid()) return false;
+  uint64_t from = f.hash.frontier();
+  uint64_t to = std::min(f.received.ContiguousEnd(from), f.length.load());
+  if (to <= from) return false;
+  size_t n = static_cast<size_t>(std::min<uint64_t>(to - from, kCatchUpBytes));
+  std::string buf(n, '\0');
+  Status s = f.Blob()->ReadAt(from, n, buf.data());
+  if (!s.ok()) {
+    // Finish rehashes from scratch and reports the read error there.
+    spdlog::warn("hash catch-up read at offset {} failed: {}", from, s.ToString());
+    f.hash.Invalidate();
+    return false;
+  }
+  f.hash.Feed(from, buf);
+  return true;
+}
+
 // Hashes received bytes from the frontier on, as far as they are
 // contiguous. REQUIRES(f.mu)
 void Engine::Impl::CatchUp(FileState& f) {
-  std::string buf;
-  while (f.hash.valid()) {
-    uint64_t from = f.hash.frontier();
-    uint64_t to = std::min(f.received.ContiguousEnd(from), f.length.load());
-    if (to <= from) return;
-    size_t n = static_cast<size_t>(std::min<uint64_t>(to - from, kCatchUpBytes));
-    buf.resize(n);
-    Status s = f.Blob()->ReadAt(from, n, buf.data());
-    if (!s.ok()) {
-      // Finish rehashes from scratch and reports the read error there.
-      spdlog::warn("hash catch-up read at offset {} failed: {}", from, s.ToString());
-      f.hash.Invalidate();
-      return;
-    }
-    f.hash.Feed(from, buf);
+  while (CatchUpStep(f)) {
   }
+}
+
+// Whether received bytes wait beyond the frontier. REQUIRES(f.mu)
+bool Engine::Impl::NeedsCatchUp(const FileState& f) const {
+  if (!f.hash.valid()) return false;
+  const uint64_t from = f.hash.frontier();
+  return std::min(f.received.ContiguousEnd(from), f.length.load()) > from;
+}
+
+void Engine::Impl::ScheduleCatchUp(const std::shared_ptr<FileState>& f) {
+  if (f->catch_up_queued.exchange(true)) return;  // already waiting its turn
+  {
+    std::lock_guard lock(catch_up_mu);
+    catch_up_queue.push_back(f);
+  }
+  catch_up_wake.notify_one();
+}
+
+void Engine::Impl::CatchUpLoop() {
+  for (;;) {
+    std::shared_ptr<FileState> f;
+    {
+      std::unique_lock lock(catch_up_mu);
+      catch_up_wake.wait(lock, [&] { return catch_up_stopping || !catch_up_queue.empty(); });
+      if (catch_up_stopping) return;
+      f = std::move(catch_up_queue.front());
+      catch_up_queue.pop_front();
+    }
+    f->catch_up_queued = false;
+    // One step per hold of the lock, so writers to the file interleave.
+    for (bool more = true; more;) {
+      {
+        std::lock_guard lock(catch_up_mu);
+        if (catch_up_stopping) return;
+      }
+      std::lock_guard flock(f->mu);
+      more = !f->removed && CatchUpStep(*f);
+    }
+  }
+}
+
+void Engine::Impl::StopCatchUp() {
+  {
+    std::lock_guard lock(catch_up_mu);
+    catch_up_stopping = true;
+    catch_up_queue.clear();  // a hash left behind is completed by finish
+  }
+  catch_up_wake.notify_all();
+  if (catch_up_thread.joinable()) catch_up_thread.join();
 }
 
 // The SHA-256 of a complete file, rehashing from the store if needed.
@@ -57,8 +113,9 @@ Result<std::string> Engine::Impl::FullHash(FileState& f) {
 
 // ---- writes ----
 
-Status Engine::Impl::WriteFile(Session& s, uint64_t id, FileState& f, uint64_t offset, std::string_view data,
-                               Credentials* writer) {
+Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file, uint64_t offset,
+                               std::string_view data, Credentials* writer) {
+  FileState& f = *file;
   bool write_once;
   {
     std::lock_guard lock(s.mu);
@@ -69,7 +126,9 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, FileState& f, uint64_t o
     ++s.writes_in_flight;
     s.last_activity_ns = Now();
   }
-  Status st = WriteLocked(f, offset, data, write_once);
+  bool catch_up = false;
+  Status st = WriteLocked(f, offset, data, write_once, &catch_up);
+  if (catch_up) ScheduleCatchUp(file);
   std::lock_guard lock(s.mu);
   if (!st.ok()) {
     st = st.WithContext(s.Where(id) + " offset " + std::to_string(offset));
@@ -81,7 +140,8 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, FileState& f, uint64_t o
   return st;
 }
 
-Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once) {
+Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once,
+                                 bool* catch_up) {
   if (offset >= store::kMaxBlobLength || data.size() > store::kMaxBlobLength - offset) {
     return Status::TooLarge("write ends beyond 2^62 bytes, the largest file upfs stores");
   }
@@ -123,7 +183,9 @@ Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view
   if (rewrites_hashed) {
     f.hash.Invalidate();
   } else if (f.hash.Feed(offset, data)) {
-    CatchUp(f);
+    // This write filled the gap before bytes that came earlier: the
+    // background hasher reads them back (see Impl's catch_up_thread).
+    *catch_up = NeedsCatchUp(f);
   }
   return Status::OK();
 }
@@ -185,7 +247,7 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       if (offset < store::kMaxBlobLength && data.size() > store::kMaxBlobLength - offset) {
         data = data.substr(0, store::kMaxBlobLength - offset);
       }
-      UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, *h->file, offset, data, writer));
+      UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, h->file, offset, data, writer));
       return data.size();
     case NodeKind::kFinish: {
       std::lock_guard lock(h->mu);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +33,15 @@ class FaultyStore : public store::Store {
   void FailSyncedApplies(bool on) { faults_->fail_synced = on; }
   // While on, every ByteSink::WriteAt fails.
   void FailBlobWrites(bool on) { faults_->fail_blob_writes = on; }
+  // While on, every ByteSink::ReadAt waits until it is off again.
+  void HoldBlobReads(bool on) {
+    {
+      std::lock_guard lock(faults_->mu);
+      faults_->hold_reads = on;
+    }
+    faults_->reads_released.notify_all();
+  }
+  int blob_reads() const { return faults_->blob_reads; }
   void Disarm() {
     FailNthApply(0);
     FailSyncedApplies(false);
@@ -91,6 +101,9 @@ class FaultyStore : public store::Store {
   struct Faults {
     std::mutex mu;
     int apply_countdown = 0;  // GUARDED_BY(mu)
+    bool hold_reads = false;  // GUARDED_BY(mu)
+    std::condition_variable reads_released;
+    std::atomic<int> blob_reads{0};
     std::atomic<bool> fail_synced{false};
     std::atomic<bool> fail_blob_writes{false};
     std::atomic<int> apply_calls{0};
@@ -109,7 +122,14 @@ class FaultyStore : public store::Store {
       }
       return base_->WriteAt(offset, data);
     }
-    Status ReadAt(uint64_t offset, size_t n, char* out) const override { return base_->ReadAt(offset, n, out); }
+    Status ReadAt(uint64_t offset, size_t n, char* out) const override {
+      ++faults_->blob_reads;
+      {
+        std::unique_lock lock(faults_->mu);
+        faults_->reads_released.wait(lock, [&] { return !faults_->hold_reads; });
+      }
+      return base_->ReadAt(offset, n, out);
+    }
     Status Extents(std::vector<store::Extent>* out) const override { return base_->Extents(out); }
 
    private:
