@@ -51,6 +51,12 @@ class Kv {
   // is checked: records are small and must go through on a full store, so
   // that sessions can still be finished and aborted. Default: always OK.
   virtual Status CheckRoomForData(uint64_t /*bytes*/) { return Status::OK(); }
+  // Key comparisons made by the calling thread in this kind of Kv so far:
+  // the work of its lookups and iterations, including the deleted keys an
+  // iterator steps over unseen (LevelDB keeps them until a compaction).
+  // Lets tests check that an operation's work does not grow with the
+  // store's history. Default: not counted (0).
+  virtual uint64_t ThreadKeyComparisons() const { return 0; }
 };
 
 }  // namespace upfs::store

@@ -3,6 +3,19 @@
 #include <mutex>
 
 namespace upfs::store {
+namespace {
+
+// Key comparisons made by each thread in any MemoryKv.
+thread_local uint64_t thread_key_comparisons = 0;
+
+}  // namespace
+
+bool MemoryKv::CountingLess::operator()(std::string_view a, std::string_view b) const {
+  ++thread_key_comparisons;
+  return a < b;
+}
+
+uint64_t MemoryKv::ThreadKeyComparisons() const { return thread_key_comparisons; }
 
 Status MemoryKv::Get(std::string_view key, std::string* value) const {
   std::shared_lock lock(mu_);

@@ -16,6 +16,7 @@
 #include "store/leveldb_kv.h"
 #include "store/memory_kv.h"
 #include "store/records.h"
+#include "tests/support/shared_blob_files.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::store {
@@ -37,9 +38,18 @@ struct LevelDbBackend {
   static constexpr Backend kBackend = Backend::kLevelDb;
 };
 
+// Where LevelDB's store keeps blob bytes: in files (DirBlobFiles, as the
+// daemon does), or in memory that survives Reopen, for tests of the
+// records alone that write many small files (creating each file costs
+// the file system more than the rest of the test).
+enum class LevelDbBlobs { kFiles, kMemory };
+
 class StoreFixture {
  public:
-  explicit StoreFixture(Backend backend) : backend_(backend) { Open(); }
+  explicit StoreFixture(Backend backend, LevelDbBlobs blobs = LevelDbBlobs::kFiles) : backend_(backend) {
+    if (blobs == LevelDbBlobs::kMemory) memory_blobs_ = std::make_shared<MemoryBlobFiles>();
+    Open();
+  }
 
   Store& store() { return *store_; }
   // The Kv under the store, for checks of the key layout.
@@ -64,7 +74,13 @@ class StoreFixture {
       REQUIRE(s.ok());
       store_ = std::move(s).value();
     } else {
-      auto s = OpenLevelDbStore(dir_.Sub("store"));
+      LevelDbOptions options;
+      if (memory_blobs_) {
+        options.open_blobs = [blobs = memory_blobs_](const std::string&) -> Result<std::unique_ptr<BlobFiles>> {
+          return std::unique_ptr<BlobFiles>(std::make_unique<upfs::testing::SharedBlobFiles>(blobs));
+        };
+      }
+      auto s = OpenLevelDbStore(dir_.Sub("store"), options);
       INFO(s.status().ToString());
       REQUIRE(s.ok());
       store_ = std::move(s).value();
@@ -72,6 +88,7 @@ class StoreFixture {
   }
 
   const Backend backend_;
+  std::shared_ptr<MemoryBlobFiles> memory_blobs_;  // LevelDbBlobs::kMemory
   upfs::testing::TempDir dir_;
   std::unique_ptr<Store> store_;
 };
