@@ -221,25 +221,6 @@ class LevelDbKv : public Kv {
     return FromLevelDb(it->status(), "scan");
   }
 
-  Status Last(std::string_view begin, std::string_view end, std::string* key,
-              std::string* value) const override {
-    std::shared_lock lock(db_mu_);
-    UPFS_RETURN_IF_ERROR(CheckOpen());
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ReadOptions()));
-    it->Seek(ToSlice(end));
-    if (it->Valid()) {
-      it->Prev();
-    } else {
-      UPFS_RETURN_IF_ERROR(FromLevelDb(it->status(), "seek"));
-      it->SeekToLast();
-    }
-    UPFS_RETURN_IF_ERROR(FromLevelDb(it->status(), "seek"));
-    if (!it->Valid() || ToView(it->key()) < begin) return Status::NotFound("no key in range");
-    key->assign(it->key().data(), it->key().size());
-    value->assign(it->value().data(), it->value().size());
-    return Status::OK();
-  }
-
   Status Commit(const KvWrite& write, bool sync) override {
     leveldb::WriteBatch batch;
     for (const auto& [key, value] : write.ops) {

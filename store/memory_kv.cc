@@ -33,18 +33,6 @@ Status MemoryKv::Scan(std::string_view begin, std::string_view end, const KvVisi
   return Status::OK();
 }
 
-Status MemoryKv::Last(std::string_view begin, std::string_view end, std::string* key,
-                      std::string* value) const {
-  std::shared_lock lock(mu_);
-  auto it = map_.lower_bound(end);
-  if (it == map_.begin()) return Status::NotFound("no key in range");
-  --it;
-  if (std::string_view(it->first) < begin) return Status::NotFound("no key in range");
-  *key = it->first;
-  *value = it->second;
-  return Status::OK();
-}
-
 Status MemoryKv::Commit(const KvWrite& write, bool /*sync*/) {
   std::unique_lock lock(mu_);
   for (const auto& [key, value] : write.ops) {

@@ -14,8 +14,6 @@ class MemoryKv : public Kv {
  public:
   Status Get(std::string_view key, std::string* value) const override;
   Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override;
-  Status Last(std::string_view begin, std::string_view end, std::string* key,
-              std::string* value) const override;
   Status Commit(const KvWrite& write, bool sync) override;
   Status Compact(std::string_view, std::string_view) override { return Status::OK(); }
 

@@ -99,6 +99,7 @@ class StoreFixture {
 inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv, const BlobFiles& blobs, uint64_t blob) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
   Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view v) {
+    if (keys::IsBlobEnd(k)) return true;
     uint64_t length = 0, checksum = 0;
     bool good = DecodeExtentValue(v, &length, &checksum) && length <= kMaxChunkBytes;
     if (good) {
@@ -116,7 +117,7 @@ inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv, co
 
 // The stored layout KvStore promises: every extent record's bytes are
 // stored and match its checksum, no chunk is empty or over kMaxChunkBytes,
-// and no two chunks overlap.
+// no two chunks overlap, and the blob's end record bounds them.
 inline void CheckChunkLayout(const Kv& kv, const BlobFiles& blobs, uint64_t blob) {
   auto extents = ExtentRecords(kv, blobs, blob);
   for (size_t i = 0; i < extents.size(); ++i) {
@@ -125,6 +126,12 @@ inline void CheckChunkLayout(const Kv& kv, const BlobFiles& blobs, uint64_t blob
     REQUIRE(extents[i].second <= kMaxChunkBytes);
     if (i + 1 < extents.size()) REQUIRE(extents[i].first + extents[i].second <= extents[i + 1].first);
   }
+  if (extents.empty()) return;
+  std::string value;
+  uint64_t bound = 0;
+  REQUIRE(kv.Get(keys::BlobEnd(blob), &value).ok());
+  REQUIRE(DecodeBlobEnd(value, &bound));
+  REQUIRE(bound >= extents.back().first + extents.back().second);
 }
 
 }  // namespace upfs::store::testing
