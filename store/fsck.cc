@@ -537,6 +537,7 @@ class Checker {
     uint64_t blob = 0;
     const Owner* owner = nullptr;  // null: an orphan
     uint64_t covered_end = 0;      // end of the furthest extent so far
+    std::optional<uint64_t> end_record;  // the bound in its end record, once seen
     uint64_t hashed_end = 0;       // bytes [0, hashed_end) went into the hash
     bool hash_broken = false;      // a chunk came out of order or is missing
     bool explained = false;        // a problem already says why
@@ -575,21 +576,20 @@ class Checker {
     CheckUnrecordedBlobs();
   }
 
-  // One extent record, in key order.
+  // One "X" record, in key order: a chunk's extent record, or after a
+  // blob's chunks its end record.
   void OnRecord(std::string_view suffix, const std::string& extent) {
+    if (keys::IsBlobEnd("X" + std::string(suffix))) {
+      OnBlobEnd(keys::ReadBigEndian64(suffix), extent);
+      return;
+    }
     if (suffix.size() != kChunkKeySize - 1) {
       Undecodable("X" + std::string(suffix), "extent key is not 17 bytes");
       return;
     }
-    const uint64_t blob = keys::ReadBigEndian64(suffix);
     const uint64_t offset = keys::ReadBigEndian64(suffix.substr(8));
-    if (!current_ || current_->blob != blob) {
-      FinishBlob();
-      FinishUnseenOwners(blob);
-      StartBlob(blob);
-    }
-    BlobState& b = *current_;
-    max_id_ = std::max(max_id_, blob);
+    BlobState& b = BlobAt(keys::ReadBigEndian64(suffix));
+    const uint64_t blob = b.blob;
     ++report_.chunks;
 
     uint64_t length = 0;
@@ -689,6 +689,40 @@ class Checker {
     }
   }
 
+  // The state of `blob`, whose records stream past now.
+  BlobState& BlobAt(uint64_t blob) {
+    if (!current_ || current_->blob != blob) {
+      FinishBlob();
+      FinishUnseenOwners(blob);
+      StartBlob(blob);
+    }
+    max_id_ = std::max(max_id_, blob);
+    return *current_;
+  }
+
+  void OnBlobEnd(uint64_t blob, const std::string& value) {
+    BlobState& b = BlobAt(blob);
+    uint64_t bound = 0;
+    if (!DecodeBlobEnd(value, &bound)) {
+      AddFor(Kind::kUndecodable, b.owner, blob, std::nullopt, "end record is not 8 bytes").key =
+          EscapeBytes(keys::BlobEnd(blob));
+      bound = kMaxBlobLength;  // reported once
+    }
+    b.end_record = bound;
+  }
+
+  // The store finds a blob's chunks through its end record: without one it
+  // sees none, and a write past the record's bound would not replace a
+  // chunk that reaches beyond it.
+  void CheckEndRecord(const BlobState& b) {
+    if (b.covered_end == 0 || (b.end_record && *b.end_record >= b.covered_end)) return;
+    const std::string reach = std::to_string(b.covered_end);
+    AddFor(Kind::kIndex, b.owner, b.blob, std::nullopt,
+           b.end_record ? "end record says the chunks end by " + std::to_string(*b.end_record) + ", they reach " + reach
+                        : "chunks reach " + reach + " but there is no end record: the store sees none of them")
+        .key = EscapeBytes(keys::BlobEnd(b.blob));
+  }
+
   // Blob files that no extent record names and no one owns: bytes left by
   // a crash between storing them and recording them, or by a removal that
   // failed half way.
@@ -733,8 +767,9 @@ class Checker {
       orphans_.push_back({b.blob, report_.problems.size() - 1, std::max<uint64_t>(b.end, 1)});
       ++report_.orphan_blobs;
       report_.orphan_bytes += b.bytes;
-    } else if (b.owner->side == Owner::Side::kCommitted) {
-      VerifyCommitted(b);
+    } else {
+      CheckEndRecord(b);
+      if (b.owner->side == Owner::Side::kCommitted) VerifyCommitted(b);
     }
     current_.reset();
   }
@@ -799,17 +834,20 @@ class Checker {
     }
     const size_t batch = std::max<size_t>(1, options_.removal_batch_keys);
     for (const auto& [blob, problem, end] : orphans_) {
-      // Extent records first, then the bytes they named; each round scans
-      // afresh, since the previous round's keys are gone.
+      // Extent records first, then the bytes they named; each round starts
+      // past the keys the last one deleted (LevelDB would step over them
+      // again, making a large orphan's removal quadratic).
+      std::string from = keys::Extent(blob, 0);
       for (;;) {
         KvWrite write;
         UPFS_RETURN_IF_ERROR(
-            kv_.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view) {
+            kv_.Scan(from, keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view) {
               if (write.ops.size() >= batch) return false;
               write.Delete(std::string(k));
               return true;
             }));
         if (write.ops.empty()) break;
+        from = write.ops.back().first + '\0';
         UPFS_RETURN_IF_ERROR(kv_.Commit(write, /*sync=*/false));
         report_.keys_removed += write.ops.size();
       }

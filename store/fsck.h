@@ -7,6 +7,7 @@
 //     records;
 //   * coverage: every committed file's extent records ("X") cover
 //     [0, length) with no hole, no overlap and nothing beyond the length;
+//     every blob with chunks has an end record that bounds them;
 //   * chunks: every extent record of an owned blob has its bytes in the
 //     blob files, and they match the record's checksum;
 //   * the index: every record decodes and sits under the key its content

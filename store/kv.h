@@ -34,10 +34,12 @@ class Kv {
   // NotFound when absent.
   virtual Status Get(std::string_view key, std::string* value) const = 0;
   // Visits keys in [begin, end) in order, from one consistent snapshot.
+  // LevelDB steps over every deleted key between `begin` and the first
+  // live key at or after it, and between the last key visited and the
+  // next live key: store/kv_store.cc keeps its hot scans where that is
+  // bounded. (So there is no "last key before": stepping back is the same
+  // walk, backwards.)
   virtual Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const = 0;
-  // The last entry with begin <= key < end; NotFound when there is none.
-  virtual Status Last(std::string_view begin, std::string_view end, std::string* key,
-                      std::string* value) const = 0;
   // All of `write` or nothing; with sync, durable on return along with
   // every earlier write.
   virtual Status Commit(const KvWrite& write, bool sync) = 0;
@@ -51,6 +53,12 @@ class Kv {
   // is checked: records are small and must go through on a full store, so
   // that sessions can still be finished and aborted. Default: always OK.
   virtual Status CheckRoomForData(uint64_t /*bytes*/) { return Status::OK(); }
+  // Key comparisons made by the calling thread in this kind of Kv so far:
+  // the work of its lookups and iterations, including the deleted keys an
+  // iterator steps over unseen (LevelDB keeps them until a compaction).
+  // Lets tests check that an operation's work does not grow with the
+  // store's history. Default: not counted (0).
+  virtual uint64_t ThreadKeyComparisons() const { return 0; }
 };
 
 }  // namespace upfs::store

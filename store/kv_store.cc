@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <set>
 #include <utility>
@@ -41,39 +42,73 @@ struct ChunkRef {
   bool operator==(const ChunkRef&) const = default;
 };
 
+// Also refuses a chunk longer than kMaxChunkBytes: OverlappingChunks
+// relies on none being longer.
 Status DecodeExtent(std::string_view key, std::string_view value, ChunkRef* out) {
-  if (key.size() != 17 || !DecodeExtentValue(value, &out->length, &out->checksum)) {
+  if (key.size() != 17 || !DecodeExtentValue(value, &out->length, &out->checksum) ||
+      out->length > kMaxChunkBytes) {
     return Status::Corruption("malformed extent record for " + BlobText(keys::ReadBigEndian64(key.substr(1))));
   }
   out->begin = keys::OffsetOf(key);
   return Status::OK();
 }
 
-// Chunks of `blob` that intersect [begin, end), in order, as the extent
-// records list them.
-Status OverlappingChunks(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end,
-                         std::vector<ChunkRef>* out) {
-  out->clear();
-  std::string key, value;
-  // The chunk starting at or before `begin` may reach into the range.
-  Status s = kv.Last(keys::Extent(blob, 0), keys::Extent(blob, begin) + '\0', &key, &value);
-  if (s.ok()) {
-    ChunkRef c;
-    UPFS_RETURN_IF_ERROR(DecodeExtent(key, value, &c));
-    if (c.end() > begin) out->push_back(c);
-  } else if (!s.IsNotFound()) {
-    return s;
+// The bound in `blob`'s end record; nullopt when there is none (then the
+// blob has no chunks).
+Status ReadBlobEnd(const Kv& kv, uint64_t blob, std::optional<uint64_t>* end) {
+  std::string value;
+  Status s = kv.Get(keys::BlobEnd(blob), &value);
+  if (s.IsNotFound()) {
+    end->reset();
+    return Status::OK();
   }
-  Status scan_status;
-  UPFS_RETURN_IF_ERROR(kv.Scan(keys::Extent(blob, begin) + '\0', keys::Extent(blob, end),
+  UPFS_RETURN_IF_ERROR(s);
+  uint64_t v = 0;
+  if (!DecodeBlobEnd(value, &v)) return Status::Corruption("malformed end record for " + BlobText(blob));
+  *end = std::min(v, kMaxBlobLength);
+  return Status::OK();
+}
+
+// Visits `blob`'s chunks that start in [from, to), in order, stopping at
+// the first that fails to decode.
+Status ScanChunks(const Kv& kv, uint64_t blob, uint64_t from, uint64_t to,
+                  const std::function<void(const ChunkRef&)>& visit) {
+  Status decode;
+  UPFS_RETURN_IF_ERROR(kv.Scan(keys::Extent(blob, from), keys::Extent(blob, to),
                                [&](std::string_view k, std::string_view v) {
                                  ChunkRef c;
-                                 scan_status = DecodeExtent(k, v, &c);
-                                 if (!scan_status.ok()) return false;
-                                 out->push_back(c);
+                                 decode = DecodeExtent(k, v, &c);
+                                 if (!decode.ok()) return false;
+                                 visit(c);
                                  return true;
                                }));
-  return scan_status;
+  return decode;
+}
+
+// Chunks of `blob` that intersect [begin, end), in order, as the extent
+// records list them. Sets *bound, when given, to the blob's end record.
+//
+// Why this shape: a LevelDB seek, or a step back, lands on the nearest live
+// key, stepping over every deleted key on the way (it has no bound to stop
+// at), and deleted keys are everywhere: the chunks of aborted and expired
+// sessions' files, and after the newest blob's chunks, the node records of
+// every session committed so far. A scan that left this blob's keys would
+// cost in proportion to the store's history (issue 11). So nothing here
+// steps back, and a scan runs only when the end record says the blob has
+// chunks, from no earlier than a chunk reaching `begin` could start (none
+// is longer than kMaxChunkBytes), to no further than the end record: a
+// live key of this blob, at which it stops at the latest.
+Status OverlappingChunks(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, std::vector<ChunkRef>* out,
+                         std::optional<uint64_t>* bound = nullptr) {
+  out->clear();
+  std::optional<uint64_t> stored;
+  UPFS_RETURN_IF_ERROR(ReadBlobEnd(kv, blob, &stored));
+  if (bound) *bound = stored;
+  if (!stored || begin >= *stored) return Status::OK();
+  const uint64_t from = begin >= kMaxChunkBytes ? begin - kMaxChunkBytes + 1 : 0;
+  return ScanChunks(kv, blob, from, std::min(end, *stored), [&](const ChunkRef& c) {
+    if (c.end() > begin) out->push_back(c);
+  });
 }
 
 // OK when `data` is what the extent record `c` of `blob` describes.
@@ -105,12 +140,12 @@ void PutChunk(uint64_t blob, uint64_t offset, std::string_view data, KvWrite* wr
 // Adds to `write` what removes [begin, end) from the stored chunks: chunks
 // inside go, chunks straddling an edge keep their outside part (whose bytes
 // stay where they are, under a record of their own). Adds the records
-// removed to *freed, and raises *stored_end to the end of the last chunk
-// seen.
+// removed to *freed, raises *stored_end to the end of the last chunk seen,
+// and sets *bound to the blob's end record (which stays true).
 Status AddPunch(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t begin, uint64_t end,
-                KvWrite* write, uint64_t* freed, uint64_t* stored_end) {
+                KvWrite* write, uint64_t* freed, uint64_t* stored_end, std::optional<uint64_t>* bound) {
   std::vector<ChunkRef> chunks;
-  UPFS_RETURN_IF_ERROR(OverlappingChunks(kv, blob, begin, end, &chunks));
+  UPFS_RETURN_IF_ERROR(OverlappingChunks(kv, blob, begin, end, &chunks, bound));
   for (const ChunkRef& c : chunks) {
     *stored_end = std::max(*stored_end, c.end());
     if (c.begin >= begin && c.end() <= end) {
@@ -134,10 +169,18 @@ Status AddPunch(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t be
   return Status::OK();
 }
 
-// Trims blob `blob`'s records to `length` bytes (0: all of them).
+// Trims blob `blob`'s records to `length` bytes (0: all of them, its end
+// record too).
 Status AddTruncate(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t length, KvWrite* write,
                    uint64_t* freed, uint64_t* stored_end) {
-  return AddPunch(kv, blobs, blob, length, kMaxBlobLength, write, freed, stored_end);
+  std::optional<uint64_t> bound;
+  UPFS_RETURN_IF_ERROR(AddPunch(kv, blobs, blob, length, kMaxBlobLength, write, freed, stored_end, &bound));
+  if (bound && length == 0) {
+    write->Delete(keys::BlobEnd(blob));
+  } else if (bound && length < *bound) {
+    write->Put(keys::BlobEnd(blob), EncodeBlobEnd(length));
+  }
+  return Status::OK();
 }
 
 // What a read returns for bytes no chunk holds.
@@ -159,7 +202,9 @@ class KvBlob : public ByteSink {
     uint64_t end = offset + data.size();
     KvWrite punch;
     uint64_t overwritten = 0, stored_end = 0;  // not reclaimed separately: the new chunks take their place
-    UPFS_RETURN_IF_ERROR(AddPunch(*kv_, *blobs_, blob_, offset, end, &punch, &overwritten, &stored_end));
+    std::optional<uint64_t> bound;
+    UPFS_RETURN_IF_ERROR(
+        AddPunch(*kv_, *blobs_, blob_, offset, end, &punch, &overwritten, &stored_end, &bound));
     // Bytes first, then the records that make them visible: a crash in
     // between leaves bytes no record names.
     Status st = blobs_->Write(blob_, offset, data);
@@ -168,6 +213,7 @@ class KvBlob : public ByteSink {
       for (uint64_t pos = 0; pos < data.size(); pos += kMaxChunkBytes) {
         PutChunk(blob_, offset + pos, data.substr(pos, kMaxChunkBytes), &write);
       }
+      if (!bound || *bound < end) write.Put(keys::BlobEnd(blob_), EncodeBlobEnd(end));
       st = kv_->Commit(write, /*sync=*/false);
       if (st.ok()) return st;
     }
@@ -216,20 +262,16 @@ class KvBlob : public ByteSink {
 
   Status Extents(std::vector<Extent>* out) const override {
     out->clear();
-    Status decode_status;
-    UPFS_RETURN_IF_ERROR(kv_->Scan(keys::Extent(blob_, 0), keys::Extent(blob_ + 1, 0),
-                                   [&](std::string_view k, std::string_view v) {
-                                     ChunkRef c;
-                                     decode_status = DecodeExtent(k, v, &c);
-                                     if (!decode_status.ok()) return false;
-                                     if (!out->empty() && out->back().end == c.begin) {
-                                       out->back().end = c.end();
-                                     } else {
-                                       out->push_back({c.begin, c.end()});
-                                     }
-                                     return true;
-                                   }));
-    return decode_status;
+    std::optional<uint64_t> bound;
+    UPFS_RETURN_IF_ERROR(ReadBlobEnd(*kv_, blob_, &bound));
+    if (!bound) return Status::OK();  // no chunks, and no scan (see OverlappingChunks)
+    return ScanChunks(*kv_, blob_, 0, *bound, [&](const ChunkRef& c) {
+      if (!out->empty() && out->back().end == c.begin) {
+        out->back().end = c.end();
+      } else {
+        out->push_back({c.begin, c.end()});
+      }
+    });
   }
 
  private:
@@ -253,6 +295,53 @@ class KvBlob : public ByteSink {
   const uint64_t blob_;
   const Holes holes_;
 };
+
+// Upgrades a store of format 3 to 4: writes each blob's end record (the
+// end of its last chunk), in batches, then the new format record, synced.
+// Interrupted, it starts over at the next open, writing the same records.
+Status AddBlobEnds(Kv& kv) {
+  constexpr size_t kWindow = 4096;  // extent records per scan, and at most as many writes per batch
+  KvWrite write;
+  std::optional<std::pair<uint64_t, uint64_t>> blob_end;  // of the blob being read
+  uint64_t blobs = 0;
+  const std::string tag = "X";
+  std::string from = tag;
+  for (bool more = true; more;) {
+    size_t seen = 0;
+    more = false;
+    UPFS_RETURN_IF_ERROR(kv.Scan(from, keys::PrefixEnd(tag), [&](std::string_view k, std::string_view v) {
+      if (seen++ == kWindow) {
+        from = std::string(k);
+        more = true;
+        return false;
+      }
+      if (k.size() != 17) return true;  // not a chunk's: upfs fsck reports it
+      const uint64_t blob = keys::ReadBigEndian64(k.substr(1));
+      uint64_t length = 0, checksum = 0;
+      // What no record says, no chunk exceeds.
+      if (!DecodeExtentValue(v, &length, &checksum)) length = kMaxChunkBytes;
+      const uint64_t end = std::min(keys::OffsetOf(k), kMaxBlobLength) + std::min<uint64_t>(length, kMaxChunkBytes);
+      if (blob_end && blob_end->first != blob) {
+        write.Put(keys::BlobEnd(blob_end->first), EncodeBlobEnd(blob_end->second));
+        blob_end.reset();
+      }
+      if (!blob_end) {
+        blob_end.emplace(blob, 0);
+        ++blobs;
+      }
+      blob_end->second = std::max(blob_end->second, end);
+      return true;
+    }));
+    if (!write.ops.empty()) UPFS_RETURN_IF_ERROR(kv.Commit(write, /*sync=*/false));
+    write.ops.clear();
+  }
+  if (blob_end) write.Put(keys::BlobEnd(blob_end->first), EncodeBlobEnd(blob_end->second));
+  write.Put(std::string(keys::kFormatKey), std::string(keys::kFormatValue));
+  UPFS_RETURN_IF_ERROR(kv.Commit(write, /*sync=*/true));
+  spdlog::info("store format '{}' upgraded to '{}': end records for {} blobs", keys::kFormatWithoutBlobEnds,
+               keys::kFormatValue, blobs);
+  return Status::OK();
+}
 
 }  // namespace
 
@@ -307,9 +396,13 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, std::uniq
   } else if (!s.ok()) {
     return s;
   }
+  if (format == keys::kFormatWithoutBlobEnds) {
+    UPFS_RETURN_IF_ERROR(AddBlobEnds(*kv));
+    format = keys::kFormatValue;
+  }
   if (format != keys::kFormatValue) {
     // Format 1 had no chunk checksums; format 2 kept the bytes in the Kv.
-    // There is no in-place upgrade.
+    // There is no in-place upgrade from those.
     return Status::InvalidArgument("store format is '" + format + "', this upfs reads '" +
                                    std::string(keys::kFormatValue) +
                                    "' only; copy the assets out with the upfs that wrote the store "
@@ -338,7 +431,7 @@ Result<uint64_t> KvStore::BeginUse() {
       UPFS_RETURN_IF_ERROR(ListNodes(session.id, &nodes));
       for (const NodeRecord& node : nodes) {
         if (node.is_dir) continue;
-        std::vector<ChunkRef> chunks;
+        std::vector<ChunkRef> chunks;  // dropping some leaves the end record true
         UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, node.id, 0, kMaxBlobLength, &chunks));
         KvWrite write;
         std::string data;
@@ -556,7 +649,8 @@ Status KvStore::Compact() {
   for (const auto& [from, to] : runs) {
     // Kv::Compact wants both ends to be keys never used: no chunk starts
     // at offset 2^64-1, so the range from blob from-1's to blob to-1's is
-    // exactly the extent records of blobs [from, to).
+    // exactly the extent records of blobs [from, to), end records included
+    // (the end record of blob to-1 sorts just before that key).
     Status st = kv_->Compact(keys::Extent(from - 1, ~uint64_t{0}), keys::Extent(to - 1, ~uint64_t{0}));
     if (!st.ok() && first_error.ok()) first_error = st;
   }

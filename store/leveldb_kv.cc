@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <leveldb/cache.h>
+#include <leveldb/comparator.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
 #include <leveldb/filter_policy.h>
@@ -39,6 +40,30 @@ Status FromLevelDb(const leveldb::Status& s, std::string_view what) {
 
 leveldb::Slice ToSlice(std::string_view s) { return leveldb::Slice(s.data(), s.size()); }
 std::string_view ToView(const leveldb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+// Key comparisons made by each thread in any LevelDbKv
+// (Kv::ThreadKeyComparisons).
+thread_local uint64_t thread_key_comparisons = 0;
+
+// LevelDB's bytewise key order, under its name (so every existing
+// database opens), counting each thread's comparisons: they measure the
+// work of seeks and iterations, including the deleted keys an iterator
+// steps over without returning them.
+class CountingComparator : public leveldb::Comparator {
+ public:
+  int Compare(const leveldb::Slice& a, const leveldb::Slice& b) const override {
+    ++thread_key_comparisons;
+    return base_->Compare(a, b);
+  }
+  const char* Name() const override { return base_->Name(); }
+  void FindShortestSeparator(std::string* start, const leveldb::Slice& limit) const override {
+    base_->FindShortestSeparator(start, limit);
+  }
+  void FindShortSuccessor(std::string* key) const override { base_->FindShortSuccessor(key); }
+
+ private:
+  const leveldb::Comparator* const base_ = leveldb::BytewiseComparator();
+};
 
 // Why: LevelDB fsyncs only the log a synced write goes to. When a memtable
 // fills, it starts a new log and drops the old one unsynced (1.23 deletes
@@ -153,6 +178,7 @@ class LevelDbKv : public Kv {
     leveldb::Options options;
     options.create_if_missing = create;
     options.paranoid_checks = true;
+    options.comparator = &comparator_;
     options.write_buffer_size = opts_.write_buffer_size;
     options.max_file_size = opts_.max_file_size;
     // Upload bytes are mostly compressed media already; snappy would cost
@@ -193,25 +219,6 @@ class LevelDbKv : public Kv {
       if (!visit(key, ToView(it->value()))) break;
     }
     return FromLevelDb(it->status(), "scan");
-  }
-
-  Status Last(std::string_view begin, std::string_view end, std::string* key,
-              std::string* value) const override {
-    std::shared_lock lock(db_mu_);
-    UPFS_RETURN_IF_ERROR(CheckOpen());
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ReadOptions()));
-    it->Seek(ToSlice(end));
-    if (it->Valid()) {
-      it->Prev();
-    } else {
-      UPFS_RETURN_IF_ERROR(FromLevelDb(it->status(), "seek"));
-      it->SeekToLast();
-    }
-    UPFS_RETURN_IF_ERROR(FromLevelDb(it->status(), "seek"));
-    if (!it->Valid() || ToView(it->key()) < begin) return Status::NotFound("no key in range");
-    key->assign(it->key().data(), it->key().size());
-    value->assign(it->value().data(), it->value().size());
-    return Status::OK();
   }
 
   Status Commit(const KvWrite& write, bool sync) override {
@@ -279,6 +286,8 @@ class LevelDbKv : public Kv {
     UPFS_RETURN_IF_ERROR(RecoverIfFailed());
     return WriteLocked(leveldb::WriteOptions(), after, "compaction");
   }
+
+  uint64_t ThreadKeyComparisons() const override { return thread_key_comparisons; }
 
   Status CheckRoomForData(uint64_t bytes) override {
     std::lock_guard lock(space_mu_);
@@ -379,6 +388,7 @@ class LevelDbKv : public Kv {
 
   const std::string db_dir_;
   const LevelDbOptions opts_;
+  const CountingComparator comparator_;
   const std::unique_ptr<leveldb::Env> base_env_;  // ours, or null when injected
   const std::unique_ptr<leveldb::Cache> cache_;
   const std::unique_ptr<const leveldb::FilterPolicy> filter_;

@@ -3,6 +3,19 @@
 #include <mutex>
 
 namespace upfs::store {
+namespace {
+
+// Key comparisons made by each thread in any MemoryKv.
+thread_local uint64_t thread_key_comparisons = 0;
+
+}  // namespace
+
+bool MemoryKv::CountingLess::operator()(std::string_view a, std::string_view b) const {
+  ++thread_key_comparisons;
+  return a < b;
+}
+
+uint64_t MemoryKv::ThreadKeyComparisons() const { return thread_key_comparisons; }
 
 Status MemoryKv::Get(std::string_view key, std::string* value) const {
   std::shared_lock lock(mu_);
@@ -17,18 +30,6 @@ Status MemoryKv::Scan(std::string_view begin, std::string_view end, const KvVisi
   for (auto it = map_.lower_bound(begin); it != map_.end() && std::string_view(it->first) < end; ++it) {
     if (!visit(it->first, it->second)) break;
   }
-  return Status::OK();
-}
-
-Status MemoryKv::Last(std::string_view begin, std::string_view end, std::string* key,
-                      std::string* value) const {
-  std::shared_lock lock(mu_);
-  auto it = map_.lower_bound(end);
-  if (it == map_.begin()) return Status::NotFound("no key in range");
-  --it;
-  if (std::string_view(it->first) < begin) return Status::NotFound("no key in range");
-  *key = it->first;
-  *value = it->second;
   return Status::OK();
 }
 

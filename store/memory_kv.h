@@ -14,17 +14,23 @@ class MemoryKv : public Kv {
  public:
   Status Get(std::string_view key, std::string* value) const override;
   Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override;
-  Status Last(std::string_view begin, std::string_view end, std::string* key,
-              std::string* value) const override;
   Status Commit(const KvWrite& write, bool sync) override;
   Status Compact(std::string_view, std::string_view) override { return Status::OK(); }
+
+  uint64_t ThreadKeyComparisons() const override;
 
   // Total bytes of keys and values held; lets tests see space freed.
   size_t ApproximateBytes() const;
 
  private:
+  // Byte order of std::string_view, counting each thread's comparisons.
+  struct CountingLess {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const;
+  };
+
   mutable std::shared_mutex mu_;
-  std::map<std::string, std::string, std::less<>> map_;  // GUARDED_BY(mu_)
+  std::map<std::string, std::string, CountingLess> map_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace upfs::store

@@ -41,6 +41,8 @@ std::string Node(uint64_t session_id, uint64_t node_id) { return Tagged('n', ses
 std::string NodePrefix(uint64_t session_id) { return Tagged('n', session_id); }
 std::string Extent(uint64_t blob, uint64_t offset) { return Tagged('X', blob, offset); }
 uint64_t OffsetOf(std::string_view key) { return ReadBigEndian64(key.substr(9)); }
+std::string BlobEnd(uint64_t blob) { return Tagged('X', blob) + '\xff'; }
+bool IsBlobEnd(std::string_view key) { return key.size() == 10 && key[0] == 'X' && key[9] == '\xff'; }
 std::string Asset(std::string_view name) { return Named('A', name); }
 std::string AssetPrefix() { return "A"; }
 
@@ -349,6 +351,18 @@ std::string EncodeExtentValue(uint64_t length, uint64_t checksum) {
   keys::AppendBigEndian64(&v, length);
   keys::AppendBigEndian64(&v, checksum);
   return v;
+}
+
+std::string EncodeBlobEnd(uint64_t end) {
+  std::string v;
+  keys::AppendBigEndian64(&v, end);
+  return v;
+}
+
+bool DecodeBlobEnd(std::string_view in, uint64_t* end) {
+  if (in.size() != 8) return false;
+  *end = keys::ReadBigEndian64(in);
+  return true;
 }
 
 bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum) {

@@ -6,7 +6,7 @@
 // mtime; subdirectory counts: kUnknownCount).
 //
 // Keys (ids and offsets as 8-byte big-endian, so they sort numerically):
-//   "V"                         store format ("upfs-store 3")
+//   "V"                         store format ("upfs-store 4")
 //   "N"                         next id to hand out
 //   "U"                         present while a process serves the store
 //                               (KvStore::BeginUse): found at start, the last
@@ -18,6 +18,13 @@
 //                               value is the length and the XXH3-64 of those
 //                               bytes (8 + 8 bytes), so a chunk whose bytes
 //                               changed or were lost is caught on every read
+//   "X" blob 0xff               the blob's end record: an upper bound of where
+//                               its chunks end (8 bytes), present whenever it
+//                               has chunks. It sorts after the blob's chunks
+//                               (their offsets are below 2^62, so their first
+//                               byte is below 0x40), so a scan of one blob's
+//                               chunks ends on a live key of that blob
+//                               (KvStore: why that matters)
 //   "A" name                    AssetRecord
 //   "E" asset \0 dir \0 name    AssetEntry
 //   "I" id                      asset \0 dir \0 name: where a committed id is
@@ -34,9 +41,11 @@ namespace upfs::store::keys {
 
 inline constexpr std::string_view kFormatKey = "V";
 // Format history: 1 had 8-byte extent records (no chunk checksum); 2 kept
-// chunk bytes in the Kv under "C" keys. A store of another format is
-// refused at open; there is no in-place upgrade.
-inline constexpr std::string_view kFormatValue = "upfs-store 3";
+// chunk bytes in the Kv under "C" keys; 3 had no blob end records, and is
+// upgraded in place when opened (KvStore::Open). A store of any other
+// format is refused at open.
+inline constexpr std::string_view kFormatValue = "upfs-store 4";
+inline constexpr std::string_view kFormatWithoutBlobEnds = "upfs-store 3";
 inline constexpr std::string_view kNextIdKey = "N";
 inline constexpr std::string_view kInUseKey = "U";
 
@@ -50,6 +59,9 @@ std::string NodePrefix(uint64_t session_id);
 std::string Extent(uint64_t blob, uint64_t offset);
 // Offset encoded in an extent key.
 uint64_t OffsetOf(std::string_view chunk_or_extent_key);
+std::string BlobEnd(uint64_t blob);
+// Whether `key`, under the "X" tag, is an end record's rather than a chunk's.
+bool IsBlobEnd(std::string_view key);
 std::string Asset(std::string_view name);
 std::string AssetPrefix();
 std::string Entry(std::string_view asset, std::string_view dir, std::string_view name);
@@ -86,5 +98,10 @@ std::string EncodeExtentValue(uint64_t length, uint64_t checksum);
 // False (and nothing set) unless `in` is kExtentValueSize bytes.
 bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum);
 Status DecodeLocation(std::string_view in, AssetLocation* l);
+
+// A blob end record's value: the bound, 8 bytes big-endian.
+std::string EncodeBlobEnd(uint64_t end);
+// False (and nothing set) unless `in` is 8 bytes.
+bool DecodeBlobEnd(std::string_view in, uint64_t* end);
 
 }  // namespace upfs::store

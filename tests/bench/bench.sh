@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/bench/bench.sh: upfs's side-by-side performance benchmark (issue 5).
 #
-#   tests/bench/bench.sh [UPFS_BIN]            # the full run (about 20 min)
+#   tests/bench/bench.sh [UPFS_BIN]            # the full run (about 25 min)
 #   SIZE_MIB=128 REPS=1 RSS_BIG_MIB=512 PLOT_SIZES="16 64" tests/bench/bench.sh   # quick
 #
 # In ONE run on one machine it measures, side by side:
@@ -21,15 +21,28 @@
 #       of RSS_BIG_MIB, each in a fresh daemon;
 # and prints a table of medians over REPS repetitions, min-max and ratios,
 # then ingest throughput against file size (PLOT_SIZES, MiB) for the local
-# directory, passthrough and upfs, drawn with gnuplot as a PNG.
+# directory, passthrough and upfs, drawn with gnuplot as a PNG. Last,
+#   (i) speed after history (issue 11), in one daemon on one store: a
+#       HISTORY_BIG_MIB file's cp + finish, HISTORY_BIG_REPS times;
+#       HISTORY_SESSIONS rounds of mkdir, cp -r of HISTORY_FILES files of
+#       HISTORY_KIB KiB, finish; one more such round; the big file again.
+#       Prints the ratio of the last round's cp -r time to the first's,
+#       and of the big file's median time after the history to before,
+#       each also in the daemon's user CPU time (targets: at most 1.1), into
+#       history.txt, with every round's times in history.dat.
 #
 # Options (environment): SIZE_MIB=1024 REPS=3 SMALL_FILES=1000 SMALL_KIB=64
 # RSS_SMALL_MIB=256 RSS_BIG_MIB=4096 PLOT_SIZES="16 64 256 1024"
 # PLOT_REPS=1 OUT=tests/bench/results (table.txt, plot.dat, bench.png)
+# HISTORY_SESSIONS=50 HISTORY_FILES=1000 HISTORY_KIB=24 HISTORY_BIG_MIB=1024
+# HISTORY_BIG_REPS=3 HISTORY_ONLY=0 (1: only (i), e.g.
+#   HISTORY_ONLY=1 HISTORY_SESSIONS=20 HISTORY_FILES=500 HISTORY_BIG_MIB=256 tests/bench/bench.sh)
 # DROP_CACHES=0 (1: also drop the kernel's page cache before each read, so
 # (d) reads the disk; needs root) UPFS_KEEP=1 keeps the temporary directory.
 # The temporary directory (TMPDIR, default /tmp) needs about
-# 3 x SIZE_MIB + 2 x RSS_BIG_MIB of free space.
+# 3 x SIZE_MIB + 2 x RSS_BIG_MIB of free space, and (i)
+# (2 x HISTORY_BIG_REPS + 1) x HISTORY_BIG_MIB MiB
+# + (HISTORY_SESSIONS + 2) x HISTORY_FILES x HISTORY_KIB KiB.
 #
 # Not part of ctest: it takes minutes and its numbers depend on the machine.
 set -euo pipefail
@@ -46,6 +59,12 @@ RSS_BIG_MIB=${RSS_BIG_MIB:-4096}
 PLOT_SIZES=${PLOT_SIZES:-16 64 256 1024}
 PLOT_REPS=${PLOT_REPS:-1}
 DROP_CACHES=${DROP_CACHES:-0}
+HISTORY_SESSIONS=${HISTORY_SESSIONS:-50}
+HISTORY_FILES=${HISTORY_FILES:-1000}
+HISTORY_KIB=${HISTORY_KIB:-24}
+HISTORY_BIG_MIB=${HISTORY_BIG_MIB:-1024}
+HISTORY_BIG_REPS=${HISTORY_BIG_REPS:-3}
+HISTORY_ONLY=${HISTORY_ONLY:-0}
 OUT=$(mkdir -p "${OUT:-$REPO/tests/bench/results}" && cd "${OUT:-$REPO/tests/bench/results}" && pwd)
 
 # lib.sh gives the temporary directory $T, start_upfs/stop_upfs (one
@@ -104,19 +123,24 @@ stats() {
           print m, v[1], v[NR] }'
 }
 
-log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
-log "making the sources in $T/src"
-BIG=$T/src/big.bin
-random_file "$BIG" $((SIZE_MIB << 20))
-BIG_SHA=$(sha_of "$BIG")
-SMALL=$T/src/small
-mkdir -p "$SMALL"
-for ((i = 0; i < SMALL_FILES; i++)); do
-  head -c $((SMALL_KIB << 10)) /dev/urandom >"$SMALL/f$i"
-done
-manifest_of "$SMALL" "$T/src/small.manifest"
-sed 's|  |  small/|' "$T/src/small.manifest" >"$T/src/small.session.manifest"
-printf '%s  big.bin\n' "$BIG_SHA" >"$T/src/big.manifest"
+# User CPU seconds the daemon has used, and since such a reading: upfs's
+# own work (LevelDB's included), without the kernel's (FUSE, page cache,
+# writeback; the last grows with the data written so far, history or not).
+daemon_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", $14 / hz }' "/proc/$UPFS_PID/stat"; }
+cpu_since() { awk -v a="$1" -v b="$(daemon_cpu)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# small_files DIR COUNT KIB: COUNT random files of KIB KiB in DIR, and
+# their manifests: DIR.manifest, and DIR.session.manifest for DIR copied
+# into a session as small/.
+small_files() {
+  local i
+  mkdir -p "$1"
+  for ((i = 0; i < $2; i++)); do
+    head -c $(($3 << 10)) /dev/urandom >"$1/f$i"
+  done
+  manifest_of "$1" "$1.manifest"
+  sed 's|  |  small/|' "$1.manifest" >"$1.session.manifest"
+}
 
 # A fresh store per measurement: no run pays for the one before.
 fresh_upfs() {
@@ -131,6 +155,96 @@ new_session() {
   SESSION=s$SESSION_NO
   mkdir "$MNT/sessions/$SESSION"
 }
+
+# (i) speed after history: everything in one daemon on one store, as a
+# long-running server sees it (no remount, so no compaction at open).
+history_case() {
+  local src=$T/src/history big=$T/src/history-big.bin round t0 c0 cp_s cpu_s finish_s
+  log "(i) history: $HISTORY_SESSIONS sessions of $HISTORY_FILES x $HISTORY_KIB KiB, a $HISTORY_BIG_MIB MiB file before and after"
+  small_files "$src" "$HISTORY_FILES" "$HISTORY_KIB"
+  random_file "$big" $((HISTORY_BIG_MIB << 20))
+  printf '%s  big.bin\n' "$(sha_of "$big")" >"$T/src/history-big.manifest"
+  # Each after a sync, so that no round pays for the writeback of the one
+  # before. Wall time still depends on the disk (on the 2-core CI VM, past
+  # the first GiB written, each 256 MiB took 0.4 s, then up to 1.4 s, with
+  # no history, all of it kernel time): hence the median, each round in the
+  # log, and the daemon's user CPU time, which the disk does not blur.
+  big_rounds() {
+    local rep c0
+    for ((rep = 1; rep <= HISTORY_BIG_REPS; rep++)); do
+      new_session
+      sync
+      t0=$(now)
+      c0=$(daemon_cpu)
+      cp "$big" "$MNT/sessions/$SESSION/big.bin"
+      finish_session "$SESSION" "$T/src/history-big.manifest" || fail "finish of $SESSION: $FINISH_ERR"
+      record "$1" "$(since "$t0")"
+      record "$1_cpu" "$(cpu_since "$c0")"
+      log "(i) $1: ${SAMPLES[$1]##* } s, daemon user CPU ${SAMPLES[$1_cpu]##* } s"
+    done
+  }
+  fresh_upfs
+  big_rounds i_big_before
+  : >"$OUT/history.dat"
+  for ((round = 1; round <= HISTORY_SESSIONS + 1; round++)); do
+    new_session
+    t0=$(now)
+    c0=$(daemon_cpu)
+    cp -r "$src" "$MNT/sessions/$SESSION/small"
+    cp_s=$(since "$t0")
+    cpu_s=$(cpu_since "$c0")
+    t0=$(now)
+    finish_session "$SESSION" "$T/src/history.session.manifest" || fail "finish of $SESSION: $FINISH_ERR"
+    finish_s=$(since "$t0")
+    printf '%d %s %s %s\n' "$round" "$cp_s" "$finish_s" "$cpu_s" >>"$OUT/history.dat"
+    if ((round == 1 || round % 10 == 0 || round > HISTORY_SESSIONS)); then
+      log "(i) round $round: cp -r $cp_s s (daemon user CPU $cpu_s s), finish $finish_s s"
+    fi
+  done
+  big_rounds i_big_after
+  stop_upfs
+  rm -rf "$STORE" "$src" "$big"
+  # The first and last rounds, and the medians of the first and last three
+  # (one round is one sample on a shared machine).
+  awk -v k="$HISTORY_SESSIONS" -v n="$HISTORY_FILES" -v kib="$HISTORY_KIB" -v mib="$HISTORY_BIG_MIB" \
+    -v before="$(stats i_big_before | cut -d' ' -f1)" -v after="$(stats i_big_after | cut -d' ' -f1)" \
+    -v cpu_before="$(stats i_big_before_cpu | cut -d' ' -f1)" -v cpu_after="$(stats i_big_after_cpu | cut -d' ' -f1)" \
+    -v reps="$HISTORY_BIG_REPS" -v load="$(cut -d' ' -f1-3 /proc/loadavg)" \
+    -v when="$(date -u '+%Y-%m-%d %H:%M UTC')" -v cores="$(nproc)" '
+    function median3(a, b, c) { return a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b)) }
+    { cp[$1] = $2; fin[$1] = $3; cpu[$1] = $4; last = $1 }
+    END {
+      printf "upfs speed after history (i), %s, %d cores, load %s at the end\n", when, cores, load
+      printf "one daemon, one store: %d sessions of %d x %d KiB committed (mkdir, cp -r, finish), then one more\n\n", k, n, kib
+      printf "| %-46s | %10s | %15s | %-6s |\n", "case", "at start s", "after history s", "ratio"
+      printf "| %-46s | %10s | %15s | %-6s |\n", "----------------------------------------------", "---------:", "--------------:", "------"
+      printf "| %-46s | %10.3f | %15.3f | %6.2f |\n", "cp -r, round 1 / round " last, cp[1], cp[last], cp[last] / cp[1]
+      if (last >= 6) {
+        f = median3(cp[1], cp[2], cp[3]); l = median3(cp[last - 2], cp[last - 1], cp[last])
+        printf "| %-46s | %10.3f | %15.3f | %6.2f |\n", "cp -r, median of rounds 1-3 / " last - 2 "-" last, f, l, l / f
+      }
+      printf "| %-46s | %10.2f | %15.2f | %6.2f |\n", "cp -r daemon user CPU, round 1 / round " last, cpu[1], cpu[last], cpu[last] / cpu[1]
+      printf "| %-46s | %10.3f | %15.3f | %6.2f |\n", "finish, round 1 / round " last, fin[1], fin[last], fin[last] / fin[1]
+      printf "| %-46s | %10.3f | %15.3f | %6.2f |\n", mib " MiB cp + finish, median of " reps, before, after, after / before
+      printf "| %-46s | %10.0f | %15.0f |        |\n", mib " MiB cp + finish, MB/s", mib * 1048576 / before / 1e6, mib * 1048576 / after / 1e6
+      printf "| %-46s | %10.2f | %15.2f | %6.2f |\n", mib " MiB cp + finish, daemon user CPU, median", cpu_before, cpu_after, cpu_after / cpu_before
+      printf "\ntarget: every ratio at most 1.1; each round'"'"'s times in history.dat (round, cp -r s, finish s, daemon user CPU s of the cp -r)\n"
+    }' "$OUT/history.dat" | tee "$OUT/history.txt"
+}
+
+if [[ $HISTORY_ONLY == 1 ]]; then
+  history_case
+  exit 0
+fi
+
+log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
+log "making the sources in $T/src"
+BIG=$T/src/big.bin
+random_file "$BIG" $((SIZE_MIB << 20))
+BIG_SHA=$(sha_of "$BIG")
+SMALL=$T/src/small
+small_files "$SMALL" "$SMALL_FILES" "$SMALL_KIB"
+printf '%s  big.bin\n' "$BIG_SHA" >"$T/src/big.manifest"
 
 for ((rep = 1; rep <= REPS; rep++)); do
   log "repetition $rep/$REPS (load $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -325,3 +439,5 @@ plot "$OUT/plot.dat" using 1:2 with linespoints lw 2 title "local directory", \
      "" using 1:4 with linespoints lw 2 title "upfs"
 EOF
 log "wrote $OUT/table.txt, $OUT/plot.dat and $OUT/bench.png"
+history_case
+log "wrote $OUT/history.txt and $OUT/history.dat"

@@ -14,6 +14,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -63,10 +64,6 @@ class SharedKv : public Kv {
   Status Get(std::string_view key, std::string* value) const override { return kv_->Get(key, value); }
   Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override {
     return kv_->Scan(begin, end, visit);
-  }
-  Status Last(std::string_view begin, std::string_view end, std::string* key,
-              std::string* value) const override {
-    return kv_->Last(begin, end, key, value);
   }
   Status Commit(const KvWrite& write, bool sync) override { return kv_->Commit(write, sync); }
   Status Compact(std::string_view begin, std::string_view end) override { return kv_->Compact(begin, end); }
@@ -238,11 +235,17 @@ std::vector<FsckProblem> OfKind(const FsckReport& r, Kind kind) {
   return out;
 }
 
-// The offset where the chunk holding byte `offset` of `blob` starts.
+// The offset where the chunk holding byte `offset` of `blob` starts (the
+// last one starting at or before it).
 uint64_t ChunkStart(Kv& kv, uint64_t blob, uint64_t offset) {
-  std::string key, value;
-  REQUIRE_OK(kv.Last(keys::Extent(blob, 0), keys::Extent(blob, offset) + '\0', &key, &value));
-  return keys::OffsetOf(key);
+  std::optional<uint64_t> start;
+  REQUIRE_OK(kv.Scan(keys::Extent(blob, 0), keys::Extent(blob, offset) + '\0',
+                     [&](std::string_view k, std::string_view) {
+                       start = keys::OffsetOf(k);
+                       return true;
+                     }));
+  REQUIRE(start);
+  return *start;
 }
 
 void Put(Kv& kv, std::string key, std::string value) {
@@ -437,6 +440,7 @@ TEST_CASE("fsck: damaged chunks are reported with their file and offset", "[fsck
     KvWrite w;
     w.Put(keys::Extent(b.big_id, chunk + 5), ExtentFor(GetBytes(blobs, b.big_id, chunk + 5, 3)));
     w.Put(keys::Extent(b.small_id, 1000), ExtentFor("after the end"));
+    w.Put(keys::BlobEnd(b.small_id), EncodeBlobEnd(1000 + 13));
     REQUIRE_OK(kv.Commit(w, true));
     store.reset();
     FsckReport r = Check(ts);
@@ -562,6 +566,20 @@ TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
     std::sort(keys.begin(), keys.end());
     CHECK(keys == std::vector<std::string>{"X\\x01short", "Zz\\x01"});
   }
+  SECTION("a blob's end record deleted, or below its chunks") {
+    Delete(kv, keys::BlobEnd(b.small_id));
+    Put(kv, keys::BlobEnd(b.big_id), EncodeBlobEnd(b.big.size() - 1));
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 2);
+    CHECK(r.problems[0].kind == Kind::kIndex);
+    CHECK(r.problems[0].path == "big.bin");
+    CHECK(r.problems[0].message.find("end by " + std::to_string(b.big.size() - 1)) != std::string::npos);
+    CHECK(r.problems[1].kind == Kind::kIndex);
+    CHECK(r.problems[1].path == "docs/small.txt");
+    CHECK(r.problems[1].message.find("no end record") != std::string::npos);
+  }
   SECTION("a next-id counter below the ids in use") {
     Put(kv, std::string(keys::kNextIdKey), Length8(b.big_id));
     store.reset();
@@ -628,7 +646,7 @@ TEST_CASE("fsck: orphaned chunks are reported and removed on request", "[fsck]")
   INFO(Text(repair));
   CHECK(repair.problems.size() == 4);
   CHECK(repair.clean());
-  CHECK(repair.keys_removed == 2 + 2 + 1);
+  CHECK(repair.keys_removed == 2 + (2 + 1) + 1);  // the pending file's end record too
   CHECK(repair.removal_skipped.empty());
   {
     // The bytes went too, not only their records.

@@ -42,11 +42,19 @@ struct Chunk {
   uint64_t checksum = 0;
 };
 
-// The chunk of `blob` that holds byte `offset`.
+// The chunk of `blob` that holds byte `offset` (the last one starting at
+// or before it).
 Status FindChunk(const Kv& kv, uint64_t blob, uint64_t offset, Chunk* out) {
-  std::string key, value;
-  UPFS_RETURN_IF_ERROR(kv.Last(keys::Extent(blob, 0), keys::Extent(blob, offset) + '\0', &key, &value));
-  out->begin = keys::OffsetOf(key);
+  std::string value;
+  bool found = false;
+  UPFS_RETURN_IF_ERROR(kv.Scan(keys::Extent(blob, 0), keys::Extent(blob, offset) + '\0',
+                               [&](std::string_view k, std::string_view v) {
+                                 out->begin = keys::OffsetOf(k);
+                                 value = v;
+                                 found = true;
+                                 return true;
+                               }));
+  if (!found) return Status::NotFound("no chunk holds offset " + std::to_string(offset));
   if (!DecodeExtentValue(value, &out->length, &out->checksum)) return Status::Corruption("undecodable extent record");
   if (out->begin + out->length <= offset) {
     return Status::NotFound("no chunk holds offset " + std::to_string(offset));

@@ -4,12 +4,17 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "store/kv_store.h"
 #include "store/leveldb_kv.h"
 #include "store/memory_kv.h"
 #include "store/records.h"
+#include "tests/store/store_fixture.h"
+#include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::store {
@@ -130,6 +135,52 @@ TEST_CASE("open: a store of another format version is refused with both versions
   std::string format;
   REQUIRE((*kv)->Get(keys::kFormatKey, &format).ok());
   REQUIRE(format == "upfs-store 99");
+}
+
+TEST_CASE("open: a store of format 3 gains its blobs' end records in place and reads as before", "[store]") {
+  testing::StoreFixture fx(testing::Backend::kLevelDb, testing::LevelDbBlobs::kMemory);
+  std::mt19937_64 rng(3);
+  std::map<uint64_t, std::string> bytes;  // what each blob holds
+  // One large blob (several chunks), one of 5000 one-byte chunks (more than
+  // one window of the upgrade's scan), one small; a deleted one between.
+  bytes[20] = upfs::testing::RandomBytes(rng, 3 * kMaxChunkBytes + 77);
+  REQUIRE(fx.store().OpenBlob(20)->WriteAt(0, bytes[20]).ok());
+  bytes[21] = std::string(10000, '\0');
+  for (uint64_t i = 0; i < 5000; ++i) {
+    bytes[21][2 * i + 1] = static_cast<char>(i | 1);
+    REQUIRE(fx.store().OpenBlob(21)->WriteAt(2 * i + 1, bytes[21].substr(2 * i + 1, 1)).ok());
+  }
+  REQUIRE(fx.store().OpenBlob(22)->WriteAt(0, "gone").ok());
+  bytes[23] = "small";
+  REQUIRE(fx.store().OpenBlob(23)->WriteAt(1000, bytes[23]).ok());
+  bytes[23].insert(0, 1000, '\0');
+  Batch free;
+  free.DeleteBlobData(22);
+  REQUIRE(fx.store().Apply(free, /*sync=*/true).ok());
+  // Back to format 3: no end records.
+  KvWrite downgrade;
+  for (uint64_t blob : {20, 21, 23}) downgrade.Delete(keys::BlobEnd(blob));
+  downgrade.Put(std::string(keys::kFormatKey), std::string(keys::kFormatWithoutBlobEnds));
+  REQUIRE(fx.kv().Commit(downgrade, /*sync=*/true).ok());
+
+  fx.Reopen();
+  std::string format;
+  REQUIRE(fx.kv().Get(keys::kFormatKey, &format).ok());
+  CHECK(format == keys::kFormatValue);
+  for (const auto& [blob, expected] : bytes) {
+    INFO("blob " << blob);
+    std::string out(expected.size(), '\1');
+    REQUIRE(fx.store().OpenBlob(blob)->ReadAt(0, out.size(), out.data()).ok());
+    CHECK(out == expected);
+    testing::CheckChunkLayout(fx.kv(), fx.blobs(), blob);
+    std::string end;
+    REQUIRE(fx.kv().Get(keys::BlobEnd(blob), &end).ok());
+    uint64_t bound = 0;
+    REQUIRE(DecodeBlobEnd(end, &bound));
+    CHECK(bound == expected.size());  // exactly where its last chunk ends
+  }
+  std::string none;
+  CHECK(fx.kv().Get(keys::BlobEnd(22), &none).IsNotFound());
 }
 
 TEST_CASE("open: a LevelDB database without a format record is refused", "[store]") {

@@ -16,6 +16,7 @@
 #include "store/leveldb_kv.h"
 #include "store/memory_kv.h"
 #include "store/records.h"
+#include "tests/support/shared_blob_files.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::store {
@@ -37,9 +38,18 @@ struct LevelDbBackend {
   static constexpr Backend kBackend = Backend::kLevelDb;
 };
 
+// Where LevelDB's store keeps blob bytes: in files (DirBlobFiles, as the
+// daemon does), or in memory that survives Reopen, for tests of the
+// records alone that write many small files (creating each file costs
+// the file system more than the rest of the test).
+enum class LevelDbBlobs { kFiles, kMemory };
+
 class StoreFixture {
  public:
-  explicit StoreFixture(Backend backend) : backend_(backend) { Open(); }
+  explicit StoreFixture(Backend backend, LevelDbBlobs blobs = LevelDbBlobs::kFiles) : backend_(backend) {
+    if (blobs == LevelDbBlobs::kMemory) memory_blobs_ = std::make_shared<MemoryBlobFiles>();
+    Open();
+  }
 
   Store& store() { return *store_; }
   // The Kv under the store, for checks of the key layout.
@@ -64,7 +74,13 @@ class StoreFixture {
       REQUIRE(s.ok());
       store_ = std::move(s).value();
     } else {
-      auto s = OpenLevelDbStore(dir_.Sub("store"));
+      LevelDbOptions options;
+      if (memory_blobs_) {
+        options.open_blobs = [blobs = memory_blobs_](const std::string&) -> Result<std::unique_ptr<BlobFiles>> {
+          return std::unique_ptr<BlobFiles>(std::make_unique<upfs::testing::SharedBlobFiles>(blobs));
+        };
+      }
+      auto s = OpenLevelDbStore(dir_.Sub("store"), options);
       INFO(s.status().ToString());
       REQUIRE(s.ok());
       store_ = std::move(s).value();
@@ -72,6 +88,7 @@ class StoreFixture {
   }
 
   const Backend backend_;
+  std::shared_ptr<MemoryBlobFiles> memory_blobs_;  // LevelDbBlobs::kMemory
   upfs::testing::TempDir dir_;
   std::unique_ptr<Store> store_;
 };
@@ -82,6 +99,7 @@ class StoreFixture {
 inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv, const BlobFiles& blobs, uint64_t blob) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
   Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view v) {
+    if (keys::IsBlobEnd(k)) return true;
     uint64_t length = 0, checksum = 0;
     bool good = DecodeExtentValue(v, &length, &checksum) && length <= kMaxChunkBytes;
     if (good) {
@@ -99,7 +117,7 @@ inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv, co
 
 // The stored layout KvStore promises: every extent record's bytes are
 // stored and match its checksum, no chunk is empty or over kMaxChunkBytes,
-// and no two chunks overlap.
+// no two chunks overlap, and the blob's end record bounds them.
 inline void CheckChunkLayout(const Kv& kv, const BlobFiles& blobs, uint64_t blob) {
   auto extents = ExtentRecords(kv, blobs, blob);
   for (size_t i = 0; i < extents.size(); ++i) {
@@ -108,6 +126,12 @@ inline void CheckChunkLayout(const Kv& kv, const BlobFiles& blobs, uint64_t blob
     REQUIRE(extents[i].second <= kMaxChunkBytes);
     if (i + 1 < extents.size()) REQUIRE(extents[i].first + extents[i].second <= extents[i + 1].first);
   }
+  if (extents.empty()) return;
+  std::string value;
+  uint64_t bound = 0;
+  REQUIRE(kv.Get(keys::BlobEnd(blob), &value).ok());
+  REQUIRE(DecodeBlobEnd(value, &bound));
+  REQUIRE(bound >= extents.back().first + extents.back().second);
 }
 
 }  // namespace upfs::store::testing
