@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# tests/bench/small_files.sh: small files on a store with history, against
+# libfuse's passthrough_ll, in one run.
+#
+#   tests/bench/small_files.sh [UPFS_BIN]
+#   SIZES_KIB="4 24 64" FILES=1500 HISTORY=20 REPS=3 tests/bench/small_files.sh
+#
+# One upfs daemon and store throughout: first HISTORY sessions of FILES
+# files of 24 KiB are committed (the history), then for each size in
+# SIZES_KIB, REPS times, interleaved: cp -r of FILES files into
+# passthrough_ll + sync, and cp -r into a upfs session + closing .finish
+# with their sha256sum manifest. Prints the median of each and the ratio
+# passthrough / upfs (above 1: upfs is faster). Not part of ctest.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+UPFS_BIN=${1:-${UPFS_BIN:-$REPO/build/upfs}}
+SIZES_KIB=${SIZES_KIB:-4 24 64}
+FILES=${FILES:-1500}
+HISTORY=${HISTORY:-20}
+REPS=${REPS:-3}
+
+source "$REPO/tests/integration/lib.sh" "$UPFS_BIN"
+TEST_NAME=small_files
+require_tools gcc pkg-config awk
+
+PT_SRC=$T/pt-backing PT_MNT=$T/pt-mnt PT_PID=
+mkdir -p "$PT_SRC" "$PT_MNT"
+PT_C=$(dpkg -L libfuse3-dev 2>/dev/null | grep '/examples/passthrough_ll.c$' | head -n 1 || true)
+[[ -n $PT_C && -f $PT_C ]] || fail "passthrough_ll.c not found: install libfuse3-dev"
+# shellcheck disable=SC2046
+gcc -O2 -Wall -o "$T/passthrough_ll" "$PT_C" $(pkg-config fuse3 --cflags --libs) || fail "could not build $PT_C"
+"$T/passthrough_ll" -f -o source="$PT_SRC" "$PT_MNT" </dev/null >>"$T/passthrough.log" 2>&1 &
+PT_PID=$!
+wait_until 10 "passthrough mount" mountpoint -q "$PT_MNT"
+pt_stop() {
+  [[ -n $PT_PID ]] || return 0
+  mountpoint -q "$PT_MNT" 2>/dev/null && fusermount3 -u "$PT_MNT"
+  wait_gone "$PT_PID" 30 || kill -KILL "$PT_PID"
+  wait "$PT_PID" 2>/dev/null || true
+  PT_PID=
+}
+trap 'rc=$?; pt_stop; (exit $rc); cleanup' EXIT
+
+# make_files DIR KIB: FILES random files of KIB KiB, and DIR.sha256.
+make_files() {
+  mkdir -p "$1"
+  local i
+  for ((i = 0; i < FILES; i++)); do head -c $(($2 << 10)) /dev/urandom >"$1/f$i"; done
+  (cd "$1" && sha256sum -- *) >"$1.sha256"
+}
+median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
+
+start_upfs
+n=0
+upload() {  # upload DIR: one session, cp -r, finish; seconds in UPLOAD_S
+  n=$((n + 1))
+  local t0=$EPOCHREALTIME
+  mkdir "$MNT/sessions/s$n"
+  cp -r "$1/." "$MNT/sessions/s$n/"
+  cp "$1.sha256" "$MNT/sessions/s$n/.finish" || fail "finish of s$n failed"
+  UPLOAD_S=$(since "$t0")
+}
+make_files "$SRC/k24" 24
+log "history: $HISTORY sessions of $FILES x 24 KiB"
+for ((h = 0; h < HISTORY; h++)); do upload "$SRC/k24"; done
+
+printf '\n%-32s %12s %12s %8s\n' "case ($FILES files, $HISTORY sessions before)" passthrough_s upfs_s pt/upfs
+for kib in $SIZES_KIB; do
+  [[ -d $SRC/k$kib ]] || make_files "$SRC/k$kib" "$kib"
+  pt=() up=()
+  for ((r = 0; r < REPS; r++)); do
+    t0=$EPOCHREALTIME
+    cp -r "$SRC/k$kib" "$PT_MNT/k$kib.$r"
+    sync
+    pt+=("$(since "$t0")")
+    upload "$SRC/k$kib"
+    up+=("$UPLOAD_S")
+  done
+  mp=$(median "${pt[*]}") mu=$(median "${up[*]}")
+  printf '%-32s %12s %12s %8s\n' "cp -r of $kib KiB files" "$mp" "$mu" "$(awk -v a="$mp" -v b="$mu" 'BEGIN { printf "%.2f", a / b }')"
+done
+stop_upfs
