@@ -27,8 +27,9 @@
 #
 # Options (environment): SOAK_MINUTES=30 SMALL_FILES=100 SMALL_KIB=24
 # BIG_MIB=2 TTL=15 RESTART_MINUTES=5 MIN_FREE_GIB=10 (stops early when the
-# temporary directory's file system has less free space; a 30-minute run
-# writes about 35 GB at the defaults on the 2-core CI machine).
+# temporary directory's file system has less free space: at the defaults
+# the 2-core development VM committed about 2.8 GB a minute, so a 30-minute
+# run needs about 90 GB, or stops early).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
