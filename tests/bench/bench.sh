@@ -72,37 +72,11 @@ OUT=$(mkdir -p "${OUT:-$REPO/tests/bench/results}" && cd "${OUT:-$REPO/tests/ben
 # unmounts and removes everything.
 source "$REPO/tests/integration/lib.sh" "$UPFS_BIN"
 TEST_NAME=bench
-require_tools gcc pkg-config gnuplot cp sync awk dd
+require_tools gnuplot cp sync awk dd
 
-PT_SRC=$T/pt-backing
-PT_MNT=$T/pt-mnt
-PT_PID=
+source "$HERE/passthrough.sh"
 LOCAL=$T/local
-mkdir -p "$PT_SRC" "$PT_MNT" "$LOCAL"
-
-pt_start() {
-  "$T/passthrough_ll" -f -o source="$PT_SRC" "$PT_MNT" </dev/null >>"$T/passthrough.log" 2>&1 &
-  PT_PID=$!
-  wait_until 10 "passthrough mount" mountpoint -q "$PT_MNT"
-}
-pt_stop() {
-  [[ -n $PT_PID ]] || return 0
-  mountpoint -q "$PT_MNT" 2>/dev/null && fusermount3 -u "$PT_MNT"
-  local deadline=$((SECONDS + 30))
-  while alive "$PT_PID" && ((SECONDS < deadline)); do sleep 0.02; done
-  alive "$PT_PID" && kill -KILL "$PT_PID"
-  wait "$PT_PID" 2>/dev/null || true
-  PT_PID=
-}
-trap 'rc=$?; pt_stop; (exit $rc); cleanup' EXIT
-
-# The FUSE ceiling, compiled from the installed example: never copied into
-# the repository.
-PT_C=$(dpkg -L libfuse3-dev 2>/dev/null | grep '/examples/passthrough_ll.c$' | head -n 1 || true)
-[[ -n $PT_C && -f $PT_C ]] || fail "passthrough_ll.c not found: install libfuse3-dev"
-# shellcheck disable=SC2046
-gcc -O2 -Wall -o "$T/passthrough_ll" "$PT_C" $(pkg-config fuse3 --cflags --libs) ||
-  fail "could not build $PT_C"
+mkdir -p "$LOCAL"
 
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.6f", b - a }'; }

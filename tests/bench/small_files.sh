@@ -22,25 +22,10 @@ REPS=${REPS:-3}
 
 source "$REPO/tests/integration/lib.sh" "$UPFS_BIN"
 TEST_NAME=small_files
-require_tools gcc pkg-config awk
+require_tools awk
 
-PT_SRC=$T/pt-backing PT_MNT=$T/pt-mnt PT_PID=
-mkdir -p "$PT_SRC" "$PT_MNT"
-PT_C=$(dpkg -L libfuse3-dev 2>/dev/null | grep '/examples/passthrough_ll.c$' | head -n 1 || true)
-[[ -n $PT_C && -f $PT_C ]] || fail "passthrough_ll.c not found: install libfuse3-dev"
-# shellcheck disable=SC2046
-gcc -O2 -Wall -o "$T/passthrough_ll" "$PT_C" $(pkg-config fuse3 --cflags --libs) || fail "could not build $PT_C"
-"$T/passthrough_ll" -f -o source="$PT_SRC" "$PT_MNT" </dev/null >>"$T/passthrough.log" 2>&1 &
-PT_PID=$!
-wait_until 10 "passthrough mount" mountpoint -q "$PT_MNT"
-pt_stop() {
-  [[ -n $PT_PID ]] || return 0
-  mountpoint -q "$PT_MNT" 2>/dev/null && fusermount3 -u "$PT_MNT"
-  wait_gone "$PT_PID" 30 || kill -KILL "$PT_PID"
-  wait "$PT_PID" 2>/dev/null || true
-  PT_PID=
-}
-trap 'rc=$?; pt_stop; (exit $rc); cleanup' EXIT
+source "$HERE/passthrough.sh"
+pt_start
 
 # make_files DIR KIB: FILES random files of KIB KiB, and DIR.sha256.
 make_files() {
