@@ -21,6 +21,10 @@ constexpr std::string_view kTags = "AEINSUVXn";
 constexpr size_t kChunkKeySize = 17;
 constexpr size_t kIdKeySize = 9;
 
+// A window of extent records stops at this many bytes of values (inline
+// chunks hold up to kInlineChunkEnd bytes each).
+constexpr size_t kWindowBytes = size_t{16} << 20;
+
 // Reserved ids per session: root directory, `.finish`, `.status`.
 constexpr uint64_t kIdsPerSession = 3;
 
@@ -558,12 +562,14 @@ class Checker {
     for (;;) {
       std::vector<ExtentRecord> extents;
       std::optional<std::string> hi;  // suffix where the next window starts
+      size_t window_bytes = 0;  // inline chunks' values hold their bytes
       Status xs = kv_.Scan("X" + lo, "Y", [&](std::string_view k, std::string_view v) {
-        if (extents.size() == window) {
+        if (extents.size() == window || window_bytes >= kWindowBytes) {
           hi = std::string(k.substr(1));
           return false;
         }
         extents.push_back({std::string(k.substr(1)), std::string(v)});
+        window_bytes += v.size();
         return true;
       });
       ScanFailed(xs, "extent records");
@@ -594,9 +600,11 @@ class Checker {
 
     uint64_t length = 0;
     uint64_t extent_checksum = 0;
-    if (!DecodeExtentValue(extent, &length, &extent_checksum)) {
+    std::optional<std::string_view> inline_bytes;
+    if (!DecodeExtentValue(extent, &length, &extent_checksum, &inline_bytes)) {
       FsckProblem& p = AddFor(Kind::kUndecodable, b.owner, blob, offset,
-                              "extent record is not " + std::to_string(kExtentValueSize) + " bytes");
+                              "extent record is neither " + std::to_string(kExtentValueSize) +
+                                  " bytes nor that and the chunk's bytes");
       p.key = EscapeBytes(keys::Extent(blob, offset));
       b.explained = true;
       b.hash_broken = true;
@@ -626,7 +634,13 @@ class Checker {
     } else {
       chunk.resize(length);
       size_t present = 0;
-      Status rs = blobs_.Read(blob, offset, length, chunk.data(), &present);
+      Status rs;
+      if (inline_bytes) {
+        chunk = *inline_bytes;
+        present = length;
+      } else {
+        rs = blobs_.Read(blob, offset, length, chunk.data(), &present);
+      }
       if (!rs.ok()) {
         AddFor(Kind::kUnreadableChunk, b.owner, blob, offset, "chunk " + range + " is unreadable: " + rs.ToString());
         scan_failed_ = true;

@@ -33,11 +33,13 @@ std::string Hex64(uint64_t v) {
   return buf;
 }
 
-// One stored chunk: [begin, begin + length), whose bytes hash to checksum.
+// One stored chunk: [begin, begin + length), whose bytes hash to checksum;
+// an inline chunk's bytes come with it.
 struct ChunkRef {
-  uint64_t begin;
-  uint64_t length;
-  uint64_t checksum;
+  uint64_t begin = 0;
+  uint64_t length = 0;
+  uint64_t checksum = 0;
+  std::optional<std::string> inline_bytes;
   uint64_t end() const { return begin + length; }
   bool operator==(const ChunkRef&) const = default;
 };
@@ -45,11 +47,17 @@ struct ChunkRef {
 // Also refuses a chunk longer than kMaxChunkBytes: OverlappingChunks
 // relies on none being longer.
 Status DecodeExtent(std::string_view key, std::string_view value, ChunkRef* out) {
-  if (key.size() != 17 || !DecodeExtentValue(value, &out->length, &out->checksum) ||
+  std::optional<std::string_view> bytes;
+  if (key.size() != 17 || !DecodeExtentValue(value, &out->length, &out->checksum, &bytes) ||
       out->length > kMaxChunkBytes) {
     return Status::Corruption("malformed extent record for " + BlobText(keys::ReadBigEndian64(key.substr(1))));
   }
   out->begin = keys::OffsetOf(key);
+  if (bytes) {
+    out->inline_bytes.emplace(*bytes);
+  } else {
+    out->inline_bytes.reset();
+  }
   return Status::OK();
 }
 
@@ -127,14 +135,24 @@ Status VerifyChunk(uint64_t blob, const ChunkRef& c, std::string_view data, size
 }
 
 Status ReadChunk(const BlobFiles& blobs, uint64_t blob, const ChunkRef& c, std::string* data) {
+  if (c.inline_bytes) {
+    *data = *c.inline_bytes;
+    return VerifyChunk(blob, c, *data, data->size());
+  }
   data->resize(c.length);
   size_t present = 0;
   UPFS_RETURN_IF_ERROR(blobs.Read(blob, c.begin, c.length, data->data(), &present));
   return VerifyChunk(blob, c, *data, present);
 }
 
-void PutChunk(uint64_t blob, uint64_t offset, std::string_view data, KvWrite* write) {
-  write->Put(keys::Extent(blob, offset), EncodeExtentValue(data.size(), ChunkChecksum(data)));
+// Where a chunk's bytes are kept.
+enum class Placement { kBlobFiles, kInline };
+
+// The extent record of `data` at `offset`; an inline one holds the bytes.
+void PutChunk(uint64_t blob, uint64_t offset, std::string_view data, Placement placement, KvWrite* write) {
+  write->Put(keys::Extent(blob, offset), placement == Placement::kInline
+                                             ? EncodeInlineExtentValue(data)
+                                             : EncodeExtentValue(data.size(), ChunkChecksum(data)));
 }
 
 // Adds to `write` what removes [begin, end) from the stored chunks: chunks
@@ -153,17 +171,19 @@ Status AddPunch(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t be
       ++*freed;
       continue;
     }
-    // The kept part is re-checksummed only from bytes that verify.
+    // The kept part is re-checksummed only from bytes that verify; its
+    // bytes stay where they are.
     std::string data;
     UPFS_RETURN_IF_ERROR(ReadChunk(blobs, blob, c, &data));
+    const Placement placement = c.inline_bytes ? Placement::kInline : Placement::kBlobFiles;
     if (c.begin < begin) {
       // Keep the head under the same key.
-      PutChunk(blob, c.begin, std::string_view(data).substr(0, begin - c.begin), write);
+      PutChunk(blob, c.begin, std::string_view(data).substr(0, begin - c.begin), placement, write);
     } else {
       write->Delete(keys::Extent(blob, c.begin));
     }
     if (c.end() > end) {
-      PutChunk(blob, end, std::string_view(data).substr(end - c.begin), write);
+      PutChunk(blob, end, std::string_view(data).substr(end - c.begin), placement, write);
     }
   }
   return Status::OK();
@@ -206,12 +226,14 @@ class KvBlob : public ByteSink {
     UPFS_RETURN_IF_ERROR(
         AddPunch(*kv_, *blobs_, blob_, offset, end, &punch, &overwritten, &stored_end, &bound));
     // Bytes first, then the records that make them visible: a crash in
-    // between leaves bytes no record names.
-    Status st = blobs_->Write(blob_, offset, data);
+    // between leaves bytes no record names. Inline bytes come with their
+    // record.
+    const Placement placement = end <= kInlineChunkEnd ? Placement::kInline : Placement::kBlobFiles;
+    Status st = placement == Placement::kInline ? Status::OK() : blobs_->Write(blob_, offset, data);
     if (st.ok()) {
       KvWrite write = punch;
       for (uint64_t pos = 0; pos < data.size(); pos += kMaxChunkBytes) {
-        PutChunk(blob_, offset + pos, data.substr(pos, kMaxChunkBytes), &write);
+        PutChunk(blob_, offset + pos, data.substr(pos, kMaxChunkBytes), placement, &write);
       }
       if (!bound || *bound < end) write.Put(keys::BlobEnd(blob_), EncodeBlobEnd(end));
       st = kv_->Commit(write, /*sync=*/false);
@@ -241,21 +263,35 @@ class KvBlob : public ByteSink {
     std::vector<ChunkRef> chunks;
     UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, blob_, offset, end, &chunks));
     if (holes_ == Holes::kCorruption) UPFS_RETURN_IF_ERROR(CheckCoverage(chunks, offset, end));
-    if (chunks.empty()) return Status::OK();
-    // Whole chunks are read, to check each against its record; one read
-    // from the first chunk's start to the last one's end.
-    const uint64_t span_begin = chunks.front().begin;
-    const uint64_t span_end = chunks.back().end();
-    std::unique_ptr<char[]> span(new char[span_end - span_begin]);
-    size_t present = 0;
-    UPFS_RETURN_IF_ERROR(blobs_->Read(blob_, span_begin, span_end - span_begin, span.get(), &present));
+    // Whole chunks are read, to check each against its record; of those in
+    // the blob files, one read from the first one's start to the last
+    // one's end.
+    uint64_t span_begin = UINT64_MAX, span_end = 0;
     for (const ChunkRef& c : chunks) {
-      const uint64_t at = c.begin - span_begin;
-      const size_t chunk_present = present > at ? std::min<uint64_t>(present - at, c.length) : 0;
-      UPFS_RETURN_IF_ERROR(VerifyChunk(blob_, c, std::string_view(span.get() + at, c.length), chunk_present));
+      if (c.inline_bytes) continue;
+      span_begin = std::min(span_begin, c.begin);
+      span_end = std::max(span_end, c.end());
+    }
+    std::unique_ptr<char[]> span;
+    size_t present = 0;
+    if (span_end > 0) {
+      span.reset(new char[span_end - span_begin]);
+      UPFS_RETURN_IF_ERROR(blobs_->Read(blob_, span_begin, span_end - span_begin, span.get(), &present));
+    }
+    for (const ChunkRef& c : chunks) {
+      std::string_view bytes;
+      if (c.inline_bytes) {
+        bytes = *c.inline_bytes;
+        UPFS_RETURN_IF_ERROR(VerifyChunk(blob_, c, bytes, bytes.size()));
+      } else {
+        const uint64_t at = c.begin - span_begin;
+        const size_t chunk_present = present > at ? std::min<uint64_t>(present - at, c.length) : 0;
+        bytes = std::string_view(span.get() + at, c.length);
+        UPFS_RETURN_IF_ERROR(VerifyChunk(blob_, c, bytes, chunk_present));
+      }
       uint64_t from = std::max(c.begin, offset);
       uint64_t to = std::min(c.end(), end);
-      std::memcpy(out + (from - offset), span.get() + (from - span_begin), to - from);
+      std::memcpy(out + (from - offset), bytes.data() + (from - c.begin), to - from);
     }
     return Status::OK();
   }
@@ -296,7 +332,7 @@ class KvBlob : public ByteSink {
   const Holes holes_;
 };
 
-// Upgrades a store of format 3 to 4: writes each blob's end record (the
+// Upgrades a store of format 3 to 5: writes each blob's end record (the
 // end of its last chunk), in batches, then the new format record, synced.
 // Interrupted, it starts over at the next open, writing the same records.
 Status AddBlobEnds(Kv& kv) {
@@ -318,8 +354,9 @@ Status AddBlobEnds(Kv& kv) {
       if (k.size() != 17) return true;  // not a chunk's: upfs fsck reports it
       const uint64_t blob = keys::ReadBigEndian64(k.substr(1));
       uint64_t length = 0, checksum = 0;
+      std::optional<std::string_view> bytes;  // format 3 has none
       // What no record says, no chunk exceeds.
-      if (!DecodeExtentValue(v, &length, &checksum)) length = kMaxChunkBytes;
+      if (!DecodeExtentValue(v, &length, &checksum, &bytes)) length = kMaxChunkBytes;
       const uint64_t end = std::min(keys::OffsetOf(k), kMaxBlobLength) + std::min<uint64_t>(length, kMaxChunkBytes);
       if (blob_end && blob_end->first != blob) {
         write.Put(keys::BlobEnd(blob_end->first), EncodeBlobEnd(blob_end->second));
@@ -398,6 +435,14 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, std::uniq
   }
   if (format == keys::kFormatWithoutBlobEnds) {
     UPFS_RETURN_IF_ERROR(AddBlobEnds(*kv));
+    format = keys::kFormatValue;
+  } else if (format == keys::kFormatWithoutInline) {
+    // Its records are all valid in format 5; the new format record keeps
+    // a upfs that cannot read inline chunks from opening the store.
+    KvWrite write;
+    write.Put(std::string(keys::kFormatKey), std::string(keys::kFormatValue));
+    UPFS_RETURN_IF_ERROR(kv->Commit(write, /*sync=*/true));
+    spdlog::info("store format '{}' upgraded to '{}'", keys::kFormatWithoutInline, keys::kFormatValue);
     format = keys::kFormatValue;
   }
   if (format != keys::kFormatValue) {

@@ -4,7 +4,8 @@
 //
 // Blob bytes live in BlobFiles (store/blob_files.h), at their own offsets;
 // the Kv holds an extent record per chunk: (blob, offset) -> length and the
-// XXH3 of the chunk's bytes, at most kMaxChunkBytes per chunk. A write
+// XXH3 of the chunk's bytes, at most kMaxChunkBytes per chunk. The bytes of
+// writes below kInlineChunkEnd are kept inline, in their extent records. A write
 // stores its bytes first, then its extent records; where it overlaps
 // chunks already stored, those are trimmed or removed (their kept parts
 // re-checksummed from their verified bytes) in the same atomic Kv write, so
@@ -41,6 +42,15 @@ namespace upfs::store {
 
 // Largest chunk value: writes larger than this are split.
 inline constexpr size_t kMaxChunkBytes = size_t{1} << 20;
+// Inline chunks: a write that ends at or below this offset of its blob
+// keeps its bytes in its extent record, not in the blob files. A small
+// file then costs no file of its own (no create, no directory entry, no
+// per-file sync at the commit, whose synced Kv write makes its bytes
+// durable with the records), which is what kept small files behind
+// passthrough (README, Performance: the threshold was chosen there).
+// Larger files' bytes stay out of the Kv, whose log and compactions would
+// copy them again and again.
+inline constexpr uint64_t kInlineChunkEnd = uint64_t{64} << 10;
 
 // A deleted or truncated blob's bytes are freed at once (BlobFiles). Its
 // extent records leave tombstones in the Kv, compacted away (Compact, on a

@@ -353,6 +353,12 @@ std::string EncodeExtentValue(uint64_t length, uint64_t checksum) {
   return v;
 }
 
+std::string EncodeInlineExtentValue(std::string_view bytes) {
+  std::string v = EncodeExtentValue(bytes.size(), ChunkChecksum(bytes));
+  v.append(bytes);
+  return v;
+}
+
 std::string EncodeBlobEnd(uint64_t end) {
   std::string v;
   keys::AppendBigEndian64(&v, end);
@@ -365,10 +371,19 @@ bool DecodeBlobEnd(std::string_view in, uint64_t* end) {
   return true;
 }
 
-bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum) {
-  if (in.size() != kExtentValueSize) return false;
-  *length = keys::ReadBigEndian64(in);
+bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum,
+                       std::optional<std::string_view>* inline_bytes) {
+  if (in.size() < kExtentValueSize) return false;
+  const uint64_t n = keys::ReadBigEndian64(in);
+  const std::string_view rest = in.substr(kExtentValueSize);
+  if (!rest.empty() && rest.size() != n) return false;
+  *length = n;
   *checksum = keys::ReadBigEndian64(in.substr(8));
+  if (rest.empty()) {
+    inline_bytes->reset();
+  } else {
+    *inline_bytes = rest;
+  }
   return true;
 }
 

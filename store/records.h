@@ -6,7 +6,7 @@
 // mtime; subdirectory counts: kUnknownCount).
 //
 // Keys (ids and offsets as 8-byte big-endian, so they sort numerically):
-//   "V"                         store format ("upfs-store 4")
+//   "V"                         store format ("upfs-store 5")
 //   "N"                         next id to hand out
 //   "U"                         present while a process serves the store
 //                               (KvStore::BeginUse): found at start, the last
@@ -17,7 +17,10 @@
 //                               the blob, whose bytes are in BlobFiles; the
 //                               value is the length and the XXH3-64 of those
 //                               bytes (8 + 8 bytes), so a chunk whose bytes
-//                               changed or were lost is caught on every read
+//                               changed or were lost is caught on every read.
+//                               An inline chunk (small files: KvStore's
+//                               kInlineChunkEnd) has its bytes here, after
+//                               those 16, and none in BlobFiles
 //   "X" blob 0xff               the blob's end record: an upper bound of where
 //                               its chunks end (8 bytes), present whenever it
 //                               has chunks. It sorts after the blob's chunks
@@ -31,6 +34,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -41,11 +45,14 @@ namespace upfs::store::keys {
 
 inline constexpr std::string_view kFormatKey = "V";
 // Format history: 1 had 8-byte extent records (no chunk checksum); 2 kept
-// chunk bytes in the Kv under "C" keys; 3 had no blob end records, and is
-// upgraded in place when opened (KvStore::Open). A store of any other
+// chunk bytes in the Kv under "C" keys; 3 had no blob end records; 4 had no
+// inline chunks. 3 and 4 are upgraded in place when opened (KvStore::Open:
+// end records are written for 3; 4 needs only the new format record, which
+// keeps a upfs that cannot read inline chunks away). A store of any other
 // format is refused at open.
-inline constexpr std::string_view kFormatValue = "upfs-store 4";
+inline constexpr std::string_view kFormatValue = "upfs-store 5";
 inline constexpr std::string_view kFormatWithoutBlobEnds = "upfs-store 3";
+inline constexpr std::string_view kFormatWithoutInline = "upfs-store 4";
 inline constexpr std::string_view kNextIdKey = "N";
 inline constexpr std::string_view kInUseKey = "U";
 
@@ -92,11 +99,17 @@ std::string EncodeLocation(const AssetLocation& l);
 // costs ~10% of a core at 1 GB/s; zlib's crc32 managed ~2 GB/s.
 uint64_t ChunkChecksum(std::string_view bytes);
 
-// An extent record's value: the chunk's length and ChunkChecksum.
+// An extent record's value: the chunk's length and ChunkChecksum; for an
+// inline chunk (its bytes kept in the record, not in the blob files: small
+// files, see KvStore) the bytes follow.
 inline constexpr size_t kExtentValueSize = 16;
 std::string EncodeExtentValue(uint64_t length, uint64_t checksum);
-// False (and nothing set) unless `in` is kExtentValueSize bytes.
-bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum);
+std::string EncodeInlineExtentValue(std::string_view bytes);
+// False (and nothing set) unless `in` is kExtentValueSize bytes (then
+// *inline_bytes is nullopt), or that plus exactly the length it gives
+// (then *inline_bytes views those bytes in `in`).
+bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum,
+                       std::optional<std::string_view>* inline_bytes);
 Status DecodeLocation(std::string_view in, AssetLocation* l);
 
 // A blob end record's value: the bound, 8 bytes big-endian.

@@ -22,7 +22,7 @@ pt_stop() {
   wait "$PT_PID" 2>/dev/null || true
   PT_PID=
 }
-trap 'rc=$?; pt_stop; (exit $rc); cleanup' EXIT
+trap 'rc=$?; trap - ERR; set +e; pt_stop; (exit $rc); cleanup' EXIT
 
 PT_C=$(dpkg -L libfuse3-dev 2>/dev/null | grep '/examples/passthrough_ll.c$' | head -n 1 || true)
 [[ -n $PT_C && -f $PT_C ]] || fail "passthrough_ll.c not found: install libfuse3-dev"

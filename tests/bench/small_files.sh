@@ -60,6 +60,9 @@ for kib in $SIZES_KIB; do
     cp -r "$SRC/k$kib" "$PT_MNT/k$kib.$r"
     sync
     pt+=("$(since "$t0")")
+    # passthrough_ll holds an open file per inode the kernel remembers;
+    # removing the copy lets it close them (the file limit is 20 000 here).
+    rm -rf "${PT_MNT:?}/k$kib.$r"
     upload "$SRC/k$kib"
     up+=("$UPLOAD_S")
   done

@@ -32,6 +32,7 @@
 #include "session/engine.h"
 #include "session/sha256.h"
 #include "store/blob_files.h"
+#include "store/kv_store.h"
 #include "store/leveldb_kv.h"
 #include "store/status.h"
 #include "tests/durability/crash_env.h"
@@ -473,25 +474,47 @@ bool Survived(const Op& op, const std::vector<Upload>& uploads) {
   return false;
 }
 
-// What survived of `history` must be a prefix of it, at least as long as
-// the last finish acknowledged before the crash (a synced write makes
-// every earlier write durable). Returns the prefix's length.
+// Whether `op`'s survival rests on LevelDB alone: every op but a write
+// whose bytes go to the blob files (an inline chunk's bytes are in its
+// extent record).
+bool InKvOnly(const Op& op, const std::vector<Upload>& uploads) {
+  if (op.kind != Op::kWrite) return true;
+  const Chunk& c = uploads[op.upload].files[op.file].chunks[op.chunk];
+  return c.offset + c.size <= store::kInlineChunkEnd;
+}
+
+// What survived of `history`: LevelDB's log keeps a prefix of its
+// records, so the ops that rest on LevelDB alone survive as a prefix of
+// theirs; a write with bytes in the blob files survives only with its
+// record, so every such op before it survived too (its own bytes may be
+// lost while a later inline write's are not). Everything up to the last
+// finish acknowledged before the crash survived (a synced write makes
+// every earlier write durable). Returns how many ops survived.
 size_t CheckPrefix(const std::vector<Op>& history, const std::vector<Upload>& uploads) {
   size_t durable = 0;  // ops [0, durable) must have survived
   for (size_t i = 0; i < history.size(); ++i) {
     if (history[i].kind == Op::kFinish && history[i].acknowledged_before_crash) durable = i + 1;
   }
-  size_t prefix = 0;
-  while (prefix < history.size() && Survived(history[prefix], uploads)) ++prefix;
-  for (size_t i = prefix; i < history.size(); ++i) {
-    INFO("op " << i << " of " << history.size() << ": " << OpText(history[i], uploads) << " survived, but op "
-               << prefix << " (" << OpText(history[prefix], uploads) << ") did not");
-    REQUIRE(!Survived(history[i], uploads));
+  std::optional<size_t> first_lost_kv;  // the first op resting on LevelDB alone that was lost
+  size_t survived = 0;
+  for (size_t i = 0; i < history.size(); ++i) {
+    const bool kept = Survived(history[i], uploads);
+    INFO("op " << i << " of " << history.size() << " (" << OpText(history[i], uploads) << ") "
+               << (kept ? "survived" : "was lost"));
+    if (i < durable) {
+      INFO("a finish acknowledged before the crash came after it, at op " << durable - 1);
+      REQUIRE(kept);
+    }
+    if (kept) {
+      ++survived;
+      INFO("but op " << first_lost_kv.value_or(0) << " ("
+                     << (first_lost_kv ? OpText(history[*first_lost_kv], uploads) : "") << "), before it, was lost");
+      REQUIRE(!first_lost_kv);
+    } else if (InKvOnly(history[i], uploads) && !first_lost_kv) {
+      first_lost_kv = i;
+    }
   }
-  INFO("op " << prefix << " (" << (prefix < history.size() ? OpText(history[prefix], uploads) : "")
-             << ") was lost, but a finish acknowledged before the crash came after it, at op " << durable - 1);
-  REQUIRE(prefix >= durable);
-  return prefix;
+  return survived;
 }
 
 // What an earlier check found stored (and so was durable before this

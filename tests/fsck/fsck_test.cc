@@ -290,7 +290,8 @@ void PutBytes(BlobFiles& blobs, uint64_t blob, uint64_t offset, std::string_view
 // The length in the extent record of the chunk at `offset`.
 uint64_t ChunkLength(Kv& kv, uint64_t blob, uint64_t offset) {
   uint64_t length = 0, checksum = 0;
-  REQUIRE(DecodeExtentValue(Get(kv, keys::Extent(blob, offset)), &length, &checksum));
+  std::optional<std::string_view> inline_bytes;
+  REQUIRE(DecodeExtentValue(Get(kv, keys::Extent(blob, offset)), &length, &checksum, &inline_bytes));
   return length;
 }
 

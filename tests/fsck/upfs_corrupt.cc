@@ -5,7 +5,9 @@
 //
 // Default (on disk): flips one bit of byte OFFSET of the file inside its
 // blob file (STORE_DIR/blobs/...), with plain file I/O, as a failing disk
-// would. Only the checksum in the chunk's extent record can tell.
+// would. Only the checksum in the chunk's extent record can tell. For an
+// inline chunk (a small file's, bytes in the extent record) the bit is
+// flipped in the record's copy of the bytes, its checksum left as it was.
 //
 // --record: rewrites the extent record of the chunk holding OFFSET directly
 // in LevelDB, with one bit of its checksum flipped, as a bug in upfs would:
@@ -20,6 +22,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +43,7 @@ struct Chunk {
   uint64_t begin = 0;
   uint64_t length = 0;
   uint64_t checksum = 0;
+  std::optional<std::string> inline_bytes;
 };
 
 // The chunk of `blob` that holds byte `offset` (the last one starting at
@@ -55,7 +59,11 @@ Status FindChunk(const Kv& kv, uint64_t blob, uint64_t offset, Chunk* out) {
                                  return true;
                                }));
   if (!found) return Status::NotFound("no chunk holds offset " + std::to_string(offset));
-  if (!DecodeExtentValue(value, &out->length, &out->checksum)) return Status::Corruption("undecodable extent record");
+  std::optional<std::string_view> bytes;
+  if (!DecodeExtentValue(value, &out->length, &out->checksum, &bytes)) {
+    return Status::Corruption("undecodable extent record");
+  }
+  if (bytes) out->inline_bytes.emplace(*bytes);
   if (out->begin + out->length <= offset) {
     return Status::NotFound("no chunk holds offset " + std::to_string(offset));
   }
@@ -92,9 +100,20 @@ int Run(int argc, char** argv) {
   s = FindChunk(*store->kv(), entry.id, offset, &chunk);
   if (!s.ok()) return Fail("asset " + asset + " file " + path + ": " + s.ToString());
 
-  if (record) {
+  if (record || chunk.inline_bytes) {
+    std::string value;
+    if (record) {
+      value = EncodeExtentValue(chunk.length, chunk.checksum ^ 1);
+      if (chunk.inline_bytes) value += *chunk.inline_bytes;
+    } else {
+      std::string damaged = *chunk.inline_bytes;
+      damaged[offset - chunk.begin] ^= 0x01;
+      value = EncodeExtentValue(chunk.length, chunk.checksum) + damaged;
+      std::fprintf(stderr, "upfs_corrupt: flipped byte %llu of an inline chunk\n",
+                   static_cast<unsigned long long>(offset - chunk.begin));
+    }
     KvWrite write;
-    write.Put(keys::Extent(entry.id, chunk.begin), EncodeExtentValue(chunk.length, chunk.checksum ^ 1));
+    write.Put(keys::Extent(entry.id, chunk.begin), value);
     s = store->kv()->Commit(write, /*sync=*/true);
     if (!s.ok()) return Fail(s.ToString());
   } else {

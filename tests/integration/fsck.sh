@@ -124,3 +124,19 @@ ok "reading the file with the damaged record fails with EIO: $(grep -F "chunk at
 run_fsck --remove-orphans "$STORE"
 ((FSCK_RC == 1)) || fail "fsck --remove-orphans exited $FSCK_RC, want 1: $FSCK_OUT"
 ok "fsck --remove-orphans: $(tail -n 1 <<<"$FSCK_OUT")"
+
+# A small file's bytes are inline, in its extent record: a flipped bit there
+# is caught by the record's checksum the same way.
+damage=$("$CORRUPT" "$STORE" disk sub/small.bin 200) || fail "upfs_corrupt of an inline chunk failed"
+read -r _ ibegin iend <<<"$damage"
+((ibegin == 0 && iend == 5000)) || fail "the 5000-byte file is not one inline chunk: [$ibegin, $iend)"
+run_fsck "$STORE"
+((FSCK_RC == 1)) || fail "fsck after damaging an inline chunk exited $FSCK_RC, want 1: $FSCK_OUT"
+fsck_says "asset disk file sub/small.bin offset 0: chunk checksum mismatch" ||
+  fail "fsck did not report the damaged inline chunk of disk/sub/small.bin: $FSCK_OUT"
+start_upfs
+expect_fail "Input/output error" cat "$MNT/assets/disk/sub/small.bin"
+cmp "$SRC/disk/other.bin" "$MNT/assets/disk/other.bin" || fail "undamaged disk/other.bin differs"
+assert_daemon_alive
+stop_upfs
+ok "a damaged inline chunk: fsck reports it, reads fail with EIO"

@@ -4,6 +4,7 @@
 // or a tool editing the files would), so only upfs's checks can catch it.
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <string>
 
 #include "tests/store/store_fixture.h"
@@ -83,37 +84,76 @@ TEMPLATE_TEST_CASE("integrity: a changed extent record, or one whose bytes are g
                    "[store][integrity]", MemoryBackend, LevelDbBackend) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 42;
+  // Past kInlineChunkEnd, so the bytes are in the blob files.
+  const uint64_t at = kInlineChunkEnd;
   const std::string data = Pattern(5000, 'k');
   auto sink = fx.store().OpenBlob(blob);
-  Require(sink->WriteAt(0, data.substr(0, 2000)));
-  Require(sink->WriteAt(2000, data.substr(2000)));
+  Require(sink->WriteAt(at, data.substr(0, 2000)));
+  Require(sink->WriteAt(at + 2000, data.substr(2000)));
   std::string out;
 
   SECTION("a checksum that is not the bytes'") {
     KvWrite w;
-    w.Put(keys::Extent(blob, 2000), EncodeExtentValue(3000, ChunkChecksum(data.substr(2000)) ^ 1));
+    w.Put(keys::Extent(blob, at + 2000), EncodeExtentValue(3000, ChunkChecksum(data.substr(2000)) ^ 1));
     Require(fx.kv().Commit(w, true));
-    Status st = ReadInto(*sink, 1990, 20, &out);
+    Status st = ReadInto(*sink, at + 1990, 20, &out);
     CHECK(st.code() == Status::Code::kCorruption);
-    CHECK(Contains(st.message(), "offset 2000"));
+    CHECK(Contains(st.message(), "offset " + std::to_string(at + 2000)));
   }
   SECTION("bytes stored without an extent record stay invisible") {
     // What a crash between storing bytes and recording them leaves.
-    Require(fx.blobs().Write(blob, 7000, "stray"));
-    Require(ReadInto(*sink, 0, 8000, &out));
+    Require(fx.blobs().Write(blob, at + 7000, "stray"));
+    Require(ReadInto(*sink, at, 8000, &out));
     CHECK(out == data + std::string(3000, '\0'));
     std::vector<Extent> extents;
     Require(sink->Extents(&extents));
-    CHECK(extents == std::vector<Extent>{{0, 5000}});
+    CHECK(extents == std::vector<Extent>{{at, at + 5000}});
   }
   SECTION("an extent record whose bytes are gone") {
-    Require(fx.blobs().Truncate(blob, 2000, 5000));
-    Status st = ReadInto(*sink, 0, 5000, &out);
+    Require(fx.blobs().Truncate(blob, at + 2000, at + 5000));
+    Status st = ReadInto(*sink, at, 5000, &out);
     CHECK(st.code() == Status::Code::kCorruption);
-    CHECK(Contains(st.message(), "offset 2000 (3000 bytes) is listed but only 0 of its bytes are stored"));
-    Require(ReadInto(*sink, 0, 2000, &out));
+    CHECK(Contains(st.message(), "offset " + std::to_string(at + 2000) +
+                                     " (3000 bytes) is listed but only 0 of its bytes are stored"));
+    Require(ReadInto(*sink, at, 2000, &out));
     CHECK(out == data.substr(0, 2000));
   }
+}
+
+TEMPLATE_TEST_CASE("integrity: an inline chunk's bytes are checked against its checksum like any other",
+                   "[store][integrity]", MemoryBackend, LevelDbBackend) {
+  StoreFixture fx(TestType::kBackend);
+  const uint64_t blob = 44;
+  const std::string data = Pattern(5000, 'i');
+  auto sink = fx.store().OpenBlob(blob);
+  Require(sink->WriteAt(0, data));
+  // Inline: nothing in the blob files, the bytes in the record.
+  std::map<uint64_t, uint64_t> stored;
+  Require(fx.blobs().List(&stored));
+  CHECK(stored.count(blob) == 0);
+  std::string value;
+  Require(fx.kv().Get(keys::Extent(blob, 0), &value));
+  CHECK(value.size() == kExtentValueSize + data.size());
+  std::string out;
+  Require(ReadInto(*sink, 0, 5000, &out));
+  CHECK(out == data);
+
+  std::string damaged = value;
+  SECTION("a byte changed") { damaged[kExtentValueSize + 100] ^= 1; }
+  SECTION("the checksum changed") { damaged[15] ^= 1; }
+  KvWrite w;
+  w.Put(keys::Extent(blob, 0), damaged);
+  Require(fx.kv().Commit(w, true));
+  Status st = ReadInto(*sink, 90, 20, &out);
+  CHECK(st.code() == Status::Code::kCorruption);
+  CHECK(Contains(st.message(), "blob 44: chunk at offset 0 (5000 bytes) fails its checksum"));
+  // A record whose length is not its bytes' does not decode.
+  KvWrite torn;
+  torn.Put(keys::Extent(blob, 0), value.substr(0, value.size() - 1));
+  Require(fx.kv().Commit(torn, true));
+  st = ReadInto(*sink, 0, 10, &out);
+  CHECK(st.code() == Status::Code::kCorruption);
+  CHECK(Contains(st.message(), "malformed extent record for blob 44"));
 }
 
 TEMPLATE_TEST_CASE("integrity: a committed blob's hole is corruption, a session blob's hole reads as zeros",

@@ -9,6 +9,7 @@
 #include <climits>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -239,6 +240,78 @@ TEMPLATE_TEST_CASE("blob: overlapping rewrites leave the latest bytes and no ove
       REQUIRE(Read(*sink, *a, n) == model.Range(*a, n));
     }
   }
+}
+
+// Where each chunk of `blob` keeps its bytes: offset -> inline or not.
+std::map<uint64_t, bool> InlineChunks(const Kv& kv, uint64_t blob) {
+  std::map<uint64_t, bool> out;
+  Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view v) {
+    if (keys::IsBlobEnd(k)) return true;
+    uint64_t length = 0, checksum = 0;
+    std::optional<std::string_view> bytes;
+    REQUIRE(DecodeExtentValue(v, &length, &checksum, &bytes));
+    out[keys::OffsetOf(k)] = bytes.has_value();
+    return true;
+  });
+  REQUIRE(st.ok());
+  return out;
+}
+
+TEMPLATE_TEST_CASE("inline: writes ending within kInlineChunkEnd keep their bytes in their records, kept parts stay "
+                   "where they were",
+                   "[store][inline]", MemoryBackend, LevelDbBackend) {
+  StoreFixture fx(TestType::kBackend);
+  std::mt19937_64 rng(5);
+  BlobModel model;
+  const uint64_t blob = 50;
+  auto sink = fx.store().OpenBlob(blob);
+  auto write = [&](uint64_t offset, uint64_t length) {
+    std::string data = RandomBytes(rng, length);
+    Write(*sink, offset, data);
+    model.Write(offset, data);
+    CheckBlob(fx, blob, model);
+  };
+  auto blob_file_bytes = [&] {
+    std::map<uint64_t, uint64_t> stored;
+    REQUIRE(fx.blobs().List(&stored).ok());
+    return stored.count(blob) ? stored[blob] : 0;
+  };
+
+  // A small file: one inline chunk, nothing in the blob files.
+  write(0, 10000);
+  CHECK(InlineChunks(fx.kv(), blob) == std::map<uint64_t, bool>{{0, true}});
+  CHECK(blob_file_bytes() == 0);
+  // Up to the limit exactly: inline.
+  write(kInlineChunkEnd - 1000, 1000);
+  CHECK(InlineChunks(fx.kv(), blob) == std::map<uint64_t, bool>{{0, true}, {kInlineChunkEnd - 1000, true}});
+  // An overwrite inside an inline chunk splits it; every part stays inline.
+  write(4000, 1000);
+  CHECK(InlineChunks(fx.kv(), blob) ==
+        std::map<uint64_t, bool>{{0, true}, {4000, true}, {5000, true}, {kInlineChunkEnd - 1000, true}});
+  CHECK(blob_file_bytes() == 0);
+  // A write past the limit goes to the blob files, even where it starts
+  // below it; the inline head it cuts stays inline.
+  write(2000, kInlineChunkEnd);
+  CHECK(InlineChunks(fx.kv(), blob) == std::map<uint64_t, bool>{{0, true}, {2000, false}});
+  CHECK(blob_file_bytes() > 0);
+  // And a small write over a blob-file chunk: inline, the parts around it
+  // stay in the blob files.
+  write(3000, 100);
+  CHECK(InlineChunks(fx.kv(), blob) ==
+        std::map<uint64_t, bool>{{0, true}, {2000, false}, {3000, true}, {3100, false}});
+  // Truncating inside an inline chunk keeps its head inline.
+  Batch truncate;
+  truncate.Truncate(blob, 1500);
+  Apply(fx.store(), truncate);
+  model.Truncate(1500);
+  CheckBlob(fx, blob, model);
+  CHECK(InlineChunks(fx.kv(), blob) == std::map<uint64_t, bool>{{0, true}});
+  // Deleted: no record left, and no blob file.
+  Batch del;
+  del.DeleteBlobData(blob);
+  Apply(fx.store(), del);
+  CHECK(InlineChunks(fx.kv(), blob).empty());
+  CHECK(blob_file_bytes() == 0);
 }
 
 TEMPLATE_TEST_CASE("blob: extents are sorted and merged", "[store]", MemoryBackend, LevelDbBackend) {

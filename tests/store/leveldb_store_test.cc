@@ -183,6 +183,30 @@ TEST_CASE("open: a store of format 3 gains its blobs' end records in place and r
   CHECK(fx.kv().Get(keys::BlobEnd(22), &none).IsNotFound());
 }
 
+TEST_CASE("open: a store of format 4 is upgraded to 5 in place and reads as before", "[store]") {
+  testing::StoreFixture fx(testing::Backend::kLevelDb, testing::LevelDbBlobs::kMemory);
+  std::mt19937_64 rng(4);
+  // Format 4 had no inline chunks: bytes in the blob files only.
+  const std::string big = upfs::testing::RandomBytes(rng, 2 * kMaxChunkBytes + 5);
+  REQUIRE(fx.store().OpenBlob(30)->WriteAt(0, big).ok());
+  KvWrite downgrade;
+  downgrade.Put(std::string(keys::kFormatKey), std::string(keys::kFormatWithoutInline));
+  REQUIRE(fx.kv().Commit(downgrade, /*sync=*/true).ok());
+
+  fx.Reopen();
+  std::string format;
+  REQUIRE(fx.kv().Get(keys::kFormatKey, &format).ok());
+  CHECK(format == keys::kFormatValue);
+  std::string out(big.size(), '\1');
+  REQUIRE(fx.store().OpenBlob(30)->ReadAt(0, out.size(), out.data()).ok());
+  CHECK(out == big);
+  // And takes inline chunks from then on.
+  REQUIRE(fx.store().OpenBlob(31)->WriteAt(0, "small").ok());
+  std::string value;
+  REQUIRE(fx.kv().Get(keys::Extent(31, 0), &value).ok());
+  CHECK(value.size() == kExtentValueSize + 5);
+}
+
 TEST_CASE("open: a LevelDB database without a format record is refused", "[store]") {
   TempDir tmp;
   std::string dir = tmp.Sub("store");

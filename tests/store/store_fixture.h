@@ -101,8 +101,11 @@ inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv, co
   Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view v) {
     if (keys::IsBlobEnd(k)) return true;
     uint64_t length = 0, checksum = 0;
-    bool good = DecodeExtentValue(v, &length, &checksum) && length <= kMaxChunkBytes;
-    if (good) {
+    std::optional<std::string_view> inline_bytes;
+    bool good = DecodeExtentValue(v, &length, &checksum, &inline_bytes) && length <= kMaxChunkBytes;
+    if (good && inline_bytes) {
+      good = ChunkChecksum(*inline_bytes) == checksum;
+    } else if (good) {
       std::string chunk(length, '\0');
       size_t present = 0;
       good = blobs.Read(blob, keys::OffsetOf(k), length, chunk.data(), &present).ok() && present == length &&
