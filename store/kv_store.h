@@ -50,7 +50,12 @@ inline constexpr size_t kMaxChunkBytes = size_t{1} << 20;
 // passthrough (README, Performance: the threshold was chosen there).
 // Larger files' bytes stay out of the Kv, whose log and compactions would
 // copy them again and again.
-inline constexpr uint64_t kInlineChunkEnd = uint64_t{64} << 10;
+// UPFS_INLINE_CHUNK_END (bytes) overrides it at build time, to measure
+// other thresholds (tests/bench/small_files.sh); 0 turns inline chunks off.
+#ifndef UPFS_INLINE_CHUNK_END
+#define UPFS_INLINE_CHUNK_END (64 << 10)
+#endif
+inline constexpr uint64_t kInlineChunkEnd = UPFS_INLINE_CHUNK_END;
 
 // A deleted or truncated blob's bytes are freed at once (BlobFiles). Its
 // extent records leave tombstones in the Kv, compacted away (Compact, on a

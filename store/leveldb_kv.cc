@@ -181,6 +181,7 @@ class LevelDbKv : public Kv {
     options.comparator = &comparator_;
     options.write_buffer_size = opts_.write_buffer_size;
     options.max_file_size = opts_.max_file_size;
+    options.block_size = opts_.block_size;
     // Upload bytes are mostly compressed media already; snappy would cost
     // CPU on every chunk for little gain.
     options.compression = leveldb::kNoCompression;

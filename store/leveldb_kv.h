@@ -35,29 +35,39 @@ namespace upfs::store {
 inline constexpr uint64_t kDefaultReserveBytes = uint64_t{512} << 20;
 
 struct LevelDbOptions {
-  // Memtable size and SST file size. Measured on the target machine: 1 MiB
-  // values went in at ~0.45 GB/s with LevelDB's defaults (4 MiB / 2 MiB)
-  // and ~0.82 GB/s with 64 MiB, because fewer, larger flushes and
-  // compactions rewrite less. Two memtables (active + immutable) bound the
-  // daemon's memory for buffered writes at 2x this.
-  size_t write_buffer_size = size_t{64} << 20;
+  // Memtable size and SST file size. Two memtables (active + immutable)
+  // bound the daemon's memory for buffered writes at 2x the first. When
+  // chunk bytes lived in LevelDB (format 2), 64 MiB took 1 MiB values at
+  // ~0.82 GB/s against ~0.45 GB/s with LevelDB's 4 MiB. Now only records
+  // and small files' inline bytes come here: 40 sessions of 1500 files of
+  // 24 KiB took 19.5 s with 64 MiB (96 MiB VmHWM, 5.5x the bytes written
+  // to disk) and 21.2 s with 16 MiB (51 MiB VmHWM, 7.0x).
+  size_t write_buffer_size = size_t{16} << 20;
   size_t max_file_size = size_t{64} << 20;
   // Block cache for reads of chunk and record blocks.
   size_t block_cache_bytes = size_t{32} << 20;
+  // Table block size. Every open table keeps its whole index (one entry
+  // per block) in memory, outside the block cache, and up to
+  // max_open_files (1000) tables stay open: with small files' bytes inline
+  // a store's tables hold gigabytes, and with LevelDB's 4 KiB blocks their
+  // indexes grew the daemon's RSS by ~7 MiB a minute in the soak
+  // (tests/bench/soak.sh). Larger blocks shrink the index in proportion.
+  size_t block_size = size_t{64} << 10;
   leveldb::Env* env = nullptr;  // tests inject faults; null: LevelDB's default
 
   // Free space kept for LevelDB on the store's file system (-o reserve).
   // Upload data (Kv::CheckRoomForData) is refused with NoSpace while the
   // free space (statvfs f_bavail) is below this; record writes (commits,
   // aborts, renames, ...) are not, so a full store still finishes and
-  // aborts sessions, and an abort frees space. The default, 512 MiB = 8 x
-  // the 64 MiB write buffer: LevelDB must be able to write both memtables
-  // (active and immutable) out as tables while their logs still exist
-  // (2 x 64 MiB), and a level-0 compaction writes its output, up to the
-  // four level-0 tables it merges plus the level-1 tables they overlap
-  // (~5 x 64 MiB), before it deletes its inputs. Measured on a 768 MiB
-  // tmpfs: with 256 MiB, the compactions after a refusal still filled the
-  // disk (tests/integration/enospc.sh).
+  // aborts sessions, and an abort frees space. The default, 512 MiB, was
+  // set for 64 MiB write buffers and tables: LevelDB must be able to write
+  // both memtables (active and immutable) out as tables while their logs
+  // still exist (2 x the write buffer), and a level-0 compaction writes its
+  // output, up to the four level-0 tables it merges plus the level-1 tables
+  // they overlap (~5 x 64 MiB tables), before it deletes its inputs.
+  // Measured on a 768 MiB tmpfs: with 256 MiB, the compactions after a
+  // refusal still filled the disk (tests/integration/enospc.sh). Kept with
+  // the 16 MiB write buffer: the tables are still up to 64 MiB.
   //
   // Should a flush or compaction still fail with ENOSPC (a reserve set too
   // small, or another program filling the file system), LevelDB's error is

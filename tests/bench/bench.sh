@@ -253,11 +253,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
   t0=$(now); cp -r "$SMALL" "$LOCAL/small"; sync; record e_local "$(since "$t0")"
   rm -rf "$LOCAL/small"
   pt_start
+  sync  # untimed: no case pays for the writeback of another
   t0=$(now); cp -r "$SMALL" "$PT_MNT/small"; sync; record e_pt "$(since "$t0")"
   rm -rf "$PT_MNT/small"
   pt_stop
   fresh_upfs
   new_session
+  sync
   t0=$(now)
   cp -r "$SMALL" "$MNT/sessions/$SESSION/small"
   finish_session "$SESSION" "$T/src/small.session.manifest" || fail "finish of $SESSION: $FINISH_ERR"
