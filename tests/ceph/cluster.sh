@@ -92,12 +92,25 @@ remaining() {
   echo "$left"
 }
 
+# recorded NAME COMMAND...: runs COMMAND, bounded by the time left, as a
+# process recorded in DIR/pids (as run.NAME), so that stop ends it too when
+# start is cut short; waits for it (a signal to this script is handled at
+# once, not after COMMAND) and returns its status.
+recorded() {
+  local name=$1 pid
+  shift
+  timeout "$(remaining)" "$@" &
+  pid=$!
+  echo "run.$name $pid" >>"$DIR/pids"
+  wait "$pid"
+}
+
 # poll DESCRIPTION COMMAND...: runs COMMAND (each try bounded by the time
 # left) until it succeeds or the start deadline passes.
 poll() {
   local what=$1
   shift
-  until timeout "$(remaining)" "$@" >/dev/null 2>&1; do
+  until recorded poll "$@" >/dev/null 2>&1; do
     ((SECONDS < DEADLINE)) || die "timed out after ${START_TIMEOUT}s waiting for $what (logs in $DIR/log)"
     sleep 0.05
   done
@@ -113,7 +126,7 @@ step() {
 # ceph_cli ARGS...: the ceph tool on this cluster, bounded by the deadline;
 # its chatter and errors go to DIR/log/cli.log.
 ceph_cli() {
-  timeout "$(remaining)" ceph -c "$CONF" --connect-timeout 30 "$@" 2>>"$DIR/log/cli.log" ||
+  recorded ceph ceph -c "$CONF" --connect-timeout 30 "$@" 2>>"$DIR/log/cli.log" ||
     die "ceph $* failed (see $DIR/log/cli.log)"
 }
 
@@ -220,10 +233,27 @@ start_osd() {
   local id=$1 uuid
   uuid=$(cat /proc/sys/kernel/random/uuid)
   mkdir -p "$DIR/osd.$id"
-  timeout "$(remaining)" ceph-osd -c "$CONF" -i "$id" --mkfs --osd-uuid "$uuid" \
+  # -f: without it ceph-osd forks, and the store is made by a child that
+  # neither the timeout nor stop would know.
+  recorded "mkfs.osd.$id" ceph-osd -f -c "$CONF" -i "$id" --mkfs --osd-uuid "$uuid" \
     --no-mon-config >>"$DIR/log/osd.$id.out" 2>&1 || die "ceph-osd --mkfs failed for osd.$id"
   ceph_cli osd new "$uuid" "$id" >/dev/null
   launch "osd.$id" ceph-osd -f -c "$CONF" -i "$id"
+}
+
+# start_failed: start's EXIT trap. After a failure or a signal, ends the
+# OSD jobs first (so none launches a daemon after this), then stops every
+# process recorded so far (daemons, and tools such as a running mkfs);
+# DIR stays for its logs.
+OSD_JOBS=()
+start_failed() {
+  local rc=$? pid
+  ((rc != 0)) || return 0
+  say "start failed; stopping what was started"
+  for pid in "${OSD_JOBS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${OSD_JOBS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  tail_logs
+  stop_daemons
 }
 
 cmd_start() {
@@ -246,7 +276,7 @@ cmd_start() {
   local i fsid port
   T0=$(now_ms)
   # Whatever goes wrong from here on, leave nothing running.
-  trap 'rc=$?; if ((rc != 0)); then say "start failed; stopping what was started"; tail_logs; stop_daemons; fi' EXIT
+  trap start_failed EXIT
   trap 'exit 130' INT TERM
 
   mkdir -p "$DIR"
@@ -278,15 +308,15 @@ cmd_start() {
   # Each OSD is brought up by its own job while the monitor starts: mkfs
   # needs only the fsid from ceph.conf; `osd new` waits for the monitor.
   step "osd mkfs, osd new, osd start; pool create"
-  local jobs=()
   for ((i = 0; i < osds; i++)); do
     start_osd "$i" &
-    jobs[i]=$!
+    OSD_JOBS[i]=$!
   done
   ceph_cli osd pool create "$CHECK_POOL" 1 1 >/dev/null
   for ((i = 0; i < osds; i++)); do
-    wait "${jobs[i]}" || die "osd.$i did not start (see $DIR/log/osd.$i.out)"
+    wait "${OSD_JOBS[i]}" || die "osd.$i did not start (see $DIR/log/osd.$i.out)"
   done
+  OSD_JOBS=()
 
   step "first write"
   # A client whose op has no OSD to go to asks for a newer map only every
@@ -349,7 +379,9 @@ cmd_stop() {
   [[ -d $DIR ]] || return 0
   stop_daemons
   if [[ ${CEPH_KEEP_DIR:-} != 1 && ${KEEP:-} != 1 && -f $DIR/$MARKER ]]; then
-    rm -rf "$DIR"
+    # A second try: an OSD's mkfs cut short by a failed start may still be
+    # writing into DIR for a moment.
+    rm -rf "$DIR" 2>/dev/null || rm -rf "$DIR" || say "could not remove $DIR"
   fi
 }
 
@@ -357,6 +389,7 @@ cmd_status() {
   [[ -f $DIR/pids ]] || die "no cluster in $DIR"
   local name pid running=0
   while read -r name pid; do
+    [[ $name != run.* ]] || continue  # a tool start or pool ran
     if ours "$pid"; then
       echo "$name pid $pid running"
       running=$((running + 1))
@@ -398,7 +431,7 @@ cmd_pool() {
   # The probe goes before the quota, which it might not fit.
   printf 'written by cluster.sh pool\n' >"$DIR/probe"
   poll "a write to pool $name" rados -c "$CONF" -p "$name" put cluster-sh-probe "$DIR/probe"
-  timeout "$(remaining)" rados -c "$CONF" -p "$name" rm cluster-sh-probe
+  recorded rados rados -c "$CONF" -p "$name" rm cluster-sh-probe >/dev/null
   [[ -z $max_bytes ]] || ceph_cli osd pool set-quota "$name" max_bytes "$max_bytes" >/dev/null
   [[ -z $max_objects ]] || ceph_cli osd pool set-quota "$name" max_objects "$max_objects" >/dev/null
 }
