@@ -21,8 +21,9 @@
 # (DIR/keyring holds client.admin and, since nothing here is secret, the
 # daemons' keys as well; ceph.conf points every entity at it.)
 #
-# start returns once a pool (`cluster-sh`, size 1) takes a write, prints how
-# long that took, and stops what it started if it fails. Synchronization is by
+# start returns once a pool (`cluster-sh`, size 1) takes a write and every
+# OSD is up, prints how long that took, and stops what it started if it
+# fails. Synchronization is by
 # polling with a deadline ($CEPH_START_TIMEOUT, default 120 s); no fixed sleeps.
 #
 # stop signals only the PIDs recorded in DIR/pids (each checked to still be a
@@ -105,12 +106,12 @@ recorded() {
   wait "$pid"
 }
 
-# poll DESCRIPTION COMMAND...: runs COMMAND (each try bounded by the time
-# left) until it succeeds or the start deadline passes.
+# poll DESCRIPTION COMMAND...: runs COMMAND until it succeeds or the
+# deadline passes (an external COMMAND goes through `recorded`).
 poll() {
   local what=$1
   shift
-  until recorded poll "$@" >/dev/null 2>&1; do
+  until "$@" >/dev/null 2>&1; do
     ((SECONDS < DEADLINE)) || die "timed out after ${START_TIMEOUT}s waiting for $what (logs in $DIR/log)"
     sleep 0.05
   done
@@ -209,6 +210,9 @@ bluestore cache autotune = false
 bluestore cache size = 67108864
 bluestore fsck on mkfs = false
 osd memory target = 1073741824
+# A stopping OSD waits this long for the monitor to mark it down (5 s by
+# default), so stop stays quick.
+osd mon shutdown timeout = 1
 EOF
 }
 
@@ -226,6 +230,11 @@ add_key() {
   local name=$1
   shift
   ceph-authtool "$DIR/keyring" --gen-key -n "$name" "$@" >/dev/null
+}
+
+# all_osds_up N: the OSD map has N OSDs up.
+all_osds_up() {
+  ceph_cli osd stat --format json | grep -q "\"num_up_osds\":$1,"
 }
 
 # start_osd ID: makes osd.ID's store, adds it to the OSD map, starts it.
@@ -323,8 +332,13 @@ cmd_start() {
   # objecter tick (5 s by default); tick fast so the probe notices the first
   # OSD to come up.
   printf 'written by cluster.sh start\n' >"$DIR/probe"
-  poll "a write to pool $CHECK_POOL" rados -c "$CONF" --objecter-tick-interval 0.1 \
+  poll "a write to pool $CHECK_POOL" recorded probe rados -c "$CONF" --objecter-tick-interval 0.1 \
     -p "$CHECK_POOL" put probe "$DIR/probe"
+  # One OSD took the write; a test that stops an OSD needs all of them up.
+  if ((osds > 1)); then
+    step "all OSDs up"
+    poll "$osds OSDs up" all_osds_up "$osds"
+  fi
 
   trap - EXIT INT TERM
   local ms=$(($(now_ms) - T0))
@@ -430,7 +444,7 @@ cmd_pool() {
   ceph_cli osd pool application enable "$name" upfs >/dev/null
   # The probe goes before the quota, which it might not fit.
   printf 'written by cluster.sh pool\n' >"$DIR/probe"
-  poll "a write to pool $name" rados -c "$CONF" -p "$name" put cluster-sh-probe "$DIR/probe"
+  poll "a write to pool $name" recorded probe rados -c "$CONF" -p "$name" put cluster-sh-probe "$DIR/probe"
   recorded rados rados -c "$CONF" -p "$name" rm cluster-sh-probe >/dev/null
   [[ -z $max_bytes ]] || ceph_cli osd pool set-quota "$name" max_bytes "$max_bytes" >/dev/null
   [[ -z $max_objects ]] || ceph_cli osd pool set-quota "$name" max_objects "$max_objects" >/dev/null
