@@ -47,6 +47,7 @@
 #   CEPH_START_TIMEOUT seconds for start as a whole (default 120)
 #   CEPH_STOP_TIMEOUT  seconds stop waits before SIGKILL (default 15)
 #   CEPH_KEEP_DIR=1    stop leaves DIR (logs) in place
+#   CEPH_VERBOSE=1     start prints how long it has run at each step
 set -euo pipefail
 export LC_ALL=C
 
@@ -131,17 +132,24 @@ ceph_cli() {
     die "ceph $* failed (see $DIR/log/cli.log)"
 }
 
-# free_port: a TCP port in 20000-59999 that nothing listens on or uses now.
+# free_port: a TCP port in 20000-59999 that no socket (listening or
+# connected, IPv4 or IPv6) uses now.
 free_port() {
-  local used port i
-  used=$(awk 'NR > 1 { split($2, a, ":"); print strtonum("0x" a[2]) }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null | sort -u)
+  local -A used=()
+  local f addr rest port i
+  for f in /proc/net/tcp /proc/net/tcp6; do
+    [[ -r $f ]] || continue
+    while read -r _ addr rest; do
+      [[ $addr == *:* ]] || continue # the header line
+      used[$((16#${addr##*:}))]=1
+    done <"$f"
+  done
   for ((i = 0; i < 200; i++)); do
     port=$((20000 + RANDOM % 40000))
-    grep -qx "$port" <<<"$used" || {
+    if [[ -z ${used[$port]:-} ]]; then
       echo "$port"
       return
-    }
+    fi
   done
   die "no free port found"
 }
