@@ -208,7 +208,7 @@ pid file = $DIR/run/\$name.pid
 osd data = $DIR/osd.\$id
 pid file = $DIR/run/\$name.pid
 osd objectstore = $store
-# Two cores on the machines this runs on; Ceph's SSD defaults start 16 op threads.
+# Two cores on the machines this runs on; Ceph's defaults start up to 16 op threads.
 osd op num shards = 2
 osd op num threads per shard = 2
 memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
@@ -217,7 +217,6 @@ bluestore block size = ${CEPH_BLUESTORE_BYTES:-21474836480}
 bluestore cache autotune = false
 bluestore cache size = 67108864
 bluestore fsck on mkfs = false
-osd memory target = 1073741824
 # A stopping OSD waits this long for the monitor to mark it down (5 s by
 # default), so stop stays quick.
 osd mon shutdown timeout = 1
