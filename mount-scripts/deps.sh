@@ -25,6 +25,11 @@ packages=(
   fio stress-ng dbench
   # tests/bench/bench.sh draws its plot with gnuplot
   gnuplot-nox
+  # the RADOS backend: librados (C and C++ headers, no pkg-config file) and,
+  # for tests/ceph/cluster.sh, a throw-away cluster's daemons and the
+  # ceph/rados/ceph-authtool/monmaptool tools (Ceph 16.2.15 on Debian 12)
+  librados-dev libradospp-dev
+  ceph-mon ceph-mgr ceph-osd ceph-common
 )
 
 missing=()
