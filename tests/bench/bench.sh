@@ -100,8 +100,7 @@ stats() {
 # User CPU seconds the daemon has used, and since such a reading: upfs's
 # own work (LevelDB's included), without the kernel's (FUSE, page cache,
 # writeback; the last grows with the data written so far, history or not).
-daemon_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", $14 / hz }' "/proc/$UPFS_PID/stat"; }
-cpu_since() { awk -v a="$1" -v b="$(daemon_cpu)" 'BEGIN { printf "%.2f", b - a }'; }
+source "$HERE/daemon.sh"  # daemon_cpu, cpu_since, settle
 
 # small_files DIR COUNT KIB: COUNT random files of KIB KiB in DIR, and
 # their manifests: DIR.manifest, and DIR.session.manifest for DIR copied
@@ -138,8 +137,10 @@ history_case() {
   small_files "$src" "$HISTORY_FILES" "$HISTORY_KIB"
   random_file "$big" $((HISTORY_BIG_MIB << 20))
   printf '%s  big.bin\n' "$(sha_of "$big")" >"$T/src/history-big.manifest"
-  # Each after a sync, so that no round pays for the writeback of the one
-  # before. Wall time still depends on the disk (on the 2-core CI VM, past
+  # Each after a settle (a sync, then the daemon idle), so that no round
+  # pays for the writeback of the one before, nor for the compaction of
+  # the history's small files (their seconds are logged: upfs's cost, but
+  # not the big file's). Wall time still depends on the disk (on the 2-core CI VM, past
   # the first GiB written, each 256 MiB took 0.4 s, then up to 1.4 s, with
   # no history, all of it kernel time): hence the median, each round in the
   # log, and the daemon's user CPU time, which the disk does not blur.
@@ -147,14 +148,14 @@ history_case() {
     local rep c0
     for ((rep = 1; rep <= HISTORY_BIG_REPS; rep++)); do
       new_session
-      sync
+      settle
       t0=$(now)
       c0=$(daemon_cpu)
       cp "$big" "$MNT/sessions/$SESSION/big.bin"
       finish_session "$SESSION" "$T/src/history-big.manifest" || fail "finish of $SESSION: $FINISH_ERR"
       record "$1" "$(since "$t0")"
       record "$1_cpu" "$(cpu_since "$c0")"
-      log "(i) $1: ${SAMPLES[$1]##* } s, daemon user CPU ${SAMPLES[$1_cpu]##* } s"
+      log "(i) $1: ${SAMPLES[$1]##* } s, daemon user CPU ${SAMPLES[$1_cpu]##* } s (settled for $SETTLE_S s before)"
     done
   }
   fresh_upfs

@@ -50,21 +50,7 @@ make_files() {
 }
 median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
-written() { awk '/^write_bytes/ {print $2}' "/proc/$UPFS_PID/io"; }
-# settle: sync, then wait (at most 120 s) until the daemon has written
-# nothing for a second; seconds in SETTLE_S.
-settle() {
-  local t0=$EPOCHREALTIME before after
-  sync
-  after=$(written)
-  for ((i = 0; i < 120; i++)); do
-    before=$after
-    sleep 1
-    after=$(written)
-    [[ $after == "$before" ]] && break
-  done
-  SETTLE_S=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a - 1 }')
-}
+source "$HERE/daemon.sh"  # written, settle
 
 start_upfs
 n=0

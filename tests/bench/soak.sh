@@ -68,22 +68,30 @@ free_gib() { df --output=avail -B1G "$T" | tail -n 1 | tr -d ' '; }
 
 round=0 assets_bytes=0 committed=()
 minute=0 m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0
-rss_min=0 rss_max=0
+rss_min=0 rss_max=0 life_peak=0 life_peaks=()
 declare -a lines
 started=$SECONDS
 minute_started=$SECONDS
 last_restart=$SECONDS
-printf '%-6s %7s %8s %8s %9s %8s %10s %10s\n' minute rounds MB/s cp_ms finish_ms rss_MiB store_MiB assets_MiB
+# rss_MiB: the daemon's now; peak_MiB: its peak (VmHWM) in this daemon's
+# life (restarts begin a new one); tables: LevelDB's table files, whose
+# index and filter blocks LevelDB keeps in memory (up to max_open_files).
+printf '%-6s %7s %8s %8s %9s %8s %8s %7s %10s %10s\n' minute rounds MB/s cp_ms finish_ms rss_MiB peak_MiB tables \
+  store_MiB assets_MiB
 report_minute() {
-  local rss store line
+  local rss peak store tables line
   rss=$(rss_kib)
+  peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$UPFS_PID/status")
+  ((peak > life_peak)) && life_peak=$peak
   store=$(du -sb "$STORE" | cut -f1)
+  tables=$(find "$STORE/db" -name '*.ldb' | wc -l)
   ((rss_min == 0 || rss < rss_min)) && rss_min=$rss
   ((rss > rss_max)) && rss_max=$rss
   ((m_rounds > 0)) || m_rounds=1
-  line=$(printf '%-6d %7d %8.1f %8d %9d %8s %10s %10s' $((minute + 1)) "$m_rounds" \
+  line=$(printf '%-6d %7d %8.1f %8d %9d %8s %8s %7d %10s %10s' $((minute + 1)) "$m_rounds" \
     "$(awk -v b="$m_bytes" -v s=$((SECONDS - minute_started)) 'BEGIN {print b / 1e6 / (s > 0 ? s : 1)}')" \
-    $((m_cp_ms / m_rounds)) $((m_fin_ms / m_rounds)) "$(mib $((rss * 1024)))" "$(mib "$store")" "$(mib "$assets_bytes")")
+    $((m_cp_ms / m_rounds)) $((m_fin_ms / m_rounds)) "$(mib $((rss * 1024)))" "$(mib $((peak * 1024)))" "$tables" \
+    "$(mib "$store")" "$(mib "$assets_bytes")")
   echo "$line"
   lines+=("$line")
   minute=$((minute + 1)) m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0
@@ -134,6 +142,7 @@ while ((SECONDS - started < SOAK_MINUTES * 60)); do
   m_cp_ms=$((m_cp_ms + t1 - t0)) m_fin_ms=$((m_fin_ms + t2 - t1))
   ((SECONDS - minute_started >= 60)) && report_minute
   if ((SECONDS - last_restart >= RESTART_MINUTES * 60)); then
+    life_peaks+=("$(mib $((life_peak * 1024)))") life_peak=0
     stop_upfs
     start_upfs "${UPFS_OPTS[@]}"
     last_restart=$SECONDS
@@ -145,6 +154,7 @@ while ((SECONDS - started < SOAK_MINUTES * 60)); do
   fi
 done
 ((m_rounds > 0)) && report_minute
+((life_peak > 0)) && life_peaks+=("$(mib $((life_peak * 1024)))")
 
 # Every abandoned session expires; then the store holds the assets and
 # what the records and LevelDB's files cost.
@@ -159,5 +169,5 @@ echo "last minute:  ${lines[${#lines[@]} - 1]}"
 awk -v a="${lines[0]}" -v b="${lines[${#lines[@]} - 1]}" 'BEGIN {
   split(a, x, " +"); split(b, y, " +");
   printf "last/first minute: MB/s %.2f, cp -r time %.2f, finish time %.2f\n", y[3] / x[3], y[4] / (x[4] > 0 ? x[4] : 1), y[5] / (x[5] > 0 ? x[5] : 1) }'
-echo "daemon RSS: $(mib $((rss_min * 1024)))-$(mib $((rss_max * 1024))) MiB over the run"
+echo "daemon RSS: $(mib $((rss_min * 1024)))-$(mib $((rss_max * 1024))) MiB over the run; peak of each daemon life: ${life_peaks[*]} MiB"
 echo "store $(mib "$store_bytes") MiB for $(mib "$assets_bytes") MiB of assets: overhead $(mib $((store_bytes - assets_bytes))) MiB ($(awk -v s="$store_bytes" -v a="$assets_bytes" 'BEGIN {printf "%.2f", s / a}')x) after every aborted and expired session was freed"
