@@ -15,6 +15,8 @@ Status FromRados(int rc, std::string_view what) {
     case ENOSPC:
     case EDQUOT:
       return Status::NoSpace(msg);
+    case EFBIG:  // past osd_max_object_size
+      return Status::TooLarge(msg);
     case ETIMEDOUT:
       return Status::IOError(msg + " (the cluster did not answer within rados_osd_op_timeout)");
     default:

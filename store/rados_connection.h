@@ -52,7 +52,8 @@ class RadosConnection {
 };
 
 // A librados result (a negative errno) as a Status: ENOENT -> NotFound,
-// ENOSPC and EDQUOT (full cluster, pool quota) -> NoSpace, anything else
+// ENOSPC and EDQUOT (full cluster, pool quota) -> NoSpace, EFBIG (an
+// object past osd_max_object_size) -> TooLarge, anything else
 // (ETIMEDOUT included: the cluster did not answer) -> IOError. `what` says
 // which call on which object.
 Status FromRados(int rc, std::string_view what);

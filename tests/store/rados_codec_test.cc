@@ -46,6 +46,7 @@ TEST_CASE("rados: librados errors map to store codes", "[store][rados-unit]") {
   const Status timeout = FromRados(-ETIMEDOUT, "reading upfs.meta");
   CHECK(timeout.code() == Status::Code::kIOError);
   CHECK(timeout.message().find("reading upfs.meta") != std::string::npos);
+  CHECK(FromRados(-EFBIG, "x").code() == Status::Code::kTooLarge);
   CHECK(FromRados(-EIO, "x").code() == Status::Code::kIOError);
 }
 

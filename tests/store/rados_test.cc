@@ -8,6 +8,7 @@
 
 #include <map>
 #include <random>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -222,19 +223,30 @@ std::string ReadBack(const BlobFiles& blobs, uint64_t blob, uint64_t offset, siz
   return out;
 }
 
+// 64 KiB stripes; at most `ops` writes and `bytes` in flight.
+RadosBlobOptions SmallStripes(size_t ops, uint64_t bytes) {
+  RadosBlobOptions options;
+  options.stripe_bytes = 64 << 10;
+  options.max_in_flight = ops;
+  options.max_in_flight_bytes = bytes;
+  return options;
+}
+
+// Writes `data` at 0 of `blob` in writes of `piece` bytes.
+Status WriteInPieces(BlobFiles& blobs, uint64_t blob, const std::string& data, size_t piece) {
+  for (size_t at = 0; at < data.size(); at += piece) {
+    UPFS_RETURN_IF_ERROR(blobs.Write(blob, at, std::string_view(data).substr(at, piece)));
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 TEST_CASE("rados blobs: writes in flight stay within their bounds, and reads see them before Sync", "[rados]") {
-  RadosBlobOptions options;
-  options.stripe_bytes = 64 << 10;
-  options.max_in_flight = 4;
-  options.max_in_flight_bytes = 160 << 10;
-  auto blobs = OpenBlobs(FreshRadosNamespace(), options);
+  auto blobs = OpenBlobs(FreshRadosNamespace(), SmallStripes(4, 160 << 10));
   const std::string data = Pattern(4 << 20, 1);
   // 64 stripes written in pieces of 40 KiB (most span two stripes).
-  for (size_t at = 0; at < data.size(); at += 40 << 10) {
-    Require(blobs->Write(1, at, std::string_view(data).substr(at, 40 << 10)));
-  }
+  Require(WriteInPieces(*blobs, 1, data, 40 << 10));
   CHECK(blobs->peak_in_flight() <= 4);
   CHECK(blobs->peak_in_flight_bytes() <= (160 << 10));
   CHECK(blobs->peak_in_flight() >= 2);  // writes did overlap
@@ -251,11 +263,42 @@ TEST_CASE("rados blobs: writes in flight stay within their bounds, and reads see
   CHECK(present == want.size());
 }
 
-TEST_CASE("rados blobs: holes read as zeros, Truncate across stripes, List sums stripes", "[rados]") {
+TEST_CASE("rados blobs: writes from several threads stay within the bounds together", "[rados]") {
+  auto blobs = OpenBlobs(FreshRadosNamespace(), SmallStripes(3, 128 << 10));
+  std::vector<std::thread> writers;
+  std::vector<Status> results(4);
+  for (uint64_t t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] { results[t] = WriteInPieces(*blobs, t, Pattern(1 << 20, 10 + t), 48 << 10); });
+  }
+  for (auto& w : writers) w.join();
+  for (const Status& st : results) Require(st);
+  Require(blobs->Sync());
+  CHECK(blobs->peak_in_flight() <= 3);
+  CHECK(blobs->peak_in_flight_bytes() <= (128 << 10));
+  for (uint64_t t = 0; t < 4; ++t) {
+    size_t present = 0;
+    CHECK(ReadBack(*blobs, t, 0, 1 << 20, &present) == Pattern(1 << 20, 10 + t));
+  }
+}
+
+TEST_CASE("rados blobs: a write that fails is reported once, by the next Sync", "[rados]") {
   RadosBlobOptions options;
-  options.stripe_bytes = 64 << 10;
+  options.stripe_bytes = uint64_t{1} << 30;  // stripes past osd_max_object_size (128 MiB)
+  auto blobs = OpenBlobs(FreshRadosNamespace(), options);
+  Require(blobs->Write(1, 0, "fits"));
+  Require(blobs->Write(1, uint64_t{200} << 20, "too far"));  // queued: its failure comes later
+  const Status synced = blobs->Sync();
+  INFO(synced.ToString());
+  CHECK(synced.code() == Status::Code::kTooLarge);
+  CHECK(synced.message().find("upfs.b.0000000000000001.00000000") != std::string::npos);
+  Require(blobs->Sync());  // reported once, like fdatasync
+  size_t present = 0;
+  CHECK(ReadBack(*blobs, 1, 0, 4, &present) == "fits");
+}
+
+TEST_CASE("rados blobs: holes read as zeros, Truncate across stripes, List sums stripes", "[rados]") {
   const std::string ns = FreshRadosNamespace();
-  auto blobs = OpenBlobs(ns, options);
+  auto blobs = OpenBlobs(ns, SmallStripes(16, 1 << 20));
   const std::string data = Pattern(300 << 10, 3);  // stripes 0..4, the last one partly
   Require(blobs->Write(5, 0, data));
   Require(blobs->Write(6, 10 << 10, "x"));  // another blob, untouched by the truncates
