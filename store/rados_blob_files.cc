@@ -172,7 +172,12 @@ Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
     const std::string oid = StripeObject(blob, stripe);
     const uint64_t keep = stripe == first ? length % options_.stripe_bytes : 0;
     if (keep == 0) {
-      const int rc = io_.remove(oid, librados::OPERATION_FULL_TRY);
+      // Through operate(): IoCtx::remove(oid, flags) passes its flags
+      // untranslated, so FULL_TRY would not reach the OSD and a removal
+      // on a pool over its quota would block (found by the quota test).
+      librados::ObjectWriteOperation remove;
+      remove.remove();
+      const int rc = io_.operate(oid, &remove, librados::OPERATION_FULL_TRY);
       if (rc != -ENOENT) UPFS_RETURN_IF_ERROR(FromRados(rc, "removing " + oid + " (pool " + pool_ + ")"));
       continue;
     }

@@ -6,6 +6,7 @@
 // truncates across stripes and lists what it holds.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <map>
 #include <random>
 #include <thread>
@@ -294,6 +295,50 @@ TEST_CASE("rados blobs: a write that fails is reported once, by the next Sync", 
   Require(blobs->Sync());  // reported once, like fdatasync
   size_t present = 0;
   CHECK(ReadBack(*blobs, 1, 0, 4, &present) == "fits");
+}
+
+TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once, and removals still work",
+          "[rados]") {
+  const char* quota_pool = std::getenv("UPFS_TEST_CEPH_QUOTA_POOL");
+  REQUIRE(quota_pool != nullptr);  // 100 MB (rados_tests.sh)
+  const std::string ns = FreshRadosNamespace();
+  auto blobs = RadosBlobFiles::Open(TestRadosConnection(), quota_pool, ns);
+  Require(blobs.status());
+  auto kv = RadosKv::Open(TestRadosConnection(), quota_pool, ns);
+  Require(kv.status());
+  // Records already in the pool (its meta and this blob's objects exist).
+  Require((*kv)->Commit(Puts({{keys::Extent(1, 0), "first"}, {keys::Session("s"), "open"}}), true));
+  // The quota takes effect some seconds after it is crossed (statistics
+  // reach the monitor in 5 s periods; ~10 s here): write at ~25 MB/s
+  // until refused.
+  const std::string mib = Pattern(1 << 20, 5);
+  Status st;
+  uint64_t written = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (st.ok() && std::chrono::steady_clock::now() < deadline) {
+    st = (*blobs)->Write(1, written, mib);
+    if (st.ok()) st = (*blobs)->Sync();
+    written += mib.size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+  INFO("after " << written << " bytes: " << st.ToString());
+  CHECK(st.code() == Status::Code::kNoSpace);  // not a hang, not a timeout
+  CHECK(written > 100'000'000);
+  // The Kv sees it too, once its cached view is a second old.
+  std::this_thread::sleep_for(RadosKv::kSpaceCacheTime + std::chrono::milliseconds(100));
+  CHECK((*kv)->CheckRoomForData(1).code() == Status::Code::kNoSpace);
+  // Records of existing objects still go through on the full pool
+  // (sessions can be finished and aborted), and bytes can be freed.
+  Require((*kv)->Commit(Puts({{keys::Extent(1, 0), "record"}, {keys::Session("s"), "finished"}}), true));
+  CHECK(ValueOf(**kv, keys::Extent(1, 0)) == "record");
+  KvWrite removal;
+  removal.Delete(keys::Session("s"));
+  removal.Delete(keys::Extent(1, 0));
+  Require((*kv)->Commit(removal, true));
+  // A new object is refused: a blob that had no records yet.
+  CHECK((*kv)->Commit(Puts({{keys::Extent(2, 0), "new"}}), true).code() == Status::Code::kNoSpace);
+  Require((*blobs)->Truncate(1, 0, written));
+  Require((*blobs)->Sync());
 }
 
 TEST_CASE("rados blobs: holes read as zeros, Truncate across stripes, List sums stripes", "[rados]") {
