@@ -6,6 +6,8 @@
 // truncates across stripes and lists what it holds.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
 #include <chrono>
 #include <map>
 #include <random>
@@ -396,6 +398,59 @@ TEST_CASE("rados store: a store outlives its process, and a second open finds th
   std::string got(data.size(), '\0');
   Require(again->ReadAt(0, data.size(), got.data()));
   CHECK(got == data);
+}
+
+// The OSD, paused (SIGSTOP) while this lives; resumed by the destructor.
+class PausedOsd {
+ public:
+  explicit PausedOsd(pid_t pid) : pid_(pid) { REQUIRE(::kill(pid_, SIGSTOP) == 0); }
+  ~PausedOsd() { ::kill(pid_, SIGCONT); }
+  PausedOsd(const PausedOsd&) = delete;
+  PausedOsd& operator=(const PausedOsd&) = delete;
+
+ private:
+  const pid_t pid_;
+};
+
+TEST_CASE("rados: a cluster that does not answer fails requests after the timeout, and the next ones work",
+          "[rados]") {
+  const char* osd = std::getenv("UPFS_TEST_CEPH_OSD_PID");
+  REQUIRE(osd != nullptr);  // the only OSD's PID (rados_tests.sh)
+  RadosConnectOptions options;
+  options.ceph_conf = std::getenv("UPFS_TEST_CEPH_CONF");
+  options.timeout = std::chrono::seconds(3);
+  auto conn = RadosConnection::Connect(options);
+  Require(conn.status());
+  const std::string ns = FreshRadosNamespace();
+  auto kv = RadosKv::Open(*conn, TestRadosPool(), ns);
+  Require(kv.status());
+  auto blobs = RadosBlobFiles::Open(*conn, TestRadosPool(), ns);
+  Require(blobs.status());
+  Require((*kv)->Commit(Puts({{keys::Asset("a"), "asset"}}), true));
+  Require((*blobs)->Write(1, 0, "bytes"));
+  Require((*blobs)->Sync());
+  {
+    PausedOsd paused(static_cast<pid_t>(std::stoll(osd)));
+    const auto start = std::chrono::steady_clock::now();
+    std::string value;
+    const Status got = (*kv)->Get(keys::Asset("a"), &value);
+    const auto waited = std::chrono::steady_clock::now() - start;
+    INFO(got.ToString());
+    CHECK(got.code() == Status::Code::kIOError);
+    CHECK(got.message().find("did not answer") != std::string::npos);
+    CHECK(waited >= std::chrono::milliseconds(2500));
+    CHECK(waited < std::chrono::seconds(20));
+    // A queued write fails the same way, at the Sync.
+    Require((*blobs)->Write(1, 5, "more"));
+    const Status synced = (*blobs)->Sync();
+    INFO(synced.ToString());
+    CHECK(synced.code() == Status::Code::kIOError);
+  }
+  std::string value;
+  Require((*kv)->Get(keys::Asset("a"), &value));
+  CHECK(value == "asset");
+  size_t present = 0;
+  CHECK(ReadBack(**blobs, 1, 0, 5, &present) == "bytes");
 }
 
 }  // namespace upfs::store::testing
