@@ -195,11 +195,7 @@ Status RadosKv::Commit(const KvWrite& write, bool /*sync*/) {
 Status RadosKv::CommitOps(ObjectOps by_object, const KvWrite& write) {
   std::unique_lock view(view_mu_);
   UPFS_RETURN_IF_ERROR(FinishPendingLocked());
-  uint64_t seq;
-  {
-    std::lock_guard lock(intent_mu_);
-    seq = next_intent_++;
-  }
+  const uint64_t seq = next_intent_++;
   Intent intent{IntentKey(seq), std::move(by_object)};
   static const std::map<std::string, std::optional<std::string>> kNoOps;
   auto meta = intent.by_object.find(kMetaObject);
@@ -349,8 +345,15 @@ Status RadosKv::ScanLocked(std::string_view begin, std::string_view end, const K
   if (lo < hi) {
     const uint64_t first = BlobOfBound(lo);
     uint64_t last = hi == x_end ? std::numeric_limits<uint64_t>::max() : BlobOfBound(hi);
-    // A bound of 9 bytes or fewer sorts before every key of its blob.
-    const bool none = hi != x_end && hi.size() <= kExtentObjectKeyBytes && last-- == 0;
+    bool none = false;
+    if (hi != x_end && hi.size() <= kExtentObjectKeyBytes) {
+      // A bound of 9 bytes or fewer sorts before every key of its blob.
+      if (last == 0) {
+        none = true;
+      } else {
+        --last;
+      }
+    }
     std::vector<uint64_t> blobs;
     if (!none && first <= last) UPFS_RETURN_IF_ERROR(ExtentObjectsIn(first, last, &blobs));
     for (uint64_t blob : blobs) {

@@ -114,8 +114,7 @@ class RadosKv : public Kv {
   // Held shared by single-object commits and single-page reads, exclusively
   // by multi-object commits and by scans of more than one page.
   mutable std::shared_mutex view_mu_;
-  std::mutex intent_mu_;
-  uint64_t next_intent_ = 0;  // GUARDED_BY(intent_mu_)
+  uint64_t next_intent_ = 0;  // GUARDED_BY(view_mu_), exclusively
   std::optional<Intent> pending_;  // GUARDED_BY(view_mu_)
   std::atomic<bool> has_pending_{false};
   std::atomic<bool> stop_after_intent_{false};

@@ -187,6 +187,37 @@ TEST_CASE("rados kv: a commit spanning objects that stopped after its intent is 
   CHECK(ValueOf(*kv, keys::Extent(1, 0)) == "newer");
 }
 
+TEST_CASE("rados kv: scans across objects see commits across objects whole", "[rados]") {
+  auto kv = OpenKv(FreshRadosNamespace());
+  auto counter = [](int i) {
+    return Puts({{keys::Asset("c"), std::to_string(i)},
+                 {keys::Extent(1, 0), std::to_string(i)},
+                 {keys::Extent(2, 0), std::to_string(i)}});
+  };
+  Require(kv->Commit(counter(0), true));
+  constexpr int kCommits = 40;
+  Status written;
+  std::thread writer([&] {
+    for (int i = 1; i <= kCommits && written.ok(); ++i) written = kv->Commit(counter(i), true);
+  });
+  int scans = 0, torn = 0;
+  std::string last;
+  while (last != std::to_string(kCommits) && written.ok()) {
+    // Only the three keys (no intent), with one value.
+    auto all = ScanAll(*kv, "", "\xff");
+    if (all.size() != 3 || all[0].second != all[1].second || all[1].second != all[2].second) {
+      ++torn;
+    } else {
+      last = all[0].second;
+    }
+    ++scans;
+  }
+  writer.join();
+  Require(written);
+  INFO(scans << " scans");
+  CHECK(torn == 0);
+}
+
 TEST_CASE("rados kv: Compact removes extent objects left empty, and only those", "[rados]") {
   const std::string ns = FreshRadosNamespace();
   auto kv = OpenKv(ns);
