@@ -284,7 +284,10 @@ TEST_CASE("rados blobs: writes in flight stay within their bounds, and reads see
   CHECK(blobs->peak_in_flight() <= 4);
   CHECK(blobs->peak_in_flight_bytes() <= (160 << 10));
   CHECK(blobs->peak_in_flight() >= 2);  // writes did overlap
-  // Read-your-writes: the latest bytes, right after the Write.
+  // Read-your-writes: the latest bytes, right after the Write. (RADOS
+  // also orders one client's operations on an object, so this holds even
+  // without RadosBlobFiles' own wait for overlapping writes; that wait
+  // keeps it true should reads go elsewhere, e.g. to replicas.)
   const std::string rewrite = Pattern(100 << 10, 2);
   Require(blobs->Write(1, 1000, rewrite));
   size_t present = 0;
