@@ -36,6 +36,21 @@ uint64_t BlobOfBound(std::string_view key) {
   return blob;
 }
 
+constexpr std::string_view kExtentKeysBegin = "X", kExtentKeysEnd = "Y";
+
+// The blobs whose extent keys may fall in [lo, hi), a range within
+// [kExtentKeysBegin, kExtentKeysEnd): false when there are none.
+bool BlobRange(std::string_view lo, std::string_view hi, uint64_t* first, uint64_t* last) {
+  *first = BlobOfBound(lo);
+  *last = hi == kExtentKeysEnd ? std::numeric_limits<uint64_t>::max() : BlobOfBound(hi);
+  if (hi != kExtentKeysEnd && hi.size() <= kExtentObjectKeyBytes) {
+    // A bound of 9 bytes or fewer sorts before every key of its blob.
+    if (*last == 0) return false;
+    --*last;
+  }
+  return *first <= *last;
+}
+
 std::string IntentKey(uint64_t seq) {
   std::string key(1, kIntentTag);
   keys::AppendBigEndian64(&key, seq);
@@ -306,16 +321,21 @@ Status RadosKv::ExtentObjectsIn(uint64_t first, uint64_t last, std::vector<uint6
 Status RadosKv::Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const {
   if (begin >= end) return Status::OK();
   // One object and one page: a single consistent read, beside commits.
-  const bool in_meta = !IsExtentKey(begin) && (end <= std::string_view("X") || begin >= std::string_view("Y"));
-  const bool in_one_blob = IsExtentKey(begin) && begin.size() >= kExtentObjectKeyBytes &&
-                           end <= keys::PrefixEnd(begin.substr(0, kExtentObjectKeyBytes));
-  if (in_meta || in_one_blob) {
+  std::optional<std::string> one_object;
+  uint64_t first = 0, last = 0;
+  if (end <= kExtentKeysBegin || begin >= kExtentKeysEnd) {
+    one_object = kMetaObject;
+  } else if (begin >= kExtentKeysBegin && end <= kExtentKeysEnd) {
+    if (!BlobRange(begin, end, &first, &last)) return Status::OK();
+    if (first == last) one_object = ExtentObject(first);
+  }
+  if (one_object) {
     std::shared_lock view(view_mu_);
     bool stopped = false, whole = false;
     // Visits the first page only if it is the whole answer.
     std::vector<std::pair<std::string, std::string>> page;
     UPFS_RETURN_IF_ERROR(ScanObject(
-        ObjectOf(begin), begin, end,
+        *one_object, begin, end,
         [&](std::string_view k, std::string_view v) {
           page.emplace_back(k, v);
           return true;
@@ -334,7 +354,7 @@ Status RadosKv::Scan(std::string_view begin, std::string_view end, const KvVisit
 
 Status RadosKv::ScanLocked(std::string_view begin, std::string_view end, const KvVisitor& visit) const {
   bool stopped = false, whole = false;
-  const std::string_view x_begin = "X", x_end = "Y";
+  const std::string_view x_begin = kExtentKeysBegin, x_end = kExtentKeysEnd;
   // Meta keys before the extent keys, the extent objects in blob order,
   // then meta keys after them: together, key order.
   if (begin < x_begin) {
@@ -342,20 +362,10 @@ Status RadosKv::ScanLocked(std::string_view begin, std::string_view end, const K
     if (stopped) return Status::OK();
   }
   const std::string_view lo = std::max(begin, x_begin), hi = std::min(end, x_end);
-  if (lo < hi) {
-    const uint64_t first = BlobOfBound(lo);
-    uint64_t last = hi == x_end ? std::numeric_limits<uint64_t>::max() : BlobOfBound(hi);
-    bool none = false;
-    if (hi != x_end && hi.size() <= kExtentObjectKeyBytes) {
-      // A bound of 9 bytes or fewer sorts before every key of its blob.
-      if (last == 0) {
-        none = true;
-      } else {
-        --last;
-      }
-    }
+  uint64_t first = 0, last = 0;
+  if (lo < hi && BlobRange(lo, hi, &first, &last)) {
     std::vector<uint64_t> blobs;
-    if (!none && first <= last) UPFS_RETURN_IF_ERROR(ExtentObjectsIn(first, last, &blobs));
+    UPFS_RETURN_IF_ERROR(ExtentObjectsIn(first, last, &blobs));
     for (uint64_t blob : blobs) {
       UPFS_RETURN_IF_ERROR(ScanObject(ExtentObject(blob), lo, hi, visit, &stopped, false, &whole));
       if (stopped) return Status::OK();

@@ -130,6 +130,18 @@ TEST_CASE("rados kv: scans merge meta and several blob objects in key order, ove
   const std::string b = keys::Extent(5, 150), e = keys::Extent(200, 300);
   std::vector<std::pair<std::string, std::string>> part(model.lower_bound(b), model.lower_bound(e));
   CHECK(ScanAll(*kv, b, e) == part);
+  // One blob's keys, as fsck and KvStore ask for them, and bounds that
+  // are not keys.
+  for (const auto& [lo, hi] : std::vector<std::pair<std::string, std::string>>{
+           {keys::Extent(5, 0), keys::Extent(6, 0)},
+           {keys::Extent(5, 100), keys::Extent(5, 300)},
+           {keys::Extent(3, 0).substr(0, 9), keys::Extent(5, 0).substr(0, 9)},
+           {"X", keys::Extent(4, 0).substr(0, 5)},
+           {"B", "X\x01"},
+           {"S", "Z"}}) {
+    std::vector<std::pair<std::string, std::string>> range(model.lower_bound(lo), model.lower_bound(hi));
+    CHECK(ScanAll(*kv, lo, hi) == range);
+  }
   const std::string one = keys::Extent(9, 0);
   auto blob9 = ScanAll(*kv, one, keys::PrefixEnd(one.substr(0, 9)));
   CHECK(blob9.size() == RadosKv::kScanPage + 500);
