@@ -12,7 +12,10 @@
 //
 // Only immutable bytes may be cached: committed files never change and are
 // never deleted, so a window needs no invalidation. Memory: at most
-// kWindows windows, plus those still being copied out by a reader.
+// kWindows windows, plus those still being copied out by a reader. The
+// buffer of a window that falls out is kept for the next one loaded: a
+// fresh 1 MiB allocation is fresh pages from the kernel, and faulting
+// them in cost as much as the copies (perf of a cold read).
 //
 // Thread safety: all methods may be called concurrently.
 #pragma once
@@ -23,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "store/status.h"
 #include "store/store.h"
@@ -48,14 +52,19 @@ class AssetReadCache {
     const uint64_t begin;
     std::mutex mu;      // held while loading; readers wait on it
     bool loaded = false;  // GUARDED_BY(mu)
-    std::string bytes;    // GUARDED_BY(mu); [begin, begin + size) of the file
+    // GUARDED_BY(mu); [begin, begin + size) of the file, in kWindowBytes
+    std::unique_ptr<char[]> bytes;
   };
 
   // The window of `id` starting at `begin`, found or added as most recent.
   std::shared_ptr<Window> Find(uint64_t id, uint64_t begin);
 
+  // A buffer of kWindowBytes: a spare one, or a new one.
+  std::unique_ptr<char[]> TakeBuffer();
+
   std::mutex mu_;
   std::list<std::shared_ptr<Window>> windows_;  // GUARDED_BY(mu_), most recent first
+  std::vector<std::unique_ptr<char[]>> spare_;  // GUARDED_BY(mu_), at most kWindows
 };
 
 }  // namespace upfs::session

@@ -253,8 +253,8 @@ class KvBlob : public ByteSink {
 
   Status ReadAt(uint64_t offset, size_t n, char* out) const override {
     if (n == 0) return Status::OK();
-    std::memset(out, 0, n);
     if (offset >= kMaxBlobLength) {
+      std::memset(out, 0, n);
       if (holes_ == Holes::kCorruption) return Hole(offset, offset + n);
       return Status::OK();
     }
@@ -265,20 +265,33 @@ class KvBlob : public ByteSink {
     if (holes_ == Holes::kCorruption) UPFS_RETURN_IF_ERROR(CheckCoverage(chunks, offset, end));
     // Whole chunks are read, to check each against its record; of those in
     // the blob files, one read from the first one's start to the last
-    // one's end.
+    // one's end: straight into `out` when that lies within it (a reader
+    // whose requests line up with the chunks, as the committed files'
+    // read cache's do), else into a buffer.
     uint64_t span_begin = UINT64_MAX, span_end = 0;
     for (const ChunkRef& c : chunks) {
       if (c.inline_bytes) continue;
       span_begin = std::min(span_begin, c.begin);
       span_end = std::max(span_end, c.end());
     }
-    std::unique_ptr<char[]> span;
+    const bool direct = span_end > 0 && span_begin >= offset && span_end <= end;
+    char* span = nullptr;
+    std::unique_ptr<char[]> buffer;
     size_t present = 0;
     if (span_end > 0) {
-      span.reset(new char[span_end - span_begin]);
-      UPFS_RETURN_IF_ERROR(blobs_->Read(blob_, span_begin, span_end - span_begin, span.get(), &present));
+      if (direct) {
+        span = out + (span_begin - offset);
+      } else {
+        buffer.reset(new char[span_end - span_begin]);
+        span = buffer.get();
+      }
+      UPFS_RETURN_IF_ERROR(blobs_->Read(blob_, span_begin, span_end - span_begin, span, &present));
     }
+    uint64_t filled = offset;  // out is written up to here; holes read as zeros
     for (const ChunkRef& c : chunks) {
+      uint64_t from = std::max(c.begin, offset);
+      uint64_t to = std::min(c.end(), end);
+      if (from > filled) std::memset(out + (filled - offset), 0, from - filled);
       std::string_view bytes;
       if (c.inline_bytes) {
         bytes = *c.inline_bytes;
@@ -286,13 +299,15 @@ class KvBlob : public ByteSink {
       } else {
         const uint64_t at = c.begin - span_begin;
         const size_t chunk_present = present > at ? std::min<uint64_t>(present - at, c.length) : 0;
-        bytes = std::string_view(span.get() + at, c.length);
+        bytes = std::string_view(span + at, c.length);
         UPFS_RETURN_IF_ERROR(VerifyChunk(blob_, c, bytes, chunk_present));
       }
-      uint64_t from = std::max(c.begin, offset);
-      uint64_t to = std::min(c.end(), end);
-      std::memcpy(out + (from - offset), bytes.data() + (from - c.begin), to - from);
+      if (!(direct && !c.inline_bytes)) {
+        std::memcpy(out + (from - offset), bytes.data() + (from - c.begin), to - from);
+      }
+      filled = std::max(filled, to);
     }
+    if (offset + n > filled) std::memset(out + (filled - offset), 0, offset + n - filled);
     return Status::OK();
   }
 

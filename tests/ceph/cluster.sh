@@ -70,13 +70,8 @@ now_ms() {
   echo $((t / 1000))
 }
 
-# alive PID: the process exists and is not a zombie.
-alive() {
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  [[ ${s:0:1} != Z ]]
-}
+# alive PID (tests/support/proc.sh)
+source "$(dirname "${BASH_SOURCE[0]}")/../support/proc.sh"
 
 # ours PID: PID is still a process that was started with this DIR's conf,
 # so a PID reused by an unrelated process is never signalled.

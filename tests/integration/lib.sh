@@ -58,14 +58,8 @@ UPFS_PID=
 BG_PIDS=()
 MOUNT_TIMEOUT=${UPFS_MOUNT_TIMEOUT:-10}
 
-# alive PID: the process exists and is not a zombie (a finished child that
-# was not yet waited for still answers kill -0).
-alive() {
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  [[ ${s:0:1} != Z ]]
-}
+# alive PID (tests/support/proc.sh)
+source "$(dirname "${BASH_SOURCE[0]}")/../support/proc.sh"
 
 # wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND until it succeeds;
 # fails the test after SECONDS.

@@ -132,5 +132,23 @@ TEST_CASE("the cache keeps at most kWindows windows") {
   CHECK(sink.reads == static_cast<int>(AssetReadCache::kWindows) + 2);
 }
 
+TEST_CASE("windows loaded into the buffers of windows that fell out hold their own bytes") {
+  // Three passes over a file of 3 x kWindows windows, the last window
+  // short: every window after the first kWindows reuses a buffer, and the
+  // short one must not show the tail of the buffer's earlier window.
+  const size_t size = 3 * AssetReadCache::kWindows * kMiB - 1000;
+  CountingSink sink(size);
+  AssetReadCache cache;
+  for (int pass = 0; pass < 3; ++pass) {
+    for (uint64_t at = 0; at < size; at += 300 * 1024) {
+      const size_t n = std::min<uint64_t>(300 * 1024, size - at);
+      std::string out(n, '\x55');
+      REQUIRE(cache.Read(9, sink, size, at, n, out.data()).ok());
+      INFO("pass " << pass << ", read at " << at);
+      REQUIRE(out == sink.bytes().substr(at, n));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace upfs::session

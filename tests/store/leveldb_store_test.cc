@@ -38,6 +38,23 @@ bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// Reopens fx's store after `downgrade` (a write that turns it into a store
+// of an older format) and checks it came back as the current format, with
+// each blob of `bytes` reading back as it holds.
+void ReopenAfter(testing::StoreFixture& fx, const KvWrite& downgrade, const std::map<uint64_t, std::string>& bytes) {
+  REQUIRE(fx.kv().Commit(downgrade, /*sync=*/true).ok());
+  fx.Reopen();
+  std::string format;
+  REQUIRE(fx.kv().Get(keys::kFormatKey, &format).ok());
+  CHECK(format == keys::kFormatValue);
+  for (const auto& [blob, expected] : bytes) {
+    INFO("blob " << blob);
+    std::string out(expected.size(), '\1');
+    REQUIRE(fx.store().OpenBlob(blob)->ReadAt(0, out.size(), out.data()).ok());
+    CHECK(out == expected);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("open: a missing directory becomes a new store and keeps its data", "[store]") {
@@ -161,17 +178,10 @@ TEST_CASE("open: a store of format 3 gains its blobs' end records in place and r
   KvWrite downgrade;
   for (uint64_t blob : {20, 21, 23}) downgrade.Delete(keys::BlobEnd(blob));
   downgrade.Put(std::string(keys::kFormatKey), std::string(keys::kFormatWithoutBlobEnds));
-  REQUIRE(fx.kv().Commit(downgrade, /*sync=*/true).ok());
+  ReopenAfter(fx, downgrade, bytes);
 
-  fx.Reopen();
-  std::string format;
-  REQUIRE(fx.kv().Get(keys::kFormatKey, &format).ok());
-  CHECK(format == keys::kFormatValue);
   for (const auto& [blob, expected] : bytes) {
     INFO("blob " << blob);
-    std::string out(expected.size(), '\1');
-    REQUIRE(fx.store().OpenBlob(blob)->ReadAt(0, out.size(), out.data()).ok());
-    CHECK(out == expected);
     testing::CheckChunkLayout(fx.kv(), fx.blobs(), blob);
     std::string end;
     REQUIRE(fx.kv().Get(keys::BlobEnd(blob), &end).ok());
@@ -191,15 +201,7 @@ TEST_CASE("open: a store of format 4 is upgraded to 5 in place and reads as befo
   REQUIRE(fx.store().OpenBlob(30)->WriteAt(0, big).ok());
   KvWrite downgrade;
   downgrade.Put(std::string(keys::kFormatKey), std::string(keys::kFormatWithoutInline));
-  REQUIRE(fx.kv().Commit(downgrade, /*sync=*/true).ok());
-
-  fx.Reopen();
-  std::string format;
-  REQUIRE(fx.kv().Get(keys::kFormatKey, &format).ok());
-  CHECK(format == keys::kFormatValue);
-  std::string out(big.size(), '\1');
-  REQUIRE(fx.store().OpenBlob(30)->ReadAt(0, out.size(), out.data()).ok());
-  CHECK(out == big);
+  ReopenAfter(fx, downgrade, {{30, big}});
   // And takes inline chunks from then on.
   REQUIRE(fx.store().OpenBlob(31)->WriteAt(0, "small").ok());
   std::string value;
