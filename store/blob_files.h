@@ -4,10 +4,10 @@
 // their own offsets, so each uploaded byte is written once, with no
 // key-value store copying, logging or compacting it.
 //
-// Two implementations: DirBlobFiles (a directory of sparse files, the
+// Implementations: DirBlobFiles (a directory of sparse files, the
 // daemon's) and MemoryBlobFiles (for tests, which can also drop what was
-// not synced, like a machine crash). A RADOS backend would map a blob to
-// striped objects.
+// not synced, like a machine crash). RadosBlobFiles (store/rados_blob_files.h)
+// stripes a blob over RADOS objects.
 //
 // Thread safety: any method may be called from any thread; concurrent
 // writes to the same blob's same bytes are the caller's to order (KvStore

@@ -1,5 +1,6 @@
-// Kv: the ordered key-value map that KvStore builds the Store on. LevelDB
-// and an in-memory map implement it; nothing outside store/ sees it.
+// Kv: the ordered key-value map that KvStore builds the Store on. LevelDB,
+// RADOS omaps (store/rados_kv.h) and an in-memory map implement it; nothing
+// outside store/ sees it.
 //
 // Thread safety: all methods may be called concurrently. A Scan callback
 // must not call back into the same Kv.

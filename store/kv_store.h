@@ -1,6 +1,7 @@
 // KvStore: the Store built on an ordered key-value map (store/kv.h), with
-// the key layout of store/records.h. Shared by the LevelDB backend and the
-// in-memory one, so both behave identically.
+// the key layout of store/records.h. Shared by the LevelDB backend, the
+// RADOS one (store/rados_store.h) and the in-memory one, so all behave
+// identically.
 //
 // Blob bytes live in BlobFiles (store/blob_files.h), at their own offsets;
 // the Kv holds an extent record per chunk: (blob, offset) -> length and the

@@ -33,7 +33,7 @@ bool Contains(const std::string& s, const std::string& part) { return s.find(par
 }  // namespace
 
 TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checksum on every read",
-                   "[store][integrity]", MemoryBackend, LevelDbBackend) {
+                   "[store][integrity]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 41;
   const std::string data = Pattern(3 * kMaxChunkBytes, 'a');  // three full chunks
@@ -81,7 +81,7 @@ TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checks
 }
 
 TEMPLATE_TEST_CASE("integrity: a changed extent record, or one whose bytes are gone, fails the read",
-                   "[store][integrity]", MemoryBackend, LevelDbBackend) {
+                   "[store][integrity]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 42;
   // Past kInlineChunkEnd, so the bytes are in the blob files.
@@ -121,7 +121,7 @@ TEMPLATE_TEST_CASE("integrity: a changed extent record, or one whose bytes are g
 }
 
 TEMPLATE_TEST_CASE("integrity: an inline chunk's bytes are checked against its checksum like any other",
-                   "[store][integrity]", MemoryBackend, LevelDbBackend) {
+                   "[store][integrity]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 44;
   const std::string data = Pattern(5000, 'i');
@@ -157,7 +157,7 @@ TEMPLATE_TEST_CASE("integrity: an inline chunk's bytes are checked against its c
 }
 
 TEMPLATE_TEST_CASE("integrity: a committed blob's hole is corruption, a session blob's hole reads as zeros",
-                   "[store][integrity]", MemoryBackend, LevelDbBackend) {
+                   "[store][integrity]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 43;
   auto sink = fx.store().OpenBlob(blob);

@@ -143,8 +143,7 @@ std::vector<OverlapPattern> OverlapPatterns() {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("blob: bytes written at any offset and size read back", "[store]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("blob: bytes written at any offset and size read back", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(1);
   const std::vector<uint64_t> sizes = {1, 7, 4096, kMaxChunkBytes - 1, kMaxChunkBytes, kMaxChunkBytes + 1,
@@ -173,7 +172,7 @@ TEMPLATE_TEST_CASE("blob: bytes written at any offset and size read back", "[sto
   }
 }
 
-TEMPLATE_TEST_CASE("blob: gaps and never-written blobs read as zeros", "[store]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("blob: gaps and never-written blobs read as zeros", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   auto sink = fx.store().OpenBlob(7);
   REQUIRE(Read(*sink, 0, 5000) == std::string(5000, '\0'));
@@ -195,7 +194,7 @@ TEMPLATE_TEST_CASE("blob: gaps and never-written blobs read as zeros", "[store]"
 }
 
 TEMPLATE_TEST_CASE("blob: bytes the blob files hold where no record is read as zeros, by reads of any alignment",
-                   "[store]", MemoryBackend, LevelDbBackend) {
+                   "[store]", UPFS_STORE_BACKENDS) {
   // A read whose chunks lie within it takes their bytes straight into the
   // caller's buffer, in one read from the first chunk's start to the last
   // one's end: what lies between them in the blob files (bytes of a write
@@ -222,7 +221,7 @@ TEMPLATE_TEST_CASE("blob: bytes the blob files hold where no record is read as z
   }
 }
 
-TEMPLATE_TEST_CASE("blob: empty and out-of-range writes", "[store]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("blob: empty and out-of-range writes", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   auto sink = fx.store().OpenBlob(9);
   Write(*sink, 100, "");
@@ -238,7 +237,7 @@ TEMPLATE_TEST_CASE("blob: empty and out-of-range writes", "[store]", MemoryBacke
 }
 
 TEMPLATE_TEST_CASE("blob: overlapping rewrites leave the latest bytes and no overlapping chunks", "[store]",
-                   MemoryBackend, LevelDbBackend) {
+                   UPFS_STORE_BACKENDS) {
   auto pattern = GENERATE(from_range(OverlapPatterns()));
   CAPTURE(pattern.name);
   StoreFixture fx(TestType::kBackend);
@@ -287,7 +286,7 @@ std::map<uint64_t, bool> InlineChunks(const Kv& kv, uint64_t blob) {
 
 TEMPLATE_TEST_CASE("inline: writes ending within kInlineChunkEnd keep their bytes in their records, kept parts stay "
                    "where they were",
-                   "[store][inline]", MemoryBackend, LevelDbBackend) {
+                   "[store][inline]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(5);
   BlobModel model;
@@ -342,7 +341,7 @@ TEMPLATE_TEST_CASE("inline: writes ending within kInlineChunkEnd keep their byte
   CHECK(blob_file_bytes() == 0);
 }
 
-TEMPLATE_TEST_CASE("blob: extents are sorted and merged", "[store]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("blob: extents are sorted and merged", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   auto sink = fx.store().OpenBlob(5);
   Write(*sink, 10, std::string(10, 'b'));
@@ -362,8 +361,7 @@ TEMPLATE_TEST_CASE("blob: extents are sorted and merged", "[store]", MemoryBacke
               std::string(5, 'e') + std::string(5, 'g'));
 }
 
-TEMPLATE_TEST_CASE("blob: writes larger than kMaxChunkBytes are split", "[store]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("blob: writes larger than kMaxChunkBytes are split", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(3);
   std::string data = RandomBytes(rng, 2 * kMaxChunkBytes + kMaxChunkBytes / 2);
@@ -380,8 +378,7 @@ TEMPLATE_TEST_CASE("blob: writes larger than kMaxChunkBytes are split", "[store]
   REQUIRE(ExtentsOf(*sink) == std::vector<Extent>{{7, 7 + data.size()}});
 }
 
-TEMPLATE_TEST_CASE("batch: Truncate drops the bytes at and after the length", "[store]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("batch: Truncate drops the bytes at and after the length", "[store]", UPFS_STORE_BACKENDS) {
   const uint64_t c = kMaxChunkBytes;
   auto length = GENERATE_COPY(values<uint64_t>({0, 1, 999, 1000, 1001, c - 1, c, c + 1, 2 * c + 4999,
                                                 2 * c + 5000, 5 * c}));
@@ -415,7 +412,7 @@ TEMPLATE_TEST_CASE("batch: Truncate drops the bytes at and after the length", "[
   CheckBlob(fx, 12, model);
 }
 
-TEMPLATE_TEST_CASE("batch: DeleteBlob frees one blob and no other", "[store]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("batch: DeleteBlob frees one blob and no other", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(5);
   // 255 and 256 differ in their last two key bytes: a prefix bug would
@@ -452,7 +449,7 @@ TEMPLATE_TEST_CASE("batch: DeleteBlob frees one blob and no other", "[store]", M
 // checksum failure (bytes stored, records not yet). A writer thread keeps
 // rewriting one range with chunks that start at different offsets.
 TEMPLATE_TEST_CASE("blob: a read racing a rewrite returns old or new bytes, never zeros", "[store]",
-                   MemoryBackend, LevelDbBackend) {
+                   UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   auto writer = fx.store().OpenBlob(3);
   Write(*writer, 0, std::string(1000, 'A'));
@@ -575,8 +572,7 @@ AssetEntry MakeEntry(std::string asset, std::string dir, std::string name, uint6
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("records: sessions and nodes round-trip and delete", "[store]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("records: sessions and nodes round-trip and delete", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   SessionRecord s1 = MakeSession(100, "zeta");
   SessionRecord s2 = MakeSession(356, "alpha \xc3\xa9 / odd\nname");
@@ -632,8 +628,7 @@ TEMPLATE_TEST_CASE("records: sessions and nodes round-trip and delete", "[store]
   REQUIRE(Tie(nodes[1]) == Tie(n3));
 }
 
-TEMPLATE_TEST_CASE("records: assets, entries and id locations round-trip", "[store]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("records: assets, entries and id locations round-trip", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   AssetRecord a;
   a.name = "a";
@@ -718,7 +713,7 @@ TEMPLATE_TEST_CASE("records: assets, entries and id locations round-trip", "[sto
   REQUIRE(fx.store().LocateId(999, &loc).IsNotFound());
 }
 
-TEMPLATE_TEST_CASE("ids: NewIds hands out consecutive fresh ranges", "[store]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("ids: NewIds hands out consecutive fresh ranges", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   uint64_t first = fx.store().NewIds(3);
   REQUIRE(first > 3);  // 1-3 are the mount's fixed directories
@@ -753,8 +748,7 @@ TEST_CASE("ids: NewIds persists across reopen (LevelDB)", "[store]") {
   REQUIRE(Read(*fx.store().OpenBlob(more), 0, 12) == std::string(3, '\0') + "persisted");
 }
 
-TEMPLATE_TEST_CASE("blob: random writes and truncates match a byte model", "[store]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("blob: random writes and truncates match a byte model", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(20240601);
   const uint64_t span = 2 * kMaxChunkBytes + kMaxChunkBytes / 2;

@@ -1,11 +1,19 @@
 // StoreFixture: a fresh Store for one test case, on the in-memory Kv or on
 // LevelDB in its own temporary directory, so every store test runs against
-// both backends (TEMPLATE_TEST_CASE over MemoryBackend and LevelDbBackend).
+// both backends (TEMPLATE_TEST_CASE over UPFS_STORE_BACKENDS: MemoryBackend
+// and LevelDbBackend). Built with UPFS_STORE_TESTS_RADOS, the same tests
+// run against the RADOS backend instead (RadosBackend: a store in its own
+// RADOS namespace of the pool $UPFS_TEST_CEPH_POOL, on the cluster of
+// $UPFS_TEST_CEPH_CONF; tests/store/rados_tests.sh starts one).
 #pragma once
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -15,6 +23,7 @@
 #include "store/kv_store.h"
 #include "store/leveldb_kv.h"
 #include "store/memory_kv.h"
+#include "store/rados_store.h"
 #include "store/records.h"
 #include "tests/support/shared_blob_files.h"
 #include "tests/support/temp_dir.h"
@@ -30,13 +39,53 @@ inline std::ostream& operator<<(std::ostream& os, const Extent& e) {
 
 namespace upfs::store::testing {
 
-enum class Backend { kMemory, kLevelDb };
+enum class Backend { kMemory, kLevelDb, kRados };
 struct MemoryBackend {
   static constexpr Backend kBackend = Backend::kMemory;
 };
 struct LevelDbBackend {
   static constexpr Backend kBackend = Backend::kLevelDb;
 };
+struct RadosBackend {
+  static constexpr Backend kBackend = Backend::kRados;
+};
+
+#ifdef UPFS_STORE_TESTS_RADOS
+#define UPFS_STORE_BACKENDS ::upfs::store::testing::RadosBackend
+#else
+#define UPFS_STORE_BACKENDS ::upfs::store::testing::MemoryBackend, ::upfs::store::testing::LevelDbBackend
+#endif
+
+// The test cluster's connection, from $UPFS_TEST_CEPH_CONF (fails the test
+// when unset), shared by every RADOS store of the run.
+inline std::shared_ptr<RadosConnection> TestRadosConnection() {
+  static std::shared_ptr<RadosConnection> conn = [] {
+    const char* conf = std::getenv("UPFS_TEST_CEPH_CONF");
+    INFO("UPFS_TEST_CEPH_CONF and UPFS_TEST_CEPH_POOL name the test cluster (tests/store/rados_tests.sh)");
+    REQUIRE(conf != nullptr);
+    RadosConnectOptions options;
+    options.ceph_conf = conf;
+    options.timeout = std::chrono::seconds(30);
+    auto c = RadosConnection::Connect(options);
+    INFO(c.status().ToString());
+    REQUIRE(c.ok());
+    return std::move(c).value();
+  }();
+  return conn;
+}
+
+inline std::string TestRadosPool() {
+  const char* pool = std::getenv("UPFS_TEST_CEPH_POOL");
+  REQUIRE(pool != nullptr);
+  return pool;
+}
+
+// A RADOS namespace no other store of any run has used.
+inline std::string FreshRadosNamespace() {
+  static std::atomic<uint64_t> next{0};
+  return "test-" + std::to_string(::getpid()) + "-" + std::to_string(time(nullptr)) + "-" +
+         std::to_string(next++);
+}
 
 // Where LevelDB's store keeps blob bytes: in files (DirBlobFiles, as the
 // daemon does), or in memory that survives Reopen, for tests of the
@@ -46,6 +95,9 @@ enum class LevelDbBlobs { kFiles, kMemory };
 
 class StoreFixture {
  public:
+  // RADOS stripe size in these tests.
+  static constexpr uint64_t kTestStripeBytes = uint64_t{256} << 10;
+
   explicit StoreFixture(Backend backend, LevelDbBlobs blobs = LevelDbBlobs::kFiles) : backend_(backend) {
     if (blobs == LevelDbBlobs::kMemory) memory_blobs_ = std::make_shared<MemoryBlobFiles>();
     Open();
@@ -59,10 +111,10 @@ class StoreFixture {
   Backend backend() const { return backend_; }
   const upfs::testing::TempDir& dir() const { return dir_; }
 
-  // Closes the store and opens it again from disk (LevelDB only: the
-  // in-memory Kv does not outlive its store).
+  // Closes the store and opens it again from disk or the pool (not the
+  // in-memory Kv, which does not outlive its store).
   void Reopen() {
-    REQUIRE(backend_ == Backend::kLevelDb);
+    REQUIRE(backend_ != Backend::kMemory);
     store_.reset();
     Open();
   }
@@ -71,6 +123,15 @@ class StoreFixture {
   void Open() {
     if (backend_ == Backend::kMemory) {
       auto s = KvStore::Open(std::make_unique<MemoryKv>(), std::make_unique<MemoryBlobFiles>(), /*create=*/true);
+      REQUIRE(s.ok());
+      store_ = std::move(s).value();
+    } else if (backend_ == Backend::kRados) {
+      if (rados_ns_.empty()) rados_ns_ = FreshRadosNamespace();
+      RadosBlobOptions blob_options;
+      // Small stripes, so that tests' blobs span several.
+      blob_options.stripe_bytes = kTestStripeBytes;
+      auto s = OpenRadosStore(TestRadosConnection(), TestRadosPool(), rados_ns_, blob_options);
+      INFO(s.status().ToString());
       REQUIRE(s.ok());
       store_ = std::move(s).value();
     } else {
@@ -88,6 +149,7 @@ class StoreFixture {
   }
 
   const Backend backend_;
+  std::string rados_ns_;  // RADOS: the store's namespace
   std::shared_ptr<MemoryBlobFiles> memory_blobs_;  // LevelDbBlobs::kMemory
   upfs::testing::TempDir dir_;
   std::unique_ptr<Store> store_;

@@ -1,0 +1,101 @@
+// RadosBlobFiles: the BlobFiles of the RADOS backend (tests/ceph/DESIGN.md).
+// A blob's bytes are striped over objects `upfs.b.<blob, 16 hex digits>.
+// <stripe, 8 hex digits>`, stripe i holding bytes [i * S, (i + 1) * S) of
+// the blob (S = stripe_bytes, 4 MiB by default).
+//
+// Write queues asynchronous writes (librados aio, OPERATION_FULL_TRY: a
+// full pool fails them with NoSpace instead of blocking) and returns; at
+// most max_in_flight operations and max_in_flight_bytes are queued at
+// once, the caller waiting for room, so memory stays bounded whatever is
+// written. A Read or Truncate of a range waits first for the queued writes
+// that overlap it (read-your-writes). Sync waits for every queued write
+// and returns the first failure since the last Sync (like fdatasync after
+// a failed writeback); a RADOS write is durable once acknowledged, so
+// there is nothing else to sync.
+//
+// Thread safety: as BlobFiles.
+#pragma once
+
+#include <rados/librados.hpp>
+
+#include <condition_variable>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "store/blob_files.h"
+#include "store/rados_connection.h"
+
+namespace upfs::store {
+
+struct RadosBlobOptions {
+  // Bytes per stripe object. 4 MiB, as `rados bench`: one such write
+  // took 13 - 34 ms on the test machine (tests/ceph/NOTES.md).
+  uint64_t stripe_bytes = uint64_t{4} << 20;
+  // Writes queued at once: ~16 reach the pool's throughput there.
+  size_t max_in_flight = 16;
+  // Bytes queued at once (their copies are held until acknowledged).
+  uint64_t max_in_flight_bytes = uint64_t{64} << 20;
+};
+
+class RadosBlobFiles : public BlobFiles {
+ public:
+  static Result<std::unique_ptr<RadosBlobFiles>> Open(std::shared_ptr<RadosConnection> conn,
+                                                      const std::string& pool, const std::string& ns,
+                                                      const RadosBlobOptions& options = {});
+  // Waits for every queued write.
+  ~RadosBlobFiles() override;
+
+  Status Write(uint64_t blob, uint64_t offset, std::string_view data) override;
+  Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override;
+  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override;
+  Status Sync() override;
+  // Sums the sizes of each blob's stripe objects.
+  Status List(std::map<uint64_t, uint64_t>* bytes) const override;
+
+  static std::string StripeObject(uint64_t blob, uint64_t stripe);
+
+  // For tests: the most writes and bytes that were ever queued at once.
+  size_t peak_in_flight() const;
+  uint64_t peak_in_flight_bytes() const;
+
+ private:
+  // A queued write of bytes [begin, end) of a blob.
+  struct Pending {
+    RadosBlobFiles* owner = nullptr;
+    uint64_t blob = 0;
+    uint64_t begin = 0;
+    uint64_t end = 0;
+    librados::AioCompletion* completion = nullptr;
+    bool done = false;
+    int rc = 0;
+    std::string what;
+  };
+
+  RadosBlobFiles(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string pool,
+                 const RadosBlobOptions& options);
+  static void OnComplete(librados::completion_t, void* arg);
+  // Forgets finished writes, keeping the first failure. REQUIRES: mu_.
+  void ReapLocked() const;
+  // Waits until no queued write of `blob` overlaps [begin, end).
+  void WaitForOverlapping(uint64_t blob, uint64_t begin, uint64_t end) const;
+
+  const std::shared_ptr<RadosConnection> conn_;
+  mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
+  const std::string pool_;
+  const RadosBlobOptions options_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;  // a queued write finished
+  mutable std::list<Pending> pending_;  // GUARDED_BY(mu_)
+  mutable uint64_t in_flight_bytes_ = 0;  // GUARDED_BY(mu_): of unfinished writes
+  mutable size_t in_flight_ = 0;          // GUARDED_BY(mu_)
+  mutable Status failed_;                 // GUARDED_BY(mu_): first failure since the last Sync
+  size_t peak_in_flight_ = 0;             // GUARDED_BY(mu_)
+  uint64_t peak_in_flight_bytes_ = 0;     // GUARDED_BY(mu_)
+};
+
+}  // namespace upfs::store

@@ -1,0 +1,457 @@
+#include "store/rados_kv.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <limits>
+#include <list>
+#include <set>
+#include <utility>
+
+#include "store/records.h"
+
+namespace upfs::store {
+namespace {
+
+using librados::bufferlist;
+
+constexpr char kExtentTag = 'X';
+constexpr size_t kExtentObjectKeyBytes = 9;  // the tag and the blob id
+constexpr std::string_view kExtentObjectPrefix = "upfs.x.";
+constexpr char kIntentTag = 'T';
+// Beyond this many blobs a scan lists the extent objects instead of
+// trying each blob's in turn.
+constexpr uint64_t kMaxProbedBlobs = 64;
+
+bool IsExtentKey(std::string_view key) { return !key.empty() && key[0] == kExtentTag; }
+
+// The blob of an extent key or bound: its 8 bytes after the tag, missing
+// bytes read as zeros.
+uint64_t BlobOfBound(std::string_view key) {
+  uint64_t blob = 0;
+  for (size_t i = 1; i < kExtentObjectKeyBytes; ++i) {
+    blob = (blob << 8) | (i < key.size() ? static_cast<uint8_t>(key[i]) : 0);
+  }
+  return blob;
+}
+
+constexpr std::string_view kExtentKeysBegin = "X", kExtentKeysEnd = "Y";
+
+// The blobs whose extent keys may fall in [lo, hi), a range within
+// [kExtentKeysBegin, kExtentKeysEnd): false when there are none.
+bool BlobRange(std::string_view lo, std::string_view hi, uint64_t* first, uint64_t* last) {
+  *first = BlobOfBound(lo);
+  *last = hi == kExtentKeysEnd ? std::numeric_limits<uint64_t>::max() : BlobOfBound(hi);
+  if (hi != kExtentKeysEnd && hi.size() <= kExtentObjectKeyBytes) {
+    // A bound of 9 bytes or fewer sorts before every key of its blob.
+    if (*last == 0) return false;
+    --*last;
+  }
+  return *first <= *last;
+}
+
+std::string IntentKey(uint64_t seq) {
+  std::string key(1, kIntentTag);
+  keys::AppendBigEndian64(&key, seq);
+  return key;
+}
+
+std::string_view View(const bufferlist& bl) {
+  // c_str() makes the list one contiguous buffer.
+  return std::string_view(const_cast<bufferlist&>(bl).c_str(), bl.length());
+}
+
+void AppendBytes(std::string* out, std::string_view bytes) {
+  keys::AppendBigEndian64(out, bytes.size());
+  out->append(bytes);
+}
+
+bool ReadBytes(std::string_view* in, std::string_view* bytes) {
+  if (in->size() < 8) return false;
+  const uint64_t n = keys::ReadBigEndian64(*in);
+  in->remove_prefix(8);
+  if (in->size() < n) return false;
+  *bytes = in->substr(0, n);
+  in->remove_prefix(n);
+  return true;
+}
+
+}  // namespace
+
+// An intent: the count of operations, then for each a byte (1 put, 0
+// delete), the key and, for a put, the value, each length-prefixed.
+std::string EncodeKvWrite(const KvWrite& write) {
+  std::string out;
+  keys::AppendBigEndian64(&out, write.ops.size());
+  for (const auto& [key, value] : write.ops) {
+    out.push_back(value ? 1 : 0);
+    AppendBytes(&out, key);
+    if (value) AppendBytes(&out, *value);
+  }
+  return out;
+}
+
+bool DecodeKvWrite(std::string_view in, KvWrite* write) {
+  if (in.size() < 8) return false;
+  uint64_t count = keys::ReadBigEndian64(in);
+  in.remove_prefix(8);
+  KvWrite decoded;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (in.empty()) return false;
+    const bool put = in[0] == 1;
+    in.remove_prefix(1);
+    std::string_view key, value;
+    if (!ReadBytes(&in, &key) || (put && !ReadBytes(&in, &value))) return false;
+    if (put) {
+      decoded.Put(std::string(key), std::string(value));
+    } else {
+      decoded.Delete(std::string(key));
+    }
+  }
+  if (!in.empty()) return false;
+  *write = std::move(decoded);
+  return true;
+}
+
+std::string RadosKv::ExtentObject(uint64_t blob) {
+  char name[40];
+  std::snprintf(name, sizeof name, "upfs.x.%016llx", static_cast<unsigned long long>(blob));
+  return name;
+}
+
+std::string RadosKv::ObjectOf(std::string_view key) {
+  return IsExtentKey(key) ? ExtentObject(BlobOfBound(key)) : std::string(kMetaObject);
+}
+
+RadosKv::RadosKv(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string pool)
+    : conn_(std::move(conn)), io_(std::move(io)), pool_(std::move(pool)) {}
+
+Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
+                                               const std::string& ns) {
+  Result<librados::IoCtx> io = conn->OpenPool(pool, ns);
+  UPFS_RETURN_IF_ERROR(io.status());
+  std::unique_ptr<RadosKv> kv(new RadosKv(std::move(conn), std::move(io).value(), pool));
+  UPFS_RETURN_IF_ERROR(kv->RollForward());
+  return kv;
+}
+
+Status RadosKv::RollForward() {
+  std::vector<std::pair<std::string, std::string>> intents;
+  const std::string tag(1, kIntentTag);
+  UPFS_RETURN_IF_ERROR(Scan(tag, keys::PrefixEnd(tag), [&](std::string_view key, std::string_view value) {
+    intents.emplace_back(key, value);
+    return true;
+  }));
+  std::unique_lock view(view_mu_);
+  for (const auto& [key, value] : intents) {
+    KvWrite write;
+    if (key.size() != 9 || !DecodeKvWrite(value, &write)) {
+      return Status::Corruption("intent record of " + std::to_string(value.size()) + " bytes in " + kMetaObject +
+                                " does not decode");
+    }
+    Intent intent{key, {}};
+    for (const auto& [k, v] : write.ops) intent.by_object[ObjectOf(k)][k] = v;
+    pending_ = std::move(intent);
+    UPFS_RETURN_IF_ERROR(FinishPendingLocked());
+    next_intent_ = std::max(next_intent_, keys::ReadBigEndian64(std::string_view(key).substr(1)) + 1);
+    ++rolled_forward_;
+  }
+  if (rolled_forward_ > 0) {
+    spdlog::info("rados pool {}: rolled {} interrupted commits forward", pool_, rolled_forward_);
+  }
+  return Status::OK();
+}
+
+Status RadosKv::Apply(const std::string& oid, const std::map<std::string, std::optional<std::string>>& ops,
+                      const std::map<std::string, std::string>& extra_puts) {
+  std::map<std::string, bufferlist> puts;
+  std::set<std::string> deletes;
+  for (const auto& [key, value] : extra_puts) puts[key].append(value);
+  for (const auto& [key, value] : ops) {
+    if (value) {
+      puts[key].append(*value);
+    } else {
+      deletes.insert(key);
+    }
+  }
+  librados::ObjectWriteOperation op;
+  // Puts first: they create the object, which a removal of keys needs.
+  if (!puts.empty()) op.omap_set(puts);
+  if (!deletes.empty()) op.omap_rm_keys(deletes);
+  const int rc = io_.operate(oid, &op, librados::OPERATION_FULL_TRY);
+  // Removing keys from an object that does not exist removes nothing.
+  if (rc == -ENOENT && puts.empty()) return Status::OK();
+  return FromRados(rc, "writing " + std::to_string(puts.size()) + " keys and removing " +
+                           std::to_string(deletes.size()) + " in the omap of " + oid + " (pool " + pool_ + ")");
+}
+
+Status RadosKv::Commit(const KvWrite& write, bool /*sync*/) {
+  ObjectOps by_object;
+  for (const auto& [key, value] : write.ops) {
+    if (IsExtentKey(key) && key.size() < kExtentObjectKeyBytes) {
+      return Status::InvalidArgument("key of " + std::to_string(key.size()) +
+                                     " bytes under the extent tag names no blob");
+    }
+    by_object[ObjectOf(key)][key] = value;  // the last operation on a key wins
+  }
+  if (by_object.empty()) return Status::OK();
+  if (has_pending_) {
+    std::unique_lock view(view_mu_);
+    UPFS_RETURN_IF_ERROR(FinishPendingLocked());
+  }
+  if (by_object.size() == 1) {
+    std::shared_lock view(view_mu_);
+    return Apply(by_object.begin()->first, by_object.begin()->second, {});
+  }
+  return CommitOps(std::move(by_object), write);
+}
+
+Status RadosKv::CommitOps(ObjectOps by_object, const KvWrite& write) {
+  std::unique_lock view(view_mu_);
+  UPFS_RETURN_IF_ERROR(FinishPendingLocked());
+  const uint64_t seq = next_intent_++;
+  Intent intent{IntentKey(seq), std::move(by_object)};
+  static const std::map<std::string, std::optional<std::string>> kNoOps;
+  auto meta = intent.by_object.find(kMetaObject);
+  UPFS_RETURN_IF_ERROR(Apply(kMetaObject, meta == intent.by_object.end() ? kNoOps : meta->second,
+                             {{intent.key, EncodeKvWrite(write)}}));
+  pending_ = std::move(intent);
+  has_pending_ = true;
+  if (stop_after_intent_.exchange(false)) {
+    return Status::IOError("stopped after storing intent " + std::to_string(seq) + " (fault injected by a test)");
+  }
+  return FinishPendingLocked();
+}
+
+Status RadosKv::FinishPendingLocked() {
+  if (!pending_) return Status::OK();
+  for (const auto& [oid, ops] : pending_->by_object) {
+    // The meta part went with the intent.
+    if (oid == kMetaObject) continue;
+    if (Status st = Apply(oid, ops, {}); !st.ok()) {
+      spdlog::error("rados pool {}: a commit spanning {} objects stopped halfway ({}); writes wait for it to "
+                    "complete",
+                    pool_, pending_->by_object.size(), st.ToString());
+      return st;
+    }
+  }
+  UPFS_RETURN_IF_ERROR(Apply(kMetaObject, {{pending_->key, std::nullopt}}, {}));
+  pending_.reset();
+  has_pending_ = false;
+  return Status::OK();
+}
+
+Status RadosKv::Get(std::string_view key, std::string* value) const {
+  const std::string oid = ObjectOf(key);
+  std::map<std::string, bufferlist> vals;
+  const std::string k(key);
+  std::shared_lock view(view_mu_);
+  const int rc = io_.omap_get_vals_by_keys(oid, {k}, &vals);
+  if (rc == -ENOENT) return Status::NotFound("key");
+  UPFS_RETURN_IF_ERROR(FromRados(rc, "reading a key of " + oid + " (pool " + pool_ + ")"));
+  auto it = vals.find(k);
+  if (it == vals.end()) return Status::NotFound("key");
+  value->assign(View(it->second));
+  return Status::OK();
+}
+
+Status RadosKv::ScanObject(const std::string& oid, std::string_view begin, std::string_view end,
+                           const KvVisitor& visit, bool* stopped, bool stop_after_one_page, bool* whole) const {
+  *whole = true;
+  std::string after;  // the last key read; empty: none yet
+  bool first = true;
+  for (;;) {
+    librados::ObjectReadOperation op;
+    std::map<std::string, bufferlist> exact, vals;
+    bool more = false;
+    int rv_exact = 0, rv_vals = 0;
+    if (first && !begin.empty()) op.omap_get_vals_by_keys({std::string(begin)}, &exact, &rv_exact);
+    op.omap_get_vals2(first ? std::string(begin) : after, "", kScanPage, &vals, &more, &rv_vals);
+    const int rc = io_.operate(oid, &op, nullptr);
+    if (rc == -ENOENT) return Status::OK();
+    const std::string what = "reading the omap of " + oid + " (pool " + pool_ + ")";
+    UPFS_RETURN_IF_ERROR(FromRados(rc, what));
+    UPFS_RETURN_IF_ERROR(FromRados(rv_exact, what));
+    UPFS_RETURN_IF_ERROR(FromRados(rv_vals, what));
+    vals.merge(exact);
+    for (const auto& [key, value] : vals) {
+      if (std::string_view(key) >= end) return Status::OK();
+      if (!visit(key, View(value))) {
+        *stopped = true;
+        return Status::OK();
+      }
+    }
+    if (!more || vals.empty()) return Status::OK();
+    if (stop_after_one_page) {
+      *whole = false;
+      return Status::OK();
+    }
+    after = vals.rbegin()->first;
+    first = false;
+  }
+}
+
+Status RadosKv::ExtentObjectsIn(uint64_t first, uint64_t last, std::vector<uint64_t>* blobs) const {
+  blobs->clear();
+  if (last - first < kMaxProbedBlobs) {
+    for (uint64_t b = first;; ++b) {
+      blobs->push_back(b);
+      if (b == last) return Status::OK();
+    }
+  }
+  try {
+    for (auto it = io_.nobjects_begin(); it != io_.nobjects_end(); ++it) {
+      const std::string& oid = it->get_oid();
+      if (oid.size() != kExtentObjectPrefix.size() + 16 || oid.compare(0, kExtentObjectPrefix.size(), kExtentObjectPrefix) != 0) continue;
+      uint64_t blob = 0;
+      const char* digits = oid.data() + kExtentObjectPrefix.size();
+      auto [ptr, err] = std::from_chars(digits, digits + 16, blob, 16);
+      if (err != std::errc() || ptr != digits + 16) continue;
+      if (blob >= first && blob <= last) blobs->push_back(blob);
+    }
+  } catch (const std::exception& e) {
+    // librados' object iterator reports failures by throwing.
+    return Status::IOError("listing the objects of pool " + pool_ + ": " + e.what());
+  }
+  std::sort(blobs->begin(), blobs->end());
+  return Status::OK();
+}
+
+Status RadosKv::Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const {
+  if (begin >= end) return Status::OK();
+  // One object and one page: a single consistent read, beside commits.
+  std::optional<std::string> one_object;
+  uint64_t first = 0, last = 0;
+  if (end <= kExtentKeysBegin || begin >= kExtentKeysEnd) {
+    one_object = kMetaObject;
+  } else if (begin >= kExtentKeysBegin && end <= kExtentKeysEnd) {
+    if (!BlobRange(begin, end, &first, &last)) return Status::OK();
+    if (first == last) one_object = ExtentObject(first);
+  }
+  if (one_object) {
+    std::shared_lock view(view_mu_);
+    bool stopped = false, whole = false;
+    // Visits the first page only if it is the whole answer.
+    std::vector<std::pair<std::string, std::string>> page;
+    UPFS_RETURN_IF_ERROR(ScanObject(
+        *one_object, begin, end,
+        [&](std::string_view k, std::string_view v) {
+          page.emplace_back(k, v);
+          return true;
+        },
+        &stopped, /*stop_after_one_page=*/true, &whole));
+    if (whole) {
+      for (const auto& [k, v] : page) {
+        if (!visit(k, v)) break;
+      }
+      return Status::OK();
+    }
+  }
+  std::unique_lock view(view_mu_);
+  return ScanLocked(begin, end, visit);
+}
+
+Status RadosKv::ScanLocked(std::string_view begin, std::string_view end, const KvVisitor& visit) const {
+  bool stopped = false, whole = false;
+  const std::string_view x_begin = kExtentKeysBegin, x_end = kExtentKeysEnd;
+  // Meta keys before the extent keys, the extent objects in blob order,
+  // then meta keys after them: together, key order.
+  if (begin < x_begin) {
+    UPFS_RETURN_IF_ERROR(ScanObject(kMetaObject, begin, std::min(end, x_begin), visit, &stopped, false, &whole));
+    if (stopped) return Status::OK();
+  }
+  const std::string_view lo = std::max(begin, x_begin), hi = std::min(end, x_end);
+  uint64_t first = 0, last = 0;
+  if (lo < hi && BlobRange(lo, hi, &first, &last)) {
+    std::vector<uint64_t> blobs;
+    UPFS_RETURN_IF_ERROR(ExtentObjectsIn(first, last, &blobs));
+    for (uint64_t blob : blobs) {
+      UPFS_RETURN_IF_ERROR(ScanObject(ExtentObject(blob), lo, hi, visit, &stopped, false, &whole));
+      if (stopped) return Status::OK();
+    }
+  }
+  if (end > x_end) {
+    UPFS_RETURN_IF_ERROR(ScanObject(kMetaObject, std::max(begin, x_end), end, visit, &stopped, false, &whole));
+  }
+  return Status::OK();
+}
+
+Status RadosKv::Compact(std::string_view begin, std::string_view last) {
+  if (!IsExtentKey(begin) && !IsExtentKey(last)) return Status::OK();
+  const uint64_t first_blob = IsExtentKey(begin) ? BlobOfBound(begin) : 0;
+  const uint64_t last_blob = IsExtentKey(last) ? BlobOfBound(last) : std::numeric_limits<uint64_t>::max();
+  std::vector<uint64_t> blobs;
+  UPFS_RETURN_IF_ERROR(ExtentObjectsIn(first_blob, last_blob, &blobs));
+  // Its own context: the version of its last read is then its own.
+  librados::IoCtx io;
+  io.dup(io_);
+  for (uint64_t blob : blobs) {
+    const std::string oid = ExtentObject(blob);
+    librados::ObjectReadOperation read;
+    std::set<std::string> keys;
+    bool more = false;
+    int rv = 0;
+    read.omap_get_keys2("", 1, &keys, &more, &rv);
+    const int rc = io.operate(oid, &read, nullptr);
+    if (rc == -ENOENT) continue;
+    UPFS_RETURN_IF_ERROR(FromRados(rc, "reading the omap of " + oid));
+    if (!keys.empty()) continue;
+    // Removed only if no commit gave it keys since it was read empty.
+    librados::ObjectWriteOperation remove;
+    remove.assert_version(io.get_last_version());
+    remove.remove();
+    const int removed = io.operate(oid, &remove, librados::OPERATION_FULL_TRY);
+    if (removed == -ERANGE || removed == -EOVERFLOW || removed == -ENOENT) continue;
+    UPFS_RETURN_IF_ERROR(FromRados(removed, "removing the empty " + oid));
+  }
+  return Status::OK();
+}
+
+Status RadosKv::CheckRoomForData(uint64_t bytes) {
+  std::lock_guard lock(space_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - space_checked_ >= kSpaceCacheTime) {
+    librados::Rados& rados = conn_->rados();
+    uint64_t left = std::numeric_limits<uint64_t>::max();
+    // The quota from the pool list: `osd pool get-quota` fails until the
+    // monitor has the pool's first statistics.
+    bufferlist out;
+    std::string outs;
+    const std::string cmd = R"({"prefix": "osd pool ls", "detail": "detail", "format": "json"})";
+    UPFS_RETURN_IF_ERROR(FromRados(rados.mon_command(cmd, {}, &out, &outs), "reading the quota of pool " + pool_));
+    const std::string json = out.to_str();
+    uint64_t quota = 0;
+    if (auto at = json.find("\"pool_name\":\"" + pool_ + "\""); at != std::string::npos) {
+      const std::string field = "\"quota_max_bytes\":";
+      if (auto q = json.find(field, at); q != std::string::npos) {
+        std::from_chars(json.data() + q + field.size(), json.data() + json.size(), quota);
+      }
+    }
+    if (quota > 0) {
+      std::list<std::string> pools{pool_};
+      librados::stats_map stats;
+      // No statistics yet: nothing written yet.
+      const int rc = rados.get_pool_stats(pools, stats);
+      const uint64_t used = rc >= 0 ? stats[pool_].num_bytes : 0;
+      left = used < quota ? quota - used : 0;
+    }
+    librados::cluster_stat_t cluster;
+    UPFS_RETURN_IF_ERROR(FromRados(rados.cluster_stat(cluster), "reading the cluster's free space"));
+    // A cluster that has not yet reported its capacity (just started) has
+    // kb 0: only the quota counts then.
+    if (cluster.kb > 0) left = std::min<uint64_t>(left, cluster.kb_avail * 1024);
+    space_left_ = left;
+    space_checked_ = now;
+  }
+  if (bytes > space_left_) {
+    return Status::NoSpace("pool " + pool_ + " has " + std::to_string(space_left_) +
+                           " bytes left before its quota or a full cluster; refusing " + std::to_string(bytes) +
+                           " bytes of upload data until space is freed");
+  }
+  space_left_ -= bytes;
+  return Status::OK();
+}
+
+}  // namespace upfs::store

@@ -1,0 +1,132 @@
+// RadosKv: the Kv of the RADOS backend (tests/ceph/DESIGN.md). Keys live in
+// the omaps of objects of one pool and RADOS namespace:
+//   * a blob's extent records and end record ("X" blob ...) in the omap
+//     of `upfs.x.<blob, 16 hex digits>`, so the records a write of one
+//     blob commits are one atomic operation on one object;
+//   * every other key in the omap of `upfs.meta`, and with them the
+//     intents "T" seq of commits that span objects (below).
+//
+// Commit: a write whose keys all fall in one object is one
+// ObjectWriteOperation, atomic and durable once RADOS acknowledges it
+// (every write is, so `sync` changes nothing). A write spanning several
+// objects first stores itself, serialized, as intent T<seq> in upfs.meta
+// together with its meta keys (one operation), then applies each other
+// object's part, then removes the intent. Open rolls every intent left
+// by a process that stopped in between forward (puts and deletes are
+// idempotent), so such a write is all or nothing once the store is open
+// again.
+//
+// Scan: one page of one object's omap is one consistent read. Scans that
+// need more (several pages or objects) exclude this process's commits
+// while they run, and multi-object commits exclude every read, so within
+// one process every Scan and Get sees whole commits. (Another process
+// writing the same namespace is issue 13's concern.)
+//
+// Writes pass librados::OPERATION_FULL_TRY: on a full pool or cluster they
+// fail at once with NoSpace instead of blocking until space appears.
+//
+// Thread safety: as Kv.
+#pragma once
+
+#include <rados/librados.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "store/kv.h"
+#include "store/rados_connection.h"
+
+namespace upfs::store {
+
+class RadosKv : public Kv {
+ public:
+  static constexpr const char* kMetaObject = "upfs.meta";
+  // Omap entries read per call (Ceph's osd_max_omap_entries_per_request
+  // is 1024).
+  static constexpr uint64_t kScanPage = 1000;
+  // How long CheckRoomForData trusts the pool's quota and usage.
+  static constexpr auto kSpaceCacheTime = std::chrono::seconds(1);
+
+  // Opens the Kv in `pool`/`ns` and rolls forward every intent left there.
+  static Result<std::unique_ptr<RadosKv>> Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
+                                               const std::string& ns);
+
+  Status Get(std::string_view key, std::string* value) const override;
+  Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override;
+  Status Commit(const KvWrite& write, bool sync) override;
+  // Removes the extent objects in [begin, last] whose omap is empty.
+  Status Compact(std::string_view begin, std::string_view last) override;
+  // NoSpace while the pool's byte quota, or the cluster's free space,
+  // leaves less than `bytes`. Looked up at most every kSpaceCacheTime.
+  Status CheckRoomForData(uint64_t bytes) override;
+
+  // The object a key lives in.
+  static std::string ObjectOf(std::string_view key);
+  static std::string ExtentObject(uint64_t blob);
+
+  // Tests of crashes: the next multi-object Commit stops right after its
+  // intent is stored, returning IOError, as if the process had died there
+  // (the next Commit of this object completes it first, as Open would).
+  void StopNextCommitAfterIntentForTest() { stop_after_intent_ = true; }
+  // How many intents the last Open rolled forward.
+  uint64_t rolled_forward() const { return rolled_forward_; }
+
+ private:
+  // Final puts (a value) and deletes (nullopt) per object of one write.
+  using ObjectOps = std::map<std::string, std::map<std::string, std::optional<std::string>>>;
+
+  // A write spanning objects whose intent is stored but not yet removed.
+  struct Intent {
+    std::string key;  // "T" seq
+    ObjectOps by_object;
+  };
+
+  RadosKv(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string pool);
+  Status RollForward();
+  Status CommitOps(ObjectOps by_object, const KvWrite& write);
+  // Applies every object's part of pending_ and removes its intent. On
+  // failure pending_ stays, and every later Commit tries again first:
+  // none may change those keys before the intent is gone, or a roll
+  // forward at the next open would undo it. REQUIRES: view_mu_ exclusive.
+  Status FinishPendingLocked();
+  // One operation on `oid` applying `ops`, plus `extra_puts`.
+  Status Apply(const std::string& oid, const std::map<std::string, std::optional<std::string>>& ops,
+               const std::map<std::string, std::string>& extra_puts);
+  // Visits `oid`'s keys in [begin, end). *whole: whether it was one page.
+  Status ScanObject(const std::string& oid, std::string_view begin, std::string_view end, const KvVisitor& visit,
+                    bool* stopped, bool stop_after_one_page, bool* whole) const;
+  // The extent objects whose blobs fall in [first, last], in blob order.
+  Status ExtentObjectsIn(uint64_t first, uint64_t last, std::vector<uint64_t>* blobs) const;
+  Status ScanLocked(std::string_view begin, std::string_view end, const KvVisitor& visit) const;
+
+  const std::shared_ptr<RadosConnection> conn_;
+  mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
+  const std::string pool_;
+
+  // Held shared by single-object commits and single-page reads, exclusively
+  // by multi-object commits and by scans of more than one page.
+  mutable std::shared_mutex view_mu_;
+  uint64_t next_intent_ = 0;  // GUARDED_BY(view_mu_), exclusively
+  std::optional<Intent> pending_;  // GUARDED_BY(view_mu_)
+  std::atomic<bool> has_pending_{false};
+  std::atomic<bool> stop_after_intent_{false};
+  uint64_t rolled_forward_ = 0;
+
+  std::mutex space_mu_;
+  std::chrono::steady_clock::time_point space_checked_;  // GUARDED_BY(space_mu_)
+  uint64_t space_left_ = 0;                              // GUARDED_BY(space_mu_): bytes until quota or full
+};
+
+// Intents: a KvWrite serialized, and back. False when `in` is not one.
+std::string EncodeKvWrite(const KvWrite& write);
+bool DecodeKvWrite(std::string_view in, KvWrite* write);
+
+}  // namespace upfs::store

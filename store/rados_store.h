@@ -1,0 +1,36 @@
+// Opening a upfs store kept in a RADOS pool (tests/ceph/DESIGN.md): a
+// KvStore over RadosKv (records, in omaps) and RadosBlobFiles (blob bytes,
+// in stripe objects), beside OpenLevelDbStore for a local directory.
+//
+//   * a pool, or RADOS namespace, without `upfs.meta` becomes a new store;
+//   * a store of another format version is refused with both versions;
+//   * commits that a stopped process left halfway are completed (RadosKv);
+//   * for the serving process: KvStore::BeginUse, as the LevelDB store.
+//
+// Thread safety: as Store.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/kv_store.h"
+#include "store/rados_blob_files.h"
+#include "store/rados_connection.h"
+#include "store/rados_kv.h"
+
+namespace upfs::store {
+
+struct RadosStoreOptions {
+  RadosConnectOptions connect;  // ceph_conf, ceph_id, timeout (30 s)
+  RadosBlobOptions blobs;       // stripe size, writes in flight
+};
+
+// The store in `pool`, RADOS namespace `ns` ("": the default one).
+Result<std::unique_ptr<Store>> OpenRadosStore(const std::string& pool, const std::string& ns,
+                                              const RadosStoreOptions& options = {});
+
+// The same on an existing connection.
+Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
+                                              const std::string& ns, const RadosBlobOptions& blob_options = {});
+
+}  // namespace upfs::store

@@ -1,0 +1,502 @@
+// The RADOS backend's own promises, against a real cluster (label rados;
+// tests/store/rados_tests.sh starts one): where RadosKv puts each key, that
+// scans merge objects in key order, that a commit spanning objects which
+// stopped after its intent is completed by the next open, and that
+// RadosBlobFiles bounds its writes in flight, reads its own writes,
+// truncates across stripes and lists what it holds.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <random>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include "store/rados_blob_files.h"
+#include "store/rados_kv.h"
+#include "store/records.h"
+#include "tests/store/store_fixture.h"
+
+namespace upfs::store::testing {
+namespace {
+
+void Require(const Status& st) {
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+}
+
+std::string Pattern(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// A raw I/O context on the store's namespace, to look behind the backend.
+librados::IoCtx RawIo(const std::string& ns) {
+  auto io = TestRadosConnection()->OpenPool(TestRadosPool(), ns);
+  Require(io.status());
+  return std::move(io).value();
+}
+
+std::map<std::string, std::string> OmapOf(librados::IoCtx& io, const std::string& oid) {
+  std::map<std::string, librados::bufferlist> vals;
+  bool more = false;
+  const int rc = io.omap_get_vals2(oid, "", 10000, &vals, &more);
+  std::map<std::string, std::string> out;
+  if (rc == -ENOENT) return out;
+  REQUIRE(rc >= 0);
+  for (auto& [k, v] : vals) out[k] = v.to_str();
+  return out;
+}
+
+std::unique_ptr<RadosKv> OpenKv(const std::string& ns) {
+  auto kv = RadosKv::Open(TestRadosConnection(), TestRadosPool(), ns);
+  Require(kv.status());
+  return std::move(kv).value();
+}
+
+KvWrite Puts(std::initializer_list<std::pair<std::string, std::string>> puts) {
+  KvWrite w;
+  for (const auto& [k, v] : puts) w.Put(k, v);
+  return w;
+}
+
+// The value of `key`, or "(absent)".
+std::string ValueOf(const Kv& kv, const std::string& key) {
+  std::string value;
+  Status st = kv.Get(key, &value);
+  if (st.IsNotFound()) return "(absent)";
+  Require(st);
+  return value;
+}
+
+std::vector<std::pair<std::string, std::string>> ScanAll(const Kv& kv, std::string_view begin, std::string_view end) {
+  std::vector<std::pair<std::string, std::string>> out;
+  Require(kv.Scan(begin, end, [&](std::string_view k, std::string_view v) {
+    out.emplace_back(k, v);
+    return true;
+  }));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("rados kv: extent keys go to their blob's object, every other key to upfs.meta", "[rados]") {
+  const std::string ns = FreshRadosNamespace();
+  auto kv = OpenKv(ns);
+  Require(kv->Commit(Puts({{keys::Extent(7, 4096), "chunk"}, {keys::BlobEnd(7), "end"}}), true));
+  Require(kv->Commit(Puts({{keys::Session("s"), "session"}, {keys::Asset("a"), "asset"}}), true));
+
+  librados::IoCtx io = RawIo(ns);
+  auto blob = OmapOf(io, "upfs.x.0000000000000007");
+  REQUIRE(blob.size() == 2);
+  CHECK(blob[keys::Extent(7, 4096)] == "chunk");
+  auto meta = OmapOf(io, "upfs.meta");
+  CHECK(meta.size() == 2);
+  CHECK(meta[keys::Session("s")] == "session");
+  CHECK(ValueOf(*kv, keys::Extent(7, 4096)) == "chunk");
+  CHECK(ValueOf(*kv, keys::Extent(8, 0)) == "(absent)");
+  CHECK(ValueOf(*kv, keys::Asset("b")) == "(absent)");
+  CHECK(kv->Commit(Puts({{"X\x01", "no blob"}}), true).code() == Status::Code::kInvalidArgument);
+}
+
+TEST_CASE("rados kv: scans merge meta and several blob objects in key order, over many pages", "[rados]") {
+  auto kv = OpenKv(FreshRadosNamespace());
+  std::map<std::string, std::string> model;
+  KvWrite w;
+  auto put = [&](std::string k, std::string v) {
+    model[k] = v;
+    w.Put(std::move(k), std::move(v));
+  };
+  put("A1", "a");
+  put("N", "n");
+  put("S9", "s");
+  for (uint64_t blob : {3, 5, 200}) {
+    for (uint64_t off = 0; off < 5; ++off) put(keys::Extent(blob, off * 100), std::to_string(blob * 1000 + off));
+    put(keys::BlobEnd(blob), "e");
+  }
+  // More keys in one object than one omap read returns.
+  for (uint64_t off = 0; off < RadosKv::kScanPage + 500; ++off) put(keys::Extent(9, off), "p");
+  Require(kv->Commit(w, true));  // one commit over five objects: through an intent
+
+  std::vector<std::pair<std::string, std::string>> want(model.begin(), model.end());
+  CHECK(ScanAll(*kv, "", "\xff") == want);
+
+  // Bounds inside blobs and across them.
+  const std::string b = keys::Extent(5, 150), e = keys::Extent(200, 300);
+  std::vector<std::pair<std::string, std::string>> part(model.lower_bound(b), model.lower_bound(e));
+  CHECK(ScanAll(*kv, b, e) == part);
+  // One blob's keys, as fsck and KvStore ask for them, and bounds that
+  // are not keys.
+  for (const auto& [lo, hi] : std::vector<std::pair<std::string, std::string>>{
+           {keys::Extent(5, 0), keys::Extent(6, 0)},
+           {keys::Extent(5, 100), keys::Extent(5, 300)},
+           {keys::Extent(3, 0).substr(0, 9), keys::Extent(5, 0).substr(0, 9)},
+           {"X", keys::Extent(4, 0).substr(0, 5)},
+           {"B", "X\x01"},
+           {"S", "Z"}}) {
+    std::vector<std::pair<std::string, std::string>> range(model.lower_bound(lo), model.lower_bound(hi));
+    CHECK(ScanAll(*kv, lo, hi) == range);
+  }
+  const std::string one = keys::Extent(9, 0);
+  auto blob9 = ScanAll(*kv, one, keys::PrefixEnd(one.substr(0, 9)));
+  CHECK(blob9.size() == RadosKv::kScanPage + 500);
+  // A visitor that stops.
+  int seen = 0;
+  Require(kv->Scan("", "\xff", [&](std::string_view, std::string_view) { return ++seen < 4; }));
+  CHECK(seen == 4);
+  // No intent is left behind.
+  CHECK(ScanAll(*kv, "T", "U").empty());
+}
+
+// The write of the crash tests: meta, and three blobs' objects.
+KvWrite SpanningWrite() {
+  KvWrite w = Puts({{keys::Asset("x"), "asset"}, {keys::Extent(1, 0), "new"}});
+  w.Delete(keys::Extent(2, 0));
+  w.Put(keys::Extent(3, 0), "added");
+  return w;
+}
+
+void CheckSpanningWriteDone(const RadosKv& kv) {
+  CHECK(ValueOf(kv, keys::Extent(1, 0)) == "new");
+  CHECK(ValueOf(kv, keys::Extent(2, 0)) == "(absent)");
+  CHECK(ValueOf(kv, keys::Extent(3, 0)) == "added");
+  CHECK(ValueOf(kv, keys::Asset("x")) == "asset");
+  CHECK(ScanAll(kv, "T", "U").empty());
+}
+
+TEST_CASE("rados kv: a commit spanning objects that stopped after its intent is completed by the next open",
+          "[rados]") {
+  const std::string ns = FreshRadosNamespace();
+  const bool same_process = GENERATE(false, true);
+  INFO("completed by " << (same_process ? "the next commit" : "the next open"));
+  std::unique_ptr<RadosKv> kv = OpenKv(ns);
+  Require(kv->Commit(Puts({{keys::Extent(1, 0), "old"}, {keys::Extent(2, 0), "gone"}}), true));
+  kv->StopNextCommitAfterIntentForTest();
+  CHECK(!kv->Commit(SpanningWrite(), true).ok());
+  // Stopped halfway: the meta part and the intent are stored, the blobs'
+  // parts are not.
+  CHECK(ValueOf(*kv, keys::Asset("x")) == "asset");
+  CHECK(ValueOf(*kv, keys::Extent(1, 0)) == "old");
+  CHECK(ValueOf(*kv, keys::Extent(3, 0)) == "(absent)");
+  CHECK(ScanAll(*kv, "T", "U").size() == 1);
+  if (same_process) {
+    Require(kv->Commit(Puts({{keys::Extent(9, 0), "later"}}), true));
+  } else {
+    kv.reset();
+    kv = OpenKv(ns);
+    CHECK(kv->rolled_forward() == 1);
+  }
+  CheckSpanningWriteDone(*kv);
+  // A later commit spanning objects works as usual, and is not undone.
+  Require(kv->Commit(Puts({{keys::Extent(1, 0), "newer"}, {keys::Extent(5, 0), "b"}}), true));
+  kv = OpenKv(ns);
+  CHECK(kv->rolled_forward() == 0);
+  CHECK(ValueOf(*kv, keys::Extent(1, 0)) == "newer");
+}
+
+TEST_CASE("rados kv: scans across objects see commits across objects whole", "[rados]") {
+  auto kv = OpenKv(FreshRadosNamespace());
+  auto counter = [](int i) {
+    return Puts({{keys::Asset("c"), std::to_string(i)},
+                 {keys::Extent(1, 0), std::to_string(i)},
+                 {keys::Extent(2, 0), std::to_string(i)}});
+  };
+  Require(kv->Commit(counter(0), true));
+  constexpr int kCommits = 40;
+  Status written;
+  std::thread writer([&] {
+    for (int i = 1; i <= kCommits && written.ok(); ++i) written = kv->Commit(counter(i), true);
+  });
+  int scans = 0, torn = 0;
+  std::string last;
+  while (last != std::to_string(kCommits) && written.ok()) {
+    // Only the three keys (no intent), with one value.
+    auto all = ScanAll(*kv, "", "\xff");
+    if (all.size() != 3 || all[0].second != all[1].second || all[1].second != all[2].second) {
+      ++torn;
+    } else {
+      last = all[0].second;
+    }
+    ++scans;
+  }
+  writer.join();
+  Require(written);
+  INFO(scans << " scans");
+  CHECK(torn == 0);
+}
+
+TEST_CASE("rados kv: Compact removes extent objects left empty, and only those", "[rados]") {
+  const std::string ns = FreshRadosNamespace();
+  auto kv = OpenKv(ns);
+  Require(kv->Commit(Puts({{keys::Extent(1, 0), "a"}, {keys::Extent(2, 0), "b"}}), true));
+  KvWrite d;
+  d.Delete(keys::Extent(1, 0));
+  Require(kv->Commit(d, true));
+  librados::IoCtx io = RawIo(ns);
+  uint64_t size = 0;
+  time_t mtime = 0;
+  REQUIRE(io.stat(RadosKv::ExtentObject(1), &size, &mtime) == 0);
+  Require(kv->Compact(keys::Extent(0, ~uint64_t{0}), keys::Extent(2, ~uint64_t{0})));
+  CHECK(io.stat(RadosKv::ExtentObject(1), &size, &mtime) == -ENOENT);
+  CHECK(io.stat(RadosKv::ExtentObject(2), &size, &mtime) == 0);
+}
+
+TEST_CASE("rados kv: CheckRoomForData refuses data beyond the pool's quota", "[rados]") {
+  const char* quota_pool = std::getenv("UPFS_TEST_CEPH_QUOTA_POOL");
+  REQUIRE(quota_pool != nullptr);  // a pool with a 100 MB quota (rados_tests.sh)
+  auto kv = RadosKv::Open(TestRadosConnection(), quota_pool, FreshRadosNamespace());
+  Require(kv.status());
+  Require((*kv)->CheckRoomForData(1 << 20));
+  CHECK((*kv)->CheckRoomForData(200'000'000).code() == Status::Code::kNoSpace);
+}
+
+namespace {
+
+std::unique_ptr<RadosBlobFiles> OpenBlobs(const std::string& ns, const RadosBlobOptions& options) {
+  auto blobs = RadosBlobFiles::Open(TestRadosConnection(), TestRadosPool(), ns, options);
+  Require(blobs.status());
+  return std::move(blobs).value();
+}
+
+std::string ReadBack(const BlobFiles& blobs, uint64_t blob, uint64_t offset, size_t n, size_t* present) {
+  std::string out(n, '\x55');
+  Require(blobs.Read(blob, offset, n, out.data(), present));
+  return out;
+}
+
+// 64 KiB stripes; at most `ops` writes and `bytes` in flight.
+RadosBlobOptions SmallStripes(size_t ops, uint64_t bytes) {
+  RadosBlobOptions options;
+  options.stripe_bytes = 64 << 10;
+  options.max_in_flight = ops;
+  options.max_in_flight_bytes = bytes;
+  return options;
+}
+
+// Writes `data` at 0 of `blob` in writes of `piece` bytes.
+Status WriteInPieces(BlobFiles& blobs, uint64_t blob, const std::string& data, size_t piece) {
+  for (size_t at = 0; at < data.size(); at += piece) {
+    UPFS_RETURN_IF_ERROR(blobs.Write(blob, at, std::string_view(data).substr(at, piece)));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+TEST_CASE("rados blobs: writes in flight stay within their bounds, and reads see them before Sync", "[rados]") {
+  auto blobs = OpenBlobs(FreshRadosNamespace(), SmallStripes(4, 160 << 10));
+  const std::string data = Pattern(4 << 20, 1);
+  // 64 stripes written in pieces of 40 KiB (most span two stripes).
+  Require(WriteInPieces(*blobs, 1, data, 40 << 10));
+  CHECK(blobs->peak_in_flight() <= 4);
+  CHECK(blobs->peak_in_flight_bytes() <= (160 << 10));
+  CHECK(blobs->peak_in_flight() >= 2);  // writes did overlap
+  // Read-your-writes: the latest bytes, right after the Write. (RADOS
+  // also orders one client's operations on an object, so this holds even
+  // without RadosBlobFiles' own wait for overlapping writes; that wait
+  // keeps it true should reads go elsewhere, e.g. to replicas.)
+  const std::string rewrite = Pattern(100 << 10, 2);
+  Require(blobs->Write(1, 1000, rewrite));
+  size_t present = 0;
+  CHECK(ReadBack(*blobs, 1, 1000, rewrite.size(), &present) == rewrite);
+  CHECK(present == rewrite.size());
+  Require(blobs->Sync());
+  std::string want = data;
+  want.replace(1000, rewrite.size(), rewrite);
+  CHECK(ReadBack(*blobs, 1, 0, want.size(), &present) == want);
+  CHECK(present == want.size());
+}
+
+TEST_CASE("rados blobs: writes from several threads stay within the bounds together", "[rados]") {
+  auto blobs = OpenBlobs(FreshRadosNamespace(), SmallStripes(3, 128 << 10));
+  std::vector<std::thread> writers;
+  std::vector<Status> results(4);
+  for (uint64_t t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] { results[t] = WriteInPieces(*blobs, t, Pattern(1 << 20, 10 + t), 48 << 10); });
+  }
+  for (auto& w : writers) w.join();
+  for (const Status& st : results) Require(st);
+  Require(blobs->Sync());
+  CHECK(blobs->peak_in_flight() <= 3);
+  CHECK(blobs->peak_in_flight_bytes() <= (128 << 10));
+  for (uint64_t t = 0; t < 4; ++t) {
+    size_t present = 0;
+    CHECK(ReadBack(*blobs, t, 0, 1 << 20, &present) == Pattern(1 << 20, 10 + t));
+  }
+}
+
+TEST_CASE("rados blobs: a write that fails is reported once, by the next Sync", "[rados]") {
+  RadosBlobOptions options;
+  options.stripe_bytes = uint64_t{1} << 30;  // stripes past osd_max_object_size (128 MiB)
+  auto blobs = OpenBlobs(FreshRadosNamespace(), options);
+  Require(blobs->Write(1, 0, "fits"));
+  Require(blobs->Write(1, uint64_t{200} << 20, "too far"));  // queued: its failure comes later
+  const Status synced = blobs->Sync();
+  INFO(synced.ToString());
+  CHECK(synced.code() == Status::Code::kTooLarge);
+  CHECK(synced.message().find("upfs.b.0000000000000001.00000000") != std::string::npos);
+  Require(blobs->Sync());  // reported once, like fdatasync
+  size_t present = 0;
+  CHECK(ReadBack(*blobs, 1, 0, 4, &present) == "fits");
+}
+
+TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once, and removals still work",
+          "[rados]") {
+  const char* quota_pool = std::getenv("UPFS_TEST_CEPH_QUOTA_POOL");
+  REQUIRE(quota_pool != nullptr);  // 100 MB (rados_tests.sh)
+  const std::string ns = FreshRadosNamespace();
+  auto blobs = RadosBlobFiles::Open(TestRadosConnection(), quota_pool, ns);
+  Require(blobs.status());
+  auto kv = RadosKv::Open(TestRadosConnection(), quota_pool, ns);
+  Require(kv.status());
+  // Records already in the pool (its meta and this blob's objects exist).
+  Require((*kv)->Commit(Puts({{keys::Extent(1, 0), "first"}, {keys::Session("s"), "open"}}), true));
+  // The quota takes effect some seconds after it is crossed (statistics
+  // reach the monitor in 5 s periods; ~10 s here): write at ~25 MB/s
+  // until refused.
+  const std::string mib = Pattern(1 << 20, 5);
+  Status st;
+  uint64_t written = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (st.ok() && std::chrono::steady_clock::now() < deadline) {
+    st = (*blobs)->Write(1, written, mib);
+    if (st.ok()) st = (*blobs)->Sync();
+    written += mib.size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+  INFO("after " << written << " bytes: " << st.ToString());
+  CHECK(st.code() == Status::Code::kNoSpace);  // not a hang, not a timeout
+  CHECK(written > 100'000'000);
+  // The Kv sees it too, once its cached view is a second old.
+  std::this_thread::sleep_for(RadosKv::kSpaceCacheTime + std::chrono::milliseconds(100));
+  CHECK((*kv)->CheckRoomForData(1).code() == Status::Code::kNoSpace);
+  // Records of existing objects still go through on the full pool
+  // (sessions can be finished and aborted), and bytes can be freed.
+  Require((*kv)->Commit(Puts({{keys::Extent(1, 0), "record"}, {keys::Session("s"), "finished"}}), true));
+  CHECK(ValueOf(**kv, keys::Extent(1, 0)) == "record");
+  KvWrite removal;
+  removal.Delete(keys::Session("s"));
+  removal.Delete(keys::Extent(1, 0));
+  Require((*kv)->Commit(removal, true));
+  // A new object is refused: a blob that had no records yet.
+  CHECK((*kv)->Commit(Puts({{keys::Extent(2, 0), "new"}}), true).code() == Status::Code::kNoSpace);
+  Require((*blobs)->Truncate(1, 0, written));
+  Require((*blobs)->Sync());
+}
+
+TEST_CASE("rados blobs: holes read as zeros, Truncate across stripes, List sums stripes", "[rados]") {
+  const std::string ns = FreshRadosNamespace();
+  auto blobs = OpenBlobs(ns, SmallStripes(16, 1 << 20));
+  const std::string data = Pattern(300 << 10, 3);  // stripes 0..4, the last one partly
+  Require(blobs->Write(5, 0, data));
+  Require(blobs->Write(6, 10 << 10, "x"));  // another blob, untouched by the truncates
+  Require(blobs->Sync());
+  std::map<uint64_t, uint64_t> listed;
+  Require(blobs->List(&listed));
+  CHECK(listed == std::map<uint64_t, uint64_t>{{5, 300 << 10}, {6, (10 << 10) + 1}});
+
+  // A hole of one whole stripe, inside the blob.
+  Require(blobs->Truncate(5, 0, 0));  // end 0: nothing to do
+  const uint64_t cut = (100 << 10) + 7;  // in stripe 1
+  Require(blobs->Truncate(5, cut, data.size()));
+  librados::IoCtx io = RawIo(ns);
+  uint64_t size = 0;
+  time_t mtime = 0;
+  REQUIRE(io.stat(RadosBlobFiles::StripeObject(5, 1), &size, &mtime) == 0);
+  CHECK(size == cut - (64 << 10));
+  for (uint64_t stripe = 2; stripe <= 4; ++stripe) {
+    CHECK(io.stat(RadosBlobFiles::StripeObject(5, stripe), &size, &mtime) == -ENOENT);
+  }
+  size_t present = 0;
+  std::string got = ReadBack(*blobs, 5, 0, data.size(), &present);
+  CHECK(present == cut);
+  CHECK(got.substr(0, cut) == data.substr(0, cut));
+  CHECK(got.substr(cut) == std::string(data.size() - cut, '\0'));
+
+  // Bytes past a missing stripe: the hole reads as zeros, below the end.
+  Require(blobs->Truncate(5, 0, cut));
+  Require(blobs->Write(5, 200 << 10, "tail"));
+  got = ReadBack(*blobs, 5, 0, (200 << 10) + 4, &present);
+  CHECK(present == (200 << 10) + 4);
+  CHECK(got == std::string(200 << 10, '\0') + "tail");
+  Require(blobs->List(&listed));
+  CHECK(listed[5] == (200 << 10) - (192 << 10) + 4);
+
+  Require(blobs->Truncate(5, 0, (200 << 10) + 4));
+  Require(blobs->List(&listed));
+  CHECK(listed == std::map<uint64_t, uint64_t>{{6, (10 << 10) + 1}});
+}
+
+TEST_CASE("rados store: a store outlives its process, and a second open finds the last one stopped cleanly",
+          "[rados]") {
+  StoreFixture fx(Backend::kRados);
+  auto sink = fx.store().OpenBlob(42);
+  const std::string data = Pattern(700 << 10, 4);  // three stripes of the tests' 256 KiB
+  Require(sink->WriteAt(0, data));
+  Require(fx.store().Apply(Batch(), /*sync=*/true));
+  fx.Reopen();
+  auto again = fx.store().OpenBlob(42);
+  std::string got(data.size(), '\0');
+  Require(again->ReadAt(0, data.size(), got.data()));
+  CHECK(got == data);
+}
+
+// The OSD, paused (SIGSTOP) while this lives; resumed by the destructor.
+class PausedOsd {
+ public:
+  explicit PausedOsd(pid_t pid) : pid_(pid) { REQUIRE(::kill(pid_, SIGSTOP) == 0); }
+  ~PausedOsd() { ::kill(pid_, SIGCONT); }
+  PausedOsd(const PausedOsd&) = delete;
+  PausedOsd& operator=(const PausedOsd&) = delete;
+
+ private:
+  const pid_t pid_;
+};
+
+TEST_CASE("rados: a cluster that does not answer fails requests after the timeout, and the next ones work",
+          "[rados]") {
+  const char* osd = std::getenv("UPFS_TEST_CEPH_OSD_PID");
+  REQUIRE(osd != nullptr);  // the only OSD's PID (rados_tests.sh)
+  RadosConnectOptions options;
+  options.ceph_conf = std::getenv("UPFS_TEST_CEPH_CONF");
+  options.timeout = std::chrono::seconds(3);
+  auto conn = RadosConnection::Connect(options);
+  Require(conn.status());
+  const std::string ns = FreshRadosNamespace();
+  auto kv = RadosKv::Open(*conn, TestRadosPool(), ns);
+  Require(kv.status());
+  auto blobs = RadosBlobFiles::Open(*conn, TestRadosPool(), ns);
+  Require(blobs.status());
+  Require((*kv)->Commit(Puts({{keys::Asset("a"), "asset"}}), true));
+  Require((*blobs)->Write(1, 0, "bytes"));
+  Require((*blobs)->Sync());
+  {
+    PausedOsd paused(static_cast<pid_t>(std::stoll(osd)));
+    const auto start = std::chrono::steady_clock::now();
+    std::string value;
+    const Status got = (*kv)->Get(keys::Asset("a"), &value);
+    const auto waited = std::chrono::steady_clock::now() - start;
+    INFO(got.ToString());
+    CHECK(got.code() == Status::Code::kIOError);
+    CHECK(got.message().find("did not answer") != std::string::npos);
+    CHECK(waited >= std::chrono::milliseconds(2500));
+    CHECK(waited < std::chrono::seconds(20));
+    // A queued write fails the same way, at the Sync.
+    Require((*blobs)->Write(1, 5, "more"));
+    const Status synced = (*blobs)->Sync();
+    INFO(synced.ToString());
+    CHECK(synced.code() == Status::Code::kIOError);
+  }
+  std::string value;
+  Require((*kv)->Get(keys::Asset("a"), &value));
+  CHECK(value == "asset");
+  size_t present = 0;
+  CHECK(ReadBack(**blobs, 1, 0, 5, &present) == "bytes");
+}
+
+}  // namespace upfs::store::testing
