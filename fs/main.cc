@@ -20,6 +20,7 @@
 //   5. The multi-threaded loop, with the expiry sweeper beside it, until
 //      unmount or SIGINT/SIGTERM/SIGHUP; then everything in reverse.
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -257,6 +258,12 @@ int RunMount(Mount& m, fuse_args* args) {
     spdlog::error("cannot open store {}: {}", m.store_dir, engine.status().ToString());
     return 1;
   }
+
+  // Opening the store replayed LevelDB's log into a memtable, wrote it out
+  // and freed it, on this thread; glibc keeps what a thread frees in that
+  // thread's arena, and this one is not used again. Measured in a soak
+  // after a restart: 27 MB held, 0.25 MB of it in use. Give it back.
+  malloc_trim(0);
 
   FsOptions fs_options;
   fs_options.store_dir = m.store_dir;
