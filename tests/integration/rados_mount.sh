@@ -4,7 +4,8 @@
 # (tests/ceph/test_cluster.sh): mount rados://POOL/NAMESPACE, one complete
 # upload (cp, a sha256sum manifest into .finish), the asset read back with
 # cmp; unmount, mount again on a fresh mount point with no local state and
-# see the asset and an open session; `upfs fsck rados://...` is clean; and
+# see the asset and an open session; mount-scripts/upfs-mount and
+# upfs-umount with the rados:// source; `upfs fsck rados://...` is clean; and
 # malformed URLs are usage errors (exit 2, with the reason).
 # Exits 77 (ctest: skipped) without /dev/fuse or Ceph, unless CI=true.
 source "$(dirname "$0")/lib.sh" "$@"
@@ -21,6 +22,10 @@ on_exit() {
   if [[ -n $UPFS_PID ]] && mountpoint -q "$MNT" 2>/dev/null; then
     fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -u -z "$MNT"
     wait_gone "$UPFS_PID" 15
+  fi
+  # upfs-mount's daemon: its own waiting unmount.
+  if [[ -n ${MNT3:-} ]] && mountpoint -q "$MNT3" 2>/dev/null; then
+    "$SCRIPTS/upfs-umount" --timeout 15 "$MNT3" || fusermount3 -u -z "$MNT3"
   fi
   "$CLUSTER_SH" stop "$CEPH_DIR"
   (exit "$rc")
@@ -80,6 +85,18 @@ cmp "$SRC/small.txt" "$MNT/assets/up1/small.txt"
 [[ $(cat "$MNT/sessions/open1/part") == "half done" ]] || fail "the open session's file changed"
 ok "a new mount sees the asset and the open session"
 stop_upfs
+
+# mount-scripts/upfs-mount with a rados:// source: a daemon (logging to
+# syslog), nothing created for the source; upfs-umount waits for it.
+SCRIPTS=$(cd "$(dirname "$0")/../../mount-scripts" && pwd)
+MNT3=$T/mnt3
+out=$(cd "$T" && UPFS_BIN=$UPFS_BIN "$SCRIPTS/upfs-mount" "${opts[@]}" "$STORE" "$MNT3" 2>&1) ||
+  fail "upfs-mount $STORE: $out"
+cmp "$SRC/big.bin" "$MNT3/assets/up1/big.bin"
+[[ ! -e "$T/rados:" ]] || fail "upfs-mount made a directory for the rados:// source"
+"$SCRIPTS/upfs-umount" "$MNT3" >/dev/null || fail "upfs-umount $MNT3"
+mountpoint -q "$MNT3" && fail "$MNT3 is still mounted"
+ok "upfs-mount/upfs-umount with $STORE"
 
 out=$("$UPFS_BIN" fsck -o "ceph_conf=$CONF" "$STORE" 2>&1) || fail "fsck of $STORE: $out"
 [[ $out == *clean* ]] || fail "fsck did not say clean: $out"
