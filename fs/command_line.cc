@@ -15,6 +15,7 @@ enum Key {
   kKeySweepInterval,
   kKeyMaxThreads,
   kKeyReserve,
+  kKeyRados,
 };
 
 // Templates ending in '=' match any value; the handler gets the whole
@@ -27,6 +28,9 @@ const fuse_opt kUpfsOptions[] = {
     FUSE_OPT_KEY("sweep_interval=", kKeySweepInterval),
     FUSE_OPT_KEY("max_threads=", kKeyMaxThreads),
     FUSE_OPT_KEY("reserve=", kKeyReserve),
+    FUSE_OPT_KEY("ceph_conf=", kKeyRados),
+    FUSE_OPT_KEY("ceph_id=", kKeyRados),
+    FUSE_OPT_KEY("rados_timeout=", kKeyRados),
     FUSE_OPT_END,
 };
 
@@ -94,6 +98,60 @@ Status ParseLogLevel(std::string_view value, spdlog::level::level_enum* out) {
                                  ": expected trace, debug, info, warn or error");
 }
 
+}  // namespace
+
+bool IsRadosUrl(std::string_view store) { return store.substr(0, kRadosScheme.size()) == kRadosScheme; }
+
+Status ParseRadosUrl(std::string_view url, RadosLocation* out) {
+  const auto bad = [url](std::string_view why) {
+    return Status::InvalidArgument(std::string(url) + ": " + std::string(why) +
+                                   " (expected rados://POOL or rados://POOL/NAMESPACE)");
+  };
+  if (!IsRadosUrl(url)) return bad("not a rados:// URL");
+  if (url.find('\0') != std::string_view::npos) return bad("contains a NUL byte");
+  const std::string_view rest = url.substr(kRadosScheme.size());
+  const size_t slash = rest.find('/');
+  const std::string_view pool = rest.substr(0, slash);
+  if (pool.empty()) return bad("no pool name");
+  std::string_view ns;
+  if (slash != std::string_view::npos) {
+    ns = rest.substr(slash + 1);
+    if (ns.empty()) return bad("empty namespace after '/'");
+    if (ns.find('/') != std::string_view::npos) return bad("a namespace cannot contain '/'");
+  }
+  out->pool = std::string(pool);
+  out->ns = std::string(ns);
+  return Status::OK();
+}
+
+Status ParseRadosOption(std::string_view option, RadosLocation* out, bool* taken) {
+  const size_t eq = option.find('=');
+  const std::string_view name = option.substr(0, eq);
+  const std::string_view value = ValueOf(option);
+  *taken = true;
+  if (name == "ceph_conf") {
+    if (value.empty()) return Status::InvalidArgument("-o ceph_conf= needs a path");
+    out->ceph_conf = std::string(value);
+    return Status::OK();
+  }
+  if (name == "ceph_id") {
+    if (value.empty() || value.substr(0, 7) == "client.") {
+      return Status::InvalidArgument("-o ceph_id=" + std::string(value) +
+                                     ": expected a client name without 'client.' (e.g. admin)");
+    }
+    out->ceph_id = std::string(value);
+    return Status::OK();
+  }
+  if (name == "rados_timeout") {
+    // librados takes the limit in whole seconds; a day is plenty.
+    return ParseSeconds("rados_timeout", value, 24 * 3600, &out->timeout_seconds);
+  }
+  *taken = false;
+  return Status::OK();
+}
+
+namespace {
+
 Status Handle(ParseState& state, std::string_view arg, int key) {
   CommandLine& out = *state.out;
   // Seconds are turned into nanoseconds for the engine; stay clear of
@@ -103,7 +161,13 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
     case FUSE_OPT_KEY_NONOPT:
       if (arg.empty()) return Status::InvalidArgument("STORE_DIR is empty");
       out.store_dir = std::string(arg);
-      return Status::OK();
+      out.is_rados = IsRadosUrl(arg);
+      return out.is_rados ? ParseRadosUrl(arg, &out.rados) : Status::OK();
+    case kKeyRados: {
+      bool taken = false;
+      out.rados_option_given = std::string(arg.substr(0, arg.find('=')));
+      return ParseRadosOption(arg, &out.rados, &taken);
+    }
     case kKeyTtl:
       return ParseSeconds("ttl", ValueOf(arg), kMaxSeconds, &out.ttl_seconds);
     case kKeyWriteOnce:
@@ -156,14 +220,20 @@ Status ParseCommandLine(fuse_args* args, CommandLine* out) {
     if (!state.error.ok()) return state.error;
     return Status::InvalidArgument("cannot parse the command line");
   }
+  if (!out->rados_option_given.empty() && !out->store_dir.empty() && !out->is_rados) {
+    return Status::InvalidArgument("-o " + out->rados_option_given +
+                                   " is for a rados:// store, not the directory " + out->store_dir);
+  }
   return Status::OK();
 }
 
 void PrintUsage(std::FILE* out, const char* program) {
   std::fprintf(out,
                "usage: %s [options] STORE_DIR MOUNTPOINT\n"
+               "       %s [options] rados://POOL[/NAMESPACE] MOUNTPOINT\n"
                "\n"
-               "Mounts the upfs store in STORE_DIR (created if missing) at MOUNTPOINT:\n"
+               "Mounts the upfs store in STORE_DIR (created if missing), or in a RADOS\n"
+               "pool (and namespace; created in it if missing), at MOUNTPOINT:\n"
                "sessions/ takes uploads, assets/ holds what was committed. Daemonizes once\n"
                "mounted unless -f (or -d) is given. Unmount with fusermount3 -u MOUNTPOINT.\n"
                "\n"
@@ -177,8 +247,9 @@ void PrintUsage(std::FILE* out, const char* program) {
                "                           sessions/NAME\n"
                "    -o log_level=LEVEL     trace, debug, info, warn or error\n"
                "                           (default: info; debug with -d)\n"
-               "    -o log_file=PATH       where the log goes (default: stderr with -f,\n"
-               "                           STORE_DIR/upfs.log when daemonized)\n"
+               "    -o log_file=PATH       where the log goes (default: stderr with -f;\n"
+               "                           when daemonized STORE_DIR/upfs.log, or syslog\n"
+               "                           (the journal) for a rados:// store)\n"
                "    -o sweep_interval=SECONDS\n"
                "                           how often expired sessions are looked for\n"
                "                           (default: %lld)\n"
@@ -186,14 +257,24 @@ void PrintUsage(std::FILE* out, const char* program) {
                "    -o reserve=BYTES       free space kept for the database on the store's\n"
                "                           file system: upload writes fail with ENOSPC\n"
                "                           below it, finishing and aborting still work\n"
-               "                           (K, M, G suffixes; default: %lluM)\n"
+               "                           (K, M, G suffixes; default: %lluM; directory\n"
+               "                           stores only)\n"
+               "\n"
+               "rados:// store options:\n"
+               "    -o ceph_conf=PATH      Ceph configuration file (default: librados'\n"
+               "                           search: $CEPH_CONF, /etc/ceph/ceph.conf, ...)\n"
+               "    -o ceph_id=NAME        client name without 'client.' (default: admin)\n"
+               "    -o rados_timeout=SECONDS\n"
+               "                           a cluster operation that takes longer fails\n"
+               "                           (EIO) instead of hanging (default: %lld)\n"
                "\n"
                "upfs always adds -o default_permissions (the kernel enforces file modes)\n"
                "and -o fsname=upfs:STORE_DIR,subtype=upfs.\n"
                "\n",
-               program, static_cast<long long>(kDefaultTtlSeconds),
+               program, program, static_cast<long long>(kDefaultTtlSeconds),
                static_cast<long long>(kDefaultSweepIntervalSeconds), kDefaultMaxThreads,
-               static_cast<unsigned long long>(store::kDefaultReserveBytes >> 20));
+               static_cast<unsigned long long>(store::kDefaultReserveBytes >> 20),
+               static_cast<long long>(kDefaultRadosTimeoutSeconds));
 }
 
 std::string EscapeOptionValue(std::string_view value) {

@@ -2,8 +2,10 @@
 // vector before libfuse's parser (fuse_parse_cmdline) sees the rest.
 //
 //   upfs [options] STORE_DIR MOUNTPOINT
+//   upfs [options] rados://POOL[/NAMESPACE] MOUNTPOINT
 //
-// The first non-option argument is STORE_DIR (so `mount -t fuse.upfs STORE
+// The first non-option argument is the store: a directory, or a RADOS pool
+// (and namespace) when it starts with rados:// (so `mount -t fuse.upfs STORE
 // MNT`, which mount.fuse3 turns into `upfs STORE MNT -o OPTS`, works); the
 // second, the mount point, and every option upfs does not know (-f, -d, -s,
 // -o allow_other, -o max_threads=N, ...) stay in the vector for libfuse.
@@ -32,10 +34,45 @@ inline constexpr int64_t kDefaultSweepIntervalSeconds = 60;
 // warns when the idle count is left unset).
 inline constexpr unsigned kDefaultMaxThreads = 16;
 inline constexpr unsigned kDefaultIdleThreads = 8;
+// -o rados_timeout: as store::RadosConnectOptions' default.
+inline constexpr int64_t kDefaultRadosTimeoutSeconds = 30;
+
+inline constexpr std::string_view kRadosScheme = "rados://";
+
+// Where a store kept in RADOS is, and how to reach the cluster.
+struct RadosLocation {
+  std::string pool;
+  std::string ns;  // "": the pool's default namespace
+  // -o ceph_conf=PATH; empty: librados' own search ($CEPH_CONF, ...).
+  std::string ceph_conf;
+  // -o ceph_id=NAME: the client's name without "client.".
+  std::string ceph_id = "admin";
+  // -o rados_timeout=SECONDS: each cluster operation's limit.
+  int64_t timeout_seconds = kDefaultRadosTimeoutSeconds;
+};
+
+// True when `store` names a RADOS store (starts with rados://).
+bool IsRadosUrl(std::string_view store);
+
+// Parses rados://POOL[/NAMESPACE] into `out`'s pool and ns. InvalidArgument
+// saying what is wrong (no pool, an empty namespace, a '/' in the
+// namespace, a NUL); `out` is then unchanged.
+Status ParseRadosUrl(std::string_view url, RadosLocation* out);
+
+// Applies one "name=value" option if it is one of the RADOS ones
+// (ceph_conf, ceph_id, rados_timeout): true in *taken. InvalidArgument,
+// naming the option, for a bad value.
+Status ParseRadosOption(std::string_view option, RadosLocation* out, bool* taken);
 
 struct CommandLine {
   // The first non-option argument, as given.
   std::string store_dir;
+  // store_dir is rados://...: then `rados` says where (and store_dir is
+  // not a path).
+  bool is_rados = false;
+  RadosLocation rados;
+  // Some RADOS option was given (an error for a directory store).
+  std::string rados_option_given;
   // -o ttl=SECONDS: a session untouched this long with no open file expires.
   int64_t ttl_seconds = kDefaultTtlSeconds;
   // -o write_once: new sessions are write-once.
@@ -56,8 +93,13 @@ struct CommandLine {
 
 // Parses upfs's options and STORE_DIR out of `args` into `out`, leaving
 // everything else in `args`. InvalidArgument, naming the option, for a
-// malformed value; `args` and `out` are then unspecified.
+// malformed value, a malformed rados:// URL, or a RADOS option given with
+// a directory store; `args` and `out` are then unspecified. (upfs exits
+// with kUsageExit on these.)
 Status ParseCommandLine(fuse_args* args, CommandLine* out);
+
+// The exit status of upfs for a command line it cannot use.
+inline constexpr int kUsageExit = 2;
 
 // Prints the usage line and upfs's own options with their defaults (the
 // first part of --help; libfuse's helpers print the rest).

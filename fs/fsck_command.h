@@ -1,8 +1,11 @@
-// `upfs fsck [--remove-orphans] STORE_DIR`: the offline integrity check of a
-// store (store/fsck.h) as a subcommand of the upfs program.
+// `upfs fsck [--remove-orphans] STORE_DIR`, or `upfs fsck [--remove-orphans]
+// [-o ceph_conf=..,ceph_id=..,rados_timeout=..] rados://POOL[/NAMESPACE]`:
+// the offline integrity check of a store (store/fsck.h) as a subcommand of
+// the upfs program.
 //
 // Opens the store read-mostly and offline: LevelDB's lock refuses a store
-// a running daemon holds, and the check never creates a store. Prints one
+// a running daemon holds (a RADOS store has no such lock: unmount it
+// first), and the check never creates a store. Prints one
 // line per problem on stdout ("asset NAME file PATH offset N: KIND:
 // MESSAGE"), then a summary line.
 //

@@ -1,6 +1,7 @@
 // upfs: mounts a upfs store.
 //
 //   upfs [options] STORE_DIR MOUNTPOINT      (see `upfs --help`)
+//   upfs [options] rados://POOL[/NAMESPACE] MOUNTPOINT
 //
 // Start-up order, and why:
 //   1. Parse the command line; --help and --version exit here.
@@ -41,6 +42,7 @@
 #include <spdlog/sinks/ansicolor_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/dist_sink.h>
+#include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "fs/command_line.h"
@@ -50,6 +52,7 @@
 #include "fs/upfs_fs.h"
 #include "session/engine.h"
 #include "store/leveldb_kv.h"
+#include "store/rados_store.h"
 
 namespace upfs::fs {
 namespace {
@@ -124,6 +127,16 @@ class Log {
     auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
     file->set_pattern(kLogPattern);
     sinks_->add_sink(file);
+  }
+
+  // Adds syslog (the journal, under systemd), for a daemon whose store
+  // has no directory to hold a log file.
+  void AddSyslog() {
+    auto syslog = std::make_shared<spdlog::sinks::syslog_sink_mt>("upfs", LOG_PID, LOG_DAEMON,
+                                                                  /*enable_formatting=*/true);
+    // syslog stamps each line itself.
+    syslog->set_pattern("[%l] [%t] %v");
+    sinks_->add_sink(syslog);
   }
 
   void DropTerminal() { sinks_->remove_sink(terminal_); }
@@ -205,9 +218,23 @@ std::string AbsolutePath(const std::string& path) {
 
 struct Mount {
   CommandLine cl;
-  std::string store_dir;  // absolute
+  std::string store_dir;  // absolute, or the rados:// URL as given
   fuse_cmdline_opts opts{};
 };
+
+// The store the command line names, opened (created if missing).
+Result<std::unique_ptr<store::Store>> OpenStore(const Mount& m) {
+  if (m.cl.is_rados) {
+    store::RadosStoreOptions options;
+    options.connect.ceph_conf = m.cl.rados.ceph_conf;
+    options.connect.ceph_id = m.cl.rados.ceph_id;
+    options.connect.timeout = std::chrono::seconds(m.cl.rados.timeout_seconds);
+    return store::OpenRadosStore(m.cl.rados.pool, m.cl.rados.ns, options);
+  }
+  store::LevelDbOptions options;
+  options.reserve_bytes = m.cl.reserve_bytes;
+  return store::OpenLevelDbStore(m.store_dir, options);
+}
 
 int RunMount(Mount& m, fuse_args* args) {
   const bool daemon = !m.opts.foreground;
@@ -231,14 +258,14 @@ int RunMount(Mount& m, fuse_args* args) {
 
   // The store and engine, before anything is mounted: their errors are
   // the most likely ones, and must reach the terminal with status 1.
-  store::LevelDbOptions store_options;
-  store_options.reserve_bytes = m.cl.reserve_bytes;
-  Result<std::unique_ptr<store::Store>> store = store::OpenLevelDbStore(m.store_dir, store_options);
+  Result<std::unique_ptr<store::Store>> store = OpenStore(m);
   if (!store.ok()) {
     spdlog::error("cannot open store {}: {}", m.store_dir, store.status().ToString());
     return 1;
   }
-  if (daemon && log_file.empty()) {
+  if (daemon && log_file.empty() && m.cl.is_rados) {
+    log->AddSyslog();
+  } else if (daemon && log_file.empty()) {
     // Only now: the store exists, and upfs never writes into a directory
     // that turned out not to be a store.
     const std::string path = m.store_dir + "/" + kLogFileName;
@@ -266,7 +293,9 @@ int RunMount(Mount& m, fuse_args* args) {
   malloc_trim(0);
 
   FsOptions fs_options;
-  fs_options.store_dir = m.store_dir;
+  // A RADOS store has no local file system to report: statfs then gives
+  // name limits only.
+  if (!m.cl.is_rados) fs_options.store_dir = m.store_dir;
   fs_options.mountpoint = m.opts.mountpoint;
   UpfsFs fs(engine->get(), fs_options);
 
@@ -351,10 +380,10 @@ int Main(int argc, char** argv) {
   Status parsed = ParseCommandLine(&args, &m.cl);
   if (!parsed.ok()) {
     std::fprintf(stderr, "upfs: %s\nTry 'upfs --help'.\n", parsed.message().c_str());
-    return 1;
+    return kUsageExit;
   }
   if (!m.cl.store_dir.empty()) {
-    m.store_dir = AbsolutePath(m.cl.store_dir);
+    m.store_dir = m.cl.is_rados ? m.cl.store_dir : AbsolutePath(m.cl.store_dir);
     // Inserted before the user's options, so an explicit -o fsname=... (or
     // subtype=) on the command line still wins.
     const std::string names =
@@ -367,7 +396,7 @@ int Main(int argc, char** argv) {
   }
   if (fuse_parse_cmdline(&args, &m.opts) != 0) {
     std::fprintf(stderr, "Try 'upfs --help'.\n");
-    return 1;
+    return kUsageExit;
   }
   std::unique_ptr<char, FreeDeleter> mountpoint(m.opts.mountpoint);
 
@@ -387,9 +416,9 @@ int Main(int argc, char** argv) {
   }
   if (m.store_dir.empty() || m.opts.mountpoint == nullptr) {
     std::fprintf(stderr,
-                 "upfs: %s\nusage: upfs [options] STORE_DIR MOUNTPOINT\nTry 'upfs --help'.\n",
+                 "upfs: %s\nusage: upfs [options] STORE_DIR|rados://POOL[/NAMESPACE] MOUNTPOINT\nTry 'upfs --help'.\n",
                  m.store_dir.empty() ? "missing STORE_DIR and MOUNTPOINT" : "missing MOUNTPOINT");
-    return 1;
+    return kUsageExit;
   }
   return RunMount(m, &args);
 }

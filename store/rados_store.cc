@@ -13,15 +13,20 @@ Result<std::unique_ptr<Store>> OpenRadosStore(const std::string& pool, const std
   return OpenRadosStore(std::move(conn).value(), pool, ns, options.blobs);
 }
 
-Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                              const std::string& ns, const RadosBlobOptions& blob_options) {
-  const std::string where = "rados pool " + pool + (ns.empty() ? "" : " namespace " + ns);
+namespace {
+
+// The store's KvStore; creates it when `create_missing` and the pool has
+// no store yet, else NotFound.
+Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
+                                             const std::string& ns, const RadosBlobOptions& blob_options,
+                                             bool create_missing, const std::string& where) {
   auto io = conn->OpenPool(pool, ns);
   UPFS_RETURN_IF_ERROR(io.status().WithContext(where));
   uint64_t size = 0;
   time_t mtime = 0;
   const int rc = io->stat(RadosKv::kMetaObject, &size, &mtime);
   const bool create = rc == -ENOENT;
+  if (create && !create_missing) return Status::NotFound(where + " holds no upfs store");
   if (!create) UPFS_RETURN_IF_ERROR(FromRados(rc, std::string("stat of ") + RadosKv::kMetaObject).WithContext(where));
 
   auto kv = RadosKv::Open(conn, pool, ns);
@@ -30,10 +35,31 @@ Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> c
   UPFS_RETURN_IF_ERROR(blobs.status().WithContext(where));
   auto store = KvStore::Open(std::move(kv).value(), std::move(blobs).value(), create);
   UPFS_RETURN_IF_ERROR(store.status().WithContext(where));
+  return store;
+}
+
+std::string Where(const std::string& pool, const std::string& ns) {
+  return "rados pool " + pool + (ns.empty() ? "" : " namespace " + ns);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
+                                              const std::string& ns, const RadosBlobOptions& blob_options) {
+  const std::string where = Where(pool, ns);
+  auto store = OpenKvStore(std::move(conn), pool, ns, blob_options, /*create_missing=*/true, where);
+  UPFS_RETURN_IF_ERROR(store.status());
   Result<uint64_t> dropped = (*store)->BeginUse();
   UPFS_RETURN_IF_ERROR(dropped.status().WithContext(where));
   if (*dropped > 0) spdlog::warn("store {}: {} chunks of open sessions were lost in a crash", where, *dropped);
   return std::unique_ptr<Store>(std::move(store).value());
+}
+
+Result<std::unique_ptr<KvStore>> OpenRadosStoreOffline(const std::string& pool, const std::string& ns,
+                                                       const RadosConnectOptions& options) {
+  auto conn = RadosConnection::Connect(options);
+  UPFS_RETURN_IF_ERROR(conn.status());
+  return OpenKvStore(std::move(conn).value(), pool, ns, {}, /*create_missing=*/false, Where(pool, ns));
 }
 
 }  // namespace upfs::store

@@ -33,4 +33,11 @@ Result<std::unique_ptr<Store>> OpenRadosStore(const std::string& pool, const std
 Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
                                               const std::string& ns, const RadosBlobOptions& blob_options = {});
 
+// For offline tools (fsck): the existing store in `pool`/`ns`, neither
+// created nor marked in use. NotFound when the pool, or the store in it,
+// does not exist. Unlike a LevelDB directory nothing refuses a store a
+// running upfs serves: the caller must know it is unmounted.
+Result<std::unique_ptr<KvStore>> OpenRadosStoreOffline(const std::string& pool, const std::string& ns,
+                                                       const RadosConnectOptions& options);
+
 }  // namespace upfs::store

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -32,6 +33,19 @@ class Args {
   std::vector<char*> pointers_;
   fuse_args args_{};
 };
+
+// The command line must be refused with InvalidArgument, saying `what`.
+void CheckRefused(const std::vector<std::string>& argv, const std::string& what) {
+  Args args(argv);
+  INFO(args.Joined());
+  CommandLine cl;
+  Status s = ParseCommandLine(args.get(), &cl);
+  CHECK(s.code() == Status::Code::kInvalidArgument);
+  CHECK(s.message().find(what) != std::string::npos);
+}
+
+// "ttl" of "ttl=abc".
+std::string NameOf(const std::string& option) { return option.substr(0, option.find('=')); }
 
 TEST_CASE("upfs options and STORE_DIR are taken out; libfuse's stay") {
   Args args({"upfs", "-o", "ttl=5,write_once,allow_other", "STORE", "/tmp", "-f", "-o",
@@ -87,15 +101,66 @@ TEST_CASE("the mount.fuse3 form: STORE MNT -o opts") {
 TEST_CASE("malformed upfs option values are refused, naming the option") {
   const char* bad[] = {"ttl=abc", "ttl=0", "ttl=-5", "ttl=10x", "sweep_interval=",
                        "log_level=loud", "log_file="};
-  for (const char* option : bad) {
-    INFO(option);
-    Args args({"upfs", "-o", option, "STORE", "/tmp"});
-    CommandLine cl;
-    Status s = ParseCommandLine(args.get(), &cl);
-    CHECK(s.code() == Status::Code::kInvalidArgument);
-    const std::string name(option, std::string(option).find('='));
-    CHECK(s.message().find(name) != std::string::npos);
+  for (const char* option : bad) CheckRefused({"upfs", "-o", option, "STORE", "/tmp"}, NameOf(option));
+}
+
+TEST_CASE("a rados:// store and its options, in the mount.fuse3 form too") {
+  Args args({"upfs", "rados://uploads/team-a", "/tmp", "-o",
+             "rw,ceph_conf=/etc/ceph/x.conf,ceph_id=upfs,rados_timeout=5,allow_other"});
+  CommandLine cl;
+  REQUIRE(ParseCommandLine(args.get(), &cl).ok());
+  CHECK(cl.store_dir == "rados://uploads/team-a");
+  CHECK(cl.is_rados);
+  CHECK(cl.rados.pool == "uploads");
+  CHECK(cl.rados.ns == "team-a");
+  CHECK(cl.rados.ceph_conf == "/etc/ceph/x.conf");
+  CHECK(cl.rados.ceph_id == "upfs");
+  CHECK(cl.rados.timeout_seconds == 5);
+  const std::string rest = args.Joined();
+  INFO("left for libfuse: " << rest);
+  CHECK(rest.find("ceph") == std::string::npos);
+  CHECK(rest.find("rados") == std::string::npos);
+  CHECK(rest.find("allow_other") != std::string::npos);
+  CHECK(rest.find(" /tmp ") != std::string::npos);
+}
+
+TEST_CASE("rados:// defaults: the default namespace, librados' search, admin, 30 s") {
+  Args args({"upfs", "rados://pool", "/tmp"});
+  CommandLine cl;
+  REQUIRE(ParseCommandLine(args.get(), &cl).ok());
+  CHECK(cl.is_rados);
+  CHECK(cl.rados.pool == "pool");
+  CHECK(cl.rados.ns.empty());
+  CHECK(cl.rados.ceph_conf.empty());
+  CHECK(cl.rados.ceph_id == "admin");
+  CHECK(cl.rados.timeout_seconds == kDefaultRadosTimeoutSeconds);
+
+  Args dir({"upfs", "rados-like-dir", "/tmp"});
+  CommandLine dir_cl;
+  REQUIRE(ParseCommandLine(dir.get(), &dir_cl).ok());
+  CHECK_FALSE(dir_cl.is_rados);
+}
+
+TEST_CASE("malformed rados:// URLs are refused, saying what is wrong") {
+  const std::pair<const char*, const char*> bad[] = {
+      {"rados://", "no pool"},
+      {"rados:///x", "no pool"},
+      {"rados://pool/", "empty namespace"},
+      {"rados://pool/a/b", "cannot contain '/'"},
+  };
+  for (const auto& [url, why] : bad) {
+    CheckRefused({"upfs", url, "/tmp"}, why);
+    CheckRefused({"upfs", url, "/tmp"}, url);
   }
+}
+
+TEST_CASE("malformed RADOS options, and RADOS options with a directory store, are refused") {
+  const char* bad[] = {"ceph_conf=", "ceph_id=", "ceph_id=client.admin", "rados_timeout=0",
+                       "rados_timeout=abc", "rados_timeout=86401"};
+  for (const char* option : bad) {
+    CheckRefused({"upfs", "-o", option, "rados://pool", "/tmp"}, NameOf(option));
+  }
+  CheckRefused({"upfs", "-o", "ceph_id=upfs", "STORE", "/tmp"}, "-o ceph_id is for a rados:// store");
 }
 
 TEST_CASE("EscapeOptionValue survives libfuse's option parser") {
