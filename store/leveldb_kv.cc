@@ -6,7 +6,6 @@
 #include <leveldb/comparator.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
-#include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
 #include <spdlog/spdlog.h>
@@ -167,10 +166,9 @@ class LevelDbKv : public Kv {
         // An injected Env (tests) is used as given, reads included.
         base_env_(opts.env != nullptr ? nullptr : std::make_unique<BoundedEnv>(leveldb::Env::Default())),
         cache_(leveldb::NewLRUCache(opts.block_cache_bytes)),
-        filter_(leveldb::NewBloomFilterPolicy(10)),
         free_bytes_(opts.free_bytes ? opts.free_bytes : [dir = db_dir_] { return StatvfsFreeBytes(dir); }) {}
 
-  ~LevelDbKv() override { db_.reset(); }  // the DB before its Env, cache and filter
+  ~LevelDbKv() override { db_.reset(); }  // the DB before its Env and cache
 
   // Opens the database (first open or reopen). REQUIRES: no db_, db_mu_
   // held exclusively or no other thread has the object yet.
@@ -186,7 +184,15 @@ class LevelDbKv : public Kv {
     // CPU on every chunk for little gain.
     options.compression = leveldb::kNoCompression;
     options.block_cache = cache_.get();
-    options.filter_policy = filter_.get();
+    // No Bloom filter: every open table keeps its whole filter block in
+    // memory, outside the block cache, and with small files' bytes inline
+    // the tables hold gigabytes. A filter block has 4 bytes per 2 KiB of
+    // table plus 10 bits per key (a table of records has hundreds of
+    // thousands), so up to 1000 open tables of 64 MiB held hundreds of
+    // MiB: the soak's RSS grew by 4 MiB a minute with the tables, with no
+    // plateau in sight. What a filter saves is a block read for a key
+    // that is absent (a new file's end record, a new session's name), and
+    // those keys sort among the newest ones, whose blocks are cached.
     // Table files stay open for reading (pread, not mmap: see
     // store/leveldb_env.h); leave half the descriptors to FUSE and the rest.
     rlimit nofile{};
@@ -392,7 +398,6 @@ class LevelDbKv : public Kv {
   const CountingComparator comparator_;
   const std::unique_ptr<leveldb::Env> base_env_;  // ours, or null when injected
   const std::unique_ptr<leveldb::Cache> cache_;
-  const std::unique_ptr<const leveldb::FilterPolicy> filter_;
   const std::function<Result<uint64_t>()> free_bytes_;
 
   std::mutex write_mu_;
