@@ -302,10 +302,9 @@ class KvBlob : public ByteSink {
         bytes = std::string_view(span + at, c.length);
         UPFS_RETURN_IF_ERROR(VerifyChunk(blob_, c, bytes, chunk_present));
       }
-      if (!(direct && !c.inline_bytes)) {
-        std::memcpy(out + (from - offset), bytes.data() + (from - c.begin), to - from);
-      }
-      filled = std::max(filled, to);
+      // A chunk read straight into `out` is in place already.
+      if (c.inline_bytes || !direct) std::memcpy(out + (from - offset), bytes.data() + (from - c.begin), to - from);
+      filled = to;  // chunks are in order and never overlap
     }
     if (offset + n > filled) std::memset(out + (filled - offset), 0, offset + n - filled);
     return Status::OK();
