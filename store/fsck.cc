@@ -15,7 +15,7 @@ using Kind = FsckProblemKind;
 
 // Every key of the layout has one of these tags; "V" and "N" are single
 // keys. Anything else is reported as outside the layout.
-constexpr std::string_view kTags = "AEINSUVXn";
+constexpr std::string_view kTags = "@AEINSUVn";  // in key order; "@": keys::kExtentTag
 
 // Extent and node keys: tag + two 8-byte numbers.
 constexpr size_t kChunkKeySize = 17;
@@ -62,7 +62,7 @@ struct CommittedId {
   AssetLocation location;  // dir and name empty for an asset root
 };
 
-// One "X" record of the current window.
+// One extent record ("@") of the current window.
 struct ExtentRecord {
   std::string suffix;  // the key without its tag
   std::string value;
@@ -554,7 +554,7 @@ class Checker {
     uint64_t end = 0;  // of the last extent
   };
 
-  // Streams the extent records ("X") in key order, in windows of at most
+  // Streams the extent records ("@") in key order, in windows of at most
   // `window_records`, reading each chunk's bytes from the blob files.
   void CheckData() {
     const size_t window = std::max<size_t>(1, options_.window_records);
@@ -563,7 +563,7 @@ class Checker {
       std::vector<ExtentRecord> extents;
       std::optional<std::string> hi;  // suffix where the next window starts
       size_t window_bytes = 0;  // inline chunks' values hold their bytes
-      Status xs = kv_.Scan("X" + lo, "Y", [&](std::string_view k, std::string_view v) {
+      Status xs = kv_.Scan(keys::ExtentPrefix() + lo, keys::PrefixEnd(keys::ExtentPrefix()), [&](std::string_view k, std::string_view v) {
         if (extents.size() == window || window_bytes >= kWindowBytes) {
           hi = std::string(k.substr(1));
           return false;
@@ -582,15 +582,15 @@ class Checker {
     CheckUnrecordedBlobs();
   }
 
-  // One "X" record, in key order: a chunk's extent record, or after a
+  // One extent record, in key order: a chunk's extent record, or after a
   // blob's chunks its end record.
   void OnRecord(std::string_view suffix, const std::string& extent) {
-    if (keys::IsBlobEnd("X" + std::string(suffix))) {
+    if (keys::IsBlobEnd(keys::ExtentPrefix() + std::string(suffix))) {
       OnBlobEnd(keys::ReadBigEndian64(suffix), extent);
       return;
     }
     if (suffix.size() != kChunkKeySize - 1) {
-      Undecodable("X" + std::string(suffix), "extent key is not 17 bytes");
+      Undecodable(keys::ExtentPrefix() + std::string(suffix), "extent key is not 17 bytes");
       return;
     }
     const uint64_t offset = keys::ReadBigEndian64(suffix.substr(8));

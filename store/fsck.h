@@ -5,7 +5,7 @@
 //   * content: every committed file is rehashed from its chunks, in offset
 //     order, and must equal the SHA-256 and the length its AssetEntry
 //     records;
-//   * coverage: every committed file's extent records ("X") cover
+//   * coverage: every committed file's extent records ("@") cover
 //     [0, length) with no hole, no overlap and nothing beyond the length;
 //     every blob with chunks has an end record that bounds them;
 //   * chunks: every extent record of an owned blob has its bytes in the
@@ -79,9 +79,9 @@ enum class FsckProblemKind {
   kOverlappingExtents,  // two extents of one blob claim the same bytes
   kBeyondLength,        // a committed file has bytes past its length
   kUnreadableChunk,     // the chunk's bytes fail the store's checksum
-  kExtentWithoutChunk,  // "X" record whose bytes the blob files do not hold at all
-  kExtentLength,        // "X" length not a chunk's, or the blob file holds only part of it
-  kChunkChecksum,       // the chunk's bytes differ from the checksum in its "X" record
+  kExtentWithoutChunk,  // extent record whose bytes the blob files do not hold at all
+  kExtentLength,        // extent length not a chunk's, or the blob file holds only part of it
+  kChunkChecksum,       // the chunk's bytes differ from the checksum in its extent record
   kUndecodable,         // a record (or key) that does not decode
   kIndex,               // records that contradict each other
   kMissingId,           // an entry or asset root without its "I" record

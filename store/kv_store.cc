@@ -346,21 +346,51 @@ class KvBlob : public ByteSink {
   const Holes holes_;
 };
 
-// Upgrades a store of format 3 to 5: writes each blob's end record (the
-// end of its last chunk), in batches, then the new format record, synced.
-// Interrupted, it starts over at the next open, writing the same records.
-Status AddBlobEnds(Kv& kv) {
-  constexpr size_t kWindow = 4096;  // extent records per scan, and at most as many writes per batch
+// Extent records per scan of an upgrade, and at most as many writes per
+// batch: memory stays bounded however old the store.
+constexpr size_t kUpgradeWindow = 4096;
+
+// Upgrades from format 5 and older, step 1: moves every extent and end
+// record from format 5's tag to kExtentTag, a window at a time, each move
+// one atomic batch (the new key put, the old one deleted). Interrupted, the
+// next open moves what is left. Returns how many records moved.
+Result<uint64_t> MoveExtentRecords(Kv& kv) {
+  const std::string old_tag(1, keys::kFormat5ExtentTag);
+  uint64_t moved = 0;
+  // Each window starts after the last key moved, not at the tag: a scan
+  // from the tag would step over every deleted key again.
+  std::string from = old_tag;
+  for (;;) {
+    KvWrite write;
+    UPFS_RETURN_IF_ERROR(kv.Scan(from, keys::PrefixEnd(old_tag), [&](std::string_view k, std::string_view v) {
+      std::string to(k);
+      to[0] = keys::kExtentTag;
+      write.Put(std::move(to), std::string(v));
+      write.Delete(std::string(k));
+      return write.ops.size() < 2 * kUpgradeWindow;
+    }));
+    if (write.ops.empty()) return moved;
+    from = write.ops.back().first + '\0';
+    UPFS_RETURN_IF_ERROR(kv.Commit(write, /*sync=*/false));
+    moved += write.ops.size() / 2;
+  }
+}
+
+// Upgrades from format 3, step 2 (after MoveExtentRecords): writes each
+// blob's end record (the end of its last chunk), in batches. Interrupted,
+// it starts over at the next open, writing the same records. Returns the
+// number of blobs.
+Result<uint64_t> AddBlobEnds(Kv& kv) {
   KvWrite write;
   std::optional<std::pair<uint64_t, uint64_t>> blob_end;  // of the blob being read
   uint64_t blobs = 0;
-  const std::string tag = "X";
+  const std::string tag = keys::ExtentPrefix();
   std::string from = tag;
   for (bool more = true; more;) {
     size_t seen = 0;
     more = false;
     UPFS_RETURN_IF_ERROR(kv.Scan(from, keys::PrefixEnd(tag), [&](std::string_view k, std::string_view v) {
-      if (seen++ == kWindow) {
+      if (seen++ == kUpgradeWindow) {
         from = std::string(k);
         more = true;
         return false;
@@ -387,10 +417,27 @@ Status AddBlobEnds(Kv& kv) {
     write.ops.clear();
   }
   if (blob_end) write.Put(keys::BlobEnd(blob_end->first), EncodeBlobEnd(blob_end->second));
+  if (!write.ops.empty()) UPFS_RETURN_IF_ERROR(kv.Commit(write, /*sync=*/false));
+  return blobs;
+}
+
+// Upgrades a store of format 3, 4 or 5 in place (records.h: what each
+// lacked), ending with the new format record, synced: until it is written,
+// the next open takes up the upgrade again.
+Status Upgrade(Kv& kv, const std::string& format) {
+  Result<uint64_t> moved = MoveExtentRecords(kv);
+  UPFS_RETURN_IF_ERROR(moved.status());
+  uint64_t blobs = 0;
+  if (format == keys::kFormatWithoutBlobEnds) {
+    Result<uint64_t> ends = AddBlobEnds(kv);
+    UPFS_RETURN_IF_ERROR(ends.status());
+    blobs = *ends;
+  }
+  KvWrite write;
   write.Put(std::string(keys::kFormatKey), std::string(keys::kFormatValue));
   UPFS_RETURN_IF_ERROR(kv.Commit(write, /*sync=*/true));
-  spdlog::info("store format '{}' upgraded to '{}': end records for {} blobs", keys::kFormatWithoutBlobEnds,
-               keys::kFormatValue, blobs);
+  spdlog::info("store format '{}' upgraded to '{}': {} extent records moved, end records written for {} blobs",
+               format, keys::kFormatValue, *moved, blobs);
   return Status::OK();
 }
 
@@ -447,16 +494,9 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, std::uniq
   } else if (!s.ok()) {
     return s;
   }
-  if (format == keys::kFormatWithoutBlobEnds) {
-    UPFS_RETURN_IF_ERROR(AddBlobEnds(*kv));
-    format = keys::kFormatValue;
-  } else if (format == keys::kFormatWithoutInline) {
-    // Its records are all valid in format 5; the new format record keeps
-    // a upfs that cannot read inline chunks from opening the store.
-    KvWrite write;
-    write.Put(std::string(keys::kFormatKey), std::string(keys::kFormatValue));
-    UPFS_RETURN_IF_ERROR(kv->Commit(write, /*sync=*/true));
-    spdlog::info("store format '{}' upgraded to '{}'", keys::kFormatWithoutInline, keys::kFormatValue);
+  if (format == keys::kFormatWithoutBlobEnds || format == keys::kFormatWithoutInline ||
+      format == keys::kFormatExtentsAmongRecords) {
+    UPFS_RETURN_IF_ERROR(Upgrade(*kv, format));
     format = keys::kFormatValue;
   }
   if (format != keys::kFormatValue) {

@@ -17,7 +17,7 @@ namespace {
 
 using librados::bufferlist;
 
-constexpr char kExtentTag = 'X';
+constexpr char kExtentTag = keys::kExtentTag;
 constexpr size_t kExtentObjectKeyBytes = 9;  // the tag and the blob id
 constexpr std::string_view kExtentObjectPrefix = "upfs.x.";
 constexpr char kIntentTag = 'T';
@@ -37,7 +37,10 @@ uint64_t BlobOfBound(std::string_view key) {
   return blob;
 }
 
-constexpr std::string_view kExtentKeysBegin = "X", kExtentKeysEnd = "Y";
+// The extent keys' range: the tag, and the tag after it.
+constexpr char kExtentKeysBeginText[] = {kExtentTag, '\0'};
+constexpr char kExtentKeysEndText[] = {kExtentTag + 1, '\0'};
+constexpr std::string_view kExtentKeysBegin = kExtentKeysBeginText, kExtentKeysEnd = kExtentKeysEndText;
 
 // The blobs whose extent keys may fall in [lo, hi), a range within
 // [kExtentKeysBegin, kExtentKeysEnd): false when there are none.

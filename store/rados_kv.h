@@ -1,6 +1,6 @@
 // RadosKv: the Kv of the RADOS backend (tests/ceph/DESIGN.md). Keys live in
 // the omaps of objects of one pool and RADOS namespace:
-//   * a blob's extent records and end record ("X" blob ...) in the omap
+//   * a blob's extent records and end record ("@" blob ...) in the omap
 //     of `upfs.x.<blob, 16 hex digits>`, so the records a write of one
 //     blob commits are one atomic operation on one object;
 //   * every other key in the omap of `upfs.meta`, and with them the

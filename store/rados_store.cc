@@ -4,6 +4,8 @@
 
 #include <ctime>
 
+#include "store/records.h"
+
 namespace upfs::store {
 
 Result<std::unique_ptr<Store>> OpenRadosStore(const std::string& pool, const std::string& ns,
@@ -31,6 +33,16 @@ Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> co
 
   auto kv = RadosKv::Open(conn, pool, ns);
   UPFS_RETURN_IF_ERROR(kv.status().WithContext(where));
+  // Format 5 kept extent keys under another tag, so RadosKv put them in
+  // objects where this one does not look for them: KvStore's upgrade would
+  // find none to move. Only development builds wrote RADOS stores of format 5.
+  std::string format;
+  if ((*kv)->Get(keys::kFormatKey, &format).ok() && format == keys::kFormatExtentsAmongRecords) {
+    return Status::InvalidArgument(where + " holds a store of format '" + format +
+                                   "', written by a development build of the RADOS backend; this upfs reads '" +
+                                   std::string(keys::kFormatValue) +
+                                   "' only there: copy the assets out with the upfs that wrote it");
+  }
   auto blobs = RadosBlobFiles::Open(conn, pool, ns, blob_options);
   UPFS_RETURN_IF_ERROR(blobs.status().WithContext(where));
   auto store = KvStore::Open(std::move(kv).value(), std::move(blobs).value(), create);

@@ -39,10 +39,11 @@ std::string Session(std::string_view name) { return Named('S', name); }
 std::string SessionPrefix() { return "S"; }
 std::string Node(uint64_t session_id, uint64_t node_id) { return Tagged('n', session_id, node_id); }
 std::string NodePrefix(uint64_t session_id) { return Tagged('n', session_id); }
-std::string Extent(uint64_t blob, uint64_t offset) { return Tagged('X', blob, offset); }
+std::string Extent(uint64_t blob, uint64_t offset) { return Tagged(kExtentTag, blob, offset); }
+std::string ExtentPrefix() { return std::string(1, kExtentTag); }
 uint64_t OffsetOf(std::string_view key) { return ReadBigEndian64(key.substr(9)); }
-std::string BlobEnd(uint64_t blob) { return Tagged('X', blob) + '\xff'; }
-bool IsBlobEnd(std::string_view key) { return key.size() == 10 && key[0] == 'X' && key[9] == '\xff'; }
+std::string BlobEnd(uint64_t blob) { return Tagged(kExtentTag, blob) + '\xff'; }
+bool IsBlobEnd(std::string_view key) { return key.size() == 10 && key[0] == kExtentTag && key[9] == '\xff'; }
 std::string Asset(std::string_view name) { return Named('A', name); }
 std::string AssetPrefix() { return "A"; }
 

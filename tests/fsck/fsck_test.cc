@@ -557,7 +557,7 @@ TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
   }
   SECTION("a key outside the layout, and a malformed extent key") {
     Put(kv, std::string("Zz\x01", 3), "?");
-    Put(kv, "X\x01short", ExtentFor("1"));
+    Put(kv, keys::ExtentPrefix() + "\x01short", ExtentFor("1"));
     store.reset();
     FsckReport r = Check(ts);
     INFO(Text(r));
@@ -565,7 +565,7 @@ TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
     REQUIRE(bad.size() == 2);
     std::vector<std::string> keys{bad[0].key, bad[1].key};
     std::sort(keys.begin(), keys.end());
-    CHECK(keys == std::vector<std::string>{"X\\x01short", "Zz\\x01"});
+    CHECK(keys == std::vector<std::string>{"@\\x01short", "Zz\\x01"});
   }
   SECTION("a blob's end record deleted, or below its chunks") {
     Delete(kv, keys::BlobEnd(b.small_id));

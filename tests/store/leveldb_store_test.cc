@@ -55,6 +55,35 @@ void ReopenAfter(testing::StoreFixture& fx, const KvWrite& downgrade, const std:
   }
 }
 
+// Adds to `w` the moves of fx's extent records that `which` picks back to
+// format 5's tag, as stores of formats 3 to 5 keep them. Returns how many.
+template <typename Pick>
+size_t MoveToFormat5Tag(testing::StoreFixture& fx, KvWrite* w, Pick which) {
+  size_t moved = 0;
+  const std::string tag = keys::ExtentPrefix();
+  REQUIRE(fx.kv().Scan(tag, keys::PrefixEnd(tag), [&](std::string_view k, std::string_view v) {
+    if (!which(k)) return true;
+    std::string old(k);
+    old[0] = keys::kFormat5ExtentTag;
+    w->Put(old, std::string(v));
+    w->Delete(std::string(k));
+    ++moved;
+    return true;
+  }).ok());
+  return moved;
+}
+
+// How many keys fx's store holds under `tag`.
+size_t KeysUnder(testing::StoreFixture& fx, char tag) {
+  size_t n = 0;
+  const std::string prefix(1, tag);
+  REQUIRE(fx.kv().Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view, std::string_view) {
+    ++n;
+    return true;
+  }).ok());
+  return n;
+}
+
 }  // namespace
 
 TEST_CASE("open: a missing directory becomes a new store and keeps its data", "[store]") {
@@ -174,9 +203,10 @@ TEST_CASE("open: a store of format 3 gains its blobs' end records in place and r
   Batch free;
   free.DeleteBlobData(22);
   REQUIRE(fx.store().Apply(free, /*sync=*/true).ok());
-  // Back to format 3: no end records.
+  // Back to format 3: no end records, extent records under "X".
   KvWrite downgrade;
   for (uint64_t blob : {20, 21, 23}) downgrade.Delete(keys::BlobEnd(blob));
+  MoveToFormat5Tag(fx, &downgrade, [](std::string_view k) { return !keys::IsBlobEnd(k); });
   downgrade.Put(std::string(keys::kFormatKey), std::string(keys::kFormatWithoutBlobEnds));
   ReopenAfter(fx, downgrade, bytes);
 
@@ -193,20 +223,58 @@ TEST_CASE("open: a store of format 3 gains its blobs' end records in place and r
   CHECK(fx.kv().Get(keys::BlobEnd(22), &none).IsNotFound());
 }
 
-TEST_CASE("open: a store of format 4 is upgraded to 5 in place and reads as before", "[store]") {
+TEST_CASE("open: a store of format 4 is upgraded in place and reads as before", "[store]") {
   testing::StoreFixture fx(testing::Backend::kLevelDb, testing::LevelDbBlobs::kMemory);
   std::mt19937_64 rng(4);
   // Format 4 had no inline chunks: bytes in the blob files only.
   const std::string big = upfs::testing::RandomBytes(rng, 2 * kMaxChunkBytes + 5);
   REQUIRE(fx.store().OpenBlob(30)->WriteAt(0, big).ok());
   KvWrite downgrade;
+  MoveToFormat5Tag(fx, &downgrade, [](std::string_view) { return true; });
   downgrade.Put(std::string(keys::kFormatKey), std::string(keys::kFormatWithoutInline));
   ReopenAfter(fx, downgrade, {{30, big}});
+  CHECK(KeysUnder(fx, keys::kFormat5ExtentTag) == 0);
   // And takes inline chunks from then on.
   REQUIRE(fx.store().OpenBlob(31)->WriteAt(0, "small").ok());
   std::string value;
   REQUIRE(fx.kv().Get(keys::Extent(31, 0), &value).ok());
   CHECK(value.size() == kExtentValueSize + 5);
+}
+
+TEST_CASE("open: a store of format 5 has its extent records moved to the new tag, also after an interrupted move",
+          "[store]") {
+  // The interrupted move: a crash between two of the upgrade's batches
+  // leaves some records under each tag, and format 5 in the format record.
+  const bool interrupted = GENERATE(false, true);
+  INFO("interrupted: " << interrupted);
+  testing::StoreFixture fx(testing::Backend::kLevelDb, testing::LevelDbBlobs::kMemory);
+  std::mt19937_64 rng(5);
+  std::map<uint64_t, std::string> bytes;
+  bytes[40] = upfs::testing::RandomBytes(rng, 2 * kMaxChunkBytes + 9);  // in the blob files
+  REQUIRE(fx.store().OpenBlob(40)->WriteAt(0, bytes[40]).ok());
+  // 5000 inline chunks: more than one window of the move.
+  bytes[41] = upfs::testing::RandomBytes(rng, 10000);
+  for (uint64_t i = 0; i < 5000; ++i) {
+    REQUIRE(fx.store().OpenBlob(41)->WriteAt(2 * i, bytes[41].substr(2 * i, 2)).ok());
+  }
+  const size_t records = KeysUnder(fx, keys::kExtentTag);
+  REQUIRE(records > 5000);
+  KvWrite downgrade;
+  size_t seen = 0;
+  const size_t moved =
+      MoveToFormat5Tag(fx, &downgrade, [&](std::string_view) { return !interrupted || seen++ % 3 != 0; });
+  REQUIRE(moved > 3000);
+  downgrade.Put(std::string(keys::kFormatKey), std::string(keys::kFormatExtentsAmongRecords));
+  ReopenAfter(fx, downgrade, bytes);
+  CHECK(KeysUnder(fx, keys::kFormat5ExtentTag) == 0);
+  CHECK(KeysUnder(fx, keys::kExtentTag) == records);
+  // Later writes of those blobs see their chunks (a write over moved chunks
+  // replaces them, none is left behind under either tag).
+  REQUIRE(fx.store().OpenBlob(41)->WriteAt(0, std::string(10000, 'z')).ok());
+  std::string out(10000, '\0');
+  REQUIRE(fx.store().OpenBlob(41)->ReadAt(0, out.size(), out.data()).ok());
+  CHECK(out == std::string(10000, 'z'));
+  testing::CheckChunkLayout(fx.kv(), fx.blobs(), 41);
 }
 
 TEST_CASE("open: a LevelDB database without a format record is refused", "[store]") {

@@ -19,6 +19,7 @@
 
 #include "store/rados_blob_files.h"
 #include "store/rados_kv.h"
+#include "store/rados_store.h"
 #include "store/records.h"
 #include "tests/store/store_fixture.h"
 
@@ -103,7 +104,7 @@ TEST_CASE("rados kv: extent keys go to their blob's object, every other key to u
   CHECK(ValueOf(*kv, keys::Extent(7, 4096)) == "chunk");
   CHECK(ValueOf(*kv, keys::Extent(8, 0)) == "(absent)");
   CHECK(ValueOf(*kv, keys::Asset("b")) == "(absent)");
-  CHECK(kv->Commit(Puts({{"X\x01", "no blob"}}), true).code() == Status::Code::kInvalidArgument);
+  CHECK(kv->Commit(Puts({{keys::ExtentPrefix() + "\x01", "no blob"}}), true).code() == Status::Code::kInvalidArgument);
 }
 
 TEST_CASE("rados kv: scans merge meta and several blob objects in key order, over many pages", "[rados]") {
@@ -138,8 +139,9 @@ TEST_CASE("rados kv: scans merge meta and several blob objects in key order, ove
            {keys::Extent(5, 0), keys::Extent(6, 0)},
            {keys::Extent(5, 100), keys::Extent(5, 300)},
            {keys::Extent(3, 0).substr(0, 9), keys::Extent(5, 0).substr(0, 9)},
-           {"X", keys::Extent(4, 0).substr(0, 5)},
-           {"B", "X\x01"},
+           {keys::ExtentPrefix(), keys::Extent(4, 0).substr(0, 5)},
+           {"0", keys::ExtentPrefix() + "\x01"},
+           {"B", "Z"},
            {"S", "Z"}}) {
     std::vector<std::pair<std::string, std::string>> range(model.lower_bound(lo), model.lower_bound(hi));
     CHECK(ScanAll(*kv, lo, hi) == range);
@@ -446,6 +448,23 @@ TEST_CASE("rados store: a store outlives its process, and a second open finds th
   std::string got(data.size(), '\0');
   Require(again->ReadAt(0, data.size(), got.data()));
   CHECK(got == data);
+}
+
+TEST_CASE("rados store: a store of format 5 (extent keys under the old tag) is refused, naming its format",
+          "[rados]") {
+  const std::string ns = FreshRadosNamespace();
+  {
+    auto kv = OpenKv(ns);
+    Require(kv->Commit(Puts({{std::string(keys::kFormatKey), std::string(keys::kFormatExtentsAmongRecords)},
+                             {std::string(keys::kNextIdKey), std::string(8, '\0')}}),
+                       true));
+  }
+  auto store = OpenRadosStore(TestRadosConnection(), TestRadosPool(), ns, {});
+  REQUIRE(!store.ok());
+  CHECK(store.status().code() == Status::Code::kInvalidArgument);
+  CHECK(store.status().message().find("'upfs-store 5'") != std::string::npos);
+  // Nothing was changed: the format record is as it was.
+  CHECK(ValueOf(*OpenKv(ns), std::string(keys::kFormatKey)) == keys::kFormatExtentsAmongRecords);
 }
 
 // The OSD, paused (SIGSTOP) while this lives; resumed by the destructor.
