@@ -98,6 +98,19 @@ constexpr blksize_t kDirBlockSize = 4096;
 // the kernel keeps both coherent (a direct write drops the cached range).
 bool UploadOnly(int open_flags) { return (open_flags & O_ACCMODE) == O_WRONLY; }
 
+// Whether close(2) of a handle may skip the FLUSH request (noflush): one
+// round trip less per file a cp or rsync uploads. A FLUSH does nothing
+// for a file but .finish (whose commit it is): every write was stored and
+// answered before write(2) returned, upfs keeps no POSIX locks (the kernel
+// does), and there is no writeback cache. What a flush would still do is
+// write back pages dirtied through a shared mapping, before close returns;
+// an upload-only handle cannot map the file (mmap needs read access), and
+// committed files are read-only, so those two skip it; a handle that may
+// read keeps it.
+bool SkipsFlush(NodeKind kind, int open_flags) {
+  return kind == NodeKind::kAssetFile || (kind == NodeKind::kFile && UploadOnly(open_flags));
+}
+
 struct CacheTimes {
   double entry;
   double attr;
@@ -700,6 +713,7 @@ void UpfsFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
     const uint64_t fh = *handle;
     fi->fh = fh;
     fi->direct_io = UploadOnly(fi->flags);
+    fi->noflush = SkipsFlush(NodeKind::kFile, fi->flags);
     const fuse_entry_param e = ToEntry(*made);
     inodes_.Add(id);
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
@@ -739,6 +753,7 @@ void UpfsFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       default:
         break;
     }
+    fi->noflush = SkipsFlush(attr->kind, fi->flags);
     if (attr->kind == NodeKind::kFinish) {
       finish_handles_.Opened(fh, ino, fuse_req_ctx(req)->pid);
     }

@@ -7,3 +7,12 @@ set_tests_properties(integration.bounded_memory PROPERTIES
   LABELS integration
   TIMEOUT 300
   SKIP_RETURN_CODE 77)
+
+# Issue 11: the FUSE requests per uploaded small file, and which closes
+# skip FLUSH (counted from the daemon's debug log; no timing).
+add_test(NAME integration.requests_per_file
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/requests_per_file.sh $<TARGET_FILE:upfs>)
+set_tests_properties(integration.requests_per_file PROPERTIES
+  LABELS integration
+  TIMEOUT 120
+  SKIP_RETURN_CODE 77)
