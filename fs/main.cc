@@ -427,6 +427,16 @@ int Main(int argc, char** argv) {
 }  // namespace upfs::fs
 
 int main(int argc, char** argv) {
+  // Two malloc arenas, not glibc's 8 per core. An arena keeps the pages
+  // of what was freed into it, for its own threads: a memtable's
+  // small-file values are allocated by the FUSE worker whose write led
+  // LevelDB's write group and freed by the compaction thread into that
+  // worker's arena, so with up to 16 arenas for 16 workers the daemon's
+  // RSS crept up as more arenas reached their peaks. 4-minute
+  // soaks (tests/bench/soak.sh): 80.5 -> 83.7 MiB with the default, 69.2
+  // -> 74.8 MiB and flat for the last two minutes with two (README,
+  // Performance). MALLOC_ARENA_MAX in the environment still decides.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
   int status = 1;
   try {
     // `upfs fsck STORE_DIR` checks a store offline; everything else mounts.
