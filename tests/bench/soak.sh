@@ -74,24 +74,27 @@ started=$SECONDS
 minute_started=$SECONDS
 last_restart=$SECONDS
 # rss_MiB: the daemon's now; peak_MiB: its peak (VmHWM) in this daemon's
-# life (restarts begin a new one); tables: LevelDB's table files, whose
-# index and filter blocks LevelDB keeps in memory (up to max_open_files).
-printf '%-6s %7s %8s %8s %9s %8s %8s %7s %10s %10s\n' minute rounds MB/s cp_ms finish_ms rss_MiB peak_MiB tables \
-  store_MiB assets_MiB
+# life (restarts begin a new one); anon_MiB: the anonymous part of rss
+# (malloc's heap and arenas, thread stacks; the rest is mapped files, the
+# binary and its libraries); tables: LevelDB's table files, whose index
+# blocks LevelDB keeps in memory (up to max_open_files).
+printf '%-6s %7s %8s %8s %9s %8s %8s %8s %7s %10s %10s\n' minute rounds MB/s cp_ms finish_ms rss_MiB peak_MiB \
+  anon_MiB tables store_MiB assets_MiB
 report_minute() {
-  local rss peak store tables line
+  local rss peak anon store tables line
   rss=$(rss_kib)
   peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$UPFS_PID/status")
+  anon=$(awk '/^Anonymous:/ {print $2}' "/proc/$UPFS_PID/smaps_rollup")
   ((peak > life_peak)) && life_peak=$peak
   store=$(du -sb "$STORE" | cut -f1)
   tables=$(find "$STORE/db" -name '*.ldb' | wc -l)
   ((rss_min == 0 || rss < rss_min)) && rss_min=$rss
   ((rss > rss_max)) && rss_max=$rss
   ((m_rounds > 0)) || m_rounds=1
-  line=$(printf '%-6d %7d %8.1f %8d %9d %8s %8s %7d %10s %10s' $((minute + 1)) "$m_rounds" \
+  line=$(printf '%-6d %7d %8.1f %8d %9d %8s %8s %8s %7d %10s %10s' $((minute + 1)) "$m_rounds" \
     "$(awk -v b="$m_bytes" -v s=$((SECONDS - minute_started)) 'BEGIN {print b / 1e6 / (s > 0 ? s : 1)}')" \
-    $((m_cp_ms / m_rounds)) $((m_fin_ms / m_rounds)) "$(mib $((rss * 1024)))" "$(mib $((peak * 1024)))" "$tables" \
-    "$(mib "$store")" "$(mib "$assets_bytes")")
+    $((m_cp_ms / m_rounds)) $((m_fin_ms / m_rounds)) "$(mib $((rss * 1024)))" "$(mib $((peak * 1024)))" \
+    "$(mib $((anon * 1024)))" "$tables" "$(mib "$store")" "$(mib "$assets_bytes")")
   echo "$line"
   lines+=("$line")
   minute=$((minute + 1)) m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0
