@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
 #include <list>
@@ -137,6 +139,12 @@ Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> 
   UPFS_RETURN_IF_ERROR(io.status());
   std::unique_ptr<RadosKv> kv(new RadosKv(std::move(conn), std::move(io).value(), pool));
   UPFS_RETURN_IF_ERROR(kv->RollForward());
+  const char* kill = std::getenv(kKillAfterIntentVariable);
+  kv->kill_after_intent_ = kill != nullptr && std::string_view(kill) == "1";
+  if (kv->kill_after_intent_) {
+    spdlog::warn("rados pool {}: {}=1: this process kills itself after its first intent (a test)", pool,
+                 kKillAfterIntentVariable);
+  }
   return kv;
 }
 
@@ -222,6 +230,12 @@ Status RadosKv::CommitOps(ObjectOps by_object, const KvWrite& write) {
                              {{intent.key, EncodeKvWrite(write)}}));
   pending_ = std::move(intent);
   has_pending_ = true;
+  if (kill_after_intent_) {
+    spdlog::warn("rados pool {}: intent {} stored for a commit spanning {} objects: SIGKILL ({})", pool_, seq,
+                 pending_->by_object.size(), kKillAfterIntentVariable);
+    spdlog::default_logger()->flush();
+    std::raise(SIGKILL);
+  }
   if (stop_after_intent_.exchange(false)) {
     return Status::IOError("stopped after storing intent " + std::to_string(seq) + " (fault injected by a test)");
   }

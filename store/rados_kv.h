@@ -76,6 +76,11 @@ class RadosKv : public Kv {
   // intent is stored, returning IOError, as if the process had died there
   // (the next Commit of this object completes it first, as Open would).
   void StopNextCommitAfterIntentForTest() { stop_after_intent_ = true; }
+  // Crash tests through a mount: with UPFS_TEST_KILL_AFTER_INTENT=1 in the
+  // environment at Open, the process sends itself SIGKILL right after the
+  // first multi-object Commit stored its intent, before any other object
+  // got its part (tests/integration/torture_kill9.sh, on RADOS).
+  static constexpr const char* kKillAfterIntentVariable = "UPFS_TEST_KILL_AFTER_INTENT";
   // How many intents the last Open rolled forward.
   uint64_t rolled_forward() const { return rolled_forward_; }
 
@@ -118,6 +123,7 @@ class RadosKv : public Kv {
   std::optional<Intent> pending_;  // GUARDED_BY(view_mu_)
   std::atomic<bool> has_pending_{false};
   std::atomic<bool> stop_after_intent_{false};
+  bool kill_after_intent_ = false;  // set by Open only
   uint64_t rolled_forward_ = 0;
 
   std::mutex space_mu_;

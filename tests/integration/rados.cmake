@@ -1,0 +1,33 @@
+# tests/integration/rados.cmake: the integration scripts again over a RADOS
+# store (issue 12), as rados.integration.NAME, label `rados`: the same
+# script with UPFS_TEST_STORE=rados, which makes lib.sh start a throw-away
+# Ceph cluster for the script (tests/integration/rados_store.sh) and mount
+# rados://upfs_it/NAMESPACE. Included from tests/integration/CMakeLists.txt.
+#
+# Every test that starts a cluster (these, rados.smoke, rados.store,
+# rados.mount, the fault tests) holds the resource lock `ceph_cluster`, so
+# `ctest -j2` never runs two clusters at once on a 2-core machine.
+#
+#   e2e_parallel_chunks  parallel dd chunks into stripe objects, 4 sessions at once
+#   many_sessions        100 x (mkdir, write, finish, cmp): per-request latency
+#   sparse_interleave    two sessions written chunk by chunk, interleaved
+#   write_once           rewrites compared against the stored bytes
+#   real_clients         cp, cp -a, rsync, tar, gio, mv
+#   failures             every errno of a refused finish, .status
+#   visibility           a second process never sees a partial session
+#   torture_kill9        kill -9 at random points (20 rounds), and the
+#                        crash between objects of a multi-object commit
+set(upfs_rados_integration_tests
+  e2e_parallel_chunks many_sessions sparse_interleave write_once real_clients failures visibility
+  torture_kill9)
+foreach(name IN LISTS upfs_rados_integration_tests)
+  add_test(NAME rados.integration.${name}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)
+  set_tests_properties(rados.integration.${name} PROPERTIES
+    LABELS rados
+    ENVIRONMENT UPFS_TEST_STORE=rados
+    RESOURCE_LOCK ceph_cluster
+    TIMEOUT 600
+    SKIP_RETURN_CODE 77)
+endforeach()
+
