@@ -31,3 +31,17 @@ foreach(name IN LISTS upfs_rados_integration_tests)
     SKIP_RETURN_CODE 77)
 endforeach()
 
+# The RADOS-only fault tests, through a mount (each starts its own cluster):
+#   damaged      stripe object bytes overwritten: EIO on read, fsck names the file
+#   unreachable  every OSD paused (SIGSTOP) with rados_timeout=3: EIO within a
+#                bound, the daemon stays up, uploads again after SIGCONT
+#   osd_lost     SIGKILL of one OSD of a size-3 pool mid-copy: copy and finish succeed
+foreach(name IN ITEMS damaged unreachable osd_lost)
+  add_test(NAME rados.faults.${name}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/rados_${name}.sh $<TARGET_FILE:upfs>)
+  set_tests_properties(rados.faults.${name} PROPERTIES
+    LABELS rados
+    RESOURCE_LOCK ceph_cluster
+    TIMEOUT 300
+    SKIP_RETURN_CODE 77)
+endforeach()
