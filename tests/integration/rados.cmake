@@ -17,9 +17,11 @@
 #   visibility           a second process never sees a partial session
 #   torture_kill9        kill -9 at random points (20 rounds), and the
 #                        crash between objects of a multi-object commit
+#   expiry               the sweeper; the freed bytes leave the stripe objects
+#   other_users          several uids against the same sessions and assets
 set(upfs_rados_integration_tests
   e2e_parallel_chunks many_sessions sparse_interleave write_once real_clients failures visibility
-  torture_kill9)
+  torture_kill9 expiry other_users)
 foreach(name IN LISTS upfs_rados_integration_tests)
   add_test(NAME rados.integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)

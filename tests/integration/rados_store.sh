@@ -14,7 +14,7 @@
 # (ctest: skipped), except under CI=true, where that is a failure.
 #
 # Gives: STORE, RADOS_POOL, RADOS_NS, CEPH_DIR (empty for a shared
-# cluster), osd_pids, osd_pid, rados_ns (the rados tool on the test's namespace),
+# cluster), osd_pids, osd_pid, rados_stripe_bytes, rados_ns (the rados tool on the test's namespace),
 # paced_copy.
 
 CLUSTER_SH=$(cd "$(dirname "${BASH_SOURCE[0]}")/../ceph" && pwd)/cluster.sh
@@ -60,6 +60,16 @@ rados_ns() { rados -p "$RADOS_POOL" -N "$RADOS_NS" "$@"; }
 osd_pids() {
   [[ -n $CEPH_DIR ]] || fail "osd_pids: the cluster is shared (UPFS_TEST_CEPH_CONF), not this test's"
   awk '$1 ~ /^osd\./ { print $2 }' "$CEPH_DIR/pids"
+}
+
+# rados_stripe_bytes: the bytes of the namespace's stripe objects
+# (upfs.b.*), the RADOS counterpart of the size of a store directory's
+# blob files.
+rados_stripe_bytes() {
+  local obj
+  for obj in $(rados_ns ls | grep '^upfs\.b\.'); do
+    rados_ns stat "$obj"
+  done | awk '{ bytes += $NF } END { print bytes + 0 }'
 }
 
 # paced_copy SRC DST BYTES MARKER: copies SRC to DST through one open file
