@@ -14,8 +14,8 @@
 # (ctest: skipped), except under CI=true, where that is a failure.
 #
 # Gives: STORE, RADOS_POOL, RADOS_NS, CEPH_DIR (empty for a shared
-# cluster), osd_pids, osd_pid, rados_stripe_bytes, rados_ns (the rados tool on the test's namespace),
-# paced_copy.
+# cluster), rados_ns (the rados tool on the test's namespace), osd_pids,
+# osd_pid, rados_stripe_bytes, paced_copy.
 
 CLUSTER_SH=$(cd "$(dirname "${BASH_SOURCE[0]}")/../ceph" && pwd)/cluster.sh
 CEPH_DIR=
@@ -45,13 +45,6 @@ else
 fi
 STORE=rados://$RADOS_POOL/$RADOS_NS
 
-# osd_pid ID: the PID of osd.ID of this test's cluster (cluster.sh records
-# "osd.ID PID" lines as the OSDs start, in no fixed order).
-osd_pid() {
-  [[ -n $CEPH_DIR ]] || fail "osd_pid: the cluster is shared (UPFS_TEST_CEPH_CONF), not this test's"
-  awk -v name="osd.$1" '$1 == name { print $2 }' "$CEPH_DIR/pids"
-}
-
 # rados_ns ARGS...: the rados tool on the test's pool and namespace.
 rados_ns() { rados -p "$RADOS_POOL" -N "$RADOS_NS" "$@"; }
 
@@ -60,6 +53,13 @@ rados_ns() { rados -p "$RADOS_POOL" -N "$RADOS_NS" "$@"; }
 osd_pids() {
   [[ -n $CEPH_DIR ]] || fail "osd_pids: the cluster is shared (UPFS_TEST_CEPH_CONF), not this test's"
   awk '$1 ~ /^osd\./ { print $2 }' "$CEPH_DIR/pids"
+}
+
+# osd_pid ID: the PID of osd.ID of this test's cluster (cluster.sh records
+# "osd.ID PID" lines as the OSDs start, in no fixed order).
+osd_pid() {
+  [[ -n $CEPH_DIR ]] || fail "osd_pid: the cluster is shared (UPFS_TEST_CEPH_CONF), not this test's"
+  awk -v name="osd.$1" '$1 == name { print $2 }' "$CEPH_DIR/pids"
 }
 
 # rados_stripe_bytes: the bytes of the namespace's stripe objects
