@@ -171,13 +171,11 @@ mon cluster log file = $DIR/log/cluster.log
 # Every OSD is on this one host: replicate across OSDs, not hosts.
 osd crush chooseleaf type = 0
 # Failure reports count per OSD, not per host (all OSDs share one host),
-# and one report is enough: an OSD a test kills is marked down within
-# seconds (heartbeats every second, grace 6 s), so I/O remaps to the
-# others instead of waiting for it.
+# and one report is enough: an OSD a test kills is marked down by its
+# peers' reports even when none of them saw a refused connection (which
+# marks it down at once), after the heartbeat grace (20 s).
 mon osd reporter subtree level = osd
 mon osd min down reporters = 1
-osd heartbeat interval = 1
-osd heartbeat grace = 6
 osd pool default size = 1
 osd pool default min size = 1
 osd pool default pg num = 8

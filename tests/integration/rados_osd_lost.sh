@@ -45,7 +45,7 @@ osd1_down() {
   local dump
   dump=$(timeout 10 ceph osd dump 2>/dev/null) && grep -q '^osd\.1 down' <<<"$dump"
 }
-wait_until 30 "the monitor marking osd.1 down" osd1_down
+wait_until 45 "the monitor marking osd.1 down" osd1_down
 log "osd.1 marked down $((SECONDS - killed_at)) s after the kill"
 wait_job 120 "$copy"
 ((JOB_RC == 0)) || fail "the copy failed after the OSD was lost (dd exit $JOB_RC)"
