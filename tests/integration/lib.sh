@@ -10,6 +10,9 @@
 # it prints the daemon's log. Synchronization is by polling with a deadline;
 # there are no fixed sleeps.
 #
+# UPFS_TEST_STORE=rados makes $STORE a rados:// namespace on a Ceph cluster
+# instead (rados_store.sh); on_rados tells a script which it has.
+#
 # A test that cannot run because the machine has no /dev/fuse exits 77
 # (ctest's SKIP_RETURN_CODE), except under CI=true, where that is a failure.
 
