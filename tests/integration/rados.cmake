@@ -46,7 +46,8 @@ endforeach()
 #   unreachable  every OSD paused (SIGSTOP) with rados_timeout=3: EIO within a
 #                bound, the daemon stays up, uploads again after SIGCONT
 #   osd_lost     SIGKILL of one OSD of a size-3 pool mid-copy: copy and finish succeed
-foreach(name IN ITEMS damaged unreachable osd_lost)
+#   quota        a 40 MB pool quota: a 100 MB copy gets ENOSPC, finish and abort work
+foreach(name IN ITEMS damaged unreachable osd_lost quota)
   add_test(NAME rados.faults.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/rados_${name}.sh $<TARGET_FILE:upfs>)
   set_tests_properties(rados.faults.${name} PROPERTIES
