@@ -293,8 +293,8 @@ int RunMount(Mount& m, fuse_args* args) {
   malloc_trim(0);
 
   FsOptions fs_options;
-  // A RADOS store has no local file system to report: statfs then gives
-  // name limits only.
+  // A RADOS store has no local file system to report: statfs then asks
+  // the store for its space (Store::GetSpace).
   if (!m.cl.is_rados) fs_options.store_dir = m.store_dir;
   fs_options.mountpoint = m.opts.mountpoint;
   UpfsFs fs(engine->get(), fs_options);

@@ -980,10 +980,19 @@ void UpfsFs::ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void UpfsFs::StatFs(fuse_req_t req, fuse_ino_t ino) {
   Serve(req, {"statfs", ino}, [&]() -> Status {
     struct statvfs st {};
-    if (!options_.store_dir.empty() && ::statvfs(options_.store_dir.c_str(), &st) != 0) {
-      const int err = errno;
-      return Status::IOError(
-          fmt::format("statvfs of store '{}': {}", options_.store_dir, std::strerror(err)));
+    if (!options_.store_dir.empty()) {
+      if (::statvfs(options_.store_dir.c_str(), &st) != 0) {
+        const int err = errno;
+        return Status::IOError(
+            fmt::format("statvfs of store '{}': {}", options_.store_dir, std::strerror(err)));
+      }
+    } else if (Result<store::Space> space = engine_.GetSpace(); space.ok()) {
+      // A store with no directory reports its own space, in 4 KiB blocks.
+      st.f_bsize = st.f_frsize = kDirBlockSize;
+      st.f_blocks = space->total_bytes / kDirBlockSize;
+      st.f_bfree = st.f_bavail = space->free_bytes / kDirBlockSize;
+    } else if (space.status().code() != Status::Code::kNotSupported) {
+      return space.status();
     }
     if (st.f_bsize == 0) st.f_bsize = kDirBlockSize;
     if (st.f_frsize == 0) st.f_frsize = st.f_bsize;

@@ -313,6 +313,8 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
   return out;
 }
 
+Result<store::Space> Engine::GetSpace() { return impl_->store->GetSpace(); }
+
 Engine::Usage Engine::GetUsage() {
   Usage u;
   {

@@ -229,6 +229,9 @@ class Engine {
   // Statistics for statfs.
   struct Usage { uint64_t sessions = 0; uint64_t assets = 0; };
   Usage GetUsage();
+  // The store's space (store::Store::GetSpace), for statfs; NotSupported
+  // when the store has none to give.
+  Result<store::Space> GetSpace();
 
  private:
   struct Impl;

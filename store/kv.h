@@ -54,6 +54,11 @@ class Kv {
   // is checked: records are small and must go through on a full store, so
   // that sessions can still be finished and aborted. Default: always OK.
   virtual Status CheckRoomForData(uint64_t /*bytes*/) { return Status::OK(); }
+  // Bytes in all and bytes free where the Kv's data lives, as Store::GetSpace.
+  // Default: NotSupported (a Kv in a directory leaves it to statvfs).
+  virtual Status GetSpace(uint64_t* /*total_bytes*/, uint64_t* /*free_bytes*/) {
+    return Status::NotSupported("this key-value store reports no space");
+  }
   // Key comparisons made by the calling thread in this kind of Kv so far:
   // the work of its lookups and iterations, including the deleted keys an
   // iterator steps over unseen (LevelDB keeps them until a compaction).

@@ -722,6 +722,12 @@ Status KvStore::LocateId(uint64_t id, AssetLocation* out) const {
   return DecodeLocation(v, out);
 }
 
+Result<Space> KvStore::GetSpace() {
+  Space space;
+  UPFS_RETURN_IF_ERROR(kv_->GetSpace(&space.total_bytes, &space.free_bytes));
+  return space;
+}
+
 Status KvStore::Compact() {
   std::lock_guard compacting(compact_mu_);
   std::set<uint64_t> blobs;

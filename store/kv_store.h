@@ -98,6 +98,9 @@ class KvStore : public Store {
   // Compacts the key ranges of the blobs whose bytes were deleted or
   // truncated since the last compaction. Returns the first failure.
   Status Compact() override;
+  // The Kv's space (the records and the bytes share a medium in both
+  // backends).
+  Result<Space> GetSpace() override;
 
   Kv* kv() const { return kv_.get(); }
   BlobFiles* blobs() const { return blobs_.get(); }

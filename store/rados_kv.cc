@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
 #include <list>
@@ -137,6 +139,12 @@ Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> 
   UPFS_RETURN_IF_ERROR(io.status());
   std::unique_ptr<RadosKv> kv(new RadosKv(std::move(conn), std::move(io).value(), pool));
   UPFS_RETURN_IF_ERROR(kv->RollForward());
+  const char* kill = std::getenv(kKillAfterIntentVariable);
+  kv->kill_after_intent_ = kill != nullptr && std::string_view(kill) == "1";
+  if (kv->kill_after_intent_) {
+    spdlog::warn("rados pool {}: {}=1: this process kills itself after its first intent (a test)", pool,
+                 kKillAfterIntentVariable);
+  }
   return kv;
 }
 
@@ -222,6 +230,12 @@ Status RadosKv::CommitOps(ObjectOps by_object, const KvWrite& write) {
                              {{intent.key, EncodeKvWrite(write)}}));
   pending_ = std::move(intent);
   has_pending_ = true;
+  if (kill_after_intent_) {
+    spdlog::warn("rados pool {}: intent {} stored for a commit spanning {} objects: SIGKILL ({})", pool_, seq,
+                 pending_->by_object.size(), kKillAfterIntentVariable);
+    spdlog::default_logger()->flush();
+    std::raise(SIGKILL);
+  }
   if (stop_after_intent_.exchange(false)) {
     return Status::IOError("stopped after storing intent " + std::to_string(seq) + " (fault injected by a test)");
   }
@@ -412,40 +426,59 @@ Status RadosKv::Compact(std::string_view begin, std::string_view last) {
   return Status::OK();
 }
 
+Status RadosKv::ReadSpace(uint64_t* total_bytes, uint64_t* free_bytes) const {
+  librados::Rados& rados = conn_->rados();
+  uint64_t total = std::numeric_limits<uint64_t>::max();
+  uint64_t left = std::numeric_limits<uint64_t>::max();
+  // The quota from the pool list: `osd pool get-quota` fails until the
+  // monitor has the pool's first statistics.
+  bufferlist out;
+  std::string outs;
+  const std::string cmd = R"({"prefix": "osd pool ls", "detail": "detail", "format": "json"})";
+  UPFS_RETURN_IF_ERROR(FromRados(rados.mon_command(cmd, {}, &out, &outs), "reading the quota of pool " + pool_));
+  const std::string json = out.to_str();
+  uint64_t quota = 0;
+  if (auto at = json.find("\"pool_name\":\"" + pool_ + "\""); at != std::string::npos) {
+    const std::string field = "\"quota_max_bytes\":";
+    if (auto q = json.find(field, at); q != std::string::npos) {
+      std::from_chars(json.data() + q + field.size(), json.data() + json.size(), quota);
+    }
+  }
+  if (quota > 0) {
+    std::list<std::string> pools{pool_};
+    librados::stats_map stats;
+    // No statistics yet: nothing written yet.
+    const int rc = rados.get_pool_stats(pools, stats);
+    const uint64_t used = rc >= 0 ? stats[pool_].num_bytes : 0;
+    total = quota;
+    left = used < quota ? quota - used : 0;
+  }
+  librados::cluster_stat_t cluster;
+  UPFS_RETURN_IF_ERROR(FromRados(rados.cluster_stat(cluster), "reading the cluster's free space"));
+  // A cluster that has not yet reported its capacity (just started) has
+  // kb 0: only the quota counts then.
+  if (cluster.kb > 0) {
+    total = std::min<uint64_t>(total, cluster.kb * 1024);
+    left = std::min<uint64_t>(left, cluster.kb_avail * 1024);
+  }
+  if (total == std::numeric_limits<uint64_t>::max()) total = 0;  // nothing known yet
+  *total_bytes = total;
+  *free_bytes = std::min(left, total);
+  return Status::OK();
+}
+
+Status RadosKv::GetSpace(uint64_t* total_bytes, uint64_t* free_bytes) {
+  return ReadSpace(total_bytes, free_bytes);
+}
+
 Status RadosKv::CheckRoomForData(uint64_t bytes) {
   std::lock_guard lock(space_mu_);
   const auto now = std::chrono::steady_clock::now();
   if (now - space_checked_ >= kSpaceCacheTime) {
-    librados::Rados& rados = conn_->rados();
-    uint64_t left = std::numeric_limits<uint64_t>::max();
-    // The quota from the pool list: `osd pool get-quota` fails until the
-    // monitor has the pool's first statistics.
-    bufferlist out;
-    std::string outs;
-    const std::string cmd = R"({"prefix": "osd pool ls", "detail": "detail", "format": "json"})";
-    UPFS_RETURN_IF_ERROR(FromRados(rados.mon_command(cmd, {}, &out, &outs), "reading the quota of pool " + pool_));
-    const std::string json = out.to_str();
-    uint64_t quota = 0;
-    if (auto at = json.find("\"pool_name\":\"" + pool_ + "\""); at != std::string::npos) {
-      const std::string field = "\"quota_max_bytes\":";
-      if (auto q = json.find(field, at); q != std::string::npos) {
-        std::from_chars(json.data() + q + field.size(), json.data() + json.size(), quota);
-      }
-    }
-    if (quota > 0) {
-      std::list<std::string> pools{pool_};
-      librados::stats_map stats;
-      // No statistics yet: nothing written yet.
-      const int rc = rados.get_pool_stats(pools, stats);
-      const uint64_t used = rc >= 0 ? stats[pool_].num_bytes : 0;
-      left = used < quota ? quota - used : 0;
-    }
-    librados::cluster_stat_t cluster;
-    UPFS_RETURN_IF_ERROR(FromRados(rados.cluster_stat(cluster), "reading the cluster's free space"));
-    // A cluster that has not yet reported its capacity (just started) has
-    // kb 0: only the quota counts then.
-    if (cluster.kb > 0) left = std::min<uint64_t>(left, cluster.kb_avail * 1024);
-    space_left_ = left;
+    uint64_t total = 0, left = 0;
+    UPFS_RETURN_IF_ERROR(ReadSpace(&total, &left));
+    // Nothing known of the cluster or a quota yet: no limit.
+    space_left_ = total == 0 ? std::numeric_limits<uint64_t>::max() : left;
     space_checked_ = now;
   }
   if (bytes > space_left_) {

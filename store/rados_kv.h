@@ -67,6 +67,9 @@ class RadosKv : public Kv {
   // NoSpace while the pool's byte quota, or the cluster's free space,
   // leaves less than `bytes`. Looked up at most every kSpaceCacheTime.
   Status CheckRoomForData(uint64_t bytes) override;
+  // The cluster's raw size and free bytes (cluster_stat), capped by the
+  // pool's byte quota and what its objects use, if it has one.
+  Status GetSpace(uint64_t* total_bytes, uint64_t* free_bytes) override;
 
   // The object a key lives in.
   static std::string ObjectOf(std::string_view key);
@@ -76,6 +79,11 @@ class RadosKv : public Kv {
   // intent is stored, returning IOError, as if the process had died there
   // (the next Commit of this object completes it first, as Open would).
   void StopNextCommitAfterIntentForTest() { stop_after_intent_ = true; }
+  // Crash tests through a mount: with UPFS_TEST_KILL_AFTER_INTENT=1 in the
+  // environment at Open, the process sends itself SIGKILL right after the
+  // first multi-object Commit stored its intent, before any other object
+  // got its part (tests/integration/torture_kill9.sh, on RADOS).
+  static constexpr const char* kKillAfterIntentVariable = "UPFS_TEST_KILL_AFTER_INTENT";
   // How many intents the last Open rolled forward.
   uint64_t rolled_forward() const { return rolled_forward_; }
 
@@ -106,6 +114,9 @@ class RadosKv : public Kv {
   // The extent objects whose blobs fall in [first, last], in blob order.
   Status ExtentObjectsIn(uint64_t first, uint64_t last, std::vector<uint64_t>* blobs) const;
   Status ScanLocked(std::string_view begin, std::string_view end, const KvVisitor& visit) const;
+  // The pool's quota (if any) and the cluster's size and free space, one
+  // look-up each: total 0 when neither is known yet.
+  Status ReadSpace(uint64_t* total_bytes, uint64_t* free_bytes) const;
 
   const std::shared_ptr<RadosConnection> conn_;
   mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
@@ -118,6 +129,7 @@ class RadosKv : public Kv {
   std::optional<Intent> pending_;  // GUARDED_BY(view_mu_)
   std::atomic<bool> has_pending_{false};
   std::atomic<bool> stop_after_intent_{false};
+  bool kill_after_intent_ = false;  // set by Open only
   uint64_t rolled_forward_ = 0;
 
   std::mutex space_mu_;

@@ -193,9 +193,20 @@ class Batch {
   std::vector<Op> ops_;
 };
 
+// What holds a store, for statfs: its size and the bytes upload data may
+// still take (the smaller of a quota's and the medium's).
+struct Space {
+  uint64_t total_bytes = 0;
+  uint64_t free_bytes = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
+
+  // The space of what holds the store. NotSupported when the backend has
+  // no figure to give (the caller reports the file system it knows of).
+  virtual Result<Space> GetSpace() { return Status::NotSupported("this store reports no space"); }
 
   // Applies every operation of `batch` or none. With sync, durable on return.
   virtual Status Apply(const Batch& batch, bool sync) = 0;

@@ -170,6 +170,12 @@ log file = $DIR/log/\$name.log
 mon cluster log file = $DIR/log/cluster.log
 # Every OSD is on this one host: replicate across OSDs, not hosts.
 osd crush chooseleaf type = 0
+# Failure reports count per OSD, not per host (all OSDs share one host),
+# and one report is enough: an OSD a test kills is marked down by its
+# peers' reports even when none of them saw a refused connection (which
+# marks it down at once), after the heartbeat grace (20 s).
+mon osd reporter subtree level = osd
+mon osd min down reporters = 1
 osd pool default size = 1
 osd pool default min size = 1
 osd pool default pg num = 8

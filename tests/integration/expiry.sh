@@ -26,7 +26,10 @@ field() {
 }
 epoch() { date -u -d "$1" +%s; }
 # Bytes the store holds on disk (records in db/, upload bytes in blobs/).
-db_bytes() { du -s --block-size=1 "$STORE" | cut -f1; }
+# The store's size: its directory, or on RADOS its stripe objects.
+db_bytes() {
+  if on_rados; then rados_stripe_bytes; else du -s --block-size=1 "$STORE" | cut -f1; fi
+}
 
 # A committed asset, made first so it is the oldest thing in the store.
 mkdir "$SRC/asset"

@@ -74,16 +74,8 @@ fsck_says "asset disk file big.bin offset $begin: chunk checksum mismatch" ||
 ok "fsck names the damaged chunk: $(grep -F 'checksum mismatch' <<<"$FSCK_OUT")"
 
 start_upfs
-read_rc=0
-read_err=$(cat "$MNT/assets/disk/big.bin" 2>&1 >"$T/read.out") || read_rc=$?
-((read_rc != 0)) || fail "reading the damaged asset succeeded"
-[[ $read_err == *"Input/output error"* ]] || fail "reading the damaged asset: want EIO, got: $read_err"
-got=$(stat -c %s "$T/read.out")
-((got < $(stat -c %s "$SRC/disk/big.bin"))) || fail "cat read the whole damaged file"
-if ((got > 0)); then
-  cmp -n "$got" "$T/read.out" "$SRC/disk/big.bin" || fail "the $got bytes read before the error differ from the source"
-fi
-ok "cat of the damaged asset: $read_err (the $got bytes before it are right)"
+expect_eio_read "$MNT/assets/disk/big.bin" "$SRC/disk/big.bin"
+ok "cat of the damaged asset: $READ_ERR (the $READ_GOT bytes before it are right)"
 expect_fail "Input/output error" \
   dd if="$MNT/assets/disk/big.bin" of=/dev/null bs=4096 iflag=skip_bytes skip=2000000 count=1 status=none
 for f in other.bin sub/small.bin; do

@@ -10,6 +10,9 @@
 # it prints the daemon's log. Synchronization is by polling with a deadline;
 # there are no fixed sleeps.
 #
+# UPFS_TEST_STORE=rados makes $STORE a rados:// namespace on a Ceph cluster
+# instead (rados_store.sh); on_rados tells a script which it has.
+#
 # A test that cannot run because the machine has no /dev/fuse exits 77
 # (ctest's SKIP_RETURN_CODE), except under CI=true, where that is a failure.
 
@@ -49,6 +52,15 @@ require_tools fusermount3 mountpoint sha256sum cmp dd getfattr setfattr
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/upfs-it.${TEST_NAME}.XXXXXX")
 STORE=$T/store
+# UPFS_TEST_STORE=rados: the store is rados://POOL/NAMESPACE on a Ceph
+# cluster instead of the directory $T/store (STORE_KIND says which);
+# tests/integration/rados_store.sh sets it up and cleanup stops it.
+STORE_KIND=${UPFS_TEST_STORE:-dir}
+case $STORE_KIND in
+  dir) ;;
+  rados) source "$(dirname "${BASH_SOURCE[0]}")/rados_store.sh" ;;
+  *) fail "UPFS_TEST_STORE must be dir or rados, got '$STORE_KIND'" ;;
+esac
 MNT=$T/mnt
 SRC=$T/src
 UPFS_LOG=$T/upfs.log
@@ -252,6 +264,20 @@ expect_fail() {
   ok "$* -> $out"
 }
 
+# expect_eio_read FILE ORIGINAL: reading FILE (cat) must fail with EIO,
+# and whatever it gave before the error must be ORIGINAL's first bytes (a
+# damaged file gives an error, never wrong bytes). Sets READ_GOT (bytes
+# read before the error) and READ_ERR (cat's message).
+expect_eio_read() {
+  local rc=0
+  READ_ERR=$(cat "$1" 2>&1 >"$T/eio-read.out") || rc=$?
+  ((rc != 0)) || fail "reading the damaged $1 succeeded"
+  [[ $READ_ERR == *"Input/output error"* ]] || fail "reading the damaged $1: want EIO, got: $READ_ERR"
+  READ_GOT=$(stat -c %s "$T/eio-read.out")
+  ((READ_GOT < $(stat -c %s "$2"))) || fail "cat read the whole damaged $1"
+  cmp -s -n "$READ_GOT" "$T/eio-read.out" "$2" || fail "the $READ_GOT bytes read from $1 before the error differ from $2"
+}
+
 # log_has STRING...: some line of the daemon's log contains every STRING.
 # memory_bound WHAT CONDITION...: fails with WHAT unless the arithmetic
 # CONDITION holds. Under a sanitizer build (UPFS_SANITIZED=1, set by
@@ -271,6 +297,14 @@ log_has() {
   awk 'BEGIN { for (i = 1; i < ARGC; i++) want[i] = ARGV[i]; n = ARGC - 1; ARGC = 1 }
        { for (i = 1; i <= n; i++) if (index($0, want[i]) == 0) next; found = 1; exit }
        END { exit !found }' "$@" <"$UPFS_LOG"
+}
+
+# on_rados [WHY]: true when the store is rados:// (UPFS_TEST_STORE=rados);
+# with WHY, logs that the part of the test it guards is skipped there,
+# and why (a part that looks inside a store directory).
+on_rados() {
+  [[ $STORE_KIND == rados ]] || return 1
+  (($# == 0)) || log "skipped on a rados:// store: $*"
 }
 
 # xattr FILE NAME: prints the value of xattr NAME of FILE.
@@ -328,6 +362,9 @@ cleanup() {
   for pid in "${BG_PIDS[@]}"; do
     wait "$pid" 2>/dev/null
   done
+  # After the daemon, whose cluster this is: stops a cluster this test
+  # started (rados_store.sh).
+  [[ $STORE_KIND != rados ]] || rados_store_cleanup
   local report
   for report in "$SANITIZER_LOG".*; do
     [[ -e $report ]] || continue

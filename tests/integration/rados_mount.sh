@@ -6,7 +6,8 @@
 # cmp; unmount, mount again on a fresh mount point with no local state and
 # see the asset and an open session; mount-scripts/upfs-mount and
 # upfs-umount with the rados:// source; `upfs fsck rados://...` is clean; and
-# malformed URLs are usage errors (exit 2, with the reason).
+# malformed URLs are usage errors (exit 2, with the reason); df of the mount
+# reports the cluster's size, then the pool's quota.
 # Exits 77 (ctest: skipped) without /dev/fuse or Ceph, unless CI=true.
 source "$(dirname "$0")/lib.sh" "$@"
 source "$(dirname "$0")/../ceph/test_cluster.sh"
@@ -106,3 +107,32 @@ rc=0
 out=$("$UPFS_BIN" fsck -o "ceph_conf=$CONF" "rados://$POOL/empty" 2>&1) || rc=$?
 ((rc == 2)) && [[ $out == *"no upfs store"* ]] || fail "fsck of an empty namespace: $rc: $out"
 ok "fsck of a namespace without a store: exit 2"
+
+# statfs (df) of a rados:// mount: the store's space, not a local disk's.
+# Without a quota, the cluster's size (as `ceph df` gives it, in 4 KiB
+# blocks); with a byte quota on the pool, the quota, and never more free
+# than that.
+start_upfs "${opts[@]}"
+df_of_mount() { df -B1 --output=size,avail "$MNT" | tail -n 1; }
+# A new cluster reports its size once the manager has the OSDs' first
+# statistics (ceph df says 0 until then): polled, both sides.
+df_shows_cluster() {
+  local cluster
+  read -r size avail < <(df_of_mount)
+  cluster=$(timeout 30 ceph -c "$CONF" df -f json) || return 1
+  raw=$(grep -o '"total_bytes":[0-9]*' <<<"$cluster" | head -n 1 | cut -d: -f2)
+  [[ -n $raw ]] && ((raw > 0 && size == raw / 4096 * 4096))
+}
+wait_until 60 "df of the mount reporting the cluster's size (ceph df)" df_shows_cluster
+((avail > 0 && avail <= size)) || fail "df of the mount says $avail bytes available of $size"
+ok "df: $size bytes (the cluster's $raw), $avail available"
+QUOTA=50000000
+"$CLUSTER_SH" pool "$CEPH_DIR" "$POOL" --max-bytes "$QUOTA" || fail "setting a quota on $POOL"
+df_shows_quota() {
+  read -r size avail < <(df_of_mount)
+  ((size == QUOTA / 4096 * 4096))
+}
+wait_until 30 "df reporting the pool's $QUOTA-byte quota" df_shows_quota
+((avail <= size)) || fail "df with a quota: $avail bytes available of $size"
+ok "df with a $QUOTA-byte quota on $POOL: size $size, $avail available"
+stop_upfs

@@ -543,6 +543,47 @@ $(tail -n 20 "$UPFS_LOG")"
   log "round $ROUND: killed $when; clients at work $busy, finishes running $in_flight; times: plan $(elapsed "$t0" "$t1") s, clients and kill $(elapsed "$t1" "$t2") s, remount $(elapsed "$t2" "$t2b") s, check and resume $(elapsed "$t2b" "$t3") s; totals: committed $COMMITTED, resumed $RESUMED, redone $REDONE, failures $FAILURES"
 done
 
+# On RADOS, one crash point gets its own round: a commit that spans
+# objects (here an unlink: the session's tree in upfs.meta, the file's
+# extent records in its blob's object) killed right after its intent is
+# stored, before any other object has its part (RadosKv's test hook
+# UPFS_TEST_KILL_AFTER_INTENT). The next start must roll it forward: the
+# file gone, every other byte of the session intact, no intent left.
+if on_rados; then
+  ROUND=between-objects
+  stop_upfs
+  export UPFS_TEST_KILL_AFTER_INTENT=1
+  start_upfs
+  unset UPFS_TEST_KILL_AFTER_INTENT
+  name=xobj
+  plan_session "$name"
+  mkdir "$MNT/sessions/$name"
+  for f in $(cd "$SRC/$name" && ls); do cp "$SRC/$name/$f" "$MNT/sessions/$name/$f"; done
+  head -c 9000000 "$POOL" >"$T/doomed"
+  cp "$T/doomed" "$MNT/sessions/$name/doomed"
+  stripes_before=$(rados_ns ls | grep -c '^upfs\.b\.' || true)
+  # The unlink is the first multi-object commit since the mount.
+  rm_rc=0
+  rm "$MNT/sessions/$name/doomed" 2>"$T/rm.err" || rm_rc=$?
+  wait_gone "$UPFS_PID" 30 || fail "between objects: the daemon did not kill itself after the intent (rm exit $rm_rc)"
+  ((rm_rc != 0)) || fail "between objects: rm returned 0 though the daemon died inside the unlink"
+  wait "$UPFS_PID" || true
+  UPFS_PID=
+  fusermount3 -u -z "$MNT" 2>/dev/null || true
+  log_has "intent" "SIGKILL" || fail "between objects: the daemon did not log the intent it died after"
+  intents=$(rados_ns listomapkeys upfs.meta | grep -ac '^T' || true)
+  ((intents == 1)) || fail "between objects: $intents intents in upfs.meta after the crash, want 1"
+  ok "crash between objects: rm failed ($(cat "$T/rm.err")), the daemon died with 1 intent stored ($stripes_before stripe objects)"
+  start_upfs
+  log_has "rolled 1 interrupted commits forward" || fail "between objects: the restart did not roll the intent forward"
+  intents=$(rados_ns listomapkeys upfs.meta | grep -ac '^T' || true)
+  ((intents == 0)) || fail "between objects: $intents intents left after the restart"
+  [[ ! -e $MNT/sessions/$name/doomed ]] || fail "between objects: the unlinked file is back after the roll forward"
+  check_open "$name"
+  resume "$name" && verified "$name"
+  ok "crash between objects rolled forward at the restart: the unlink completed, $name committed and verified"
+fi
+
 # A clean unmount and remount: every asset of the run verifies.
 ROUND=final
 stop_upfs
