@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# tests/bench/rados_bench.sh: upfs over RADOS against the cluster's own
+# ceiling, in one run on one throw-away cluster (issue 12).
+#
+#   tests/bench/rados_bench.sh [UPFS_BIN]
+#   SIZE_MIB=256 REPS=1 BENCH_SECONDS=5 tests/bench/rados_bench.sh   # quick
+#
+# On a cluster started here (tests/ceph/cluster.sh through lib.sh's
+# UPFS_TEST_STORE=rados; BlueStore on a sparse file per OSD unless
+# CEPH_OBJECTSTORE says otherwise; UPFS_TEST_CEPH_OSDS OSDs, default 1):
+#   ceiling write: rados bench BENCH_SECONDS write -b 4M -t 16, the object
+#     size and the writes in flight of upfs's stripes (store/rados_blob_files.h);
+#   ceiling read:  rados bench BENCH_SECONDS seq -t 16 of those objects;
+#   upfs ingest:   cp of a SIZE_MIB random file into a rados:// session plus
+#     the close of its .finish (a durable commit), REPS times;
+#   upfs finish:   that close alone;
+#   upfs read:     cat of the committed asset after a remount, with the page
+#     cache dropped (needs root), REPS times;
+#   upfs VmHWM:    the daemon's peak RSS after the uploads.
+# Prints medians, min-max and the ratios upfs / ceiling (targets: ingest
+# and read at least 0.8, finish at most 100 ms). Not part of ctest.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+UPFS_BIN=${1:-${UPFS_BIN:-$REPO/build/upfs}}
+SIZE_MIB=${SIZE_MIB:-1024}
+REPS=${REPS:-3}
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+export UPFS_TEST_STORE=rados
+export CEPH_OBJECTSTORE=${CEPH_OBJECTSTORE:-bluestore}
+
+TEST_NAME=rados_bench
+source "$REPO/tests/integration/lib.sh" "$UPFS_BIN"
+require_tools rados awk sha256sum
+
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
+median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+range() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
+mib_per_s() { awk -v s="$1" -v m="$SIZE_MIB" 'BEGIN { printf "%.0f", m / s }'; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || log "cannot drop the page cache (not root): reads may be cached"; }
+
+# bench_bandwidth MODE: rados bench's "Bandwidth (MB/sec)" (MiB/s) for
+# MODE write (objects kept for seq) or seq.
+bench_bandwidth() {
+  local args=(-p "$RADOS_POOL" bench "$BENCH_SECONDS" "$1" -t 16)
+  [[ $1 == write ]] && args+=(-b 4194304 --no-cleanup)
+  rados "${args[@]}" >"$T/bench-$1.txt" 2>&1 || fail "rados bench $1 failed: $(tail -n 5 "$T/bench-$1.txt")"
+  awk -F: '/^Bandwidth \(MB\/sec\)/ { gsub(/ /, "", $2); print $2 }' "$T/bench-$1.txt"
+}
+
+log "ceiling: rados bench $BENCH_SECONDS s write -b 4M -t 16, then seq"
+ceiling_write=$(bench_bandwidth write)
+drop_caches
+ceiling_read=$(bench_bandwidth seq)
+rados -p "$RADOS_POOL" cleanup >/dev/null 2>&1 || log "rados cleanup of the bench objects failed"
+
+head -c $((SIZE_MIB << 20)) /dev/urandom >"$T/big"
+sum=$(sha256sum "$T/big" | cut -d' ' -f1)
+start_upfs
+ingest=() finish=() read=()
+for ((r = 0; r < REPS; r++)); do
+  drop_caches
+  mkdir "$MNT/sessions/b$r"
+  t0=$EPOCHREALTIME
+  cp "$T/big" "$MNT/sessions/b$r/big"
+  t1=$EPOCHREALTIME
+  printf '%s  big\n' "$sum" >"$MNT/sessions/b$r/.finish" || fail "finish of b$r failed"
+  ingest+=("$(since "$t0")")
+  finish+=("$(awk -v a="$t1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
+done
+hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$UPFS_PID/status")
+stop_upfs
+start_upfs
+for ((r = 0; r < REPS; r++)); do
+  drop_caches
+  t0=$EPOCHREALTIME
+  cat "$MNT/assets/b$r/big" >/dev/null
+  read+=("$(since "$t0")")
+done
+stop_upfs
+
+mi=$(median "${ingest[*]}") mr=$(median "${read[*]}")
+up_write=$(mib_per_s "$mi") up_read=$(mib_per_s "$mr")
+printf '\n%-44s %10s %14s %8s\n' "rados ($CEPH_OBJECTSTORE, ${UPFS_TEST_CEPH_OSDS:-1} OSD), $SIZE_MIB MiB, $REPS reps" MiB/s "s (min-max)" ratio
+printf '%-44s %10s %14s %8s\n' "ceiling: rados bench write 4M x 16" "$ceiling_write" "" ""
+printf '%-44s %10s %14s %8s\n' "upfs: cp + close(.finish)" "$up_write" "$(range "${ingest[*]}")" \
+  "$(awk -v a="$up_write" -v b="$ceiling_write" 'BEGIN { printf "%.2f", a / b }')"
+printf '%-44s %10s %14s %8s\n' "ceiling: rados bench seq x 16" "$ceiling_read" "" ""
+printf '%-44s %10s %14s %8s\n' "upfs: cat of the asset, cold" "$up_read" "$(range "${read[*]}")" \
+  "$(awk -v a="$up_read" -v b="$ceiling_read" 'BEGIN { printf "%.2f", a / b }')"
+printf '%-44s %10s\n' "upfs: close(.finish) after the cp, ms" "$(median "${finish[*]}") ($(range "${finish[*]}"))"
+printf '%-44s %10s\n' "upfs: daemon VmHWM after the uploads, MiB" "$hwm"
