@@ -2,8 +2,42 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace upfs::session {
+
+AssetReadCache::AssetReadCache(size_t readahead) : readahead_(std::min(readahead, kWindows / 2)) {}
+
+AssetReadCache::~AssetReadCache() {
+  std::vector<std::thread> loaders;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    loads_.clear();
+    loaders.swap(loaders_);
+  }
+  load_cv_.notify_all();
+  for (std::thread& t : loaders) t.join();
+}
+
+AssetReadCache::Window* AssetReadCache::LookupLocked(uint64_t id, uint64_t begin) const {
+  for (const std::shared_ptr<Window>& w : windows_) {
+    if (w->id == id && w->begin == begin) return w.get();
+  }
+  return nullptr;
+}
+
+std::shared_ptr<AssetReadCache::Window> AssetReadCache::AddLocked(uint64_t id, uint64_t begin) {
+  windows_.push_front(std::make_shared<Window>(id, begin));
+  if (windows_.size() > kWindows) {
+    // Its buffer is spare unless a reader still copies out of it, or a
+    // load ahead still fills it (then it goes with the last one).
+    std::shared_ptr<Window>& last = windows_.back();
+    if (last.use_count() == 1 && last->bytes && spare_.size() < kWindows) spare_.push_back(std::move(last->bytes));
+    windows_.pop_back();
+  }
+  return windows_.front();
+}
 
 std::shared_ptr<AssetReadCache::Window> AssetReadCache::Find(uint64_t id, uint64_t begin) {
   std::lock_guard lock(mu_);
@@ -13,15 +47,7 @@ std::shared_ptr<AssetReadCache::Window> AssetReadCache::Find(uint64_t id, uint64
       return windows_.front();
     }
   }
-  windows_.push_front(std::make_shared<Window>(id, begin));
-  if (windows_.size() > kWindows) {
-    // Its buffer is spare unless a reader still copies out of it (then it
-    // goes with the last one).
-    std::shared_ptr<Window>& last = windows_.back();
-    if (last.use_count() == 1 && last->bytes && spare_.size() < kWindows) spare_.push_back(std::move(last->bytes));
-    windows_.pop_back();
-  }
-  return windows_.front();
+  return AddLocked(id, begin);
 }
 
 std::unique_ptr<char[]> AssetReadCache::TakeBuffer() {
@@ -36,31 +62,76 @@ std::unique_ptr<char[]> AssetReadCache::TakeBuffer() {
   return std::unique_ptr<char[]>(new char[kWindowBytes]);
 }
 
-Status AssetReadCache::Read(uint64_t id, const store::ByteSink& sink, uint64_t length, uint64_t offset, size_t n,
-                            char* out) {
+Status AssetReadCache::LoadLocked(Window& w, const store::ByteSink& sink, size_t size) {
+  if (w.loaded) return Status::OK();
+  if (!w.bytes) w.bytes = TakeBuffer();
+  UPFS_RETURN_IF_ERROR(sink.ReadAt(w.begin, size, w.bytes.get()));
+  w.loaded = true;
+  return Status::OK();
+}
+
+void AssetReadCache::ReadAhead(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
+                               uint64_t begin) {
+  if (readahead_ == 0) return;
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    // Sequential: the window before this one was read (or this is the first).
+    if (begin > 0 && LookupLocked(id, begin - kWindowBytes) == nullptr) return;
+    for (size_t k = 1; k <= readahead_; ++k) {
+      const uint64_t next = begin + k * kWindowBytes;
+      if (next >= length) break;
+      if (LookupLocked(id, next) != nullptr) continue;
+      loads_.push_back(
+          Load{AddLocked(id, next), sink, static_cast<size_t>(std::min<uint64_t>(kWindowBytes, length - next))});
+      queued = true;
+    }
+    if (queued) {
+      while (loaders_.size() < readahead_) loaders_.emplace_back([this] { LoadLoop(); });
+    }
+  }
+  if (queued) load_cv_.notify_all();
+}
+
+void AssetReadCache::LoadLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    load_cv_.wait(lock, [&] { return stopping_ || !loads_.empty(); });
+    if (stopping_) return;
+    Load load = std::move(loads_.front());
+    loads_.pop_front();
+    // Fell out of the cache before its turn, and no reader holds it.
+    if (load.window.use_count() == 1) continue;
+    lock.unlock();
+    {
+      std::lock_guard window_lock(load.window->mu);
+      // A failure stays unloaded: the reader that needs it reports it.
+      (void)LoadLocked(*load.window, *load.sink, load.size);
+    }
+    load = Load{};  // the sink and window are released outside mu_
+    lock.lock();
+  }
+}
+
+Status AssetReadCache::Read(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
+                            uint64_t offset, size_t n, char* out) {
   while (n > 0) {
     const uint64_t begin = offset - offset % kWindowBytes;
     std::shared_ptr<Window> w = Find(id, begin);
+    ReadAhead(id, sink, length, begin);
     const size_t window_size = static_cast<size_t>(std::min<uint64_t>(kWindowBytes, length - begin));
     const size_t at = static_cast<size_t>(offset - begin);
     const size_t take = std::min(n, window_size - at);
     std::lock_guard lock(w->mu);
-    if (!w->loaded) {
-      if (!w->bytes) w->bytes = TakeBuffer();
-      if (sink.ReadAt(begin, window_size, w->bytes.get()).ok()) {
-        w->loaded = true;
-      } else {
-        // A damaged chunk somewhere in the window: read just the range
-        // asked for, so that only reads touching the damage fail, as
-        // without the cache.
-        UPFS_RETURN_IF_ERROR(sink.ReadAt(offset, take, out));
-        out += take;
-        offset += take;
-        n -= take;
-        continue;
-      }
+    if (!LoadLocked(*w, *sink, window_size).ok()) {
+      // A damaged chunk somewhere in the window: read just the range
+      // asked for, so that only reads touching the damage fail, as
+      // without the cache.
+      UPFS_RETURN_IF_ERROR(sink->ReadAt(offset, take, out));
+    } else {
+      std::memcpy(out, w->bytes.get() + at, take);
     }
-    std::memcpy(out, w->bytes.get() + at, take);
     out += take;
     offset += take;
     n -= take;

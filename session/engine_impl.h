@@ -282,7 +282,7 @@ struct Handle {
   NodeKind kind = NodeKind::kFile;
   std::shared_ptr<Session> session;
   std::shared_ptr<FileState> file;
-  std::unique_ptr<store::ByteSink> asset_blob;
+  std::shared_ptr<const store::ByteSink> asset_blob;  // shared with loads ahead
   uint64_t asset_length = 0;
 
   std::mutex mu;

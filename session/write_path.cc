@@ -314,7 +314,7 @@ Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, 
   if (offset >= length) return std::string();
   size_t n = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
   std::string out(n, '\0');
-  Status st = h->kind == NodeKind::kAssetFile ? m.asset_reads.Read(id, *sink, length, offset, n, out.data())
+  Status st = h->kind == NodeKind::kAssetFile ? m.asset_reads.Read(id, h->asset_blob, length, offset, n, out.data())
                                               : sink->ReadAt(offset, n, out.data());
   if (!st.ok()) return st.WithContext("read of id " + std::to_string(id) + " at offset " + std::to_string(offset));
   return out;

@@ -194,11 +194,15 @@ class LevelDbKv : public Kv {
     // that is absent (a new file's end record, a new session's name), and
     // those keys sort among the newest ones, whose blocks are cached.
     // Table files stay open for reading (pread, not mmap: see
-    // store/leveldb_env.h); leave half the descriptors to FUSE and the rest.
+    // store/leveldb_env.h): at most max_open_tables, and never more than
+    // half the descriptors (the rest are FUSE's and the blob files').
+    // LevelDB counts 10 descriptors for its logs and MANIFEST in the limit.
+    rlim_t files = rlim_t(opts_.max_open_tables) + 10;
     rlimit nofile{};
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
-      options.max_open_files = static_cast<int>(std::clamp<rlim_t>(nofile.rlim_cur / 2, 64, 1000));
+      files = std::min(files, std::max<rlim_t>(nofile.rlim_cur / 2, 64));
     }
+    options.max_open_files = static_cast<int>(files);
     // A fresh wrapper per open: a log-sync error of the failed instance
     // must not fail the recovered one (its logs were replayed and synced
     // into tables by the reopen).

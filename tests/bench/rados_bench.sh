@@ -71,11 +71,16 @@ done
 hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$UPFS_PID/status")
 stop_upfs
 start_upfs
+# The daemon's CPU seconds (user + system) so far.
+daemon_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$UPFS_PID/stat"; }
+read_cpu=()
 for ((r = 0; r < REPS; r++)); do
   drop_caches
+  c0=$(daemon_cpu)
   t0=$EPOCHREALTIME
   cat "$MNT/assets/b$r/big" >/dev/null
   read+=("$(since "$t0")")
+  read_cpu+=("$(awk -v a="$c0" -v b="$(daemon_cpu)" 'BEGIN { printf "%.2f", b - a }')")
 done
 stop_upfs
 
@@ -88,5 +93,6 @@ printf '%-44s %10s %14s %8s\n' "upfs: cp + close(.finish)" "$up_write" "$(range 
 printf '%-44s %10s %14s %8s\n' "ceiling: rados bench seq x 16" "$ceiling_read" "" ""
 printf '%-44s %10s %14s %8s\n' "upfs: cat of the asset, cold" "$up_read" "$(range "${read[*]}")" \
   "$(awk -v a="$up_read" -v b="$ceiling_read" 'BEGIN { printf "%.2f", a / b }')"
+printf '%-44s %10s\n' "upfs: daemon CPU s per cold read" "$(median "${read_cpu[*]}") ($(range "${read_cpu[*]}"))"
 printf '%-44s %10s\n' "upfs: close(.finish) after the cp, ms" "$(median "${finish[*]}") ($(range "${finish[*]}"))"
 printf '%-44s %10s\n' "upfs: daemon VmHWM after the uploads, MiB" "$hwm"
