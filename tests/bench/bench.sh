@@ -30,12 +30,15 @@
 #       and of the big file's median time after the history to before,
 #       each also in the daemon's user CPU time (targets: at most 1.1), into
 #       history.txt, with every round's times in history.dat.
+#   (j) with RADOS=1, the RADOS column: upfs over a throw-away Ceph cluster
+#       against `rados bench` on it (tests/bench/rados_bench.sh, with
+#       SIZE_MIB=RADOS_MIB and REPS), into rados_bench.txt.
 #
 # Options (environment): SIZE_MIB=1024 REPS=3 SMALL_FILES=1000 SMALL_KIB=64
 # RSS_SMALL_MIB=256 RSS_BIG_MIB=4096 PLOT_SIZES="16 64 256 1024"
 # PLOT_REPS=1 OUT=tests/bench/results (table.txt, plot.dat, bench.png)
 # HISTORY_SESSIONS=50 HISTORY_FILES=1000 HISTORY_KIB=24 HISTORY_BIG_MIB=1024
-# HISTORY_BIG_REPS=3 HISTORY_ONLY=0 (1: only (i), e.g.
+# HISTORY_BIG_REPS=3 RADOS=0 RADOS_MIB=1024 HISTORY_ONLY=0 (1: only (i), e.g.
 #   HISTORY_ONLY=1 HISTORY_SESSIONS=20 HISTORY_FILES=500 HISTORY_BIG_MIB=256 tests/bench/bench.sh)
 # DROP_CACHES=0 (1: also drop the kernel's page cache before each read, so
 # (d) reads the disk; needs root) UPFS_KEEP=1 keeps the temporary directory.
@@ -65,6 +68,8 @@ HISTORY_KIB=${HISTORY_KIB:-24}
 HISTORY_BIG_MIB=${HISTORY_BIG_MIB:-1024}
 HISTORY_BIG_REPS=${HISTORY_BIG_REPS:-3}
 HISTORY_ONLY=${HISTORY_ONLY:-0}
+RADOS=${RADOS:-0}
+RADOS_MIB=${RADOS_MIB:-1024}
 OUT=$(mkdir -p "${OUT:-$REPO/tests/bench/results}" && cd "${OUT:-$REPO/tests/bench/results}" && pwd)
 
 # lib.sh gives the temporary directory $T, start_upfs/stop_upfs (one
@@ -418,3 +423,10 @@ EOF
 log "wrote $OUT/table.txt, $OUT/plot.dat and $OUT/bench.png"
 history_case
 log "wrote $OUT/history.txt and $OUT/history.dat"
+if [[ $RADOS == 1 ]]; then
+  # Its own script, cluster and daemon (one daemon at a time: this one's
+  # daemon is stopped by now).
+  SIZE_MIB=$RADOS_MIB REPS=$REPS OUT=$OUT bash "$HERE/rados_bench.sh" "$UPFS_BIN" ||
+    fail "the RADOS case (tests/bench/rados_bench.sh) failed"
+  log "wrote $OUT/rados_bench.txt"
+fi

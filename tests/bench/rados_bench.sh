@@ -18,7 +18,9 @@
 #     cache dropped (needs root), REPS times;
 #   upfs VmHWM:    the daemon's peak RSS after the uploads.
 # Prints medians, min-max and the ratios upfs / ceiling (targets: ingest
-# and read at least 0.8, finish at most 100 ms). Not part of ctest.
+# and read at least 0.8, finish at most 100 ms), and writes that table to
+# $OUT/rados_bench.txt when OUT names a directory (tests/bench/bench.sh's
+# case (j), RADOS=1). Not part of ctest.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -86,6 +88,7 @@ stop_upfs
 
 mi=$(median "${ingest[*]}") mr=$(median "${read[*]}")
 up_write=$(mib_per_s "$mi") up_read=$(mib_per_s "$mr")
+{
 printf '\n%-44s %10s %14s %8s\n' "rados ($CEPH_OBJECTSTORE, ${UPFS_TEST_CEPH_OSDS:-1} OSD), $SIZE_MIB MiB, $REPS reps" MiB/s "s (min-max)" ratio
 printf '%-44s %10s %14s %8s\n' "ceiling: rados bench write 4M x 16" "$ceiling_write" "" ""
 printf '%-44s %10s %14s %8s\n' "upfs: cp + close(.finish)" "$up_write" "$(range "${ingest[*]}")" \
@@ -96,3 +99,4 @@ printf '%-44s %10s %14s %8s\n' "upfs: cat of the asset, cold" "$up_read" "$(rang
 printf '%-44s %10s\n' "upfs: daemon CPU s per cold read" "$(median "${read_cpu[*]}") ($(range "${read_cpu[*]}"))"
 printf '%-44s %10s\n' "upfs: close(.finish) after the cp, ms" "$(median "${finish[*]}") ($(range "${finish[*]}"))"
 printf '%-44s %10s\n' "upfs: daemon VmHWM after the uploads, MiB" "$hwm"
+} | tee ${OUT:+"$OUT/rados_bench.txt"}
