@@ -467,20 +467,29 @@ Status RadosKv::ReadSpace(uint64_t* total_bytes, uint64_t* free_bytes) const {
   return Status::OK();
 }
 
+Status RadosKv::RefreshSpaceLocked() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - space_checked_ < kSpaceCacheTime) return Status::OK();
+  uint64_t total = 0, left = 0;
+  UPFS_RETURN_IF_ERROR(ReadSpace(&total, &left));
+  space_total_ = total;
+  // Nothing known of the cluster or a quota yet: no limit.
+  space_left_ = total == 0 ? std::numeric_limits<uint64_t>::max() : left;
+  space_checked_ = now;
+  return Status::OK();
+}
+
 Status RadosKv::GetSpace(uint64_t* total_bytes, uint64_t* free_bytes) {
-  return ReadSpace(total_bytes, free_bytes);
+  std::lock_guard lock(space_mu_);
+  UPFS_RETURN_IF_ERROR(RefreshSpaceLocked());
+  *total_bytes = space_total_;
+  *free_bytes = std::min(space_left_, space_total_);
+  return Status::OK();
 }
 
 Status RadosKv::CheckRoomForData(uint64_t bytes) {
   std::lock_guard lock(space_mu_);
-  const auto now = std::chrono::steady_clock::now();
-  if (now - space_checked_ >= kSpaceCacheTime) {
-    uint64_t total = 0, left = 0;
-    UPFS_RETURN_IF_ERROR(ReadSpace(&total, &left));
-    // Nothing known of the cluster or a quota yet: no limit.
-    space_left_ = total == 0 ? std::numeric_limits<uint64_t>::max() : left;
-    space_checked_ = now;
-  }
+  UPFS_RETURN_IF_ERROR(RefreshSpaceLocked());
   if (bytes > space_left_) {
     return Status::NoSpace("pool " + pool_ + " has " + std::to_string(space_left_) +
                            " bytes left before its quota or a full cluster; refusing " + std::to_string(bytes) +

@@ -68,7 +68,9 @@ class RadosKv : public Kv {
   // leaves less than `bytes`. Looked up at most every kSpaceCacheTime.
   Status CheckRoomForData(uint64_t bytes) override;
   // The cluster's raw size and free bytes (cluster_stat), capped by the
-  // pool's byte quota and what its objects use, if it has one.
+  // pool's byte quota and what its objects use, if it has one. Looked up
+  // at most every kSpaceCacheTime (statfs is three monitor round trips;
+  // file managers call it often), less the upload bytes admitted since.
   Status GetSpace(uint64_t* total_bytes, uint64_t* free_bytes) override;
 
   // The object a key lives in.
@@ -117,6 +119,9 @@ class RadosKv : public Kv {
   // The pool's quota (if any) and the cluster's size and free space, one
   // look-up each: total 0 when neither is known yet.
   Status ReadSpace(uint64_t* total_bytes, uint64_t* free_bytes) const;
+  // ReadSpace into the fields below unless they are younger than
+  // kSpaceCacheTime. REQUIRES: space_mu_.
+  Status RefreshSpaceLocked();
 
   const std::shared_ptr<RadosConnection> conn_;
   mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
@@ -134,6 +139,7 @@ class RadosKv : public Kv {
 
   std::mutex space_mu_;
   std::chrono::steady_clock::time_point space_checked_;  // GUARDED_BY(space_mu_)
+  uint64_t space_total_ = 0;                             // GUARDED_BY(space_mu_): 0 while unknown
   uint64_t space_left_ = 0;                              // GUARDED_BY(space_mu_): bytes until quota or full
 };
 

@@ -35,9 +35,8 @@ TEST_NAME=rados_bench
 source "$REPO/tests/integration/lib.sh" "$UPFS_BIN"
 require_tools rados awk sha256sum
 
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
-median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-range() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
+source "$HERE/stats.sh"   # since, median, range
+source "$HERE/daemon.sh"  # daemon_cpu_total
 mib_per_s() { awk -v s="$1" -v m="$SIZE_MIB" 'BEGIN { printf "%.0f", m / s }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || log "cannot drop the page cache (not root): reads may be cached"; }
 
@@ -73,21 +72,20 @@ done
 hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$UPFS_PID/status")
 stop_upfs
 start_upfs
-# The daemon's CPU seconds (user + system) so far.
-daemon_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$UPFS_PID/stat"; }
 read_cpu=()
 for ((r = 0; r < REPS; r++)); do
   drop_caches
-  c0=$(daemon_cpu)
+  c0=$(daemon_cpu_total)
   t0=$EPOCHREALTIME
   cat "$MNT/assets/b$r/big" >/dev/null
   read+=("$(since "$t0")")
-  read_cpu+=("$(awk -v a="$c0" -v b="$(daemon_cpu)" 'BEGIN { printf "%.2f", b - a }')")
+  read_cpu+=("$(awk -v a="$c0" -v b="$(daemon_cpu_total)" 'BEGIN { printf "%.2f", b - a }')")
 done
 stop_upfs
 
 mi=$(median "${ingest[*]}") mr=$(median "${read[*]}")
 up_write=$(mib_per_s "$mi") up_read=$(mib_per_s "$mr")
+[[ -z ${OUT:-} ]] || mkdir -p "$OUT"
 {
 printf '\n%-44s %10s %14s %8s\n' "rados ($CEPH_OBJECTSTORE, ${UPFS_TEST_CEPH_OSDS:-1} OSD), $SIZE_MIB MiB, $REPS reps" MiB/s "s (min-max)" ratio
 printf '%-44s %10s %14s %8s\n' "ceiling: rados bench write 4M x 16" "$ceiling_write" "" ""

@@ -48,8 +48,7 @@ make_files() {
   for ((i = 0; i < FILES; i++)); do head -c $(($2 << 10)) /dev/urandom >"$1/f$i"; done
   (cd "$1" && sha256sum -- *) >"$1.sha256"
 }
-median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
+source "$HERE/stats.sh"  # since, median
 source "$HERE/daemon.sh"  # written, settle
 
 start_upfs
