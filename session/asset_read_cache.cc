@@ -20,11 +20,9 @@ AssetReadCache::~AssetReadCache() {
   for (std::thread& t : loaders) t.join();
 }
 
-AssetReadCache::Window* AssetReadCache::LookupLocked(uint64_t id, uint64_t begin) const {
-  for (const std::shared_ptr<Window>& w : windows_) {
-    if (w->id == id && w->begin == begin) return w.get();
-  }
-  return nullptr;
+AssetReadCache::WindowList::iterator AssetReadCache::LookupLocked(uint64_t id, uint64_t begin) {
+  return std::find_if(windows_.begin(), windows_.end(),
+                      [&](const std::shared_ptr<Window>& w) { return w->id == id && w->begin == begin; });
 }
 
 std::shared_ptr<AssetReadCache::Window> AssetReadCache::AddLocked(uint64_t id, uint64_t begin) {
@@ -39,15 +37,27 @@ std::shared_ptr<AssetReadCache::Window> AssetReadCache::AddLocked(uint64_t id, u
   return windows_.front();
 }
 
-std::shared_ptr<AssetReadCache::Window> AssetReadCache::Find(uint64_t id, uint64_t begin) {
-  std::lock_guard lock(mu_);
-  for (auto it = windows_.begin(); it != windows_.end(); ++it) {
-    if ((*it)->id == id && (*it)->begin == begin) {
+std::shared_ptr<AssetReadCache::Window> AssetReadCache::Find(uint64_t id,
+                                                             const std::shared_ptr<const store::ByteSink>& sink,
+                                                             uint64_t length, uint64_t begin) {
+  std::shared_ptr<Window> w;
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = LookupLocked(id, begin);
+    if (it != windows_.end()) {
       windows_.splice(windows_.begin(), windows_, it);
-      return windows_.front();
+      w = windows_.front();
+    } else {
+      w = AddLocked(id, begin);
+    }
+    if (!w->read) {
+      w->read = true;
+      queued = ReadAheadLocked(id, sink, length, begin);
     }
   }
-  return AddLocked(id, begin);
+  if (queued) load_cv_.notify_all();
+  return w;
 }
 
 std::unique_ptr<char[]> AssetReadCache::TakeBuffer() {
@@ -70,28 +80,24 @@ Status AssetReadCache::LoadLocked(Window& w, const store::ByteSink& sink, size_t
   return Status::OK();
 }
 
-void AssetReadCache::ReadAhead(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
-                               uint64_t begin) {
-  if (readahead_ == 0) return;
+bool AssetReadCache::ReadAheadLocked(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink,
+                                     uint64_t length, uint64_t begin) {
+  if (readahead_ == 0 || stopping_) return false;
+  // Sequential: the window before this one was read (or this is the first).
+  if (begin > 0 && LookupLocked(id, begin - kWindowBytes) == windows_.end()) return false;
   bool queued = false;
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return;
-    // Sequential: the window before this one was read (or this is the first).
-    if (begin > 0 && LookupLocked(id, begin - kWindowBytes) == nullptr) return;
-    for (size_t k = 1; k <= readahead_; ++k) {
-      const uint64_t next = begin + k * kWindowBytes;
-      if (next >= length) break;
-      if (LookupLocked(id, next) != nullptr) continue;
-      loads_.push_back(
-          Load{AddLocked(id, next), sink, static_cast<size_t>(std::min<uint64_t>(kWindowBytes, length - next))});
-      queued = true;
-    }
-    if (queued) {
-      while (loaders_.size() < readahead_) loaders_.emplace_back([this] { LoadLoop(); });
-    }
+  for (size_t k = 1; k <= readahead_; ++k) {
+    const uint64_t next = begin + k * kWindowBytes;
+    if (next >= length) break;
+    if (LookupLocked(id, next) != windows_.end()) continue;
+    loads_.push_back(
+        Load{AddLocked(id, next), sink, static_cast<size_t>(std::min<uint64_t>(kWindowBytes, length - next))});
+    queued = true;
   }
-  if (queued) load_cv_.notify_all();
+  if (queued) {
+    while (loaders_.size() < readahead_) loaders_.emplace_back([this] { LoadLoop(); });
+  }
+  return queued;
 }
 
 void AssetReadCache::LoadLoop() {
@@ -118,8 +124,7 @@ Status AssetReadCache::Read(uint64_t id, const std::shared_ptr<const store::Byte
                             uint64_t offset, size_t n, char* out) {
   while (n > 0) {
     const uint64_t begin = offset - offset % kWindowBytes;
-    std::shared_ptr<Window> w = Find(id, begin);
-    ReadAhead(id, sink, length, begin);
+    std::shared_ptr<Window> w = Find(id, sink, length, begin);
     const size_t window_size = static_cast<size_t>(std::min<uint64_t>(kWindowBytes, length - begin));
     const size_t at = static_cast<size_t>(offset - begin);
     const size_t take = std::min(n, window_size - at);

@@ -74,6 +74,7 @@ class AssetReadCache {
     Window(uint64_t id, uint64_t begin) : id(id), begin(begin) {}
     const uint64_t id;
     const uint64_t begin;
+    bool read = false;  // GUARDED_BY(AssetReadCache::mu_): a reader has asked for it
     std::mutex mu;      // held while loading; readers wait on it
     bool loaded = false;  // GUARDED_BY(mu)
     // GUARDED_BY(mu); [begin, begin + size) of the file, in kWindowBytes
@@ -86,16 +87,24 @@ class AssetReadCache {
     size_t size = 0;
   };
 
-  // The window of `id` starting at `begin`, found or added as most recent.
-  std::shared_ptr<Window> Find(uint64_t id, uint64_t begin);
+  using WindowList = std::list<std::shared_ptr<Window>>;
+
+  // The window of `id` starting at `begin`, for a reader: found or added as
+  // most recent. On the first read of it, the windows after it that a
+  // sequential reader will want next are queued to load ahead (once per
+  // window, not per request: the kernel reads a window in 8 requests).
+  std::shared_ptr<Window> Find(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
+                               uint64_t begin);
   // Adds a window as most recent, dropping the least recent beyond
   // kWindows. REQUIRES: mu_.
   std::shared_ptr<Window> AddLocked(uint64_t id, uint64_t begin);
-  // The cached window of `id` starting at `begin`, or null. REQUIRES: mu_.
-  Window* LookupLocked(uint64_t id, uint64_t begin) const;
-  // Queues loads of the windows after the one at `begin` that a
-  // sequential reader will want next and that are not cached.
-  void ReadAhead(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length, uint64_t begin);
+  // The cached window of `id` starting at `begin`, or end(). REQUIRES: mu_.
+  WindowList::iterator LookupLocked(uint64_t id, uint64_t begin);
+  // Queues loads of the windows after the one at `begin` that are not
+  // cached, if the reader reads sequentially; true if any was queued.
+  // REQUIRES: mu_.
+  bool ReadAheadLocked(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
+                       uint64_t begin);
   // Loads w's bytes unless loaded. REQUIRES: w.mu.
   Status LoadLocked(Window& w, const store::ByteSink& sink, size_t size);
   void LoadLoop();
@@ -106,7 +115,7 @@ class AssetReadCache {
   const size_t readahead_;
 
   std::mutex mu_;
-  std::list<std::shared_ptr<Window>> windows_;  // GUARDED_BY(mu_), most recent first
+  WindowList windows_;                          // GUARDED_BY(mu_), most recent first
   std::vector<std::unique_ptr<char[]>> spare_;  // GUARDED_BY(mu_), at most kWindows
   std::deque<Load> loads_;                      // GUARDED_BY(mu_)
   std::vector<std::thread> loaders_;            // GUARDED_BY(mu_): started with the first load
