@@ -384,6 +384,8 @@ struct Engine::Impl {
   void CatchUpLoop();
   void StopCatchUp();
   static Result<std::string> FullHash(FileState& f);  // REQUIRES(f.mu)
+  // After a failed commit, each file's received ranges as the store holds them.
+  static void ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>& files, const std::string& where);
 
   // ---- writes (write_path.cc) ----
 

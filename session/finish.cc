@@ -31,6 +31,43 @@ struct Planned {
 
 }  // namespace
 
+// After a failed commit: the store may have lost bytes it had acknowledged
+// (and dropped their records: KvStore::Apply), so each file's received
+// ranges are read back from the store, as at a start (recovery.cc). A file
+// that lost some shows them missing in .status and in the next finish,
+// and its hash is recomputed from the store once they are sent again.
+void Engine::Impl::ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>& files, const std::string& where) {
+  for (const std::shared_ptr<FileState>& file : files) {
+    FileState& f = *file;
+    std::lock_guard lock(f.mu);
+    std::vector<Extent> stored;
+    if (Status st = f.Blob()->Extents(&stored); !st.ok()) {
+      spdlog::warn("{}: reading back what the store holds of blob {} failed: {}", where, f.blob, st.ToString());
+      continue;
+    }
+    ExtentMap now;
+    for (const Extent& e : stored) now.Add(e.begin, e.end);
+    // The store only ever drops ranges here, so equal counts are equal maps.
+    if (now.BytesReceived() == f.received.BytesReceived()) continue;
+    std::vector<Extent> lost;
+    for (const Extent& e : f.received.Covered(0, store::kMaxBlobLength)) {
+      uint64_t at = e.begin;
+      for (const Extent& kept : now.Covered(e.begin, e.end)) {
+        if (kept.begin > at) lost.push_back({at, kept.begin});
+        at = kept.end;
+      }
+      if (at < e.end) lost.push_back({at, e.end});
+    }
+    f.received = std::move(now);
+    f.hash.Invalidate();
+    if (!lost.empty()) {
+      f.SetError("the store lost bytes " + RangeText(lost[0].begin, lost[0].end) +
+                 " after acknowledging them: send them again");
+      spdlog::warn("{}: blob {}: {}", where, f.blob, *f.last_error);
+    }
+  }
+}
+
 Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text,
                                    CommitInfo* info) {
   Session& s = *sp;
@@ -204,7 +241,9 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   batch.Put(asset);
   std::vector<uint64_t> ids;
   ids.reserve(plan.size());
+  std::vector<std::shared_ptr<FileState>> files_in_commit;
   for (Planned& p : plan) {
+    if (p.file) files_in_commit.push_back(p.file);
     ids.push_back(p.entry.id);
     batch.Put(std::move(p.entry));
     batch.DeleteNodeRecord(record.id, ids.back());
@@ -223,6 +262,7 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   Status st = store->Apply(batch, /*sync=*/true);
   if (!st.ok()) {
     spdlog::error("{}: commit failed, session left open: {}", where, st.ToString());
+    ForgetLostBytes(files_in_commit, where);
     return st.WithContext(where + ": commit");
   }
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "store/status.h"
+#include "store/store.h"
 
 namespace upfs::store {
 
@@ -49,6 +50,18 @@ class BlobFiles {
 
   // Makes every Write and Truncate before it durable.
   virtual Status Sync() = 0;
+
+  // The ranges of `blob` whose bytes were lost after Write returned OK,
+  // since the last call for it (which forgets them): writes that went out
+  // in the background and failed (RADOS), reported once by Sync too, for
+  // whichever blob. A commit checks its files here (KvStore::Apply), so
+  // that a loss reported to another caller's Sync cannot slip into an
+  // asset. Waits for the blob's writes under way.
+  virtual std::vector<Extent> TakeLost(uint64_t /*blob*/) { return {}; }
+  // Gives back what TakeLost returned, when the caller could not act on it.
+  virtual void RestoreLost(uint64_t /*blob*/, std::vector<Extent> /*lost*/) {}
+  // The blobs TakeLost has ranges for (a clean stop drops their records).
+  virtual std::vector<uint64_t> BlobsWithLost() { return {}; }
 
   // Every blob that has bytes stored, for fsck's orphan search; *bytes gets
   // each one's stored size.

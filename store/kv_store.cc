@@ -454,8 +454,12 @@ KvStore::~KvStore() {
   freed_cv_.notify_all();
   reclaimer_.join();
   if (!in_use_) return;
-  // A clean stop: every byte received is durable, then the mark goes.
+  // A clean stop: every byte received is durable, and the records of
+  // bytes lost since they were acknowledged are gone; then the mark goes.
   Status st = blobs_->Sync();
+  for (uint64_t blob : blobs_->BlobsWithLost()) {
+    if (Status dropped = DropLostBytes(blob, nullptr); !dropped.ok() && st.ok()) st = std::move(dropped);
+  }
   if (st.ok()) {
     KvWrite write;
     write.Delete(std::string(keys::kInUseKey));
@@ -566,9 +570,54 @@ std::unique_ptr<ByteSink> KvStore::OpenCommittedBlob(uint64_t blob) {
   return std::make_unique<KvBlob>(this, blob, Holes::kCorruption);
 }
 
+Status KvStore::DropLostBytes(uint64_t blob, std::string* lost_range) {
+  std::vector<Extent> lost = blobs_->TakeLost(blob);
+  if (lost.empty()) return Status::OK();
+  std::unique_lock lock(BlobLock(blob));
+  KvWrite write;
+  uint64_t freed = 0, stored_end = 0;
+  std::optional<uint64_t> bound;
+  Status st;
+  for (const Extent& e : lost) {
+    st = AddPunch(*kv_, *blobs_, blob, e.begin, e.end, &write, &freed, &stored_end, &bound);
+    if (!st.ok()) break;
+  }
+  if (st.ok()) st = kv_->Commit(write, /*sync=*/true);
+  const std::string range = "[" + std::to_string(lost[0].begin) + ", " + std::to_string(lost[0].end) + ")";
+  if (!st.ok()) {
+    // The records stay, naming bytes that are not there; the next commit
+    // of the blob's file tries again.
+    spdlog::error("{}: bytes {} were lost after they were acknowledged, and dropping their records failed: {}",
+                  BlobText(blob), range, st.ToString());
+    blobs_->RestoreLost(blob, std::move(lost));
+    return st.WithContext(BlobText(blob) + ": dropping the records of lost bytes " + range);
+  }
+  spdlog::error("{}: bytes {}{} were lost after they were acknowledged; they now read as never written", BlobText(blob),
+                range, lost.size() > 1 ? " (and " + std::to_string(lost.size() - 1) + " more ranges)" : "");
+  if (lost_range) *lost_range = range;
+  return Status::OK();
+}
+
 Status KvStore::Apply(const Batch& batch, bool sync) {
-  // Bytes before the records that may name them (a commit's entries).
-  if (sync) UPFS_RETURN_IF_ERROR(blobs_->Sync());
+  // Bytes before the records that may name them (a commit's entries), and
+  // none that were lost since they were acknowledged.
+  if (sync) {
+    Status synced = blobs_->Sync();
+    Status lost;
+    for (const Batch::Op& op : batch.ops()) {
+      const auto* pe = std::get_if<Batch::PutAssetEntry>(&op);
+      if (pe == nullptr || pe->entry.is_dir) continue;
+      std::string range;
+      Status st = DropLostBytes(pe->entry.id, &range);
+      if (st.ok() && !range.empty()) {
+        st = Status::IOError(BlobText(pe->entry.id) + ": bytes " + range +
+                             " were lost after they were acknowledged; send them again");
+      }
+      if (!st.ok() && lost.ok()) lost = std::move(st);
+    }
+    UPFS_RETURN_IF_ERROR(lost);
+    UPFS_RETURN_IF_ERROR(synced);
+  }
   std::vector<uint64_t> freed_blobs;
   uint64_t freed = 0;
   UPFS_RETURN_IF_ERROR(ApplyLocked(batch, sync, &freed_blobs, &freed));

@@ -114,6 +114,11 @@ class KvStore : public Store {
 
   // Apply under apply_mu_; reports the blobs it freed bytes of.
   Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed);
+  // Removes the records of the bytes of `blob` the blob files lost
+  // (TakeLost), so they read as never written; sets *lost_range (when
+  // given) to the first range when there were any. Fails only when the
+  // records could not be removed (the ranges are then kept for next time).
+  Status DropLostBytes(uint64_t blob, std::string* lost_range);
 
   const std::unique_ptr<Kv> kv_;
   const std::unique_ptr<BlobFiles> blobs_;

@@ -82,7 +82,10 @@ void RadosBlobFiles::ReapLocked() const {
       ++it;
       continue;
     }
-    if (it->rc < 0 && failed_.ok()) failed_ = FromRados(it->rc, it->what);
+    if (it->rc < 0) {
+      if (failed_.ok()) failed_ = FromRados(it->rc, it->what);
+      lost_[it->blob].push_back({it->begin, it->end});
+    }
     it->completion->release();
     it = pending_.erase(it);
   }
@@ -163,9 +166,46 @@ Status RadosBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out,
   });
 }
 
+std::vector<Extent> RadosBlobFiles::TakeLost(uint64_t blob) {
+  WaitForOverlapping(blob, 0, kMaxBlobLength);
+  std::lock_guard lock(mu_);
+  ReapLocked();
+  auto it = lost_.find(blob);
+  if (it == lost_.end()) return {};
+  std::vector<Extent> lost = std::move(it->second);
+  lost_.erase(it);
+  return lost;
+}
+
+std::vector<uint64_t> RadosBlobFiles::BlobsWithLost() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return in_flight_ == 0; });
+  ReapLocked();
+  std::vector<uint64_t> blobs;
+  for (const auto& [blob, ranges] : lost_) blobs.push_back(blob);
+  return blobs;
+}
+
+void RadosBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) {
+  std::lock_guard lock(mu_);
+  std::vector<Extent>& ranges = lost_[blob];
+  ranges.insert(ranges.end(), lost.begin(), lost.end());
+}
+
 Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
+  if (end > length) WaitForOverlapping(blob, length, end);
+  {
+    // Lost bytes past the new length are gone anyway.
+    std::lock_guard lock(mu_);
+    ReapLocked();
+    if (auto it = lost_.find(blob); it != lost_.end()) {
+      std::vector<Extent>& ranges = it->second;
+      std::erase_if(ranges, [&](const Extent& e) { return e.begin >= length; });
+      for (Extent& e : ranges) e.end = std::min(e.end, length);
+      if (ranges.empty()) lost_.erase(it);
+    }
+  }
   if (end <= length) return Status::OK();
-  WaitForOverlapping(blob, length, end);
   const uint64_t first = length / options_.stripe_bytes;
   const uint64_t last = (end - 1) / options_.stripe_bytes;
   for (uint64_t stripe = first; stripe <= last; ++stripe) {

@@ -11,7 +11,9 @@
 // that overlap it (read-your-writes). Sync waits for every queued write
 // and returns the first failure since the last Sync (like fdatasync after
 // a failed writeback); a RADOS write is durable once acknowledged, so
-// there is nothing else to sync.
+// there is nothing else to sync. The ranges of failed writes are kept per
+// blob until TakeLost: a commit drops their records and fails, whichever
+// caller's Sync saw the failure first (KvStore::Apply).
 //
 // Thread safety: as BlobFiles.
 #pragma once
@@ -53,6 +55,11 @@ class RadosBlobFiles : public BlobFiles {
   Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override;
   Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override;
   Status Sync() override;
+  // Failed writes are kept per blob until taken (a blob truncated or
+  // deleted forgets those past its new length).
+  std::vector<Extent> TakeLost(uint64_t blob) override;
+  void RestoreLost(uint64_t blob, std::vector<Extent> lost) override;
+  std::vector<uint64_t> BlobsWithLost() override;
   // Sums the sizes of each blob's stripe objects.
   Status List(std::map<uint64_t, uint64_t>* bytes) const override;
 
@@ -94,6 +101,8 @@ class RadosBlobFiles : public BlobFiles {
   mutable uint64_t in_flight_bytes_ = 0;  // GUARDED_BY(mu_): of unfinished writes
   mutable size_t in_flight_ = 0;          // GUARDED_BY(mu_)
   mutable Status failed_;                 // GUARDED_BY(mu_): first failure since the last Sync
+  // GUARDED_BY(mu_): ranges of failed writes, per blob, until TakeLost.
+  mutable std::map<uint64_t, std::vector<Extent>> lost_;
   size_t peak_in_flight_ = 0;             // GUARDED_BY(mu_)
   uint64_t peak_in_flight_bytes_ = 0;     // GUARDED_BY(mu_)
 };

@@ -24,6 +24,7 @@
 #include "store/leveldb_kv.h"
 #include "store/memory_kv.h"
 #include "tests/session/faulty_store.h"
+#include "tests/support/losing_blob_files.h"
 #include "tests/support/temp_dir.h"
 
 namespace Catch {
@@ -98,6 +99,9 @@ inline bool Contains(std::string_view haystack, std::string_view needle) {
 struct FixtureOptions {
   // Wrap the store in a FaultyStore (reachable through faulty()).
   bool faulty = false;
+  // The store's blob files lose writes while told to (reachable through
+  // losing()).
+  bool losing_blobs = false;
   int64_t ttl_ns = Options{}.ttl_ns;
 };
 
@@ -116,6 +120,10 @@ class EngineFixture {
   store::Store& store() { return *store_; }
   // The in-memory blob files, or null on LevelDB.
   store::MemoryBlobFiles* memory_blobs() { return memory_blobs_; }
+  upfs::testing::LosingBlobFiles& losing() {
+    REQUIRE(losing_ != nullptr);
+    return *losing_;
+  }
   FaultyStore& faulty() {
     REQUIRE(faulty_ != nullptr);
     return *faulty_;
@@ -128,6 +136,7 @@ class EngineFixture {
     engine_.reset();
     store_ = nullptr;
     faulty_ = nullptr;
+    losing_ = nullptr;
     Open();
   }
 
@@ -280,14 +289,30 @@ class EngineFixture {
  private:
   void Open() {
     std::unique_ptr<store::Store> store;
-    if (backend_ == Backend::kMemory) {
+    if (backend_ == Backend::kMemory && options_.losing_blobs) {
+      auto blobs = std::make_unique<upfs::testing::LosingBlobFiles>();
+      losing_ = blobs.get();
+      auto s = store::KvStore::Open(std::make_unique<store::MemoryKv>(), std::move(blobs), /*create=*/true);
+      REQUIRE_OK(s);
+      store = std::move(s).value();
+    } else if (backend_ == Backend::kMemory) {
       auto blobs = std::make_unique<store::MemoryBlobFiles>();
       memory_blobs_ = blobs.get();
       auto s = store::KvStore::Open(std::make_unique<store::MemoryKv>(), std::move(blobs), /*create=*/true);
       REQUIRE_OK(s);
       store = std::move(s).value();
     } else {
-      auto s = store::OpenLevelDbStore(dir_.Sub("store"));
+      store::LevelDbOptions leveldb_options;
+      if (options_.losing_blobs) {
+        leveldb_options.open_blobs = [this](const std::string& dir) -> Result<std::unique_ptr<store::BlobFiles>> {
+          auto base = store::DirBlobFiles::Open(dir);
+          if (!base.ok()) return base.status();
+          auto blobs = std::make_unique<upfs::testing::LosingBlobFiles>(std::move(base).value());
+          losing_ = blobs.get();
+          return std::unique_ptr<store::BlobFiles>(std::move(blobs));
+        };
+      }
+      auto s = store::OpenLevelDbStore(dir_.Sub("store"), leveldb_options);
       REQUIRE_OK(s);
       store = std::move(s).value();
     }
@@ -312,6 +337,7 @@ class EngineFixture {
   store::Store* store_ = nullptr;          // owned by engine_
   store::MemoryBlobFiles* memory_blobs_ = nullptr;  // owned by engine_
   FaultyStore* faulty_ = nullptr;         // owned by engine_
+  upfs::testing::LosingBlobFiles* losing_ = nullptr;  // owned by engine_
   std::unique_ptr<Engine> engine_;
 };
 

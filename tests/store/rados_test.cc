@@ -334,7 +334,7 @@ TEST_CASE("rados blobs: writes from several threads stay within the bounds toget
   }
 }
 
-TEST_CASE("rados blobs: a write that fails is reported once, by the next Sync", "[rados]") {
+TEST_CASE("rados blobs: a write that fails is reported once by the next Sync, and kept for its blob's commit", "[rados]") {
   RadosBlobOptions options;
   options.stripe_bytes = uint64_t{1} << 30;  // stripes past osd_max_object_size (128 MiB)
   auto blobs = OpenBlobs(FreshRadosNamespace(), options);
@@ -347,6 +347,21 @@ TEST_CASE("rados blobs: a write that fails is reported once, by the next Sync", 
   Require(blobs->Sync());  // reported once, like fdatasync
   size_t present = 0;
   CHECK(ReadBack(*blobs, 1, 0, 4, &present) == "fits");
+  // ... but the range stays lost for the blob's next commit to find, once.
+  CHECK(blobs->TakeLost(2).empty());
+  const std::vector<Extent> lost = blobs->TakeLost(1);
+  REQUIRE(lost.size() == 1);
+  CHECK(lost[0] == Extent{uint64_t{200} << 20, (uint64_t{200} << 20) + 7});
+  CHECK(blobs->TakeLost(1).empty());
+  blobs->RestoreLost(1, lost);
+  CHECK(blobs->TakeLost(1) == lost);
+  // A blob cut below a lost range forgets it (without waiting for a Sync).
+  Require(blobs->Write(3, uint64_t{300} << 20, "too far"));
+  Require(blobs->Write(3, uint64_t{150} << 20, "too far"));
+  Require(blobs->Truncate(3, uint64_t{200} << 20, uint64_t{301} << 20));
+  const std::vector<Extent> kept = blobs->TakeLost(3);
+  REQUIRE(kept.size() == 1);
+  CHECK(kept[0].begin == uint64_t{150} << 20);
 }
 
 TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once, and removals still work",
