@@ -43,6 +43,7 @@ RESTART_MINUTES=${RESTART_MINUTES:-5}
 MIN_FREE_GIB=${MIN_FREE_GIB:-10}
 
 source "$REPO/tests/integration/lib.sh" "$UPFS_BIN"
+source "$HERE/stats.sh"  # median
 TEST_NAME=soak
 require_tools du awk
 
@@ -172,5 +173,19 @@ echo "last minute:  ${lines[${#lines[@]} - 1]}"
 awk -v a="${lines[0]}" -v b="${lines[${#lines[@]} - 1]}" 'BEGIN {
   split(a, x, " +"); split(b, y, " +");
   printf "last/first minute: MB/s %.2f, cp -r time %.2f, finish time %.2f\n", y[3] / x[3], y[4] / (x[4] > 0 ? x[4] : 1), y[5] / (x[5] > 0 ? x[5] : 1) }'
+# One minute against another is at the mercy of this machine's noise (the
+# same build's minutes differ by 20-40 % here): a drift shows better in
+# the medians of the first and last five minutes, and in the trend of a
+# least-squares line through every minute.
+mbs=()
+for line in "${lines[@]}"; do mbs+=("$(awk '{ print $3 }' <<<"$line")"); done
+k=$((${#mbs[@]} < 10 ? ${#mbs[@]} / 2 : 5))
+if ((k > 0)); then
+  first_k=$(median "${mbs[*]:0:k}") last_k=$(median "${mbs[*]: -k}")
+  trend=$(printf '%s\n' "${mbs[@]}" | awk '{ sx += NR; sy += $1; sxx += NR * NR; sxy += NR * $1 } END {
+    slope = (NR > 1) ? (NR * sxy - sx * sy) / (NR * sxx - sx * sx) : 0; printf "%+.1f", 1000 * slope / (sy / NR) }')
+  echo "MB/s: median of the first $k minutes $first_k, of the last $k $last_k (last/first" \
+    "$(awk -v a="$first_k" -v b="$last_k" 'BEGIN { printf "%.2f", b / a }')); trend $trend % of the mean per 10 minutes"
+fi
 echo "daemon RSS: $(mib $((rss_min * 1024)))-$(mib $((rss_max * 1024))) MiB over the run; peak of each daemon life: ${life_peaks[*]} MiB"
 echo "store $(mib "$store_bytes") MiB for $(mib "$assets_bytes") MiB of assets: overhead $(mib $((store_bytes - assets_bytes))) MiB ($(awk -v s="$store_bytes" -v a="$assets_bytes" 'BEGIN {printf "%.2f", s / a}')x) after every aborted and expired session was freed"
