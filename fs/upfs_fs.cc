@@ -107,8 +107,11 @@ bool UploadOnly(int open_flags) { return (open_flags & O_ACCMODE) == O_WRONLY; }
 // an upload-only handle cannot map the file (mmap needs read access), and
 // committed files are read-only, so those two skip it; a handle that may
 // read keeps it.
-bool SkipsFlush(NodeKind kind, int open_flags) {
-  return kind == NodeKind::kAssetFile || (kind == NodeKind::kFile && UploadOnly(open_flags));
+// A store that acknowledges writes before they are stored (RADOS) needs
+// the FLUSH: close then waits for them (Engine::Fsync), as NFS commits on
+// close, so a client whose close returned 0 has its bytes stored.
+bool SkipsFlush(NodeKind kind, int open_flags, bool close_waits) {
+  return kind == NodeKind::kAssetFile || (kind == NodeKind::kFile && UploadOnly(open_flags) && !close_waits);
 }
 
 struct CacheTimes {
@@ -713,7 +716,7 @@ void UpfsFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
     const uint64_t fh = *handle;
     fi->fh = fh;
     fi->direct_io = UploadOnly(fi->flags);
-    fi->noflush = SkipsFlush(NodeKind::kFile, fi->flags);
+    fi->noflush = SkipsFlush(NodeKind::kFile, fi->flags, engine_.CloseWaitsForWrites());
     const fuse_entry_param e = ToEntry(*made);
     inodes_.Add(id);
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
@@ -753,7 +756,7 @@ void UpfsFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       default:
         break;
     }
-    fi->noflush = SkipsFlush(attr->kind, fi->flags);
+    fi->noflush = SkipsFlush(attr->kind, fi->flags, engine_.CloseWaitsForWrites());
     if (attr->kind == NodeKind::kFinish) {
       finish_handles_.Opened(fh, ino, fuse_req_ctx(req)->pid);
     }
@@ -802,7 +805,9 @@ void UpfsFs::Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   OpInfo op{"flush", ino};
   Serve(req, op, [&]() -> Status {
     // For .finish this is the commit (FinishHandles says which flush), and
-    // its errno is what close(2) returns. For other files it does nothing.
+    // its errno is what close(2) returns. For a session file, on a store
+    // that acknowledges writes early, it waits for them (Engine::Fsync);
+    // elsewhere it does nothing (and is skipped where it can be: noflush).
     switch (finish_handles_.OnFlush(fi->fh, fuse_req_ctx(req)->pid)) {
       case FinishHandles::Flush::kWait:
         spdlog::debug("flush id={}: a close of .finish before its manifest was written "
@@ -841,12 +846,15 @@ void UpfsFs::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   });
 }
 
-void UpfsFs::Fsync(fuse_req_t req, fuse_ino_t ino, const char* op) {
+void UpfsFs::Fsync(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const char* op) {
   Serve(req, {op, ino}, [&]() -> Status {
-    // Nothing to do: writes are already in the store when write(2)
-    // returns, and a session's durability point is its commit, a synced
-    // write (see upfs_fs.h). Returning ENOSYS would do the same in the
-    // kernel, but silently; this says it on purpose.
+    // On the local store nothing to do: writes are already in the store
+    // when write(2) returns, and a session's durability point is its
+    // commit, a synced write (see upfs_fs.h). Returning ENOSYS would do
+    // the same in the kernel, but silently; this says it on purpose. On a
+    // store that acknowledges writes early, fsync of a file waits for
+    // them (Engine::Fsync).
+    if (fi) UPFS_RETURN_IF_ERROR(engine_.Fsync(ino, fi->fh));
     fuse_reply_err(req, 0);
     return Status::OK();
   });
@@ -1137,8 +1145,8 @@ const fuse_lowlevel_ops& UpfsFs::Operations() {
     ops.release = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       Self(req)->Release(req, ino, fi);
     };
-    ops.fsync = [](fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
-      Self(req)->Fsync(req, ino, "fsync");
+    ops.fsync = [](fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
+      Self(req)->Fsync(req, ino, fi, "fsync");
     };
     ops.opendir = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       Self(req)->OpenDir(req, ino, fi);
@@ -1154,7 +1162,7 @@ const fuse_lowlevel_ops& UpfsFs::Operations() {
       Self(req)->ReleaseDir(req, ino, fi);
     };
     ops.fsyncdir = [](fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
-      Self(req)->Fsync(req, ino, "fsyncdir");
+      Self(req)->Fsync(req, ino, nullptr, "fsyncdir");
     };
     ops.statfs = [](fuse_req_t req, fuse_ino_t ino) { Self(req)->StatFs(req, ino); };
     ops.setxattr = [](fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,

@@ -121,7 +121,7 @@ class UpfsFs {
              fuse_file_info* fi);
   void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-  void Fsync(fuse_req_t req, fuse_ino_t ino, const char* op);
+  void Fsync(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const char* op);
   void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
                bool plus);

@@ -204,8 +204,19 @@ class Engine {
   // not run yet (flush already ran it otherwise). Never fails for others.
   Status Release(uint64_t id, uint64_t handle);
   // For .finish: runs the commit with the manifest written through this
-  // handle (once per handle; later flushes return the first result).
+  // handle (once per handle; later flushes return the first result). For
+  // a session file, as Fsync.
   Status Flush(uint64_t id, uint64_t handle, CommitInfo* committed);
+  // For a session file on a store that acknowledges writes before they
+  // are stored (store::Store::AcknowledgesEarly: RADOS): waits until every
+  // write of the file acknowledged so far is stored. If some were lost,
+  // fails with what the store says, and the file's received ranges are
+  // read back from the store (.status then lists the lost ones missing).
+  // OK at once on other stores and for other handles.
+  Status Fsync(uint64_t id, uint64_t handle);
+  // Whether close(2) of a file written in a session must reach Flush:
+  // the store acknowledges writes before they are stored.
+  bool CloseWaitsForWrites() const;
 
   // Write through to the store; returns bytes written (all of `data`).
   // `writer` (may be null: nothing cleared, as for a write-back of mmap'd

@@ -4,6 +4,8 @@
 
 #include <mutex>
 
+#include <spdlog/spdlog.h>
+
 #include "session/engine_impl.h"
 
 namespace upfs::session {
@@ -70,9 +72,32 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode, Credentials* opener) {
   return handle;
 }
 
+bool Engine::CloseWaitsForWrites() const { return impl_->store->AcknowledgesEarly(); }
+
+Status Engine::Fsync(uint64_t id, uint64_t handle) {
+  Impl& m = *impl_;
+  if (!m.store->AcknowledgesEarly()) return Status::OK();
+  auto h = m.FindHandle(handle);
+  if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
+  if (h->kind != NodeKind::kFile || !h->file || !h->session) return Status::OK();
+  Status st = m.store->FlushBlob(h->file->blob);
+  if (st.ok()) return st;
+  Session& s = *h->session;
+  std::string where;
+  {
+    std::lock_guard lock(s.mu);
+    where = s.Where(id);
+    s.last_error = st.message();
+  }
+  spdlog::error("{}: {}", where, st.ToString());
+  m.ForgetLostBytes({h->file}, where);
+  return st.WithContext(where);
+}
+
 Status Engine::Flush(uint64_t id, uint64_t handle, CommitInfo* committed) {
   auto h = impl_->FindHandle(handle);
   if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
+  if (h->kind == NodeKind::kFile) return Fsync(id, handle);
   if (h->kind != NodeKind::kFinish) return Status::OK();
   std::lock_guard lock(h->mu);
   if (!h->commit_result) {

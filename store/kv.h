@@ -42,8 +42,17 @@ class Kv {
   // walk, backwards.)
   virtual Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const = 0;
   // All of `write` or nothing; with sync, durable on return along with
-  // every earlier write.
+  // every earlier write (but those that went out in the background and
+  // failed: TakeWriteFailure).
   virtual Status Commit(const KvWrite& write, bool sync) = 0;
+
+  // Whether a Commit with sync=false may return before the write is
+  // stored (then reported, if it fails, by TakeWriteFailure).
+  virtual bool CommitsInBackground() const { return false; }
+  // The first failure of a Commit that went out in the background and
+  // wrote keys stored with `key` (RadosKv: in the same object), since the
+  // last call for them; waits for those under way.
+  virtual Status TakeWriteFailure(std::string_view /*key*/) { return Status::OK(); }
   // Reclaims space of deleted keys in [begin, last]. `begin` and `last`
   // themselves must be keys that are deleted or never used: an
   // implementation may write tombstones for them. Returns a failure of the

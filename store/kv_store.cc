@@ -598,6 +598,24 @@ Status KvStore::DropLostBytes(uint64_t blob, std::string* lost_range) {
   return Status::OK();
 }
 
+Status KvStore::FlushBlob(uint64_t blob) {
+  std::string range;
+  Status st = DropLostBytes(blob, &range);
+  if (st.ok() && !range.empty()) {
+    st = Status::IOError(BlobText(blob) + ": bytes " + range + " were lost after they were acknowledged; send them again");
+  }
+  // Records that went out in the background and failed are simply not
+  // there: their bytes read as never written.
+  if (Status records = kv_->TakeWriteFailure(keys::BlobEnd(blob)); !records.ok()) {
+    spdlog::error("{}: records of acknowledged writes were lost: {}", BlobText(blob), records.ToString());
+    if (st.ok()) {
+      st = records.WithContext(BlobText(blob) + ": records of writes acknowledged earlier were lost (send what "
+                               ".status lists as missing again)");
+    }
+  }
+  return st;
+}
+
 Status KvStore::Apply(const Batch& batch, bool sync) {
   // Bytes before the records that may name them (a commit's entries), and
   // none that were lost since they were acknowledged.
@@ -607,13 +625,7 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
     for (const Batch::Op& op : batch.ops()) {
       const auto* pe = std::get_if<Batch::PutAssetEntry>(&op);
       if (pe == nullptr || pe->entry.is_dir) continue;
-      std::string range;
-      Status st = DropLostBytes(pe->entry.id, &range);
-      if (st.ok() && !range.empty()) {
-        st = Status::IOError(BlobText(pe->entry.id) + ": bytes " + range +
-                             " were lost after they were acknowledged; send them again");
-      }
-      if (!st.ok() && lost.ok()) lost = std::move(st);
+      if (Status st = FlushBlob(pe->entry.id); !st.ok() && lost.ok()) lost = std::move(st);
     }
     UPFS_RETURN_IF_ERROR(lost);
     UPFS_RETURN_IF_ERROR(synced);

@@ -83,6 +83,8 @@ class KvStore : public Store {
   Result<uint64_t> BeginUse();
 
   Status Apply(const Batch& batch, bool sync) override;
+  bool AcknowledgesEarly() const override { return kv_->CommitsInBackground(); }
+  Status FlushBlob(uint64_t blob) override;
   uint64_t NewIds(uint64_t count) override;
   std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) override;
   std::unique_ptr<ByteSink> OpenCommittedBlob(uint64_t blob) override;

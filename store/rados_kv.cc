@@ -133,6 +133,112 @@ std::string RadosKv::ObjectOf(std::string_view key) {
 RadosKv::RadosKv(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string pool)
     : conn_(std::move(conn)), io_(std::move(io)), pool_(std::move(pool)) {}
 
+RadosKv::~RadosKv() {
+  WaitForBackground();
+  std::lock_guard lock(bg_mu_);
+  ReapLocked();
+  for (const auto& [oid, st] : bg_failed_) {
+    spdlog::error("rados pool {}: records written in the background to {} failed, and nobody asked: {}", pool_, oid,
+                  st.ToString());
+  }
+}
+
+void RadosKv::OnBackgroundDone(librados::completion_t, void* arg) {
+  auto* c = static_cast<Background*>(arg);
+  RadosKv* self = c->owner;
+  // Notified under the lock: once it is released, the destructor may run.
+  std::lock_guard lock(self->bg_mu_);
+  c->rc = c->completion->get_return_value();
+  c->done = true;
+  --self->bg_in_flight_;
+  self->bg_cv_.notify_all();
+}
+
+void RadosKv::ReapLocked() const {
+  for (auto it = bg_.begin(); it != bg_.end();) {
+    if (!it->done) {
+      ++it;
+      continue;
+    }
+    // Removing keys from an object that does not exist removes nothing.
+    const bool nothing_removed = it->rc == -ENOENT && !it->puts;
+    if (it->rc < 0 && !nothing_removed && !bg_failed_.count(it->oid)) {
+      bg_failed_[it->oid] = FromRados(it->rc, "writing " + std::to_string(it->ops.size()) +
+                                                  " records in the background to the omap of " + it->oid +
+                                                  " (pool " + pool_ + ")");
+    }
+    // Its keys now read from RADOS, unless a newer commit under way
+    // writes them too.
+    for (const auto& [key, value] : it->ops) {
+      auto k = bg_keys_.find(key);
+      if (k != bg_keys_.end() && k->second.first == it->seq) bg_keys_.erase(k);
+    }
+    it->completion->release();
+    it = bg_.erase(it);
+  }
+}
+
+void RadosKv::WaitForBackground() const {
+  std::unique_lock lock(bg_mu_);
+  bg_cv_.wait(lock, [&] { return bg_in_flight_ == 0; });
+  ReapLocked();
+}
+
+void RadosKv::WaitForBackgroundKeys(std::string_view begin, std::string_view end) const {
+  std::unique_lock lock(bg_mu_);
+  for (;;) {
+    ReapLocked();
+    auto k = bg_keys_.lower_bound(begin);
+    if (k == bg_keys_.end() || k->first >= end) return;
+    bg_cv_.wait(lock);
+  }
+}
+
+Status RadosKv::CommitInBackground(const std::string& oid, std::map<std::string, std::optional<std::string>> ops) {
+  librados::ObjectWriteOperation op;
+  const bool puts = OmapWrite(ops, {}, &op).first > 0;
+  Background* c;
+  {
+    std::unique_lock lock(bg_mu_);
+    bg_cv_.wait(lock, [&] { return bg_in_flight_ < kMaxBackgroundCommits; });
+    ReapLocked();
+    c = &bg_.emplace_back();
+    c->owner = this;
+    c->seq = bg_next_seq_++;
+    c->oid = oid;
+    c->puts = puts;
+    c->ops = std::move(ops);
+    c->completion = librados::Rados::aio_create_completion(c, &OnBackgroundDone);
+    for (const auto& [key, value] : c->ops) bg_keys_[key] = {c->seq, value};
+    ++bg_in_flight_;
+    // Queued under the lock, so that RADOS gets one object's commits in
+    // the order of their seq (which bg_keys_ assumes).
+    const int rc = io_.aio_operate(oid, c->completion, &op, librados::OPERATION_FULL_TRY);
+    if (rc < 0) {
+      // Not queued: no callback will come.
+      c->done = true;
+      c->rc = rc;
+      --bg_in_flight_;
+      bg_cv_.notify_all();
+    }
+  }
+  return Status::OK();
+}
+
+Status RadosKv::TakeWriteFailure(std::string_view key) {
+  const std::string oid = ObjectOf(key);
+  std::unique_lock lock(bg_mu_);
+  bg_cv_.wait(lock, [&] {
+    return std::none_of(bg_.begin(), bg_.end(), [&](const Background& c) { return !c.done && c.oid == oid; });
+  });
+  ReapLocked();
+  auto it = bg_failed_.find(oid);
+  if (it == bg_failed_.end()) return Status::OK();
+  Status st = std::move(it->second);
+  bg_failed_.erase(it);
+  return st;
+}
+
 Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
                                                const std::string& ns) {
   Result<librados::IoCtx> io = conn->OpenPool(pool, ns);
@@ -175,8 +281,9 @@ Status RadosKv::RollForward() {
   return Status::OK();
 }
 
-Status RadosKv::Apply(const std::string& oid, const std::map<std::string, std::optional<std::string>>& ops,
-                      const std::map<std::string, std::string>& extra_puts) {
+std::pair<size_t, size_t> RadosKv::OmapWrite(const std::map<std::string, std::optional<std::string>>& ops,
+                                             const std::map<std::string, std::string>& extra_puts,
+                                             librados::ObjectWriteOperation* op) {
   std::map<std::string, bufferlist> puts;
   std::set<std::string> deletes;
   for (const auto& [key, value] : extra_puts) puts[key].append(value);
@@ -187,18 +294,24 @@ Status RadosKv::Apply(const std::string& oid, const std::map<std::string, std::o
       deletes.insert(key);
     }
   }
-  librados::ObjectWriteOperation op;
   // Puts first: they create the object, which a removal of keys needs.
-  if (!puts.empty()) op.omap_set(puts);
-  if (!deletes.empty()) op.omap_rm_keys(deletes);
-  const int rc = io_.operate(oid, &op, librados::OPERATION_FULL_TRY);
-  // Removing keys from an object that does not exist removes nothing.
-  if (rc == -ENOENT && puts.empty()) return Status::OK();
-  return FromRados(rc, "writing " + std::to_string(puts.size()) + " keys and removing " +
-                           std::to_string(deletes.size()) + " in the omap of " + oid + " (pool " + pool_ + ")");
+  if (!puts.empty()) op->omap_set(puts);
+  if (!deletes.empty()) op->omap_rm_keys(deletes);
+  return {puts.size(), deletes.size()};
 }
 
-Status RadosKv::Commit(const KvWrite& write, bool /*sync*/) {
+Status RadosKv::Apply(const std::string& oid, const std::map<std::string, std::optional<std::string>>& ops,
+                      const std::map<std::string, std::string>& extra_puts) {
+  librados::ObjectWriteOperation op;
+  const auto [puts, deletes] = OmapWrite(ops, extra_puts, &op);
+  const int rc = io_.operate(oid, &op, librados::OPERATION_FULL_TRY);
+  // Removing keys from an object that does not exist removes nothing.
+  if (rc == -ENOENT && puts == 0) return Status::OK();
+  return FromRados(rc, "writing " + std::to_string(puts) + " keys and removing " + std::to_string(deletes) +
+                           " in the omap of " + oid + " (pool " + pool_ + ")");
+}
+
+Status RadosKv::Commit(const KvWrite& write, bool sync) {
   ObjectOps by_object;
   for (const auto& [key, value] : write.ops) {
     if (IsExtentKey(key) && key.size() < kExtentObjectKeyBytes) {
@@ -208,6 +321,12 @@ Status RadosKv::Commit(const KvWrite& write, bool /*sync*/) {
     by_object[ObjectOf(key)][key] = value;  // the last operation on a key wins
   }
   if (by_object.empty()) return Status::OK();
+  if (!sync && by_object.size() == 1 && by_object.begin()->first != kMetaObject && !has_pending_) {
+    return CommitInBackground(by_object.begin()->first, std::move(by_object.begin()->second));
+  }
+  // After every commit in the background: a commit that names a blob's
+  // records (an asset's entries) must not be stored before them.
+  WaitForBackground();
   if (has_pending_) {
     std::unique_lock view(view_mu_);
     UPFS_RETURN_IF_ERROR(FinishPendingLocked());
@@ -261,6 +380,16 @@ Status RadosKv::FinishPendingLocked() {
 }
 
 Status RadosKv::Get(std::string_view key, std::string* value) const {
+  {
+    // A key a commit under way writes reads as that commit leaves it.
+    std::lock_guard lock(bg_mu_);
+    auto k = bg_keys_.find(key);
+    if (k != bg_keys_.end()) {
+      if (!k->second.second) return Status::NotFound("key");
+      *value = *k->second.second;
+      return Status::OK();
+    }
+  }
   const std::string oid = ObjectOf(key);
   std::map<std::string, bufferlist> vals;
   const std::string k(key);
@@ -338,6 +467,7 @@ Status RadosKv::ExtentObjectsIn(uint64_t first, uint64_t last, std::vector<uint6
 
 Status RadosKv::Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const {
   if (begin >= end) return Status::OK();
+  WaitForBackgroundKeys(begin, end);
   // One object and one page: a single consistent read, beside commits.
   std::optional<std::string> one_object;
   uint64_t first = 0, last = 0;
@@ -397,6 +527,7 @@ Status RadosKv::ScanLocked(std::string_view begin, std::string_view end, const K
 
 Status RadosKv::Compact(std::string_view begin, std::string_view last) {
   if (!IsExtentKey(begin) && !IsExtentKey(last)) return Status::OK();
+  WaitForBackground();
   const uint64_t first_blob = IsExtentKey(begin) ? BlobOfBound(begin) : 0;
   const uint64_t last_blob = IsExtentKey(last) ? BlobOfBound(last) : std::numeric_limits<uint64_t>::max();
   std::vector<uint64_t> blobs;

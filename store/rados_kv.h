@@ -32,6 +32,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <list>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -54,14 +56,28 @@ class RadosKv : public Kv {
   static constexpr uint64_t kScanPage = 1000;
   // How long CheckRoomForData trusts the pool's quota and usage.
   static constexpr auto kSpaceCacheTime = std::chrono::seconds(1);
+  // Commits going out in the background at once (Commit, sync=false).
+  static constexpr size_t kMaxBackgroundCommits = 32;
 
   // Opens the Kv in `pool`/`ns` and rolls forward every intent left there.
   static Result<std::unique_ptr<RadosKv>> Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
                                                const std::string& ns);
 
+  // Waits for the commits still going out in the background.
+  ~RadosKv() override;
+
   Status Get(std::string_view key, std::string* value) const override;
   Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override;
+  // With sync=false, a write whose keys all fall in one extent object (a
+  // blob's records after a write of its bytes) goes out in the background
+  // (aio, at most kMaxBackgroundCommits at once) and returns: RADOS keeps
+  // one client's operations on one object in order, Get answers from the
+  // keys still going out, and a Scan over them waits for them. Every
+  // other write waits for those first. A failure is kept for the object
+  // until TakeWriteFailure.
   Status Commit(const KvWrite& write, bool sync) override;
+  Status TakeWriteFailure(std::string_view key) override;
+  bool CommitsInBackground() const override { return true; }
   // Removes the extent objects in [begin, last] whose omap is empty.
   Status Compact(std::string_view begin, std::string_view last) override;
   // NoSpace while the pool's byte quota, or the cluster's free space,
@@ -99,7 +115,28 @@ class RadosKv : public Kv {
     ObjectOps by_object;
   };
 
+  // A commit going out in the background.
+  struct Background {
+    RadosKv* owner = nullptr;
+    uint64_t seq = 0;
+    std::string oid;
+    std::map<std::string, std::optional<std::string>> ops;
+    bool puts = false;
+    librados::AioCompletion* completion = nullptr;
+    bool done = false;
+    int rc = 0;
+  };
+
   RadosKv(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string pool);
+  Status CommitInBackground(const std::string& oid, std::map<std::string, std::optional<std::string>> ops);
+  static void OnBackgroundDone(librados::completion_t, void* arg);
+  // Forgets finished background commits and their keys, keeping failures.
+  // REQUIRES: bg_mu_.
+  void ReapLocked() const;
+  // Waits until no background commit is under way (all), or none that
+  // writes a key in [begin, end).
+  void WaitForBackground() const;
+  void WaitForBackgroundKeys(std::string_view begin, std::string_view end) const;
   Status RollForward();
   Status CommitOps(ObjectOps by_object, const KvWrite& write);
   // Applies every object's part of pending_ and removes its intent. On
@@ -107,6 +144,11 @@ class RadosKv : public Kv {
   // none may change those keys before the intent is gone, or a roll
   // forward at the next open would undo it. REQUIRES: view_mu_ exclusive.
   Status FinishPendingLocked();
+  // Adds the omap part of one object's write to `op`: puts (`ops` with a
+  // value, and `extra_puts`) and removals. Returns how many of each.
+  static std::pair<size_t, size_t> OmapWrite(const std::map<std::string, std::optional<std::string>>& ops,
+                                             const std::map<std::string, std::string>& extra_puts,
+                                             librados::ObjectWriteOperation* op);
   // One operation on `oid` applying `ops`, plus `extra_puts`.
   Status Apply(const std::string& oid, const std::map<std::string, std::optional<std::string>>& ops,
                const std::map<std::string, std::string>& extra_puts);
@@ -136,6 +178,17 @@ class RadosKv : public Kv {
   std::atomic<bool> stop_after_intent_{false};
   bool kill_after_intent_ = false;  // set by Open only
   uint64_t rolled_forward_ = 0;
+
+  mutable std::mutex bg_mu_;
+  mutable std::condition_variable bg_cv_;  // a background commit finished
+  mutable std::list<Background> bg_;       // GUARDED_BY(bg_mu_)
+  mutable size_t bg_in_flight_ = 0;        // GUARDED_BY(bg_mu_)
+  uint64_t bg_next_seq_ = 0;               // GUARDED_BY(bg_mu_)
+  // GUARDED_BY(bg_mu_): each key a background commit under way writes:
+  // the newest such commit's seq and value (nullopt: deleted).
+  mutable std::map<std::string, std::pair<uint64_t, std::optional<std::string>>, std::less<>> bg_keys_;
+  // GUARDED_BY(bg_mu_): first failure per object, until TakeWriteFailure.
+  mutable std::map<std::string, Status> bg_failed_;
 
   std::mutex space_mu_;
   std::chrono::steady_clock::time_point space_checked_;  // GUARDED_BY(space_mu_)

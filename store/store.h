@@ -216,6 +216,15 @@ class Store {
   // in records survive restarts).
   virtual uint64_t NewIds(uint64_t count) = 0;
 
+  // Whether a ByteSink::WriteAt may return before its bytes and records
+  // are stored (RADOS: both go out in the background). Then a client's
+  // close and fsync of a file wait for it: FlushBlob.
+  virtual bool AcknowledgesEarly() const { return false; }
+  // Waits until every write of `blob` acknowledged so far is stored; an
+  // IOError naming what was lost if some failed (their records are gone
+  // then: the ranges read as never written).
+  virtual Status FlushBlob(uint64_t /*blob*/) { return Status::OK(); }
+
   virtual std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) = 0;
   // The same blob, read as a committed file: it has no holes, so a read of
   // bytes no write stored fails with Corruption instead of returning zeros.

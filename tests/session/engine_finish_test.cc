@@ -439,4 +439,40 @@ TEMPLATE_TEST_CASE("bytes lost after they were acknowledged are never committed;
   fx.CheckAssetFile("s", "f", data);
 }
 
+// On a store that acknowledges writes before storing them (RADOS: records
+// and stripe bytes go out in the background), a session file's close and
+// fsync wait for them, and report a loss: the client learns it there, and
+// .status lists the range as missing.
+TEST_CASE("records lost in the background fail the file's close and fsync; .status lists them, a rewrite finishes") {
+  EngineFixture fx(Backend::kMemory, FixtureOptions{.losing_records = true});
+  REQUIRE(fx.engine().CloseWaitsForWrites());
+  std::mt19937_64 rng(19);
+  const std::string data = RandomBytes(rng, 30000);
+  const std::string manifest = ManifestLine(Sha256::Of(data), "f");
+  uint64_t s = fx.Begin("s");
+  uint64_t f = fx.CreateFile(s, "f");
+  uint64_t h = fx.OpenWrite(f);
+  fx.Write(f, h, 0, std::string_view(data).substr(0, 10000));
+  REQUIRE_OK(fx.engine().Fsync(f, h));
+  const int waits = fx.losing_kv().flush_waits();
+  REQUIRE(waits > 0);  // the fsync asked the store
+  fx.losing_kv().LoseBackgroundCommits(true);
+  fx.Write(f, h, 10000, std::string_view(data).substr(10000, 10000));  // acknowledged, then lost
+  fx.losing_kv().LoseBackgroundCommits(false);
+  fx.Write(f, h, 20000, std::string_view(data).substr(20000));
+  Status closed = fx.engine().Flush(f, h, nullptr);  // close(2)
+  INFO(closed.ToString());
+  REQUIRE(closed.code() == Status::Code::kIOError);
+  REQUIRE(Contains(closed.message(), "lost"));
+  REQUIRE(Contains(fx.Report("s"), "received: 20000\n"));
+  REQUIRE(Contains(fx.Report("s"), "[10000, 20000)"));
+  REQUIRE_OK(fx.engine().Flush(f, h, nullptr));  // reported once
+  fx.Release(f, h);
+  Status early = fx.engine().Finish("s", manifest, nullptr);
+  REQUIRE(early.code() == Status::Code::kMissingData);
+  fx.WriteAt(f, 10000, std::string_view(data).substr(10000, 10000));
+  REQUIRE_OK(fx.engine().Finish("s", manifest, nullptr));
+  fx.CheckAssetFile("s", "f", data);
+}
+
 }  // namespace upfs::session::testing

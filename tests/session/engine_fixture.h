@@ -25,6 +25,7 @@
 #include "store/memory_kv.h"
 #include "tests/session/faulty_store.h"
 #include "tests/support/losing_blob_files.h"
+#include "tests/support/losing_kv.h"
 #include "tests/support/temp_dir.h"
 
 namespace Catch {
@@ -102,6 +103,9 @@ struct FixtureOptions {
   // The store's blob files lose writes while told to (reachable through
   // losing()).
   bool losing_blobs = false;
+  // In-memory store only: records commit "in the background" (as on
+  // RADOS) and are lost while told to (reachable through losing_kv()).
+  bool losing_records = false;
   int64_t ttl_ns = Options{}.ttl_ns;
 };
 
@@ -120,6 +124,10 @@ class EngineFixture {
   store::Store& store() { return *store_; }
   // The in-memory blob files, or null on LevelDB.
   store::MemoryBlobFiles* memory_blobs() { return memory_blobs_; }
+  upfs::testing::LosingKv& losing_kv() {
+    REQUIRE(losing_kv_ != nullptr);
+    return *losing_kv_;
+  }
   upfs::testing::LosingBlobFiles& losing() {
     REQUIRE(losing_ != nullptr);
     return *losing_;
@@ -289,7 +297,13 @@ class EngineFixture {
  private:
   void Open() {
     std::unique_ptr<store::Store> store;
-    if (backend_ == Backend::kMemory && options_.losing_blobs) {
+    if (backend_ == Backend::kMemory && options_.losing_records) {
+      auto kv = std::make_unique<upfs::testing::LosingKv>();
+      losing_kv_ = kv.get();
+      auto s = store::KvStore::Open(std::move(kv), std::make_unique<store::MemoryBlobFiles>(), /*create=*/true);
+      REQUIRE_OK(s);
+      store = std::move(s).value();
+    } else if (backend_ == Backend::kMemory && options_.losing_blobs) {
       auto blobs = std::make_unique<upfs::testing::LosingBlobFiles>();
       losing_ = blobs.get();
       auto s = store::KvStore::Open(std::make_unique<store::MemoryKv>(), std::move(blobs), /*create=*/true);
@@ -338,6 +352,7 @@ class EngineFixture {
   store::MemoryBlobFiles* memory_blobs_ = nullptr;  // owned by engine_
   FaultyStore* faulty_ = nullptr;         // owned by engine_
   upfs::testing::LosingBlobFiles* losing_ = nullptr;  // owned by engine_
+  upfs::testing::LosingKv* losing_kv_ = nullptr;      // owned by engine_
   std::unique_ptr<Engine> engine_;
 };
 

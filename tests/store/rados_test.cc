@@ -250,6 +250,51 @@ TEST_CASE("rados kv: Compact removes extent objects left empty, and only those",
   CHECK(io.stat(RadosKv::ExtentObject(2), &size, &mtime) == 0);
 }
 
+TEST_CASE("rados kv: records committed in the background read as written at once, and scans wait for them",
+          "[rados]") {
+  const std::string ns = FreshRadosNamespace();
+  auto kv = RadosKv::Open(TestRadosConnection(), TestRadosPool(), ns);
+  Require(kv.status());
+  REQUIRE((*kv)->CommitsInBackground());
+  // 200 commits of one blob's records, each rewriting its end record and
+  // replacing the previous commit's record with two (as writes over
+  // earlier ones do), without waiting.
+  std::string value;
+  for (uint64_t i = 0; i < 200; ++i) {
+    KvWrite write;
+    if (i > 0) write.Delete(keys::Extent(7, (i - 1) * 10 + 5));
+    write.Put(keys::Extent(7, i * 10), "a" + std::to_string(i));
+    write.Put(keys::Extent(7, i * 10 + 5), "b" + std::to_string(i));
+    write.Put(keys::BlobEnd(7), std::to_string(i));
+    Require((*kv)->Commit(write, /*sync=*/false));
+    Require((*kv)->Get(keys::BlobEnd(7), &value));
+    CHECK(value == std::to_string(i));  // read-your-writes, under way or not
+  }
+  CHECK((*kv)->Get(keys::Extent(7, 5), &value).code() == Status::Code::kNotFound);
+  std::vector<std::string> seen;
+  Require((*kv)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000), [&](std::string_view, std::string_view v) {
+    seen.emplace_back(v);
+    return true;
+  }));
+  REQUIRE(seen.size() == 201);  // 200 heads and the last tail, in key order
+  CHECK(seen.front() == "a0");
+  CHECK(seen[199] == "a199");
+  CHECK(seen.back() == "b199");
+  // A synced commit comes after them; a second Kv (another process) sees
+  // every one of them.
+  Require((*kv)->Commit(Puts({{keys::Session("s"), "x"}}), /*sync=*/true));
+  CHECK((*kv)->TakeWriteFailure(keys::BlobEnd(7)).ok());
+  auto other = RadosKv::Open(TestRadosConnection(), TestRadosPool(), ns);
+  Require(other.status());
+  size_t stored = 0;
+  Require((*other)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000), [&](std::string_view, std::string_view) {
+    ++stored;
+    return true;
+  }));
+  CHECK(stored == 201);
+  CHECK(ValueOf(**other, keys::BlobEnd(7)) == "199");
+}
+
 TEST_CASE("rados kv: CheckRoomForData refuses data beyond the pool's quota", "[rados]") {
   const char* quota_pool = std::getenv("UPFS_TEST_CEPH_QUOTA_POOL");
   REQUIRE(quota_pool != nullptr);  // a pool with a 100 MB quota (rados_tests.sh)
@@ -404,6 +449,17 @@ TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once,
   Require((*kv)->Commit(removal, true));
   // A new object is refused: a blob that had no records yet.
   CHECK((*kv)->Commit(Puts({{keys::Extent(2, 0), "new"}}), true).code() == Status::Code::kNoSpace);
+  // In the background too: the commit returns at once, and the failure is
+  // kept for that object until taken, once; the records are not there.
+  Require((*kv)->Commit(Puts({{keys::Extent(3, 0), "new"}, {keys::BlobEnd(3), "end"}}), false));
+  CHECK((*kv)->TakeWriteFailure(keys::Extent(4, 0)).ok());
+  const Status failed = (*kv)->TakeWriteFailure(keys::BlobEnd(3));
+  INFO(failed.ToString());
+  CHECK(failed.code() == Status::Code::kNoSpace);
+  CHECK(failed.message().find(RadosKv::ExtentObject(3)) != std::string::npos);
+  CHECK((*kv)->TakeWriteFailure(keys::Extent(3, 0)).ok());
+  std::string value;
+  CHECK((*kv)->Get(keys::Extent(3, 0), &value).code() == Status::Code::kNotFound);
   Require((*blobs)->Truncate(1, 0, written));
   Require((*blobs)->Sync());
 }
