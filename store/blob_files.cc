@@ -1,5 +1,7 @@
 #include "store/blob_files.h"
 
+#include <spdlog/spdlog.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,6 +80,15 @@ Status ForEachSegment(uint64_t offset, uint64_t n, F piece) {
 
 }  // namespace
 
+void ForgetLostPast(std::map<uint64_t, std::vector<Extent>>* lost, uint64_t blob, uint64_t length) {
+  auto it = lost->find(blob);
+  if (it == lost->end()) return;
+  std::vector<Extent>& ranges = it->second;
+  std::erase_if(ranges, [&](const Extent& e) { return e.begin >= length; });
+  for (Extent& e : ranges) e.end = std::min(e.end, length);
+  if (ranges.empty()) lost->erase(it);
+}
+
 // ---- DirBlobFiles ----
 
 Result<std::unique_ptr<DirBlobFiles>> DirBlobFiles::Open(const std::string& dir) {
@@ -109,12 +120,63 @@ void DirBlobFiles::SyncLoop() {
     if (stopping_) return;
     std::vector<std::string> paths;
     paths.swap(to_sync_);
+    background_busy_ = true;
     lock.unlock();
-    // Early durability only: the file stays listed for the next Sync,
-    // which reports any failure.
-    for (const std::string& path : paths) SyncPath(path, /*directory=*/false);
+    // Early durability. A failure here is the one Linux reports (the next
+    // fdatasync of the file returns 0), so it is kept: the bytes are lost
+    // for the blob's next commit, and the next Sync fails.
+    std::vector<std::pair<std::string, Status>> failed;
+    for (const std::string& path : paths) {
+      if (Status st = SyncFile(path); !st.ok() && !st.IsNotFound()) failed.emplace_back(path, std::move(st));
+    }
     lock.lock();
+    for (auto& [path, st] : failed) {
+      spdlog::error("syncing {} in the background failed; its unsynced bytes count as lost: {}", path,
+                    st.ToString());
+      ++background_sync_failures_;
+      NoteLostLocked(path);
+      if (background_failed_.ok()) background_failed_ = std::move(st);
+    }
+    background_busy_ = false;
+    sync_cv_.notify_all();
   }
+}
+
+Status DirBlobFiles::SyncFile(const std::string& path) const {
+  if (fail_syncs_for_test_) return Status::IOError("syncing " + path + ": injected failure (test)");
+  return SyncPath(path, /*directory=*/false);
+}
+
+void DirBlobFiles::NoteLostLocked(const std::string& path) {
+  // <dir>/<group>/<16 hex digits>[.<segment, hex>]
+  const std::string name = path.substr(path.rfind('/') + 1);
+  uint64_t blob = 0, segment = 0;
+  if (name.size() < 16 || std::from_chars(name.data(), name.data() + 16, blob, 16).ptr != name.data() + 16) return;
+  if (name.size() > 17 && name[16] == '.') std::from_chars(name.data() + 17, name.data() + name.size(), segment, 16);
+  const uint64_t begin = segment * kSegmentBytes;
+  lost_[blob].push_back({begin, std::min(begin + kSegmentBytes, kMaxBlobLength)});
+}
+
+std::vector<Extent> DirBlobFiles::TakeLost(uint64_t blob) {
+  std::lock_guard lock(dirty_mu_);
+  auto it = lost_.find(blob);
+  if (it == lost_.end()) return {};
+  std::vector<Extent> lost = std::move(it->second);
+  lost_.erase(it);
+  return lost;
+}
+
+void DirBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) {
+  std::lock_guard lock(dirty_mu_);
+  std::vector<Extent>& ranges = lost_[blob];
+  ranges.insert(ranges.end(), lost.begin(), lost.end());
+}
+
+std::vector<uint64_t> DirBlobFiles::BlobsWithLost() {
+  std::lock_guard lock(dirty_mu_);
+  std::vector<uint64_t> blobs;
+  for (const auto& [blob, ranges] : lost_) blobs.push_back(blob);
+  return blobs;
 }
 
 std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
@@ -216,6 +278,10 @@ Status DirBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, s
 }
 
 Status DirBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
+  {
+    std::lock_guard lock(dirty_mu_);
+    ForgetLostPast(&lost_, blob, length);
+  }
   if (end <= length) return Status::OK();
   const uint64_t first = length / kSegmentBytes;
   const uint64_t last = (end - 1) / kSegmentBytes;
@@ -233,33 +299,44 @@ Status DirBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
 
 Status DirBlobFiles::Sync() {
   std::set<std::string> files, dirs;
+  Status result;
   {
-    std::lock_guard lock(dirty_mu_);
+    // After the background syncer's paths: a failure it meets must be
+    // seen here, since the file's next fdatasync will not report it.
+    std::unique_lock lock(dirty_mu_);
+    sync_cv_.wait(lock, [&] { return !background_busy_; });
     files.swap(dirty_files_);
     dirs.swap(dirty_dirs_);
     unsynced_bytes_.clear();
+    result = std::exchange(background_failed_, Status::OK());
   }
-  Status result;
   auto fail = [&](Status st) {
     if (result.ok()) result = std::move(st);
   };
+  std::vector<std::string> lost_files;
   if (files.size() > kMaxFilesPerSync) {
-    if (::syncfs(dir_fd_) != 0) fail(FromErrno(errno, "syncing the file system of " + dir_));
+    if (fail_syncs_for_test_ || ::syncfs(dir_fd_) != 0) {
+      fail(fail_syncs_for_test_ ? Status::IOError("syncing the file system of " + dir_ + ": injected failure (test)")
+                                : FromErrno(errno, "syncing the file system of " + dir_));
+      lost_files.assign(files.begin(), files.end());
+    }
   } else {
     for (const std::string& path : files) {
       // A file removed since has nothing left to keep.
-      if (Status st = SyncPath(path, /*directory=*/false); !st.ok() && !st.IsNotFound()) fail(std::move(st));
-    }
-    for (const std::string& path : dirs) {
-      if (Status st = SyncPath(path, /*directory=*/true); !st.ok()) fail(std::move(st));
+      if (Status st = SyncFile(path); !st.ok() && !st.IsNotFound()) {
+        lost_files.push_back(path);
+        fail(std::move(st));
+      }
     }
   }
-  if (!result.ok()) {
-    // Whatever was not shown durable is tried again by the next Sync.
-    std::lock_guard lock(dirty_mu_);
-    dirty_files_.insert(files.begin(), files.end());
-    dirty_dirs_.insert(dirs.begin(), dirs.end());
+  for (const std::string& path : dirs) {
+    if (Status st = SyncPath(path, /*directory=*/true); !st.ok()) fail(std::move(st));
   }
+  std::lock_guard lock(dirty_mu_);
+  // A file that failed is not tried again (Linux would report success);
+  // its segment is lost instead. A directory is: its entries are in it.
+  for (const std::string& path : lost_files) NoteLostLocked(path);
+  if (!result.ok()) dirty_dirs_.insert(dirs.begin(), dirs.end());
   return result;
 }
 

@@ -14,6 +14,7 @@
 // locks each blob while it writes).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -68,6 +69,10 @@ class BlobFiles {
   virtual Status List(std::map<uint64_t, uint64_t>* bytes) const = 0;
 };
 
+// Lost ranges per blob (BlobFiles::TakeLost), for implementations: forgets
+// those of `blob` at or past `length` (a truncate or delete freed them).
+void ForgetLostPast(std::map<uint64_t, std::vector<Extent>>* lost, uint64_t blob, uint64_t length);
+
 // One sparse file per blob and per 2^40-byte segment of it (so offsets up
 // to 2^62 fit file systems whose files stop at 16 TiB, like ext4):
 // DIR/<id / kBlobsPerDirectory, hex>/<id, 16 hex digits>[.<segment>].
@@ -97,14 +102,31 @@ class DirBlobFiles : public BlobFiles {
   Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override;
   Status Sync() override;
   Status List(std::map<uint64_t, uint64_t>* bytes) const override;
+  // A file whose fdatasync failed (here or in the background) may have
+  // lost any page written since its last good sync, and Linux reports
+  // such an error once: a later fdatasync returns 0. So the whole segment
+  // is kept as lost for the blob's next commit (which then drops its
+  // records and fails), not tried again.
+  std::vector<Extent> TakeLost(uint64_t blob) override;
+  void RestoreLost(uint64_t blob, std::vector<Extent> lost) override;
+  std::vector<uint64_t> BlobsWithLost() override;
 
   // The file of a blob's segment; exposed for tests that damage bytes.
   std::string PathOf(uint64_t blob, uint64_t segment) const;
+
+  // Tests: while on, every fdatasync of a blob file fails with EIO.
+  void FailSyncsForTest(bool on) { fail_syncs_for_test_ = on; }
+  // Tests: background syncs that failed so far.
+  int background_sync_failures() const { return background_sync_failures_; }
 
  private:
   DirBlobFiles(std::string dir, int dir_fd);
   void MarkDirty(const std::string& path, bool new_entry, uint64_t bytes);
   void SyncLoop();
+  // fdatasync of a blob file (SyncPath), or the failure a test asked for.
+  Status SyncFile(const std::string& path) const;
+  // Keeps the segment of the blob file at `path` as lost. REQUIRES: dirty_mu_.
+  void NoteLostLocked(const std::string& path);
 
   const std::string dir_;
   const int dir_fd_;  // for syncfs
@@ -114,6 +136,11 @@ class DirBlobFiles : public BlobFiles {
   std::map<std::string, uint64_t> unsynced_bytes_;  // GUARDED_BY(dirty_mu_): written since the last sync
   std::vector<std::string> to_sync_;                // GUARDED_BY(dirty_mu_): for the background syncer
   bool stopping_ = false;                           // GUARDED_BY(dirty_mu_)
+  bool background_busy_ = false;                    // GUARDED_BY(dirty_mu_): the syncer has paths out
+  Status background_failed_;                        // GUARDED_BY(dirty_mu_): for the next Sync
+  std::map<uint64_t, std::vector<Extent>> lost_;    // GUARDED_BY(dirty_mu_)
+  std::atomic<bool> fail_syncs_for_test_{false};
+  std::atomic<int> background_sync_failures_{0};
   std::condition_variable sync_cv_;
   std::thread syncer_;  // last: started once everything above exists
 };

@@ -198,12 +198,7 @@ Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
     // Lost bytes past the new length are gone anyway.
     std::lock_guard lock(mu_);
     ReapLocked();
-    if (auto it = lost_.find(blob); it != lost_.end()) {
-      std::vector<Extent>& ranges = it->second;
-      std::erase_if(ranges, [&](const Extent& e) { return e.begin >= length; });
-      for (Extent& e : ranges) e.end = std::min(e.end, length);
-      if (ranges.empty()) lost_.erase(it);
-    }
+    ForgetLostPast(&lost_, blob, length);
   }
   if (end <= length) return Status::OK();
   const uint64_t first = length / options_.stripe_bytes;

@@ -8,7 +8,10 @@
 #include <random>
 #include <string>
 #include <vector>
+#include <chrono>
+#include <thread>
 
+#include "store/blob_files.h"
 #include "store/kv_store.h"
 #include "store/leveldb_kv.h"
 #include "store/memory_kv.h"
@@ -328,6 +331,80 @@ TEST_CASE("open: KvStore checks the format record of any Kv", "[store]") {
     std::string format;
     REQUIRE(raw->Get(keys::kFormatKey, &format).ok());
     REQUIRE(format == keys::kFormatValue);
+  }
+}
+
+// Linux reports a failed writeback once: after an fdatasync returned EIO,
+// the next one returns 0 although the pages are gone. A blob file whose
+// sync failed (in the commit's Sync, or in the background syncer, which
+// used to ignore it) counts as lost for the blob's next commit: its
+// records are dropped and the commit fails, naming the range.
+TEST_CASE("blob files: a failed fdatasync loses the segment for the blob's next commit, once", "[store]") {
+  TempDir dir;
+  DirBlobFiles* blobs = nullptr;
+  LevelDbOptions options;
+  options.open_blobs = [&](const std::string& path) -> Result<std::unique_ptr<BlobFiles>> {
+    auto opened = DirBlobFiles::Open(path);
+    if (!opened.ok()) return opened.status();
+    blobs = opened->get();
+    return std::unique_ptr<BlobFiles>(std::move(opened).value());
+  };
+  auto require_ok = [](const Status& st) {
+    INFO(st.ToString());
+    REQUIRE(st.ok());
+  };
+  auto opened = OpenLevelDbStore(dir.Sub("store"), options);
+  require_ok(opened.status());
+  Store& store = **opened;
+  REQUIRE(blobs != nullptr);
+  std::mt19937_64 rng(23);
+  auto commit_of = [](uint64_t blob, uint64_t length) {
+    Batch batch;
+    AssetEntry e;
+    e.asset = "a" + std::to_string(blob);
+    e.name = "f";
+    e.id = blob;
+    e.length = length;
+    batch.Put(e);
+    return batch;
+  };
+  auto extents = [&](uint64_t blob) {
+    std::vector<Extent> out;
+    require_ok(store.OpenBlob(blob)->Extents(&out));
+    return out;
+  };
+  const uint64_t kBig = 1 << 20;  // beyond the inline chunks: in a blob file
+
+  SECTION("in the commit's own sync") {
+    require_ok(store.OpenBlob(100)->WriteAt(0, upfs::testing::RandomBytes(rng, kBig)));
+    require_ok(store.OpenBlob(101)->WriteAt(0, upfs::testing::RandomBytes(rng, kBig)));
+    blobs->FailSyncsForTest(true);
+    Status failed = store.Apply(commit_of(100, kBig), /*sync=*/true);
+    blobs->FailSyncsForTest(false);
+    INFO(failed.ToString());
+    REQUIRE(failed.code() == Status::Code::kIOError);
+    CHECK(Contains(failed.message(), "[0, 1099511627776) were lost"));
+    CHECK(extents(100).empty());  // its records are gone: it reads as never written
+    // Blob 101's file failed too: its own commit finds it, once.
+    Status other = store.Apply(commit_of(101, kBig), /*sync=*/true);
+    CHECK(other.code() == Status::Code::kIOError);
+    CHECK(extents(101).empty());
+    require_ok(store.Apply(commit_of(101, kBig), /*sync=*/true));
+  }
+  SECTION("in the background, which meets it first") {
+    blobs->FailSyncsForTest(true);
+    const std::string data = upfs::testing::RandomBytes(rng, DirBlobFiles::kBackgroundSyncBytes);
+    require_ok(store.OpenBlob(102)->WriteAt(0, data));
+    for (int i = 0; i < 500 && blobs->background_sync_failures() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(blobs->background_sync_failures() > 0);
+    blobs->FailSyncsForTest(false);  // the commit's own fdatasync now returns 0, as Linux's would
+    Status failed = store.Apply(commit_of(102, data.size()), /*sync=*/true);
+    INFO(failed.ToString());
+    REQUIRE(failed.code() == Status::Code::kIOError);
+    CHECK(Contains(failed.message(), "blob 102"));
+    CHECK(extents(102).empty());
   }
 }
 
