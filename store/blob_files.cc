@@ -80,13 +80,44 @@ Status ForEachSegment(uint64_t offset, uint64_t n, F piece) {
 
 }  // namespace
 
-void ForgetLostPast(std::map<uint64_t, std::vector<Extent>>* lost, uint64_t blob, uint64_t length) {
-  auto it = lost->find(blob);
-  if (it == lost->end()) return;
+// ---- LostRanges ----
+
+void LostRanges::Add(uint64_t blob, Extent range) {
+  std::lock_guard lock(mu_);
+  ranges_[blob].push_back(range);
+}
+
+std::vector<Extent> LostRanges::Take(uint64_t blob) {
+  std::lock_guard lock(mu_);
+  auto it = ranges_.find(blob);
+  if (it == ranges_.end()) return {};
+  std::vector<Extent> taken = std::move(it->second);
+  ranges_.erase(it);
+  return taken;
+}
+
+void LostRanges::Restore(uint64_t blob, std::vector<Extent> ranges) {
+  if (ranges.empty()) return;
+  std::lock_guard lock(mu_);
+  std::vector<Extent>& kept = ranges_[blob];
+  kept.insert(kept.end(), ranges.begin(), ranges.end());
+}
+
+std::vector<uint64_t> LostRanges::Blobs() const {
+  std::lock_guard lock(mu_);
+  std::vector<uint64_t> blobs;
+  for (const auto& [blob, ranges] : ranges_) blobs.push_back(blob);
+  return blobs;
+}
+
+void LostRanges::ForgetPast(uint64_t blob, uint64_t length) {
+  std::lock_guard lock(mu_);
+  auto it = ranges_.find(blob);
+  if (it == ranges_.end()) return;
   std::vector<Extent>& ranges = it->second;
   std::erase_if(ranges, [&](const Extent& e) { return e.begin >= length; });
   for (Extent& e : ranges) e.end = std::min(e.end, length);
-  if (ranges.empty()) lost->erase(it);
+  if (ranges.empty()) ranges_.erase(it);
 }
 
 // ---- DirBlobFiles ----
@@ -134,7 +165,7 @@ void DirBlobFiles::SyncLoop() {
       spdlog::error("syncing {} in the background failed; its unsynced bytes count as lost: {}", path,
                     st.ToString());
       ++background_sync_failures_;
-      NoteLostLocked(path);
+      NoteLost(path);
       if (background_failed_.ok()) background_failed_ = std::move(st);
     }
     background_busy_ = false;
@@ -147,37 +178,21 @@ Status DirBlobFiles::SyncFile(const std::string& path) const {
   return SyncPath(path, /*directory=*/false);
 }
 
-void DirBlobFiles::NoteLostLocked(const std::string& path) {
+void DirBlobFiles::NoteLost(const std::string& path) {
   // <dir>/<group>/<16 hex digits>[.<segment, hex>]
   const std::string name = path.substr(path.rfind('/') + 1);
   uint64_t blob = 0, segment = 0;
   if (name.size() < 16 || std::from_chars(name.data(), name.data() + 16, blob, 16).ptr != name.data() + 16) return;
   if (name.size() > 17 && name[16] == '.') std::from_chars(name.data() + 17, name.data() + name.size(), segment, 16);
   const uint64_t begin = segment * kSegmentBytes;
-  lost_[blob].push_back({begin, std::min(begin + kSegmentBytes, kMaxBlobLength)});
+  lost_.Add(blob, {begin, std::min(begin + kSegmentBytes, kMaxBlobLength)});
 }
 
-std::vector<Extent> DirBlobFiles::TakeLost(uint64_t blob) {
-  std::lock_guard lock(dirty_mu_);
-  auto it = lost_.find(blob);
-  if (it == lost_.end()) return {};
-  std::vector<Extent> lost = std::move(it->second);
-  lost_.erase(it);
-  return lost;
-}
+std::vector<Extent> DirBlobFiles::TakeLost(uint64_t blob) { return lost_.Take(blob); }
 
-void DirBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) {
-  std::lock_guard lock(dirty_mu_);
-  std::vector<Extent>& ranges = lost_[blob];
-  ranges.insert(ranges.end(), lost.begin(), lost.end());
-}
+void DirBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) { lost_.Restore(blob, std::move(lost)); }
 
-std::vector<uint64_t> DirBlobFiles::BlobsWithLost() {
-  std::lock_guard lock(dirty_mu_);
-  std::vector<uint64_t> blobs;
-  for (const auto& [blob, ranges] : lost_) blobs.push_back(blob);
-  return blobs;
-}
+std::vector<uint64_t> DirBlobFiles::BlobsWithLost() { return lost_.Blobs(); }
 
 std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
   char name[80];
@@ -278,10 +293,7 @@ Status DirBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, s
 }
 
 Status DirBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
-  {
-    std::lock_guard lock(dirty_mu_);
-    ForgetLostPast(&lost_, blob, length);
-  }
+  lost_.ForgetPast(blob, length);
   if (end <= length) return Status::OK();
   const uint64_t first = length / kSegmentBytes;
   const uint64_t last = (end - 1) / kSegmentBytes;
@@ -335,7 +347,7 @@ Status DirBlobFiles::Sync() {
   std::lock_guard lock(dirty_mu_);
   // A file that failed is not tried again (Linux would report success);
   // its segment is lost instead. A directory is: its entries are in it.
-  for (const std::string& path : lost_files) NoteLostLocked(path);
+  for (const std::string& path : lost_files) NoteLost(path);
   if (!result.ok()) dirty_dirs_.insert(dirs.begin(), dirs.end());
   return result;
 }

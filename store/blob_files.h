@@ -69,9 +69,25 @@ class BlobFiles {
   virtual Status List(std::map<uint64_t, uint64_t>* bytes) const = 0;
 };
 
-// Lost ranges per blob (BlobFiles::TakeLost), for implementations: forgets
-// those of `blob` at or past `length` (a truncate or delete freed them).
-void ForgetLostPast(std::map<uint64_t, std::vector<Extent>>* lost, uint64_t blob, uint64_t length);
+// The ranges of each blob lost after Write returned OK, kept for
+// BlobFiles::TakeLost by the implementations that can lose them.
+// Thread-safe; its lock is a leaf (callers may hold their own).
+class LostRanges {
+ public:
+  void Add(uint64_t blob, Extent range);
+  // Returns and forgets the blob's ranges.
+  std::vector<Extent> Take(uint64_t blob);
+  // Gives back what Take returned.
+  void Restore(uint64_t blob, std::vector<Extent> ranges);
+  std::vector<uint64_t> Blobs() const;
+  // Forgets the blob's bytes at or past `length` (a truncate or delete
+  // freed them, so they are gone anyway).
+  void ForgetPast(uint64_t blob, uint64_t length);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<uint64_t, std::vector<Extent>> ranges_;  // GUARDED_BY(mu_)
+};
 
 // One sparse file per blob and per 2^40-byte segment of it (so offsets up
 // to 2^62 fit file systems whose files stop at 16 TiB, like ext4):
@@ -125,8 +141,8 @@ class DirBlobFiles : public BlobFiles {
   void SyncLoop();
   // fdatasync of a blob file (SyncPath), or the failure a test asked for.
   Status SyncFile(const std::string& path) const;
-  // Keeps the segment of the blob file at `path` as lost. REQUIRES: dirty_mu_.
-  void NoteLostLocked(const std::string& path);
+  // Keeps the segment of the blob file at `path` as lost.
+  void NoteLost(const std::string& path);
 
   const std::string dir_;
   const int dir_fd_;  // for syncfs
@@ -138,7 +154,7 @@ class DirBlobFiles : public BlobFiles {
   bool stopping_ = false;                           // GUARDED_BY(dirty_mu_)
   bool background_busy_ = false;                    // GUARDED_BY(dirty_mu_): the syncer has paths out
   Status background_failed_;                        // GUARDED_BY(dirty_mu_): for the next Sync
-  std::map<uint64_t, std::vector<Extent>> lost_;    // GUARDED_BY(dirty_mu_)
+  LostRanges lost_;
   std::atomic<bool> fail_syncs_for_test_{false};
   std::atomic<int> background_sync_failures_{0};
   std::condition_variable sync_cv_;

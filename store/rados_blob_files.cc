@@ -84,7 +84,7 @@ void RadosBlobFiles::ReapLocked() const {
     }
     if (it->rc < 0) {
       if (failed_.ok()) failed_ = FromRados(it->rc, it->what);
-      lost_[it->blob].push_back({it->begin, it->end});
+      lost_.Add(it->blob, {it->begin, it->end});
     }
     it->completion->release();
     it = pending_.erase(it);
@@ -168,29 +168,23 @@ Status RadosBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out,
 
 std::vector<Extent> RadosBlobFiles::TakeLost(uint64_t blob) {
   WaitForOverlapping(blob, 0, kMaxBlobLength);
-  std::lock_guard lock(mu_);
-  ReapLocked();
-  auto it = lost_.find(blob);
-  if (it == lost_.end()) return {};
-  std::vector<Extent> lost = std::move(it->second);
-  lost_.erase(it);
-  return lost;
+  {
+    std::lock_guard lock(mu_);
+    ReapLocked();
+  }
+  return lost_.Take(blob);
 }
 
 std::vector<uint64_t> RadosBlobFiles::BlobsWithLost() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return in_flight_ == 0; });
-  ReapLocked();
-  std::vector<uint64_t> blobs;
-  for (const auto& [blob, ranges] : lost_) blobs.push_back(blob);
-  return blobs;
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return in_flight_ == 0; });
+    ReapLocked();
+  }
+  return lost_.Blobs();
 }
 
-void RadosBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) {
-  std::lock_guard lock(mu_);
-  std::vector<Extent>& ranges = lost_[blob];
-  ranges.insert(ranges.end(), lost.begin(), lost.end());
-}
+void RadosBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) { lost_.Restore(blob, std::move(lost)); }
 
 Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
   if (end > length) WaitForOverlapping(blob, length, end);
@@ -198,8 +192,8 @@ Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
     // Lost bytes past the new length are gone anyway.
     std::lock_guard lock(mu_);
     ReapLocked();
-    ForgetLostPast(&lost_, blob, length);
   }
+  lost_.ForgetPast(blob, length);
   if (end <= length) return Status::OK();
   const uint64_t first = length / options_.stripe_bytes;
   const uint64_t last = (end - 1) / options_.stripe_bytes;

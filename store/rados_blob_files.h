@@ -101,8 +101,7 @@ class RadosBlobFiles : public BlobFiles {
   mutable uint64_t in_flight_bytes_ = 0;  // GUARDED_BY(mu_): of unfinished writes
   mutable size_t in_flight_ = 0;          // GUARDED_BY(mu_)
   mutable Status failed_;                 // GUARDED_BY(mu_): first failure since the last Sync
-  // GUARDED_BY(mu_): ranges of failed writes, per blob, until TakeLost.
-  mutable std::map<uint64_t, std::vector<Extent>> lost_;
+  mutable LostRanges lost_;  // of failed writes, until TakeLost
   size_t peak_in_flight_ = 0;             // GUARDED_BY(mu_)
   uint64_t peak_in_flight_bytes_ = 0;     // GUARDED_BY(mu_)
 };

@@ -26,8 +26,8 @@ class LosingBlobFiles : public store::BlobFiles {
 
   Status Write(uint64_t blob, uint64_t offset, std::string_view data) override {
     if (!lose_) return base_->Write(blob, offset, data);
+    lost_.Add(blob, {offset, offset + data.size()});
     std::lock_guard lock(mu_);
-    lost_[blob].push_back({offset, offset + data.size()});
     if (failed_.ok()) failed_ = Status::IOError("injected loss of a write acknowledged earlier");
     return Status::OK();
   }
@@ -41,32 +41,16 @@ class LosingBlobFiles : public store::BlobFiles {
     return std::exchange(failed_, Status::OK());
   }
   Status List(std::map<uint64_t, uint64_t>* bytes) const override { return base_->List(bytes); }
-  std::vector<store::Extent> TakeLost(uint64_t blob) override {
-    std::lock_guard lock(mu_);
-    auto it = lost_.find(blob);
-    if (it == lost_.end()) return {};
-    std::vector<store::Extent> out = std::move(it->second);
-    lost_.erase(it);
-    return out;
-  }
-  std::vector<uint64_t> BlobsWithLost() override {
-    std::lock_guard lock(mu_);
-    std::vector<uint64_t> blobs;
-    for (const auto& [blob, ranges] : lost_) blobs.push_back(blob);
-    return blobs;
-  }
-  void RestoreLost(uint64_t blob, std::vector<store::Extent> lost) override {
-    std::lock_guard lock(mu_);
-    std::vector<store::Extent>& ranges = lost_[blob];
-    ranges.insert(ranges.end(), lost.begin(), lost.end());
-  }
+  std::vector<store::Extent> TakeLost(uint64_t blob) override { return lost_.Take(blob); }
+  std::vector<uint64_t> BlobsWithLost() override { return lost_.Blobs(); }
+  void RestoreLost(uint64_t blob, std::vector<store::Extent> lost) override { lost_.Restore(blob, std::move(lost)); }
 
  private:
   const std::unique_ptr<store::BlobFiles> base_;
   std::atomic<bool> lose_{false};
   std::mutex mu_;
-  std::map<uint64_t, std::vector<store::Extent>> lost_;  // GUARDED_BY(mu_)
-  Status failed_;                                        // GUARDED_BY(mu_)
+  store::LostRanges lost_;
+  Status failed_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace upfs::testing
