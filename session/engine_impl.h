@@ -96,6 +96,16 @@ struct FileState {
   // The file's bytes in the store. Cheap: a handle, nothing buffered.
   std::unique_ptr<store::ByteSink> Blob() const { return store->OpenBlob(blob); }
 
+  // The ranges of the file the store holds (its extent records): what
+  // `received` is rebuilt from at recovery and after a lost write.
+  Result<ExtentMap> StoredRanges() const {
+    std::vector<Extent> extents;
+    UPFS_RETURN_IF_ERROR(Blob()->Extents(&extents));
+    ExtentMap stored;
+    for (const Extent& e : extents) stored.Add(e.begin, e.end);
+    return stored;
+  }
+
   // REQUIRES(mu)
   void SetError(std::string message) { last_error = std::make_unique<std::string>(std::move(message)); }
 

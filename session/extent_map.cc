@@ -108,6 +108,19 @@ std::vector<Extent> ExtentMap::Missing(uint64_t length) const {
   return out;
 }
 
+std::vector<Extent> ExtentMap::Minus(const ExtentMap& other) const {
+  std::vector<Extent> out;
+  for (const Extent& e : Covered(0, UINT64_MAX)) {
+    uint64_t at = e.begin;
+    for (const Extent& kept : other.Covered(e.begin, e.end)) {
+      if (kept.begin > at) out.push_back({at, kept.begin});
+      at = kept.end;
+    }
+    if (at < e.end) out.push_back({at, e.end});
+  }
+  return out;
+}
+
 uint64_t ExtentMap::ContiguousEnd(uint64_t offset) const {
   if (!ranges_) return single_.begin <= offset && offset < single_.end ? single_.end : offset;
   auto it = ranges_->upper_bound(offset);

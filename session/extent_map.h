@@ -33,6 +33,8 @@ class ExtentMap {
   std::vector<Extent> Covered(uint64_t begin, uint64_t end) const;
   // The parts of [0, length) that have not arrived.
   std::vector<Extent> Missing(uint64_t length) const;
+  // The parts that have arrived here and not in `other`.
+  std::vector<Extent> Minus(const ExtentMap& other) const;
   // End of the range that contains `offset`, or `offset` if none does.
   uint64_t ContiguousEnd(uint64_t offset) const;
   // End of the last range (0 when empty).

@@ -40,24 +40,16 @@ void Engine::Impl::ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>
   for (const std::shared_ptr<FileState>& file : files) {
     FileState& f = *file;
     std::lock_guard lock(f.mu);
-    std::vector<Extent> stored;
-    if (Status st = f.Blob()->Extents(&stored); !st.ok()) {
-      spdlog::warn("{}: reading back what the store holds of blob {} failed: {}", where, f.blob, st.ToString());
+    Result<ExtentMap> stored = f.StoredRanges();
+    if (!stored.ok()) {
+      spdlog::warn("{}: reading back what the store holds of blob {} failed: {}", where, f.blob,
+                   stored.status().ToString());
       continue;
     }
-    ExtentMap now;
-    for (const Extent& e : stored) now.Add(e.begin, e.end);
+    ExtentMap now = std::move(*stored);
     // The store only ever drops ranges here, so equal counts are equal maps.
     if (now.BytesReceived() == f.received.BytesReceived()) continue;
-    std::vector<Extent> lost;
-    for (const Extent& e : f.received.Covered(0, store::kMaxBlobLength)) {
-      uint64_t at = e.begin;
-      for (const Extent& kept : now.Covered(e.begin, e.end)) {
-        if (kept.begin > at) lost.push_back({at, kept.begin});
-        at = kept.end;
-      }
-      if (at < e.end) lost.push_back({at, e.end});
-    }
+    const std::vector<Extent> lost = f.received.Minus(now);
     f.received = std::move(now);
     f.hash.Invalidate();
     if (!lost.empty()) {

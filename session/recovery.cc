@@ -37,10 +37,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
       n.xattrs = std::move(nr.xattrs);
       if (!n.is_dir) {
         n.file = std::make_shared<FileState>(impl->store.get(), n.id);
-        std::vector<Extent> extents;
-        Status st = n.file->Blob()->Extents(&extents);
-        if (!st.ok()) return st.WithContext("recovering session " + Quote(s->record.name));
-        for (const Extent& e : extents) n.file->received.Add(e.begin, e.end);
+        Result<ExtentMap> stored = n.file->StoredRanges();
+        if (!stored.ok()) return stored.status().WithContext("recovering session " + Quote(s->record.name));
+        n.file->received = std::move(*stored);
         n.file->length = std::max(nr.length, n.file->received.End());
         n.file->mtime_ns = nr.mtime_ns;
         n.file->ctime_ns = nr.ctime_ns;

@@ -71,5 +71,27 @@ TEST_CASE("ExtentMap matches a byte model through adds and truncates", "[extent_
   }
 }
 
+TEST_CASE("ExtentMap::Minus gives the bytes one map has and the other has not", "[extent_map]") {
+  std::mt19937_64 rng(Catch::rngSeed());
+  for (int round = 0; round < 200; ++round) {
+    CAPTURE(round);
+    ExtentMap maps[2];
+    std::vector<bool> have[2] = {std::vector<bool>(kSize, false), std::vector<bool>(kSize, false)};
+    for (int step = 0; step < 12; ++step) {
+      const int which = static_cast<int>(rng() % 2);
+      uint64_t b = rng() % kSize, e = b + rng() % (kSize - b + 1);
+      maps[which].Add(b, e);
+      for (uint64_t i = b; i < e; ++i) have[which][i] = true;
+    }
+    for (int which = 0; which < 2; ++which) {
+      std::vector<bool> only(kSize);
+      for (uint64_t i = 0; i < kSize; ++i) only[i] = have[which][i] && !have[1 - which][i];
+      REQUIRE(maps[which].Minus(maps[1 - which]) == Runs(only, 0, kSize, true));
+    }
+    REQUIRE(maps[0].Minus(maps[0]).empty());
+    REQUIRE(maps[0].Minus(ExtentMap()) == maps[0].Covered(0, kSize));
+  }
+}
+
 }  // namespace
 }  // namespace upfs::session
