@@ -47,7 +47,7 @@ void CheckRefused(const std::vector<std::string>& argv, const std::string& what)
 // "ttl" of "ttl=abc".
 std::string NameOf(const std::string& option) { return option.substr(0, option.find('=')); }
 
-TEST_CASE("upfs options and STORE_DIR are taken out; libfuse's stay") {
+TEST_CASE("upfs options and STORE_DIR are taken out: libfuse's stay") {
   Args args({"upfs", "-o", "ttl=5,write_once,allow_other", "STORE", "/tmp", "-f", "-o",
              "log_level=debug,sweep_interval=7,max_threads=4", "-o", "log_file=/x/upfs.log"});
   CommandLine cl;

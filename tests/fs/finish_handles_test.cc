@@ -31,7 +31,7 @@ class FakeProcesses : public ProcessView {
   std::set<pid_t> unreadable;
 };
 
-TEST_CASE("a redirection's early close does not commit; the writer's close does") {
+TEST_CASE("a redirection's early close does not commit: the writer's close does") {
   // sh (100) forks a child (200) that opens .finish, dup2()s it onto 1
   // and closes the original, then execs the command, which writes and
   // exits.

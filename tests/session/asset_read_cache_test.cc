@@ -99,7 +99,7 @@ TEST_CASE("concurrent readers of one window load it once") {
   CHECK(sink.reads == 1);
 }
 
-TEST_CASE("a failed read is reported and not cached; files with other ids are not mixed up") {
+TEST_CASE("a failed read is reported and not cached: files with other ids are not mixed up") {
   const size_t size = kMiB;
   auto a_ptr = std::make_shared<CountingSink>(size), b_ptr = std::make_shared<CountingSink>(2 * kMiB);
   CountingSink &a = *a_ptr, &b = *b_ptr;
@@ -221,7 +221,7 @@ class GatedSink : public CountingSink {
   bool open_ = false;
 };
 
-TEST_CASE("parallel: windows ahead of an asset reader are loaded at once; a cache destroyed meanwhile waits for them") {
+TEST_CASE("parallel: windows ahead of an asset reader are loaded at once: a cache destroyed meanwhile waits for them") {
   const size_t size = 10 * kMiB;
   auto sink = std::make_shared<GatedSink>(size);
   {

@@ -382,7 +382,7 @@ TEMPLATE_TEST_CASE("failing store: a failed record or blob write changes nothing
 // not commit a file whose bytes the store lost, however often it is
 // retried: the lost range is reported, reads as missing in .status, and a
 // rewrite of it finishes.
-TEMPLATE_TEST_CASE("bytes lost after they were acknowledged are never committed; .status lists them, a rewrite "
+TEMPLATE_TEST_CASE("bytes lost after they were acknowledged are never committed: .status lists them, a rewrite "
                    "finishes",
                    "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend, FixtureOptions{.losing_blobs = true});
@@ -443,7 +443,7 @@ TEMPLATE_TEST_CASE("bytes lost after they were acknowledged are never committed;
 // and stripe bytes go out in the background), a session file's close and
 // fsync wait for them, and report a loss: the client learns it there, and
 // .status lists the range as missing.
-TEST_CASE("records lost in the background fail the file's close and fsync; .status lists them, a rewrite finishes") {
+TEST_CASE("records lost in the background fail the file's close and fsync: .status lists them, a rewrite finishes") {
   EngineFixture fx(Backend::kMemory, FixtureOptions{.losing_records = true});
   REQUIRE(fx.engine().CloseWaitsForWrites());
   std::mt19937_64 rng(19);

@@ -119,7 +119,7 @@ TEST_CASE("recovery: a file rewritten and truncated before a restart has its fin
   fx.CheckAssetFile("s", "d/g", data);
 }
 
-TEMPLATE_TEST_CASE("expiry: only idle sessions with no open file expire; assets never", "[engine]",
+TEMPLATE_TEST_CASE("expiry: only idle sessions with no open file expire: assets never", "[engine]",
                    MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend, FixtureOptions{.ttl_ns = kHour});
   std::mt19937_64 rng(33);
