@@ -108,10 +108,15 @@ bool UploadOnly(int open_flags) { return (open_flags & O_ACCMODE) == O_WRONLY; }
 // committed files are read-only, so those two skip it; a handle that may
 // read keeps it.
 // A store that acknowledges writes before they are stored (RADOS) needs
-// the FLUSH: close then waits for them (Engine::Fsync), as NFS commits on
-// close, so a client whose close returned 0 has its bytes stored.
+// the FLUSH of a handle that may write: close then waits for them
+// (Engine::Fsync), as NFS commits on close, so a client whose close
+// returned 0 has its bytes stored. A read-only handle has neither writes
+// to wait for nor a mapping it could dirty, so it skips the FLUSH too.
 bool SkipsFlush(NodeKind kind, int open_flags, bool close_waits) {
-  return kind == NodeKind::kAssetFile || (kind == NodeKind::kFile && UploadOnly(open_flags) && !close_waits);
+  if (kind == NodeKind::kAssetFile) return true;
+  if (kind != NodeKind::kFile) return false;
+  if ((open_flags & O_ACCMODE) == O_RDONLY) return true;
+  return UploadOnly(open_flags) && !close_waits;
 }
 
 struct CacheTimes {

@@ -212,7 +212,10 @@ class Engine {
   // write of the file acknowledged so far is stored. If some were lost,
   // fails with what the store says, and the file's received ranges are
   // read back from the store (.status then lists the lost ones missing).
-  // OK at once on other stores and for other handles.
+  // OK at once on other stores and for other handles, read-only ones of a
+  // session file included: a loss is reported once, to a handle that
+  // could write (unlike Linux, where every open fd sees a writeback error),
+  // and it stays in .status and fails the next finish either way.
   Status Fsync(uint64_t id, uint64_t handle);
   // Whether close(2) of a file written in a session must reach Flush:
   // the store acknowledges writes before they are stored.

@@ -290,6 +290,7 @@ struct Session {
 struct Handle {
   uint64_t id = 0;
   NodeKind kind = NodeKind::kFile;
+  bool writes = false;  // opened for writing (or O_TRUNC)
   std::shared_ptr<Session> session;
   std::shared_ptr<FileState> file;
   std::shared_ptr<const store::ByteSink> asset_blob;  // shared with loads ahead

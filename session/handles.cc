@@ -14,6 +14,7 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode, Credentials* opener) {
   Impl& m = *impl_;
   auto h = std::make_shared<Handle>();
   h->id = id;
+  h->writes = mode.write || mode.truncate;
   if (auto s = m.SessionOf(id)) {
     std::unique_lock lock(s->mu);
     if (s->state == SessionState::kGone) return s->CheckOpen();
@@ -79,7 +80,9 @@ Status Engine::Fsync(uint64_t id, uint64_t handle) {
   if (!m.store->AcknowledgesEarly()) return Status::OK();
   auto h = m.FindHandle(handle);
   if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
-  if (h->kind != NodeKind::kFile || !h->file || !h->session) return Status::OK();
+  // A handle that cannot write has nothing of its own to wait for, and
+  // must not take a writer's loss (it is reported once).
+  if (h->kind != NodeKind::kFile || !h->writes || !h->file || !h->session) return Status::OK();
   Status st = m.store->FlushBlob(h->file->blob);
   if (st.ok()) return st;
   Session& s = *h->session;

@@ -460,6 +460,12 @@ TEST_CASE("records lost in the background fail the file's close and fsync: .stat
   fx.Write(f, h, 10000, std::string_view(data).substr(10000, 10000));  // acknowledged, then lost
   fx.losing_kv().LoseBackgroundCommits(false);
   fx.Write(f, h, 20000, std::string_view(data).substr(20000));
+  // A reader's close and fsync neither wait nor take the writer's loss.
+  uint64_t reader = fx.OpenRead(f);
+  REQUIRE_OK(fx.engine().Flush(f, reader, nullptr));
+  REQUIRE_OK(fx.engine().Fsync(f, reader));
+  REQUIRE(fx.losing_kv().flush_waits() == waits);
+  fx.Release(f, reader);
   Status closed = fx.engine().Flush(f, h, nullptr);  // close(2)
   INFO(closed.ToString());
   REQUIRE(closed.code() == Status::Code::kIOError);
