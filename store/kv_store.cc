@@ -312,6 +312,9 @@ class KvBlob : public ByteSink {
 
   Status Extents(std::vector<Extent>* out) const override {
     out->clear();
+    // As ReadAt: no write of the blob is half done while its records are
+    // scanned (RadosKv relies on it; see "Scan" in store/rados_kv.h).
+    std::shared_lock lock(lock_);
     std::optional<uint64_t> bound;
     UPFS_RETURN_IF_ERROR(ReadBlobEnd(*kv_, blob_, &bound));
     if (!bound) return Status::OK();  // no chunks, and no scan (see OverlappingChunks)

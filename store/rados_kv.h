@@ -20,7 +20,12 @@
 // need more (several pages or objects) exclude this process's commits
 // while they run, and multi-object commits exclude every read, so within
 // one process every Scan and Get sees whole commits. (Another process
-// writing the same namespace is issue 13's concern.)
+// writing the same namespace is issue 13's concern.) Background commits
+// (below) are the exception: a multi-page Scan waits for those under way
+// over its range when it starts, not for ones begun while it runs. That
+// is safe for KvStore, the only caller: background commits are one blob's
+// extent records, written under that blob's lock, and its scans of a
+// blob's records (ReadAt, Extents) hold the same lock.
 //
 // Writes pass librados::OPERATION_FULL_TRY: on a full pool or cluster they
 // fail at once with NoSpace instead of blocking until space appears.
