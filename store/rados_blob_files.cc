@@ -150,14 +150,17 @@ Status RadosBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out,
   return ForEachStripe(options_.stripe_bytes, offset, n, [&](uint64_t stripe, uint64_t at, uint64_t from,
                                                              uint64_t len) {
     const std::string oid = StripeObject(blob, stripe);
+    // Into `out` itself, as librados' C rados_read does: the messenger
+    // fills a provided buffer, and a copy is made only if it did not.
     librados::bufferlist bytes;
+    bytes.push_back(ceph::buffer::create_static(static_cast<unsigned>(len), out + from));
     const int rc = io_.read(oid, bytes, len, at);
     size_t got = 0;
     if (rc != -ENOENT) {
       UPFS_RETURN_IF_ERROR(FromRados(rc, "reading " + std::to_string(len) + " bytes at " + std::to_string(at) +
                                              " of " + oid + " (pool " + pool_ + ")"));
       got = std::min<size_t>(bytes.length(), len);
-      bytes.begin().copy(got, out + from);
+      if (!bytes.is_provided_buffer(out + from)) bytes.begin().copy(got, out + from);
     }
     std::memset(out + from + got, 0, len - got);
     // Holes before stored bytes read as zeros but lie below the end.
