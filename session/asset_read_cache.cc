@@ -6,7 +6,10 @@
 
 namespace upfs::session {
 
-AssetReadCache::AssetReadCache(size_t readahead) : readahead_(std::min(readahead, kWindows / 2)) {}
+AssetReadCache::AssetReadCache(size_t readahead, size_t window_bytes)
+    : window_bytes_(std::clamp(window_bytes, kMinWindowBytes, kMaxWindowBytes)),
+      windows_max_(std::max(kMinWindows, kCacheBytes / window_bytes_)),
+      readahead_(std::min(readahead, windows_max_ / 2)) {}
 
 AssetReadCache::~AssetReadCache() {
   std::vector<std::thread> loaders;
@@ -27,11 +30,11 @@ AssetReadCache::WindowList::iterator AssetReadCache::LookupLocked(uint64_t id, u
 
 std::shared_ptr<AssetReadCache::Window> AssetReadCache::AddLocked(uint64_t id, uint64_t begin) {
   windows_.push_front(std::make_shared<Window>(id, begin));
-  if (windows_.size() > kWindows) {
+  if (windows_.size() > windows_max_) {
     // Its buffer is spare unless a reader still copies out of it, or a
     // load ahead still fills it (then it goes with the last one).
     std::shared_ptr<Window>& last = windows_.back();
-    if (last.use_count() == 1 && last->bytes && spare_.size() < kWindows) spare_.push_back(std::move(last->bytes));
+    if (last.use_count() == 1 && last->bytes && spare_.size() < windows_max_) spare_.push_back(std::move(last->bytes));
     windows_.pop_back();
   }
   return windows_.front();
@@ -69,7 +72,7 @@ std::unique_ptr<char[]> AssetReadCache::TakeBuffer() {
       return b;
     }
   }
-  return std::unique_ptr<char[]>(new char[kWindowBytes]);
+  return std::unique_ptr<char[]>(new char[window_bytes_]);
 }
 
 Status AssetReadCache::LoadLocked(Window& w, const store::ByteSink& sink, size_t size) {
@@ -84,14 +87,14 @@ bool AssetReadCache::ReadAheadLocked(uint64_t id, const std::shared_ptr<const st
                                      uint64_t length, uint64_t begin) {
   if (readahead_ == 0 || stopping_) return false;
   // Sequential: the window before this one was read (or this is the first).
-  if (begin > 0 && LookupLocked(id, begin - kWindowBytes) == windows_.end()) return false;
+  if (begin > 0 && LookupLocked(id, begin - window_bytes_) == windows_.end()) return false;
   bool queued = false;
   for (size_t k = 1; k <= readahead_; ++k) {
-    const uint64_t next = begin + k * kWindowBytes;
+    const uint64_t next = begin + k * window_bytes_;
     if (next >= length) break;
     if (LookupLocked(id, next) != windows_.end()) continue;
     loads_.push_back(
-        Load{AddLocked(id, next), sink, static_cast<size_t>(std::min<uint64_t>(kWindowBytes, length - next))});
+        Load{AddLocked(id, next), sink, static_cast<size_t>(std::min<uint64_t>(window_bytes_, length - next))});
     queued = true;
   }
   if (queued) {
@@ -123,9 +126,9 @@ void AssetReadCache::LoadLoop() {
 Status AssetReadCache::Read(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
                             uint64_t offset, size_t n, char* out) {
   while (n > 0) {
-    const uint64_t begin = offset - offset % kWindowBytes;
+    const uint64_t begin = offset - offset % window_bytes_;
     std::shared_ptr<Window> w = Find(id, sink, length, begin);
-    const size_t window_size = static_cast<size_t>(std::min<uint64_t>(kWindowBytes, length - begin));
+    const size_t window_size = static_cast<size_t>(std::min<uint64_t>(window_bytes_, length - begin));
     const size_t at = static_cast<size_t>(offset - begin);
     const size_t take = std::min(n, window_size - at);
     std::lock_guard lock(w->mu);

@@ -1,5 +1,6 @@
-// AssetReadCache: the last few 1 MiB windows read from committed files,
-// shared by every reader, loaded ahead of sequential readers.
+// AssetReadCache: the last few windows (1 MiB locally, 4 MiB on RADOS)
+// read from committed files, shared by every reader, loaded ahead of
+// sequential readers.
 //
 // Why: the kernel reads a file in requests of its readahead size (128 KiB
 // by default), several at once, while the store keeps a committed file as
@@ -21,9 +22,10 @@
 //
 // Only immutable bytes may be cached: committed files never change and are
 // never deleted, so a window needs no invalidation. Memory: at most
-// kWindows windows, plus those still being copied out by a reader or
-// loaded by a background thread for a window that fell out. The buffer of
-// a window that falls out is kept for the next one loaded: a fresh 1 MiB
+// kCacheBytes of windows (kMinWindows if more), plus those still being
+// copied out by a reader or loaded by a background thread for a window
+// that fell out. The buffer of a window that falls out is kept for the
+// next one loaded: a fresh 1 MiB
 // allocation is fresh pages from the kernel, and faulting them in cost as
 // much as the copies (perf of a cold read).
 //
@@ -48,13 +50,23 @@ namespace upfs::session {
 
 class AssetReadCache {
  public:
-  static constexpr size_t kWindowBytes = size_t{1} << 20;
-  static constexpr size_t kWindows = 16;
+  // Windows are the store's preferred read size (store::Store::
+  // PreferredReadBytes: 1 MiB locally, a 4 MiB stripe on RADOS), within
+  // these bounds. The cache holds kCacheBytes of them, and never fewer
+  // than kMinWindows, so that a reader on RADOS has 4 stripes (16 MiB)
+  // loading ahead: with 2, a cold read ran at 0.51-0.55 of `rados bench
+  // seq` against 0.70-0.73 with 4 (one run each; 2 cores, 1 OSD).
+  static constexpr size_t kWindowBytes = size_t{1} << 20;  // the default
+  static constexpr size_t kMinWindowBytes = size_t{64} << 10;
+  static constexpr size_t kMaxWindowBytes = size_t{4} << 20;
+  static constexpr size_t kCacheBytes = size_t{16} << 20;
+  static constexpr size_t kMinWindows = 8;
+  static constexpr size_t kWindows = kCacheBytes / kWindowBytes;  // of the default size
   static constexpr size_t kReadahead = 8;
 
   // `readahead`: windows loaded ahead of a sequential reader, each by a
-  // thread of its own (at most kWindows / 2); 0 turns readahead off.
-  explicit AssetReadCache(size_t readahead = kReadahead);
+  // thread of its own (at most half the windows); 0 turns readahead off.
+  explicit AssetReadCache(size_t readahead = kReadahead, size_t window_bytes = kWindowBytes);
   // Waits for the loads under way; drops those not begun.
   ~AssetReadCache();
   AssetReadCache(const AssetReadCache&) = delete;
@@ -77,7 +89,7 @@ class AssetReadCache {
     bool read = false;  // GUARDED_BY(AssetReadCache::mu_): a reader has asked for it
     std::mutex mu;      // held while loading; readers wait on it
     bool loaded = false;  // GUARDED_BY(mu)
-    // GUARDED_BY(mu); [begin, begin + size) of the file, in kWindowBytes
+    // GUARDED_BY(mu); [begin, begin + size) of the file, in window_bytes_
     std::unique_ptr<char[]> bytes;
   };
   // A window to load ahead of a reader.
@@ -96,7 +108,7 @@ class AssetReadCache {
   std::shared_ptr<Window> Find(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
                                uint64_t begin);
   // Adds a window as most recent, dropping the least recent beyond
-  // kWindows. REQUIRES: mu_.
+  // windows_max_. REQUIRES: mu_.
   std::shared_ptr<Window> AddLocked(uint64_t id, uint64_t begin);
   // The cached window of `id` starting at `begin`, or end(). REQUIRES: mu_.
   WindowList::iterator LookupLocked(uint64_t id, uint64_t begin);
@@ -109,14 +121,16 @@ class AssetReadCache {
   Status LoadLocked(Window& w, const store::ByteSink& sink, size_t size);
   void LoadLoop();
 
-  // A buffer of kWindowBytes: a spare one, or a new one.
+  // A buffer of window_bytes_: a spare one, or a new one.
   std::unique_ptr<char[]> TakeBuffer();
 
+  const size_t window_bytes_;
+  const size_t windows_max_;
   const size_t readahead_;
 
   std::mutex mu_;
   WindowList windows_;                          // GUARDED_BY(mu_), most recent first
-  std::vector<std::unique_ptr<char[]>> spare_;  // GUARDED_BY(mu_), at most kWindows
+  std::vector<std::unique_ptr<char[]>> spare_;  // GUARDED_BY(mu_), at most windows_max_
   std::deque<Load> loads_;                      // GUARDED_BY(mu_)
   std::vector<std::thread> loaders_;            // GUARDED_BY(mu_): started with the first load
   bool stopping_ = false;                       // GUARDED_BY(mu_)

@@ -303,7 +303,10 @@ struct Handle {
 };
 
 struct Engine::Impl {
-  Impl(std::unique_ptr<store::Store> s, Options o) : store(std::move(s)), options(std::move(o)) {
+  Impl(std::unique_ptr<store::Store> s, Options o)
+      : store(std::move(s)),
+        options(std::move(o)),
+        asset_reads(AssetReadCache::kReadahead, store->PreferredReadBytes()) {
     if (!options.clock) options.clock = std::make_shared<SystemClock>();
     mount_time_ns = options.clock->NowNs();
     catch_up_thread = std::thread([this] { CatchUpLoop(); });

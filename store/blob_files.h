@@ -64,6 +64,9 @@ class BlobFiles {
   // The blobs TakeLost has ranges for (a clean stop drops their records).
   virtual std::vector<uint64_t> BlobsWithLost() { return {}; }
 
+  // As Store::PreferredReadBytes.
+  virtual size_t PreferredReadBytes() const { return size_t{1} << 20; }
+
   // Every blob that has bytes stored, for fsck's orphan search; *bytes gets
   // each one's stored size.
   virtual Status List(std::map<uint64_t, uint64_t>* bytes) const = 0;

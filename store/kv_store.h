@@ -84,6 +84,7 @@ class KvStore : public Store {
 
   Status Apply(const Batch& batch, bool sync) override;
   bool AcknowledgesEarly() const override { return kv_->CommitsInBackground(); }
+  size_t PreferredReadBytes() const override { return blobs_->PreferredReadBytes(); }
   Status FlushBlob(uint64_t blob) override;
   uint64_t NewIds(uint64_t count) override;
   std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) override;

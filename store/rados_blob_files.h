@@ -60,6 +60,8 @@ class RadosBlobFiles : public BlobFiles {
   std::vector<Extent> TakeLost(uint64_t blob) override;
   void RestoreLost(uint64_t blob, std::vector<Extent> lost) override;
   std::vector<uint64_t> BlobsWithLost() override;
+  // A stripe object: one read op fetches it whole.
+  size_t PreferredReadBytes() const override { return static_cast<size_t>(options_.stripe_bytes); }
   // Sums the sizes of each blob's stripe objects.
   Status List(std::map<uint64_t, uint64_t>* bytes) const override;
 

@@ -220,6 +220,10 @@ class Store {
   // are stored (RADOS: both go out in the background). Then a client's
   // close and fsync of a file wait for it: FlushBlob.
   virtual bool AcknowledgesEarly() const { return false; }
+  // The size of the reads the store serves best, so that readers of
+  // committed files ask for that much at once (session::AssetReadCache):
+  // a RADOS stripe object, whole.
+  virtual size_t PreferredReadBytes() const { return size_t{1} << 20; }
   // Waits until every write of `blob` acknowledged so far is stored; an
   // IOError naming what was lost if some failed (their records are gone
   // then: the ranges read as never written).

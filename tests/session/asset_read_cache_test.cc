@@ -191,6 +191,28 @@ TEST_CASE("a sequential reader's next windows are loaded ahead, each once") {
   CHECK(sink.reads == 13);  // every window once, the short last one too
 }
 
+TEST_CASE("windows of the store's read size (a 4 MiB RADOS stripe): each loaded once, 4 ahead, 8 cached") {
+  const size_t window = 4 * kMiB;
+  const size_t size = 3 * AssetReadCache::kMinWindows * window - 5000;  // a short last window
+  auto sink_ptr = std::make_shared<CountingSink>(size);
+  CountingSink& sink = *sink_ptr;
+  AssetReadCache cache(AssetReadCache::kReadahead, window);
+  std::string out(128 << 10, '\0');
+  REQUIRE(cache.Read(8, sink_ptr, size, 0, out.size(), out.data()).ok());
+  // Window 0 by the reader, half the cache's 8 windows ahead of it.
+  CHECK(WaitFor([&] { return sink.reads == 1 + static_cast<int>(AssetReadCache::kMinWindows / 2); }));
+  for (uint64_t off = 0; off < size; off += out.size()) {
+    const size_t n = std::min<uint64_t>(out.size(), size - off);
+    REQUIRE(cache.Read(8, sink_ptr, size, off, n, out.data()).ok());
+    REQUIRE(out.compare(0, n, sink.bytes(), off, n) == 0);
+  }
+  const int windows = static_cast<int>((size + window - 1) / window);
+  CHECK(sink.reads == windows);
+  // The first window fell out long ago (8 are kept): read again, loaded again.
+  REQUIRE(cache.Read(8, sink_ptr, size, 0, out.size(), out.data()).ok());
+  CHECK(WaitFor([&] { return sink.reads > windows; }));
+}
+
 // A file whose reads wait until released, counting how many wait at once.
 class GatedSink : public CountingSink {
  public:
