@@ -240,10 +240,11 @@ Status RadosKv::TakeWriteFailure(std::string_view key) {
 }
 
 Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                               const std::string& ns) {
+                                               const std::string& ns, std::unique_ptr<RadosStoreLock> lock) {
   Result<librados::IoCtx> io = conn->OpenPool(pool, ns);
   UPFS_RETURN_IF_ERROR(io.status());
   std::unique_ptr<RadosKv> kv(new RadosKv(std::move(conn), std::move(io).value(), pool));
+  kv->lock_ = std::move(lock);
   UPFS_RETURN_IF_ERROR(kv->RollForward());
   const char* kill = std::getenv(kKillAfterIntentVariable);
   kv->kill_after_intent_ = kill != nullptr && std::string_view(kill) == "1";
@@ -312,6 +313,7 @@ Status RadosKv::Apply(const std::string& oid, const std::map<std::string, std::o
 }
 
 Status RadosKv::Commit(const KvWrite& write, bool sync) {
+  if (lock_) UPFS_RETURN_IF_ERROR(lock_->Held());
   ObjectOps by_object;
   for (const auto& [key, value] : write.ops) {
     if (IsExtentKey(key) && key.size() < kExtentObjectKeyBytes) {

@@ -50,6 +50,7 @@
 
 #include "store/kv.h"
 #include "store/rados_connection.h"
+#include "store/rados_lock.h"
 
 namespace upfs::store {
 
@@ -65,8 +66,11 @@ class RadosKv : public Kv {
   static constexpr size_t kMaxBackgroundCommits = 32;
 
   // Opens the Kv in `pool`/`ns` and rolls forward every intent left there.
+  // `lock` (the store's, taken first; null in tests of the Kv alone) is
+  // held until the Kv is gone, and while it is lost every Commit fails.
   static Result<std::unique_ptr<RadosKv>> Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                               const std::string& ns);
+                                               const std::string& ns,
+                                               std::unique_ptr<RadosStoreLock> lock = nullptr);
 
   // Waits for the commits still going out in the background.
   ~RadosKv() override;
@@ -171,6 +175,7 @@ class RadosKv : public Kv {
   Status RefreshSpaceLocked();
 
   const std::shared_ptr<RadosConnection> conn_;
+  std::unique_ptr<RadosStoreLock> lock_;  // released after the last commit (destroyed last but conn_)
   mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
   const std::string pool_;
 

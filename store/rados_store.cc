@@ -31,7 +31,11 @@ Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> co
   if (create && !create_missing) return Status::NotFound(where + " holds no upfs store");
   if (!create) UPFS_RETURN_IF_ERROR(FromRados(rc, std::string("stat of ") + RadosKv::kMetaObject).WithContext(where));
 
-  auto kv = RadosKv::Open(conn, pool, ns);
+  // Before anything is read or rolled forward: another process may be
+  // serving the store.
+  auto lock = RadosStoreLock::Acquire(conn, pool, ns, create_missing ? "mount" : "fsck");
+  UPFS_RETURN_IF_ERROR(lock.status());
+  auto kv = RadosKv::Open(conn, pool, ns, std::move(lock).value());
   UPFS_RETURN_IF_ERROR(kv.status().WithContext(where));
   // Format 5 kept extent keys under another tag, so RadosKv put them in
   // objects where this one does not look for them: KvStore's upgrade would

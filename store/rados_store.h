@@ -5,6 +5,9 @@
 //   * a pool, or RADOS namespace, without `upfs.meta` becomes a new store;
 //   * a store of another format version is refused with both versions;
 //   * commits that a stopped process left halfway are completed (RadosKv);
+//   * one process at a time: the store's lock (store/rados_lock.h) is
+//     taken before anything else, and a store another process holds is
+//     refused with Busy naming it, as LevelDB's LOCK file does;
 //   * for the serving process: KvStore::BeginUse, as the LevelDB store.
 //
 // Thread safety: as Store.
@@ -35,8 +38,8 @@ Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> c
 
 // For offline tools (fsck): the existing store in `pool`/`ns`, neither
 // created nor marked in use. NotFound when the pool, or the store in it,
-// does not exist. Unlike a LevelDB directory nothing refuses a store a
-// running upfs serves: the caller must know it is unmounted.
+// does not exist; Busy, naming it, when a running upfs serves it (the
+// store's lock, store/rados_lock.h, held by the tool until it is done).
 Result<std::unique_ptr<KvStore>> OpenRadosStoreOffline(const std::string& pool, const std::string& ns,
                                                        const RadosConnectOptions& options);
 

@@ -47,7 +47,9 @@ endforeach()
 #                bound, the daemon stays up, uploads again after SIGCONT
 #   osd_lost     SIGKILL of one OSD of a size-3 pool mid-copy: copy and finish succeed
 #   quota        a 40 MB pool quota: a 100 MB copy gets ENOSPC, finish and abort work
-foreach(name IN ITEMS damaged unreachable osd_lost quota)
+#   one_mount    a second mount is refused naming the holder; kill -9, another
+#                host's lease, a lock taken behind a daemon's back (it stops writing)
+foreach(name IN ITEMS damaged unreachable osd_lost quota one_mount)
   add_test(NAME rados.faults.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/rados_${name}.sh $<TARGET_FILE:upfs>)
   set_tests_properties(rados.faults.${name} PROPERTIES

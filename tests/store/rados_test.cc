@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -19,6 +21,7 @@
 
 #include "store/rados_blob_files.h"
 #include "store/rados_kv.h"
+#include "store/rados_lock.h"
 #include "store/rados_store.h"
 #include "store/records.h"
 #include "tests/store/store_fixture.h"
@@ -333,6 +336,36 @@ Status WriteInPieces(BlobFiles& blobs, uint64_t blob, const std::string& data, s
     UPFS_RETURN_IF_ERROR(blobs.Write(blob, at, std::string_view(data).substr(at, piece)));
   }
   return Status::OK();
+}
+
+// The store's lock tells a holder that died on this host (its lock is
+// broken at once) from one that lives, or lives elsewhere (waited out).
+TEST_CASE("store lock: a cookie names a dead local process only when its PID and start time are gone", "[rados]") {
+  const std::string mine = RadosStoreLock::CookieOfThisProcess("mount");
+  CHECK(mine.find(" pid=" + std::to_string(::getpid()) + " ") != std::string::npos);
+  CHECK_FALSE(RadosStoreLock::NamesDeadLocalProcess(mine));
+  // A child that has exited and been reaped: its PID names no process.
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  std::string dead = mine;
+  dead.replace(dead.find(" pid="), std::string(" pid=" + std::to_string(::getpid())).size(),
+               " pid=" + std::to_string(child));
+  CHECK(RadosStoreLock::NamesDeadLocalProcess(dead));
+  // This PID, started at another time: a reused PID.
+  std::string reused = mine;
+  const size_t start = reused.find(" start=") + 7;
+  reused.replace(start, reused.find(' ', start) - start, "1");
+  CHECK(RadosStoreLock::NamesDeadLocalProcess(reused));
+  // Another host's process is never taken for dead; nor is a cookie that
+  // is not upfs's.
+  std::string elsewhere = dead;
+  const size_t host = elsewhere.find(" host=") + 6;
+  elsewhere.replace(host, elsewhere.find(' ', host) - host, "elsewhere.invalid");
+  CHECK_FALSE(RadosStoreLock::NamesDeadLocalProcess(elsewhere));
+  CHECK_FALSE(RadosStoreLock::NamesDeadLocalProcess("auto 140234"));
 }
 
 }  // namespace
