@@ -49,13 +49,16 @@ RadosBlobFiles::RadosBlobFiles(std::shared_ptr<RadosConnection> conn, librados::
 
 Result<std::unique_ptr<RadosBlobFiles>> RadosBlobFiles::Open(std::shared_ptr<RadosConnection> conn,
                                                              const std::string& pool, const std::string& ns,
-                                                             const RadosBlobOptions& options) {
+                                                             const RadosBlobOptions& options,
+                                                             std::shared_ptr<RadosStoreLock> lock) {
   if (options.stripe_bytes == 0 || options.max_in_flight == 0) {
     return Status::InvalidArgument("stripe size and writes in flight must be positive");
   }
   Result<librados::IoCtx> io = conn->OpenPool(pool, ns);
   UPFS_RETURN_IF_ERROR(io.status());
-  return std::unique_ptr<RadosBlobFiles>(new RadosBlobFiles(std::move(conn), std::move(io).value(), pool, options));
+  std::unique_ptr<RadosBlobFiles> blobs(new RadosBlobFiles(std::move(conn), std::move(io).value(), pool, options));
+  blobs->lock_ = std::move(lock);
+  return blobs;
 }
 
 RadosBlobFiles::~RadosBlobFiles() {
@@ -92,6 +95,9 @@ void RadosBlobFiles::ReapLocked() const {
 }
 
 Status RadosBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
+  // A process that lost the store's lock writes no more bytes either: its
+  // blobs may be another process's files now.
+  if (lock_) UPFS_RETURN_IF_ERROR(lock_->Held());
   return ForEachStripe(options_.stripe_bytes, offset, data.size(), [&](uint64_t stripe, uint64_t at, uint64_t from,
                                                                        uint64_t len) {
     const std::string oid = StripeObject(blob, stripe);

@@ -30,6 +30,7 @@
 
 #include "store/blob_files.h"
 #include "store/rados_connection.h"
+#include "store/rados_lock.h"
 
 namespace upfs::store {
 
@@ -47,7 +48,8 @@ class RadosBlobFiles : public BlobFiles {
  public:
   static Result<std::unique_ptr<RadosBlobFiles>> Open(std::shared_ptr<RadosConnection> conn,
                                                       const std::string& pool, const std::string& ns,
-                                                      const RadosBlobOptions& options = {});
+                                                      const RadosBlobOptions& options = {},
+                                                      std::shared_ptr<RadosStoreLock> lock = nullptr);
   // Waits for every queued write.
   ~RadosBlobFiles() override;
 
@@ -93,6 +95,7 @@ class RadosBlobFiles : public BlobFiles {
   void WaitForOverlapping(uint64_t blob, uint64_t begin, uint64_t end) const;
 
   const std::shared_ptr<RadosConnection> conn_;
+  std::shared_ptr<RadosStoreLock> lock_;  // the store's, shared with RadosKv; null in tests
   mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
   const std::string pool_;
   const RadosBlobOptions options_;

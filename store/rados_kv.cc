@@ -240,7 +240,7 @@ Status RadosKv::TakeWriteFailure(std::string_view key) {
 }
 
 Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                               const std::string& ns, std::unique_ptr<RadosStoreLock> lock) {
+                                               const std::string& ns, std::shared_ptr<RadosStoreLock> lock) {
   Result<librados::IoCtx> io = conn->OpenPool(pool, ns);
   UPFS_RETURN_IF_ERROR(io.status());
   std::unique_ptr<RadosKv> kv(new RadosKv(std::move(conn), std::move(io).value(), pool));

@@ -70,7 +70,7 @@ class RadosKv : public Kv {
   // held until the Kv is gone, and while it is lost every Commit fails.
   static Result<std::unique_ptr<RadosKv>> Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
                                                const std::string& ns,
-                                               std::unique_ptr<RadosStoreLock> lock = nullptr);
+                                               std::shared_ptr<RadosStoreLock> lock = nullptr);
 
   // Waits for the commits still going out in the background.
   ~RadosKv() override;
@@ -175,7 +175,7 @@ class RadosKv : public Kv {
   Status RefreshSpaceLocked();
 
   const std::shared_ptr<RadosConnection> conn_;
-  std::unique_ptr<RadosStoreLock> lock_;  // released after the last commit (destroyed last but conn_)
+  std::shared_ptr<RadosStoreLock> lock_;  // released after the last commit (and the blob files' writes)
   mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
   const std::string pool_;
 

@@ -17,9 +17,10 @@
 // the object's xattr "holder" once it has the lock: after a renewal that
 // failed (the cluster did not answer), the lock is taken again only if no
 // one else held it meanwhile (the xattr still names us); else this process
-// stops writing (Held() false: RadosKv refuses every commit), for another
-// process may have changed the store under it. A live holder on another
-// host is waited out by nothing: the refusal says to unmount it.
+// stops writing (Held() false: RadosKv and RadosBlobFiles refuse every
+// commit and write), for another process may have changed the store
+// under it. A live holder on another host is waited out by nothing: the
+// refusal says to unmount it.
 //
 // Thread safety: Held() and holder() may be called from any thread.
 #pragma once

@@ -35,7 +35,8 @@ Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> co
   // serving the store.
   auto lock = RadosStoreLock::Acquire(conn, pool, ns, create_missing ? "mount" : "fsck");
   UPFS_RETURN_IF_ERROR(lock.status());
-  auto kv = RadosKv::Open(conn, pool, ns, std::move(lock).value());
+  std::shared_ptr<RadosStoreLock> held = std::move(lock).value();
+  auto kv = RadosKv::Open(conn, pool, ns, held);
   UPFS_RETURN_IF_ERROR(kv.status().WithContext(where));
   // Format 5 kept extent keys under another tag, so RadosKv put them in
   // objects where this one does not look for them: KvStore's upgrade would
@@ -47,7 +48,7 @@ Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> co
                                    std::string(keys::kFormatValue) +
                                    "' only there: copy the assets out with the upfs that wrote it");
   }
-  auto blobs = RadosBlobFiles::Open(conn, pool, ns, blob_options);
+  auto blobs = RadosBlobFiles::Open(conn, pool, ns, blob_options, held);
   UPFS_RETURN_IF_ERROR(blobs.status().WithContext(where));
   auto store = KvStore::Open(std::move(kv).value(), std::move(blobs).value(), create);
   UPFS_RETURN_IF_ERROR(store.status().WithContext(where));

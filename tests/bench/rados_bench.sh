@@ -4,6 +4,7 @@
 #
 #   tests/bench/rados_bench.sh [UPFS_BIN]
 #   SIZE_MIB=256 REPS=1 BENCH_SECONDS=5 tests/bench/rados_bench.sh   # quick
+#   HISTORY_SESSIONS=50 tests/bench/rados_bench.sh                    # and aged
 #
 # On a cluster started here (tests/ceph/cluster.sh through lib.sh's
 # UPFS_TEST_STORE=rados; BlueStore on a sparse file per OSD unless
@@ -19,6 +20,12 @@
 #   upfs read:     cat of the committed asset after a remount, with the page
 #     cache dropped (needs root), REPS times;
 #   upfs VmHWM:    the daemon's peak RSS after the uploads.
+# With HISTORY_SESSIONS=K (default 0: none), the store is then aged: K
+# sessions of HISTORY_FILES (100) files of HISTORY_KIB (24) KiB, each a
+# mkdir, cp -r and finish (every fifth aborted with rm -r instead), and the
+# ingest and the read are measured again on it. Prints the median cp -r of
+# the last three history rounds over the first three (target: at most
+# 1.1), and the aged ingest and read over the fresh ones.
 # Prints medians, min-max and the ratios upfs / ceiling (targets: ingest
 # and read at least 0.8, finish at most 100 ms), and writes that table to
 # $OUT/rados_bench.txt when OUT names a directory (tests/bench/bench.sh's
@@ -30,6 +37,9 @@ UPFS_BIN=${1:-${UPFS_BIN:-$REPO/build/upfs}}
 SIZE_MIB=${SIZE_MIB:-1024}
 REPS=${REPS:-3}
 BENCH_SECONDS=${BENCH_SECONDS:-4}
+HISTORY_SESSIONS=${HISTORY_SESSIONS:-0}
+HISTORY_FILES=${HISTORY_FILES:-100}
+HISTORY_KIB=${HISTORY_KIB:-24}
 export UPFS_TEST_STORE=rados
 export CEPH_OBJECTSTORE=${CEPH_OBJECTSTORE:-bluestore}
 
@@ -51,53 +61,105 @@ bench_bandwidth() {
   awk -F: '/^Bandwidth \(MB\/sec\)/ { gsub(/ /, "", $2); print $2 }' "$T/bench-$1.txt"
 }
 
-# ceiling: one rados bench write, then seq of its objects (gone after).
+# ceiling PHASE: one rados bench write, then seq of its objects (gone after).
+# Appends to ceiling_write_PHASE and ceiling_read_PHASE.
 ceiling() {
-  ceiling_write+=("$(bench_bandwidth write)")
+  local -n writes=ceiling_write_$1 reads=ceiling_read_$1
+  writes+=("$(bench_bandwidth write)")
   drop_caches
-  ceiling_read+=("$(bench_bandwidth seq)")
+  reads+=("$(bench_bandwidth seq)")
   rados -p "$RADOS_POOL" cleanup >/dev/null 2>&1 || log "rados cleanup of the bench objects failed"
 }
 
 head -c $((SIZE_MIB << 20)) /dev/urandom >"$T/big"
 sum=$(sha256sum "$T/big" | cut -d' ' -f1)
+
+# ingest_rounds PHASE: REPS rounds of cp + close(.finish) into sessions
+# PHASE-bR, each after a ceiling measured just before it (from one run to
+# the next on this machine the ceiling moved by a third, 454-750 MiB/s, so
+# a ratio against a ceiling measured once, minutes away, said little).
+# Appends seconds to ingest_PHASE and milliseconds to finish_PHASE.
+ingest_rounds() {
+  local -n times=ingest_$1 finishes=finish_$1 cpus=ingest_cpu_$1
+  local r t0 t1 c0
+  for ((r = 0; r < REPS; r++)); do
+    log "ceiling ($1 $r): rados bench $BENCH_SECONDS s write -b 4M -t 16, then seq"
+    ceiling "$1"
+    # The source is read from the page cache, as rados bench writes from
+    # memory: read from the disk the OSD writes to, it cost a third of the
+    # ingest (1.5 s of idle CPU waiting on it per GiB, 281-323 against
+    # 449-454 MiB/s in one run).
+    cat "$T/big" >/dev/null
+    mkdir "$MNT/sessions/$1-b$r"
+    c0=$(daemon_cpu_total)
+    t0=$EPOCHREALTIME
+    cp "$T/big" "$MNT/sessions/$1-b$r/big"
+    t1=$EPOCHREALTIME
+    printf '%s  big\n' "$sum" >"$MNT/sessions/$1-b$r/.finish" || fail "finish of $1-b$r failed"
+    times+=("$(since "$t0")")
+    cpus+=("$(awk -v a="$c0" -v b="$(daemon_cpu_total)" 'BEGIN { printf "%.2f", b - a }')")
+    finishes+=("$(awk -v a="$t1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
+  done
+}
+
+# read_rounds PHASE: after a remount, a cold cat of each asset PHASE-bR;
+# seconds to read_PHASE, the daemon's CPU seconds to read_cpu_PHASE.
+read_rounds() {
+  local -n times=read_$1 cpus=read_cpu_$1
+  local r c0 t0
+  stop_upfs
+  start_upfs
+  for ((r = 0; r < REPS; r++)); do
+    drop_caches
+    c0=$(daemon_cpu_total)
+    t0=$EPOCHREALTIME
+    cat "$MNT/assets/$1-b$r/big" >/dev/null
+    times+=("$(since "$t0")")
+    cpus+=("$(awk -v a="$c0" -v b="$(daemon_cpu_total)" 'BEGIN { printf "%.2f", b - a }')")
+  done
+}
+
+# history_rounds: HISTORY_SESSIONS sessions of HISTORY_FILES files of
+# HISTORY_KIB KiB (mkdir, cp -r, finish; every fifth aborted with rm -r
+# instead), each round's cp -r seconds into history.
+history_rounds() {
+  local src=$T/history k i t0
+  mkdir -p "$src"
+  for ((i = 0; i < HISTORY_FILES; i++)); do head -c $((HISTORY_KIB << 10)) /dev/urandom >"$src/f$i"; done
+  (cd "$src" && sha256sum -- *) >"$T/history.sha256"
+  for ((k = 1; k <= HISTORY_SESSIONS; k++)); do
+    mkdir "$MNT/sessions/h$k"
+    t0=$EPOCHREALTIME
+    cp -r "$src/." "$MNT/sessions/h$k/"
+    history+=("$(since "$t0")")
+    if ((k % 5 == 0)); then
+      rm -r "$MNT/sessions/h$k"
+    else
+      cat "$T/history.sha256" >"$MNT/sessions/h$k/.finish" || fail "finish of history session h$k failed"
+    fi
+    if ((k == 1 || k % 10 == 0)); then log "history round $k: cp -r ${history[-1]} s"; fi
+  done
+}
+
+ingest_cpu_fresh=() ingest_cpu_aged=()
+ingest_fresh=() finish_fresh=() read_fresh=() read_cpu_fresh=() ceiling_write_fresh=() ceiling_read_fresh=()
+ingest_aged=() finish_aged=() read_aged=() read_cpu_aged=() ceiling_write_aged=() ceiling_read_aged=() history=()
 start_upfs
-ingest=() finish=() read=() ceiling_write=() ceiling_read=()
-# The ceiling is measured before each upload, REPS times: from one run to
-# the next on this machine it moved by a third (454-750 MiB/s), so a
-# ratio against a ceiling measured once, minutes away, said little.
-for ((r = 0; r < REPS; r++)); do
-  log "ceiling $r: rados bench $BENCH_SECONDS s write -b 4M -t 16, then seq"
-  ceiling
-  # The source is read from the page cache, as rados bench writes from
-  # memory: read from the disk the OSD writes to, it cost a third of the
-  # ingest (1.5 s of idle CPU waiting on it per GiB, 281-323 against 449-454
-  # MiB/s in one run).
-  cat "$T/big" >/dev/null
-  mkdir "$MNT/sessions/b$r"
-  t0=$EPOCHREALTIME
-  cp "$T/big" "$MNT/sessions/b$r/big"
-  t1=$EPOCHREALTIME
-  printf '%s  big\n' "$sum" >"$MNT/sessions/b$r/.finish" || fail "finish of b$r failed"
-  ingest+=("$(since "$t0")")
-  finish+=("$(awk -v a="$t1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
-done
+ingest_rounds fresh
 hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$UPFS_PID/status")
+read_rounds fresh
+if ((HISTORY_SESSIONS > 0)); then
+  log "history: $HISTORY_SESSIONS sessions of $HISTORY_FILES x $HISTORY_KIB KiB, every fifth aborted"
+  history_rounds
+  ingest_rounds aged
+  read_rounds aged
+fi
 stop_upfs
-start_upfs
-read_cpu=()
-for ((r = 0; r < REPS; r++)); do
-  drop_caches
-  c0=$(daemon_cpu_total)
-  t0=$EPOCHREALTIME
-  cat "$MNT/assets/b$r/big" >/dev/null
-  read+=("$(since "$t0")")
-  read_cpu+=("$(awk -v a="$c0" -v b="$(daemon_cpu_total)" 'BEGIN { printf "%.2f", b - a }')")
-done
-stop_upfs
+ingest=("${ingest_fresh[@]}") finish=("${finish_fresh[@]}") read=("${read_fresh[@]}") read_cpu=("${read_cpu_fresh[@]}")
 
 mi=$(median "${ingest[*]}") mr=$(median "${read[*]}")
 up_write=$(mib_per_s "$mi") up_read=$(mib_per_s "$mr")
+ceiling_write=("${ceiling_write_fresh[@]}") ceiling_read=("${ceiling_read_fresh[@]}")
 cw=$(median "${ceiling_write[*]}") cr=$(median "${ceiling_read[*]}")
 # Ranges in MiB/s, as the ceiling's.
 rates() { local t; for t in $1; do mib_per_s "$t"; echo; done | tr '\n' ' '; }
@@ -110,7 +172,33 @@ printf '%-44s %10s %14s %8s\n' "upfs: cp + close(.finish)" "$up_write" "$(range 
 printf '%-44s %10s %14s %8s\n' "ceiling: rados bench seq x 16" "$cr" "$(range "${ceiling_read[*]}")" ""
 printf '%-44s %10s %14s %8s\n' "upfs: cat of the asset, cold" "$up_read" "$(range "$(rates "${read[*]}")")" \
   "$(awk -v a="$up_read" -v b="$cr" 'BEGIN { printf "%.2f", a / b }')"
+printf '%-44s %10s\n' "upfs: daemon CPU s per ingest" "$(median "${ingest_cpu_fresh[*]}") ($(range "${ingest_cpu_fresh[*]}"))"
 printf '%-44s %10s\n' "upfs: daemon CPU s per cold read" "$(median "${read_cpu[*]}") ($(range "${read_cpu[*]}"))"
 printf '%-44s %10s\n' "upfs: close(.finish) after the cp, ms" "$(median "${finish[*]}") ($(range "${finish[*]}"))"
 printf '%-44s %10s\n' "upfs: daemon VmHWM after the uploads, MiB" "$hwm"
+if ((HISTORY_SESSIONS > 0)); then
+  h=${#history[@]}
+  first3=$(median "${history[*]:0:3}") last3=$(median "${history[*]:h-3:3}")
+  printf '\nafter %d sessions of %d x %d KiB (every fifth aborted):\n' "$HISTORY_SESSIONS" "$HISTORY_FILES" "$HISTORY_KIB"
+  printf '%-44s %10s %14s %8s\n' "history: cp -r, s, rounds 1-3 / last 3" "$first3" "$last3" \
+    "$(awk -v a="$last3" -v b="$first3" 'BEGIN { printf "%.2f", a / b }')"
+  # aged_rows WHAT BENCH CEILINGS TIMES FRESH_CEILING FRESH_MEDIAN_S: the
+  # aged ceiling and upfs against the fresh ones, and upfs against it.
+  aged_rows() {
+    local -n ceilings=$3 times=$4
+    local c t
+    c=$(median "${ceilings[*]}") t=$(median "${times[*]}")
+    printf '%-44s %10s %14s %8s\n' "aged ceiling: rados bench $2; / fresh" "$c" "$(range "${ceilings[*]}")" \
+      "$(awk -v a="$c" -v b="$5" 'BEGIN { printf "%.2f", a / b }')"
+    printf '%-44s %10s %14s %8s\n' "aged: $1, MiB/s; / fresh" "$(mib_per_s "$t")" \
+      "$(range "$(rates "${times[*]}")")" "$(awk -v a="$6" -v b="$t" 'BEGIN { printf "%.2f", a / b }')"
+    printf '%-44s %10s %14s %8s\n' "aged: $1 / aged ceiling" "" "" \
+      "$(awk -v a="$(mib_per_s "$t")" -v b="$c" 'BEGIN { printf "%.2f", a / b }')"
+  }
+  aged_rows "cp + close(.finish)" write ceiling_write_aged ingest_aged "$cw" "$mi"
+  aged_rows "cat of the asset, cold" seq ceiling_read_aged read_aged "$cr" "$mr"
+  printf '%-44s %10s\n' "aged: daemon CPU s per ingest" "$(median "${ingest_cpu_aged[*]}") ($(range "${ingest_cpu_aged[*]}"))"
+  printf '%-44s %10s\n' "aged: daemon CPU s per cold read" "$(median "${read_cpu_aged[*]}") ($(range "${read_cpu_aged[*]}"))"
+  printf '%-44s %10s\n' "aged: close(.finish) after the cp, ms" "$(median "${finish_aged[*]}") ($(range "${finish_aged[*]}"))"
+fi
 } | tee ${OUT:+"$OUT/rados_bench.txt"}

@@ -13,8 +13,8 @@
 #   * a live holder on another host (a lock the `rados` tool takes with
 #     such a cookie) refuses a mount until its lease runs out;
 #   * a daemon whose lock another process took (broken behind its back)
-#     stops writing to the store within a renewal period: mkdir fails
-#     with EIO, and nothing of it reaches the store.
+#     stops writing to the store within a renewal period: mkdir and a
+#     write into an open session's file fail with EIO.
 export UPFS_TEST_STORE=rados
 source "$(dirname "$0")/lib.sh" "$@"
 require_tools rados timeout
@@ -83,6 +83,8 @@ ok "another host's live lock refuses a mount; once its lease ran out, a mount st
 
 # Fencing: the lock is broken behind the daemon's back and taken by
 # someone else; within a renewal period the daemon stops writing.
+mkdir "$MNT/sessions/w"
+head -c 100000 /dev/urandom >"$MNT/sessions/w/f"
 client=$(rados_ns lock info "$LOCK_OBJ" "$LOCK_NAME" | sed -n 's/.*"name": *"\(client\.[0-9]*\)".*/\1/p' | head -n1)
 cookie=$(rados_ns lock info "$LOCK_OBJ" "$LOCK_NAME" | sed -n 's/.*"cookie": *"\([^"]*\)".*/\1/p' | head -n1)
 [[ -n $client && $cookie == *"pid=$UPFS_PID "* ]] || fail "cannot find the daemon's lock: $(lockers)"
@@ -97,6 +99,16 @@ fenced() {
 }
 wait_until 40 "the daemon to stop writing once another process holds its store" fenced
 grep -q "Input/output error" "$T/mkdir.err" || fail "the refused mkdir did not fail with EIO: $(cat "$T/mkdir.err")"
+# Bytes too: the blob may be another process's file by now.
+if dd if=/dev/zero of="$MNT/sessions/w/f" bs=64k count=1 seek=3 conv=notrunc status=none 2>"$T/dd.err"; then
+  fail "a write into an open session's file went through after the lock was taken"
+fi
+grep -q "Input/output error" "$T/dd.err" || fail "the refused write did not fail with EIO: $(cat "$T/dd.err")"
+# Its bytes would have made the file's stripe object 256 KiB long.
+for obj in $(rados_ns ls | grep '^upfs\.b\.'); do
+  size=$(rados_ns stat "$obj" | awk '{ print $NF }')
+  ((size != 262144)) || fail "the refused write's bytes reached $obj"
+done
 log_has "another process took the store's lock" || fail "the log does not say the lock was taken"
 assert_daemon_alive
 ok "a daemon whose lock was taken stops writing (mkdir: EIO after $n tries) and stays up"
