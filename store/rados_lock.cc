@@ -24,6 +24,15 @@ std::string HostName() {
   return host;
 }
 
+// This boot of this machine: two machines cloned from one image may share
+// a host name, never a boot id.
+std::string BootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (!std::getline(in, id) || id.empty() || id.find(' ') != std::string::npos) return "unknown";
+  return id;
+}
+
 // Field 22 of /proc/PID/stat, the process's start time in clock ticks
 // since boot: a PID reused by a later process has another.
 std::string StartTimeOf(const std::string& pid) {
@@ -57,14 +66,15 @@ std::string RadosStoreLock::CookieOfThisProcess(const std::string& purpose) {
   char nonce[17];
   std::snprintf(nonce, sizeof(nonce), "%08x%08x", rd(), rd());
   const std::string pid = std::to_string(::getpid());
-  return "upfs-" + purpose + " host=" + HostName() + " pid=" + pid + " start=" + StartTimeOf(pid) +
-         " nonce=" + nonce;
+  return "upfs-" + purpose + " host=" + HostName() + " boot=" + BootId() + " pid=" + pid +
+         " start=" + StartTimeOf(pid) + " nonce=" + nonce;
 }
 
 bool RadosStoreLock::NamesDeadLocalProcess(const std::string& cookie) {
   const std::string pid = FieldOf(cookie, "pid");
   const std::string start = FieldOf(cookie, "start");
-  if (FieldOf(cookie, "host") != HostName() || pid.empty() || start.empty()) return false;
+  const std::string boot = FieldOf(cookie, "boot");
+  if (boot.empty() || boot == "unknown" || boot != BootId() || pid.empty() || start.empty()) return false;
   if (pid.find_first_not_of("0123456789") != std::string::npos) return false;
   // Gone, or the PID now names a process started at another time.
   return StartTimeOf(pid) != start;
@@ -101,7 +111,9 @@ Result<std::unique_ptr<RadosStoreLock>> RadosStoreLock::Acquire(std::shared_ptr<
     std::list<librados::locker_t> lockers;
     int listed = lock->io_.list_lockers(kObject, kName, &exclusive, &tag, &lockers);
     std::string holder = "another process";
-    if (listed >= 0 && !lockers.empty()) {
+    if (listed >= 0 && lockers.empty()) {
+      rc = lock->Lock(false);  // released meanwhile
+    } else if (listed >= 0) {
       const librados::locker_t& l = lockers.front();
       holder = "'" + l.cookie + "' (" + l.client + " at " + l.address + ")";
       if (NamesDeadLocalProcess(l.cookie)) {

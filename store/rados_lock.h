@@ -9,11 +9,13 @@
 //
 // How: an exclusive cls lock ("upfs.store") on the object upfs.lock of the
 // store's namespace, taken for kLease and renewed every kLease / 3 by a
-// thread of its own. The cookie names the holder (host, PID, the process's
-// start time, a random nonce), so that a refusal says who holds the store,
-// and a holder that died on this host (kill -9: its lock stays until it
-// expires) is recognized and its lock broken at once, as a restart after a
-// crash must not wait out the lease. Each holder also writes its cookie in
+// thread of its own. The cookie names the holder (host, boot id, PID, the
+// process's start time, a random nonce), so that a refusal says who holds
+// the store, and a holder that died on this machine since it booted
+// (kill -9: its lock stays until it expires) is recognized and its lock
+// broken at once, as a restart after a crash must not wait out the lease.
+// The boot id, not the host name, tells this machine: clones of one image
+// may share a name. Each holder also writes its cookie in
 // the object's xattr "holder" once it has the lock: after a renewal that
 // failed (the cluster did not answer), the lock is taken again only if no
 // one else held it meanwhile (the xattr still names us); else this process
@@ -62,7 +64,7 @@ class RadosStoreLock {
   const std::string& cookie() const { return cookie_; }
 
   // Tests: the cookie describing this process, and whether a cookie names
-  // a process of this host that no longer runs.
+  // a process of this machine's boot that no longer runs.
   static std::string CookieOfThisProcess(const std::string& purpose);
   static bool NamesDeadLocalProcess(const std::string& cookie);
 

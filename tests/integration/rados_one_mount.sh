@@ -34,7 +34,7 @@ rc=0
 out=$(timeout 60 "$UPFS_BIN" -f "$STORE" "$MNT2" 2>&1 </dev/null) || rc=$?
 unmount_second
 ((rc == 1)) || fail "a second mount of the store exited $rc, want 1: $out"
-[[ $out == *"is in use by 'upfs-mount host=$(hostname) pid=$first "* ]] ||
+[[ $out == *"is in use by 'upfs-mount host=$(hostname) boot=$(cat /proc/sys/kernel/random/boot_id) pid=$first "* ]] ||
   fail "the refusal does not name the holder (pid $first): $out"
 ok "a second mount is refused: $(grep -m1 'in use' <<<"$out")"
 

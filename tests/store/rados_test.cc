@@ -359,11 +359,11 @@ TEST_CASE("store lock: a cookie names a dead local process only when its PID and
   const size_t start = reused.find(" start=") + 7;
   reused.replace(start, reused.find(' ', start) - start, "1");
   CHECK(RadosStoreLock::NamesDeadLocalProcess(reused));
-  // Another host's process is never taken for dead; nor is a cookie that
-  // is not upfs's.
+  // Another machine's process (another boot id, whatever its host name)
+  // is never taken for dead; nor is a cookie that is not upfs's.
   std::string elsewhere = dead;
-  const size_t host = elsewhere.find(" host=") + 6;
-  elsewhere.replace(host, elsewhere.find(' ', host) - host, "elsewhere.invalid");
+  const size_t boot = elsewhere.find(" boot=") + 6;
+  elsewhere.replace(boot, elsewhere.find(' ', boot) - boot, "00000000-0000-0000-0000-000000000000");
   CHECK_FALSE(RadosStoreLock::NamesDeadLocalProcess(elsewhere));
   CHECK_FALSE(RadosStoreLock::NamesDeadLocalProcess("auto 140234"));
 }
