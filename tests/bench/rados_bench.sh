@@ -49,6 +49,14 @@ require_tools rados awk sha256sum
 
 source "$HERE/stats.sh"   # since, median, range
 source "$HERE/daemon.sh"  # daemon_cpu_total
+# osd_cpu: CPU seconds of this cluster's OSDs so far (their PIDs, as
+# cluster.sh recorded them).
+osd_cpu() {
+  local pid
+  [[ -n $CEPH_DIR ]] || { echo 0; return; }  # a shared cluster's OSDs are not ours to watch
+  for pid in $(osd_pids); do cat "/proc/$pid/stat"; done |
+    awk -v hz="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { printf "%.2f", t / hz }'
+}
 mib_per_s() { awk -v s="$1" -v m="$SIZE_MIB" 'BEGIN { printf "%.0f", m / s }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || log "cannot drop the page cache (not root): reads may be cached"; }
 
@@ -80,8 +88,8 @@ sum=$(sha256sum "$T/big" | cut -d' ' -f1)
 # a ratio against a ceiling measured once, minutes away, said little).
 # Appends seconds to ingest_PHASE and milliseconds to finish_PHASE.
 ingest_rounds() {
-  local -n times=ingest_$1 finishes=finish_$1 cpus=ingest_cpu_$1
-  local r t0 t1 c0
+  local -n times=ingest_$1 finishes=finish_$1 cpus=ingest_cpu_$1 osds=ingest_osd_$1
+  local r t0 t1 c0 o0
   for ((r = 0; r < REPS; r++)); do
     log "ceiling ($1 $r): rados bench $BENCH_SECONDS s write -b 4M -t 16, then seq"
     ceiling "$1"
@@ -91,13 +99,14 @@ ingest_rounds() {
     # 449-454 MiB/s in one run).
     cat "$T/big" >/dev/null
     mkdir "$MNT/sessions/$1-b$r"
-    c0=$(daemon_cpu_total)
+    c0=$(daemon_cpu_total) o0=$(osd_cpu)
     t0=$EPOCHREALTIME
     cp "$T/big" "$MNT/sessions/$1-b$r/big"
     t1=$EPOCHREALTIME
     printf '%s  big\n' "$sum" >"$MNT/sessions/$1-b$r/.finish" || fail "finish of $1-b$r failed"
     times+=("$(since "$t0")")
     cpus+=("$(awk -v a="$c0" -v b="$(daemon_cpu_total)" 'BEGIN { printf "%.2f", b - a }')")
+    osds+=("$(awk -v a="$o0" -v b="$(osd_cpu)" 'BEGIN { printf "%.2f", b - a }')")
     finishes+=("$(awk -v a="$t1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
   done
 }
@@ -105,17 +114,18 @@ ingest_rounds() {
 # read_rounds PHASE: after a remount, a cold cat of each asset PHASE-bR;
 # seconds to read_PHASE, the daemon's CPU seconds to read_cpu_PHASE.
 read_rounds() {
-  local -n times=read_$1 cpus=read_cpu_$1
-  local r c0 t0
+  local -n times=read_$1 cpus=read_cpu_$1 osds=read_osd_$1
+  local r c0 t0 o0
   stop_upfs
   start_upfs
   for ((r = 0; r < REPS; r++)); do
     drop_caches
-    c0=$(daemon_cpu_total)
+    c0=$(daemon_cpu_total) o0=$(osd_cpu)
     t0=$EPOCHREALTIME
     cat "$MNT/assets/$1-b$r/big" >/dev/null
     times+=("$(since "$t0")")
     cpus+=("$(awk -v a="$c0" -v b="$(daemon_cpu_total)" 'BEGIN { printf "%.2f", b - a }')")
+    osds+=("$(awk -v a="$o0" -v b="$(osd_cpu)" 'BEGIN { printf "%.2f", b - a }')")
   done
 }
 
@@ -141,7 +151,7 @@ history_rounds() {
   done
 }
 
-ingest_cpu_fresh=() ingest_cpu_aged=()
+ingest_cpu_fresh=() ingest_cpu_aged=() ingest_osd_fresh=() ingest_osd_aged=() read_osd_fresh=() read_osd_aged=()
 ingest_fresh=() finish_fresh=() read_fresh=() read_cpu_fresh=() ceiling_write_fresh=() ceiling_read_fresh=()
 ingest_aged=() finish_aged=() read_aged=() read_cpu_aged=() ceiling_write_aged=() ceiling_read_aged=() history=()
 start_upfs
@@ -173,6 +183,8 @@ printf '%-44s %10s %14s %8s\n' "ceiling: rados bench seq x 16" "$cr" "$(range "$
 printf '%-44s %10s %14s %8s\n' "upfs: cat of the asset, cold" "$up_read" "$(range "$(rates "${read[*]}")")" \
   "$(awk -v a="$up_read" -v b="$cr" 'BEGIN { printf "%.2f", a / b }')"
 printf '%-44s %10s\n' "upfs: daemon CPU s per ingest" "$(median "${ingest_cpu_fresh[*]}") ($(range "${ingest_cpu_fresh[*]}"))"
+printf '%-44s %10s\n' "OSDs: CPU s per ingest" "$(median "${ingest_osd_fresh[*]}") ($(range "${ingest_osd_fresh[*]}"))"
+printf '%-44s %10s\n' "OSDs: CPU s per cold read" "$(median "${read_osd_fresh[*]}") ($(range "${read_osd_fresh[*]}"))"
 printf '%-44s %10s\n' "upfs: daemon CPU s per cold read" "$(median "${read_cpu[*]}") ($(range "${read_cpu[*]}"))"
 printf '%-44s %10s\n' "upfs: close(.finish) after the cp, ms" "$(median "${finish[*]}") ($(range "${finish[*]}"))"
 printf '%-44s %10s\n' "upfs: daemon VmHWM after the uploads, MiB" "$hwm"
@@ -199,6 +211,8 @@ if ((HISTORY_SESSIONS > 0)); then
   aged_rows "cat of the asset, cold" seq ceiling_read_aged read_aged "$cr" "$mr"
   printf '%-44s %10s\n' "aged: daemon CPU s per ingest" "$(median "${ingest_cpu_aged[*]}") ($(range "${ingest_cpu_aged[*]}"))"
   printf '%-44s %10s\n' "aged: daemon CPU s per cold read" "$(median "${read_cpu_aged[*]}") ($(range "${read_cpu_aged[*]}"))"
+  printf '%-44s %10s\n' "aged: OSDs' CPU s per ingest" "$(median "${ingest_osd_aged[*]}") ($(range "${ingest_osd_aged[*]}"))"
+  printf '%-44s %10s\n' "aged: OSDs' CPU s per cold read" "$(median "${read_osd_aged[*]}") ($(range "${read_osd_aged[*]}"))"
   printf '%-44s %10s\n' "aged: close(.finish) after the cp, ms" "$(median "${finish_aged[*]}") ($(range "${finish_aged[*]}"))"
 fi
 } | tee ${OUT:+"$OUT/rados_bench.txt"}
