@@ -77,18 +77,16 @@ Status ReadBlobEnd(const Kv& kv, uint64_t blob, std::optional<uint64_t>* end) {
   return Status::OK();
 }
 
-// Visits `blob`'s chunks that start in [from, to), in order, stopping at
-// the first that fails to decode.
+// Visits `blob`'s chunks that start in [from, to), in order, while
+// `visit` returns true, stopping at the first that fails to decode.
 Status ScanChunks(const Kv& kv, uint64_t blob, uint64_t from, uint64_t to,
-                  const std::function<void(const ChunkRef&)>& visit) {
+                  const std::function<bool(ChunkRef&)>& visit) {
   Status decode;
   UPFS_RETURN_IF_ERROR(kv.Scan(keys::Extent(blob, from), keys::Extent(blob, to),
                                [&](std::string_view k, std::string_view v) {
                                  ChunkRef c;
                                  decode = DecodeExtent(k, v, &c);
-                                 if (!decode.ok()) return false;
-                                 visit(c);
-                                 return true;
+                                 return decode.ok() && visit(c);
                                }));
   return decode;
 }
@@ -114,8 +112,9 @@ Status OverlappingChunks(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t e
   if (bound) *bound = stored;
   if (!stored || begin >= *stored) return Status::OK();
   const uint64_t from = begin >= kMaxChunkBytes ? begin - kMaxChunkBytes + 1 : 0;
-  return ScanChunks(kv, blob, from, std::min(end, *stored), [&](const ChunkRef& c) {
-    if (c.end() > begin) out->push_back(c);
+  return ScanChunks(kv, blob, from, std::min(end, *stored), [&](ChunkRef& c) {
+    if (c.end() > begin) out->push_back(std::move(c));
+    return true;
   });
 }
 
@@ -250,20 +249,14 @@ class CommittedRecords {
     const uint64_t span_end = std::min(*bound_, std::max(to, from + kSpanBytes));
     std::optional<uint64_t> stopped_at;
     size_t ahead = 0;  // records past what was asked for
-    Status decode;
-    UPFS_RETURN_IF_ERROR(kv.Scan(keys::Extent(blob, from), keys::Extent(blob, span_end),
-                                 [&](std::string_view k, std::string_view v) {
-                                   ChunkRef c;
-                                   decode = DecodeExtent(k, v, &c);
-                                   if (!decode.ok()) return false;
-                                   if (c.begin >= to && ahead++ == kMaxRecords) {
-                                     stopped_at = c.begin;
-                                     return false;
-                                   }
-                                   records_.push_back(std::move(c));
-                                   return true;
-                                 }));
-    UPFS_RETURN_IF_ERROR(decode);
+    UPFS_RETURN_IF_ERROR(ScanChunks(kv, blob, from, span_end, [&](ChunkRef& c) {
+      if (c.begin >= to && ahead++ == kMaxRecords) {
+        stopped_at = c.begin;
+        return false;
+      }
+      records_.push_back(std::move(c));
+      return true;
+    }));
     from_ = from;
     to_ = stopped_at.value_or(span_end);  // every chunk starting before to_ is here
     return Status::OK();
@@ -400,6 +393,7 @@ class KvBlob : public ByteSink {
       } else {
         out->push_back({c.begin, c.end()});
       }
+      return true;
     });
   }
 
