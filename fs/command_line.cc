@@ -31,6 +31,7 @@ const fuse_opt kUpfsOptions[] = {
     FUSE_OPT_KEY("ceph_conf=", kKeyRados),
     FUSE_OPT_KEY("ceph_id=", kKeyRados),
     FUSE_OPT_KEY("rados_timeout=", kKeyRados),
+    FUSE_OPT_KEY("lease=", kKeyRados),
     FUSE_OPT_END,
 };
 
@@ -145,6 +146,12 @@ Status ParseRadosOption(std::string_view option, RadosLocation* out, bool* taken
   if (name == "rados_timeout") {
     // librados takes the limit in whole seconds; a day is plenty.
     return ParseSeconds("rados_timeout", value, 24 * 3600, &out->timeout_seconds);
+  }
+  if (name == "lease") {
+    // Renewed every third of it: 3 s is the least that leaves room.
+    UPFS_RETURN_IF_ERROR(ParseSeconds("lease", value, 24 * 3600, &out->lease_seconds));
+    if (out->lease_seconds < 3) return Status::InvalidArgument("-o lease=" + std::string(value) + ": at least 3 seconds");
+    return Status::OK();
   }
   *taken = false;
   return Status::OK();
@@ -267,6 +274,9 @@ void PrintUsage(std::FILE* out, const char* program) {
                "    -o rados_timeout=SECONDS\n"
                "                           a cluster operation that takes longer fails\n"
                "                           (EIO) instead of hanging (default: %lld)\n"
+               "    -o lease=SECONDS       this mount's lease on the store, renewed every\n"
+               "                           third of it; once it runs out another mount\n"
+               "                           takes over its sessions (default: %lld)\n"
                "\n"
                "upfs always adds -o default_permissions (the kernel enforces file modes)\n"
                "and -o fsname=upfs:STORE_DIR,subtype=upfs.\n"
@@ -274,7 +284,7 @@ void PrintUsage(std::FILE* out, const char* program) {
                program, program, static_cast<long long>(kDefaultTtlSeconds),
                static_cast<long long>(kDefaultSweepIntervalSeconds), kDefaultMaxThreads,
                static_cast<unsigned long long>(store::kDefaultReserveBytes >> 20),
-               static_cast<long long>(kDefaultRadosTimeoutSeconds));
+               static_cast<long long>(kDefaultRadosTimeoutSeconds), static_cast<long long>(kDefaultLeaseSeconds));
 }
 
 std::string EscapeOptionValue(std::string_view value) {

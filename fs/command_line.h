@@ -36,6 +36,8 @@ inline constexpr unsigned kDefaultMaxThreads = 16;
 inline constexpr unsigned kDefaultIdleThreads = 8;
 // -o rados_timeout: as store::RadosConnectOptions' default.
 inline constexpr int64_t kDefaultRadosTimeoutSeconds = 30;
+// -o lease: as store::RadosStoreLock::kDefaultLease.
+inline constexpr int64_t kDefaultLeaseSeconds = 30;
 
 inline constexpr std::string_view kRadosScheme = "rados://";
 
@@ -49,6 +51,9 @@ struct RadosLocation {
   std::string ceph_id = "admin";
   // -o rados_timeout=SECONDS: each cluster operation's limit.
   int64_t timeout_seconds = kDefaultRadosTimeoutSeconds;
+  // -o lease=SECONDS: how long this mount's lease lasts unrenewed; another
+  // mount takes its sessions over after that.
+  int64_t lease_seconds = kDefaultLeaseSeconds;
 };
 
 // True when `store` names a RADOS store (starts with rados://).

@@ -229,6 +229,7 @@ Result<std::unique_ptr<store::Store>> OpenStore(const Mount& m) {
     options.connect.ceph_conf = m.cl.rados.ceph_conf;
     options.connect.ceph_id = m.cl.rados.ceph_id;
     options.connect.timeout = std::chrono::seconds(m.cl.rados.timeout_seconds);
+    options.lease = std::chrono::seconds(m.cl.rados.lease_seconds);
     return store::OpenRadosStore(m.cl.rados.pool, m.cl.rados.ns, options);
   }
   store::LevelDbOptions options;

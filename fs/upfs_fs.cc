@@ -712,10 +712,24 @@ void UpfsFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
                     fuse_file_info* fi) {
   Serve(req, {"create", parent, name}, [&]() -> Status {
     Result<Attr> made = engine_.Create(parent, name, mode & 07777, CallerOf(req));
+    int open_flags = fi->flags & ~O_TRUNC;
+    std::optional<RequestCredentials> opener;
+    if (made.status().code() == Status::Code::kExists && (fi->flags & O_EXCL) == 0) {
+      // The name appeared after the kernel's lookup missed it (another
+      // mount's session that this one took over on this create, or a
+      // racing create): open(O_CREAT) without O_EXCL opens what is there.
+      Result<Attr> there = engine_.Lookup(parent, name);
+      if (there.ok() && there->kind == NodeKind::kFile) {
+        made = std::move(there);
+        open_flags = fi->flags;
+        opener.emplace(proc_, req);
+      }
+    }
     if (!made.ok()) return made.status();
     // The file exists from here on; if the open fails, the caller sees the
     // error and may open it again, as after any failed open(O_CREAT).
-    Result<uint64_t> handle = engine_.Open(made->id, OpenModeOf(fi->flags & ~O_TRUNC));
+    Result<uint64_t> handle = engine_.Open(made->id, OpenModeOf(open_flags), opener ? &*opener : nullptr);
+    if (opener && opener->Asked()) InvalidateAttrs(made->id);
     if (!handle.ok()) return handle.status();
     const uint64_t id = made->id;
     const uint64_t fh = *handle;

@@ -199,7 +199,7 @@ Result<Attr> Engine::Impl::GetAttr(uint64_t id) {
                      asset_count.load());
     default: break;
   }
-  if (auto s = SessionOf(id)) {
+  if (auto s = ServedSessionOf(id)) {
     std::lock_guard lock(s->mu);
     if (s->state != SessionState::kGone) return AttrIn(*s, id);
   }
@@ -222,7 +222,13 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
       if (name == "assets") return m.GetAttr(kAssetsId);
       return Status::NotFound("no " + Quote(name) + " at the mount root");
     case kSessionsId: {
-      auto s = m.FindSession(name);
+      std::shared_ptr<Session> s;
+      {
+        std::lock_guard table(m.table_mu);
+        auto fetched = m.FetchSession(name);
+        UPFS_RETURN_IF_ERROR(fetched.status());
+        s = std::move(fetched).value();
+      }
       if (!s) return Status::NotFound("no open session " + Quote(name));
       std::lock_guard lock(s->mu);
       if (s->state == SessionState::kGone) return Status::NotFound("no open session " + Quote(name));
@@ -237,12 +243,18 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
     }
     default: break;
   }
-  if (auto s = m.SessionOf(parent)) {
+  if (auto s = m.ServedSessionOf(parent)) {
     std::lock_guard lock(s->mu);
     if (s->state != SessionState::kGone) {
       if (parent == s->id()) {
         if (name == kFinishName) return Impl::AttrIn(*s, s->id() + kFinishOffset);
         if (name == kStatusName) return Impl::AttrIn(*s, s->id() + kStatusOffset);
+      }
+      // Another mount's session shows its control files only, until its
+      // holder's lease runs out (then this lookup takes it over).
+      if (!s->holder.empty() && !m.TakeOver(*s, /*quiet=*/true).ok()) {
+        return Status::NotFound("no " + Quote(name) + " in session " + Quote(s->record.name) +
+                                " here: another mount holds it");
       }
       auto kind = Impl::KindIn(*s, parent);
       if (!kind.ok()) return kind.status();
@@ -278,6 +290,7 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
       return out;
     case kSessionsId: {
       std::lock_guard lock(m.table_mu);
+      UPFS_RETURN_IF_ERROR(m.RefreshSessions());
       for (const auto& [name, s] : m.sessions) out.push_back({name, s->id(), S_IFDIR});
       return out;
     }
@@ -289,9 +302,10 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
     }
     default: break;
   }
-  if (auto s = m.SessionOf(dir)) {
+  if (auto s = m.ServedSessionOf(dir)) {
     std::lock_guard lock(s->mu);
     if (s->state != SessionState::kGone) {
+      if (!s->holder.empty()) (void)m.TakeOver(*s, /*quiet=*/true);  // as Lookup: control files only while held elsewhere
       auto children = s->DirChildren(dir);
       if (!children.ok()) return children.status();
       if (dir == s->id()) {

@@ -183,7 +183,7 @@ struct Node {
 
 enum class SessionState { kOpen, kFinishing, kGone };
 
-struct Session {
+struct Session : std::enable_shared_from_this<Session> {
   std::mutex mu;
   std::condition_variable writes_done;  // signalled when writes_in_flight drops to 0
   SessionRecord record;                 // GUARDED_BY(mu)
@@ -203,6 +203,13 @@ struct Session {
   int writes_in_flight = 0;                               // GUARDED_BY(mu)
   int64_t last_activity_ns = 0;                           // GUARDED_BY(mu)
   std::string last_error;                                 // GUARDED_BY(mu)
+  // A store shared by several mounts: the id of the mount that holds this
+  // session when it is another one; "" when this mount holds it. A session
+  // held elsewhere is listed with its record only (no nodes: they are not
+  // loaded) and serves .status from the store; anything else first takes
+  // it over (take_over: Busy while the holder's lease is live).
+  std::string holder;                                     // GUARDED_BY(mu)
+  std::function<Status(Session&)> take_over;              // set with holder
 
   uint64_t id() const { return record.id; }
 
@@ -214,10 +221,12 @@ struct Session {
   }
   bool IsUnlinked(uint64_t node_id) const { return unlinked.count(node_id) != 0; }  // REQUIRES(mu)
 
-  // Status for an operation that needs the session open. REQUIRES(mu)
-  Status CheckOpen() const {
+  // Status for an operation that needs the session open (and held by this
+  // mount: one held by another is taken over first, if it can be).
+  // REQUIRES(mu)
+  Status CheckOpen() {
     switch (state) {
-      case SessionState::kOpen: return Status::OK();
+      case SessionState::kOpen: return holder.empty() ? Status::OK() : take_over(*this);
       case SessionState::kFinishing:
         return Status::Busy("session " + Quote(record.name) + " is being finished");
       case SessionState::kGone: break;
@@ -420,6 +429,36 @@ struct Engine::Impl {
   // ---- expiry and abort (expiry.cc) ----
 
   Status DropSession(Session& s, bool sync);
+
+  // ---- several mounts of one store (recovery.cc) ----
+
+  // Whether other mounts share the store (then sessions have holders).
+  bool Shared() const { return !store->MountId().empty(); }
+  // Loads a session's nodes, extents and lengths from the store, and
+  // indexes them (unless `index` is false: a copy for .status).
+  // REQUIRES(s.mu)
+  Status LoadNodes(Session& s, bool index = true);
+  // A session of the store, added to the table and the index: held by
+  // this mount (holder "", nodes loaded) or by another (record only).
+  // REQUIRES(table_mu)
+  Result<std::shared_ptr<Session>> AddSession(SessionRecord record, const std::string& holder);
+  // Takes session `s`, held by another mount, over: Busy (logged, naming
+  // the holder; only when `quiet` is false) while that mount's lease is
+  // live. REQUIRES(s.mu)
+  Status TakeOver(Session& s, bool quiet = false);
+  // Drops a session another mount committed or aborted from the table.
+  // REQUIRES(table_mu)
+  void ForgetForeign(const std::shared_ptr<Session>& s);
+  // SessionOf, but for a session another mount holds, only while the
+  // store still has it (else it is forgotten here: nullptr, and the id is
+  // looked up on the committed side). Not under table_mu.
+  std::shared_ptr<Session> ServedSessionOf(uint64_t id);
+  // Shared stores: the session table brought up to date with the store's
+  // (sessions other mounts began or ended). REQUIRES(table_mu)
+  Status RefreshSessions();
+  // The session `name`, looked up in the store too on a shared store.
+  // REQUIRES(table_mu)
+  Result<std::shared_ptr<Session>> FetchSession(std::string_view name);
 
   // ---- status (status_report.cc) ----
 

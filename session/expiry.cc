@@ -69,8 +69,16 @@ std::vector<std::string> Engine::ExpireIdle() {
   std::vector<std::shared_ptr<Session>> doomed;
   {
     std::lock_guard table(m.table_mu);
+    // Other mounts' sessions: those whose holder's lease ran out are taken
+    // over here (their idle time starts now), so that an abandoned
+    // session of a mount that died expires too, once, by one mount.
+    if (Status st = m.RefreshSessions(); !st.ok()) spdlog::warn("listing the store's sessions: {}", st.ToString());
     for (const auto& [name, s] : m.sessions) {
       std::lock_guard lock(s->mu);
+      if (!s->holder.empty()) {
+        if (s->state == SessionState::kOpen) (void)m.TakeOver(*s, /*quiet=*/true);
+        continue;
+      }
       // Never a session in use: open handles, writes in flight, a finish
       // running, or activity within the TTL.
       if (s->state != SessionState::kOpen || s->open_handles > 0 || s->writes_in_flight > 0) continue;

@@ -15,7 +15,7 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode, Credentials* opener) {
   auto h = std::make_shared<Handle>();
   h->id = id;
   h->writes = mode.write || mode.truncate;
-  if (auto s = m.SessionOf(id)) {
+  if (auto s = m.ServedSessionOf(id)) {
     std::unique_lock lock(s->mu);
     if (s->state == SessionState::kGone) return s->CheckOpen();
     auto kind = Impl::KindIn(*s, id);

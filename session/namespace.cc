@@ -130,8 +130,11 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
     if (st.ok()) return Status::Exists("asset " + Quote(name) + " is committed");
     if (!st.IsNotFound()) return st;
     auto s = std::make_shared<Session>();
+    s->take_over = [&m](Session& held) { return m.TakeOver(held); };
     SessionRecord& r = s->record;
-    r.id = m.store->NewIds(3);  // root, .finish, .status
+    Result<uint64_t> ids = m.store->NewIds(3);  // root, .finish, .status
+    UPFS_RETURN_IF_ERROR(ids.status());
+    r.id = *ids;
     r.name = std::string(name);
     r.uid = caller.uid;
     r.gid = caller.gid;
@@ -140,7 +143,9 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
     r.write_once = m.options.write_once_default;
     s->last_activity_ns = now;
     Batch batch;
-    batch.Put(r);
+    // Checked by the store too: another mount may take the name at the
+    // same instant.
+    batch.Create(r);
     UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
     m.IndexAdd(r.id, s);
     m.IndexAdd(r.id + kFinishOffset, s);
@@ -167,8 +172,10 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
   if ((parent == s->id() && IsReserved(name)) || (*children)->count(name)) {
     return Status::Exists(Quote(name) + " exists in session " + Quote(s->record.name));
   }
+  Result<uint64_t> new_id = m.store->NewIds(1);
+  UPFS_RETURN_IF_ERROR(new_id.status());
   Node n;
-  n.id = m.store->NewIds(1);
+  n.id = *new_id;
   n.parent = parent;
   n.name = std::string(name);
   n.is_dir = true;
@@ -207,8 +214,10 @@ Result<Attr> Engine::Create(uint64_t parent, std::string_view name, uint32_t mod
     return Status::Exists(Quote(name) + " exists in session " + Quote(s->record.name));
   }
   int64_t now = m.Now();
+  Result<uint64_t> new_id = m.store->NewIds(1);
+  UPFS_RETURN_IF_ERROR(new_id.status());
   Node n;
-  n.id = m.store->NewIds(1);
+  n.id = *new_id;
   n.parent = parent;
   n.name = std::string(name);
   n.mode = mode & 07777;
@@ -339,7 +348,7 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     renamed.ctime_ns = now;
     Batch batch;
     batch.Delete(s->record);
-    batch.Put(renamed);
+    batch.Create(renamed);
     UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
     spdlog::info("session {} renamed to {}", Quote(name), Quote(new_name));
     s->record = std::move(renamed);

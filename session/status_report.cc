@@ -27,7 +27,23 @@ std::string TimeText(int64_t ns) {
 }  // namespace
 
 std::string Engine::Impl::Report(Session& s) {
-  std::lock_guard lock(s.mu);
+  std::unique_lock lock(s.mu);
+  if (!s.holder.empty()) {
+    // Another mount's: its files as the store has them now.
+    Session copy;
+    copy.record = s.record;
+    copy.last_activity_ns = s.last_activity_ns;
+    const std::string holder = s.holder;
+    lock.unlock();
+    std::string text;
+    {
+      std::lock_guard copy_lock(copy.mu);
+      Status loaded = LoadNodes(copy, /*index=*/false);
+      if (!loaded.ok()) copy.last_error = "reading the session from the store: " + loaded.ToString();
+      text = "held_by: " + store->DescribeMount(holder) + "\n";
+    }
+    return text + Report(copy);
+  }
   const SessionRecord& r = s.record;
   std::string out;
   auto line = [&out](std::string_view key, const std::string& value) {

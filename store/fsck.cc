@@ -15,7 +15,7 @@ using Kind = FsckProblemKind;
 
 // Every key of the layout has one of these tags; "V" and "N" are single
 // keys. Anything else is reported as outside the layout.
-constexpr std::string_view kTags = "@AEINSUVn";  // in key order; "@": keys::kExtentTag
+constexpr std::string_view kTags = "@AEHINSUVn";  // in key order; "@": keys::kExtentTag
 
 // Extent and node keys: tag + two 8-byte numbers.
 constexpr size_t kChunkKeySize = 17;

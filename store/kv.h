@@ -22,8 +22,16 @@ namespace upfs::store {
 struct KvWrite {
   // A value of nullopt deletes the key.
   std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  // Conditions checked atomically with the write, which happens only if
+  // each key holds its value (nullopt: the key is absent). On a Kv
+  // SharedByProcesses, the keys must be outside the extent tag (RadosKv:
+  // in upfs.meta). Values are never empty.
+  std::vector<std::pair<std::string, std::optional<std::string>>> expects;
   void Put(std::string key, std::string value) { ops.emplace_back(std::move(key), std::move(value)); }
   void Delete(std::string key) { ops.emplace_back(std::move(key), std::nullopt); }
+  void Expect(std::string key, std::optional<std::string> value) {
+    expects.emplace_back(std::move(key), std::move(value));
+  }
 };
 
 // Return false to stop the scan.
@@ -43,8 +51,18 @@ class Kv {
   virtual Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const = 0;
   // All of `write` or nothing; with sync, durable on return along with
   // every earlier write (but those that went out in the background and
-  // failed: TakeWriteFailure).
+  // failed: TakeWriteFailure). A Kv that is SharedByProcesses checks
+  // `write.expects` with it, and fails with Stale (nothing written) when
+  // one does not hold; the others leave them to their caller (KvStore
+  // checks them under its lock: it is their only writer).
   virtual Status Commit(const KvWrite& write, bool sync) = 0;
+
+  // Whether several processes write this Kv at once (RADOS: several
+  // mounts of one pool).
+  virtual bool SharedByProcesses() const { return false; }
+  // Completes what processes that stopped, or lost their lease, left
+  // halfway (RadosKv: their intents), once they can no longer write.
+  virtual Status RecoverStoppedWriters() { return Status::OK(); }
 
   // Whether a Commit with sync=false may return before the write is
   // stored (then reported, if it fails, by TakeWriteFailure).

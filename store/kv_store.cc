@@ -517,8 +517,14 @@ Status Upgrade(Kv& kv, const std::string& format) {
 
 }  // namespace
 
-KvStore::KvStore(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs, uint64_t next_id)
-    : kv_(std::move(kv)), blobs_(std::move(blobs)), next_id_(next_id), reclaimer_([this] { ReclaimLoop(); }) {}
+KvStore::KvStore(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs, uint64_t next_id,
+                 std::shared_ptr<MountLease> lease)
+    : kv_(std::move(kv)),
+      blobs_(std::move(blobs)),
+      next_id_(next_id),
+      lease_(std::move(lease)),
+      mount_id_(lease_ ? lease_->Id() : ""),
+      reclaimer_([this] { ReclaimLoop(); }) {}
 
 KvStore::~KvStore() {
   {
@@ -536,7 +542,7 @@ KvStore::~KvStore() {
   }
   if (st.ok()) {
     KvWrite write;
-    write.Delete(std::string(keys::kInUseKey));
+    write.Delete(lease_ ? keys::InUse(mount_id_) : std::string(keys::kInUseKey));
     st = kv_->Commit(write, /*sync=*/true);
   }
   if (!st.ok()) {
@@ -559,7 +565,7 @@ void KvStore::ReclaimLoop() {
 }
 
 Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs,
-                                               bool create) {
+                                               bool create, std::shared_ptr<MountLease> lease) {
   std::string format;
   Status s = kv->Get(keys::kFormatKey, &format);
   if (s.IsNotFound()) {
@@ -591,11 +597,41 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, std::uniq
     return Status::Corruption("store has no valid next-id record");
   }
   uint64_t next_id = std::max(kFirstId, keys::ReadBigEndian64(next));
-  return std::unique_ptr<KvStore>(new KvStore(std::move(kv), std::move(blobs), next_id));
+  // A shared store's mounts reserve their ids in blocks (NewIds).
+  if (lease) next_id = 0;
+  return std::unique_ptr<KvStore>(new KvStore(std::move(kv), std::move(blobs), next_id, std::move(lease)));
+}
+
+Result<uint64_t> KvStore::DropUnsurvivedChunks(uint64_t session_id, const std::string& session_name) {
+  uint64_t dropped = 0;
+  std::vector<NodeRecord> nodes;
+  UPFS_RETURN_IF_ERROR(ListNodes(session_id, &nodes));
+  for (const NodeRecord& node : nodes) {
+    if (node.is_dir) continue;
+    std::vector<ChunkRef> chunks;  // dropping some leaves the end record true
+    UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, node.id, 0, kMaxBlobLength, &chunks));
+    KvWrite write;
+    std::string data;
+    for (const ChunkRef& c : chunks) {
+      Status st = ReadChunk(*blobs_, node.id, c, &data);
+      if (st.ok()) continue;
+      if (st.code() != Status::Code::kCorruption) return st;
+      spdlog::warn("session '{}', file '{}': bytes [{}, {}) did not survive the crash and are dropped; "
+                   ".status lists them as missing ({})",
+                   session_name, node.name, c.begin, c.end(), st.message());
+      write.Delete(keys::Extent(node.id, c.begin));
+    }
+    if (write.ops.empty()) continue;
+    UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/false));
+    dropped += write.ops.size();
+  }
+  return dropped;
 }
 
 Result<uint64_t> KvStore::BeginUse() {
   std::string ignored;
+  // The mark of a process that served the store alone (on a shared store:
+  // one of an older upfs).
   Status mark = kv_->Get(keys::kInUseKey, &ignored);
   if (!mark.ok() && !mark.IsNotFound()) return mark;
   uint64_t dropped = 0;
@@ -604,37 +640,89 @@ Result<uint64_t> KvStore::BeginUse() {
     std::vector<SessionRecord> sessions;
     UPFS_RETURN_IF_ERROR(ListSessions(&sessions));
     for (const SessionRecord& session : sessions) {
-      std::vector<NodeRecord> nodes;
-      UPFS_RETURN_IF_ERROR(ListNodes(session.id, &nodes));
-      for (const NodeRecord& node : nodes) {
-        if (node.is_dir) continue;
-        std::vector<ChunkRef> chunks;  // dropping some leaves the end record true
-        UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, node.id, 0, kMaxBlobLength, &chunks));
-        KvWrite write;
-        std::string data;
-        for (const ChunkRef& c : chunks) {
-          Status st = ReadChunk(*blobs_, node.id, c, &data);
-          if (st.ok()) continue;
-          if (st.code() != Status::Code::kCorruption) return st;
-          spdlog::warn("session '{}', file '{}': bytes [{}, {}) did not survive the crash and are dropped; "
-                       ".status lists them as missing ({})",
-                       session.name, node.name, c.begin, c.end(), st.message());
-          write.Delete(keys::Extent(node.id, c.begin));
-        }
-        if (write.ops.empty()) continue;
-        UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/false));
-        dropped += write.ops.size();
-      }
+      Result<uint64_t> n = DropUnsurvivedChunks(session.id, session.name);
+      UPFS_RETURN_IF_ERROR(n.status());
+      dropped += *n;
     }
   }
   KvWrite write;
-  write.Put(std::string(keys::kInUseKey), "1");
+  if (lease_) {
+    // Other mounts look up who this is; a mount that stopped uncleanly
+    // leaves it, and whoever takes its sessions over checks their bytes.
+    if (mark.ok()) write.Delete(std::string(keys::kInUseKey));
+    write.Put(keys::InUse(mount_id_), lease_->Description());
+  } else {
+    write.Put(std::string(keys::kInUseKey), "1");
+  }
   UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/true));
   in_use_ = true;
   return dropped;
 }
 
-uint64_t KvStore::NewIds(uint64_t count) { return next_id_.fetch_add(count); }
+Result<uint64_t> KvStore::NewIds(uint64_t count) {
+  if (!lease_) return next_id_.fetch_add(count);
+  std::lock_guard lock(ids_mu_);
+  const uint64_t first = next_id_.load();
+  if (first + count <= ids_end_) {
+    next_id_ = first + count;
+    return first;
+  }
+  // A new block: the counter moves past it with a check that no other
+  // mount moved it meanwhile.
+  const uint64_t want = std::max(count, kIdBlock);
+  for (int attempt = 0;; ++attempt) {
+    std::string next;
+    UPFS_RETURN_IF_ERROR(kv_->Get(keys::kNextIdKey, &next));
+    if (next.size() != 8) return Status::Corruption("the store's next-id record is not 8 bytes");
+    const uint64_t begin = std::max(kFirstId, keys::ReadBigEndian64(next));
+    KvWrite write;
+    write.Expect(std::string(keys::kNextIdKey), next);
+    write.Put(std::string(keys::kNextIdKey), EncodeLength(begin + want));
+    Status st = kv_->Commit(write, /*sync=*/true);
+    if (st.code() == Status::Code::kStale && attempt < 100) continue;
+    UPFS_RETURN_IF_ERROR(st.WithContext("reserving ids"));
+    next_id_ = begin + count;
+    ids_end_ = begin + want;
+    return begin;
+  }
+}
+
+std::string KvStore::DescribeMount(const std::string& id) const {
+  std::string description;
+  if (kv_->Get(keys::InUse(id), &description).ok()) return "'" + description + "'";
+  return "mount " + id + " (stopped)";
+}
+
+Status KvStore::GetHolder(uint64_t session_id, std::string* holder) const {
+  holder->clear();
+  if (!lease_) return Status::OK();
+  Status st = kv_->Get(keys::Holder(session_id), holder);
+  return st.IsNotFound() ? Status::OK() : st;
+}
+
+Status KvStore::TakeOver(uint64_t session_id, const std::string& from) {
+  if (!lease_ || from == mount_id_) return Status::OK();
+  if (!from.empty()) {
+    auto live = lease_->LiveIds();
+    UPFS_RETURN_IF_ERROR(live.status());
+    if (live->count(from)) return Status::Busy("held by mount " + DescribeMount(from) + ", whose lease is live");
+    std::string description;
+    Status unclean = kv_->Get(keys::InUse(from), &description);
+    if (!unclean.ok() && !unclean.IsNotFound()) return unclean;
+    if (unclean.ok()) {
+      // It stopped without closing the store (or stalled): make sure it
+      // writes nothing more, complete what it left halfway, and drop the
+      // records of bytes that its crash lost.
+      UPFS_RETURN_IF_ERROR(lease_->Fence(from, description));
+      UPFS_RETURN_IF_ERROR(kv_->RecoverStoppedWriters());
+      Result<uint64_t> dropped = DropUnsurvivedChunks(session_id, "id " + std::to_string(session_id));
+      UPFS_RETURN_IF_ERROR(dropped.status());
+    }
+  }
+  Batch claim;
+  claim.Claim(session_id, from);
+  return Apply(claim, /*sync=*/true);
+}
 
 std::unique_ptr<ByteSink> KvStore::OpenBlob(uint64_t blob) {
   return std::make_unique<KvBlob>(this, blob, Holes::kZeros);
@@ -743,14 +831,40 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   };
   std::vector<Trim> trims;
   KvWrite write;
+  // On a shared store, every change to a session's records is made only
+  // if this mount still holds it; `held` lists those checked already.
+  std::set<uint64_t> held;
+  bool claims = false;
+  auto holds = [&](uint64_t session_id) {
+    if (lease_ && held.insert(session_id).second) write.Expect(keys::Holder(session_id), mount_id_);
+  };
   for (const Batch::Op& op : batch.ops()) {
     if (auto* p = std::get_if<Batch::PutSession>(&op)) {
+      if (p->create) {
+        write.Expect(keys::Session(p->record.name), std::nullopt);
+        write.Expect(keys::Asset(p->record.name), std::nullopt);
+        if (lease_) {
+          held.insert(p->record.id);
+          write.Put(keys::Holder(p->record.id), mount_id_);
+        }
+      } else {
+        holds(p->record.id);
+      }
       write.Put(keys::Session(p->record.name), EncodeSession(p->record));
     } else if (auto* d = std::get_if<Batch::DeleteSession>(&op)) {
+      holds(d->id);
       write.Delete(keys::Session(d->name));
+      if (lease_) write.Delete(keys::Holder(d->id));
+    } else if (auto* c = std::get_if<Batch::ClaimSession>(&op)) {
+      claims = true;
+      held.insert(c->session_id);
+      write.Expect(keys::Holder(c->session_id), c->from.empty() ? std::nullopt : std::optional(c->from));
+      write.Put(keys::Holder(c->session_id), mount_id_);
     } else if (auto* pn = std::get_if<Batch::PutNode>(&op)) {
+      holds(pn->session_id);
       write.Put(keys::Node(pn->session_id, pn->record.id), EncodeNode(pn->record));
     } else if (auto* dn = std::get_if<Batch::DeleteNode>(&op)) {
+      holds(dn->session_id);
       write.Delete(keys::Node(dn->session_id, dn->node_id));
     } else if (auto* pa = std::get_if<Batch::PutAsset>(&op)) {
       write.Put(keys::Asset(pa->record.name), EncodeAsset(pa->record));
@@ -769,8 +883,30 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       trims.push_back({blob, length, length == 0 ? std::max<uint64_t>(end, 1) : end});
     }
   }
-  write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
-  UPFS_RETURN_IF_ERROR(kv_->Commit(write, sync));
+  if (!lease_) write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
+  Status committed;
+  if (!kv_->SharedByProcesses()) {
+    // This process is the only writer of these records, and holds
+    // apply_mu_: the conditions cannot change before the commit.
+    for (const auto& [key, value] : write.expects) {
+      std::string now;
+      Status got = kv_->Get(key, &now);
+      if (!got.ok() && !got.IsNotFound()) return got;
+      if (got.ok() ? value != now : value.has_value()) committed = Status::Stale("record changed meanwhile");
+    }
+    write.expects.clear();
+  }
+  if (committed.ok()) committed = kv_->Commit(write, sync);
+  if (!committed.ok()) {
+    if (committed.code() != Status::Code::kStale) return committed;
+    for (const Batch::Op& op : batch.ops()) {
+      if (auto* p = std::get_if<Batch::PutSession>(&op); p != nullptr && p->create) {
+        return Status::Exists("the name '" + p->record.name + "' is taken by an open session or an asset");
+      }
+    }
+    return Status::Busy(std::string(claims ? "another mount took the session over first"
+                                           : "this mount no longer holds the session (another mount took it over)"));
+  }
   // The records are gone; now their bytes. A failure here leaves bytes no
   // record names (invisible; fsck lists them as orphans).
   for (const Trim& t : trims) {
@@ -779,6 +915,12 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
     }
   }
   return Status::OK();
+}
+
+Status KvStore::GetSession(std::string_view name, SessionRecord* out) const {
+  std::string value;
+  UPFS_RETURN_IF_ERROR(kv_->Get(keys::Session(name), &value));
+  return DecodeSession(value, out);
 }
 
 Status KvStore::ListSessions(std::vector<SessionRecord>* out) const {

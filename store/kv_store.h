@@ -37,6 +37,7 @@
 
 #include "store/blob_files.h"
 #include "store/kv.h"
+#include "store/mount_lease.h"
 #include "store/store.h"
 
 namespace upfs::store {
@@ -69,14 +70,16 @@ inline constexpr size_t kMaxCompactRanges = 8;
 class KvStore : public Store {
  public:
   // Checks (or, for an empty Kv with create set, writes) the format record.
+  // `lease`: this mount's, on a store several mounts share (RADOS); null
+  // for a store one process serves alone.
   static Result<std::unique_ptr<KvStore>> Open(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs,
-                                               bool create);
+                                               bool create, std::shared_ptr<MountLease> lease = nullptr);
   // Stops the background reclaimer; after BeginUse, syncs the blob bytes
   // and clears the in-use mark (a clean stop).
   ~KvStore() override;
 
   // For the process that serves the store (not for offline tools): marks
-  // the store in use, durably. When the mark was already there, the last
+  // the store in use, durably (a shared store: this mount, "U" its id). When the mark was already there, the last
   // serving process stopped uncleanly, so first every extent record of the
   // open sessions' files is checked against its bytes, and those that fail
   // (bytes a crash lost) are dropped, each logged. Returns how many.
@@ -86,7 +89,12 @@ class KvStore : public Store {
   bool AcknowledgesEarly() const override { return kv_->CommitsInBackground(); }
   size_t PreferredReadBytes() const override { return blobs_->PreferredReadBytes(); }
   Status FlushBlob(uint64_t blob) override;
-  uint64_t NewIds(uint64_t count) override;
+  Result<uint64_t> NewIds(uint64_t count) override;
+  const std::string& MountId() const override { return mount_id_; }
+  std::string DescribeMount(const std::string& id) const override;
+  Status GetHolder(uint64_t session_id, std::string* holder) const override;
+  Status TakeOver(uint64_t session_id, const std::string& from) override;
+  Status GetSession(std::string_view name, SessionRecord* out) const override;
   std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) override;
   std::unique_ptr<ByteSink> OpenCommittedBlob(uint64_t blob) override;
   Status ListSessions(std::vector<SessionRecord>* out) const override;
@@ -112,11 +120,17 @@ class KvStore : public Store {
   std::shared_mutex& BlobLock(uint64_t blob) const { return blob_locks_[blob % kBlobLocks]; }
 
  private:
-  KvStore(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs, uint64_t next_id);
+  KvStore(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs, uint64_t next_id,
+          std::shared_ptr<MountLease> lease);
+  // Ids a mount of a shared store reserves at once.
+  static constexpr uint64_t kIdBlock = uint64_t{1} << 16;
   static constexpr size_t kBlobLocks = 64;
 
   // Apply under apply_mu_; reports the blobs it freed bytes of.
   Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed);
+  // Drops the extent records of session `session_id`'s files whose bytes
+  // did not survive a crash (they fail their checksums). Returns how many.
+  Result<uint64_t> DropUnsurvivedChunks(uint64_t session_id, const std::string& session_name);
   // Removes the records of the bytes of `blob` the blob files lost
   // (TakeLost), so they read as never written; sets *lost_range (when
   // given) to the first range when there were any. Fails only when the
@@ -130,6 +144,12 @@ class KvStore : public Store {
   // Serializes Apply so the persisted next-id never goes backwards.
   std::mutex apply_mu_;
   std::atomic<uint64_t> next_id_;
+  // A shared store: this mount's lease, and the ids it reserved,
+  // [next_id_, ids_end_), taken under ids_mu_.
+  const std::shared_ptr<MountLease> lease_;
+  const std::string mount_id_;
+  std::mutex ids_mu_;
+  uint64_t ids_end_ = 0;  // GUARDED_BY(ids_mu_)
 
   // Compacts freed blobs whenever kCompactAfterFreedRecords accumulate.
   void ReclaimLoop();

@@ -10,6 +10,7 @@
 #include <limits>
 #include <list>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "store/records.h"
@@ -57,11 +58,23 @@ bool BlobRange(std::string_view lo, std::string_view hi, uint64_t* first, uint64
   return *first <= *last;
 }
 
-std::string IntentKey(uint64_t seq) {
+// "T", the writer's mount id (16 hex digits; none in stores of a upfs
+// that had one mount at a time), the seq.
+std::string IntentKey(const std::string& mount, uint64_t seq) {
   std::string key(1, kIntentTag);
+  key += mount;
   keys::AppendBigEndian64(&key, seq);
   return key;
 }
+constexpr size_t kOldIntentKeyBytes = 9;
+constexpr size_t kMountIdBytes = 16;
+constexpr size_t kIntentKeyBytes = 1 + kMountIdBytes + 8;
+
+// The lock that one process at a time holds while it completes intents of
+// others, so that an intent is applied by one process only: a second one,
+// late, would otherwise apply it again over newer writes of its keys.
+constexpr const char* kRecoverLock = "upfs.recover";
+constexpr std::chrono::seconds kRecoverLease{120};
 
 std::string_view View(const bufferlist& bl) {
   // c_str() makes the list one contiguous buffer.
@@ -245,6 +258,7 @@ Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> 
   UPFS_RETURN_IF_ERROR(io.status());
   std::unique_ptr<RadosKv> kv(new RadosKv(std::move(conn), std::move(io).value(), pool));
   kv->lock_ = std::move(lock);
+  if (kv->lock_) kv->mount_ = kv->lock_->Id();
   UPFS_RETURN_IF_ERROR(kv->RollForward());
   const char* kill = std::getenv(kKillAfterIntentVariable);
   kv->kill_after_intent_ = kill != nullptr && std::string_view(kill) == "1";
@@ -255,30 +269,85 @@ Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> 
   return kv;
 }
 
+Status RadosKv::RecoverStoppedWriters() { return RollForward(); }
+
 Status RadosKv::RollForward() {
+  // Shared stores: one process at a time completes others' intents.
+  const std::string cookie = lock_ ? lock_->Description() : "";
+  if (lock_) {
+    timeval lease{static_cast<time_t>(kRecoverLease.count()), 0};
+    const auto deadline = std::chrono::steady_clock::now() + kRecoverLease;
+    for (;;) {
+      const int rc = io_.lock_exclusive(RadosStoreLock::kObject, kRecoverLock, cookie, "", &lease, 0);
+      if (rc == 0) break;
+      if ((rc != -EBUSY && rc != -EEXIST) || std::chrono::steady_clock::now() > deadline) {
+        return FromRados(rc, "taking the lock that completing interrupted commits needs (pool " + pool_ + ")");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  struct Unlock {
+    RadosKv* kv;
+    const std::string& cookie;
+    ~Unlock() {
+      if (kv->lock_) kv->io_.unlock(RadosStoreLock::kObject, kRecoverLock, cookie);
+    }
+  } unlock{this, cookie};
+
   std::vector<std::pair<std::string, std::string>> intents;
   const std::string tag(1, kIntentTag);
   UPFS_RETURN_IF_ERROR(Scan(tag, keys::PrefixEnd(tag), [&](std::string_view key, std::string_view value) {
     intents.emplace_back(key, value);
     return true;
   }));
-  std::unique_lock view(view_mu_);
+  if (intents.empty()) return Status::OK();
+  std::set<std::string> live;
+  if (lock_) {
+    auto ids = lock_->LiveIds();
+    UPFS_RETURN_IF_ERROR(ids.status());
+    live = std::move(ids).value();
+  }
+  // Which to complete: fence each dead writer first (before view_mu_: Get
+  // takes it).
+  std::set<std::string> fenced;
+  std::vector<std::pair<std::string, KvWrite>> todo;
   for (const auto& [key, value] : intents) {
     KvWrite write;
-    if (key.size() != 9 || !DecodeKvWrite(value, &write)) {
+    if ((key.size() != kOldIntentKeyBytes && key.size() != kIntentKeyBytes) || !DecodeKvWrite(value, &write)) {
       return Status::Corruption("intent record of " + std::to_string(value.size()) + " bytes in " + kMetaObject +
                                 " does not decode");
     }
+    const std::string owner = key.size() == kIntentKeyBytes ? key.substr(1, kMountIdBytes) : "";
+    if (!owner.empty()) {
+      // This process's own are pending_ (FinishPendingLocked); a live
+      // mount completes its own.
+      if (owner == mount_ || live.count(owner)) continue;
+      if (!fenced.count(owner) && lock_) {
+        std::string description = "mount " + owner;
+        if (Status got = Get(keys::InUse(owner), &description); !got.ok() && !got.IsNotFound()) return got;
+        if (Status st = lock_->Fence(owner, description); !st.ok()) {
+          if (st.code() == Status::Code::kBusy) continue;  // it came back: it completes them
+          return st.WithContext("completing the interrupted commits of mount '" + description + "'");
+        }
+        fenced.insert(owner);
+      }
+    }
+    todo.emplace_back(key, std::move(write));
+  }
+  uint64_t rolled = 0;
+  std::unique_lock view(view_mu_);
+  for (const auto& [key, write] : todo) {
     Intent intent{key, {}};
     for (const auto& [k, v] : write.ops) intent.by_object[ObjectOf(k)][k] = v;
     pending_ = std::move(intent);
     UPFS_RETURN_IF_ERROR(FinishPendingLocked());
-    next_intent_ = std::max(next_intent_, keys::ReadBigEndian64(std::string_view(key).substr(1)) + 1);
-    ++rolled_forward_;
+    if (key.size() == kOldIntentKeyBytes) {
+      next_intent_ = std::max(next_intent_, keys::ReadBigEndian64(std::string_view(key).substr(1)) + 1);
+    }
+    ++rolled;
   }
-  if (rolled_forward_ > 0) {
-    spdlog::info("rados pool {}: rolled {} interrupted commits forward", pool_, rolled_forward_);
-  }
+  rolled_forward_ += rolled;
+  if (rolled > 0) spdlog::info("rados pool {}: rolled {} interrupted commits forward", pool_, rolled);
   return Status::OK();
 }
 
@@ -302,10 +371,24 @@ std::pair<size_t, size_t> RadosKv::OmapWrite(const std::map<std::string, std::op
 }
 
 Status RadosKv::Apply(const std::string& oid, const std::map<std::string, std::optional<std::string>>& ops,
-                      const std::map<std::string, std::string>& extra_puts) {
+                      const std::map<std::string, std::string>& extra_puts, const KvWrite* expects) {
   librados::ObjectWriteOperation op;
+  int cmp_rc = 0;
+  if (expects != nullptr && !expects->expects.empty()) {
+    // A missing key compares as an empty value (values are never empty).
+    std::map<std::string, std::pair<bufferlist, int>> assertions;
+    for (const auto& [key, value] : expects->expects) {
+      bufferlist bl;
+      if (value) bl.append(*value);
+      assertions[key] = {std::move(bl), LIBRADOS_CMPXATTR_OP_EQ};
+    }
+    op.omap_cmp(assertions, &cmp_rc);
+  }
   const auto [puts, deletes] = OmapWrite(ops, extra_puts, &op);
   const int rc = io_.operate(oid, &op, librados::OPERATION_FULL_TRY);
+  if (rc == -ECANCELED) {
+    return Status::Stale("a record of " + oid + " (pool " + pool_ + ") was changed by another mount meanwhile");
+  }
   // Removing keys from an object that does not exist removes nothing.
   if (rc == -ENOENT && puts == 0) return Status::OK();
   return FromRados(rc, "writing " + std::to_string(puts) + " keys and removing " + std::to_string(deletes) +
@@ -314,6 +397,12 @@ Status RadosKv::Apply(const std::string& oid, const std::map<std::string, std::o
 
 Status RadosKv::Commit(const KvWrite& write, bool sync) {
   if (lock_) UPFS_RETURN_IF_ERROR(lock_->Held());
+  for (const auto& [key, value] : write.expects) {
+    if (ObjectOf(key) != kMetaObject) {
+      return Status::InvalidArgument("a condition on a key of " + ObjectOf(key) + ": only " + kMetaObject +
+                                     "'s keys can be checked with a write");
+    }
+  }
   ObjectOps by_object;
   for (const auto& [key, value] : write.ops) {
     if (IsExtentKey(key) && key.size() < kExtentObjectKeyBytes) {
@@ -323,7 +412,8 @@ Status RadosKv::Commit(const KvWrite& write, bool sync) {
     by_object[ObjectOf(key)][key] = value;  // the last operation on a key wins
   }
   if (by_object.empty()) return Status::OK();
-  if (!sync && by_object.size() == 1 && by_object.begin()->first != kMetaObject && !has_pending_) {
+  if (!sync && by_object.size() == 1 && by_object.begin()->first != kMetaObject && !has_pending_ &&
+      write.expects.empty()) {
     return CommitInBackground(by_object.begin()->first, std::move(by_object.begin()->second));
   }
   // After every commit in the background: a commit that names a blob's
@@ -333,9 +423,9 @@ Status RadosKv::Commit(const KvWrite& write, bool sync) {
     std::unique_lock view(view_mu_);
     UPFS_RETURN_IF_ERROR(FinishPendingLocked());
   }
-  if (by_object.size() == 1) {
+  if (by_object.size() == 1 && (write.expects.empty() || by_object.begin()->first == kMetaObject)) {
     std::shared_lock view(view_mu_);
-    return Apply(by_object.begin()->first, by_object.begin()->second, {});
+    return Apply(by_object.begin()->first, by_object.begin()->second, {}, &write);
   }
   return CommitOps(std::move(by_object), write);
 }
@@ -344,11 +434,13 @@ Status RadosKv::CommitOps(ObjectOps by_object, const KvWrite& write) {
   std::unique_lock view(view_mu_);
   UPFS_RETURN_IF_ERROR(FinishPendingLocked());
   const uint64_t seq = next_intent_++;
-  Intent intent{IntentKey(seq), std::move(by_object)};
+  Intent intent{IntentKey(mount_, seq), std::move(by_object)};
   static const std::map<std::string, std::optional<std::string>> kNoOps;
   auto meta = intent.by_object.find(kMetaObject);
+  // The conditions go with the intent: once it is stored, the write is
+  // decided.
   UPFS_RETURN_IF_ERROR(Apply(kMetaObject, meta == intent.by_object.end() ? kNoOps : meta->second,
-                             {{intent.key, EncodeKvWrite(write)}}));
+                             {{intent.key, EncodeKvWrite(write)}}, &write));
   pending_ = std::move(intent);
   has_pending_ = true;
   if (kill_after_intent_) {

@@ -6,6 +6,12 @@
 //   * every other key in the omap of `upfs.meta`, and with them the
 //     intents "T" seq of commits that span objects (below).
 //
+// Several mounts (each its own RadosKv) write one pool: each names its
+// intents with its mount id, and completes only its own, but for those of
+// mounts whose leases ran out (fenced first: RecoverStoppedWriters, and
+// Open). A commit's conditions (KvWrite::expects, on upfs.meta's keys)
+// are omap_cmp assertions in the operation that decides it.
+//
 // Commit: a write whose keys all fall in one object is one
 // ObjectWriteOperation, atomic and durable once RADOS acknowledges it
 // (every write is, so `sync` changes nothing). A write spanning several
@@ -19,8 +25,10 @@
 // Scan: one page of one object's omap is one consistent read. Scans that
 // need more (several pages or objects) exclude this process's commits
 // while they run, and multi-object commits exclude every read, so within
-// one process every Scan and Get sees whole commits. (Another process
-// writing the same namespace is issue 13's concern.) Background commits
+// one process every Scan and Get sees whole commits. (Another mount's
+// multi-object commit may be seen halfway: its upfs.meta part, intent and
+// all, comes first. KvStore puts everything of one commit that names
+// records another mount looks up, a session's or an asset's, in upfs.meta.) Background commits
 // (below) are the exception: a multi-page Scan waits for those under way
 // over its range when it starts, not for ones begun while it runs. That
 // is safe for KvStore, the only caller: background commits are one blob's
@@ -87,6 +95,13 @@ class RadosKv : public Kv {
   Status Commit(const KvWrite& write, bool sync) override;
   Status TakeWriteFailure(std::string_view key) override;
   bool CommitsInBackground() const override { return true; }
+  // Several mounts write one pool; `expects` go in the operation on
+  // upfs.meta (omap_cmp), the intent's for a multi-object write.
+  bool SharedByProcesses() const override { return true; }
+  // Completes the intents of mounts whose leases ran out, after fencing
+  // them (MountLease::Fence), under a lock of the pool ("upfs.recover" on
+  // upfs.lock) so that one process applies each.
+  Status RecoverStoppedWriters() override;
   // Removes the extent objects in [begin, last] whose omap is empty.
   Status Compact(std::string_view begin, std::string_view last) override;
   // NoSpace while the pool's byte quota, or the cluster's free space,
@@ -159,8 +174,9 @@ class RadosKv : public Kv {
                                              const std::map<std::string, std::string>& extra_puts,
                                              librados::ObjectWriteOperation* op);
   // One operation on `oid` applying `ops`, plus `extra_puts`.
+  // With `expects`, only if its conditions hold (Stale otherwise).
   Status Apply(const std::string& oid, const std::map<std::string, std::optional<std::string>>& ops,
-               const std::map<std::string, std::string>& extra_puts);
+               const std::map<std::string, std::string>& extra_puts, const KvWrite* expects = nullptr);
   // Visits `oid`'s keys in [begin, end). *whole: whether it was one page.
   Status ScanObject(const std::string& oid, std::string_view begin, std::string_view end, const KvVisitor& visit,
                     bool* stopped, bool stop_after_one_page, bool* whole) const;
@@ -178,6 +194,7 @@ class RadosKv : public Kv {
   std::shared_ptr<RadosStoreLock> lock_;  // released after the last commit (and the blob files' writes)
   mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
   const std::string pool_;
+  std::string mount_;  // the lease's id: intents are "T" mount seq (set by Open)
 
   // Held shared by single-object commits and single-page reads, exclusively
   // by multi-object commits and by scans of more than one page.

@@ -16,8 +16,6 @@ namespace upfs::store {
 
 namespace {
 
-constexpr const char* kHolderXattr = "holder";
-
 std::string HostName() {
   char host[256] = {};
   if (::gethostname(host, sizeof(host) - 1) != 0) return "unknown";
@@ -49,8 +47,14 @@ std::string StartTimeOf(const std::string& pid) {
   return "";
 }
 
-// "key=value" of a cookie, or "".
-std::string FieldOf(const std::string& cookie, const std::string& key) {
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string RadosStoreLock::FieldOf(const std::string& cookie, const std::string& key) {
   std::istringstream words(cookie);
   std::string word;
   while (words >> word) {
@@ -59,15 +63,15 @@ std::string FieldOf(const std::string& cookie, const std::string& key) {
   return "";
 }
 
-}  // namespace
-
-std::string RadosStoreLock::CookieOfThisProcess(const std::string& purpose) {
+std::string RadosStoreLock::CookieOfThisProcess(const std::string& purpose, const std::string& address) {
   std::random_device rd;
   char nonce[17];
   std::snprintf(nonce, sizeof(nonce), "%08x%08x", rd(), rd());
   const std::string pid = std::to_string(::getpid());
-  return "upfs-" + purpose + " host=" + HostName() + " boot=" + BootId() + " pid=" + pid +
-         " start=" + StartTimeOf(pid) + " nonce=" + nonce;
+  std::string cookie = "upfs-" + purpose + " host=" + HostName() + " boot=" + BootId() + " pid=" + pid +
+                       " start=" + StartTimeOf(pid) + " nonce=" + nonce;
+  if (!address.empty()) cookie += " addr=" + address;
+  return cookie;
 }
 
 bool RadosStoreLock::NamesDeadLocalProcess(const std::string& cookie) {
@@ -81,97 +85,147 @@ bool RadosStoreLock::NamesDeadLocalProcess(const std::string& cookie) {
 }
 
 RadosStoreLock::RadosStoreLock(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string where,
-                               std::string cookie)
-    : conn_(std::move(conn)), io_(std::move(io)), where_(std::move(where)), cookie_(std::move(cookie)) {}
+                               std::string cookie, bool exclusive, std::chrono::seconds lease)
+    : conn_(std::move(conn)),
+      io_(std::move(io)),
+      where_(std::move(where)),
+      cookie_(std::move(cookie)),
+      id_(FieldOf(cookie_, "nonce")),
+      exclusive_(exclusive),
+      lease_(lease) {}
 
 int RadosStoreLock::Lock(bool renew) {
-  timeval lease{static_cast<time_t>(kLease.count()), 0};
-  return io_.lock_exclusive(kObject, kName, cookie_, "upfs: " + where_, &lease,
-                            renew ? LIBRADOS_LOCK_FLAG_MAY_RENEW : 0);
+  timeval lease{static_cast<time_t>(lease_.count()), 0};
+  const uint8_t flags = renew ? LIBRADOS_LOCK_FLAG_MAY_RENEW : 0;
+  const int64_t sent = SteadyNs();
+  const int rc = exclusive_ ? io_.lock_exclusive(kObject, kName, cookie_, "upfs: " + where_, &lease, flags)
+                            : io_.lock_shared(kObject, kName, cookie_, "", "upfs: " + where_, &lease, flags);
+  if (rc == 0) renewed_ns_.store(sent, std::memory_order_release);
+  return rc;
 }
 
-Status RadosStoreLock::WriteHolder() {
-  librados::bufferlist value;
-  value.append(cookie_);
-  return FromRados(io_.setxattr(kObject, kHolderXattr, value), std::string("writing the holder of ") + kObject);
+int RadosStoreLock::ListLive(std::list<librados::locker_t>* live, int* exclusive) {
+  std::string tag;
+  std::list<librados::locker_t> lockers;
+  const int rc = io_.list_lockers(kObject, kName, exclusive, &tag, &lockers);
+  if (rc == -ENOENT) return 0;
+  if (rc < 0) return rc;
+  for (librados::locker_t& l : lockers) {
+    if (NamesDeadLocalProcess(l.cookie)) {
+      spdlog::warn("{}: the process that held '{}' is gone: breaking its lock", where_, l.cookie);
+      if (int broken = io_.break_lock(kObject, kName, l.client, l.cookie); broken < 0 && broken != -ENOENT) {
+        spdlog::warn("{}: breaking the lock of a dead process failed: {}", where_,
+                     FromRados(broken, "break_lock").ToString());
+      }
+      continue;
+    }
+    live->push_back(std::move(l));
+  }
+  return 0;
 }
 
 Result<std::unique_ptr<RadosStoreLock>> RadosStoreLock::Acquire(std::shared_ptr<RadosConnection> conn,
                                                                 const std::string& pool, const std::string& ns,
-                                                                const std::string& purpose) {
+                                                                const std::string& purpose,
+                                                                std::chrono::seconds lease) {
   const std::string where = "rados pool " + pool + (ns.empty() ? "" : " namespace " + ns);
   auto io = conn->OpenPool(pool, ns);
   UPFS_RETURN_IF_ERROR(io.status().WithContext(where));
-  std::unique_ptr<RadosStoreLock> lock(
-      new RadosStoreLock(std::move(conn), std::move(io).value(), where, CookieOfThisProcess(purpose)));
+  const std::string address = conn->rados().get_addrs();
+  const bool exclusive = purpose != "mount";
+  std::unique_ptr<RadosStoreLock> lock(new RadosStoreLock(conn, std::move(io).value(), where,
+                                                          CookieOfThisProcess(purpose, address), exclusive, lease));
   int rc = lock->Lock(false);
   if (rc == -EBUSY || rc == -EEXIST) {
-    int exclusive = 0;
-    std::string tag;
-    std::list<librados::locker_t> lockers;
-    int listed = lock->io_.list_lockers(kObject, kName, &exclusive, &tag, &lockers);
-    std::string holder = "another process";
-    if (listed >= 0 && lockers.empty()) {
-      rc = lock->Lock(false);  // released meanwhile
-    } else if (listed >= 0) {
-      const librados::locker_t& l = lockers.front();
-      holder = "'" + l.cookie + "' (" + l.client + " at " + l.address + ")";
-      if (NamesDeadLocalProcess(l.cookie)) {
-        spdlog::warn("{}: the process that held the store, {}, is gone: breaking its lock", where, holder);
-        int broken = lock->io_.break_lock(kObject, kName, l.client, l.cookie);
-        if (broken < 0 && broken != -ENOENT) {
-          return FromRados(broken, "breaking the lock of " + std::string(kObject)).WithContext(where);
-        }
-        rc = lock->Lock(false);
-      }
-    }
+    // Dead holders of this machine lose their locks; then once more.
+    std::list<librados::locker_t> live;
+    int kind = 0;
+    if (lock->ListLive(&live, &kind) == 0) rc = lock->Lock(false);
     if (rc == -EBUSY || rc == -EEXIST) {
-      return Status::Busy(where + " is in use by " + holder + "; one process at a time serves a store (stop it, " +
-                          "or wait " + std::to_string(kLease.count()) + " s after it died on another host)");
+      std::string holders;
+      for (const librados::locker_t& l : live) {
+        holders += (holders.empty() ? "'" : ", '") + l.cookie + "' (" + l.client + " at " + l.address + ")";
+      }
+      if (holders.empty()) holders = "another process";
+      return Status::Busy(where + " is in use by " + holders + "; " +
+                          (exclusive ? "upfs " + purpose + " needs it to itself (unmount every mount of it)"
+                                     : "it has the store to itself (wait for it to end)"));
     }
   }
   UPFS_RETURN_IF_ERROR(FromRados(rc, std::string("locking ") + kObject).WithContext(where));
-  UPFS_RETURN_IF_ERROR(lock->WriteHolder().WithContext(where));
+  spdlog::info("{}: lease of {} s taken as '{}'", where, lease.count(), lock->cookie_);
   lock->renewer_ = std::thread([l = lock.get()] { l->RenewLoop(); });
   return lock;
 }
 
 Status RadosStoreLock::Held() const {
-  if (held_.load(std::memory_order_acquire)) return Status::OK();
-  std::lock_guard lock(lost_mu_);
-  return lost_;
+  if (fenced_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(lost_mu_);
+    return lost_;
+  }
+  const int64_t age = SteadyNs() - renewed_ns_.load(std::memory_order_acquire);
+  if (age >= std::chrono::duration_cast<std::chrono::nanoseconds>(lease_).count()) {
+    return Status::IOError(where_ + ": this mount's lease ran out " + std::to_string(age / 1000000) +
+                           " ms after it was last renewed (the cluster did not answer, or the process was "
+                           "stopped); it writes nothing until the lease is renewed");
+  }
+  return Status::OK();
+}
+
+Result<std::set<std::string>> RadosStoreLock::LiveIds() {
+  std::list<librados::locker_t> live;
+  int kind = 0;
+  UPFS_RETURN_IF_ERROR(FromRados(ListLive(&live, &kind), std::string("listing the lockers of ") + kObject)
+                           .WithContext(where_));
+  std::set<std::string> ids;
+  for (const librados::locker_t& l : live) ids.insert(FieldOf(l.cookie, "nonce"));
+  return ids;
+}
+
+Status RadosStoreLock::Fence(const std::string& id, const std::string& description) {
+  auto live = LiveIds();
+  UPFS_RETURN_IF_ERROR(live.status());
+  if (live->count(id)) return Status::Busy("mount '" + description + "' holds a live lease");
+  if (NamesDeadLocalProcess(description)) return Status::OK();
+  const std::string address = FieldOf(description, "addr");
+  if (address.empty()) {
+    return Status::IOError("mount '" + description + "' names no client address: it cannot be fenced");
+  }
+  // The address as `ceph osd blocklist` takes it: one entity address
+  // ("v1:IP:PORT/NONCE" from a list such as "[v2:...,v1:...]").
+  std::string one = address;
+  if (!one.empty() && one.front() == '[') one = one.substr(1, one.find_first_of(",]") - 1);
+  const int rc = conn_->rados().blocklist_add(one, kFenceSeconds);
+  UPFS_RETURN_IF_ERROR(FromRados(rc, "blocklisting " + one).WithContext(where_ + ": fencing mount '" + description + "'"));
+  // Every OSD refuses the fenced client once it has the new map; an
+  // operation of ours carries that map's epoch, so an OSD first catches up.
+  if (int waited = conn_->rados().wait_for_latest_osdmap(); waited < 0) {
+    UPFS_RETURN_IF_ERROR(FromRados(waited, "waiting for the osdmap with the blocklist").WithContext(where_));
+  }
+  spdlog::warn("{}: fenced mount '{}' (its lease ran out): its client {} is blocklisted", where_, description, one);
+  return Status::OK();
 }
 
 void RadosStoreLock::RenewLoop() {
   std::unique_lock lock(mu_);
-  while (!cv_.wait_for(lock, kLease / 3, [&] { return stopping_; })) {
+  while (!cv_.wait_for(lock, lease_ / 3, [&] { return stopping_; })) {
     lock.unlock();
-    Status lost;
-    if (int rc = Lock(true); rc == -EBUSY || rc == -EEXIST) {
-      lost = Status::IOError(where_ + ": another process took the store's lock; this one no longer writes to it");
-    } else if (rc < 0) {
-      spdlog::warn("{}: renewing the store's lock failed (tried again in {} s): {}", where_, (kLease / 3).count(),
-                   FromRados(rc, "lock").ToString());
-    } else {
-      // Held again; if someone else held it meanwhile, they wrote their
-      // cookie, and this process's view of the store may be stale.
-      librados::bufferlist value;
-      const int got = io_.getxattr(kObject, kHolderXattr, value);
-      if (got >= 0 && value.to_str() != cookie_) {
-        lost = Status::IOError(where_ + ": '" + value.to_str() +
-                               "' held the store while this process could not renew its lock; this one no " +
-                               "longer writes to it");
-        io_.unlock(kObject, kName, cookie_);
-      }
-    }
-    if (!lost.ok()) {
+    const int rc = Lock(true);
+    if (rc == -ESHUTDOWN) {  // EBLOCKLISTED
+      Status lost = Status::IOError(where_ + ": this mount was fenced (its client is blocklisted): another mount "
+                                             "took over its sessions after its lease ran out; it writes nothing "
+                                             "more (restart it)");
       spdlog::error("{}", lost.ToString());
       {
         std::lock_guard l(lost_mu_);
         lost_ = std::move(lost);
       }
-      held_.store(false, std::memory_order_release);
+      fenced_.store(true, std::memory_order_release);
       return;
+    }
+    if (rc < 0) {
+      spdlog::warn("{}: renewing the lease failed (tried again in {} s): {}", where_, (lease_ / 3).count(),
+                   FromRados(rc, "lock").ToString());
     }
     lock.lock();
   }
@@ -184,9 +238,9 @@ RadosStoreLock::~RadosStoreLock() {
   }
   cv_.notify_all();
   if (renewer_.joinable()) renewer_.join();
-  if (held_.load()) {
+  if (!fenced_.load()) {
     if (int rc = io_.unlock(kObject, kName, cookie_); rc < 0 && rc != -ENOENT) {
-      spdlog::warn("{}: releasing the store's lock failed: {}", where_, FromRados(rc, "unlock").ToString());
+      spdlog::warn("{}: releasing the lease failed: {}", where_, FromRados(rc, "unlock").ToString());
     }
   }
 }

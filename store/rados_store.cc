@@ -12,7 +12,7 @@ Result<std::unique_ptr<Store>> OpenRadosStore(const std::string& pool, const std
                                               const RadosStoreOptions& options) {
   auto conn = RadosConnection::Connect(options.connect);
   UPFS_RETURN_IF_ERROR(conn.status());
-  return OpenRadosStore(std::move(conn).value(), pool, ns, options.blobs);
+  return OpenRadosStore(std::move(conn).value(), pool, ns, options.blobs, options.lease);
 }
 
 namespace {
@@ -21,7 +21,8 @@ namespace {
 // no store yet, else NotFound.
 Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
                                              const std::string& ns, const RadosBlobOptions& blob_options,
-                                             bool create_missing, const std::string& where) {
+                                             bool create_missing, const std::string& where,
+                                             std::chrono::seconds lease) {
   auto io = conn->OpenPool(pool, ns);
   UPFS_RETURN_IF_ERROR(io.status().WithContext(where));
   uint64_t size = 0;
@@ -33,7 +34,7 @@ Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> co
 
   // Before anything is read or rolled forward: another process may be
   // serving the store.
-  auto lock = RadosStoreLock::Acquire(conn, pool, ns, create_missing ? "mount" : "fsck");
+  auto lock = RadosStoreLock::Acquire(conn, pool, ns, create_missing ? "mount" : "fsck", lease);
   UPFS_RETURN_IF_ERROR(lock.status());
   std::shared_ptr<RadosStoreLock> held = std::move(lock).value();
   auto kv = RadosKv::Open(conn, pool, ns, held);
@@ -50,7 +51,9 @@ Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> co
   }
   auto blobs = RadosBlobFiles::Open(conn, pool, ns, blob_options, held);
   UPFS_RETURN_IF_ERROR(blobs.status().WithContext(where));
-  auto store = KvStore::Open(std::move(kv).value(), std::move(blobs).value(), create);
+  // A mount shares the store with other mounts; fsck has it to itself.
+  auto store = KvStore::Open(std::move(kv).value(), std::move(blobs).value(), create,
+                             create_missing ? held : nullptr);
   UPFS_RETURN_IF_ERROR(store.status().WithContext(where));
   return store;
 }
@@ -62,9 +65,10 @@ std::string Where(const std::string& pool, const std::string& ns) {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                              const std::string& ns, const RadosBlobOptions& blob_options) {
+                                              const std::string& ns, const RadosBlobOptions& blob_options,
+                                              std::chrono::seconds lease) {
   const std::string where = Where(pool, ns);
-  auto store = OpenKvStore(std::move(conn), pool, ns, blob_options, /*create_missing=*/true, where);
+  auto store = OpenKvStore(std::move(conn), pool, ns, blob_options, /*create_missing=*/true, where, lease);
   UPFS_RETURN_IF_ERROR(store.status());
   Result<uint64_t> dropped = (*store)->BeginUse();
   UPFS_RETURN_IF_ERROR(dropped.status().WithContext(where));
@@ -76,7 +80,8 @@ Result<std::unique_ptr<KvStore>> OpenRadosStoreOffline(const std::string& pool, 
                                                        const RadosConnectOptions& options) {
   auto conn = RadosConnection::Connect(options);
   UPFS_RETURN_IF_ERROR(conn.status());
-  return OpenKvStore(std::move(conn).value(), pool, ns, {}, /*create_missing=*/false, Where(pool, ns));
+  return OpenKvStore(std::move(conn).value(), pool, ns, {}, /*create_missing=*/false, Where(pool, ns),
+                     RadosStoreLock::kDefaultLease);
 }
 
 }  // namespace upfs::store

@@ -5,9 +5,9 @@
 //   * a pool, or RADOS namespace, without `upfs.meta` becomes a new store;
 //   * a store of another format version is refused with both versions;
 //   * commits that a stopped process left halfway are completed (RadosKv);
-//   * one process at a time: the store's lock (store/rados_lock.h) is
-//     taken before anything else, and a store another process holds is
-//     refused with Busy naming it, as LevelDB's LOCK file does;
+//   * several mounts share the store, each with a lease of its own
+//     (store/rados_lock.h), taken before anything else; an offline tool
+//     has it to itself, and is refused with Busy naming the mounts;
 //   * for the serving process: KvStore::BeginUse, as the LevelDB store.
 //
 // Thread safety: as Store.
@@ -26,6 +26,9 @@ namespace upfs::store {
 struct RadosStoreOptions {
   RadosConnectOptions connect;  // ceph_conf, ceph_id, timeout (30 s)
   RadosBlobOptions blobs;       // stripe size, writes in flight
+  // How long a mount's lease lasts without renewal: after it, another
+  // mount may take its sessions over (`-o lease`).
+  std::chrono::seconds lease = RadosStoreLock::kDefaultLease;
 };
 
 // The store in `pool`, RADOS namespace `ns` ("": the default one).
@@ -34,7 +37,8 @@ Result<std::unique_ptr<Store>> OpenRadosStore(const std::string& pool, const std
 
 // The same on an existing connection.
 Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                              const std::string& ns, const RadosBlobOptions& blob_options = {});
+                                              const std::string& ns, const RadosBlobOptions& blob_options = {},
+                                              std::chrono::seconds lease = RadosStoreLock::kDefaultLease);
 
 // For offline tools (fsck): the existing store in `pool`/`ns`, neither
 // created nor marked in use. NotFound when the pool, or the store in it,

@@ -37,6 +37,8 @@ std::string Named(char tag, std::string_view name) {
 
 std::string Session(std::string_view name) { return Named('S', name); }
 std::string SessionPrefix() { return "S"; }
+std::string InUse(std::string_view mount) { return std::string(kInUseKey) + std::string(mount); }
+std::string Holder(uint64_t session_id) { return Tagged('H', session_id); }
 std::string Node(uint64_t session_id, uint64_t node_id) { return Tagged('n', session_id, node_id); }
 std::string NodePrefix(uint64_t session_id) { return Tagged('n', session_id); }
 std::string Extent(uint64_t blob, uint64_t offset) { return Tagged(kExtentTag, blob, offset); }

@@ -11,6 +11,11 @@
 //   "U"                         present while a process serves the store
 //                               (KvStore::BeginUse): found at start, the last
 //                               one stopped uncleanly
+//   "U" mount                   the same for one mount of a store shared by
+//                               several (RADOS): its lease id (16 hex
+//                               digits) -> its description (MountLease)
+//   "H" session_id              the mount that holds an open session, on a
+//                               store shared by several mounts: its id
 //   "S" name                    SessionRecord of an open session
 //   "n" session_id node_id      NodeRecord
 //   "@" blob offset             a chunk: bytes [offset, offset + length) of
@@ -74,6 +79,9 @@ void AppendBigEndian64(std::string* out, uint64_t v);
 uint64_t ReadBigEndian64(std::string_view in);  // in.size() >= 8
 
 std::string Session(std::string_view name);
+// A shared store's records of mounts and holders (above).
+std::string InUse(std::string_view mount);
+std::string Holder(uint64_t session_id);
 std::string SessionPrefix();
 std::string Node(uint64_t session_id, uint64_t node_id);
 std::string NodePrefix(uint64_t session_id);

@@ -162,7 +162,10 @@ class ByteSink {
 // operations that Store::Apply turns into one atomic write.
 class Batch {
  public:
-  struct PutSession { SessionRecord record; };
+  // create: a new session, whose name no session or asset of the store
+  // has (checked with the write: Exists otherwise, even when another mount
+  // of a shared store takes the name at the same instant).
+  struct PutSession { SessionRecord record; bool create = false; };
   struct DeleteSession { std::string name; uint64_t id; };
   struct PutNode { uint64_t session_id; NodeRecord record; };
   struct DeleteNode { uint64_t session_id; uint64_t node_id; };
@@ -170,10 +173,16 @@ class Batch {
   struct PutAssetEntry { AssetEntry entry; };
   struct TruncateBlob { uint64_t blob; uint64_t length; };
   struct DeleteBlob { uint64_t blob; };
+  // A shared store: this mount takes session `session_id` over from the
+  // mount `from` ("": none recorded), if that is still its holder (Busy
+  // otherwise). See Store::TakeOver.
+  struct ClaimSession { uint64_t session_id; std::string from; };
   using Op = std::variant<PutSession, DeleteSession, PutNode, DeleteNode,
-                          PutAsset, PutAssetEntry, TruncateBlob, DeleteBlob>;
+                          PutAsset, PutAssetEntry, TruncateBlob, DeleteBlob, ClaimSession>;
 
   void Put(SessionRecord r) { ops_.push_back(PutSession{std::move(r)}); }
+  void Create(SessionRecord r) { ops_.push_back(PutSession{std::move(r), true}); }
+  void Claim(uint64_t session_id, std::string from) { ops_.push_back(ClaimSession{session_id, std::move(from)}); }
   void Delete(const SessionRecord& r) { ops_.push_back(DeleteSession{r.name, r.id}); }
   void Put(uint64_t session_id, NodeRecord r) { ops_.push_back(PutNode{session_id, std::move(r)}); }
   void DeleteNodeRecord(uint64_t session_id, uint64_t node_id) {
@@ -213,8 +222,34 @@ class Store {
 
   // The first of `count` consecutive fresh ids, never handed out before by
   // this store (the counter is persisted with the next Apply, so ids used
-  // in records survive restarts).
-  virtual uint64_t NewIds(uint64_t count) = 0;
+  // in records survive restarts; a shared store reserves blocks of ids
+  // for each mount, which can fail).
+  virtual Result<uint64_t> NewIds(uint64_t count) = 0;
+
+  // ---- several mounts of one store (RADOS; README, "Several mounts") ----
+  // This mount's id, or "" for a store that one process serves alone
+  // (then it holds every session, and the calls below have nothing to do).
+  virtual const std::string& MountId() const {
+    static const std::string kNone;
+    return kNone;
+  }
+  // Who mount `id` is (host, PID...), for messages.
+  virtual std::string DescribeMount(const std::string& id) const { return id; }
+  // The mount that holds session `session_id`: "" when none is recorded.
+  virtual Status GetHolder(uint64_t /*session_id*/, std::string* holder) const {
+    holder->clear();
+    return Status::OK();
+  }
+  // Makes this mount the holder of session `session_id`, held so far by
+  // `from` (as GetHolder said). Busy, naming the holder, while its lease
+  // is live, or when another mount took the session first. Before the
+  // claim: the old holder is fenced, its interrupted commits completed,
+  // and, if it stopped uncleanly, chunks of the session whose bytes did
+  // not survive dropped (as BeginUse). After it, the session's records
+  // and bytes are the caller's to load.
+  virtual Status TakeOver(uint64_t /*session_id*/, const std::string& /*from*/) { return Status::OK(); }
+  // An open session's record by name; NotFound when absent.
+  virtual Status GetSession(std::string_view name, SessionRecord* out) const = 0;
 
   // Whether a ByteSink::WriteAt may return before its bytes and records
   // are stored (RADOS: both go out in the background). Then a client's

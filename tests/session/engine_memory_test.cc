@@ -40,7 +40,7 @@ class DiscardingSink : public store::ByteSink {
 class DiscardingStore : public store::Store {
  public:
   Status Apply(const store::Batch&, bool) override { return Status::OK(); }
-  uint64_t NewIds(uint64_t count) override { return next_.fetch_add(count); }
+  Result<uint64_t> NewIds(uint64_t count) override { return next_.fetch_add(count); }
   std::unique_ptr<store::ByteSink> OpenBlob(uint64_t) override { return std::make_unique<DiscardingSink>(); }
   std::unique_ptr<store::ByteSink> OpenCommittedBlob(uint64_t) override { return std::make_unique<DiscardingSink>(); }
   Status ListSessions(std::vector<store::SessionRecord>* out) const override {
@@ -52,6 +52,7 @@ class DiscardingStore : public store::Store {
     return Status::OK();
   }
   Status GetAsset(std::string_view, store::AssetRecord*) const override { return Status::NotFound("no assets"); }
+  Status GetSession(std::string_view, store::SessionRecord*) const override { return Status::NotFound("none"); }
   Status ListAssets(std::vector<store::AssetRecord>* out) const override {
     out->clear();
     return Status::OK();

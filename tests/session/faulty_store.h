@@ -69,7 +69,7 @@ class FaultyStore : public store::Store {
     }
     return base_->Apply(batch, sync);
   }
-  uint64_t NewIds(uint64_t count) override { return base_->NewIds(count); }
+  Result<uint64_t> NewIds(uint64_t count) override { return base_->NewIds(count); }
   std::unique_ptr<store::ByteSink> OpenBlob(uint64_t blob) override {
     return std::make_unique<FaultySink>(base_->OpenBlob(blob), faults_);
   }
@@ -77,6 +77,9 @@ class FaultyStore : public store::Store {
     return std::make_unique<FaultySink>(base_->OpenCommittedBlob(blob), faults_);
   }
   Status ListSessions(std::vector<store::SessionRecord>* out) const override { return base_->ListSessions(out); }
+  Status GetSession(std::string_view name, store::SessionRecord* out) const override {
+    return base_->GetSession(name, out);
+  }
   Status ListNodes(uint64_t session_id, std::vector<store::NodeRecord>* out) const override {
     return base_->ListNodes(session_id, out);
   }

@@ -186,7 +186,7 @@ TEST_CASE("enospc: upload data is refused below the reserve, records are not", "
   // Records still go through: a commit, and a delete that frees space.
   Batch batch;
   SessionRecord session;
-  session.id = fx.store->NewIds(1);
+  session.id = fx.store->NewIds(1).value();
   session.name = "still-works";
   batch.Put(session);
   batch.DeleteBlobData(21);

@@ -39,7 +39,7 @@ void Require(const Status& st) {
 // (asset and entries in; nodes and session out) or the abort (all out).
 void AddSession(Store& store, std::mt19937_64& rng, bool commit) {
   SessionRecord session;
-  session.id = store.NewIds(1 + kFilesPerSession);
+  session.id = store.NewIds(1 + kFilesPerSession).value();
   session.name = "history-" + std::to_string(session.id);
   Batch begin;
   begin.Put(session);
@@ -82,7 +82,7 @@ class Upload {
   Upload(StoreFixture& fx, std::mt19937_64& rng) : fx_(fx), rng_(rng) {}
 
   void Begin() {
-    session_.id = fx_.store().NewIds(2);
+    session_.id = fx_.store().NewIds(2).value();
     session_.name = "upload-" + std::to_string(session_.id);
     node_.id = session_.id + 1;
     node_.parent = session_.id;

@@ -579,8 +579,8 @@ TEMPLATE_TEST_CASE("records: sessions and nodes round-trip and delete", "[store]
   s2.write_once = false;
   s2.xattrs.clear();
   Batch batch;
-  batch.Put(s1);
-  batch.Put(s2);
+  batch.Create(s1);
+  batch.Create(s2);
   // Session 100 and session 356 (= 100 + 256) share their low key byte.
   NodeRecord n1 = MakeNode(101, 100, "f", false);
   NodeRecord n2 = MakeNode(102, 100, "d", true);
@@ -715,32 +715,32 @@ TEMPLATE_TEST_CASE("records: assets, entries and id locations round-trip", "[sto
 
 TEMPLATE_TEST_CASE("ids: NewIds hands out consecutive fresh ranges", "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
-  uint64_t first = fx.store().NewIds(3);
+  uint64_t first = fx.store().NewIds(3).value();
   REQUIRE(first > 3);  // 1-3 are the mount's fixed directories
-  uint64_t second = fx.store().NewIds(1);
+  uint64_t second = fx.store().NewIds(1).value();
   REQUIRE(second == first + 3);
-  REQUIRE(fx.store().NewIds(10) == second + 1);
-  REQUIRE(fx.store().NewIds(1) == second + 11);
+  REQUIRE(fx.store().NewIds(10).value() == second + 1);
+  REQUIRE(fx.store().NewIds(1).value() == second + 11);
 }
 
 TEST_CASE("ids: NewIds persists across reopen (LevelDB)", "[store]") {
   StoreFixture fx(Backend::kLevelDb);
-  uint64_t first = fx.store().NewIds(10);
+  uint64_t first = fx.store().NewIds(10).value();
   // The counter is persisted with the next Apply, as records using the
   // ids are.
   Apply(fx.store(), Batch{}, /*sync=*/true);
   fx.Reopen();
-  uint64_t after = fx.store().NewIds(1);
+  uint64_t after = fx.store().NewIds(1).value();
   REQUIRE(after >= first + 10);
   // And again, with records and blob bytes that must survive too.
   Batch batch;
   batch.Put(MakeSession(after, "s"));
   batch.Put(after, MakeNode(after + 1, after, "f", false));
-  uint64_t more = fx.store().NewIds(2);
+  uint64_t more = fx.store().NewIds(2).value();
   Apply(fx.store(), batch, /*sync=*/true);
   Write(*fx.store().OpenBlob(more), 3, "persisted");
   fx.Reopen();
-  REQUIRE(fx.store().NewIds(1) >= more + 2);
+  REQUIRE(fx.store().NewIds(1).value() >= more + 2);
   std::vector<SessionRecord> sessions;
   REQUIRE(fx.store().ListSessions(&sessions).ok());
   REQUIRE(sessions.size() == 1);
@@ -870,6 +870,34 @@ TEST_CASE("records: a record without the appended fields decodes with their defa
   // atime without ctime is a record cut short, not an older one.
   AssetEntry half;
   CHECK(DecodeEntry(strip(EncodeEntry(dir), 2), &half).code() == Status::Code::kCorruption);
+}
+
+TEMPLATE_TEST_CASE("sessions: a session is created only under a name no session or asset has", "[store]",
+                   UPFS_STORE_BACKENDS) {
+  StoreFixture fx(TestType::kBackend);
+  const uint64_t id = fx.store().NewIds(6).value();
+  Batch first;
+  first.Create(MakeSession(id, "taken"));
+  Apply(fx.store(), first, /*sync=*/true);
+  // The same name again, as another mount racing for it would.
+  Batch again;
+  again.Create(MakeSession(id + 3, "taken"));
+  Status st = fx.store().Apply(again, /*sync=*/true);
+  CHECK(st.code() == Status::Code::kExists);
+  // A committed asset's name too.
+  AssetRecord asset;
+  asset.name = "committed";
+  asset.root_id = id + 3;
+  Batch commit;
+  commit.Put(asset);
+  Apply(fx.store(), commit, /*sync=*/true);
+  Batch over_asset;
+  over_asset.Create(MakeSession(id + 3, "committed"));
+  CHECK(fx.store().Apply(over_asset, /*sync=*/true).code() == Status::Code::kExists);
+  std::vector<SessionRecord> sessions;
+  REQUIRE(fx.store().ListSessions(&sessions).ok());
+  REQUIRE(sessions.size() == 1);
+  CHECK(sessions[0].id == id);
 }
 
 }  // namespace upfs::store::testing

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# tests/integration/multi_failover.sh UPFS_BINARY (ctest multi.failover,
+# labels multi and rados): a session outlives the mount that held it
+# (README, "Several mounts"), with -o lease=3:
+#   * failover: mount 1 receives half a file and is killed (kill -9); mount
+#     2 takes the session over at its first write (a dead process of this
+#     host: at once), .status there lists the missing half, the client
+#     sends it and finishes, and the asset verifies; the takeover time is
+#     printed;
+#   * fencing: mount 1 (restarted) is stopped (SIGSTOP) past its lease;
+#     mount 2 takes its session over (the paused holder is blocklisted),
+#     writes and finishes; after SIGCONT, mount 1's late write fails, its
+#     log says it was fenced, and the asset holds mount 2's bytes;
+#   * expiry with two mounts (-o ttl=4): an idle session expires once, on
+#     its holder; one with a file held open on its holder expires on
+#     neither; a session of a mount that died is taken over and expired by
+#     the other; rmdir (abort) of a session works on its holder only.
+export UPFS_TEST_STORE=rados
+source "$(dirname "$0")/lib.sh" "$@"
+source "$(dirname "$0")/multi_lib.sh"
+require_tools rados
+
+OPTS=(-o lease=3)
+start_mount 1 "${OPTS[@]}"
+start_mount 2 "${OPTS[@]}"
+
+# ---- failover after kill -9 ----
+random_file "$SRC/big" 6000000
+mkdir "${M[1]}/sessions/fo"
+get_range "$SRC/big" 0 3000000 >"$T/half"
+dd if="$T/half" of="${M[1]}/sessions/fo/big" bs=1M status=none || fail "the first half did not go in on mount 1"
+kill_mount 1
+t0=$(date +%s%N)
+put_range_to() { dd if="$SRC/big" of="$1" bs=1M iflag=skip_bytes,count_bytes oflag=seek_bytes skip="$2" seek="$2" count="$3" conv=notrunc status=none; }
+until put_range_to "${M[2]}/sessions/fo/big" 3000000 3000000 2>"$T/fo.err"; do
+  (($(date +%s%N) - t0 < 30000000000)) || fail "mount 2 did not take the session over within 30 s: $(cat "$T/fo.err")"
+  sleep 0.05
+done
+takeover_ms=$((($(date +%s%N) - t0) / 1000000))
+mount_log_has 2 "session 'fo' taken over from mount" || fail "mount 2 does not log the takeover"
+(cd "$SRC" && sha256sum big) >"$T/fo.sha256"
+dd if="$T/fo.sha256" of="${M[2]}/sessions/fo/.finish" status=none || fail "finish of the taken-over session failed"
+cmp "$SRC/big" "${M[2]}/assets/fo/big" || fail "the asset after failover differs"
+ok "failover after kill -9: mount 2 took the session over in ${takeover_ms} ms, got the rest, finished, verified"
+
+# The half mount 1 acknowledged is what mount 2's .status starts from.
+mkdir "${M[2]}/sessions/fo2"
+start_mount 1 "${OPTS[@]}"
+mkdir "${M[1]}/sessions/fo3"
+dd if="$T/half" of="${M[1]}/sessions/fo3/big" bs=1M status=none
+kill_mount 1
+until cat "${M[2]}/sessions/fo3/big" >/dev/null 2>&1; do
+  (($(date +%s%N) - t0 < 60000000000)) || fail "mount 2 never took fo3 over"
+  sleep 0.05
+done
+status=$(cat "${M[2]}/sessions/fo3/.status")
+[[ $status == *"received: 3000000"* && $status != *"held_by"* ]] ||
+  fail "after the takeover .status does not show the 3000000 bytes mount 1 acknowledged: $status"
+ok "a taken-over session's .status shows every byte the dead holder acknowledged"
+rm -r "${M[2]}/sessions/fo3" "${M[2]}/sessions/fo2"
+
+# ---- fencing a paused holder ----
+start_mount 1 "${OPTS[@]}"
+mkdir "${M[1]}/sessions/fe"
+random_file "$SRC/fe.bin" 1000000
+dd if="$SRC/fe.bin" of="${M[1]}/sessions/fe/f" bs=1M status=none
+kill -STOP "${MOUNT_PID[1]}"
+t0=$(date +%s%N)
+head -c 1000000 /dev/zero | tr '\0' 'B' >"$T/fe.mount2"
+until dd if="$T/fe.mount2" of="${M[2]}/sessions/fe/f" bs=1M conv=notrunc status=none 2>"$T/fe.err"; do
+  grep -q "Device or resource busy" "$T/fe.err" || fail "mount 2's write failed otherwise than EBUSY: $(cat "$T/fe.err")"
+  (($(date +%s%N) - t0 < 30000000000)) || fail "mount 2 did not take the paused mount's session over within 30 s"
+  sleep 0.1
+done
+fence_ms=$((($(date +%s%N) - t0) / 1000000))
+mount_log_has 2 "fenced mount" || fail "mount 2 does not log that it fenced mount 1"
+kill -CONT "${MOUNT_PID[1]}"
+if err=$(head -c 65536 /dev/zero | tr '\0' 'A' | dd of="${M[1]}/sessions/fe/f" bs=64k conv=notrunc status=none 2>&1); then
+  fail "the paused mount's late write went through after the takeover"
+fi
+[[ $err == *"Input/output error"* ]] || fail "the late write did not fail with EIO: $err"
+(cd "$T" && sha256sum fe.mount2 | sed 's/fe.mount2/f/') >"$T/fe.sha256"
+dd if="$T/fe.sha256" of="${M[2]}/sessions/fe/.finish" status=none || fail "finish on mount 2 failed"
+cmp "$T/fe.mount2" "${M[2]}/assets/fe/f" || fail "the asset does not hold mount 2's bytes"
+wait_until 30 "mount 1 to log that it was fenced" mount_log_has 1 "this mount was fenced"
+ok "a paused holder: taken over ${fence_ms} ms after SIGSTOP, its late write fails (EIO), the asset holds mount 2's bytes"
+stop_mount 1
+stop_mount 2
+
+# ---- expiry with two mounts ----
+OPTS=(-o lease=3 -o ttl=4 -o sweep_interval=1)
+start_mount 1 "${OPTS[@]}"
+start_mount 2 "${OPTS[@]}"
+mkdir "${M[1]}/sessions/idle" "${M[1]}/sessions/busy" "${M[1]}/sessions/gone"
+echo data >"${M[1]}/sessions/idle/f"
+exec 7>"${M[1]}/sessions/busy/f"
+if rmdir "${M[2]}/sessions/gone" 2>"$T/rm.err"; then fail "rmdir on a non-holder went through"; fi
+grep -q "Device or resource busy" "$T/rm.err" || fail "rmdir on a non-holder did not fail with EBUSY: $(cat "$T/rm.err")"
+[[ -d ${M[1]}/sessions/gone ]] || fail "the refused rmdir removed the session anyway"
+rmdir "${M[1]}/sessions/gone" || fail "rmdir on the holder failed"
+# Mount 2's kernel may keep its entry for the session's 1 s entry timeout.
+aborted_gone() { [[ ! -e ${M[2]}/sessions/gone ]]; }
+wait_until 5 "mount 2 to stop showing the aborted session" aborted_gone
+idle_gone() { [[ ! -e ${M[1]}/sessions/idle && ! -e ${M[2]}/sessions/idle ]]; }
+wait_until 30 "the idle session to expire" idle_gone
+mount_log_has 1 "session 'idle' expired" || fail "the holder did not expire 'idle'"
+! mount_log_has 2 "session 'idle' expired" || fail "mount 2 expired 'idle' too"
+ok "an idle session expires once, on its holder; rmdir (abort) works on the holder only (EBUSY elsewhere)"
+# A session of a mount that dies before it expires there.
+mkdir "${M[1]}/sessions/orphan2"
+echo data >"${M[1]}/sessions/orphan2/f"
+[[ -e ${M[1]}/sessions/busy ]] || fail "the session with an open file expired"
+kill_mount 1
+exec 7>&-
+orphan_gone() { [[ ! -e ${M[2]}/sessions/orphan2 ]]; }
+wait_until 40 "mount 2 to take over and expire the dead mount's session" orphan_gone
+mount_log_has 2 "session 'orphan2' taken over" || fail "mount 2 did not take 'orphan2' over"
+mount_log_has 2 "session 'orphan2' expired" || fail "mount 2 did not expire 'orphan2'"
+ok "a dead mount's abandoned session is taken over and expired by the other"
+stop_mount 2
