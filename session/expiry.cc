@@ -66,17 +66,14 @@ Status Engine::Impl::DropSession(Session& s, bool sync) {
 std::vector<std::string> Engine::ExpireIdle() {
   Impl& m = *impl_;
   int64_t now = m.Now();
-  std::vector<std::shared_ptr<Session>> doomed;
+  std::vector<std::shared_ptr<Session>> doomed, foreign;
   {
     std::lock_guard table(m.table_mu);
-    // Other mounts' sessions: those whose holder's lease ran out are taken
-    // over here (their idle time starts now), so that an abandoned
-    // session of a mount that died expires too, once, by one mount.
     if (Status st = m.RefreshSessions(); !st.ok()) spdlog::warn("listing the store's sessions: {}", st.ToString());
     for (const auto& [name, s] : m.sessions) {
       std::lock_guard lock(s->mu);
       if (!s->holder.empty()) {
-        if (s->state == SessionState::kOpen) (void)m.TakeOver(*s, /*quiet=*/true);
+        foreign.push_back(s);
         continue;
       }
       // Never a session in use: open handles, writes in flight, a finish
@@ -86,6 +83,14 @@ std::vector<std::string> Engine::ExpireIdle() {
       s->state = SessionState::kGone;
       doomed.push_back(s);
     }
+  }
+  // Other mounts' sessions: those whose holder's lease ran out are taken
+  // over here (their idle time starts now), so that an abandoned session
+  // of a mount that died expires too, once, by one mount. Outside the
+  // table's lock: a takeover may read a whole session back.
+  for (const auto& s : foreign) {
+    std::lock_guard lock(s->mu);
+    if (s->state == SessionState::kOpen && !s->holder.empty()) (void)m.TakeOver(*s, /*quiet=*/true);
   }
   std::vector<std::string> expired;
   for (const auto& s : doomed) {

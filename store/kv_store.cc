@@ -5,6 +5,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -656,6 +657,9 @@ Result<uint64_t> KvStore::BeginUse() {
   }
   UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/true));
   in_use_ = true;
+  if (lease_) {
+    if (Status st = ForgetStoppedMounts(); !st.ok()) spdlog::warn("forgetting stopped mounts: {}", st.ToString());
+  }
   return dropped;
 }
 
@@ -685,6 +689,41 @@ Result<uint64_t> KvStore::NewIds(uint64_t count) {
     ids_end_ = begin + want;
     return begin;
   }
+}
+
+Status KvStore::ForgetStoppedMounts() {
+  const std::string marks_prefix = keys::InUse("");
+  std::map<std::string, std::string> marks;  // id -> description
+  UPFS_RETURN_IF_ERROR(
+      kv_->Scan(marks_prefix, keys::PrefixEnd(marks_prefix), [&](std::string_view key, std::string_view value) {
+        if (key.size() > marks_prefix.size()) marks.emplace(key.substr(marks_prefix.size()), value);
+        return true;
+      }));
+  marks.erase(mount_id_);
+  if (marks.empty()) return Status::OK();
+  auto live = lease_->LiveIds();
+  UPFS_RETURN_IF_ERROR(live.status());
+  std::set<std::string> holding;
+  const std::string holders_prefix = keys::Holder(0).substr(0, 1);
+  UPFS_RETURN_IF_ERROR(kv_->Scan(holders_prefix, keys::PrefixEnd(holders_prefix),
+                                 [&](std::string_view, std::string_view value) {
+                                   holding.emplace(value);
+                                   return true;
+                                 }));
+  KvWrite write;
+  for (const auto& [id, description] : marks) {
+    if (live->count(id) || holding.count(id)) continue;
+    // A mount that stopped uncleanly and holds nothing: once it is fenced
+    // (it may only be paused), its mark has nothing left to tell.
+    if (Status st = lease_->Fence(id, description); !st.ok()) {
+      spdlog::warn("mount '{}' stopped without closing the store; fencing it failed ({}), its record stays",
+                   description, st.ToString());
+      continue;
+    }
+    write.Delete(keys::InUse(id));
+  }
+  if (write.ops.empty()) return Status::OK();
+  return kv_->Commit(write, /*sync=*/false);
 }
 
 std::string KvStore::DescribeMount(const std::string& id) const {
@@ -721,7 +760,11 @@ Status KvStore::TakeOver(uint64_t session_id, const std::string& from) {
   }
   Batch claim;
   claim.Claim(session_id, from);
-  return Apply(claim, /*sync=*/true);
+  UPFS_RETURN_IF_ERROR(Apply(claim, /*sync=*/true));
+  if (!from.empty()) {
+    if (Status st = ForgetStoppedMounts(); !st.ok()) spdlog::warn("forgetting stopped mounts: {}", st.ToString());
+  }
+  return Status::OK();
 }
 
 std::unique_ptr<ByteSink> KvStore::OpenBlob(uint64_t blob) {

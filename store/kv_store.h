@@ -128,6 +128,9 @@ class KvStore : public Store {
 
   // Apply under apply_mu_; reports the blobs it freed bytes of.
   Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed);
+  // A shared store: removes the marks ("U") of mounts that stopped
+  // uncleanly and hold no session any more, fencing each first.
+  Status ForgetStoppedMounts();
   // Drops the extent records of session `session_id`'s files whose bytes
   // did not survive a crash (they fail their checksums). Returns how many.
   Result<uint64_t> DropUnsurvivedChunks(uint64_t session_id, const std::string& session_name);

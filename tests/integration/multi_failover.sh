@@ -42,6 +42,9 @@ mount_log_has 2 "session 'fo' taken over from mount" || fail "mount 2 does not l
 dd if="$T/fo.sha256" of="${M[2]}/sessions/fo/.finish" status=none || fail "finish of the taken-over session failed"
 cmp "$SRC/big" "${M[2]}/assets/fo/big" || fail "the asset after failover differs"
 ok "failover after kill -9: mount 2 took the session over in ${takeover_ms} ms, got the rest, finished, verified"
+# The dead mount's record ("U" + its id) goes once it holds nothing.
+marks=$(rados_ns listomapkeys upfs.meta | grep -c '^U' || true)
+((marks == 1)) || fail "upfs.meta holds $marks mount records with one mount live: $(rados_ns listomapkeys upfs.meta | grep '^U')"
 
 # The half mount 1 acknowledged is what mount 2's .status starts from.
 mkdir "${M[2]}/sessions/fo2"
