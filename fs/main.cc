@@ -22,11 +22,14 @@
 //      unmount or SIGINT/SIGTERM/SIGHUP; then everything in reverse.
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -37,7 +40,9 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include <spdlog/sinks/ansicolor_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -127,6 +132,32 @@ class Log {
     auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
     file->set_pattern(kLogPattern);
     sinks_->add_sink(file);
+    std::lock_guard lock(file_mu_);
+    file_ = std::move(file);
+    file_path_ = path;
+  }
+
+  // After logrotate moved the log file away: opens its path again (a new
+  // file) and writes there from now on. SIGUSR1 (LogReopener).
+  void ReopenFile() {
+    std::lock_guard lock(file_mu_);
+    if (!file_) {
+      spdlog::info("SIGUSR1: there is no log file to reopen (no -o log_file)");
+      return;
+    }
+    std::shared_ptr<spdlog::sinks::basic_file_sink_mt> reopened;
+    try {
+      reopened = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file_path_, /*truncate=*/false);
+    } catch (const std::exception& e) {
+      spdlog::error("SIGUSR1: cannot reopen the log file {} (still writing to the old one): {}", file_path_,
+                    e.what());
+      return;
+    }
+    reopened->set_pattern(kLogPattern);
+    sinks_->add_sink(reopened);
+    sinks_->remove_sink(file_);
+    file_ = std::move(reopened);
+    spdlog::info("SIGUSR1: log file {} reopened", file_path_);
   }
 
   // Adds syslog (the journal, under systemd), for a daemon whose store
@@ -144,6 +175,41 @@ class Log {
  private:
   std::shared_ptr<spdlog::sinks::dist_sink_mt> sinks_;
   std::shared_ptr<spdlog::sinks::ansicolor_stderr_sink_mt> terminal_;
+  std::mutex file_mu_;
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file_;  // GUARDED_BY(file_mu_)
+  std::string file_path_;                                    // GUARDED_BY(file_mu_)
+};
+
+// SIGUSR1 reopens the log file, for logrotate without copytruncate
+// (SIGHUP, like SIGINT and SIGTERM, unmounts: libfuse's handlers). The
+// signal is blocked in every thread (RunMount blocks it before the first
+// thread starts) and taken here with sigwait, so the reopen runs in an
+// ordinary thread, not in a signal handler.
+class LogReopener {
+ public:
+  explicit LogReopener(Log* log) : log_(log), thread_([this] { Run(); }) {}
+  ~LogReopener() {
+    stopping_ = true;
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      if (stopping_) return;
+      log_->ReopenFile();
+    }
+  }
+
+  Log* const log_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;  // last: started once everything above exists
 };
 
 // The daemon side of the start-up handshake (see the top of this file).
@@ -241,6 +307,12 @@ int RunMount(Mount& m, fuse_args* args) {
   const bool daemon = !m.opts.foreground;
   Daemonizer daemonizer;
   if (daemon && !daemonizer.Fork()) return 1;
+  // Before any thread starts, so that every thread inherits it: SIGUSR1
+  // is taken by LogReopener's sigwait only.
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
 
   spdlog::level::level_enum level = m.cl.log_level;
   if (m.opts.debug && !m.cl.log_level_given) level = spdlog::level::debug;
@@ -329,6 +401,7 @@ int RunMount(Mount& m, fuse_args* args) {
   if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
 
   fs.Start(se.get());
+  LogReopener reopener(log.get());
   ExpirySweeper sweeper(std::chrono::seconds(m.cl.sweep_interval_seconds),
                         [&fs] { fs.SweepExpiredSessions(); });
   sweeper.Start();

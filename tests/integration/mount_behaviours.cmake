@@ -7,7 +7,8 @@
 #   posix_details  times, setuid/setgid on write, link counts, atime vs. a
 #                local directory (README, "POSIX behaviour")
 #   scale        1000 sessions and one session of 10 000 files; memory
-set(upfs_mount_behaviours expiry other_users posix_details scale)
+#   log_reopen   SIGUSR1 reopens the log file (logrotate), the mount stays up
+set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen)
 foreach(name IN LISTS upfs_mount_behaviours)
   add_test(NAME integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)
