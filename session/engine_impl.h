@@ -438,6 +438,13 @@ struct Engine::Impl {
   // indexes them (unless `index` is false: a copy for .status).
   // REQUIRES(s.mu)
   Status LoadNodes(Session& s, bool index = true);
+  // A new Session, which takes itself over through this engine when
+  // another mount holds it (Session::take_over).
+  std::shared_ptr<Session> NewSession() {
+    auto s = std::make_shared<Session>();
+    s->take_over = [this](Session& held) { return TakeOver(held); };
+    return s;
+  }
   // A session of the store, added to the table and the index: held by
   // this mount (holder "", nodes loaded) or by another (record only).
   // REQUIRES(table_mu)

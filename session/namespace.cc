@@ -129,8 +129,7 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
     Status st = m.store->GetAsset(name, &existing);
     if (st.ok()) return Status::Exists("asset " + Quote(name) + " is committed");
     if (!st.IsNotFound()) return st;
-    auto s = std::make_shared<Session>();
-    s->take_over = [&m](Session& held) { return m.TakeOver(held); };
+    auto s = m.NewSession();
     SessionRecord& r = s->record;
     Result<uint64_t> ids = m.store->NewIds(3);  // root, .finish, .status
     UPFS_RETURN_IF_ERROR(ids.status());

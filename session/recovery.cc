@@ -61,11 +61,10 @@ Status Engine::Impl::LoadNodes(Session& s, bool index) {
 }
 
 Result<std::shared_ptr<Session>> Engine::Impl::AddSession(SessionRecord record, const std::string& holder) {
-  auto s = std::make_shared<Session>();
+  auto s = NewSession();
   s->record = std::move(record);
   s->last_activity_ns = Now();  // the idle timer restarts at mount (or takeover)
   s->holder = holder;
-  s->take_over = [this](Session& held) { return TakeOver(held); };
   if (holder.empty()) {
     std::lock_guard lock(s->mu);
     UPFS_RETURN_IF_ERROR(LoadNodes(*s));

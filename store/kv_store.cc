@@ -715,7 +715,7 @@ Status KvStore::ForgetStoppedMounts() {
     if (live->count(id) || holding.count(id)) continue;
     // A mount that stopped uncleanly and holds nothing: once it is fenced
     // (it may only be paused), its mark has nothing left to tell.
-    if (Status st = lease_->Fence(id, description); !st.ok()) {
+    if (Status st = lease_->Fence(description); !st.ok()) {
       spdlog::warn("mount '{}' stopped without closing the store; fencing it failed ({}), its record stays",
                    description, st.ToString());
       continue;
@@ -752,7 +752,7 @@ Status KvStore::TakeOver(uint64_t session_id, const std::string& from) {
       // It stopped without closing the store (or stalled): make sure it
       // writes nothing more, complete what it left halfway, and drop the
       // records of bytes that its crash lost.
-      UPFS_RETURN_IF_ERROR(lease_->Fence(from, description));
+      UPFS_RETURN_IF_ERROR(lease_->Fence(description));
       UPFS_RETURN_IF_ERROR(kv_->RecoverStoppedWriters());
       Result<uint64_t> dropped = DropUnsurvivedChunks(session_id, "id " + std::to_string(session_id));
       UPFS_RETURN_IF_ERROR(dropped.status());

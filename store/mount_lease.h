@@ -29,11 +29,11 @@ class MountLease {
   virtual Status Held() const = 0;
   // The ids of the mounts whose leases are live now (this one included).
   virtual Result<std::set<std::string>> LiveIds() = 0;
-  // Makes sure the mount `id` (described by `description`, its own
-  // Description()) can change nothing in the store from now on: Busy while
-  // its lease is live; otherwise its client is cut off from the cluster
-  // (a process on this machine that is gone needs nothing).
-  virtual Status Fence(const std::string& id, const std::string& description) = 0;
+  // Makes sure the mount that `description` (its own Description())
+  // names, which the caller found not live (LiveIds), can change
+  // nothing in the store from now on: its client is cut off from the
+  // cluster (a process on this machine that is gone needs nothing).
+  virtual Status Fence(const std::string& description) = 0;
 };
 
 }  // namespace upfs::store

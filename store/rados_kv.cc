@@ -325,10 +325,8 @@ Status RadosKv::RollForward() {
       if (!fenced.count(owner) && lock_) {
         std::string description = "mount " + owner;
         if (Status got = Get(keys::InUse(owner), &description); !got.ok() && !got.IsNotFound()) return got;
-        if (Status st = lock_->Fence(owner, description); !st.ok()) {
-          if (st.code() == Status::Code::kBusy) continue;  // it came back: it completes them
-          return st.WithContext("completing the interrupted commits of mount '" + description + "'");
-        }
+        UPFS_RETURN_IF_ERROR(lock_->Fence(description)
+                                 .WithContext("completing the interrupted commits of mount '" + description + "'"));
         fenced.insert(owner);
       }
     }

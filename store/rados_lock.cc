@@ -182,10 +182,7 @@ Result<std::set<std::string>> RadosStoreLock::LiveIds() {
   return ids;
 }
 
-Status RadosStoreLock::Fence(const std::string& id, const std::string& description) {
-  auto live = LiveIds();
-  UPFS_RETURN_IF_ERROR(live.status());
-  if (live->count(id)) return Status::Busy("mount '" + description + "' holds a live lease");
+Status RadosStoreLock::Fence(const std::string& description) {
   if (NamesDeadLocalProcess(description)) return Status::OK();
   const std::string address = FieldOf(description, "addr");
   if (address.empty()) {

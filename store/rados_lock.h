@@ -71,7 +71,7 @@ class RadosStoreLock : public MountLease {
   const std::string& Description() const override { return cookie_; }
   Status Held() const override;
   Result<std::set<std::string>> LiveIds() override;
-  Status Fence(const std::string& id, const std::string& description) override;
+  Status Fence(const std::string& description) override;
   const std::string& cookie() const { return cookie_; }
 
   // Tests: the cookie describing this process, and whether a cookie names

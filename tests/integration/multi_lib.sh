@@ -58,6 +58,10 @@ mount_log_has() { grep -qF -- "$2" "$T/upfs$1.log"; }
 
 multi_cleanup() {
   local rc=$? n pid
+  # As lib.sh's cleanup: no errexit here (a reaped daemon's status is not
+  # a reason to leave the cluster running).
+  set +e
+  trap - ERR
   exec 7>&- 2>/dev/null  # a file a test holds open in a mount
   for n in "${!MOUNT_PID[@]}"; do
     pid=${MOUNT_PID[$n]}
