@@ -16,6 +16,9 @@ enum Key {
   kKeyMaxThreads,
   kKeyReserve,
   kKeyRados,
+  kKeyPreCommit,
+  kKeyPostCommit,
+  kKeyHookTimeout,
 };
 
 // Templates ending in '=' match any value; the handler gets the whole
@@ -32,6 +35,9 @@ const fuse_opt kUpfsOptions[] = {
     FUSE_OPT_KEY("ceph_id=", kKeyRados),
     FUSE_OPT_KEY("rados_timeout=", kKeyRados),
     FUSE_OPT_KEY("lease=", kKeyRados),
+    FUSE_OPT_KEY("pre_commit=", kKeyPreCommit),
+    FUSE_OPT_KEY("post_commit=", kKeyPostCommit),
+    FUSE_OPT_KEY("hook_timeout=", kKeyHookTimeout),
     FUSE_OPT_END,
 };
 
@@ -80,6 +86,17 @@ Status ParseBytes(std::string_view option, std::string_view value, uint64_t* out
                                    ": expected a byte count such as 268435456, 512M or 2G");
   }
   *out = n << shift;
+  return Status::OK();
+}
+
+// A hook: an absolute path (the daemon's working directory is "/" once it
+// daemonizes, so a relative one would change meaning).
+Status ParseProgram(std::string_view option, std::string_view value, std::string* out) {
+  if (value.empty() || value[0] != '/') {
+    return Status::InvalidArgument("-o " + std::string(option) + "=" + std::string(value) +
+                                   ": expected the absolute path of a program");
+  }
+  *out = std::string(value);
   return Status::OK();
 }
 
@@ -195,6 +212,12 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
       return Status::OK();
     case kKeyReserve:
       return ParseBytes("reserve", ValueOf(arg), &out.reserve_bytes);
+    case kKeyPreCommit:
+      return ParseProgram("pre_commit", ValueOf(arg), &out.pre_commit);
+    case kKeyPostCommit:
+      return ParseProgram("post_commit", ValueOf(arg), &out.post_commit);
+    case kKeyHookTimeout:
+      return ParseSeconds("hook_timeout", ValueOf(arg), 24 * 3600, &out.hook_timeout_seconds);
     default:
       return Status::OK();
   }
@@ -266,6 +289,14 @@ void PrintUsage(std::FILE* out, const char* program) {
                "                           below it, finishing and aborting still work\n"
                "                           (K, M, G suffixes; default: %lluM; directory\n"
                "                           stores only)\n"
+               "    -o pre_commit=PROGRAM  run during every finish once the files are\n"
+               "                           verified; an exit other than 0 refuses the\n"
+               "                           commit (EPERM) (default: none)\n"
+               "    -o post_commit=PROGRAM run after every commit, at least once, across\n"
+               "                           crashes; retried until it exits 0 (default: none)\n"
+               "    -o hook_timeout=SECONDS\n"
+               "                           a hook running longer is killed (a refusal for\n"
+               "                           pre_commit) (default: %lld)\n"
                "\n"
                "rados:// store options:\n"
                "    -o ceph_conf=PATH      Ceph configuration file (default: librados'\n"
@@ -284,6 +315,7 @@ void PrintUsage(std::FILE* out, const char* program) {
                program, program, static_cast<long long>(kDefaultTtlSeconds),
                static_cast<long long>(kDefaultSweepIntervalSeconds), kDefaultMaxThreads,
                static_cast<unsigned long long>(store::kDefaultReserveBytes >> 20),
+               static_cast<long long>(kDefaultHookTimeoutSeconds),
                static_cast<long long>(kDefaultRadosTimeoutSeconds), static_cast<long long>(kDefaultLeaseSeconds));
 }
 

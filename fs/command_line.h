@@ -38,6 +38,7 @@ inline constexpr unsigned kDefaultIdleThreads = 8;
 inline constexpr int64_t kDefaultRadosTimeoutSeconds = 30;
 // -o lease: as store::RadosStoreLock::kDefaultLease.
 inline constexpr int64_t kDefaultLeaseSeconds = 30;
+inline constexpr int64_t kDefaultHookTimeoutSeconds = 60;
 
 inline constexpr std::string_view kRadosScheme = "rados://";
 
@@ -94,6 +95,12 @@ struct CommandLine {
   bool max_threads_given = false;
   // -o reserve=BYTES: free space kept for the database (store/leveldb_kv.h).
   uint64_t reserve_bytes = store::kDefaultReserveBytes;
+  // -o pre_commit=PROGRAM, -o post_commit=PROGRAM: absolute paths
+  // (session/hooks.h); "" for none.
+  std::string pre_commit;
+  std::string post_commit;
+  // -o hook_timeout=SECONDS: a hook running longer is killed.
+  int64_t hook_timeout_seconds = kDefaultHookTimeoutSeconds;
 };
 
 // Parses upfs's options and STORE_DIR out of `args` into `out`, leaving

@@ -352,6 +352,10 @@ int RunMount(Mount& m, fuse_args* args) {
   session::Options engine_options;
   engine_options.ttl_ns = m.cl.ttl_seconds * 1'000'000'000;
   engine_options.write_once_default = m.cl.write_once;
+  engine_options.pre_commit = m.cl.pre_commit;
+  engine_options.post_commit = m.cl.post_commit;
+  engine_options.hook_timeout_ns = m.cl.hook_timeout_seconds * 1'000'000'000;
+  engine_options.mountpoint = m.opts.mountpoint;
   Result<std::unique_ptr<session::Engine>> engine =
       session::Engine::Open(std::move(*store), engine_options);
   if (!engine.ok()) {
@@ -396,6 +400,10 @@ int RunMount(Mount& m, fuse_args* args) {
   if (daemon) {
     log->DropTerminal();
     daemonizer.Ready();
+  }
+  if (Status st = (*engine)->StartPostCommit(); !st.ok()) {
+    // The notices stay in the store for the next start; uploads go on.
+    spdlog::error("{}", st.ToString());
   }
   // As fuse_daemonize() does: the daemon must not keep a directory busy.
   if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));

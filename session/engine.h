@@ -144,6 +144,18 @@ struct Options {
   bool write_once_default = false;
   // Clock for creation, mtimes and expiry. Null: the system clock.
   std::shared_ptr<Clock> clock;
+  // Commit hooks (session/hooks.h): absolute paths of programs; "" for none.
+  // pre_commit runs in every finish after verification and may refuse it
+  // (NotPermitted); post_commit is told of every commit, at least once.
+  std::string pre_commit;
+  std::string post_commit;
+  // A hook running longer is killed (pre_commit: the commit is refused).
+  int64_t hook_timeout_ns = int64_t{60} * 1'000'000'000;
+  // A failed post_commit is retried after this, doubling up to 5 minutes.
+  int64_t post_commit_retry_ns = int64_t{1'000'000'000};
+  // The mount point, for the hooks' UPFS_SESSION_DIR and UPFS_ASSET_DIR
+  // ("" leaves them out).
+  std::string mountpoint;
 };
 
 // What changed on the committed side, for kernel cache invalidation.
@@ -239,6 +251,12 @@ class Engine {
   std::vector<std::string> ExpireIdle();
   // The text of .status for session `name`.
   Result<std::string> StatusReport(std::string_view name);
+
+  // Starts running the post_commit program (Options::post_commit) for
+  // commits, first for those a crash or stop left undelivered. Called once
+  // the mount is up, so the program can read the assets through it;
+  // commits before that wait. OK at once without a post_commit program.
+  Status StartPostCommit();
 
   // Statistics for statfs.
   struct Usage { uint64_t sessions = 0; uint64_t assets = 0; };

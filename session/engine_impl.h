@@ -32,6 +32,7 @@
 #include "session/engine.h"
 #include "session/extent_map.h"
 #include "session/hash_frontier.h"
+#include "session/hooks.h"
 #include "session/manifest.h"
 
 namespace upfs::session {
@@ -320,12 +321,17 @@ struct Engine::Impl {
     mount_time_ns = options.clock->NowNs();
     catch_up_thread = std::thread([this] { CatchUpLoop(); });
   }
-  ~Impl() { StopCatchUp(); }
+  ~Impl() {
+    notifier.reset();
+    StopCatchUp();
+  }
 
   const std::unique_ptr<store::Store> store;
   Options options;
   int64_t mount_time_ns = 0;
   AssetReadCache asset_reads;  // reads of committed files
+  // Runs the post_commit program (Options::post_commit); null without one.
+  std::unique_ptr<CommitNotifier> notifier;
 
   // Committed assets: the link count of assets/ and statfs. Counted once
   // at open, then kept by commits.

@@ -4,9 +4,13 @@
 #include "session/engine.h"
 
 #include <malloc.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -28,6 +32,61 @@ struct Planned {
   std::shared_ptr<FileState> file;  // null for directories
   AssetEntry entry;
 };
+
+// Runs the pre_commit program for a verified session (README, "Commit
+// hooks"): OK when it exits 0, NotPermitted with its first line of stderr
+// otherwise. The session is kFinishing meanwhile, so its files can be read
+// through the mount and not changed.
+Status RunPreCommit(const Options& options, const SessionRecord& record, const std::vector<Planned>& plan,
+                    uint64_t files, uint64_t bytes, const std::string& where) {
+  // The verified manifest, in sha256sum's format, for the program to read.
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string path = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/upfs-manifest-XXXXXX";
+  int fd = mkstemp(path.data());
+  if (fd < 0) {
+    return Status::IOError(where + ": pre_commit: cannot create the manifest file " + path + ": " +
+                           std::strerror(errno));
+  }
+  std::string text;
+  for (const Planned& p : plan) {
+    if (!p.entry.is_dir) text += ManifestLineOf(p.entry.sha256, p.path);
+  }
+  bool written = true;
+  for (size_t done = 0; done < text.size() && written;) {
+    ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    written = n > 0;
+    if (written) done += static_cast<size_t>(n);
+  }
+  close(fd);
+  if (!written) {
+    unlink(path.c_str());
+    return Status::IOError(where + ": pre_commit: writing the manifest file " + path + " failed");
+  }
+  HookEnv env = {
+      {"UPFS_HOOK", "pre_commit"},
+      {"UPFS_SESSION", record.name},
+      {"UPFS_UID", std::to_string(record.uid)},
+      {"UPFS_GID", std::to_string(record.gid)},
+      {"UPFS_FILES", std::to_string(files)},
+      {"UPFS_BYTES", std::to_string(bytes)},
+      {"UPFS_MANIFEST", path},
+  };
+  if (!options.mountpoint.empty()) {
+    env.emplace_back("UPFS_MOUNTPOINT", options.mountpoint);
+    env.emplace_back("UPFS_SESSION_DIR", options.mountpoint + "/sessions/" + record.name);
+  }
+  HookRun run = RunHook(options.pre_commit, env, options.hook_timeout_ns, "pre_commit of " + where);
+  unlink(path.c_str());
+  if (!run.Succeeded()) {
+    Status refused = Status::NotPermitted(where + ": pre_commit refused the commit: " + options.pre_commit + " " +
+                                          run.Describe(options.hook_timeout_ns));
+    spdlog::warn("{}", refused.message());
+    return refused;
+  }
+  spdlog::info("pre_commit of {}: accepted", where);
+  return Status::OK();
+}
 
 }  // namespace
 
@@ -212,6 +271,8 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   by_path = {};
   manifest = {};
 
+  if (!options.pre_commit.empty()) UPFS_RETURN_IF_ERROR(RunPreCommit(options, record, plan, files, bytes, where));
+
   // 4. One atomic, synced write: the asset and its entries in, the
   //    session's records out. The blobs stay where they are.
   int64_t now = Now();
@@ -251,6 +312,8 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   }
   for (uint64_t id : unlinked_ids) batch.DeleteBlobData(id);
   batch.Delete(record);
+  // The post_commit program's notice, durable with the commit.
+  if (notifier) batch.AddNotice(record.name);
   Status st = store->Apply(batch, /*sync=*/true);
   if (!st.ok()) {
     spdlog::error("{}: commit failed, session left open: {}", where, st.ToString());
@@ -280,6 +343,7 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   IndexRemove(record.id + kFinishOffset);
   IndexRemove(record.id + kStatusOffset);
   spdlog::info("{} committed: {} files, {} bytes", where, files, bytes);
+  if (notifier) notifier->Enqueue(record.name);
   if (info) {
     info->name = record.name;
     info->session_id = record.id;

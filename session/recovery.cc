@@ -216,7 +216,27 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
   UPFS_RETURN_IF_ERROR(impl->store->ListAssets(&assets));
   impl->asset_count = assets.size();
   impl->sessions_dir_ns = impl->assets_dir_ns = impl->mount_time_ns;
+  if (!impl->options.post_commit.empty()) {
+    PostCommitSettings hook;
+    hook.program = impl->options.post_commit;
+    hook.mountpoint = impl->options.mountpoint;
+    hook.timeout_ns = impl->options.hook_timeout_ns;
+    hook.retry_initial_ns = impl->options.post_commit_retry_ns;
+    impl->notifier = std::make_unique<CommitNotifier>(impl->store.get(), std::move(hook));
+  } else {
+    std::vector<std::string> waiting;
+    if (impl->store->ListNotices(&waiting).ok() && !waiting.empty()) {
+      spdlog::warn("{} commit(s) wait for a post_commit program, and none is set (-o post_commit): kept for a "
+                   "later mount that sets one",
+                   waiting.size());
+    }
+  }
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Status Engine::StartPostCommit() {
+  if (!impl_->notifier) return Status::OK();
+  return impl_->notifier->Start().WithContext("post_commit: listing the commits not yet delivered");
 }
 
 }  // namespace upfs::session

@@ -15,7 +15,7 @@ using Kind = FsckProblemKind;
 
 // Every key of the layout has one of these tags; "V" and "N" are single
 // keys. Anything else is reported as outside the layout.
-constexpr std::string_view kTags = "@AEHINSUVn";  // in key order; "@": keys::kExtentTag
+constexpr std::string_view kTags = "@AEHINPSUVn";  // in key order; "@": keys::kExtentTag
 
 // Extent and node keys: tag + two 8-byte numbers.
 constexpr size_t kChunkKeySize = 17;
@@ -77,6 +77,7 @@ class Checker {
     CheckAssets();
     CheckEntries();
     CheckIds();
+    CheckNotices();
     CheckSessionsAndNodes();
     IndexOwners();
     CheckData();
@@ -301,6 +302,25 @@ class Checker {
   static std::string LocationText(const AssetLocation& l) {
     if (l.is_root()) return "the root of asset '" + EscapeBytes(l.asset) + "'";
     return "'" + EscapeBytes(JoinPath(l.dir, l.name)) + "' of asset '" + EscapeBytes(l.asset) + "'";
+  }
+
+  // Commit notices (post_commit's outbox): each names a committed asset
+  // and holds nothing.
+  void CheckNotices() {
+    std::string prefix = keys::NoticePrefix();
+    ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
+                        [&](std::string_view k, std::string_view v) {
+                          std::string name(k.substr(prefix.size()));
+                          if (!v.empty()) {
+                            Undecodable(k, "commit notice is not empty").asset = name;
+                          } else if (!assets_.count(name) && !undecodable_assets_.count(name)) {
+                            Add(Kind::kIndex, "commit notice for '" + EscapeBytes(name) +
+                                                  "', which is not an asset")
+                                .asset = name;
+                          }
+                          return true;
+                        }),
+               "commit notices");
   }
 
   // Merges the "I" records (sorted by id) with the ids the entries and

@@ -916,6 +916,10 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       const AssetEntry& e = pe->entry;
       write.Put(keys::Entry(e.asset, e.dir, e.name), EncodeEntry(e));
       write.Put(keys::Id(e.id), EncodeLocation({e.asset, e.dir, e.name}));
+    } else if (auto* pnote = std::get_if<Batch::PutNotice>(&op)) {
+      write.Put(keys::Notice(pnote->asset), "");
+    } else if (auto* dn = std::get_if<Batch::DeleteNotice>(&op)) {
+      write.Delete(keys::Notice(dn->asset));
     } else if (auto trim = trim_of(op)) {
       const auto [blob, length] = *trim;
       uint64_t before = *freed, end = 0;
@@ -1012,6 +1016,15 @@ Status KvStore::ListAssets(std::vector<AssetRecord>* out) const {
     return true;
   }));
   return decode;
+}
+
+Status KvStore::ListNotices(std::vector<std::string>* out) const {
+  out->clear();
+  std::string prefix = keys::NoticePrefix();
+  return kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
+    out->emplace_back(k.substr(prefix.size()));
+    return true;
+  });
 }
 
 Status KvStore::GetAssetEntry(std::string_view asset, std::string_view dir, std::string_view name,

@@ -101,6 +101,7 @@ class KvStore : public Store {
   Status ListNodes(uint64_t session_id, std::vector<NodeRecord>* out) const override;
   Status GetAsset(std::string_view name, AssetRecord* out) const override;
   Status ListAssets(std::vector<AssetRecord>* out) const override;
+  Status ListNotices(std::vector<std::string>* out) const override;
   Status GetAssetEntry(std::string_view asset, std::string_view dir, std::string_view name,
                        AssetEntry* out) const override;
   Status ListAssetDir(std::string_view asset, std::string_view dir,

@@ -66,6 +66,8 @@ std::string EntryAssetPrefix(std::string_view asset) {
   return k;
 }
 std::string Id(uint64_t id) { return Tagged('I', id); }
+std::string Notice(std::string_view asset) { return Named('P', asset); }
+std::string NoticePrefix() { return "P"; }
 
 std::string PrefixEnd(std::string_view prefix) {
   std::string end(prefix);

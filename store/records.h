@@ -35,6 +35,10 @@
 //                               (KvStore: why that matters)
 //   "A" name                    AssetRecord
 //   "E" asset \0 dir \0 name    AssetEntry
+//   "P" name                    a commit whose post_commit program has not
+//                               yet succeeded (the asset's name; value
+//                               empty): written in the commit's batch,
+//                               removed once the program exits 0
 //   "I" id                      asset \0 dir \0 name: where a committed id is
 #pragma once
 
@@ -99,6 +103,8 @@ std::string Entry(std::string_view asset, std::string_view dir, std::string_view
 std::string EntryDirPrefix(std::string_view asset, std::string_view dir);
 std::string EntryAssetPrefix(std::string_view asset);
 std::string Id(uint64_t id);
+std::string Notice(std::string_view asset);
+std::string NoticePrefix();
 
 // The first key after every key that starts with `prefix`.
 std::string PrefixEnd(std::string_view prefix);

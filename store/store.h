@@ -177,8 +177,13 @@ class Batch {
   // mount `from` ("": none recorded), if that is still its holder (Busy
   // otherwise). See Store::TakeOver.
   struct ClaimSession { uint64_t session_id; std::string from; };
+  // A commit notice (the post_commit program's outbox): recorded with the
+  // commit, removed once the program ran for it (Store::ListNotices).
+  struct PutNotice { std::string asset; };
+  struct DeleteNotice { std::string asset; };
   using Op = std::variant<PutSession, DeleteSession, PutNode, DeleteNode,
-                          PutAsset, PutAssetEntry, TruncateBlob, DeleteBlob, ClaimSession>;
+                          PutAsset, PutAssetEntry, TruncateBlob, DeleteBlob, ClaimSession,
+                          PutNotice, DeleteNotice>;
 
   void Put(SessionRecord r) { ops_.push_back(PutSession{std::move(r)}); }
   void Create(SessionRecord r) { ops_.push_back(PutSession{std::move(r), true}); }
@@ -194,6 +199,8 @@ class Batch {
   void Truncate(uint64_t blob, uint64_t length) { ops_.push_back(TruncateBlob{blob, length}); }
   // Frees all of a blob's bytes.
   void DeleteBlobData(uint64_t blob) { ops_.push_back(DeleteBlob{blob}); }
+  void AddNotice(std::string asset) { ops_.push_back(PutNotice{std::move(asset)}); }
+  void RemoveNotice(std::string asset) { ops_.push_back(DeleteNotice{std::move(asset)}); }
 
   const std::vector<Op>& ops() const { return ops_; }
   bool empty() const { return ops_.empty(); }
@@ -282,6 +289,9 @@ class Store {
   virtual Status ListAssetDir(std::string_view asset, std::string_view dir,
                               std::vector<AssetEntry>* out) const = 0;
   virtual Status LocateId(uint64_t id, AssetLocation* out) const = 0;
+  // The assets whose commit notice (Batch::AddNotice) is still recorded,
+  // sorted by name.
+  virtual Status ListNotices(std::vector<std::string>* out) const = 0;
 
   // Reclaims the space of blob bytes deleted or truncated since the last
   // compaction (the store keeps track of which). Returns the first failure.

@@ -8,7 +8,9 @@
 #                local directory (README, "POSIX behaviour")
 #   scale        1000 sessions and one session of 10 000 files; memory
 #   log_reopen   SIGUSR1 reopens the log file (logrotate), the mount stays up
-set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen)
+#   hooks        pre_commit refuses and accepts; post_commit delivered after
+#                kill -9; a hostile session name through both
+set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks)
 foreach(name IN LISTS upfs_mount_behaviours)
   add_test(NAME integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)

@@ -107,6 +107,11 @@ struct FixtureOptions {
   // RADOS) and are lost while told to (reachable through losing_kv()).
   bool losing_records = false;
   int64_t ttl_ns = Options{}.ttl_ns;
+  // Commit hooks (Options::pre_commit, ...); post_commit retries quickly.
+  std::string pre_commit = {};
+  std::string post_commit = {};
+  int64_t hook_timeout_ns = Options{}.hook_timeout_ns;
+  int64_t post_commit_retry_ns = 20'000'000;
 };
 
 class EngineFixture {
@@ -339,9 +344,14 @@ class EngineFixture {
     Options options;
     options.ttl_ns = options_.ttl_ns;
     options.clock = clock_;
+    options.pre_commit = options_.pre_commit;
+    options.post_commit = options_.post_commit;
+    options.hook_timeout_ns = options_.hook_timeout_ns;
+    options.post_commit_retry_ns = options_.post_commit_retry_ns;
     auto engine = Engine::Open(std::move(store), options);
     REQUIRE_OK(engine);
     engine_ = std::move(engine).value();
+    REQUIRE_OK(engine_->StartPostCommit());
   }
 
   const Backend backend_;

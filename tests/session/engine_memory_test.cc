@@ -65,6 +65,10 @@ class DiscardingStore : public store::Store {
     return Status::OK();
   }
   Status LocateId(uint64_t, store::AssetLocation*) const override { return Status::NotFound("no assets"); }
+  Status ListNotices(std::vector<std::string>* out) const override {
+    out->clear();
+    return Status::OK();
+  }
   Status Compact() override { return Status::OK(); }
 
  private:

@@ -96,6 +96,7 @@ class FaultyStore : public store::Store {
     return base_->ListAssetDir(asset, dir, out);
   }
   Status LocateId(uint64_t id, store::AssetLocation* out) const override { return base_->LocateId(id, out); }
+  Status ListNotices(std::vector<std::string>* out) const override { return base_->ListNotices(out); }
   Status Compact() override { return base_->Compact(); }
 
  private:
