@@ -86,6 +86,10 @@ int ErrnoFor(Status::Code code) {
       // same bytes succeed): EPERM says "this write is not allowed", and
       // dd/cp print "Operation not permitted" naming the file.
       return EPERM;
+    case Code::kQuotaExceeded:
+      // A per-user limit of open sessions' bytes or count: what a disk
+      // quota gives, and cp/rsync/mkdir print "Disk quota exceeded".
+      return EDQUOT;
   }
   // Only reachable with a value outside the enum (a cast bug); the switch
   // above handles every declared code.

@@ -290,6 +290,7 @@ spdlog::level::level_enum SeverityFor(Status::Code code) {
     case Code::kCrossSession:
     case Code::kNotSupported:
     case Code::kWriteConflict:
+    case Code::kQuotaExceeded:
       return spdlog::level::info;
     case Code::kNoSpace:
     case Code::kOutOfMemory:

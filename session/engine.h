@@ -153,6 +153,10 @@ struct Options {
   int64_t hook_timeout_ns = int64_t{60} * 1'000'000'000;
   // A failed post_commit is retried after this, doubling up to 5 minutes.
   int64_t post_commit_retry_ns = int64_t{1'000'000'000};
+  // Per-user limits (session/quota.h): bytes a uid's open sessions may
+  // hold, and how many it may have open; 0: no limit.
+  uint64_t quota_bytes = 0;
+  uint64_t max_sessions = 0;
   // The mount point, for the hooks' UPFS_SESSION_DIR and UPFS_ASSET_DIR
   // ("" leaves them out).
   std::string mountpoint;

@@ -33,6 +33,7 @@
 #include "session/extent_map.h"
 #include "session/hash_frontier.h"
 #include "session/hooks.h"
+#include "session/quota.h"
 #include "session/manifest.h"
 
 namespace upfs::session {
@@ -210,6 +211,10 @@ struct Session : std::enable_shared_from_this<Session> {
   // loaded) and serves .status from the store; anything else first takes
   // it over (take_over: Busy while the holder's lease is live).
   std::string holder;                                     // GUARDED_BY(mu)
+  // Bytes its files hold (received; unlinked files' until freed), as the
+  // engine's QuotaLedger counts them for record.uid once `counted`.
+  std::atomic<uint64_t> held_bytes{0};
+  bool counted = false;                                   // GUARDED_BY(mu)
   std::function<Status(Session&)> take_over;              // set with holder
 
   uint64_t id() const { return record.id; }
@@ -316,6 +321,7 @@ struct Engine::Impl {
   Impl(std::unique_ptr<store::Store> s, Options o)
       : store(std::move(s)),
         options(std::move(o)),
+        quota(options.quota_bytes, options.max_sessions),
         asset_reads(AssetReadCache::kReadahead, store->PreferredReadBytes()) {
     if (!options.clock) options.clock = std::make_shared<SystemClock>();
     mount_time_ns = options.clock->NowNs();
@@ -328,6 +334,7 @@ struct Engine::Impl {
 
   const std::unique_ptr<store::Store> store;
   Options options;
+  QuotaLedger quota;  // what each uid's held sessions hold
   int64_t mount_time_ns = 0;
   AssetReadCache asset_reads;  // reads of committed files
   // Runs the post_commit program (Options::post_commit); null without one.
@@ -400,7 +407,13 @@ struct Engine::Impl {
   // REQUIRES(s.mu)
   Status EditXattrs(Session& s, uint64_t id, NodeKind kind, const std::function<void(Xattrs&)>& edit);
   static bool AddFileRemoval(Session& s, const Node& n, Batch* batch);         // REQUIRES(s.mu)
-  Status ApplyFileRemoval(FileState& f, const Batch& batch, bool still_open);  // REQUIRES(s.mu)
+  Status ApplyFileRemoval(Session& s, FileState& f, const Batch& batch, bool still_open);  // REQUIRES(s.mu)
+  // File `f`'s bytes left session `s` (removed, or lost): the owner's
+  // quota gets them back. REQUIRES(s.mu, f.mu)
+  void Unhold(Session& s, uint64_t bytes);
+  // Session `s` ended (committed, aborted, expired): its place and bytes
+  // in the quota go back. REQUIRES(s.mu)
+  void Uncount(Session& s);
   void AfterFileRemoval(Session& s, uint64_t id, bool still_open);             // REQUIRES(s.mu)
   void FreeUnlinked(Session& s, uint64_t id);                                  // REQUIRES(s.mu)
 
@@ -421,7 +434,10 @@ struct Engine::Impl {
   Status WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file, uint64_t offset,
                    std::string_view data,
                    Credentials* writer);
-  Status WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once, bool* catch_up);
+  // `owner` (the session's uid) is charged the bytes it adds (QuotaLedger),
+  // `held` (the session's held_bytes) grows by them.
+  Status WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once, uint32_t owner,
+                     std::atomic<uint64_t>* held, bool* catch_up);
   Status ClearSetid(Session& s, Node& n, Credentials& who, const char* op);  // REQUIRES(s.mu)
   Status TruncateFile(Session& s, Node& n, uint64_t size);                   // REQUIRES(s.mu)
 

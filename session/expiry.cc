@@ -46,6 +46,7 @@ Status Engine::Impl::DropSession(Session& s, bool sync) {
     }
     s.unlinked.clear();
     name = s.record.name;
+    Uncount(s);
   }
   {
     std::lock_guard table(table_mu);

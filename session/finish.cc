@@ -330,6 +330,7 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
     sessions.erase(record.name);
     std::lock_guard lock(s.mu);
     s.state = SessionState::kGone;
+    Uncount(s);
     for (auto& [id, n] : s.unlinked) {
       std::lock_guard flock(n.file->mu);
       n.file->removed = true;

@@ -80,11 +80,25 @@ bool Engine::Impl::AddFileRemoval(Session& s, const Node& n, Batch* batch) {
 // Applies the batch of AddFileRemoval for file `f`. Under the file's
 // lock, so that no write lands between the deletion of its bytes and
 // `removed`. REQUIRES(s.mu)
-Status Engine::Impl::ApplyFileRemoval(FileState& f, const Batch& batch, bool still_open) {
+Status Engine::Impl::ApplyFileRemoval(Session& s, FileState& f, const Batch& batch, bool still_open) {
   std::lock_guard flock(f.mu);
   UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
-  if (!still_open) f.removed = true;
+  if (!still_open) {
+    f.removed = true;
+    Unhold(s, f.received.BytesReceived());
+  }
   return Status::OK();
+}
+
+void Engine::Impl::Unhold(Session& s, uint64_t bytes) {
+  s.held_bytes -= std::min(s.held_bytes.load(), bytes);
+  if (s.counted) quota.ReleaseBytes(s.record.uid, bytes);
+}
+
+void Engine::Impl::Uncount(Session& s) {
+  if (!s.counted) return;
+  s.counted = false;
+  quota.RemoveSession(s.record.uid, s.held_bytes.exchange(0));
 }
 
 // Once ApplyFileRemoval succeeded; the caller has erased the name from
@@ -105,13 +119,15 @@ void Engine::Impl::FreeUnlinked(Session& s, uint64_t id) {
   if (it == s.unlinked.end()) return;
   Batch batch;
   batch.DeleteBlobData(id);
-  Status st = ApplyFileRemoval(*it->second.file, batch, /*still_open=*/false);
+  Status st = ApplyFileRemoval(s, *it->second.file, batch, /*still_open=*/false);
   if (!st.ok()) {
     // Nothing refers to the bytes any more; fsck finds and frees them.
     spdlog::warn("{}: freeing the bytes of the unlinked file failed (an orphan for upfs fsck): {}",
                  s.Where(id), st.ToString());
-    std::lock_guard flock(it->second.file->mu);
-    it->second.file->removed = true;
+    FileState& f = *it->second.file;
+    std::lock_guard flock(f.mu);
+    f.removed = true;
+    Unhold(s, f.received.BytesReceived());
   }
   s.unlinked.erase(it);
   IndexRemove(id);
@@ -145,7 +161,16 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
     // Checked by the store too: another mount may take the name at the
     // same instant.
     batch.Create(r);
-    UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
+    if (Status st = m.quota.AddSession(caller.uid); !st.ok()) {
+      st = st.WithContext("mkdir sessions/" + Quote(name));
+      spdlog::warn("{}", st.message());
+      return st;
+    }
+    if (Status st = m.store->Apply(batch, /*sync=*/false); !st.ok()) {
+      m.quota.RemoveSession(caller.uid, 0);
+      return st;
+    }
+    s->counted = true;
     m.IndexAdd(r.id, s);
     m.IndexAdd(r.id + kFinishOffset, s);
     m.IndexAdd(r.id + kStatusOffset, s);
@@ -259,7 +284,7 @@ Status Engine::Unlink(uint64_t parent, std::string_view name) {
   Batch batch;
   const bool still_open = Impl::AddFileRemoval(*s, n, &batch);
   s->AddDirStamp(parent, now, &batch);
-  UPFS_RETURN_IF_ERROR(m.ApplyFileRemoval(*n.file, batch, still_open));
+  UPFS_RETURN_IF_ERROR(m.ApplyFileRemoval(*s, *n.file, batch, still_open));
   n.SetCtime(now);  // its link count changed (fstat through a handle still open shows it)
   (*children)->erase(it);
   m.AfterFileRemoval(*s, id, still_open);
@@ -418,7 +443,7 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
   s.AddDirStamp(parent, now, &batch);
   if (new_parent != parent) s.AddDirStamp(new_parent, now, &batch);
   if (victim && victim->file) {
-    UPFS_RETURN_IF_ERROR(m.ApplyFileRemoval(*victim->file, batch, victim_open));
+    UPFS_RETURN_IF_ERROR(m.ApplyFileRemoval(s, *victim->file, batch, victim_open));
   } else {
     UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
   }
@@ -492,6 +517,7 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change, Credentials*
       Batch batch;
       batch.Put(r);
       UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
+      if (s->counted) m.quota.MoveSession(s->record.uid, r.uid, s->held_bytes);
       s->record = std::move(r);
       return Impl::AttrIn(*s, id);
     }

@@ -55,6 +55,10 @@ Status Engine::Impl::LoadNodes(Session& s, bool index) {
   }
   if (!index) return Status::OK();
   for (const auto& [id, n] : s.nodes) IndexAdd(id, s.shared_from_this());
+  // Held here from now on: its owner's quota counts it.
+  s.held_bytes = received_total;
+  if (!s.counted) quota.CountSession(s.record.uid, received_total);
+  s.counted = true;
   spdlog::info("recovered session {}: {} nodes, {} bytes received", Quote(s.record.name), s.nodes.size(),
                received_total);
   return Status::OK();

@@ -64,6 +64,8 @@ std::string Engine::Impl::Report(Session& s) {
                       ? "not while files are open"
                       : TimeText(s.last_activity_ns + options.ttl_ns));
   line("open_handles", std::to_string(s.open_handles));
+  // The owner's use of its limits, over all its open sessions.
+  if (quota.HasLimits()) line("quota", quota.Describe(r.uid));
   std::vector<std::pair<std::string, const Node*>> files;
   for (const auto& [id, n] : s.nodes) {
     if (!n.is_dir) files.emplace_back(s.PathOf(id), &n);

@@ -117,17 +117,19 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<Fi
                                std::string_view data, Credentials* writer) {
   FileState& f = *file;
   bool write_once;
+  uint32_t owner;
   {
     std::lock_guard lock(s.mu);
     UPFS_RETURN_IF_ERROR(s.CheckOpen());
     if (f.removed) return Status::Stale(s.Where(id) + " was removed");
     if (writer) UPFS_RETURN_IF_ERROR(ClearSetid(s, s.NodeAt(id), *writer, "write"));
     write_once = s.record.write_once;
+    owner = s.record.uid;
     ++s.writes_in_flight;
     s.last_activity_ns = Now();
   }
   bool catch_up = false;
-  Status st = WriteLocked(f, offset, data, write_once, &catch_up);
+  Status st = WriteLocked(f, offset, data, write_once, owner, &s.held_bytes, &catch_up);
   if (catch_up) ScheduleCatchUp(file);
   std::lock_guard lock(s.mu);
   if (!st.ok()) {
@@ -141,7 +143,7 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<Fi
 }
 
 Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once,
-                                 bool* catch_up) {
+                                 uint32_t owner, std::atomic<uint64_t>* held, bool* catch_up) {
   if (offset >= store::kMaxBlobLength || data.size() > store::kMaxBlobLength - offset) {
     return Status::TooLarge("write ends beyond 2^62 bytes, the largest file upfs stores");
   }
@@ -151,6 +153,7 @@ Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view
   if (f.removed) return Status::Stale("file was removed");
   bool rewrites_hashed = false;
   bool skip_store = false;
+  uint64_t covered = 0;  // bytes of this write received before
   if (f.received.Intersects(offset, end)) {
     // Slow path: bytes already received are being rewritten. Compare so
     // that identical rewrites (resumed uploads, retries) keep the hash and
@@ -158,7 +161,6 @@ Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view
     std::string old(data.size(), '\0');
     UPFS_RETURN_IF_ERROR(f.Blob()->ReadAt(offset, data.size(), old.data()));
     uint64_t hashed_end = f.hash.valid() ? f.hash.frontier() : 0;
-    uint64_t covered = 0;
     bool differs = false;
     for (const Extent& e : f.received.Covered(offset, end)) {
       covered += e.end - e.begin;
@@ -176,7 +178,16 @@ Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view
     }
     skip_store = !differs && covered == data.size();
   }
-  if (!skip_store) UPFS_RETURN_IF_ERROR(f.Blob()->WriteAt(offset, data));
+  // The owner's quota first: nothing of a refused write is stored.
+  const uint64_t fresh = data.size() - covered;
+  UPFS_RETURN_IF_ERROR(quota.ReserveBytes(owner, fresh));
+  if (!skip_store) {
+    if (Status st = f.Blob()->WriteAt(offset, data); !st.ok()) {
+      quota.ReleaseBytes(owner, fresh);
+      return st;
+    }
+  }
+  *held += fresh;
   f.received.Add(offset, end);
   if (end > f.length.load()) f.length = end;
   f.Modified(Now());
@@ -222,7 +233,9 @@ Status Engine::Impl::TruncateFile(Session& s, Node& n, uint64_t size) {
   if (size < f.received.End()) batch.Truncate(n.id, size);
   if (!s.IsUnlinked(n.id)) batch.Put(s.id(), rec);
   UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
+  const uint64_t before = f.received.BytesReceived();
   f.received.Truncate(size);
+  Unhold(s, before - f.received.BytesReceived());
   f.length = size;
   f.Modified(rec.mtime_ns);
   if (size == 0) {

@@ -28,6 +28,7 @@ const char* Status::CodeName(Code code) {
     case Code::kNoAttribute: return "No such attribute";
     case Code::kWriteConflict: return "Write conflict";
     case Code::kOutOfMemory: return "Out of memory";
+    case Code::kQuotaExceeded: return "Quota exceeded";
   }
   return "Unknown";
 }

@@ -46,6 +46,7 @@ class Status {
     kNoAttribute,  // xattr not set
     kWriteConflict,  // write-once session: different bytes for a range
     kOutOfMemory,
+    kQuotaExceeded,  // a per-user limit (-o quota, -o max_sessions)
   };
 
   Status() = default;  // OK
@@ -73,6 +74,7 @@ class Status {
   static Status NoAttribute(std::string msg) { return {Code::kNoAttribute, std::move(msg)}; }
   static Status WriteConflict(std::string msg) { return {Code::kWriteConflict, std::move(msg)}; }
   static Status OutOfMemory(std::string msg) { return {Code::kOutOfMemory, std::move(msg)}; }
+  static Status QuotaExceeded(std::string msg) { return {Code::kQuotaExceeded, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }

@@ -38,6 +38,7 @@ const std::map<Code, int> kExpected = {
     {Code::kNoAttribute, ENODATA},
     {Code::kWriteConflict, EPERM},
     {Code::kOutOfMemory, ENOMEM},
+    {Code::kQuotaExceeded, EDQUOT},
 };
 
 TEST_CASE("ErrnoFor maps kOk to no error") { CHECK(ErrnoFor(Code::kOk) == 0); }
@@ -51,7 +52,7 @@ TEST_CASE("ErrnoFor maps every Status code to its documented errno") {
 
 TEST_CASE("every Status code has an entry in the table, and only EIO codes map to EIO") {
   const int first = static_cast<int>(Code::kOk) + 1;
-  const int last = static_cast<int>(Code::kOutOfMemory);
+  const int last = static_cast<int>(Code::kQuotaExceeded);
   for (int i = first; i <= last; ++i) {
     const auto code = static_cast<Code>(i);
     INFO("code #" << i << " " << Status::CodeName(code));

@@ -112,6 +112,9 @@ struct FixtureOptions {
   std::string post_commit = {};
   int64_t hook_timeout_ns = Options{}.hook_timeout_ns;
   int64_t post_commit_retry_ns = 20'000'000;
+  // Per-user limits (Options::quota_bytes, max_sessions).
+  uint64_t quota_bytes = 0;
+  uint64_t max_sessions = 0;
 };
 
 class EngineFixture {
@@ -348,6 +351,8 @@ class EngineFixture {
     options.post_commit = options_.post_commit;
     options.hook_timeout_ns = options_.hook_timeout_ns;
     options.post_commit_retry_ns = options_.post_commit_retry_ns;
+    options.quota_bytes = options_.quota_bytes;
+    options.max_sessions = options_.max_sessions;
     auto engine = Engine::Open(std::move(store), options);
     REQUIRE_OK(engine);
     engine_ = std::move(engine).value();
