@@ -62,7 +62,8 @@
 namespace upfs::fs {
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
+// The project's version (CMakeLists.txt), as upfs(8) states it.
+constexpr const char* kVersion = UPFS_VERSION;
 constexpr const char* kLogFileName = "upfs.log";
 constexpr const char* kLogPattern = "[%Y-%m-%d %H:%M:%S.%e] [%l] [%t] %v";
 
