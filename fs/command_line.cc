@@ -3,6 +3,7 @@
 #include <charconv>
 #include <exception>
 #include <limits>
+#include <vector>
 
 namespace upfs::fs {
 namespace {
@@ -19,26 +20,124 @@ enum Key {
   kKeyPreCommit,
   kKeyPostCommit,
   kKeyHookTimeout,
+  kKeyQuota,
+  kKeyMaxSessions,
+  kKeyLibfuse,  // not matched by upfs: libfuse's option, documented only
 };
 
-// Templates ending in '=' match any value; the handler gets the whole
-// "name=value" and parses it, so a bad value is reported by name.
-const fuse_opt kUpfsOptions[] = {
-    FUSE_OPT_KEY("ttl=", kKeyTtl),
-    FUSE_OPT_KEY("write_once", kKeyWriteOnce),
-    FUSE_OPT_KEY("log_level=", kKeyLogLevel),
-    FUSE_OPT_KEY("log_file=", kKeyLogFile),
-    FUSE_OPT_KEY("sweep_interval=", kKeySweepInterval),
-    FUSE_OPT_KEY("max_threads=", kKeyMaxThreads),
-    FUSE_OPT_KEY("reserve=", kKeyReserve),
-    FUSE_OPT_KEY("ceph_conf=", kKeyRados),
-    FUSE_OPT_KEY("ceph_id=", kKeyRados),
-    FUSE_OPT_KEY("rados_timeout=", kKeyRados),
-    FUSE_OPT_KEY("lease=", kKeyRados),
-    FUSE_OPT_KEY("pre_commit=", kKeyPreCommit),
-    FUSE_OPT_KEY("post_commit=", kKeyPostCommit),
-    FUSE_OPT_KEY("hook_timeout=", kKeyHookTimeout),
-    FUSE_OPT_END,
+}  // namespace
+
+// The option table: --help, the man page and the parser's templates (below)
+// all come from here. Defaults are read from CommandLine's own.
+std::span<const OptionDoc> OptionTable() {
+  using Group = OptionDoc::Group;
+  static const CommandLine defaults;
+  static const OptionDoc kTable[] = {
+      {Group::kUpfs, "ttl", "SECONDS", kKeyTtl,
+       "a session untouched this long, with no open file, expires and its data is freed",
+       std::to_string(defaults.ttl_seconds)},
+      {Group::kUpfs, "write_once", "", kKeyWriteOnce,
+       "new sessions are write-once (one session: setfattr -n user.upfs.write_once -v 1, or 0, "
+       "sessions/NAME): rewriting a range with the same bytes succeeds, with different bytes "
+       "fails with EPERM",
+       "off"},
+      {Group::kUpfs, "log_level", "LEVEL", kKeyLogLevel, "trace, debug, info, warn or error",
+       "info; debug with -d"},
+      {Group::kUpfs, "log_file", "PATH", kKeyLogFile, "where the log goes",
+       "stderr with -f; when daemonized STORE_DIR/upfs.log, or syslog (the journal) for a "
+       "rados:// store"},
+      {Group::kUpfs, "sweep_interval", "SECONDS", kKeySweepInterval,
+       "how often expired sessions are looked for", std::to_string(defaults.sweep_interval_seconds)},
+      {Group::kUpfs, "max_threads", "N", kKeyMaxThreads,
+       "worker threads; a libfuse option, whose default upfs sets",
+       std::to_string(kDefaultMaxThreads)},
+      {Group::kUpfs, "reserve", "BYTES", kKeyReserve,
+       "free space kept for the database on the store's file system, in bytes with an optional "
+       "K, M, G or T suffix (directory stores only): upload writes fail with ENOSPC below it; "
+       "finishing and aborting still work",
+       std::to_string(defaults.reserve_bytes >> 20) + "M"},
+      {Group::kUpfs, "pre_commit", "PROGRAM", kKeyPreCommit,
+       "an absolute path: run during every finish once the files are verified, before the "
+       "commit; an exit other than 0 refuses it (EPERM, its first line of stderr in .status)",
+       "none"},
+      {Group::kUpfs, "post_commit", "PROGRAM", kKeyPostCommit,
+       "an absolute path: run after every commit, at least once across crashes, retried with "
+       "backoff until it exits 0",
+       "none"},
+      {Group::kUpfs, "hook_timeout", "SECONDS", kKeyHookTimeout,
+       "a hook running longer is killed with its process group (a refusal for pre_commit)",
+       std::to_string(defaults.hook_timeout_seconds)},
+      {Group::kUpfs, "quota", "BYTES", kKeyQuota,
+       "bytes the open sessions of one uid (their owner) may hold, with an optional K, M, G or T "
+       "suffix; past it writes fail with EDQUOT; committed assets and root do not count",
+       "none"},
+      {Group::kUpfs, "max_sessions", "N", kKeyMaxSessions,
+       "open sessions one uid may have; past it mkdir fails with EDQUOT; root is exempt", "none"},
+
+      {Group::kRados, "ceph_conf", "PATH", kKeyRados, "Ceph configuration file",
+       "librados' search: $CEPH_CONF, /etc/ceph/ceph.conf, ..."},
+      {Group::kRados, "ceph_id", "NAME", kKeyRados, "client name without 'client.'",
+       defaults.rados.ceph_id},
+      {Group::kRados, "rados_timeout", "SECONDS", kKeyRados,
+       "a cluster operation that takes longer fails (EIO) instead of hanging",
+       std::to_string(defaults.rados.timeout_seconds)},
+      {Group::kRados, "lease", "SECONDS", kKeyRados,
+       "this mount's lease on the store, at least 3, renewed every third of it; once it runs "
+       "out another mount takes over its sessions",
+       std::to_string(defaults.rados.lease_seconds)},
+
+      // libfuse's options that `upfs --help` lists (libfuse 3.14), as they
+      // apply to upfs.
+      {Group::kFuse, "-h, --help", "", kKeyLibfuse, "print this help and exit", ""},
+      {Group::kFuse, "-V, --version", "", kKeyLibfuse,
+       "print the versions of upfs and libfuse and exit", ""},
+      {Group::kFuse, "-f", "", kKeyLibfuse,
+       "stay in the foreground instead of daemonizing once mounted; the log goes to stderr "
+       "unless -o log_file is given",
+       ""},
+      {Group::kFuse, "-d, -o debug", "", kKeyLibfuse,
+       "log every FUSE request (libfuse's debug output); implies -f and -o log_level=debug", ""},
+      {Group::kFuse, "-s", "", kKeyLibfuse, "serve requests in one thread", ""},
+      {Group::kFuse, "allow_other", "", kKeyLibfuse,
+       "let other users use the mount (file modes still apply); a user other than root needs "
+       "user_allow_other in /etc/fuse.conf",
+       ""},
+      {Group::kFuse, "allow_root", "", kKeyLibfuse,
+       "let root use the mount besides the user who mounted it", ""},
+      {Group::kFuse, "auto_unmount", "", kKeyLibfuse,
+       "unmount when upfs exits, even when it is killed (fusermount3 stays behind to do it)", ""},
+      {Group::kFuse, "clone_fd", "", kKeyLibfuse,
+       "one /dev/fuse descriptor per worker thread", ""},
+      {Group::kFuse, "max_idle_threads", "N", kKeyLibfuse, "idle worker threads kept at most",
+       std::to_string(kDefaultIdleThreads)},
+  };
+  return kTable;
+}
+
+namespace {
+
+// The parser's templates, from the table: "name=" for an option with a
+// value (any value matches; the handler gets the whole "name=value" and
+// parses it, so a bad value is reported by name), "name" for a switch.
+class Templates {
+ public:
+  Templates() {
+    for (const OptionDoc& option : OptionTable()) {
+      if (option.key == kKeyLibfuse) continue;
+      texts_.push_back(std::string(option.name) + (option.argument.empty() ? "" : "="));
+      keys_.push_back(option.key);
+    }
+    for (size_t i = 0; i < texts_.size(); ++i) {
+      options_.push_back(FUSE_OPT_KEY(texts_[i].c_str(), keys_[i]));
+    }
+    options_.push_back(FUSE_OPT_END);
+  }
+  const fuse_opt* options() const { return options_.data(); }
+
+ private:
+  std::vector<std::string> texts_;
+  std::vector<int> keys_;
+  std::vector<fuse_opt> options_;
 };
 
 struct ParseState {
@@ -218,6 +317,17 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
       return ParseProgram("post_commit", ValueOf(arg), &out.post_commit);
     case kKeyHookTimeout:
       return ParseSeconds("hook_timeout", ValueOf(arg), 24 * 3600, &out.hook_timeout_seconds);
+    case kKeyQuota:
+      return ParseBytes("quota", ValueOf(arg), &out.quota_bytes);
+    case kKeyMaxSessions: {
+      const std::string_view value = ValueOf(arg);
+      const char* end = value.data() + value.size();
+      auto [ptr, ec] = std::from_chars(value.data(), end, out.max_sessions);
+      if (ec != std::errc() || ptr != end || value.empty()) {
+        return Status::InvalidArgument("-o max_sessions=" + std::string(value) + ": expected a whole number");
+      }
+      return Status::OK();
+    }
     default:
       return Status::OK();
   }
@@ -245,8 +355,9 @@ int HandleArgument(void* data, const char* arg, int key, fuse_args* /*outargs*/)
 }  // namespace
 
 Status ParseCommandLine(fuse_args* args, CommandLine* out) {
+  static const Templates kTemplates;
   ParseState state{out, Status::OK()};
-  if (fuse_opt_parse(args, &state, kUpfsOptions, HandleArgument) != 0) {
+  if (fuse_opt_parse(args, &state, kTemplates.options(), HandleArgument) != 0) {
     if (!state.error.ok()) return state.error;
     return Status::InvalidArgument("cannot parse the command line");
   }
@@ -257,6 +368,66 @@ Status ParseCommandLine(fuse_args* args, CommandLine* out) {
   return Status::OK();
 }
 
+std::string OptionSpelling(const OptionDoc& option) {
+  if (option.name.substr(0, 1) == "-") return std::string(option.name);
+  std::string spelled = "-o " + std::string(option.name);
+  if (!option.argument.empty()) spelled += "=" + std::string(option.argument);
+  return spelled;
+}
+
+namespace {
+
+// --help's layout, as libfuse's part of it: options indented by 4, their
+// text from column 27, lines at most 79 columns.
+constexpr size_t kHelpIndent = 4;
+constexpr size_t kHelpTextColumn = 27;
+constexpr size_t kHelpWidth = 79;
+
+// Prints `text` word-wrapped from column kHelpTextColumn, the cursor being
+// at column `column` on the current line, and ends the line.
+void PrintWrapped(std::FILE* out, std::string_view text, size_t column) {
+  const std::string margin(kHelpTextColumn, ' ');
+  std::fprintf(out, "%s", std::string(kHelpTextColumn - column, ' ').c_str());
+  column = kHelpTextColumn;
+  bool line_empty = true;
+  while (!text.empty()) {
+    const size_t space = text.find(' ');
+    const std::string_view word = text.substr(0, space);
+    text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
+    if (word.empty()) continue;
+    if (!line_empty && column + 1 + word.size() > kHelpWidth) {
+      std::fprintf(out, "\n%s", margin.c_str());
+      column = kHelpTextColumn;
+      line_empty = true;
+    }
+    std::fprintf(out, "%s%.*s", line_empty ? "" : " ", static_cast<int>(word.size()), word.data());
+    column += word.size() + (line_empty ? 0 : 1);
+    line_empty = false;
+  }
+  std::fprintf(out, "\n");
+}
+
+void PrintOptionGroup(std::FILE* out, OptionDoc::Group group, const char* heading) {
+  std::fprintf(out, "%s\n", heading);
+  for (const OptionDoc& option : OptionTable()) {
+    if (option.group != group) continue;
+    const std::string spelled = OptionSpelling(option);
+    std::fprintf(out, "%s%s", std::string(kHelpIndent, ' ').c_str(), spelled.c_str());
+    size_t column = kHelpIndent + spelled.size();
+    // At least two spaces between an option and its text.
+    if (column + 2 > kHelpTextColumn) {
+      std::fprintf(out, "\n");
+      column = 0;
+    }
+    std::string text(option.description);
+    if (!option.default_value.empty()) text += " (default: " + option.default_value + ")";
+    PrintWrapped(out, text, column);
+  }
+  std::fprintf(out, "\n");
+}
+
+}  // namespace
+
 void PrintUsage(std::FILE* out, const char* program) {
   std::fprintf(out,
                "usage: %s [options] STORE_DIR MOUNTPOINT\n"
@@ -266,57 +437,15 @@ void PrintUsage(std::FILE* out, const char* program) {
                "pool (and namespace; created in it if missing), at MOUNTPOINT:\n"
                "sessions/ takes uploads, assets/ holds what was committed. Daemonizes once\n"
                "mounted unless -f (or -d) is given. Unmount with fusermount3 -u MOUNTPOINT.\n"
-               "\n"
-               "upfs options:\n"
-               "    -o ttl=SECONDS         a session untouched this long, with no open file,\n"
-               "                           expires and its data is freed (default: %lld)\n"
-               "    -o write_once          new sessions are write-once: rewriting a range\n"
-               "                           with the same bytes succeeds, with different bytes\n"
-               "                           fails with EPERM (default: off). Per session:\n"
-               "                           setfattr -n user.upfs.write_once -v 1 (or 0)\n"
-               "                           sessions/NAME\n"
-               "    -o log_level=LEVEL     trace, debug, info, warn or error\n"
-               "                           (default: info; debug with -d)\n"
-               "    -o log_file=PATH       where the log goes (default: stderr with -f;\n"
-               "                           when daemonized STORE_DIR/upfs.log, or syslog\n"
-               "                           (the journal) for a rados:// store)\n"
-               "    -o sweep_interval=SECONDS\n"
-               "                           how often expired sessions are looked for\n"
-               "                           (default: %lld)\n"
-               "    -o max_threads=N       worker threads (libfuse option; upfs default: %u)\n"
-               "    -o reserve=BYTES       free space kept for the database on the store's\n"
-               "                           file system: upload writes fail with ENOSPC\n"
-               "                           below it, finishing and aborting still work\n"
-               "                           (K, M, G suffixes; default: %lluM; directory\n"
-               "                           stores only)\n"
-               "    -o pre_commit=PROGRAM  run during every finish once the files are\n"
-               "                           verified; an exit other than 0 refuses the\n"
-               "                           commit (EPERM) (default: none)\n"
-               "    -o post_commit=PROGRAM run after every commit, at least once, across\n"
-               "                           crashes; retried until it exits 0 (default: none)\n"
-               "    -o hook_timeout=SECONDS\n"
-               "                           a hook running longer is killed (a refusal for\n"
-               "                           pre_commit) (default: %lld)\n"
-               "\n"
-               "rados:// store options:\n"
-               "    -o ceph_conf=PATH      Ceph configuration file (default: librados'\n"
-               "                           search: $CEPH_CONF, /etc/ceph/ceph.conf, ...)\n"
-               "    -o ceph_id=NAME        client name without 'client.' (default: admin)\n"
-               "    -o rados_timeout=SECONDS\n"
-               "                           a cluster operation that takes longer fails\n"
-               "                           (EIO) instead of hanging (default: %lld)\n"
-               "    -o lease=SECONDS       this mount's lease on the store, renewed every\n"
-               "                           third of it; once it runs out another mount\n"
-               "                           takes over its sessions (default: %lld)\n"
-               "\n"
+               "See upfs(8).\n"
+               "\n",
+               program, program);
+  PrintOptionGroup(out, OptionDoc::Group::kUpfs, "upfs options:");
+  PrintOptionGroup(out, OptionDoc::Group::kRados, "rados:// store options:");
+  std::fprintf(out,
                "upfs always adds -o default_permissions (the kernel enforces file modes)\n"
                "and -o fsname=upfs:STORE_DIR,subtype=upfs.\n"
-               "\n",
-               program, program, static_cast<long long>(kDefaultTtlSeconds),
-               static_cast<long long>(kDefaultSweepIntervalSeconds), kDefaultMaxThreads,
-               static_cast<unsigned long long>(store::kDefaultReserveBytes >> 20),
-               static_cast<long long>(kDefaultHookTimeoutSeconds),
-               static_cast<long long>(kDefaultRadosTimeoutSeconds), static_cast<long long>(kDefaultLeaseSeconds));
+               "\n");
 }
 
 std::string EscapeOptionValue(std::string_view value) {

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -101,6 +102,10 @@ struct CommandLine {
   std::string post_commit;
   // -o hook_timeout=SECONDS: a hook running longer is killed.
   int64_t hook_timeout_seconds = kDefaultHookTimeoutSeconds;
+  // -o quota=BYTES, -o max_sessions=N: per-uid limits (session/quota.h);
+  // 0: none.
+  uint64_t quota_bytes = 0;
+  uint64_t max_sessions = 0;
 };
 
 // Parses upfs's options and STORE_DIR out of `args` into `out`, leaving
@@ -112,6 +117,38 @@ Status ParseCommandLine(fuse_args* args, CommandLine* out);
 
 // The exit status of upfs for a command line it cannot use.
 inline constexpr int kUsageExit = 2;
+
+// One option as --help and the man page upfs(8) describe it. The table of
+// them (OptionTable) is also what the parser matches, so an option upfs
+// takes is documented, and one it documents is taken, by construction:
+// adding an option is an entry there, and a key and its case in the parser
+// (command_line.cc).
+struct OptionDoc {
+  enum class Group {
+    kUpfs,   // upfs's own -o options
+    kRados,  // upfs's -o options for a rados:// store
+    kFuse,   // libfuse's; --help prints libfuse's own text for them, the
+             // man page this entry's
+  };
+  Group group;
+  // "ttl" for `-o ttl=SECONDS`; a name starting with '-' is written as it
+  // stands ("-f", "-d, -o debug").
+  std::string_view name;
+  // The value's placeholder ("SECONDS"); empty for a switch.
+  std::string_view argument;
+  // command_line.cc's parser key; options upfs leaves to libfuse have none.
+  int key;
+  // One paragraph of plain text (no markup; the man page escapes it).
+  std::string_view description;
+  // The default as text; empty when there is none to state.
+  std::string default_value;
+};
+
+// Every option, in the order --help and the man page list them.
+std::span<const OptionDoc> OptionTable();
+
+// How the option is written: "-o ttl=SECONDS", "-o write_once", "-f".
+std::string OptionSpelling(const OptionDoc& option);
 
 // Prints the usage line and upfs's own options with their defaults (the
 // first part of --help; libfuse's helpers print the rest).

@@ -96,4 +96,55 @@ int ErrnoFor(Status::Code code) {
   return EIO;
 }
 
+std::span<const ErrnoUse> DocumentedErrnos() {
+  // Beside the switch above, so a new errno there is written here too.
+  static constexpr ErrnoUse kUses[] = {
+      {EBADMSG, "finish: a file's SHA-256 differs from the manifest's"},
+      {ENODATA,
+       "finish: a file has missing bytes before its length; also getxattr(2) of an attribute "
+       "that is not set, as on any Linux file system"},
+      {EINVAL,
+       "finish: a malformed manifest line, bad hex, a duplicate line, a file the manifest does "
+       "not list, a path that is not in the session; also an invalid name (.finish and .status "
+       "are reserved in a session) or option"},
+      {EROFS,
+       "any write, create, rename, delete, setattr or xattr change under assets/; renaming "
+       "anything but a session directory into assets/; opening .status for writing"},
+      {EEXIST,
+       "mkdir sessions/NAME when NAME is an open session or a committed asset; creating an "
+       "existing name"},
+      {ESTALE, "the session was committed or aborted while the file was open"},
+      {EBUSY,
+       "the session is being finished right now; or, with several mounts of a RADOS store, "
+       "another mount holds the session and its lease is live (its log names that mount)"},
+      {EFBIG, "a write or truncate past 2^62 bytes; an xattr value over 64 KiB; a manifest over "
+              "256 MiB"},
+      {ENAMETOOLONG, "a name over 255 bytes"},
+      {EXDEV, "rename between two sessions (mv then copies instead)"},
+      {EPERM,
+       "a write-once session got different bytes for a range already received; hard links; "
+       "symlinks; creating anything at the mount's root or directly in sessions/ other than a "
+       "session directory; finish: the -o pre_commit program refused the commit (its first line "
+       "of stderr is in .status)"},
+      {EDQUOT,
+       "a write that would take the bytes of its session owner's open sessions past -o quota, or "
+       "a mkdir of a session past -o max_sessions (nothing of it is stored; .status and the log "
+       "name the limit)"},
+      {ENOSPC,
+       "a write of upload data while the store's file system has less free space than -o "
+       "reserve (finishing, aborting and deleting still work), or the database ran out of space"},
+      {EIO, "stored data failed its checks, the disk failed, or a RADOS operation failed or "
+            "timed out (logged at error level)"},
+      {ENOTEMPTY, "rmdir of a directory that is not empty (rm -r of a session works)"},
+      {ENOTDIR, "a path goes through a file as if it were a directory"},
+      {EISDIR, "a directory where a file is needed (opened, read or written as a file)"},
+      {EACCES, "the caller lacks the rights: file modes, another user's session"},
+      {ENOENT, "no such session, file or asset"},
+      {ENOMEM, "the daemon ran out of memory for a request"},
+      {EOPNOTSUPP, "fallocate(2)"},
+      {ERANGE, "getxattr(2) or listxattr(2) with a buffer too small for the value"},
+  };
+  return kUses;
+}
+
 }  // namespace upfs::fs

@@ -9,6 +9,9 @@
 // Thread safety: a pure function.
 #pragma once
 
+#include <span>
+#include <string_view>
+
 #include "store/status.h"
 
 namespace upfs::fs {
@@ -16,5 +19,16 @@ namespace upfs::fs {
 // The positive errno reported to the kernel for a failure with `code`;
 // 0 for kOk.
 int ErrnoFor(Status::Code code);
+
+// An errno upfs reports, and when: the ERRORS section of upfs(8).
+struct ErrnoUse {
+  int errnum;
+  std::string_view when;  // plain text, one paragraph
+};
+
+// Every errno ErrnoFor returns (tests/fs/errno_table_test.cc checks that
+// none is missing) and the ones fs/ replies without a Status (ERANGE), in
+// the order upfs(8) lists them.
+std::span<const ErrnoUse> DocumentedErrnos();
 
 }  // namespace upfs::fs

@@ -62,7 +62,8 @@
 namespace upfs::fs {
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
+// The project's version (CMakeLists.txt), as upfs(8) states it.
+constexpr const char* kVersion = UPFS_VERSION;
 constexpr const char* kLogFileName = "upfs.log";
 constexpr const char* kLogPattern = "[%Y-%m-%d %H:%M:%S.%e] [%l] [%t] %v";
 
@@ -356,6 +357,8 @@ int RunMount(Mount& m, fuse_args* args) {
   engine_options.post_commit = m.cl.post_commit;
   engine_options.hook_timeout_ns = m.cl.hook_timeout_seconds * 1'000'000'000;
   engine_options.mountpoint = m.opts.mountpoint;
+  engine_options.quota_bytes = m.cl.quota_bytes;
+  engine_options.max_sessions = m.cl.max_sessions;
   Result<std::unique_ptr<session::Engine>> engine =
       session::Engine::Open(std::move(*store), engine_options);
   if (!engine.ok()) {

@@ -19,6 +19,9 @@ packages=(
   rsync libglib2.0-bin attr util-linux procps coreutils tar openssl
   # bad_input.sh reads each errno from the syscall with Python's os module
   python3
+  # install.sh: mount(8) with -t fuse.upfs and -T FSTAB; the man page
+  # upfs(8) rendered and checked for warnings
+  mount man-db groff-base
   # tests/fuzz: libFuzzer comes with clang's runtime (libclang-rt-dev)
   clang libclang-rt-dev
   # third-party exercisers (tests/integration/exerciser_*.sh)

@@ -1,7 +1,9 @@
 // The upfs command line: upfs's own options and STORE_DIR come out, the
 // rest is left for libfuse's parser, which must then accept it.
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -184,6 +186,88 @@ TEST_CASE("EscapeOptionValue survives libfuse's option parser") {
   CHECK(std::string(parsed.subtype) == "upfs");
   free(parsed.fsname);
   free(parsed.subtype);
+}
+
+// What PrintUsage prints.
+std::string UsageText() {
+  char* buffer = nullptr;
+  size_t size = 0;
+  std::FILE* out = open_memstream(&buffer, &size);
+  REQUIRE(out != nullptr);
+  PrintUsage(out, "upfs");
+  std::fclose(out);
+  std::string text(buffer, size);
+  std::free(buffer);
+  return text;
+}
+
+// `text` with every run of white space (a line break and the next line's
+// indentation too) as one space.
+std::string OneLine(const std::string& text) {
+  std::string joined;
+  for (char c : text) {
+    const bool space = c == ' ' || c == '\n';
+    if (space && !joined.empty() && joined.back() == ' ') continue;
+    joined += space ? ' ' : c;
+  }
+  return joined;
+}
+
+TEST_CASE("the option table names each option once and describes it") {
+  std::set<std::string> names;
+  for (const OptionDoc& option : OptionTable()) {
+    INFO(option.name);
+    CHECK(names.insert(std::string(option.name)).second);
+    CHECK_FALSE(option.description.empty());
+    CHECK(option.description.find('\n') == std::string_view::npos);
+  }
+}
+
+TEST_CASE("every upfs option of the table is parsed, and libfuse's left to libfuse") {
+  for (const OptionDoc& option : OptionTable()) {
+    if (option.name.substr(0, 1) == "-") continue;  // a flag: libfuse's
+    const std::string name(option.name);
+    const std::string given = name + (option.argument.empty() ? "" : "=1");
+    Args args({"upfs", "-o", given});
+    INFO(given);
+    CommandLine cl;
+    const Status s = ParseCommandLine(args.get(), &cl);
+    if (option.group == OptionDoc::Group::kFuse) {
+      CHECK(s.ok());
+      CHECK(args.Joined().find(name) != std::string::npos);
+    } else if (s.ok()) {
+      // Taken out, or (max_threads) noted and left to libfuse too.
+      CHECK((args.Joined().find(name) == std::string::npos || cl.max_threads_given));
+    } else {
+      CHECK(s.message().find("-o " + name + "=1") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("--help lists every upfs option of the table with its default, in 79 columns") {
+  const std::string usage = UsageText();
+  const std::string joined = OneLine(usage);
+  for (const OptionDoc& option : OptionTable()) {
+    const std::string spelled = OptionSpelling(option);
+    INFO(spelled);
+    const bool listed = usage.find("\n    " + spelled + " ") != std::string::npos ||
+                        usage.find("\n    " + spelled + "\n") != std::string::npos;
+    // libfuse prints its own options after upfs's.
+    CHECK(listed == (option.group != OptionDoc::Group::kFuse));
+    if (listed) {
+      CHECK(joined.find(OneLine(std::string(option.description))) != std::string::npos);
+      if (!option.default_value.empty()) {
+        CHECK(joined.find("(default: " + option.default_value + ")") != std::string::npos);
+      }
+    }
+  }
+  size_t line_start = 0;
+  for (size_t end = usage.find('\n'); end != std::string::npos; end = usage.find('\n', line_start)) {
+    INFO(usage.substr(line_start, end - line_start));
+    CHECK(end - line_start <= 79);
+    line_start = end + 1;
+  }
+  CHECK(usage.find("    -o ttl=SECONDS         a session untouched") != std::string::npos);
 }
 
 }  // namespace

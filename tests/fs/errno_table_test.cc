@@ -2,6 +2,7 @@
 // README promise, and no code is left without one.
 #include <cerrno>
 #include <map>
+#include <set>
 
 #include <catch2/catch.hpp>
 
@@ -65,6 +66,19 @@ TEST_CASE("every Status code has an entry in the table, and only EIO codes map t
     if (err == EIO) CHECK((code == Code::kCorruption || code == Code::kIOError));
   }
   CHECK(kExpected.size() == static_cast<size_t>(last - first + 1));
+}
+
+TEST_CASE("upfs(8) documents every errno ErrnoFor returns, each once") {
+  std::set<int> documented;
+  for (const ErrnoUse& use : DocumentedErrnos()) {
+    INFO("errno " << use.errnum);
+    CHECK(documented.insert(use.errnum).second);
+    CHECK_FALSE(use.when.empty());
+  }
+  for (const auto& [code, expected] : kExpected) {
+    INFO("code " << Status::CodeName(code));
+    CHECK(documented.count(ErrnoFor(code)) == 1);
+  }
 }
 
 }  // namespace

@@ -10,7 +10,9 @@
 #   log_reopen   SIGUSR1 reopens the log file (logrotate), the mount stays up
 #   hooks        pre_commit refuses and accepts; post_commit delivered after
 #                kill -9; a hostile session name through both
-set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks)
+#   quota        -o quota under 8 parallel writers of one uid, -o max_sessions,
+#                both across a restart; root exempt
+set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks quota)
 foreach(name IN LISTS upfs_mount_behaviours)
   add_test(NAME integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)

@@ -18,7 +18,7 @@ std::string Bytes(size_t n, char c) { return std::string(n, c); }
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("quota: writes past -o quota fail and store nothing; commit, truncate and unlink give back",
+TEMPLATE_TEST_CASE("quota: writes past -o quota fail and store nothing, and commits, truncates and unlinks give back",
                    "[engine][quota]", MemoryBackend, LevelDbBackend) {
   FixtureOptions options;
   options.quota_bytes = 100'000;
