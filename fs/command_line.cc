@@ -22,6 +22,7 @@ enum Key {
   kKeyHookTimeout,
   kKeyQuota,
   kKeyMaxSessions,
+  kKeyWorm,
   kKeyLibfuse,  // not matched by upfs: libfuse's option, documented only
 };
 
@@ -56,6 +57,10 @@ std::span<const OptionDoc> OptionTable() {
        "K, M, G or T suffix (directory stores only): upload writes fail with ENOSPC below it; "
        "finishing and aborting still work",
        std::to_string(defaults.reserve_bytes >> 20) + "M"},
+      {Group::kUpfs, "worm", "", kKeyWorm,
+       "write once, read many: no asset can be removed (rmdir assets/NAME fails with EROFS); "
+       "without it, rmdir assets/NAME by the asset's owner or root removes the whole asset",
+       "off"},
       {Group::kUpfs, "pre_commit", "PROGRAM", kKeyPreCommit,
        "an absolute path: run during every finish once the files are verified, before the "
        "commit; an exit other than 0 refuses it (EPERM, its first line of stderr in .status)",
@@ -317,6 +322,9 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
       return ParseProgram("post_commit", ValueOf(arg), &out.post_commit);
     case kKeyHookTimeout:
       return ParseSeconds("hook_timeout", ValueOf(arg), 24 * 3600, &out.hook_timeout_seconds);
+    case kKeyWorm:
+      out.worm = true;
+      return Status::OK();
     case kKeyQuota:
       return ParseBytes("quota", ValueOf(arg), &out.quota_bytes);
     case kKeyMaxSessions: {

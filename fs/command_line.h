@@ -102,6 +102,8 @@ struct CommandLine {
   std::string post_commit;
   // -o hook_timeout=SECONDS: a hook running longer is killed.
   int64_t hook_timeout_seconds = kDefaultHookTimeoutSeconds;
+  // -o worm: assets cannot be removed.
+  bool worm = false;
   // -o quota=BYTES, -o max_sessions=N: per-uid limits (session/quota.h);
   // 0: none.
   uint64_t quota_bytes = 0;

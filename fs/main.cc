@@ -357,6 +357,7 @@ int RunMount(Mount& m, fuse_args* args) {
   engine_options.post_commit = m.cl.post_commit;
   engine_options.hook_timeout_ns = m.cl.hook_timeout_seconds * 1'000'000'000;
   engine_options.mountpoint = m.opts.mountpoint;
+  engine_options.worm = m.cl.worm;
   engine_options.quota_bytes = m.cl.quota_bytes;
   engine_options.max_sessions = m.cl.max_sessions;
   Result<std::unique_ptr<session::Engine>> engine =

@@ -204,6 +204,11 @@ Result<Attr> Engine::Impl::GetAttr(uint64_t id) {
     if (s->state != SessionState::kGone) return AttrIn(*s, id);
   }
   auto loc = Locate(id);
+  if (loc.status().IsNotFound()) {
+    // A file of a removed asset, still open: as an unlinked file.
+    std::lock_guard lock(handles_mu);
+    if (auto it = removed_attrs.find(id); it != removed_attrs.end()) return it->second;
+  }
   if (!loc.ok()) return loc.status();
   return AssetAttr(*loc);
 }

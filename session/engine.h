@@ -153,6 +153,8 @@ struct Options {
   int64_t hook_timeout_ns = int64_t{60} * 1'000'000'000;
   // A failed post_commit is retried after this, doubling up to 5 minutes.
   int64_t post_commit_retry_ns = int64_t{1'000'000'000};
+  // Assets can never be removed (rmdir assets/NAME fails with ReadOnly).
+  bool worm = false;
   // Per-user limits (session/quota.h): bytes a uid's open sessions may
   // hold, and how many it may have open; 0: no limit.
   uint64_t quota_bytes = 0;
@@ -190,7 +192,11 @@ class Engine {
   Result<Attr> Create(uint64_t parent, std::string_view name, uint32_t mode, Caller caller);
   Status Unlink(uint64_t parent, std::string_view name);
   // rmdir of an (empty) session directory aborts the session and frees its
-  // data.
+  // data. rmdir of assets/NAME removes the whole asset, in one atomic,
+  // synced write: gone from every listing and lookup at once; files open
+  // then stay readable until closed, and their bytes are freed then (the
+  // rest at once). ReadOnly under Options::worm. (The kernel checks the
+  // caller: assets/ is sticky, so the asset's owner or root.)
   Status Rmdir(uint64_t parent, std::string_view name);
   // Within one session, as on a local filesystem (replaces a file target).
   // sessions/NAME -> assets/NAME commits the session like an empty

@@ -10,6 +10,7 @@
 //   write_path.cc     writes, truncation, reads and the running hash
 //   finish.cc         verifying a session against its manifest and the commit
 //   expiry.cc         dropping a session: expiry and abort
+//   asset_removal.cc  removing a committed asset (rmdir assets/NAME)
 //   status_report.cc  the text of .status
 #pragma once
 
@@ -20,6 +21,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
+#include <unordered_set>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -359,6 +362,16 @@ struct Engine::Impl {
   std::mutex handles_mu;
   std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles;  // GUARDED_BY(handles_mu)
   uint64_t next_handle = 1;                                       // GUARDED_BY(handles_mu)
+  // Open handles per committed file (blob id), and the files of removed
+  // assets whose bytes wait for their last reader. GUARDED_BY(handles_mu)
+  std::unordered_map<uint64_t, int> asset_readers;
+  std::unordered_set<uint64_t> removed_waiting;
+  // Their attributes (link count 0), for fstat(2) of the open handles.
+  std::unordered_map<uint64_t, Attr> removed_attrs;
+  // Held exclusively while an asset is removed, shared while a committed
+  // file is opened or released: a removal sees every reader, and no reader
+  // opens a file being removed. Taken before handles_mu.
+  std::shared_mutex asset_removal_mu;
 
   int64_t Now() const { return options.clock->NowNs(); }
 
@@ -451,6 +464,13 @@ struct Engine::Impl {
   // ---- expiry and abort (expiry.cc) ----
 
   Status DropSession(Session& s, bool sync);
+
+  // ---- removing assets (asset_removal.cc) ----
+
+  Status RemoveAsset(std::string_view name);
+  // Frees the bytes of a removed asset's file (its last reader closed, or
+  // at start).
+  void FreeRemoved(const std::vector<uint64_t>& blobs);
 
   // ---- several mounts of one store (recovery.cc) ----
 

@@ -59,6 +59,9 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode, Credentials* opener) {
       s->last_activity_ns = m.Now();
     }
   } else {
+    // Not while the asset is being removed: then it is gone, or this
+    // handle is one the removal waits for.
+    std::shared_lock removal(m.asset_removal_mu);
     auto entry = m.AssetEntryOf(id);
     if (!entry.ok()) return entry.status();
     if (entry->is_dir) return Status::IsDirectory("directory");
@@ -66,6 +69,11 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode, Credentials* opener) {
     h->kind = NodeKind::kAssetFile;
     h->asset_blob = m.store->OpenCommittedBlob(entry->id);
     h->asset_length = entry->length;
+    std::lock_guard lock(m.handles_mu);
+    ++m.asset_readers[id];
+    uint64_t handle = m.next_handle++;
+    m.handles.emplace(handle, std::move(h));
+    return handle;
   }
   std::lock_guard lock(m.handles_mu);
   uint64_t handle = m.next_handle++;
@@ -119,6 +127,22 @@ Status Engine::Release(uint64_t id, uint64_t handle) {
     if (it == m.handles.end() || it->second->id != id) return Status::InvalidArgument("unknown file handle");
     h = std::move(it->second);
     m.handles.erase(it);
+  }
+  if (h->kind == NodeKind::kAssetFile) {
+    // The last reader of a removed asset's file frees its bytes.
+    std::shared_lock removal(m.asset_removal_mu);
+    bool free = false;
+    {
+      std::lock_guard lock(m.handles_mu);
+      auto it = m.asset_readers.find(id);
+      if (it != m.asset_readers.end() && --it->second == 0) {
+        m.asset_readers.erase(it);
+        free = m.removed_waiting.erase(id) > 0;
+        m.removed_attrs.erase(id);
+      }
+    }
+    if (free) m.FreeRemoved({id});
+    return Status::OK();
   }
   Status st;
   if (h->kind == NodeKind::kFinish) {

@@ -314,6 +314,7 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
     spdlog::info("session {} aborted", Quote(name));
     return Status::OK();
   }
+  if (parent == kAssetsId) return m.RemoveAsset(name);
   auto s = m.SessionOf(parent);
   if (!s) return Status::ReadOnly("assets are read-only");
   std::lock_guard lock(s->mu);

@@ -216,6 +216,11 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
       UPFS_RETURN_IF_ERROR(impl->AddSession(std::move(rec), "").status());
     }
   }
+  // Files of removed assets kept for readers that are gone now.
+  std::vector<uint64_t> removed;
+  UPFS_RETURN_IF_ERROR(impl->store->ListRemovedBlobs(&removed));
+  if (!removed.empty()) spdlog::info("freeing {} file(s) of removed assets", removed.size());
+  impl->FreeRemoved(removed);
   std::vector<AssetRecord> assets;
   UPFS_RETURN_IF_ERROR(impl->store->ListAssets(&assets));
   impl->asset_count = assets.size();

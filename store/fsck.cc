@@ -15,7 +15,7 @@ using Kind = FsckProblemKind;
 
 // Every key of the layout has one of these tags; "V" and "N" are single
 // keys. Anything else is reported as outside the layout.
-constexpr std::string_view kTags = "@AEHINPSUVn";  // in key order; "@": keys::kExtentTag
+constexpr std::string_view kTags = "@AEHINPRSUVn";  // in key order; "@": keys::kExtentTag
 
 // Extent and node keys: tag + two 8-byte numbers.
 constexpr size_t kChunkKeySize = 17;
@@ -48,7 +48,9 @@ bool IsLowerHex(std::string_view s) {
 // Who owns a blob, and what the check expects of it.
 struct Owner {
   uint64_t id = 0;
-  enum class Side { kCommitted, kSession, kCommittedUnknown } side = Side::kCommitted;
+  // kRemoved: a file of a removed asset whose bytes wait for its readers
+  // (an "R" record); its bytes are not checked.
+  enum class Side { kCommitted, kSession, kCommittedUnknown, kRemoved } side = Side::kCommitted;
   std::string asset;    // kCommitted, kCommittedUnknown
   std::string session;  // kSession
   std::string path;
@@ -78,6 +80,7 @@ class Checker {
     CheckEntries();
     CheckIds();
     CheckNotices();
+    CheckRemoved();
     CheckSessionsAndNodes();
     IndexOwners();
     CheckData();
@@ -323,6 +326,23 @@ class Checker {
                "commit notices");
   }
 
+  // Files of removed assets waiting for their readers: their blobs are
+  // owned until freed (at the latest by the next start).
+  void CheckRemoved() {
+    std::string prefix = keys::RemovedPrefix();
+    ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
+                        [&](std::string_view k, std::string_view v) {
+                          if (k.size() != 9 || !v.empty()) {
+                            Undecodable(k, "removed-file record is not an 8-byte id with an empty value");
+                            return true;
+                          }
+                          const uint64_t blob = keys::ReadBigEndian64(k.substr(1));
+                          owners_.push_back({blob, Owner::Side::kRemoved, "", "", "", 0, ""});
+                          return true;
+                        }),
+               "removed-file records");
+  }
+
   // Merges the "I" records (sorted by id) with the ids the entries and
   // asset records hand out.
   void CheckIds() {
@@ -531,7 +551,8 @@ class Checker {
     for (size_t i = 1; i < owners_.size(); ++i) {
       if (owners_[i].id != owners_[i - 1].id) continue;
       // Two committed entries sharing an id were reported by CheckIds.
-      if (owners_[i].side != Owner::Side::kSession && owners_[i - 1].side != Owner::Side::kSession) continue;
+      auto exclusive = [](const Owner& o) { return o.side == Owner::Side::kSession || o.side == Owner::Side::kRemoved; };
+      if (!exclusive(owners_[i]) && !exclusive(owners_[i - 1])) continue;
       FsckProblem& p = Add(Kind::kIndex, "blob " + std::to_string(owners_[i].id) + " is claimed by " +
                                              Describe(owners_[i - 1]) + " and by " + Describe(owners_[i]));
       p.blob = owners_[i].id;
@@ -545,6 +566,7 @@ class Checker {
     if (o.side == Owner::Side::kSession) {
       return "file '" + EscapeBytes(o.path) + "' of session '" + EscapeBytes(o.session) + "'";
     }
+    if (o.side == Owner::Side::kRemoved) return "a file of a removed asset, kept for its readers";
     return "file '" + EscapeBytes(o.path) + "' of asset '" + EscapeBytes(o.asset) + "'";
   }
 

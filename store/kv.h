@@ -32,6 +32,7 @@ struct KvWrite {
   void Expect(std::string key, std::optional<std::string> value) {
     expects.emplace_back(std::move(key), std::move(value));
   }
+  bool empty() const { return ops.empty() && expects.empty(); }
 };
 
 // Return false to stop the scan.

@@ -878,6 +878,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   // if this mount still holds it; `held` lists those checked already.
   std::set<uint64_t> held;
   bool claims = false;
+  bool removes_asset = false;
   auto holds = [&](uint64_t session_id) {
     if (lease_ && held.insert(session_id).second) write.Expect(keys::Holder(session_id), mount_id_);
   };
@@ -920,6 +921,25 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       write.Put(keys::Notice(pnote->asset), "");
     } else if (auto* dn = std::get_if<Batch::DeleteNotice>(&op)) {
       write.Delete(keys::Notice(dn->asset));
+    } else if (auto* da = std::get_if<Batch::DeleteAsset>(&op)) {
+      removes_asset = true;
+      // The record as stored (an older format's bytes differ from a new
+      // encoding of the same record): removed only if still that.
+      std::string stored;
+      Status got = kv_->Get(keys::Asset(da->record.name), &stored);
+      if (got.IsNotFound()) return Status::NotFound("asset '" + da->record.name + "' is not committed");
+      UPFS_RETURN_IF_ERROR(got);
+      write.Expect(keys::Asset(da->record.name), std::move(stored));
+      write.Delete(keys::Asset(da->record.name));
+      write.Delete(keys::Id(da->record.root_id));
+      write.Delete(keys::Notice(da->record.name));
+    } else if (auto* de = std::get_if<Batch::DeleteAssetEntry>(&op)) {
+      write.Delete(keys::Entry(de->entry.asset, de->entry.dir, de->entry.name));
+      write.Delete(keys::Id(de->entry.id));
+    } else if (auto* pr = std::get_if<Batch::PutRemoved>(&op)) {
+      write.Put(keys::Removed(pr->blob), "");
+    } else if (auto* dr = std::get_if<Batch::DeleteRemoved>(&op)) {
+      write.Delete(keys::Removed(dr->blob));
     } else if (auto trim = trim_of(op)) {
       const auto [blob, length] = *trim;
       uint64_t before = *freed, end = 0;
@@ -929,6 +949,13 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       // in it (bytes a crash left without records).
       trims.push_back({blob, length, length == 0 ? std::max<uint64_t>(end, 1) : end});
     }
+  }
+  // A blob deleted whole is recorded as "removed" with its records' end,
+  // and that record is dropped once its bytes are freed (below): a crash
+  // in between leaves no bytes without an owner, and the next start
+  // (Engine::Open) frees them.
+  for (const Trim& t : trims) {
+    if (t.length == 0) write.Put(keys::Removed(t.blob), "");
   }
   if (!lease_) write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
   Status committed;
@@ -946,6 +973,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   if (committed.ok()) committed = kv_->Commit(write, sync);
   if (!committed.ok()) {
     if (committed.code() != Status::Code::kStale) return committed;
+    if (removes_asset) return Status::NotFound("the asset was removed or replaced meanwhile");
     for (const Batch::Op& op : batch.ops()) {
       if (auto* p = std::get_if<Batch::PutSession>(&op); p != nullptr && p->create) {
         return Status::Exists("the name '" + p->record.name + "' is taken by an open session or an asset");
@@ -955,10 +983,20 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
                                            : "this mount no longer holds the session (another mount took it over)"));
   }
   // The records are gone; now their bytes. A failure here leaves bytes no
-  // record names (invisible; fsck lists them as orphans).
+  // record names (invisible; fsck lists them as orphans), or, for a blob
+  // deleted whole, under its "removed" record, freed at the next start.
+  KvWrite freed_whole;
   for (const Trim& t : trims) {
     if (Status st = blobs_->Truncate(t.blob, t.length, t.end); !st.ok()) {
       spdlog::warn("{}: freeing bytes from {} failed: {}", BlobText(t.blob), t.length, st.ToString());
+    } else if (t.length == 0) {
+      freed_whole.Delete(keys::Removed(t.blob));
+    }
+  }
+  if (!freed_whole.empty()) {
+    if (Status st = kv_->Commit(freed_whole, /*sync=*/false); !st.ok()) {
+      spdlog::warn("dropping the records of {} freed blobs failed (done at the next start): {}",
+                   trims.size(), st.ToString());
     }
   }
   return Status::OK();
@@ -970,32 +1008,34 @@ Status KvStore::GetSession(std::string_view name, SessionRecord* out) const {
   return DecodeSession(value, out);
 }
 
-Status KvStore::ListSessions(std::vector<SessionRecord>* out) const {
+namespace {
+
+// Decodes every record under `prefix` into `out`, stopping at the first
+// that does not decode (its Status is returned).
+template <typename Record>
+Status ScanRecords(const Kv& kv, const std::string& prefix, Status (*decode)(std::string_view, Record*),
+                   std::vector<Record>* out) {
   out->clear();
-  Status decode;
-  std::string prefix = keys::SessionPrefix();
-  UPFS_RETURN_IF_ERROR(kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view, std::string_view v) {
-    SessionRecord r;
-    decode = DecodeSession(v, &r);
-    if (!decode.ok()) return false;
+  Status decoded;
+  UPFS_RETURN_IF_ERROR(kv.Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view, std::string_view v) {
+    Record r;
+    decoded = decode(v, &r);
+    if (!decoded.ok()) return false;
     out->push_back(std::move(r));
     return true;
   }));
-  return decode;
+  return decoded;
+}
+
+}  // namespace
+
+Status KvStore::ListSessions(std::vector<SessionRecord>* out) const {
+  return ScanRecords(*kv_, keys::SessionPrefix(), DecodeSession, out);
 }
 
 Status KvStore::ListNodes(uint64_t session_id, std::vector<NodeRecord>* out) const {
-  out->clear();
-  Status decode;
-  std::string prefix = keys::NodePrefix(session_id);
-  UPFS_RETURN_IF_ERROR(kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view, std::string_view v) {
-    NodeRecord r;
-    decode = DecodeNode(v, &r);
-    if (!decode.ok()) return false;
-    out->push_back(std::move(r));
-    return true;
-  }));
-  return decode.WithContext("session " + std::to_string(session_id));
+  return ScanRecords(*kv_, keys::NodePrefix(session_id), DecodeNode, out)
+      .WithContext("session " + std::to_string(session_id));
 }
 
 Status KvStore::GetAsset(std::string_view name, AssetRecord* out) const {
@@ -1005,17 +1045,7 @@ Status KvStore::GetAsset(std::string_view name, AssetRecord* out) const {
 }
 
 Status KvStore::ListAssets(std::vector<AssetRecord>* out) const {
-  out->clear();
-  Status decode;
-  std::string prefix = keys::AssetPrefix();
-  UPFS_RETURN_IF_ERROR(kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view, std::string_view v) {
-    AssetRecord r;
-    decode = DecodeAsset(v, &r);
-    if (!decode.ok()) return false;
-    out->push_back(std::move(r));
-    return true;
-  }));
-  return decode;
+  return ScanRecords(*kv_, keys::AssetPrefix(), DecodeAsset, out);
 }
 
 Status KvStore::ListNotices(std::vector<std::string>* out) const {
@@ -1023,6 +1053,20 @@ Status KvStore::ListNotices(std::vector<std::string>* out) const {
   std::string prefix = keys::NoticePrefix();
   return kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
     out->emplace_back(k.substr(prefix.size()));
+    return true;
+  });
+}
+
+Status KvStore::ListAssetEntries(std::string_view asset, std::vector<AssetEntry>* out) const {
+  return ScanRecords(*kv_, keys::EntryAssetPrefix(asset), DecodeEntry, out)
+      .WithContext("asset '" + std::string(asset) + "'");
+}
+
+Status KvStore::ListRemovedBlobs(std::vector<uint64_t>* out) const {
+  out->clear();
+  std::string prefix = keys::RemovedPrefix();
+  return kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
+    if (k.size() == 9) out->push_back(keys::ReadBigEndian64(k.substr(1)));
     return true;
   });
 }
@@ -1036,17 +1080,8 @@ Status KvStore::GetAssetEntry(std::string_view asset, std::string_view dir, std:
 
 Status KvStore::ListAssetDir(std::string_view asset, std::string_view dir,
                              std::vector<AssetEntry>* out) const {
-  out->clear();
-  Status decode;
-  std::string prefix = keys::EntryDirPrefix(asset, dir);
-  UPFS_RETURN_IF_ERROR(kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view, std::string_view v) {
-    AssetEntry e;
-    decode = DecodeEntry(v, &e);
-    if (!decode.ok()) return false;
-    out->push_back(std::move(e));
-    return true;
-  }));
-  return decode.WithContext("asset '" + std::string(asset) + "'");
+  return ScanRecords(*kv_, keys::EntryDirPrefix(asset, dir), DecodeEntry, out)
+      .WithContext("asset '" + std::string(asset) + "'");
 }
 
 Status KvStore::LocateId(uint64_t id, AssetLocation* out) const {

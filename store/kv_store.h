@@ -102,6 +102,8 @@ class KvStore : public Store {
   Status GetAsset(std::string_view name, AssetRecord* out) const override;
   Status ListAssets(std::vector<AssetRecord>* out) const override;
   Status ListNotices(std::vector<std::string>* out) const override;
+  Status ListAssetEntries(std::string_view asset, std::vector<AssetEntry>* out) const override;
+  Status ListRemovedBlobs(std::vector<uint64_t>* out) const override;
   Status GetAssetEntry(std::string_view asset, std::string_view dir, std::string_view name,
                        AssetEntry* out) const override;
   Status ListAssetDir(std::string_view asset, std::string_view dir,

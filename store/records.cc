@@ -68,6 +68,8 @@ std::string EntryAssetPrefix(std::string_view asset) {
 std::string Id(uint64_t id) { return Tagged('I', id); }
 std::string Notice(std::string_view asset) { return Named('P', asset); }
 std::string NoticePrefix() { return "P"; }
+std::string Removed(uint64_t blob) { return Tagged('R', blob); }
+std::string RemovedPrefix() { return "R"; }
 
 std::string PrefixEnd(std::string_view prefix) {
   std::string end(prefix);

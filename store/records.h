@@ -39,6 +39,9 @@
 //                               yet succeeded (the asset's name; value
 //                               empty): written in the commit's batch,
 //                               removed once the program exits 0
+//   "R" blob                    a file of a removed asset whose bytes wait for
+//                               its last reader to close (value empty):
+//                               freed then, or at the next start
 //   "I" id                      asset \0 dir \0 name: where a committed id is
 #pragma once
 
@@ -105,6 +108,8 @@ std::string EntryAssetPrefix(std::string_view asset);
 std::string Id(uint64_t id);
 std::string Notice(std::string_view asset);
 std::string NoticePrefix();
+std::string Removed(uint64_t blob);
+std::string RemovedPrefix();
 
 // The first key after every key that starts with `prefix`.
 std::string PrefixEnd(std::string_view prefix);

@@ -181,9 +181,18 @@ class Batch {
   // commit, removed once the program ran for it (Store::ListNotices).
   struct PutNotice { std::string asset; };
   struct DeleteNotice { std::string asset; };
+  // Removing an asset: its record (checked to be still `record`: NotFound
+  // otherwise, also when another mount removed it first), its root's id
+  // record and its commit notice; each entry and its id record; files
+  // whose readers are still open are kept as "removed" (PutRemoved) and
+  // freed once they close (DeleteRemoved with a DeleteBlob).
+  struct DeleteAsset { AssetRecord record; };
+  struct DeleteAssetEntry { AssetEntry entry; };
+  struct PutRemoved { uint64_t blob; };
+  struct DeleteRemoved { uint64_t blob; };
   using Op = std::variant<PutSession, DeleteSession, PutNode, DeleteNode,
                           PutAsset, PutAssetEntry, TruncateBlob, DeleteBlob, ClaimSession,
-                          PutNotice, DeleteNotice>;
+                          PutNotice, DeleteNotice, DeleteAsset, DeleteAssetEntry, PutRemoved, DeleteRemoved>;
 
   void Put(SessionRecord r) { ops_.push_back(PutSession{std::move(r)}); }
   void Create(SessionRecord r) { ops_.push_back(PutSession{std::move(r), true}); }
@@ -201,6 +210,10 @@ class Batch {
   void DeleteBlobData(uint64_t blob) { ops_.push_back(DeleteBlob{blob}); }
   void AddNotice(std::string asset) { ops_.push_back(PutNotice{std::move(asset)}); }
   void RemoveNotice(std::string asset) { ops_.push_back(DeleteNotice{std::move(asset)}); }
+  void Delete(AssetRecord r) { ops_.push_back(DeleteAsset{std::move(r)}); }
+  void Delete(AssetEntry e) { ops_.push_back(DeleteAssetEntry{std::move(e)}); }
+  void KeepRemoved(uint64_t blob) { ops_.push_back(PutRemoved{blob}); }
+  void ForgetRemoved(uint64_t blob) { ops_.push_back(DeleteRemoved{blob}); }
 
   const std::vector<Op>& ops() const { return ops_; }
   bool empty() const { return ops_.empty(); }
@@ -292,6 +305,11 @@ class Store {
   // The assets whose commit notice (Batch::AddNotice) is still recorded,
   // sorted by name.
   virtual Status ListNotices(std::vector<std::string>* out) const = 0;
+  // Every entry of `asset` (files and directories, any depth), in key order.
+  virtual Status ListAssetEntries(std::string_view asset, std::vector<AssetEntry>* out) const = 0;
+  // Files of removed assets whose bytes wait for their readers
+  // (Batch::KeepRemoved).
+  virtual Status ListRemovedBlobs(std::vector<uint64_t>* out) const = 0;
 
   // Reclaims the space of blob bytes deleted or truncated since the last
   // compaction (the store keeps track of which). Returns the first failure.

@@ -12,7 +12,9 @@
 #                kill -9; a hostile session name through both
 #   quota        -o quota under 8 parallel writers of one uid, -o max_sessions,
 #                both across a restart; root exempt
-set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks quota)
+#   asset_removal  rmdir assets/NAME with a reader open, kill -9 racing it,
+#                owner or root only, rm -r refused whole, -o worm
+set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks quota asset_removal)
 foreach(name IN LISTS upfs_mount_behaviours)
   add_test(NAME integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)

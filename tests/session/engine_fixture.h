@@ -115,6 +115,7 @@ struct FixtureOptions {
   // Per-user limits (Options::quota_bytes, max_sessions).
   uint64_t quota_bytes = 0;
   uint64_t max_sessions = 0;
+  bool worm = false;
 };
 
 class EngineFixture {
@@ -353,6 +354,7 @@ class EngineFixture {
     options.post_commit_retry_ns = options_.post_commit_retry_ns;
     options.quota_bytes = options_.quota_bytes;
     options.max_sessions = options_.max_sessions;
+    options.worm = options_.worm;
     auto engine = Engine::Open(std::move(store), options);
     REQUIRE_OK(engine);
     engine_ = std::move(engine).value();

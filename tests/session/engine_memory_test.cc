@@ -69,6 +69,14 @@ class DiscardingStore : public store::Store {
     out->clear();
     return Status::OK();
   }
+  Status ListAssetEntries(std::string_view, std::vector<store::AssetEntry>* out) const override {
+    out->clear();
+    return Status::OK();
+  }
+  Status ListRemovedBlobs(std::vector<uint64_t>* out) const override {
+    out->clear();
+    return Status::OK();
+  }
   Status Compact() override { return Status::OK(); }
 
  private:

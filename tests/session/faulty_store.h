@@ -97,6 +97,10 @@ class FaultyStore : public store::Store {
   }
   Status LocateId(uint64_t id, store::AssetLocation* out) const override { return base_->LocateId(id, out); }
   Status ListNotices(std::vector<std::string>* out) const override { return base_->ListNotices(out); }
+  Status ListAssetEntries(std::string_view asset, std::vector<store::AssetEntry>* out) const override {
+    return base_->ListAssetEntries(asset, out);
+  }
+  Status ListRemovedBlobs(std::vector<uint64_t>* out) const override { return base_->ListRemovedBlobs(out); }
   Status Compact() override { return base_->Compact(); }
 
  private:

@@ -1,0 +1,84 @@
+// Engine: removing a committed asset (rmdir assets/NAME). One atomic,
+// synced store write takes the asset's record, its entries, their id
+// records and its commit notice out, and frees the bytes of its files,
+// except those a handle has open: those are kept under a "removed" record
+// (Batch::KeepRemoved) until their last reader closes, or until the next
+// start, so that a crash at any point leaves the asset whole or gone, and
+// no bytes without an owner (upfs fsck stays clean).
+#include "session/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+
+#include "session/engine_impl.h"
+
+namespace upfs::session {
+
+Status Engine::Impl::RemoveAsset(std::string_view name) {
+  if (options.worm) return Status::ReadOnly("assets are write-once and cannot be removed (-o worm)");
+  std::unique_lock removal(asset_removal_mu);
+  AssetRecord asset;
+  Status got = store->GetAsset(name, &asset);
+  if (got.IsNotFound()) return Status::NotFound("no asset " + Quote(name));
+  UPFS_RETURN_IF_ERROR(got);
+  std::vector<AssetEntry> entries;
+  UPFS_RETURN_IF_ERROR(store->ListAssetEntries(name, &entries));
+  Batch batch;
+  std::vector<std::pair<uint64_t, Attr>> kept;
+  uint64_t files = 0;
+  {
+    // No handle opens or closes a committed file meanwhile (removal).
+    std::lock_guard lock(handles_mu);
+    for (AssetEntry& e : entries) {
+      if (!e.is_dir) {
+        ++files;
+        if (asset_readers.count(e.id)) {
+          Attr attr = EntryAttrOf(e);
+          attr.nlink = 0;
+          kept.emplace_back(e.id, attr);
+          batch.KeepRemoved(e.id);
+        } else {
+          batch.DeleteBlobData(e.id);
+        }
+      }
+      batch.Delete(std::move(e));
+    }
+  }
+  batch.Delete(asset);
+  const std::string where = "asset " + Quote(name);
+  if (Status st = store->Apply(batch, /*sync=*/true); !st.ok()) {
+    spdlog::error("{}: removal failed, the asset stays whole: {}", where, st.ToString());
+    return st.WithContext("removing " + where);
+  }
+  {
+    std::lock_guard lock(handles_mu);
+    for (auto& [id, attr] : kept) {
+      removed_waiting.insert(id);
+      removed_attrs.emplace(id, attr);
+    }
+  }
+  --asset_count;
+  assets_dir_ns = Now();
+  spdlog::info("{} removed: {} files, {} bytes{}", where, files, asset.bytes,
+               kept.empty() ? std::string()
+                            : "; the bytes of " + std::to_string(kept.size()) +
+                                  " files open for reading are freed when they are closed");
+  return Status::OK();
+}
+
+void Engine::Impl::FreeRemoved(const std::vector<uint64_t>& blobs) {
+  if (blobs.empty()) return;
+  Batch batch;
+  for (uint64_t blob : blobs) {
+    batch.DeleteBlobData(blob);
+    batch.ForgetRemoved(blob);
+  }
+  if (Status st = store->Apply(batch, /*sync=*/false); !st.ok()) {
+    // The "removed" records stay: the next start frees them.
+    spdlog::warn("freeing the bytes of {} file(s) of removed assets failed (retried at the next start): {}",
+                 blobs.size(), st.ToString());
+  }
+}
+
+}  // namespace upfs::session
