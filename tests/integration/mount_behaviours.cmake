@@ -12,7 +12,9 @@
 #                kill -9; a hostile session name through both
 #   quota        -o quota under 8 parallel writers of one uid, -o max_sessions,
 #                both across a restart; root exempt
-set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks quota)
+#   metrics      -o metrics_file: counts after uploads and refusals, promtool
+#                check metrics, replaced whole while read, written at unmount
+set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks quota metrics)
 foreach(name IN LISTS upfs_mount_behaviours)
   add_test(NAME integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)
