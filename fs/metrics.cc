@@ -163,7 +163,7 @@ std::string RenderMetrics(const MetricsSnapshot& m) {
   if (m.space) {
     out.Family("upfs_store_size_bytes", "gauge",
                "Size of what holds the store, as statfs reports it: the store directory's file system, "
-               "or the RADOS pool's share of the cluster.");
+               "or on RADOS the smaller of the pool's quota and the cluster's capacity.");
     out.Sample("upfs_store_size_bytes", m.space->total_bytes);
     out.Family("upfs_store_free_bytes", "gauge", "Bytes of it still free for uploads, as statfs reports them.");
     out.Sample("upfs_store_free_bytes", m.space->free_bytes);
