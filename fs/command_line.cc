@@ -23,6 +23,8 @@ enum Key {
   kKeyQuota,
   kKeyMaxSessions,
   kKeyWorm,
+  kKeyMetricsFile,
+  kKeyMetricsInterval,
   kKeyLibfuse,  // not matched by upfs: libfuse's option, documented only
 };
 
@@ -78,6 +80,13 @@ std::span<const OptionDoc> OptionTable() {
        "none"},
       {Group::kUpfs, "max_sessions", "N", kKeyMaxSessions,
        "open sessions one uid may have; past it mkdir fails with EDQUOT; root is exempt", "none"},
+      {Group::kUpfs, "metrics_file", "PATH", kKeyMetricsFile,
+       "keep metrics in this file in Prometheus' text format, for node_exporter's textfile "
+       "collector: written at mount, every metrics_interval and at unmount, each time whole "
+       "(a temporary file renamed over it)",
+       "none"},
+      {Group::kUpfs, "metrics_interval", "SECONDS", kKeyMetricsInterval,
+       "how often the metrics file is rewritten", std::to_string(defaults.metrics_interval_seconds)},
 
       {Group::kRados, "ceph_conf", "PATH", kKeyRados, "Ceph configuration file",
        "librados' search: $CEPH_CONF, /etc/ceph/ceph.conf, ..."},
@@ -327,6 +336,12 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
       return Status::OK();
     case kKeyQuota:
       return ParseBytes("quota", ValueOf(arg), &out.quota_bytes);
+    case kKeyMetricsFile:
+      if (ValueOf(arg).empty()) return Status::InvalidArgument("-o metrics_file= needs a path");
+      out.metrics_file = std::string(ValueOf(arg));
+      return Status::OK();
+    case kKeyMetricsInterval:
+      return ParseSeconds("metrics_interval", ValueOf(arg), 24 * 3600, &out.metrics_interval_seconds);
     case kKeyMaxSessions: {
       const std::string_view value = ValueOf(arg);
       const char* end = value.data() + value.size();

@@ -40,6 +40,7 @@ inline constexpr int64_t kDefaultRadosTimeoutSeconds = 30;
 // -o lease: as store::RadosStoreLock::kDefaultLease.
 inline constexpr int64_t kDefaultLeaseSeconds = 30;
 inline constexpr int64_t kDefaultHookTimeoutSeconds = 60;
+inline constexpr int64_t kDefaultMetricsIntervalSeconds = 10;
 
 inline constexpr std::string_view kRadosScheme = "rados://";
 
@@ -108,6 +109,10 @@ struct CommandLine {
   // 0: none.
   uint64_t quota_bytes = 0;
   uint64_t max_sessions = 0;
+  // -o metrics_file=PATH: metrics in Prometheus' text format (fs/metrics.h);
+  // "" for none. -o metrics_interval=SECONDS: how often it is rewritten.
+  std::string metrics_file;
+  int64_t metrics_interval_seconds = kDefaultMetricsIntervalSeconds;
 };
 
 // Parses upfs's options and STORE_DIR out of `args` into `out`, leaving

@@ -41,6 +41,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -54,6 +55,8 @@
 #include "fs/expiry_sweeper.h"
 #include "fs/fsck_command.h"
 #include "fs/fuse_api.h"
+#include "fs/metrics.h"
+#include "fs/metrics_file.h"
 #include "fs/upfs_fs.h"
 #include "session/engine.h"
 #include "store/leveldb_kv.h"
@@ -379,6 +382,18 @@ int RunMount(Mount& m, fuse_args* args) {
   if (!m.cl.is_rados) fs_options.store_dir = m.store_dir;
   fs_options.mountpoint = m.opts.mountpoint;
   UpfsFs fs(engine->get(), fs_options);
+  // -o metrics_file: written once the mount is up (so it exists as soon
+  // as the mount does), then by its own thread, and last at unmount.
+  std::unique_ptr<MetricsFile> metrics;
+  if (!m.cl.metrics_file.empty()) {
+    metrics = std::make_unique<MetricsFile>(AbsolutePath(m.cl.metrics_file), [&engine, &fs] {
+      MetricsSnapshot snapshot;
+      snapshot.engine = (*engine)->GetStats();
+      snapshot.requests = fs.requests().Take();
+      if (Result<store::Space> space = fs.StoreSpace(); space.ok()) snapshot.space = *space;
+      return RenderMetrics(snapshot);
+    });
+  }
 
   std::unique_ptr<fuse_session, SessionDeleter> se(
       fuse_session_new(args, &UpfsFs::Operations(), sizeof(fuse_lowlevel_ops), &fs));
@@ -401,6 +416,7 @@ int RunMount(Mount& m, fuse_args* args) {
                m.opts.singlethread ? std::string("single-threaded")
                                    : std::to_string(max_threads) + " threads");
 
+  if (metrics) metrics->Update();
   if (daemon) {
     log->DropTerminal();
     daemonizer.Ready();
@@ -417,6 +433,13 @@ int RunMount(Mount& m, fuse_args* args) {
   ExpirySweeper sweeper(std::chrono::seconds(m.cl.sweep_interval_seconds),
                         [&fs] { fs.SweepExpiredSessions(); });
   sweeper.Start();
+  // The sweeper's timing serves the metrics file as well: a thread that
+  // runs a task every interval and stops at once.
+  std::optional<ExpirySweeper> metrics_writer;
+  if (metrics) {
+    metrics_writer.emplace(std::chrono::seconds(m.cl.metrics_interval_seconds), [&metrics] { metrics->Update(); });
+    metrics_writer->Start();
+  }
 
   int loop_result = 0;
   if (m.opts.singlethread) {
@@ -437,6 +460,7 @@ int RunMount(Mount& m, fuse_args* args) {
   // could go to a closed descriptor, or to a file that reused its number
   // (ThreadSanitizer saw the close race with its writev).
   sweeper.Stop();
+  if (metrics_writer) metrics_writer->Stop();
   fs.Stop();
   fuse_session_unmount(se.get());
   fuse_remove_signal_handlers(se.get());
@@ -453,6 +477,8 @@ int RunMount(Mount& m, fuse_args* args) {
     spdlog::debug("{} inodes were still referenced by the kernel at unmount",
                   fs.inodes().LiveCount());
   }
+  // The last metrics: every request answered, every commit counted.
+  if (metrics) metrics->Update();
   engine->reset();  // closes the store
   spdlog::default_logger()->flush();
   return loop_result < 0 ? 1 : 0;

@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "fs/errno_table.h"
+#include "fs/request_counters.h"
 
 namespace upfs::fs {
 namespace {
@@ -31,7 +32,7 @@ using session::NodeKind;
 // What a request is about, for its log lines. Pointers are the request's
 // own strings, alive for the whole handler.
 struct OpInfo {
-  const char* op = "";
+  FuseOp op = FuseOp::kLookup;
   uint64_t id = 0;
   const char* name = nullptr;  // a name within directory `id`, or an xattr name
   int64_t offset = -1;         // -1: none
@@ -53,7 +54,7 @@ struct fmt::formatter<upfs::fs::OpInfo> {
   constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
   template <typename Context>
   auto format(const upfs::fs::OpInfo& op, Context& ctx) const {
-    auto out = fmt::format_to(ctx.out(), "{} id={}", op.op, op.id);
+    auto out = fmt::format_to(ctx.out(), "{} id={}", upfs::fs::FuseOpName(op.op), op.id);
     if (op.name != nullptr) out = fmt::format_to(out, " name='{}'", op.name);
     if (op.offset >= 0) out = fmt::format_to(out, " off={} len={}", op.offset, op.length);
     if (op.name2 != nullptr) out = fmt::format_to(out, " to={}/'{}'", op.id2, op.name2);
@@ -302,10 +303,13 @@ spdlog::level::level_enum SeverityFor(Status::Code code) {
   return spdlog::level::warn;
 }
 
-// The one place a failed request is logged and answered.
+UpfsFs* Self(fuse_req_t req) { return static_cast<UpfsFs*>(fuse_req_userdata(req)); }
+
+// The one place a failed request is logged, counted and answered.
 void ReplyFailure(fuse_req_t req, const OpInfo& op, Status::Code code,
                   std::string_view why) noexcept {
   const int err = ErrnoFor(code);
+  Self(req)->requests().CountError(op.op, err);
   const char* err_name = strerrorname_np(err);
   spdlog::log(op.repeat ? spdlog::level::debug : SeverityFor(code), "{} failed: {} ({}): {}", op,
               err_name ? err_name : "?", Status::CodeName(code), why);
@@ -321,6 +325,7 @@ void ReplyFailure(fuse_req_t req, const OpInfo& op, Status::Code code,
 // anything else.
 template <typename Body>
 void Serve(fuse_req_t req, const OpInfo& op, Body&& body) noexcept {
+  Self(req)->requests().Count(op.op);
   try {
     spdlog::debug("{}", op);
     Status status = body();
@@ -335,8 +340,6 @@ void Serve(fuse_req_t req, const OpInfo& op, Body&& body) noexcept {
     ReplyFailure(req, op, Status::Code::kIOError, "unexpected exception");
   }
 }
-
-UpfsFs* Self(fuse_req_t req) { return static_cast<UpfsFs*>(fuse_req_userdata(req)); }
 
 bool IsDotOrDotDot(std::string_view name) { return name == "." || name == ".."; }
 
@@ -559,7 +562,7 @@ void UpfsFs::Init(fuse_conn_info* conn) {
 }
 
 void UpfsFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Serve(req, {"lookup", parent, name}, [&]() -> Status {
+  Serve(req, {FuseOp::kLookup, parent, name}, [&]() -> Status {
     Result<Attr> found = engine_.Lookup(parent, name);
     if (found.ok()) {
       ReplyEntry(req, *found);
@@ -587,7 +590,7 @@ void UpfsFs::Forget(fuse_ino_t ino, uint64_t nlookup) {
 }
 
 void UpfsFs::GetAttr(fuse_req_t req, fuse_ino_t ino) {
-  Serve(req, {"getattr", ino}, [&]() -> Status {
+  Serve(req, {FuseOp::kGetAttr, ino}, [&]() -> Status {
     Result<Attr> attr = engine_.GetAttr(ino);
     if (!attr.ok()) return attr.status();
     const struct stat st = ToStat(*attr);
@@ -597,7 +600,7 @@ void UpfsFs::GetAttr(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void UpfsFs::SetAttr(fuse_req_t req, fuse_ino_t ino, const struct stat* attr, int to_set) {
-  Serve(req, {"setattr", ino}, [&]() -> Status {
+  Serve(req, {FuseOp::kSetAttr, ino}, [&]() -> Status {
     session::AttrChange change;
     if (to_set & FUSE_SET_ATTR_MODE) change.mode = attr->st_mode & 07777;
     if (to_set & FUSE_SET_ATTR_UID) change.uid = attr->st_uid;
@@ -629,7 +632,7 @@ void UpfsFs::SetAttr(fuse_req_t req, fuse_ino_t ino, const struct stat* attr, in
 }
 
 void UpfsFs::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  Serve(req, {"mknod", parent, name}, [&]() -> Status {
+  Serve(req, {FuseOp::kMknod, parent, name}, [&]() -> Status {
     // mknod(S_IFREG) is how some tools create files; anything else (fifos,
     // sockets, devices) has no place in an upload.
     if (!S_ISREG(mode)) {
@@ -643,7 +646,7 @@ void UpfsFs::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t m
 }
 
 void UpfsFs::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  Serve(req, {"mkdir", parent, name}, [&]() -> Status {
+  Serve(req, {FuseOp::kMkdir, parent, name}, [&]() -> Status {
     Result<Attr> made = engine_.Mkdir(parent, name, mode & 07777, CallerOf(req));
     if (!made.ok()) return made.status();
     ReplyEntry(req, *made);
@@ -652,7 +655,7 @@ void UpfsFs::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t m
 }
 
 void UpfsFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Serve(req, {"unlink", parent, name}, [&]() -> Status {
+  Serve(req, {FuseOp::kUnlink, parent, name}, [&]() -> Status {
     Status s = engine_.Unlink(parent, name);
     if (!s.ok()) return s;
     fuse_reply_err(req, 0);
@@ -661,7 +664,7 @@ void UpfsFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void UpfsFs::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Serve(req, {"rmdir", parent, name}, [&]() -> Status {
+  Serve(req, {FuseOp::kRmdir, parent, name}, [&]() -> Status {
     Status s = engine_.Rmdir(parent, name);
     if (!s.ok()) return s;
     fuse_reply_err(req, 0);
@@ -669,19 +672,19 @@ void UpfsFs::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   });
 }
 
-void UpfsFs::Refuse(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name) {
+void UpfsFs::Refuse(fuse_req_t req, FuseOp op, fuse_ino_t parent, const char* name) {
   Serve(req, {op, parent, name}, [&]() -> Status {
     // An asset is a tree of blobs with hashes: a symlink has no bytes to
     // verify and a hard link would make one blob two files. EPERM is what
     // link(2)/symlink(2) return on filesystems that do not support them.
-    return Status::NotPermitted(std::string(op) +
+    return Status::NotPermitted(std::string(FuseOpName(op)) +
                                 " is not supported: an upload holds regular files and directories");
   });
 }
 
 void UpfsFs::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
                     const char* new_name, unsigned int flags) {
-  OpInfo op{"rename", parent, name};
+  OpInfo op{FuseOp::kRename, parent, name};
   op.id2 = new_parent;
   op.name2 = new_name;
   Serve(req, op, [&]() -> Status {
@@ -711,7 +714,7 @@ void UpfsFs::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_in
 
 void UpfsFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                     fuse_file_info* fi) {
-  Serve(req, {"create", parent, name}, [&]() -> Status {
+  Serve(req, {FuseOp::kCreate, parent, name}, [&]() -> Status {
     Result<Attr> made = engine_.Create(parent, name, mode & 07777, CallerOf(req));
     int open_flags = fi->flags & ~O_TRUNC;
     std::optional<RequestCredentials> opener;
@@ -749,7 +752,7 @@ void UpfsFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
 }
 
 void UpfsFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Serve(req, {"open", ino}, [&]() -> Status {
+  Serve(req, {FuseOp::kOpen, ino}, [&]() -> Status {
     Result<Attr> attr = engine_.GetAttr(ino);
     if (!attr.ok()) return attr.status();
     RequestCredentials opener(proc_, req);
@@ -789,7 +792,7 @@ void UpfsFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void UpfsFs::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  OpInfo op{"read", ino};
+  OpInfo op{FuseOp::kRead, ino};
   op.offset = off;
   op.length = size;
   Serve(req, op, [&]() -> Status {
@@ -802,7 +805,7 @@ void UpfsFs::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_f
 
 void UpfsFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
                    fuse_file_info* fi) {
-  OpInfo op{"write", ino};
+  OpInfo op{FuseOp::kWrite, ino};
   op.offset = off;
   op.length = size;
   Serve(req, op, [&]() -> Status {
@@ -822,7 +825,7 @@ void UpfsFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
 }
 
 void UpfsFs::Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  OpInfo op{"flush", ino};
+  OpInfo op{FuseOp::kFlush, ino};
   Serve(req, op, [&]() -> Status {
     // For .finish this is the commit (FinishHandles says which flush), and
     // its errno is what close(2) returns. For a session file, on a store
@@ -853,7 +856,7 @@ void UpfsFs::Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void UpfsFs::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  OpInfo op{"release", ino};
+  OpInfo op{FuseOp::kRelease, ino};
   Serve(req, op, [&]() -> Status {
     // For a .finish whose commit no flush ran, this runs it. The kernel
     // ignores the reply's errno, but a failure is still logged by the
@@ -866,7 +869,7 @@ void UpfsFs::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   });
 }
 
-void UpfsFs::Fsync(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const char* op) {
+void UpfsFs::Fsync(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, FuseOp op) {
   Serve(req, {op, ino}, [&]() -> Status {
     // On the local store nothing to do: writes are already in the store
     // when write(2) returns, and a session's durability point is its
@@ -881,7 +884,7 @@ void UpfsFs::Fsync(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const cha
 }
 
 void UpfsFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Serve(req, {"opendir", ino}, [&]() -> Status {
+  Serve(req, {FuseOp::kOpenDir, ino}, [&]() -> Status {
     Result<Attr> attr = engine_.GetAttr(ino);
     if (!attr.ok()) return attr.status();
     if (!session::IsDirectoryKind(attr->kind)) {
@@ -919,7 +922,7 @@ void UpfsFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void UpfsFs::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
                      bool plus) {
-  OpInfo op{plus ? "readdirplus" : "readdir", ino};
+  OpInfo op{plus ? FuseOp::kReadDirPlus : FuseOp::kReadDir, ino};
   op.offset = off;
   op.length = size;
   Serve(req, op, [&]() -> Status {
@@ -998,22 +1001,39 @@ void UpfsFs::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
 }
 
 void UpfsFs::ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Serve(req, {"releasedir", ino}, [&]() -> Status {
+  Serve(req, {FuseOp::kReleaseDir, ino}, [&]() -> Status {
     RemoveDirHandle(fi->fh);
     fuse_reply_err(req, 0);
     return Status::OK();
   });
 }
 
+namespace {
+
+Status StatStoreDir(const std::string& dir, struct statvfs* st) {
+  if (::statvfs(dir.c_str(), st) != 0) {
+    const int err = errno;
+    return Status::IOError(fmt::format("statvfs of store '{}': {}", dir, std::strerror(err)));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<store::Space> UpfsFs::StoreSpace() {
+  if (options_.store_dir.empty()) return engine_.GetSpace();
+  struct statvfs st {};
+  UPFS_RETURN_IF_ERROR(StatStoreDir(options_.store_dir, &st));
+  // What statfs shows a user: blocks available to anyone but root.
+  return store::Space{static_cast<uint64_t>(st.f_blocks) * st.f_frsize,
+                      static_cast<uint64_t>(st.f_bavail) * st.f_frsize};
+}
+
 void UpfsFs::StatFs(fuse_req_t req, fuse_ino_t ino) {
-  Serve(req, {"statfs", ino}, [&]() -> Status {
+  Serve(req, {FuseOp::kStatFs, ino}, [&]() -> Status {
     struct statvfs st {};
     if (!options_.store_dir.empty()) {
-      if (::statvfs(options_.store_dir.c_str(), &st) != 0) {
-        const int err = errno;
-        return Status::IOError(
-            fmt::format("statvfs of store '{}': {}", options_.store_dir, std::strerror(err)));
-      }
+      UPFS_RETURN_IF_ERROR(StatStoreDir(options_.store_dir, &st));
     } else if (Result<store::Space> space = engine_.GetSpace(); space.ok()) {
       // A store with no directory reports its own space, in 4 KiB blocks.
       st.f_bsize = st.f_frsize = kDirBlockSize;
@@ -1032,7 +1052,7 @@ void UpfsFs::StatFs(fuse_req_t req, fuse_ino_t ino) {
 
 void UpfsFs::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                       size_t size, int flags) {
-  Serve(req, {"setxattr", ino, name}, [&]() -> Status {
+  Serve(req, {FuseOp::kSetXattr, ino, name}, [&]() -> Status {
     if (flags & (XATTR_CREATE | XATTR_REPLACE)) {
       // The engine has no create/replace mode; check first. Not atomic
       // against a concurrent setxattr of the same name on the same node.
@@ -1053,7 +1073,7 @@ void UpfsFs::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const ch
 }
 
 void UpfsFs::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  Serve(req, {"getxattr", ino, name}, [&]() -> Status {
+  Serve(req, {FuseOp::kGetXattr, ino, name}, [&]() -> Status {
     Result<std::string> value = engine_.GetXattr(ino, name);
     if (!value.ok()) return value.status();
     if (size == 0) {
@@ -1072,7 +1092,7 @@ void UpfsFs::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t s
 }
 
 void UpfsFs::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  Serve(req, {"listxattr", ino}, [&]() -> Status {
+  Serve(req, {FuseOp::kListXattr, ino}, [&]() -> Status {
     Result<std::vector<std::string>> names = engine_.ListXattr(ino);
     if (!names.ok()) return names.status();
     std::string list;  // each name followed by its NUL, as listxattr(2) returns them
@@ -1093,7 +1113,7 @@ void UpfsFs::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void UpfsFs::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  Serve(req, {"removexattr", ino, name}, [&]() -> Status {
+  Serve(req, {FuseOp::kRemoveXattr, ino, name}, [&]() -> Status {
     Status s = engine_.RemoveXattr(ino, name);
     if (!s.ok()) return s;
     fuse_reply_err(req, 0);
@@ -1140,10 +1160,10 @@ const fuse_lowlevel_ops& UpfsFs::Operations() {
       Self(req)->Rmdir(req, parent, name);
     };
     ops.symlink = [](fuse_req_t req, const char*, fuse_ino_t parent, const char* name) {
-      Self(req)->Refuse(req, "symlink", parent, name);
+      Self(req)->Refuse(req, FuseOp::kSymlink, parent, name);
     };
     ops.link = [](fuse_req_t req, fuse_ino_t, fuse_ino_t new_parent, const char* new_name) {
-      Self(req)->Refuse(req, "link", new_parent, new_name);
+      Self(req)->Refuse(req, FuseOp::kLink, new_parent, new_name);
     };
     ops.rename = [](fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
                     const char* new_name, unsigned int flags) {
@@ -1166,7 +1186,7 @@ const fuse_lowlevel_ops& UpfsFs::Operations() {
       Self(req)->Release(req, ino, fi);
     };
     ops.fsync = [](fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
-      Self(req)->Fsync(req, ino, fi, "fsync");
+      Self(req)->Fsync(req, ino, fi, FuseOp::kFsync);
     };
     ops.opendir = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       Self(req)->OpenDir(req, ino, fi);
@@ -1182,7 +1202,7 @@ const fuse_lowlevel_ops& UpfsFs::Operations() {
       Self(req)->ReleaseDir(req, ino, fi);
     };
     ops.fsyncdir = [](fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
-      Self(req)->Fsync(req, ino, nullptr, "fsyncdir");
+      Self(req)->Fsync(req, ino, nullptr, FuseOp::kFsyncDir);
     };
     ops.statfs = [](fuse_req_t req, fuse_ino_t ino) { Self(req)->StatFs(req, ino); };
     ops.setxattr = [](fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,

@@ -51,6 +51,7 @@
 #include "fs/fuse_api.h"
 #include "fs/inode_table.h"
 #include "fs/proc_fs.h"
+#include "fs/request_counters.h"
 #include "session/engine.h"
 
 namespace upfs::fs {
@@ -96,6 +97,11 @@ class UpfsFs {
   void SweepExpiredSessions();
 
   const InodeTable& inodes() const { return inodes_; }
+  // Requests served and failed, by operation (and errno), for metrics.
+  RequestCounters& requests() { return requests_; }
+  // The space statfs reports: the file system of FsOptions::store_dir, or
+  // the store's own (Engine::GetSpace). NotSupported when there is none.
+  Result<store::Space> StoreSpace();
 
  private:
   struct DirHandle;
@@ -110,7 +116,7 @@ class UpfsFs {
   void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
   void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
   void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
-  void Refuse(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name);
+  void Refuse(fuse_req_t req, FuseOp op, fuse_ino_t parent, const char* name);
   void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags);
   void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -121,7 +127,7 @@ class UpfsFs {
              fuse_file_info* fi);
   void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-  void Fsync(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const char* op);
+  void Fsync(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, FuseOp op);
   void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
                bool plus);
@@ -153,6 +159,7 @@ class UpfsFs {
   session::Engine& engine_;
   const FsOptions options_;
   InodeTable inodes_;
+  RequestCounters requests_;
   ProcFs proc_;  // its mount point is set by Start(), before the loop
   FinishHandles finish_handles_{&proc_};
 

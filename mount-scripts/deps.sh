@@ -26,6 +26,9 @@ packages=(
   clang libclang-rt-dev
   # third-party exercisers (tests/integration/exerciser_*.sh)
   fio stress-ng dbench
+  # integration.metrics checks the metrics file with promtool (Debian
+  # ships it only in prometheus, whose server is not started or needed)
+  prometheus
   # tests/bench/bench.sh draws its plot with gnuplot
   gnuplot-nox
   # the RADOS backend: librados (C and C++ headers, no pkg-config file) and,

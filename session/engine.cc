@@ -344,4 +344,18 @@ Engine::Usage Engine::GetUsage() {
   return u;
 }
 
+Engine::Stats Engine::GetStats() {
+  Stats stats;
+  const Usage usage = GetUsage();
+  stats.open_sessions = usage.sessions;
+  stats.assets = usage.assets;
+  impl_->counters.Fill(&stats);
+  stats.quota_refusals = impl_->quota.refusals();
+  if (impl_->notifier) {
+    stats.post_commit_failures = impl_->notifier->failures();
+    stats.post_commit_runs = impl_->notifier->delivered() + stats.post_commit_failures;
+  }
+  return stats;
+}
+
 }  // namespace upfs::session

@@ -275,6 +275,40 @@ class Engine {
   // when the store has none to give.
   Result<store::Space> GetSpace();
 
+  // What this engine did since it opened, for metrics (-o metrics_file).
+  // Counters only grow; a restart starts them from 0 (the gauges are read
+  // from the engine's state).
+  struct Stats {
+    uint64_t open_sessions = 0;  // as GetUsage
+    uint64_t assets = 0;
+    uint64_t commits = 0;
+    // Finishes that failed, by the Status code they failed with
+    // (kHashMismatch, kMissingData, kNotPermitted for a pre_commit
+    // refusal, ...), indexed by the code's number.
+    std::vector<uint64_t> failed_finishes;
+    // Bytes that writes added to session files (each byte once: rewriting
+    // a range adds nothing), and the bytes of the files commits made assets.
+    uint64_t bytes_received = 0;
+    uint64_t bytes_committed = 0;
+    // The duration of every finish, committed or failed:
+    // finish_buckets[i] counts those that took at most kFinishBuckets[i]
+    // seconds and more than the bound before (not cumulative); the last
+    // entry counts those beyond every bound.
+    std::vector<uint64_t> finish_buckets;
+    double finish_seconds_sum = 0;
+    uint64_t quota_refusals = 0;  // writes and mkdirs refused with QuotaExceeded
+    uint64_t pre_commit_runs = 0;
+    uint64_t pre_commit_refusals = 0;  // exits other than 0, timeouts, spawn failures
+    uint64_t post_commit_runs = 0;  // delivered + failed
+    uint64_t post_commit_failures = 0;
+  };
+  // Upper bounds (seconds) of the finish duration histogram's buckets.
+  static constexpr double kFinishBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                              0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+  // Cheap: counters read without locks, the session count under the
+  // table's lock.
+  Stats GetStats();
+
  private:
   struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);

@@ -33,6 +33,7 @@
 
 #include "session/asset_read_cache.h"
 #include "session/engine.h"
+#include "session/engine_counters.h"
 #include "session/extent_map.h"
 #include "session/hash_frontier.h"
 #include "session/hooks.h"
@@ -342,6 +343,8 @@ struct Engine::Impl {
   AssetReadCache asset_reads;  // reads of committed files
   // Runs the post_commit program (Options::post_commit); null without one.
   std::unique_ptr<CommitNotifier> notifier;
+  // What GetStats reports (metrics).
+  EngineCounters counters;
 
   // Committed assets: the link count of assets/ and statfs. Counted once
   // at open, then kept by commits.
@@ -458,8 +461,9 @@ struct Engine::Impl {
 
   Status FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text, CommitInfo* info);
   static void ReturnFreeMemory();
+  // On success, *committed_bytes holds the bytes of the files committed.
   Status VerifyAndCommit(const std::shared_ptr<Session>& sp, std::vector<ManifestLine> manifest,
-                         CommitInfo* info);
+                         CommitInfo* info, uint64_t* committed_bytes);
 
   // ---- expiry and abort (expiry.cc) ----
 

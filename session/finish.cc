@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -122,13 +123,21 @@ void Engine::Impl::ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>
 Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text,
                                    CommitInfo* info) {
   Session& s = *sp;
+  // Every finish is timed and counted (metrics), a refused one too.
+  const auto start = std::chrono::steady_clock::now();
+  const auto elapsed_ns = [start] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  };
   std::string name;
   size_t files = 0;
   size_t nodes = 0;
   {
     std::unique_lock lock(s.mu);
     name = s.record.name;
-    UPFS_RETURN_IF_ERROR(s.CheckOpen());
+    if (Status open = s.CheckOpen(); !open.ok()) {
+      counters.Finished(open, 0, elapsed_ns());
+      return open;
+    }
     for (const auto& [id, n] : s.nodes) files += n.is_dir ? 0 : 1;
     s.state = SessionState::kFinishing;
     s.writes_done.wait(lock, [&] { return s.writes_in_flight == 0; });
@@ -138,7 +147,8 @@ Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::stri
   // most files + 1 lines are parsed: memory stays that of the text
   // however many lines a wrong manifest has (ParseManifest).
   auto parsed = ParseManifest(manifest_text, files + 1);
-  Status st = parsed.ok() ? VerifyAndCommit(sp, std::move(*parsed), info)
+  uint64_t bytes = 0;
+  Status st = parsed.ok() ? VerifyAndCommit(sp, std::move(*parsed), info, &bytes)
                           : parsed.status().WithContext("session " + Quote(name));
   {
     std::lock_guard lock(s.mu);
@@ -148,6 +158,7 @@ Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::stri
       s.last_activity_ns = Now();
     }
   }
+  counters.Finished(st, bytes, elapsed_ns());
   if (nodes >= kTrimAfterNodes) ReturnFreeMemory();
   return st;
 }
@@ -166,7 +177,7 @@ void Engine::Impl::ReturnFreeMemory() {
 // Takes the manifest to free it (and the lookups built on it) before the
 // commit batch is built: a finish of many files holds all of these.
 Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::vector<ManifestLine> manifest,
-                                     CommitInfo* info) {
+                                     CommitInfo* info, uint64_t* committed_bytes) {
   Session& s = *sp;
   SessionRecord record;
   uint64_t root_subdirs = 0;
@@ -271,7 +282,11 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   by_path = {};
   manifest = {};
 
-  if (!options.pre_commit.empty()) UPFS_RETURN_IF_ERROR(RunPreCommit(options, record, plan, files, bytes, where));
+  if (!options.pre_commit.empty()) {
+    Status accepted = RunPreCommit(options, record, plan, files, bytes, where);
+    counters.PreCommitRan(!accepted.ok());
+    UPFS_RETURN_IF_ERROR(accepted);
+  }
 
   // 4. One atomic, synced write: the asset and its entries in, the
   //    session's records out. The blobs stay where they are.
@@ -344,6 +359,7 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   IndexRemove(record.id + kFinishOffset);
   IndexRemove(record.id + kStatusOffset);
   spdlog::info("{} committed: {} files, {} bytes", where, files, bytes);
+  *committed_bytes = bytes;
   if (notifier) notifier->Enqueue(record.name);
   if (info) {
     info->name = record.name;

@@ -188,6 +188,7 @@ Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view
     }
   }
   *held += fresh;
+  counters.Received(fresh);
   f.received.Add(offset, end);
   if (end > f.length.load()) f.length = end;
   f.Modified(Now());

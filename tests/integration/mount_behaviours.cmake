@@ -14,7 +14,9 @@
 #                both across a restart; root exempt
 #   asset_removal  rmdir assets/NAME with a reader open, kill -9 racing it,
 #                owner or root only, rm -r refused whole, -o worm
-set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks quota asset_removal)
+#   metrics      -o metrics_file: counts after uploads and refusals, promtool
+#                check metrics, replaced whole while read, written at unmount
+set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks quota asset_removal metrics)
 foreach(name IN LISTS upfs_mount_behaviours)
   add_test(NAME integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)

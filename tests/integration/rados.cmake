@@ -24,6 +24,7 @@
 #   hooks                pre_commit and post_commit; notices across kill -9
 #   quota                per-user limits under parallel writers, across a restart
 #   asset_removal        removal with a reader open and racing kill -9; stripes freed
+#   metrics              -o metrics_file: counts, promtool, atomic replacement
 #   exerciser_fio, exerciser_stress_ng, exerciser_dbench
 #                        the third-party exercisers; `upfs fsck rados://...` after
 # Not here: fsck and enospc (they damage or fill a store directory;
@@ -31,7 +32,7 @@
 # requests_per_file (measurements of the daemon, not of the store).
 set(upfs_rados_integration_tests
   e2e_parallel_chunks many_sessions sparse_interleave write_once real_clients failures visibility
-  torture_kill9 expiry other_users bad_input posix_details hooks quota asset_removal
+  torture_kill9 expiry other_users bad_input posix_details hooks quota asset_removal metrics
   exerciser_fio exerciser_stress_ng exerciser_dbench)
 foreach(name IN LISTS upfs_rados_integration_tests)
   add_test(NAME rados.integration.${name}
