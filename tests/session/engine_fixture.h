@@ -115,6 +115,8 @@ struct FixtureOptions {
   // Per-user limits (Options::quota_bytes, max_sessions).
   uint64_t quota_bytes = 0;
   uint64_t max_sessions = 0;
+  // Tools' leftovers a commit leaves out (Options::ignore_patterns).
+  std::vector<std::string> ignore_patterns = IgnoreRules::Defaults();
 };
 
 class EngineFixture {
@@ -238,6 +240,13 @@ class EngineFixture {
     return out;
   }
 
+  // The store holds no byte of `blob` (a file removed, or left out).
+  bool HasNoBytes(uint64_t blob) {
+    std::vector<store::Extent> extents;
+    REQUIRE_OK(store_->OpenBlob(blob)->Extents(&extents));
+    return extents.empty();
+  }
+
   // ---- finishing ----
 
   // Commits through `.finish` as `sha256sum ... > .finish` would: open for
@@ -353,6 +362,7 @@ class EngineFixture {
     options.post_commit_retry_ns = options_.post_commit_retry_ns;
     options.quota_bytes = options_.quota_bytes;
     options.max_sessions = options_.max_sessions;
+    options.ignore_patterns = options_.ignore_patterns;
     auto engine = Engine::Open(std::move(store), options);
     REQUIRE_OK(engine);
     engine_ = std::move(engine).value();
