@@ -18,10 +18,12 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <spdlog/common.h>
 
 #include "fs/fuse_api.h"
+#include "session/ignore_rules.h"
 #include "store/leveldb_kv.h"
 #include "store/status.h"
 
@@ -106,6 +108,9 @@ struct CommandLine {
   // 0: none.
   uint64_t quota_bytes = 0;
   uint64_t max_sessions = 0;
+  // -o ignore=PATTERN[:PATTERN...]: tools' leftovers a commit leaves out
+  // (session/ignore_rules.h); -o ignore= for none.
+  std::vector<std::string> ignore_patterns = session::IgnoreRules::Defaults();
 };
 
 // Parses upfs's options and STORE_DIR out of `args` into `out`, leaving
