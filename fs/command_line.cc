@@ -25,8 +25,17 @@ enum Key {
   kKeyWorm,
   kKeyMetricsFile,
   kKeyMetricsInterval,
+  kKeyIgnore,
   kKeyLibfuse,  // not matched by upfs: libfuse's option, documented only
 };
+
+// The ignore patterns for --help, a space between them (the option takes
+// them joined by ':'), so --help can wrap the list.
+std::string IgnoreListText(const std::vector<std::string>& patterns) {
+  std::string text;
+  for (const std::string& p : patterns) text += (text.empty() ? "" : " ") + p;
+  return text.empty() ? "none" : text;
+}
 
 }  // namespace
 
@@ -87,6 +96,13 @@ std::span<const OptionDoc> OptionTable() {
        "none"},
       {Group::kUpfs, "metrics_interval", "SECONDS", kKeyMetricsInterval,
        "how often the metrics file is rewritten", std::to_string(defaults.metrics_interval_seconds)},
+      {Group::kUpfs, "ignore", "PATTERN[:PATTERN...]", kKeyIgnore,
+       "files tools leave behind (temporary copies, lock files): a commit leaves out and frees a "
+       "file whose name (or, for a pattern with '/', its path in the session) matches one of "
+       "these shell globs, unless the manifest lists it, and names it in the asset's xattr "
+       "user.upfs.left_out and the log; .status shows them (ignored:). Replaces the default "
+       "list; -o ignore= leaves nothing out. A comma in a pattern is written \\,",
+       IgnoreListText(defaults.ignore_patterns)},
 
       {Group::kRados, "ceph_conf", "PATH", kKeyRados, "Ceph configuration file",
        "librados' search: $CEPH_CONF, /etc/ceph/ceph.conf, ..."},
@@ -342,6 +358,8 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
       return Status::OK();
     case kKeyMetricsInterval:
       return ParseSeconds("metrics_interval", ValueOf(arg), 24 * 3600, &out.metrics_interval_seconds);
+    case kKeyIgnore:
+      return session::IgnoreRules::ParseList(ValueOf(arg), &out.ignore_patterns);
     case kKeyMaxSessions: {
       const std::string_view value = ValueOf(arg);
       const char* end = value.data() + value.size();

@@ -18,10 +18,12 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <spdlog/common.h>
 
 #include "fs/fuse_api.h"
+#include "session/ignore_rules.h"
 #include "store/leveldb_kv.h"
 #include "store/status.h"
 
@@ -113,6 +115,9 @@ struct CommandLine {
   // "" for none. -o metrics_interval=SECONDS: how often it is rewritten.
   std::string metrics_file;
   int64_t metrics_interval_seconds = kDefaultMetricsIntervalSeconds;
+  // -o ignore=PATTERN[:PATTERN...]: tools' leftovers a commit leaves out
+  // (session/ignore_rules.h); -o ignore= for none.
+  std::vector<std::string> ignore_patterns = session::IgnoreRules::Defaults();
 };
 
 // Parses upfs's options and STORE_DIR out of `args` into `out`, leaving

@@ -363,6 +363,7 @@ int RunMount(Mount& m, fuse_args* args) {
   engine_options.worm = m.cl.worm;
   engine_options.quota_bytes = m.cl.quota_bytes;
   engine_options.max_sessions = m.cl.max_sessions;
+  engine_options.ignore_patterns = m.cl.ignore_patterns;
   Result<std::unique_ptr<session::Engine>> engine =
       session::Engine::Open(std::move(*store), engine_options);
   if (!engine.ok()) {
@@ -415,6 +416,9 @@ int RunMount(Mount& m, fuse_args* args) {
                m.cl.ttl_seconds, m.cl.write_once ? "write-once" : "last-write-wins",
                m.opts.singlethread ? std::string("single-threaded")
                                    : std::to_string(max_threads) + " threads");
+  spdlog::info("a commit leaves out files not in its manifest that match: {}",
+               m.cl.ignore_patterns.empty() ? std::string("(nothing: -o ignore=)")
+                                            : session::IgnoreRules::JoinList(m.cl.ignore_patterns));
 
   if (metrics) metrics->Update();
   if (daemon) {

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "session/clock.h"
+#include "session/ignore_rules.h"
 #include "store/status.h"
 #include "store/store.h"
 
@@ -59,6 +60,10 @@ inline constexpr std::string_view kStatusName = ".status";
 inline constexpr std::string_view kWriteOnceXattr = "user.upfs.write_once";
 // xattr on every committed file: its SHA-256 in lowercase hex.
 inline constexpr std::string_view kSha256Xattr = "user.sha256";
+// xattr on a committed asset's root when its commit left files out
+// (Options::ignore_patterns): their paths, one per line. Set by the commit
+// only: a session's own is refused (NotPermitted).
+inline constexpr std::string_view kLeftOutXattr = "user.upfs.left_out";
 
 // Largest name of one path component, as on Linux filesystems.
 inline constexpr size_t kMaxNameLength = 255;
@@ -159,6 +164,10 @@ struct Options {
   // hold, and how many it may have open; 0: no limit.
   uint64_t quota_bytes = 0;
   uint64_t max_sessions = 0;
+  // Files tools leave behind (session/ignore_rules.h): a commit leaves out
+  // a file matching one of these unless the manifest lists it, frees its
+  // bytes and lists it in the asset's kLeftOutXattr. Empty: none.
+  std::vector<std::string> ignore_patterns = IgnoreRules::Defaults();
   // The mount point, for the hooks' UPFS_SESSION_DIR and UPFS_ASSET_DIR
   // ("" leaves them out).
   std::string mountpoint;

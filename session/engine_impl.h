@@ -326,6 +326,7 @@ struct Engine::Impl {
       : store(std::move(s)),
         options(std::move(o)),
         quota(options.quota_bytes, options.max_sessions),
+        ignore(options.ignore_patterns),
         asset_reads(AssetReadCache::kReadahead, store->PreferredReadBytes()) {
     if (!options.clock) options.clock = std::make_shared<SystemClock>();
     mount_time_ns = options.clock->NowNs();
@@ -339,6 +340,7 @@ struct Engine::Impl {
   const std::unique_ptr<store::Store> store;
   Options options;
   QuotaLedger quota;  // what each uid's held sessions hold
+  const IgnoreRules ignore;  // from options.ignore_patterns
   int64_t mount_time_ns = 0;
   AssetReadCache asset_reads;  // reads of committed files
   // Runs the post_commit program (Options::post_commit); null without one.

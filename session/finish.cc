@@ -89,6 +89,70 @@ Status RunPreCommit(const Options& options, const SessionRecord& record, const s
   return Status::OK();
 }
 
+// Files a commit leaves out (IgnoreRules): their node records and bytes
+// go in the commit's batch, so they are freed exactly when it is durable.
+struct LeftOut {
+  std::vector<std::string> paths;  // sorted, as the plan was
+  std::vector<uint64_t> ids;
+  std::vector<std::shared_ptr<FileState>> files;
+  uint64_t bytes = 0;  // received, freed
+};
+
+LeftOut LeaveOut(std::vector<Planned>& left_out, uint64_t session_id, Batch* batch) {
+  LeftOut out;
+  for (Planned& p : left_out) {
+    batch->DeleteNodeRecord(session_id, p.entry.id);
+    batch->DeleteBlobData(p.entry.id);
+    {
+      std::lock_guard lock(p.file->mu);
+      out.bytes += p.file->received.BytesReceived();
+    }
+    out.ids.push_back(p.entry.id);
+    out.files.push_back(std::move(p.file));
+    out.paths.push_back(std::move(p.path));
+  }
+  return out;
+}
+
+// The value of kLeftOutXattr: one path per line (a backslash in a name
+// doubled, a newline written as backslash-n); past what one xattr can
+// return, a last line "... (N more, see the log)".
+std::string LeftOutXattrValue(const std::vector<std::string>& paths) {
+  constexpr size_t kLimit = 60 * 1024;  // under the kernel's 64 KiB for one value
+  std::string value;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    std::string line;
+    for (char c : paths[i]) {
+      if (c == '\\') {
+        line += "\\\\";
+      } else if (c == '\n') {
+        line += "\\n";
+      } else {
+        line.push_back(c);
+      }
+    }
+    line.push_back('\n');
+    if (value.size() + line.size() > kLimit) {
+      value += "... (" + std::to_string(paths.size() - i) + " more, see the log)\n";
+      break;
+    }
+    value += line;
+  }
+  return value;
+}
+
+// The paths for the commit's log line: the first 100, quoted.
+std::string LeftOutLogText(const std::vector<std::string>& paths) {
+  constexpr size_t kLogged = 100;  // README: "the first 100"
+  std::string text;
+  for (size_t i = 0; i < paths.size() && i < kLogged; ++i) {
+    if (i) text += ", ";
+    text += Quote(paths[i]);
+  }
+  if (paths.size() > kLogged) text += " ... (" + std::to_string(paths.size() - kLogged) + " more)";
+  return text;
+}
+
 }  // namespace
 
 // After a failed commit: the store may have lost bytes it had acknowledged
@@ -227,18 +291,26 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
       return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
                                      " names directory " + Quote(line.path));
     }
-    if (!listed.emplace(it->second->path, &line).second) {
+    if (!listed.emplace(line.path, &line).second) {  // keys view the manifest: the plan's entries move
       return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
                                      " lists " + Quote(line.path) + " a second time");
     }
   }
-  if (!manifest.empty()) {
-    for (const Planned& p : plan) {
-      if (!p.entry.is_dir && !listed.count(p.path)) {
-        return Status::InvalidArgument(where + ": file " + Quote(p.path) + " is not listed in the manifest");
-      }
+  // A file the manifest does not list is left out if it matches an
+  // ignore pattern (a tool's leftover), and fails the finish otherwise;
+  // an empty manifest lists none. A listed file is always committed.
+  std::vector<Planned> left_out;
+  for (Planned& p : plan) {
+    if (p.entry.is_dir || listed.count(p.path)) continue;
+    if (ignore.Match(p.path)) {
+      left_out.push_back(std::move(p));
+      p.path.clear();  // moved out: erased below
+    } else if (!manifest.empty()) {
+      return Status::InvalidArgument(where + ": file " + Quote(p.path) + " is not listed in the manifest");
     }
   }
+  by_path = {};  // its keys view the plan's paths, which move now
+  if (!left_out.empty()) std::erase_if(plan, [](const Planned& p) { return p.path.empty(); });
 
   // 2. Every file complete; 3. every hash right.
   uint64_t files = 0, bytes = 0;
@@ -279,7 +351,6 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   }
 
   listed = {};
-  by_path = {};
   manifest = {};
 
   if (!options.pre_commit.empty()) {
@@ -292,6 +363,8 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   //    session's records out. The blobs stay where they are.
   int64_t now = Now();
   Batch batch;
+  LeftOut dropped = LeaveOut(left_out, record.id, &batch);
+  left_out = {};
   AssetRecord asset;
   asset.name = record.name;
   asset.root_id = record.id;
@@ -306,6 +379,8 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   asset.files = files;
   asset.bytes = bytes;
   asset.xattrs = record.xattrs;
+  asset.xattrs.erase(std::string(kLeftOutXattr));
+  if (!dropped.paths.empty()) asset.xattrs[std::string(kLeftOutXattr)] = LeftOutXattrValue(dropped.paths);
   batch.Put(asset);
   std::vector<uint64_t> ids;
   ids.reserve(plan.size());
@@ -355,10 +430,22 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   }
   for (uint64_t id : ids) IndexRemove(id);
   for (uint64_t id : unlinked_ids) IndexRemove(id);
+  for (const std::shared_ptr<FileState>& f : dropped.files) {
+    std::lock_guard flock(f->mu);
+    f->removed = true;  // a handle still open on it sees Stale, as on any file of the session
+  }
+  for (uint64_t id : dropped.ids) IndexRemove(id);
   IndexRemove(record.id);
   IndexRemove(record.id + kFinishOffset);
   IndexRemove(record.id + kStatusOffset);
-  spdlog::info("{} committed: {} files, {} bytes", where, files, bytes);
+  if (dropped.paths.empty()) {
+    spdlog::info("{} committed: {} files, {} bytes", where, files, bytes);
+  } else {
+    spdlog::info("{} committed: {} files, {} bytes; left out {} files matching -o ignore, not in the manifest "
+                 "(their {} bytes freed; {} on the asset lists them): {}",
+                 where, files, bytes, dropped.paths.size(), dropped.bytes, kLeftOutXattr,
+                 LeftOutLogText(dropped.paths));
+  }
   *committed_bytes = bytes;
   if (notifier) notifier->Enqueue(record.name);
   if (info) {

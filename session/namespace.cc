@@ -589,6 +589,9 @@ Status Engine::SetXattr(uint64_t id, std::string_view name, std::string_view val
     spdlog::info("session {}: write_once={}", Quote(s->record.name), s->record.write_once);
     return Status::OK();
   }
+  if (*kind == NodeKind::kSessionRoot && name == kLeftOutXattr) {
+    return Status::NotPermitted(std::string(kLeftOutXattr) + " is set by the commit");
+  }
   UPFS_RETURN_IF_ERROR(CheckXattrName(name));
   if (value.size() > kMaxXattrValue) return Status::TooLarge("extended attribute value over 64 KiB");
   return m.EditXattrs(*s, id, *kind, [&](Xattrs& x) { x[std::string(name)] = std::string(value); });

@@ -71,7 +71,7 @@ std::string Engine::Impl::Report(Session& s) {
     if (!n.is_dir) files.emplace_back(s.PathOf(id), &n);
   }
   std::sort(files.begin(), files.end());
-  uint64_t total_len = 0, total_rx = 0;
+  uint64_t total_len = 0, total_rx = 0, ignored = 0;
   std::string body;
   for (const auto& [path, n] : files) {
     FileState& f = *n->file;
@@ -99,11 +99,17 @@ std::string Engine::Impl::Report(Session& s) {
     bool known = missing.empty() && f.hash.valid() && f.hash.frontier() == length;
     body += "sha256: " + (known ? f.hash.HexDigest() : std::string("pending")) + "\n";
     if (f.last_error) body += "last_error: " + *f.last_error + "\n";
+    if (const std::string* pattern = ignore.Match(path)) {
+      body += "ignored: " + *pattern + "\n";
+      ++ignored;
+    }
   }
   line("files", std::to_string(files.size()));
   line("bytes_total", std::to_string(total_len));
   line("bytes_received", std::to_string(total_rx));
   line("last_error", s.last_error.empty() ? "none" : s.last_error);
+  // Files a commit would leave out unless the manifest lists them.
+  if (ignored > 0) line("ignored", std::to_string(ignored));
   return out + body;
 }
 

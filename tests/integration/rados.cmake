@@ -25,6 +25,7 @@
 #   quota                per-user limits under parallel writers, across a restart
 #   asset_removal        removal with a reader open and racing kill -9; stripes freed
 #   metrics              -o metrics_file: counts, promtool, atomic replacement
+#   resume               rsync resumes after kill -9; leftovers left out of a commit
 #   exerciser_fio, exerciser_stress_ng, exerciser_dbench
 #                        the third-party exercisers; `upfs fsck rados://...` after
 # Not here: fsck and enospc (they damage or fill a store directory;
@@ -32,7 +33,7 @@
 # requests_per_file (measurements of the daemon, not of the store).
 set(upfs_rados_integration_tests
   e2e_parallel_chunks many_sessions sparse_interleave write_once real_clients failures visibility
-  torture_kill9 expiry other_users bad_input posix_details hooks quota asset_removal metrics
+  torture_kill9 expiry other_users bad_input posix_details hooks quota asset_removal metrics resume
   exerciser_fio exerciser_stress_ng exerciser_dbench)
 foreach(name IN LISTS upfs_rados_integration_tests)
   add_test(NAME rados.integration.${name}

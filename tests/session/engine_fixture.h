@@ -116,6 +116,8 @@ struct FixtureOptions {
   uint64_t quota_bytes = 0;
   uint64_t max_sessions = 0;
   bool worm = false;
+  // Tools' leftovers a commit leaves out (Options::ignore_patterns).
+  std::vector<std::string> ignore_patterns = IgnoreRules::Defaults();
 };
 
 class EngineFixture {
@@ -239,6 +241,13 @@ class EngineFixture {
     return out;
   }
 
+  // The store holds no byte of `blob` (a file removed, or left out).
+  bool HasNoBytes(uint64_t blob) {
+    std::vector<store::Extent> extents;
+    REQUIRE_OK(store_->OpenBlob(blob)->Extents(&extents));
+    return extents.empty();
+  }
+
   // ---- finishing ----
 
   // Commits through `.finish` as `sha256sum ... > .finish` would: open for
@@ -355,6 +364,7 @@ class EngineFixture {
     options.quota_bytes = options_.quota_bytes;
     options.max_sessions = options_.max_sessions;
     options.worm = options_.worm;
+    options.ignore_patterns = options_.ignore_patterns;
     auto engine = Engine::Open(std::move(store), options);
     REQUIRE_OK(engine);
     engine_ = std::move(engine).value();

@@ -17,12 +17,6 @@ using upfs::testing::RandomBytes;
 
 constexpr int64_t kHour = int64_t{3600} * 1'000'000'000;
 
-bool HasNoBytes(EngineFixture& fx, uint64_t blob) {
-  std::vector<store::Extent> extents;
-  REQUIRE_OK(fx.store().OpenBlob(blob)->Extents(&extents));
-  return extents.empty();
-}
-
 }  // namespace
 
 // LevelDB only: the in-memory store does not outlive its engine.
@@ -147,7 +141,7 @@ TEMPLATE_TEST_CASE("expiry: only idle sessions with no open file expire: assets 
   REQUIRE_CODE(fx.engine().Lookup(kSessionsId, "idle"), kNotFound);
   REQUIRE_CODE(fx.engine().GetAttr(idle), kNotFound);
   REQUIRE_CODE(fx.engine().GetAttr(idle_file), kNotFound);
-  REQUIRE(HasNoBytes(fx, idle_file));
+  REQUIRE(fx.HasNoBytes(idle_file));
   if (fx.memory_blobs()) REQUIRE(fx.memory_blobs()->ApproximateBytes() + big.size() <= bytes_before);
   // The others are untouched.
   REQUIRE(fx.Lookup(kSessionsId, "busy") == busy);
@@ -166,8 +160,8 @@ TEMPLATE_TEST_CASE("expiry: only idle sessions with no open file expire: assets 
   std::vector<std::string> expired = fx.engine().ExpireIdle();
   std::sort(expired.begin(), expired.end());
   REQUIRE(expired == std::vector<std::string>{"active", "busy", "idle"});
-  REQUIRE(HasNoBytes(fx, busy_file));
-  REQUIRE(HasNoBytes(fx, active_file));
+  REQUIRE(fx.HasNoBytes(busy_file));
+  REQUIRE(fx.HasNoBytes(active_file));
   REQUIRE(fx.engine().GetUsage().sessions == 0);
 
   // Assets never expire.

@@ -16,12 +16,6 @@ namespace {
 
 using upfs::testing::RandomBytes;
 
-bool HasNoBytes(EngineFixture& fx, uint64_t blob) {
-  std::vector<store::Extent> extents;
-  REQUIRE_OK(fx.store().OpenBlob(blob)->Extents(&extents));
-  return extents.empty();
-}
-
 }  // namespace
 
 TEMPLATE_TEST_CASE("rename: rsync's temp file replaces the target", "[engine]", MemoryBackend, LevelDbBackend) {
@@ -47,7 +41,7 @@ TEMPLATE_TEST_CASE("rename: rsync's temp file replaces the target", "[engine]", 
   fx.Write(old_file, old_handle, 0, "late");
   fx.Release(old_file, old_handle);
   REQUIRE_CODE(fx.engine().GetAttr(old_file), kNotFound);
-  REQUIRE(HasNoBytes(fx, old_file));
+  REQUIRE(fx.HasNoBytes(old_file));
 
   REQUIRE_OK(fx.engine().Finish("sync", ManifestLine(Sha256::Of(v2), "f"), nullptr));
   fx.CheckAssetFile("sync", "f", v2);
@@ -127,7 +121,7 @@ TEMPLATE_TEST_CASE("unlink and rmdir inside a session", "[engine]", MemoryBacken
   REQUIRE_CODE(fx.engine().Unlink(s, "drop"), kNotFound);
   fx.Write(dropped, h, 0, "late");  // still open: POSIX keeps it until the close
   fx.Release(dropped, h);
-  REQUIRE(HasNoBytes(fx, dropped));  // its chunks are freed with the last handle
+  REQUIRE(fx.HasNoBytes(dropped));  // its chunks are freed with the last handle
   REQUIRE_CODE(fx.engine().Unlink(s, "d"), kIsDirectory);
   // rm -r removes the control files first; that must not fail.
   REQUIRE_OK(fx.engine().Unlink(s, ".finish"));
@@ -155,7 +149,7 @@ TEMPLATE_TEST_CASE("rmdir of an empty session directory aborts the session", "[e
   uint64_t f = fx.PutFile(s, "f", RandomBytes(rng, 1'500'000));
   REQUIRE_CODE(fx.engine().Rmdir(kSessionsId, "gone"), kNotEmpty);
   REQUIRE_OK(fx.engine().Unlink(s, "f"));
-  REQUIRE(HasNoBytes(fx, f));
+  REQUIRE(fx.HasNoBytes(f));
   REQUIRE_OK(fx.engine().Rmdir(kSessionsId, "gone"));
 
   REQUIRE_CODE(fx.engine().Lookup(kSessionsId, "gone"), kNotFound);

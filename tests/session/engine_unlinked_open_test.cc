@@ -16,12 +16,6 @@ namespace {
 
 using upfs::testing::RandomBytes;
 
-bool HasNoBytes(EngineFixture& fx, uint64_t blob) {
-  std::vector<store::Extent> extents;
-  REQUIRE_OK(fx.store().OpenBlob(blob)->Extents(&extents));
-  return extents.empty();
-}
-
 uint64_t OpenReadWrite(EngineFixture& fx, uint64_t id) {
   auto h = fx.engine().Open(id, OpenMode{true, true, false});
   REQUIRE_OK(h);
@@ -78,7 +72,7 @@ TEMPLATE_TEST_CASE("unlinked while open: writes, reads, fstat and ftruncate work
   REQUIRE(!Contains(fx.Report("hdd"), "file: (unlinked)"));
   fx.Release(f, h1);
   REQUIRE_CODE(fx.engine().GetAttr(f), kNotFound);
-  REQUIRE(HasNoBytes(fx, f));
+  REQUIRE(fx.HasNoBytes(f));
 
   REQUIRE_OK(fx.engine().Finish("hdd", "", nullptr));
   fx.CheckAssetFile("hdd", "keep", "kept");
@@ -102,7 +96,7 @@ TEMPLATE_TEST_CASE("unlinked while open: a commit or an abort frees its bytes an
     REQUIRE_CODE(fx.engine().Finish("c", ManifestLine(Sha256::Of(data), "gone"), nullptr), kInvalidArgument);
     REQUIRE_OK(fx.engine().Finish("c", "", nullptr));
     REQUIRE_CODE(fx.engine().Lookup(fx.AssetId("c", ""), "gone"), kNotFound);
-    REQUIRE(HasNoBytes(fx, f));
+    REQUIRE(fx.HasNoBytes(f));
     REQUIRE_CODE(fx.engine().Write(f, h, 0, "late"), kStale);
     REQUIRE_CODE(fx.engine().Read(f, h, 0, 10), kStale);
     fx.Release(f, h);
@@ -114,7 +108,7 @@ TEMPLATE_TEST_CASE("unlinked while open: a commit or an abort frees its bytes an
     uint64_t h = fx.OpenWrite(f);
     REQUIRE_OK(fx.engine().Unlink(s, "gone"));
     REQUIRE_OK(fx.engine().Rmdir(kSessionsId, "a"));
-    REQUIRE(HasNoBytes(fx, f));
+    REQUIRE(fx.HasNoBytes(f));
     REQUIRE_CODE(fx.engine().Write(f, h, 0, "late"), kStale);
     fx.Release(f, h);
   }
