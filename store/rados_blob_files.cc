@@ -86,7 +86,10 @@ void RadosBlobFiles::ReapLocked() const {
       continue;
     }
     if (it->rc < 0) {
-      if (failed_.ok()) failed_ = FromRados(it->rc, it->what);
+      if (failed_.ok()) {
+        failed_ = FromRados(it->rc, it->what);
+        failed_blob_ = it->blob;
+      }
       lost_.Add(it->blob, {it->begin, it->end});
     }
     it->completion->release();
@@ -180,6 +183,8 @@ std::vector<Extent> RadosBlobFiles::TakeLost(uint64_t blob) {
   {
     std::lock_guard lock(mu_);
     ReapLocked();
+    // Reported to its own file now: no other commit's Sync reports it.
+    if (!failed_.ok() && failed_blob_ == blob) failed_ = Status::OK();
   }
   return lost_.Take(blob);
 }

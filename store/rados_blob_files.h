@@ -13,7 +13,11 @@
 // a failed writeback); a RADOS write is durable once acknowledged, so
 // there is nothing else to sync. The ranges of failed writes are kept per
 // blob until TakeLost: a commit drops their records and fails, whichever
-// caller's Sync saw the failure first (KvStore::Apply).
+// caller's Sync saw the failure first (KvStore::Apply). A failure is
+// reported once: by the next Sync, or by its own blob's TakeLost (the
+// close, fsync or commit of its file), whichever comes first; so the first
+// commit after a cluster outage does not fail for another file's write
+// that its own close already reported (rados.faults.unreachable).
 //
 // Thread safety: as BlobFiles.
 #pragma once
@@ -106,6 +110,7 @@ class RadosBlobFiles : public BlobFiles {
   mutable uint64_t in_flight_bytes_ = 0;  // GUARDED_BY(mu_): of unfinished writes
   mutable size_t in_flight_ = 0;          // GUARDED_BY(mu_)
   mutable Status failed_;                 // GUARDED_BY(mu_): first failure since the last Sync
+  mutable uint64_t failed_blob_ = 0;      // GUARDED_BY(mu_): whose write that was
   mutable LostRanges lost_;  // of failed writes, until TakeLost
   size_t peak_in_flight_ = 0;             // GUARDED_BY(mu_)
   uint64_t peak_in_flight_bytes_ = 0;     // GUARDED_BY(mu_)
