@@ -6,8 +6,8 @@
 
 namespace upfs::fs {
 
-ExpirySweeper::ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep)
-    : interval_(interval), sweep_(std::move(sweep)) {}
+ExpirySweeper::ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep, std::string what)
+    : interval_(interval), sweep_(std::move(sweep)), what_(std::move(what)) {}
 
 ExpirySweeper::~ExpirySweeper() { Stop(); }
 
@@ -37,9 +37,9 @@ void ExpirySweeper::Run() {
     try {
       sweep_();
     } catch (const std::exception& e) {
-      spdlog::error("expiry sweep failed: {}", e.what());
+      spdlog::error("{} failed: {}", what_, e.what());
     } catch (...) {
-      spdlog::error("expiry sweep failed: unknown exception");
+      spdlog::error("{} failed: unknown exception", what_);
     }
     next = std::chrono::steady_clock::now() + interval_;
     lock.lock();

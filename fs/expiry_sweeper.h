@@ -1,5 +1,6 @@
-// ExpirySweeper: runs a sweep (expiring idle sessions) every interval on a
-// thread of its own, and stops promptly when asked.
+// ExpirySweeper: runs a sweep (expiring idle sessions; also the metrics
+// file's update) every interval on a thread of its own, and stops promptly
+// when asked.
 //
 // The sweep itself is the caller's (UpfsFs::SweepExpiredSessions in the
 // daemon); this class only owns the timing and the thread, so it is tested
@@ -14,6 +15,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 namespace upfs::fs {
@@ -22,7 +24,8 @@ class ExpirySweeper {
  public:
   // `sweep` must not throw; if it does, the exception is logged and the
   // sweeper keeps going.
-  ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep);
+  // `what` names the task in the log ("expiry sweep", "metrics file").
+  ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep, std::string what = "expiry sweep");
   // Stop()s.
   ~ExpirySweeper();
   ExpirySweeper(const ExpirySweeper&) = delete;
@@ -38,6 +41,7 @@ class ExpirySweeper {
 
   const std::chrono::milliseconds interval_;
   const std::function<void()> sweep_;
+  const std::string what_;
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mu_

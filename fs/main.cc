@@ -441,7 +441,8 @@ int RunMount(Mount& m, fuse_args* args) {
   // runs a task every interval and stops at once.
   std::optional<ExpirySweeper> metrics_writer;
   if (metrics) {
-    metrics_writer.emplace(std::chrono::seconds(m.cl.metrics_interval_seconds), [&metrics] { metrics->Update(); });
+    metrics_writer.emplace(std::chrono::seconds(m.cl.metrics_interval_seconds), [&metrics] { metrics->Update(); },
+                           "metrics file update");
     metrics_writer->Start();
   }
 

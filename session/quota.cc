@@ -3,6 +3,7 @@
 namespace upfs::session {
 
 Status QuotaLedger::ReserveBytes(uint32_t uid, uint64_t bytes) {
+  if (!HasLimits()) return Status::OK();
   std::lock_guard lock(mu_);
   Usage& u = usage_[uid];
   if (quota_bytes_ != 0 && uid != 0 && bytes > 0 && u.bytes + bytes > quota_bytes_) {
@@ -17,12 +18,14 @@ Status QuotaLedger::ReserveBytes(uint32_t uid, uint64_t bytes) {
 }
 
 void QuotaLedger::ReleaseBytes(uint32_t uid, uint64_t bytes) {
+  if (!HasLimits()) return;
   std::lock_guard lock(mu_);
   Usage& u = usage_[uid];
   u.bytes -= std::min(u.bytes, bytes);
 }
 
 Status QuotaLedger::AddSession(uint32_t uid) {
+  if (!HasLimits()) return Status::OK();
   std::lock_guard lock(mu_);
   Usage& u = usage_[uid];
   if (max_sessions_ != 0 && uid != 0 && u.sessions >= max_sessions_) {
@@ -36,6 +39,7 @@ Status QuotaLedger::AddSession(uint32_t uid) {
 }
 
 void QuotaLedger::CountSession(uint32_t uid, uint64_t bytes) {
+  if (!HasLimits()) return;
   std::lock_guard lock(mu_);
   Usage& u = usage_[uid];
   ++u.sessions;
@@ -43,6 +47,7 @@ void QuotaLedger::CountSession(uint32_t uid, uint64_t bytes) {
 }
 
 void QuotaLedger::RemoveSession(uint32_t uid, uint64_t bytes) {
+  if (!HasLimits()) return;
   std::lock_guard lock(mu_);
   Usage& u = usage_[uid];
   u.sessions -= std::min<uint64_t>(u.sessions, 1);
@@ -51,7 +56,7 @@ void QuotaLedger::RemoveSession(uint32_t uid, uint64_t bytes) {
 }
 
 void QuotaLedger::MoveSession(uint32_t from, uint32_t to, uint64_t bytes) {
-  if (from == to) return;
+  if (!HasLimits() || from == to) return;
   std::lock_guard lock(mu_);
   Usage& f = usage_[from];
   f.sessions -= std::min<uint64_t>(f.sessions, 1);

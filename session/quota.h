@@ -10,6 +10,9 @@
 // stored: the ledger is rebuilt from the sessions' extent records at every
 // start and takeover, so it survives restarts as exactly as they do.
 //
+// Without limits nothing is counted: every write would otherwise take the
+// ledger's lock for nothing (Of then says 0).
+//
 // Thread safety: every method may be called from any thread; one mutex,
 // a leaf (nothing else is locked while it is held).
 #pragma once

@@ -98,7 +98,7 @@ TEST_CASE("assets: a file kept for a reader is freed at the next start", "[engin
 
 TEMPLATE_TEST_CASE("assets: -o worm refuses every removal", "[engine][assets]", MemoryBackend, LevelDbBackend) {
   FixtureOptions options;
-  options.worm = true;
+  options.engine.worm = true;
   EngineFixture fx(TestType::kBackend, options);
   CommitAsset(fx, "big bytes", "small bytes");
   Status refused = fx.engine().Rmdir(kAssetsId, "a");

@@ -97,6 +97,14 @@ inline bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }
 
+// Options as a daemon has them, but a failed post_commit retried after
+// 20 ms instead of a second.
+inline Options QuickRetries() {
+  Options options;
+  options.post_commit_retry_ns = 20'000'000;
+  return options;
+}
+
 struct FixtureOptions {
   // Wrap the store in a FaultyStore (reachable through faulty()).
   bool faulty = false;
@@ -107,17 +115,9 @@ struct FixtureOptions {
   // RADOS) and are lost while told to (reachable through losing_kv()).
   bool losing_records = false;
   int64_t ttl_ns = Options{}.ttl_ns;
-  // Commit hooks (Options::pre_commit, ...); post_commit retries quickly.
-  std::string pre_commit = {};
-  std::string post_commit = {};
-  int64_t hook_timeout_ns = Options{}.hook_timeout_ns;
-  int64_t post_commit_retry_ns = 20'000'000;
-  // Per-user limits (Options::quota_bytes, max_sessions).
-  uint64_t quota_bytes = 0;
-  uint64_t max_sessions = 0;
-  bool worm = false;
-  // Tools' leftovers a commit leaves out (Options::ignore_patterns).
-  std::vector<std::string> ignore_patterns = IgnoreRules::Defaults();
+  // The engine's own options (hooks, limits, worm, ignore patterns); the
+  // clock and ttl_ns above are the fixture's. post_commit retries quickly.
+  Options engine = QuickRetries();
 };
 
 class EngineFixture {
@@ -354,17 +354,9 @@ class EngineFixture {
       store = std::move(faulty);
     }
     store_ = store.get();
-    Options options;
+    Options options = options_.engine;
     options.ttl_ns = options_.ttl_ns;
     options.clock = clock_;
-    options.pre_commit = options_.pre_commit;
-    options.post_commit = options_.post_commit;
-    options.hook_timeout_ns = options_.hook_timeout_ns;
-    options.post_commit_retry_ns = options_.post_commit_retry_ns;
-    options.quota_bytes = options_.quota_bytes;
-    options.max_sessions = options_.max_sessions;
-    options.worm = options_.worm;
-    options.ignore_patterns = options_.ignore_patterns;
     auto engine = Engine::Open(std::move(store), options);
     REQUIRE_OK(engine);
     engine_ = std::move(engine).value();

@@ -88,7 +88,7 @@ TEMPLATE_TEST_CASE("hooks: a refusing pre_commit leaves the session as it was, i
                     "echo 'second line' >&2\n"
                     "exit 3\n");
   FixtureOptions options;
-  options.pre_commit = hook;
+  options.engine.pre_commit = hook;
   EngineFixture fx(TestType::kBackend, options);
   std::mt19937_64 rng(7);
   const std::string a = RandomBytes(rng, 5000), b = RandomBytes(rng, 70'000);
@@ -142,8 +142,8 @@ TEMPLATE_TEST_CASE("hooks: a pre_commit past hook_timeout is killed with its chi
   const std::string child = scripts.Sub("child");
   WriteScript(hook, "sleep 60 &\necho $! > '" + child + "'\nwait\n");
   FixtureOptions options;
-  options.pre_commit = hook;
-  options.hook_timeout_ns = 300'000'000;
+  options.engine.pre_commit = hook;
+  options.engine.hook_timeout_ns = 300'000'000;
   EngineFixture fx(TestType::kBackend, options);
   Status refused = FinishOneFile(fx);
   REQUIRE_CODE(refused, kNotPermitted);
@@ -170,7 +170,7 @@ TEMPLATE_TEST_CASE("hooks: post_commit is told of every commit, retried until it
                         "[ \"$UPFS_ASSET\" = flaky ] && [ \"$UPFS_ATTEMPT\" = 1 ] && { echo 'try again' >&2; exit 1; }\n"
                         "exit 0\n");
   FixtureOptions options;
-  options.post_commit = hook;
+  options.engine.post_commit = hook;
   EngineFixture fx(TestType::kBackend, options);
   const std::string hostile = "a b; touch pwned $(touch pwned2) `touch pwned3` \"'";
   for (const std::string& name : {hostile, std::string("flaky"), std::string("plain")}) {
@@ -202,9 +202,9 @@ TEST_CASE("hooks: an undelivered commit notice survives a restart and is deliver
   const std::string ok = scripts.Sub("ok");
   WriteScript(hook, "echo \"$UPFS_ASSET $UPFS_ATTEMPT\" >> '" + log + "'\n[ -e '" + ok + "' ]\n");
   FixtureOptions options;
-  options.post_commit = hook;
+  options.engine.post_commit = hook;
   // One attempt before the restart: the next would be a minute later.
-  options.post_commit_retry_ns = int64_t{60} * 1'000'000'000;
+  options.engine.post_commit_retry_ns = int64_t{60} * 1'000'000'000;
   EngineFixture fx(Backend::kLevelDb, options);
   const uint64_t s = fx.Begin("s");
   fx.PutFile(s, "f", "12345");
@@ -223,7 +223,7 @@ TEST_CASE("hooks: an undelivered commit notice survives a restart and is deliver
 
 TEST_CASE("hooks: a program that cannot be started refuses, naming why", "[engine][hooks]") {
   FixtureOptions options;
-  options.pre_commit = "/nonexistent/upfs-hook";
+  options.engine.pre_commit = "/nonexistent/upfs-hook";
   EngineFixture fx(Backend::kMemory, options);
   Status refused = FinishOneFile(fx);
   REQUIRE_CODE(refused, kNotPermitted);

@@ -17,6 +17,13 @@
 namespace upfs::session::testing {
 namespace {
 
+// Fixture options with `patterns` as -o ignore.
+FixtureOptions Ignoring(std::vector<std::string> patterns) {
+  FixtureOptions options;
+  options.engine.ignore_patterns = std::move(patterns);
+  return options;
+}
+
 using upfs::testing::RandomBytes;
 
 std::string LeftOut(EngineFixture& fx, std::string_view asset) {
@@ -141,7 +148,7 @@ TEMPLATE_TEST_CASE("ignore: .status shows the files a commit would leave out", "
 
   REQUIRE_OK(fx.engine().Unlink(upload.id, ".DS_Store"));
   REQUIRE(!Contains(fx.Report("s"), "ignored: .DS_Store"));
-  EngineFixture plain(TestType::kBackend, FixtureOptions{.ignore_patterns = {}});
+  EngineFixture plain(TestType::kBackend, Ignoring({}));
   plain.PutFile(plain.Begin("t"), ".DS_Store", "x");
   REQUIRE(!Contains(plain.Report("t"), "ignored"));
 }
@@ -207,7 +214,7 @@ TEMPLATE_TEST_CASE("ignore: the manifest wins: a listed leftover is committed, a
 TEMPLATE_TEST_CASE("ignore: -o ignore replaces the defaults, an empty list leaves nothing out", "[engine]",
                    MemoryBackend, LevelDbBackend) {
   SECTION("own patterns") {
-    EngineFixture fx(TestType::kBackend, FixtureOptions{.ignore_patterns = {"*.part", "tmp/*"}});
+    EngineFixture fx(TestType::kBackend, Ignoring({"*.part", "tmp/*"}));
     const uint64_t id = fx.Begin("s");
     const uint64_t tmp = fx.MakeDir(id, "tmp");
     const uint64_t sub = fx.MakeDir(id, "sub");
@@ -227,7 +234,7 @@ TEMPLATE_TEST_CASE("ignore: -o ignore replaces the defaults, an empty list leave
     REQUIRE(fx.HasNoBytes(scratch));
   }
   SECTION("none") {
-    EngineFixture fx(TestType::kBackend, FixtureOptions{.ignore_patterns = {}});
+    EngineFixture fx(TestType::kBackend, Ignoring({}));
     const uint64_t id = fx.Begin("s");
     fx.PutFile(id, ".DS_Store", "finder");
     fx.PutFile(id, ".big.WfEbu7", "tmp");

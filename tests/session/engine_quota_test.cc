@@ -21,7 +21,7 @@ std::string Bytes(size_t n, char c) { return std::string(n, c); }
 TEMPLATE_TEST_CASE("quota: writes past -o quota fail and store nothing, and commits, truncates and unlinks give back",
                    "[engine][quota]", MemoryBackend, LevelDbBackend) {
   FixtureOptions options;
-  options.quota_bytes = 100'000;
+  options.engine.quota_bytes = 100'000;
   EngineFixture fx(TestType::kBackend, options);
   Engine& e = fx.engine();
   const uint64_t s1 = fx.Begin("s1");
@@ -76,7 +76,7 @@ TEMPLATE_TEST_CASE("quota: writes past -o quota fail and store nothing, and comm
 TEMPLATE_TEST_CASE("quota: -o max_sessions refuses mkdir past the limit, root exempt, ends give back",
                    "[engine][quota]", MemoryBackend, LevelDbBackend) {
   FixtureOptions options;
-  options.max_sessions = 2;
+  options.engine.max_sessions = 2;
   EngineFixture fx(TestType::kBackend, options);
   Engine& e = fx.engine();
   fx.Begin("s1");
@@ -96,8 +96,8 @@ TEMPLATE_TEST_CASE("quota: -o max_sessions refuses mkdir past the limit, root ex
 
 TEST_CASE("quota: the count is rebuilt from the store at a restart", "[engine][quota]") {
   FixtureOptions options;
-  options.quota_bytes = 100'000;
-  options.max_sessions = 2;
+  options.engine.quota_bytes = 100'000;
+  options.engine.max_sessions = 2;
   EngineFixture fx(Backend::kLevelDb, options);
   const uint64_t s1 = fx.Begin("s1");
   fx.PutFile(s1, "a", Bytes(30'000, 'a'));
@@ -119,7 +119,7 @@ TEMPLATE_TEST_CASE("parallel: 8 writers of one uid racing for its quota never pa
   constexpr uint64_t kQuota = 1'000'000;
   constexpr size_t kPiece = 10'000;
   FixtureOptions options;
-  options.quota_bytes = kQuota;
+  options.engine.quota_bytes = kQuota;
   EngineFixture fx(TestType::kBackend, options);
   const uint64_t s = fx.Begin("s");
   std::vector<uint64_t> files, handles;

@@ -72,8 +72,8 @@ TEMPLATE_TEST_CASE("stats: quota refusals and pre_commit runs and refusals", "[e
   }
   REQUIRE(chmod(hook.c_str(), 0755) == 0);
   FixtureOptions options;
-  options.pre_commit = hook;
-  options.quota_bytes = 100;
+  options.engine.pre_commit = hook;
+  options.engine.quota_bytes = 100;
   EngineFixture fx(TestType::kBackend, options);
 
   const uint64_t s = fx.Begin("s");
