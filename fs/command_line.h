@@ -25,7 +25,7 @@
 #include "fs/fuse_api.h"
 #include "session/ignore_rules.h"
 #include "store/leveldb_kv.h"
-#include "store/status.h"
+#include "base/status.h"
 
 namespace upfs::fs {
 

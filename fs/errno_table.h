@@ -1,6 +1,6 @@
 // ErrnoFor: the single place where a upfs Status becomes an errno.
 //
-// Only fs/ speaks errno; the core reports Status codes (store/status.h).
+// Only fs/ speaks errno; the core reports Status codes (base/status.h).
 // The table is complete by construction: it is a switch over every code
 // with no default, so adding a code without an errno is a compiler
 // warning (an error under UPFS_WERROR), and tests/fs/errno_table_test.cc
@@ -12,7 +12,7 @@
 #include <span>
 #include <string_view>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace upfs::fs {
 

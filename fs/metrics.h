@@ -12,7 +12,7 @@
 
 #include "fs/request_counters.h"
 #include "session/engine.h"
-#include "store/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace upfs::fs {

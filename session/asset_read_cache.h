@@ -43,7 +43,7 @@
 #include <thread>
 #include <vector>
 
-#include "store/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace upfs::session {

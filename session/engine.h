@@ -43,7 +43,7 @@
 
 #include "session/clock.h"
 #include "session/ignore_rules.h"
-#include "store/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace upfs::session {

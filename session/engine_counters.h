@@ -14,13 +14,13 @@
 #include <iterator>
 
 #include "session/engine.h"
-#include "store/status.h"
+#include "base/status.h"
 
 namespace upfs::session {
 
 class EngineCounters {
  public:
-  // Codes up to and including the last one (store/status.h).
+  // Codes up to and including the last one (base/status.h).
   static constexpr size_t kCodes = static_cast<size_t>(Status::Code::kQuotaExceeded) + 1;
   static constexpr size_t kBuckets = std::size(Engine::kFinishBuckets) + 1;
 

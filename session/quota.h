@@ -22,7 +22,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace upfs::session {
 

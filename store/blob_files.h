@@ -26,7 +26,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace upfs::store {

@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "store/kv_store.h"
-#include "store/status.h"
+#include "base/status.h"
 
 namespace upfs::store {
 

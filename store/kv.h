@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace upfs::store {
 

@@ -24,7 +24,7 @@
 
 #include "store/kv.h"
 #include "store/kv_store.h"
-#include "store/status.h"
+#include "base/status.h"
 
 namespace leveldb {
 class Env;

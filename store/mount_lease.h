@@ -14,7 +14,7 @@
 #include <set>
 #include <string>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace upfs::store {
 

@@ -41,7 +41,7 @@
 
 #include "store/mount_lease.h"
 #include "store/rados_connection.h"
-#include "store/status.h"
+#include "base/status.h"
 
 namespace upfs::store {
 

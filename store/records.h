@@ -50,7 +50,7 @@
 #include <string>
 #include <string_view>
 
-#include "store/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace upfs::store::keys {

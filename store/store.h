@@ -32,7 +32,7 @@
 #include <variant>
 #include <vector>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace upfs::store {
 

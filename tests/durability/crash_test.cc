@@ -34,7 +34,7 @@
 #include "store/blob_files.h"
 #include "store/kv_store.h"
 #include "store/leveldb_kv.h"
-#include "store/status.h"
+#include "base/status.h"
 #include "tests/durability/crash_env.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/shared_blob_files.h"

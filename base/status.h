@@ -1,4 +1,6 @@
-// Status and Result<T>: how every upfs layer reports failure.
+// Status and Result<T>: how every upfs layer reports failure. It lives in
+// base/, below store/, so that every layer includes it without reaching into
+// another layer.
 //
 // Errors are values, never exceptions across an API. A Status is a code
 // saying what kind of failure it is (the fs layer maps codes to errno in
