@@ -126,7 +126,8 @@ TEMPLATE_TEST_CASE("parallel: 8 threads write disjoint ranges of one file in ran
 // The write that fills the gap before bytes that arrived earlier returns
 // without reading them back to hash them: that catch-up runs on the
 // engine's background hasher, so parallel writers to one file do not wait
-// for it (issue 11, item 3). Blob reads are held: a write that read back
+// for it (docs/performance.md, "Where the time goes", (f)). Blob reads are
+// held: a write that read back
 // would not return until they are released.
 TEMPLATE_TEST_CASE("parallel: filling a gap returns before the bytes after it are hashed", "[engine]",
                    MemoryBackend, LevelDbBackend) {
