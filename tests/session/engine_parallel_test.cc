@@ -1,4 +1,5 @@
-// Concurrency: many writers to one file, many sessions committing at once.
+// Concurrency (G3, docs/semantics.md): many writers to one file, many
+// sessions committing at once.
 // Worker threads never touch Catch2 (it is not thread-safe): each records
 // its first failure, and the test thread checks them after joining.
 #include <catch2/catch.hpp>
