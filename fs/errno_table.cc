@@ -37,7 +37,8 @@ int ErrnoFor(Status::Code code) {
     // Judgment calls.
     case Code::kInvalidArgument:
       // A malformed manifest line or a name the namespace rejects. Also
-      // what DESIGN.md promises for "malformed manifest or unlisted file".
+      // what docs/semantics.md ("Errors") promises for a malformed manifest
+      // or an unlisted file.
       return EINVAL;
     case Code::kCorruption:
       // Stored bytes failed their checks. POSIX has no "corrupt" errno;
@@ -56,11 +57,12 @@ int ErrnoFor(Status::Code code) {
       // rsync and file managers say "Read-only file system".
       return EROFS;
     case Code::kHashMismatch:
-      // DESIGN.md: `sha256sum ... > .finish` must report "Bad message".
+      // docs/semantics.md ("Finishing", "Errors"): `sha256sum ... > .finish`
+      // must report "Bad message".
       return EBADMSG;
     case Code::kMissingData:
       // A gap before the file's length: "No data available" names the
-      // problem better than EIO, and DESIGN.md fixes it.
+      // problem better than EIO, and docs/semantics.md ("Errors") fixes it.
       return ENODATA;
     case Code::kStale:
       // The session was committed or aborted under an open handle: the

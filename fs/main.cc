@@ -551,8 +551,8 @@ int main(int argc, char** argv) {
   // worker's arena, so with up to 16 arenas for 16 workers the daemon's
   // RSS crept up as more arenas reached their peaks. 4-minute
   // soaks (tests/bench/soak.sh): 80.5 -> 83.7 MiB with the default, 69.2
-  // -> 74.8 MiB and flat for the last two minutes with two (README,
-  // Performance). MALLOC_ARENA_MAX in the environment still decides.
+  // -> 74.8 MiB and flat for the last two minutes with two
+  // (docs/performance.md, "Soak"). MALLOC_ARENA_MAX in the environment still decides.
   if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
   int status = 1;
   try {

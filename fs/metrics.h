@@ -1,6 +1,6 @@
 // Metrics: the Prometheus text exposition (format 0.0.4) of what a mount
-// did, for node_exporter's textfile collector (-o metrics_file; README,
-// "Metrics", lists every metric). Names start with upfs_, counters end in
+// did, for node_exporter's textfile collector (-o metrics_file;
+// docs/configuration.md, "Metrics", lists every metric). Names start with upfs_, counters end in
 // _total, and each family has its HELP and TYPE lines.
 //
 // Thread safety: functions of their arguments only.

@@ -5,7 +5,7 @@
 //
 // Thread safety: Count and CountError may run on every worker thread at
 // once: each is one relaxed atomic increment (the write path pays one per
-// request; README, "Metrics", measures it). Snapshot reads without locks,
+// request; docs/configuration.md, "Metrics", measures it). Snapshot reads without locks,
 // so it is not one instant.
 #pragma once
 

@@ -92,8 +92,8 @@ inline Status CheckName(std::string_view name) {
 }
 
 // The parts of a file that only its lock may touch. One per file of every
-// open session, so it is kept small (see README, "Other users, expiry and
-// scale"): the blob is opened per operation rather than held, the extent
+// open session, so it is kept small (see docs/performance.md, "Scale and
+// memory"): the blob is opened per operation rather than held, the extent
 // map and hash state are inline, and an error message costs memory only
 // once there is one.
 struct FileState {

@@ -34,8 +34,8 @@ struct Planned {
   AssetEntry entry;
 };
 
-// Runs the pre_commit program for a verified session (README, "Commit
-// hooks"): OK when it exits 0, NotPermitted with its first line of stderr
+// Runs the pre_commit program for a verified session (docs/configuration.md,
+// "Commit hooks"): OK when it exits 0, NotPermitted with its first line of stderr
 // otherwise. The session is kFinishing meanwhile, so its files can be read
 // through the mount and not changed.
 Status RunPreCommit(const Options& options, const SessionRecord& record, const std::vector<Planned>& plan,
@@ -143,7 +143,7 @@ std::string LeftOutXattrValue(const std::vector<std::string>& paths) {
 
 // The paths for the commit's log line: the first 100, quoted.
 std::string LeftOutLogText(const std::vector<std::string>& paths) {
-  constexpr size_t kLogged = 100;  // README: "the first 100"
+  constexpr size_t kLogged = 100;  // docs/configuration.md: "the first 100"
   std::string text;
   for (size_t i = 0; i < paths.size() && i < kLogged; ++i) {
     if (i) text += ", ";
@@ -230,8 +230,8 @@ Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::stri
 // A finish of many files briefly holds a few KiB per file (the plan, the
 // batch, its encoding). glibc keeps such freed memory in its arenas (one
 // per FUSE thread that allocated it) and RSS stays at the peak; trimming
-// hands the free pages back (measured: README "Other users, expiry and
-// scale"). Not done after small finishes: it walks every arena.
+// hands the free pages back (measured: docs/performance.md, "Scale and
+// memory"). Not done after small finishes: it walks every arena.
 void Engine::Impl::ReturnFreeMemory() {
 #ifdef __GLIBC__
   malloc_trim(0);

@@ -8,7 +8,7 @@
 //                           (CommitNotifier)
 //
 // A program runs without a shell: its path is exec'd with argv[0] only and
-// the session's facts in a fixed environment (README, "Commit hooks"), so
+// the session's facts in a fixed environment (docs/configuration.md, "Commit hooks"), so
 // no name is ever split or interpreted. stdin is /dev/null, the working
 // directory "/", every other descriptor of the daemon closed, signals at
 // their defaults, in a process group of its own (a timeout kills the whole

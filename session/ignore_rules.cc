@@ -12,7 +12,7 @@ const std::vector<std::string>& IgnoreRules::Defaults() {
   static const std::vector<std::string> kDefaults = {
       // rsync's temporary copy: "." NAME "." and six random characters
       // (mkstemp), renamed over NAME once complete; left behind when the
-      // transfer is cut off (README: "Resuming"). Six characters that are
+      // transfer is cut off (docs/configuration.md: "Resuming"). Six characters that are
       // not dots, so ".a.tar.gz" is not one; ".notes.backup" is (list it
       // in the manifest, or set -o ignore).
       ".*.[!.][!.][!.][!.][!.][!.]",

@@ -1,7 +1,7 @@
 // IgnoreRules: the patterns of files that tools leave behind in a session
 // (rsync's temporary copies, editors' lock and swap files, macOS Finder
 // metadata), which a commit leaves out unless the manifest lists them
-// (README, "Resuming, and tools' leftovers"; -o ignore).
+// (docs/configuration.md, "Resuming, and tools' leftovers"; -o ignore).
 //
 // A pattern is a shell glob (fnmatch(3), no flags beyond FNM_PATHNAME):
 // one without '/' is matched against a file's name, one with '/' against

@@ -1,6 +1,6 @@
 // QuotaLedger: what each uid holds in the open sessions this engine holds,
-// against the per-user limits (-o quota, -o max_sessions; README,
-// "Per-user limits").
+// against the per-user limits (-o quota, -o max_sessions;
+// docs/configuration.md, "Per-user limits").
 //
 // A session's bytes are its files' received bytes (each byte once, however
 // often it was rewritten), counted against the session's owner (the uid

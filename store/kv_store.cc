@@ -100,7 +100,7 @@ Status ScanChunks(const Kv& kv, uint64_t blob, uint64_t from, uint64_t to,
 // at), and deleted keys are everywhere: the chunks of aborted and expired
 // sessions' files, and after the newest blob's chunks, the node records of
 // every session committed so far. A scan that left this blob's keys would
-// cost in proportion to the store's history (issue 11). So nothing here
+// cost in proportion to the store's history (G6, docs/semantics.md). So nothing here
 // steps back, and a scan runs only when the end record says the blob has
 // chunks, from no earlier than a chunk reaching `begin` could start (none
 // is longer than kMaxChunkBytes), to no further than the end record: a

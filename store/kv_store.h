@@ -49,7 +49,7 @@ inline constexpr size_t kMaxChunkBytes = size_t{1} << 20;
 // file then costs no file of its own (no create, no directory entry, no
 // per-file sync at the commit, whose synced Kv write makes its bytes
 // durable with the records), which is what kept small files behind
-// passthrough (README, Performance: the threshold was chosen there).
+// passthrough (docs/performance.md: the threshold was chosen there).
 // Larger files' bytes stay out of the Kv, whose log and compactions would
 // copy them again and again.
 // UPFS_INLINE_CHUNK_END (bytes) overrides it at build time, to measure

@@ -5,7 +5,7 @@
 // Memory. PosixEnv memory-maps up to 1000 table files for reading (on
 // 64-bit). Every page of a mapped table that a read or a compaction
 // touches is counted in the daemon's resident set, so after a 1 GiB upload
-// the daemon's peak RSS was 1.3 GiB: guarantee 5 of the design (memory
+// the daemon's peak RSS was 1.3 GiB: G5 of docs/semantics.md (memory
 // does not grow with file size) broken by the kernel's accounting, not by
 // a leak. Here table files are read with pread(2) into LevelDB's own
 // buffers (bounded by the block cache and the blocks in flight); the page

@@ -6,7 +6,7 @@
 // that began it (KvStore: the "H" record); another mount takes it over
 // only once the holder's lease has run out and the holder is fenced: it
 // can change nothing in the store any more, even if it was only paused
-// and comes back (README, "Several mounts").
+// and comes back (docs/rados.md, "Several mounts").
 //
 // Thread safety: all methods may be called from any thread.
 #pragma once

@@ -76,7 +76,7 @@ inline constexpr std::string_view kFormatExtentsAmongRecords = "upfs-store 5";
 // range, then do not rewrite the history's chunks (inline bytes included)
 // again and again. Under format 5's "X", between "V" and "n", every new
 // table spanned them all: 5x the uploaded bytes rewritten for 24 KiB
-// files, 55x for 4 KiB (README, Performance).
+// files, 55x for 4 KiB (docs/performance.md).
 inline constexpr char kExtentTag = '@';
 inline constexpr char kFormat5ExtentTag = 'X';
 inline constexpr std::string_view kNextIdKey = "N";

@@ -246,7 +246,7 @@ class Store {
   // for each mount, which can fail).
   virtual Result<uint64_t> NewIds(uint64_t count) = 0;
 
-  // ---- several mounts of one store (RADOS; README, "Several mounts") ----
+  // ---- several mounts of one store (RADOS; docs/rados.md, "Several mounts") ----
   // This mount's id, or "" for a store that one process serves alone
   // (then it holds every session, and the calls below have nothing to do).
   virtual const std::string& MountId() const {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests/bench/bench.sh: upfs's side-by-side performance benchmark (issue 5).
+# tests/bench/bench.sh: upfs's side-by-side performance benchmark
+# (docs/performance.md).
 #
 #   tests/bench/bench.sh [UPFS_BIN]            # the full run (about 25 min)
 #   SIZE_MIB=128 REPS=1 RSS_BIG_MIB=512 PLOT_SIZES="16 64" tests/bench/bench.sh   # quick
@@ -22,7 +23,7 @@
 # and prints a table of medians over REPS repetitions, min-max and ratios,
 # then ingest throughput against file size (PLOT_SIZES, MiB) for the local
 # directory, passthrough and upfs, drawn with gnuplot as a PNG. Last,
-#   (i) speed after history (issue 11), in one daemon on one store: a
+#   (i) speed after history (G6), in one daemon on one store: a
 #       HISTORY_BIG_MIB file's cp + finish, HISTORY_BIG_REPS times;
 #       HISTORY_SESSIONS rounds of mkdir, cp -r of HISTORY_FILES files of
 #       HISTORY_KIB KiB, finish; one more such round; the big file again.

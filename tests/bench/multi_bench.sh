@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/bench/multi_bench.sh: aggregate ingest of 1, 2 and 3 mounts of one
-# RADOS store writing at once (issue 13, README "Several mounts"), beside
+# RADOS store writing at once (docs/rados.md, "Several mounts"), beside
 # the cluster's own write ceiling measured in the same run.
 #
 #   tests/bench/multi_bench.sh [UPFS_BIN]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/bench/rados_bench.sh: upfs over RADOS against the cluster's own
-# ceiling, in one run on one throw-away cluster (issue 12).
+# ceiling, in one run on one throw-away cluster (docs/rados.md,
+# "Speed over RADOS").
 #
 #   tests/bench/rados_bench.sh [UPFS_BIN]
 #   SIZE_MIB=256 REPS=1 BENCH_SECONDS=5 tests/bench/rados_bench.sh   # quick

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/bench/rsync_resume.sh UPFS_BINARY [MB]: which rsync invocation
 # resumes an upload into upfs without sending again what was received
-# (README, "Resuming, and tools' leftovers"). For each invocation: an rsync
+# (docs/configuration.md, "Resuming, and tools' leftovers"). For each invocation: an rsync
 # of one MB-megabyte file (default 300) into its own session, slowed with
 # --bwlimit, the daemon killed (kill -9) once the session holds 40 % of it,
 # a remount, and the same command again with --stats; prints what the

@@ -23,7 +23,7 @@
 # runs `upfs fsck`, and prints the first and last minute side by side, the
 # RSS range, and the store's size against the assets' bytes (what is left
 # of aborted and expired sessions is the difference). It asserts nothing:
-# read the numbers (README, "Performance").
+# read the numbers (docs/performance.md, "Soak").
 #
 # Options (environment): SOAK_MINUTES=30 SMALL_FILES=100 SMALL_KIB=24
 # BIG_MIB=2 TTL=15 RESTART_MINUTES=5 MIN_FREE_GIB=10 (stops early when the

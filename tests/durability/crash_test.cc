@@ -1,8 +1,8 @@
-// Machine-crash durability of the store and the engine over it (issue 4,
-// "Crash and restart"): with a LevelDB Env that loses every unsynced byte
+// Machine-crash durability of the store and the engine over it (G2 in
+// docs/semantics.md; docs/store.md, "Crashes"): with a LevelDB Env that loses every unsynced byte
 // (tests/durability/crash_env.h), check that
 //   * a session whose Finish returned OK before the crash is an asset after
-//     it, every byte hashing to its recorded SHA-256 (guarantee 2);
+//     it, every byte hashing to its recorded SHA-256 (G1, G2);
 //   * what a crash keeps of everything else is a prefix of the history of
 //     operations: no partial commit, no session half-committed, no write
 //     surviving while an earlier one was lost, no byte altered;

@@ -1,5 +1,5 @@
-// The Status -> errno table: every code has the errno DESIGN.md and the
-// README promise, and no code is left without one.
+// The Status -> errno table: every code has the errno docs/semantics.md
+// ("Errors", G4) promises, and no code is left without one.
 #include <cerrno>
 #include <map>
 #include <set>

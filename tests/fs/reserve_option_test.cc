@@ -1,5 +1,5 @@
-// -o reserve=BYTES: the free space kept for the database (issue 4,
-// "Resource exhaustion"; store/leveldb_kv.h).
+// -o reserve=BYTES: the free space kept for the database
+// (docs/store.md, "A full disk, and damaged data"; store/leveldb_kv.h).
 #include <string>
 #include <vector>
 

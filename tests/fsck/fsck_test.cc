@@ -3,7 +3,7 @@
 // each kind of damage, made directly in the Kv (or in LevelDB's files), is
 // reported with its asset, file and offset. Also: a LevelDB block that
 // fails its checksum makes a read through the Engine fail, never return
-// wrong bytes.
+// wrong bytes (G1, docs/semantics.md).
 #include "store/fsck.h"
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/asset_removal.sh UPFS_BINARY (ctest integration.asset_removal
-# and rados.integration.asset_removal): removing committed assets (README,
-# "Removing assets").
+# and rados.integration.asset_removal): removing committed assets
+# (docs/configuration.md, "Removing assets").
 #   - rmdir assets/NAME removes the whole asset at once: gone
 #     from the listing and from lookups; a reader holding one of its files
 #     open reads it whole to the end; its bytes are freed once it closes

@@ -1,4 +1,5 @@
-# integration.bad_input: issue 4's bad-input catalogue on a real mount (each
+# integration.bad_input: the bad-input catalogue (G4; docs/semantics.md,
+# "Bad input, case by case") on a real mount (each
 # case's errno read from the syscall by bad_input_try.py, the daemon alive
 # after each, a control session written to throughout). Included from
 # tests/integration/CMakeLists.txt.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 4's bad-input catalogue: one line per case, each the exact errno the
+# The bad-input catalogue (G4; docs/semantics.md, "Bad input, case by
+# case"): one line per case, each the exact errno the
 # system call returns (read by bad_input_try.py from the syscall itself,
 # not from a tool's message), and after every case the daemon is alive and
 # the mount answers. Meanwhile a control session is written to without
@@ -7,7 +8,8 @@
 # asset must match byte for byte: no bad input touched another session.
 # Cases that are not errors (names with odd but valid bytes, O_DIRECT,
 # mmap writes, a session with no files) must round-trip into assets/.
-# The choices are documented in README.md's "Errors" section.
+# The choices are documented in docs/semantics.md, "Errors" and "Bad input,
+# case by case".
 source "$(dirname "$0")/lib.sh" "$@"
 require_tools python3
 TRY=$(readlink -f "$(dirname "$0")/bad_input_try.py")

@@ -88,7 +88,7 @@ def main():
         exec(sys.argv[1], globals())
     except OSError as e:
         # Linux's EOPNOTSUPP and ENOTSUP are one number; Python names it
-        # ENOTSUP, the README (and strerrorname_np) EOPNOTSUPP.
+        # ENOTSUP, docs/semantics.md (and strerrorname_np) EOPNOTSUPP.
         name = "EOPNOTSUPP" if e.errno == errno.EOPNOTSUPP else errno.errorcode.get(e.errno, str(e.errno))
         print(name)
         print(f"{e}", file=sys.stderr)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Guarantee 5 (issue 5): the daemon's peak RSS does not grow with file
+# G5 (docs/semantics.md): the daemon's peak RSS does not grow with file
 # size. One 512 MiB file is uploaded, committed and read back in full
 # after a remount (reads and LevelDB's compactions touch every table
-# file); the daemon's VmHWM must stay under 256 MiB, the issue's bound.
+# file); the daemon's VmHWM must stay under 256 MiB (docs/performance.md, target (h)).
 # Before store/leveldb_env.h, LevelDB's memory-mapped table files put
 # every touched page in the RSS: this upload peaked at 362 MiB.
 source "$(dirname "$0")/lib.sh" "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scenario 1: the original backend's end-to-end upload, which failed there
+# Scenario 1 (G3, docs/semantics.md): the original backend's end-to-end upload, which failed there
 # when its lanes ran in parallel. In one session, lane A uploads a 20.8 MB
 # original as 1.7 MB chunks (13 chunks, the last one short), each chunk a
 # concurrent background `dd seek=... conv=notrunc`, while lane B writes a

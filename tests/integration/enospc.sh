@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A full store (issue 4, "Resource exhaustion"), mounted for real on a
+# A full store (docs/store.md, "A full disk, and damaged data"; G4), mounted for real on a
 # size-limited tmpfs:
 #   * session A holds data; session C holds more; session B uploads a file
 #     bigger than the free space: dd gets ENOSPC ("No space left on

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dbench (many small files: create, write, read, rename, unlink, find,
-# lock, setfileinfo, from its NetBench load file) in a session (issue 4,
+# lock, setfileinfo, from its NetBench load file) in a session (docs/development.md,
 # "Third-party exercisers"), with --skip-cleanup so its files stay; then
 # the session is committed with a manifest of what dbench left, as read
 # back through the mount, and checked with sha256sum -c.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fio against mounted sessions (issue 4, "Third-party exercisers"):
+# fio against mounted sessions (docs/development.md, "Third-party exercisers"):
 #  1. one session, several fio jobs at once writing 4 KiB blocks at random
 #     offsets into their own files, and several more into disjoint regions
 #     of one shared file with random block sizes, each with

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# stress-ng --hdd --verify with its temporary path inside a session (issue
-# 4, "Third-party exercisers"). Each stress-ng worker creates a file,
+# stress-ng --hdd --verify with its temporary path inside a session
+# (docs/development.md, "Third-party exercisers"). Each stress-ng worker creates a file,
 # truncates it, unlinks it while keeping it open, then writes, fstats and
 # reads it back, verifying every block: this is what found that upfs made
 # an unlinked-but-open file stale (POSIX keeps it until the last close;

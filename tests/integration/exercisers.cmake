@@ -1,8 +1,8 @@
 # tests/integration/exercisers.cmake: third-party exercisers against a
-# mounted session (issue 4): fio, stress-ng --hdd, dbench. Included from
+# mounted session (G3, G4 in docs/semantics.md): fio, stress-ng --hdd, dbench. Included from
 # tests/integration/CMakeLists.txt. These are the fast forms (each well
-# under a minute); UPFS_EXERCISE_LONG=1 selects the long forms (README,
-# "Third-party exercisers").
+# under a minute); UPFS_EXERCISE_LONG=1 selects the long forms
+# (docs/development.md, "Third-party exercisers").
 foreach(name IN ITEMS fio stress_ng dbench)
   add_test(NAME integration.exerciser_${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/exerciser_${name}.sh $<TARGET_FILE:upfs>)

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # tests/integration/exercisers_lib.sh: what the third-party exerciser tests
-# (exerciser_*.sh, issue 4) share, sourced after lib.sh.
+# (exerciser_*.sh; docs/development.md, "Third-party exercisers") share, sourced after lib.sh.
 #
 # UPFS_EXERCISE_LONG=1 selects the long form of each (minutes instead of
 # seconds); the default is the fast form CI runs.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 4, "Expiry", on a real mount with -o ttl=4,sweep_interval=1:
+# Expiry (G7; docs/configuration.md, "Other users and expiry"), on a real
+# mount with -o ttl=4,sweep_interval=1:
 #   - an untouched session holding 8 MiB expires no earlier than its TTL,
 #     its data is freed and the store shrinks once the daemon compacts;
 #   - a session with an open file descriptor, and one written within the

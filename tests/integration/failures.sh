@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Scenario 6: failures say what and where, and leave the session fixable.
+# Scenario 6 (G4, docs/semantics.md): failures say what and where, and
+# leave the session fixable.
 #   wrong hash      -> close(.finish) fails with EBADMSG, .status names the
 #                      file and both hashes, the session remains, then a
 #                      right manifest commits (also through the README's

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `upfs fsck` on a real store (issue 4, "Integrity checking"):
+# `upfs fsck` on a real store (docs/store.md, "upfs fsck"; G1):
 #   * refused while a daemon holds the store (exit 2);
 #   * clean after commits (exit 0);
 #   * a bit flipped on disk inside a blob file (a failing disk) is caught by

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/hooks.sh UPFS_BINARY (ctest integration.hooks and
-# rados.integration.hooks): the commit hooks through a real mount (README,
-# "Commit hooks").
+# rados.integration.hooks): the commit hooks through a real mount
+# (docs/configuration.md, "Commit hooks").
 #   pre_commit   reads the session through the mount while it runs, checks
 #                the verified manifest with sha256sum -c, refuses a session
 #                holding a test "virus": close(.finish) and mv into assets/

@@ -1,6 +1,6 @@
 # integration.install: `cmake --install` of this build tree into a
 # temporary prefix, then mount(8) from it: `mount -t fuse.upfs` and an
-# fstab line (issue 14, part 4). The script gets the build directory to
+# fstab line (docs/configuration.md, "Install"). The script gets the build directory to
 # install from. Needs root; skipped without it unless CI=true. Included
 # from tests/integration/CMakeLists.txt.
 add_test(NAME integration.install

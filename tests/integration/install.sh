@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/install.sh UPFS_BINARY BUILD_DIR (ctest integration.install):
-# issue 14's "install like a filesystem". `cmake --install BUILD_DIR --prefix
+# install like a filesystem (docs/configuration.md, "Install"). `cmake --install BUILD_DIR --prefix
 # $T/prefix` installs exactly upfs, upfs-mount, upfs-umount, upfs.8, the
 # systemd unit and the fstab example (no test program); the installed upfs
 # answers --help and --version; its man page renders without a warning,

@@ -187,7 +187,7 @@ kill_upfs() {
   fusermount3 -u -z "$MNT" 2>/dev/null || true
 }
 
-# assert_daemon_alive: the daemon has not crashed (guarantee 4).
+# assert_daemon_alive: the daemon has not crashed (G4, docs/semantics.md).
 assert_daemon_alive() {
   [[ -n $UPFS_PID ]] && alive "$UPFS_PID" || fail "upfs died; log:
 $(tail -n 50 "$UPFS_LOG")"

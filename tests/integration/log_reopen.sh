@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/log_reopen.sh UPFS_BINARY (ctest integration.log_reopen):
-# logrotate without copytruncate (README, "Logs"): after the log file is
+# logrotate without copytruncate (docs/configuration.md, "Log rotation"): after the log file is
 # moved away, SIGUSR1 makes the daemon open its path again; lines from then
 # on go to the new file, none to the moved one, and the mount stays up
 # (SIGHUP, like SIGINT and SIGTERM, unmounts). A daemon without -f blocks

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/metrics.sh UPFS_BINARY (ctest integration.metrics and
-# rados.integration.metrics): -o metrics_file through a real mount (README,
-# "Metrics").
+# rados.integration.metrics): -o metrics_file through a real mount
+# (docs/configuration.md, "Metrics").
 #   - the file exists as soon as the mount answers
 #   - a commit, a finish refused for a wrong hash, one refused by
 #     pre_commit, a lookup of a missing name (ENOENT) and a mkdir under

@@ -1,11 +1,12 @@
-# tests/integration/mount_behaviours.cmake: issue 4's mount-level
-# behaviours, included from tests/integration/CMakeLists.txt:
+# tests/integration/mount_behaviours.cmake: mount-level behaviours
+# (docs/configuration.md, "Other users and expiry"; G7), included from
+# tests/integration/CMakeLists.txt:
 #   expiry       a short ttl: idle sessions expire and the store shrinks;
 #                open or recently written sessions and assets survive
 #   other_users  -o allow_other: a second uid (nobody) against root's
 #                sessions and assets, and the mount without allow_other
 #   posix_details  times, setuid/setgid on write, link counts, atime vs. a
-#                local directory (README, "POSIX behaviour")
+#                local directory (docs/semantics.md, "POSIX behaviour")
 #   scale        1000 sessions and one session of 10 000 files; memory
 #   log_reopen   SIGUSR1 reopens the log file (logrotate), the mount stays up
 #   hooks        pre_commit refuses and accepts; post_commit delivered after

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/multi_failover.sh UPFS_BINARY (ctest multi.failover,
 # labels multi and rados): a session outlives the mount that held it
-# (README, "Several mounts"), with -o lease=3:
+# (G8; docs/rados.md, "Several mounts"), with -o lease=3:
 #   * failover: mount 1 receives half a file and is killed (kill -9); mount
 #     2 takes the session over at its first write (a dead process of this
 #     host: at once), .status there lists the missing half, the client

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # tests/integration/multi_lib.sh: several mounts of one RADOS store, for the
-# `multi` tests (README, "Several mounts"). Sourced after lib.sh (with
+# `multi` tests (docs/rados.md, "Several mounts"). Sourced after lib.sh (with
 # UPFS_TEST_STORE=rados): lib.sh's own daemon is not used; these are
 # mounts 1..N at $T/m1..., each a daemon with its own log $T/upfsN.log.
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/multi_namespace.sh UPFS_BINARY (ctest multi.namespace,
 # labels multi and rados): several mounts of one RADOS store serve one
-# namespace (README, "Several mounts"):
+# namespace (G8; docs/rados.md, "Several mounts"):
 #   * two mounts racing `mkdir sessions/X` (30 rounds): exactly one
 #     succeeds, the other gets EEXIST;
 #   * a session is served by the mount that began it: on another mount its

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 4, "Other users": the mount as seen by a second and a third uid.
+# Other users (docs/configuration.md, "Other users and expiry"): the mount
+# as seen by a second and a third uid.
 #   - With -o allow_other, nobody begins, writes, finishes (by .finish and
 #     by mv into assets/) and reads back its own sessions; its files and
 #     assets are owned by it.
@@ -12,7 +13,7 @@
 #   - Between two unprivileged uids (nobody and uid 4242) the same holds.
 #   - Without allow_other, nobody gets EACCES on the mount root.
 # upfs mounts with default_permissions, so the kernel checks modes and the
-# sticky bit of sessions/ against each request's uid (see README, "Owners").
+# sticky bit of sessions/ against each request's uid (docs/semantics.md, "The mount").
 source "$(dirname "$0")/lib.sh" "$@"
 require_tools setpriv
 

@@ -1,4 +1,4 @@
-# Issue 5: the daemon's memory stays bounded (guarantee 5). The benchmark
+# G5 (docs/semantics.md): the daemon's memory stays bounded. The benchmark
 # itself (tests/bench/bench.sh) is not a test. Included from
 # tests/integration/CMakeLists.txt.
 add_test(NAME integration.bounded_memory
@@ -8,7 +8,7 @@ set_tests_properties(integration.bounded_memory PROPERTIES
   TIMEOUT 300
   SKIP_RETURN_CODE 77)
 
-# Issue 11: the FUSE requests per uploaded small file, and which closes
+# The FUSE requests per uploaded small file (docs/performance.md, (e)), and which closes
 # skip FLUSH (counted from the daemon's debug log; no timing).
 add_test(NAME integration.requests_per_file
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/requests_per_file.sh $<TARGET_FILE:upfs>)

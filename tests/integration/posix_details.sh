@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # POSIX details through the mount, each compared with a local directory
 # (the test's own ext4/tmpfs directory) doing the same thing in the same
-# run (README, "POSIX behaviour"):
+# run (docs/semantics.md, "POSIX behaviour"):
 #   - setuid/setgid: a second uid (nobody) writes files of mode 04777,
 #     06777, 02777 and 02767 owned by root: O_WRONLY (direct_io in upfs),
 #     O_RDWR (page cache), truncate(2), open(O_TRUNC) and an mmap write;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/quota.sh UPFS_BINARY (ctest integration.quota and
-# rados.integration.quota): per-user limits through a real mount (README,
-# "Per-user limits").
+# rados.integration.quota): per-user limits through a real mount
+# (docs/configuration.md, "Per-user limits").
 #   - 8 parallel dd writers of one uid (nobody) against -o quota=8M: the
 #     writes past it fail with EDQUOT ("Disk quota exceeded"), the files
 #     hold no more than the quota together, and .status names the limit

@@ -1,5 +1,5 @@
 # tests/integration/rados.cmake: the integration scripts again over a RADOS
-# store (issue 12), as rados.integration.NAME, label `rados`: the same
+# store (docs/rados.md), as rados.integration.NAME, label `rados`: the same
 # script with UPFS_TEST_STORE=rados, which makes lib.sh start a throw-away
 # Ceph cluster for the script (tests/integration/rados_store.sh) and mount
 # rados://upfs_it/NAMESPACE. Included from tests/integration/CMakeLists.txt.
@@ -62,7 +62,7 @@ foreach(name IN ITEMS damaged unreachable osd_lost quota)
     SKIP_RETURN_CODE 77)
 endforeach()
 
-# Several mounts of one store (README, "Several mounts"), label `multi`:
+# Several mounts of one store (docs/rados.md, "Several mounts"; G8), label `multi`:
 #   namespace  mkdir races across mounts, one holder per session (EBUSY
 #              elsewhere), commits seen on every mount (listing delay), 4
 #              mounts x 25 parallel commits, a poller never sees part of one

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/integration/rados_damaged.sh UPFS_BINARY (ctest rados.faults.damaged,
-# label rados): bytes of a committed asset damaged inside the cluster (issue
-# 12, "corrupted object bytes give EIO and an upfs fsck report, never wrong
-# bytes"). On a throw-away cluster (rados_store.sh): an asset of two files
+# label rados): bytes of a committed asset damaged inside the cluster (G1,
+# docs/semantics.md): corrupted object bytes give EIO and an upfs fsck
+# report, never wrong bytes. On a throw-away cluster (rados_store.sh): an asset of two files
 # is committed, then a stripe object of the large one (`upfs.b.*`) gets
 # other bytes written over part of it with the rados tool. Through a fresh
 # mount, reading that file fails with EIO (not other bytes), the other file

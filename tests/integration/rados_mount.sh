@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/rados_mount.sh UPFS_BINARY (ctest label rados): upfs over
-# a RADOS store from the command line (issue 12). On a throw-away cluster
+# a RADOS store from the command line (docs/rados.md). On a throw-away cluster
 # (tests/ceph/test_cluster.sh): mount rados://POOL/NAMESPACE, one complete
 # upload (cp, a sha256sum manifest into .finish), the asset read back with
 # cmp; unmount, mount again on a fresh mount point with no local state and

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/integration/rados_osd_lost.sh UPFS_BINARY (ctest
-# rados.faults.osd_lost, label rados): an OSD lost mid-upload (issue 12,
-# "an OSD lost from a size-3 pool mid-upload: the upload and the finish go
-# on"). On a throw-away cluster of three OSDs with a pool of size 3,
+# rados.faults.osd_lost, label rados): an OSD lost mid-upload
+# (docs/development.md, "Test"; G4 in docs/semantics.md): an OSD lost from
+# a size-3 pool mid-upload, and the upload and the finish go on. On a
+# throw-away cluster of three OSDs with a pool of size 3,
 # min_size 2 (rados_store.sh): a 40 MiB file is being copied in, paced so
 # that the kill lands inside it; osd.1 gets SIGKILL by the PID cluster.sh
 # recorded; the copy and the finish succeed and `sha256sum -c` passes from

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/integration/rados_quota.sh UPFS_BINARY (ctest rados.faults.quota,
-# label rados): a pool over its byte quota (issue 12, "ENOSPC/EDQUOT for
-# upload data, finishing and aborting still work where RADOS allows"). On a
+# label rados): a pool over its byte quota (docs/rados.md; G4 in
+# docs/semantics.md): ENOSPC or EDQUOT for upload data, and finishing and
+# aborting still work where RADOS allows. On a
 # throw-away cluster (rados_store.sh) whose pool has a 40 MB quota: session
 # A gets a small file; session B a 100 MB copy, which fails with ENOSPC or
 # EDQUOT (not EIO, not a hang); the daemon stays up; A still finishes and

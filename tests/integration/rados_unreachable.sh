@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/integration/rados_unreachable.sh UPFS_BINARY (ctest
-# rados.faults.unreachable, label rados): the cluster stops answering (issue
-# 12, "requests fail with EIO or ETIMEDOUT after a documented, configurable
-# timeout, the daemon stays up and recovers when the cluster returns").
+# rados.faults.unreachable, label rados): the cluster stops answering (G4,
+# docs/semantics.md; -o rados_timeout in docs/rados.md): requests fail with
+# EIO or ETIMEDOUT after a documented, configurable timeout, the daemon
+# stays up and recovers when the cluster returns.
 # Mounted with -o rados_timeout=3 on a throw-away cluster (rados_store.sh),
 # a session gets a first file; then every OSD of the cluster is paused
 # (SIGSTOP, by the PIDs cluster.sh recorded) while a write is in flight and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The FUSE requests a small-file upload costs (README, Performance, (e)):
+# The FUSE requests a small-file upload costs (docs/performance.md, (e)):
 # with the daemon's debug log (-d), which names every request's opcode,
 #   - cp -r of 20 files into a session sends at most 6 requests per file
 #     (2 LOOKUP, CREATE, WRITE, RELEASE and one GETATTR of the directory)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/integration/resume.sh UPFS_BINARY (ctest integration.resume and
 # rados.integration.resume): resuming an upload the way rsync resumes, and
-# tools' leftovers (README, "Resuming, and tools' leftovers").
+# tools' leftovers (docs/configuration.md, "Resuming, and tools'
+# leftovers").
 #   - rsync -a --inplace --no-whole-file of a 100 MiB file, the daemon
 #     killed (kill -9) mid-transfer, a remount, the same command again:
 #     --stats shows it sent only what the session was missing; a sha256sum

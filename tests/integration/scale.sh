@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 4, "Many sessions and many files", on a real mount:
+# Many sessions and many files (G5; docs/performance.md, "Scale and
+# memory"), on a real mount:
 #   - 1000 sessions open at once (one small file each): sessions/ lists
 #     exactly them, every .status is right; 500 of them finish, and then
 #     sessions/ and assets/ list exactly the right names;
@@ -120,7 +121,7 @@ phase "verify $FILES asset files"
 
 hwm=$(mem VmHWM)
 log "daemon memory: VmRSS $(mem VmRSS) MiB, VmHWM $hwm MiB (bound $MAX_HWM_MIB MiB)"
-log "per file: $held_per_file bytes held while its session is open, up to $finish_per_file more while the finish runs (README: Scale)"
+log "per file: $held_per_file bytes held while its session is open, up to $finish_per_file more while the finish runs (docs/performance.md: Scale and memory)"
 memory_bound "the daemon's peak RSS is $hwm MiB, over $MAX_HWM_MIB MiB" "hwm < MAX_HWM_MIB"
 ok "peak RSS $hwm MiB < $MAX_HWM_MIB MiB"
 memory_bound "the daemon holds $held_per_file bytes per open file, over $MAX_FILE_BYTES" "held_per_file < MAX_FILE_BYTES"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scenario 3: sparse interleaving of two sessions with dd: chunks written in
+# Scenario 3 (G3, docs/semantics.md): sparse interleaving of two sessions with dd: chunks written in
 # the order A0, B0, A2, B2, A1, B1 (the hash must still be over the bytes in
 # file order); while chunk 1 is missing, the file has its full length and the
 # gap reads as zeros; no bytes cross between sessions; both verify.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# kill -9 torture (issue 4, "Crash and restart"): guarantees 2 and 4 and
-# "sessions survive a daemon crash" under a daemon killed at random moments.
+# kill -9 torture (docs/store.md, "Crashes"): G2 and G4 (docs/semantics.md)
+# and "sessions survive a daemon crash" under a daemon killed at random moments.
 #
 # Each round, on a mounted store:
 #   * several sessions begin at once; each has parallel writers (`dd seek=

@@ -18,7 +18,8 @@
 # s). Left out (each alone 50-125 s under TSan, and single-writer or
 # restart-bound): scale, enospc, bounded_memory, torture_kill9; and the
 # sequential scenarios (many_sessions, write_once, real_clients, failures,
-# fsck). All of them pass under TSan by hand (README, "Sanitizer builds").
+# fsck). All of them pass under TSan by hand (docs/development.md,
+# "Sanitizer builds").
 set(upfs_tsan_integration_tests
   e2e_parallel_chunks sparse_interleave visibility bad_input other_users expiry
   exerciser_fio exerciser_stress_ng exerciser_dbench)

@@ -4,7 +4,7 @@
 # session partially (the file list and the sizes are all-or-nothing) and
 # must see the new session on its first look after close(.finish) returned
 # in the writer: no stale kernel cache (entry, negative entry, attributes,
-# directory listing) may hide it.
+# directory listing) may hide it (G2, G3 in docs/semantics.md).
 source "$(dirname "$0")/lib.sh" "$@"
 
 FILES=20

@@ -1,5 +1,6 @@
-// Bad input the engine answers with a specific code (issue 4's catalogue,
-// the engine's side; tests/integration/bad_input.sh checks the errnos on a
+// Bad input the engine answers with a specific code (G4; the catalogue of
+// docs/semantics.md, "Bad input, case by case", on the engine's side;
+// tests/integration/bad_input.sh checks the errnos on a
 // real mount): the control-file names where they are no control files,
 // what .finish's setattr and writes refuse, and a huge wrong manifest.
 #include <catch2/catch.hpp>

@@ -16,7 +16,8 @@ namespace {
 
 using upfs::testing::RandomBytes;
 
-// The case: 20.8 MB in 1.7 MB chunks is 12 full chunks and a short
+// The upload of integration.e2e_parallel_chunks (docs/development.md,
+// "Test"): 20.8 MB in 1.7 MB chunks is 12 full chunks and a short
 // 13th.
 constexpr size_t kBigFileBytes = 20'800'000;
 constexpr size_t kBigChunkBytes = 1'700'000;

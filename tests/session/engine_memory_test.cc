@@ -1,10 +1,10 @@
-// Design guarantee 5 at the engine level: what the engine itself holds per
+// G5 (docs/semantics.md) at the engine level: what the engine itself holds per
 // file of an open session stays small, and a file's size costs it nothing.
 //
 // The engine runs over a DiscardingStore that keeps no records and no
 // bytes, so the heap measured (glibc's mallinfo2, every arena) is the
 // engine's own: its Node, FileState (extent map, hash state, sink) and
-// index entries (README "Other users, expiry and scale" lists them).
+// index entries (docs/performance.md, "Scale and memory", lists them).
 // Before the compact per-file state (inline SHA-256, inline single extent,
 // no per-file sink or error string) a file cost about 900 bytes and the
 // first case failed; it now costs about 590.

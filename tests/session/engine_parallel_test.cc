@@ -1,4 +1,5 @@
-// Concurrency: many writers to one file, many sessions committing at once.
+// Concurrency (G3, docs/semantics.md): many writers to one file, many
+// sessions committing at once.
 // Worker threads never touch Catch2 (it is not thread-safe): each records
 // its first failure, and the test thread checks them after joining.
 #include <catch2/catch.hpp>
@@ -126,7 +127,8 @@ TEMPLATE_TEST_CASE("parallel: 8 threads write disjoint ranges of one file in ran
 // The write that fills the gap before bytes that arrived earlier returns
 // without reading them back to hash them: that catch-up runs on the
 // engine's background hasher, so parallel writers to one file do not wait
-// for it (issue 11, item 3). Blob reads are held: a write that read back
+// for it (docs/performance.md, "Where the time goes", (f)). Blob reads are
+// held: a write that read back
 // would not return until they are released.
 TEMPLATE_TEST_CASE("parallel: filling a gap returns before the bytes after it are hashed", "[engine]",
                    MemoryBackend, LevelDbBackend) {

@@ -1,4 +1,4 @@
-// Chunk integrity: every chunk's bytes are checked against the checksum in
+// Chunk integrity (G1, docs/semantics.md): every chunk's bytes are checked against the checksum in
 // its extent record, and a committed blob has no holes. Damage is made in
 // the blob files behind the store's back (as a failing disk, a bug in upfs
 // or a tool editing the files would), so only upfs's checks can catch it.

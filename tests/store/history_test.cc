@@ -1,4 +1,4 @@
-// Speed does not decay with age (issue 11, guarantee 6): each operation of
+// Speed does not decay with age (G6, docs/semantics.md; docs/store.md): each operation of
 // an upload (create, write, overwrite, read, truncate, rename, finish, a
 // read of the committed file) makes as many key comparisons on a store
 // that committed or aborted many sessions as on a fresh one. Comparisons
