@@ -38,6 +38,7 @@
 #include "tests/durability/crash_env.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/shared_blob_files.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::testing {
@@ -48,19 +49,6 @@ using session::kAssetsId;
 using session::kSessionsId;
 using session::OpenMode;
 using session::Sha256;
-
-#define REQUIRE_OK(expr)                            \
-  do {                                              \
-    const ::upfs::Status upfs_st_ = StatusOf(expr); \
-    INFO(upfs_st_.ToString());                      \
-    REQUIRE(upfs_st_.ok());                         \
-  } while (0)
-
-const Status& StatusOf(const Status& s) { return s; }
-template <typename T>
-const Status& StatusOf(const Result<T>& r) {
-  return r.status();
-}
 
 constexpr session::Caller kOwner{1000, 1000};
 

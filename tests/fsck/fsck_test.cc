@@ -26,8 +26,10 @@
 #include "store/leveldb_kv.h"
 #include "store/memory_kv.h"
 #include "store/records.h"
+#include "tests/support/backends.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/shared_blob_files.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::store {
@@ -37,13 +39,6 @@ using session::Engine;
 using session::kAssetsId;
 using session::kSessionsId;
 using Kind = FsckProblemKind;
-
-#define REQUIRE_OK(expr)               \
-  do {                                 \
-    const ::upfs::Status st_ = (expr); \
-    INFO(st_.ToString());              \
-    REQUIRE(st_.ok());                 \
-  } while (0)
 
 constexpr session::Caller kAlice{1000, 1000};
 
@@ -74,7 +69,7 @@ class SharedKv : public Kv {
 
 using upfs::testing::SharedBlobFiles;
 
-enum class Backend { kMemory, kLevelDb };
+using upfs::testing::Backend;
 
 // A store on one backend, opened either under an Engine (to build it the
 // way the daemon does) or bare, offline, for the check.
