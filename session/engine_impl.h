@@ -320,7 +320,6 @@ struct Handle {
   std::mutex mu;
   std::string text;                     // GUARDED_BY(mu): manifest written, or .status snapshot
   std::optional<Status> commit_result;  // GUARDED_BY(mu): .finish handles
-  std::optional<CommitInfo> commit_info;
 };
 
 struct Engine::Impl {

@@ -161,14 +161,14 @@ class EngineFixture {
   // ---- data ----
 
   uint64_t OpenWrite(uint64_t id) {
-    auto h = engine_->Open(id, OpenMode{false, true, false});
+    auto h = engine_->OpenHandle(id, OpenMode{false, true, false});
     REQUIRE_OK(h);
-    return *h;
+    return h->handle;
   }
   uint64_t OpenRead(uint64_t id) {
-    auto h = engine_->Open(id, OpenMode{true, false, false});
+    auto h = engine_->OpenHandle(id, OpenMode{true, false, false});
     REQUIRE_OK(h);
-    return *h;
+    return h->handle;
   }
   void Release(uint64_t id, uint64_t handle) { REQUIRE_OK(engine_->Release(id, handle)); }
   void Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data) {
