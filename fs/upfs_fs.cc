@@ -28,6 +28,7 @@ namespace {
 
 using session::Attr;
 using session::NodeKind;
+using session::OpenedHandle;
 
 // What a request is about, for its log lines. Pointers are the request's
 // own strings, alive for the whole handler.
@@ -521,7 +522,7 @@ void UpfsFs::Init(fuse_conn_info* conn) {
     // Lookups and readdirs in one directory may run in parallel: the
     // engine is thread-safe, and sessions/ is shared by every client.
     enable(FUSE_CAP_PARALLEL_DIROPS);
-    // O_TRUNC arrives with open (Engine::Open's truncate) instead of as a
+    // O_TRUNC arrives with open (Engine::OpenHandle's truncate) instead of as a
     // separate setattr that could interleave with other writers.
     enable(FUSE_CAP_ATOMIC_O_TRUNC);
     // The kernel drops a session file's cached pages when its size or
@@ -732,11 +733,12 @@ void UpfsFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
     if (!made.ok()) return made.status();
     // The file exists from here on; if the open fails, the caller sees the
     // error and may open it again, as after any failed open(O_CREAT).
-    Result<uint64_t> handle = engine_.Open(made->id, OpenModeOf(open_flags), opener ? &*opener : nullptr);
+    Result<OpenedHandle> opened =
+        engine_.OpenHandle(made->id, OpenModeOf(open_flags), opener ? &*opener : nullptr);
     if (opener && opener->Asked()) InvalidateAttrs(made->id);
-    if (!handle.ok()) return handle.status();
+    if (!opened.ok()) return opened.status();
     const uint64_t id = made->id;
-    const uint64_t fh = *handle;
+    const uint64_t fh = opened->handle;
     fi->fh = fh;
     fi->direct_io = UploadOnly(fi->flags);
     fi->noflush = SkipsFlush(NodeKind::kFile, fi->flags, engine_.CloseWaitsForWrites());
@@ -753,15 +755,13 @@ void UpfsFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
 
 void UpfsFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Serve(req, {FuseOp::kOpen, ino}, [&]() -> Status {
-    Result<Attr> attr = engine_.GetAttr(ino);
-    if (!attr.ok()) return attr.status();
     RequestCredentials opener(proc_, req);
-    Result<uint64_t> handle = engine_.Open(ino, OpenModeOf(fi->flags), &opener);
+    Result<OpenedHandle> opened = engine_.OpenHandle(ino, OpenModeOf(fi->flags), &opener);
     if (opener.Asked()) InvalidateAttrs(ino);
-    if (!handle.ok()) return handle.status();
-    const uint64_t fh = *handle;
+    if (!opened.ok()) return opened.status();
+    const uint64_t fh = opened->handle;
     fi->fh = fh;
-    switch (attr->kind) {
+    switch (opened->kind) {
       case NodeKind::kFinish:
       case NodeKind::kStatus:
         // .status is a snapshot per open whose length the kernel cannot
@@ -779,8 +779,8 @@ void UpfsFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       default:
         break;
     }
-    fi->noflush = SkipsFlush(attr->kind, fi->flags, engine_.CloseWaitsForWrites());
-    if (attr->kind == NodeKind::kFinish) {
+    fi->noflush = SkipsFlush(opened->kind, fi->flags, engine_.CloseWaitsForWrites());
+    if (opened->kind == NodeKind::kFinish) {
       finish_handles_.Opened(fh, ino, fuse_req_ctx(req)->pid);
     }
     if (fuse_reply_open(req, fi) == -ENOENT) {

@@ -132,6 +132,14 @@ struct OpenMode {
   bool truncate = false;  // O_TRUNC
 };
 
+// What Engine::OpenHandle opened: the handle (an opaque number for the fs
+// layer) and the kind of file it is on (kFile, kFinish, kStatus or
+// kAssetFile), which decides how the fs layer caches it.
+struct OpenedHandle {
+  uint64_t handle = 0;
+  NodeKind kind = NodeKind::kFile;
+};
+
 // Fields of SetAttr to change; unset ones stay.
 struct AttrChange {
   std::optional<uint32_t> mode;  // permission bits
@@ -222,7 +230,7 @@ class Engine {
   Status RemoveXattr(uint64_t id, std::string_view name);
 
   // ---- data ----
-  // Open/Release bracket every open file handle of a session file or
+  // OpenHandle/Release bracket every open file handle of a session file or
   // control file; a session with an open handle never expires. Opening
   // .status snapshots its text into the returned handle (an opaque number
   // for the fs layer); it is not activity and does not hold the session. `.finish` opens only for writing, `.status` only for
@@ -230,7 +238,7 @@ class Engine {
   // Directories are not opened through this.
   // `opener` (may be null: nothing cleared) is asked about clearing
   // setuid/setgid when `mode.truncate` meets a file with those bits.
-  Result<uint64_t> Open(uint64_t id, OpenMode mode, Credentials* opener = nullptr);
+  Result<OpenedHandle> OpenHandle(uint64_t id, OpenMode mode, Credentials* opener = nullptr);
   // For .finish: runs the commit if this handle wrote a manifest and it has
   // not run yet (flush already ran it otherwise). Never fails for others.
   Status Release(uint64_t id, uint64_t handle);

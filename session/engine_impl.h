@@ -50,9 +50,11 @@ using store::NodeRecord;
 using store::SessionRecord;
 using store::Xattrs;
 
-// Ids each session reserves: root, .finish, .status.
+// Where .finish and .status sit in the session's block of ids (the root
+// is the session's own id; store::kIdsPerSession).
 constexpr uint64_t kFinishOffset = 1;
 constexpr uint64_t kStatusOffset = 2;
+static_assert(kStatusOffset < store::kIdsPerSession && kFinishOffset < store::kIdsPerSession);
 
 // Helpers for every part of the engine: quoting names in messages, byte
 // ranges, and the rule for one path component.
@@ -318,7 +320,6 @@ struct Handle {
   std::mutex mu;
   std::string text;                     // GUARDED_BY(mu): manifest written, or .status snapshot
   std::optional<Status> commit_result;  // GUARDED_BY(mu): .finish handles
-  std::optional<CommitInfo> commit_info;
 };
 
 struct Engine::Impl {

@@ -10,7 +10,7 @@
 
 namespace upfs::session {
 
-Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode, Credentials* opener) {
+Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials* opener) {
   Impl& m = *impl_;
   auto h = std::make_shared<Handle>();
   h->id = id;
@@ -71,14 +71,14 @@ Result<uint64_t> Engine::Open(uint64_t id, OpenMode mode, Credentials* opener) {
     h->asset_length = entry->length;
     std::lock_guard lock(m.handles_mu);
     ++m.asset_readers[id];
-    uint64_t handle = m.next_handle++;
-    m.handles.emplace(handle, std::move(h));
-    return handle;
+    const OpenedHandle opened{m.next_handle++, h->kind};
+    m.handles.emplace(opened.handle, std::move(h));
+    return opened;
   }
   std::lock_guard lock(m.handles_mu);
-  uint64_t handle = m.next_handle++;
-  m.handles.emplace(handle, std::move(h));
-  return handle;
+  const OpenedHandle opened{m.next_handle++, h->kind};
+  m.handles.emplace(opened.handle, std::move(h));
+  return opened;
 }
 
 bool Engine::CloseWaitsForWrites() const { return impl_->store->AcknowledgesEarly(); }
@@ -113,7 +113,6 @@ Status Engine::Flush(uint64_t id, uint64_t handle, CommitInfo* committed) {
   std::lock_guard lock(h->mu);
   if (!h->commit_result) {
     h->commit_result = impl_->FinishSession(h->session, h->text, committed);
-    if (h->commit_result->ok() && committed) h->commit_info = *committed;
   }
   return *h->commit_result;
 }

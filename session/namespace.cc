@@ -147,7 +147,7 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
     if (!st.IsNotFound()) return st;
     auto s = m.NewSession();
     SessionRecord& r = s->record;
-    Result<uint64_t> ids = m.store->NewIds(3);  // root, .finish, .status
+    Result<uint64_t> ids = m.store->NewIds(store::kIdsPerSession);
     UPFS_RETURN_IF_ERROR(ids.status());
     r.id = *ids;
     r.name = std::string(name);

@@ -13,20 +13,9 @@ namespace {
 
 using Kind = FsckProblemKind;
 
-// Every key of the layout has one of these tags; "V" and "N" are single
-// keys. Anything else is reported as outside the layout.
-constexpr std::string_view kTags = "@AEHINPRSUVn";  // in key order; "@": keys::kExtentTag
-
-// Extent and node keys: tag + two 8-byte numbers.
-constexpr size_t kChunkKeySize = 17;
-constexpr size_t kIdKeySize = 9;
-
 // A window of extent records stops at this many bytes of values (inline
 // chunks hold up to kInlineChunkEnd bytes each).
 constexpr size_t kWindowBytes = size_t{16} << 20;
-
-// Reserved ids per session: root directory, `.finish`, `.status`.
-constexpr uint64_t kIdsPerSession = 3;
 
 // The largest key the unknown-key scan looks below.
 const std::string kKeySpaceEnd(64, '\xff');
@@ -66,7 +55,7 @@ struct CommittedId {
 
 // One extent record ("@") of the current window.
 struct ExtentRecord {
-  std::string suffix;  // the key without its tag
+  std::string key;
   std::string value;
 };
 
@@ -128,7 +117,8 @@ class Checker {
 
   // ---- the index ----
 
-  // Keys outside the layout of store/records.h.
+  // Keys outside the layout of store/records.h: under none of its tags
+  // (keys::kTags), or under the tag of a single key ("V", "N").
   void CheckLayout() {
     std::string begin;
     auto scan_gap = [&](const std::string& from, const std::string& to) {
@@ -139,7 +129,7 @@ class Checker {
                           }),
                  "unknown keys");
     };
-    for (char tag : kTags) {
+    for (char tag : keys::kTags) {
       std::string t(1, tag);
       scan_gap(begin, t);
       begin = keys::PrefixEnd(t);
@@ -175,7 +165,7 @@ class Checker {
                         [&](std::string_view k, std::string_view v) {
                           AssetRecord r;
                           Status s = DecodeAsset(v, &r);
-                          std::string name(k.substr(1));
+                          std::string name(keys::NameOf(k));
                           if (!s.ok()) {
                             Undecodable(k, s.message()).asset = name;
                             index_incomplete_ = true;
@@ -203,7 +193,7 @@ class Checker {
       std::string asset, dir, path;
     };
     std::vector<Child> with_parent;
-    std::string prefix = "E";
+    std::string prefix = keys::EntryPrefix();
     ScanFailed(
         kv_.Scan(
             prefix, keys::PrefixEnd(prefix),
@@ -215,7 +205,7 @@ class Checker {
                 FsckProblem& p = Add(Kind::kUndecodable, "asset entry: " + s.message());
                 p.key = EscapeBytes(k);
                 AssetLocation where;
-                if (ParseEntryKey(k, &where)) {
+                if (keys::ParseEntry(k, &where)) {
                   p.asset = where.asset;
                   p.path = JoinPath(where.dir, where.name);
                   auto it = assets_.find(where.asset);
@@ -288,20 +278,6 @@ class Checker {
     }
   }
 
-  // "E" asset \0 dir \0 name, as keys::Entry builds it.
-  static bool ParseEntryKey(std::string_view k, AssetLocation* out) {
-    if (k.empty() || k[0] != 'E') return false;
-    k.remove_prefix(1);
-    size_t a = k.find('\0');
-    if (a == std::string_view::npos) return false;
-    size_t d = k.find('\0', a + 1);
-    if (d == std::string_view::npos) return false;
-    out->asset = std::string(k.substr(0, a));
-    out->dir = std::string(k.substr(a + 1, d - a - 1));
-    out->name = std::string(k.substr(d + 1));
-    return true;
-  }
-
   static std::string LocationText(const AssetLocation& l) {
     if (l.is_root()) return "the root of asset '" + EscapeBytes(l.asset) + "'";
     return "'" + EscapeBytes(JoinPath(l.dir, l.name)) + "' of asset '" + EscapeBytes(l.asset) + "'";
@@ -313,7 +289,7 @@ class Checker {
     std::string prefix = keys::NoticePrefix();
     ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
                         [&](std::string_view k, std::string_view v) {
-                          std::string name(k.substr(prefix.size()));
+                          std::string name(keys::NameOf(k));
                           if (!v.empty()) {
                             Undecodable(k, "commit notice is not empty").asset = name;
                           } else if (!assets_.count(name) && !undecodable_assets_.count(name)) {
@@ -332,11 +308,11 @@ class Checker {
     std::string prefix = keys::RemovedPrefix();
     ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
                         [&](std::string_view k, std::string_view v) {
-                          if (k.size() != 9 || !v.empty()) {
+                          uint64_t blob = 0;
+                          if (!keys::ParseNumbered(k, &blob) || !v.empty()) {
                             Undecodable(k, "removed-file record is not an 8-byte id with an empty value");
                             return true;
                           }
-                          const uint64_t blob = keys::ReadBigEndian64(k.substr(1));
                           owners_.push_back({blob, Owner::Side::kRemoved, "", "", "", 0, ""});
                           return true;
                         }),
@@ -370,16 +346,16 @@ class Checker {
         p.blob = c.id;
       }
     };
-    std::string prefix = "I";
+    std::string prefix = keys::IdPrefix();
     ScanFailed(
         kv_.Scan(
             prefix, keys::PrefixEnd(prefix),
             [&](std::string_view k, std::string_view v) {
-              if (k.size() != kIdKeySize) {
+              uint64_t id = 0;
+              if (!keys::ParseNumbered(k, &id)) {
                 Undecodable(k, "id record key is not 9 bytes");
                 return true;
               }
-              uint64_t id = keys::ReadBigEndian64(k.substr(1));
               missing_up_to(id);
               bool known = next < committed_ids_.size() && committed_ids_[next].id == id;
               AssetLocation l;
@@ -428,7 +404,7 @@ class Checker {
                  [&](std::string_view k, std::string_view v) {
                    SessionRecord r;
                    Status s = DecodeSession(v, &r);
-                   std::string name(k.substr(1));
+                   std::string name(keys::NameOf(k));
                    if (!s.ok()) {
                      Undecodable(k, s.message()).session = name;
                      index_incomplete_ = true;
@@ -455,15 +431,14 @@ class Checker {
 
     // Nodes, grouped by session (keys sort by session id, then node id).
     std::map<uint64_t, std::map<uint64_t, NodeInfo>> nodes;
-    prefix = "n";
+    prefix = keys::NodePrefix();
     ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
                         [&](std::string_view k, std::string_view v) {
-                          if (k.size() != kChunkKeySize) {
+                          uint64_t session_id = 0, node_id = 0;
+                          if (!keys::ParsePair(k, &session_id, &node_id)) {
                             Undecodable(k, "node record key is not 17 bytes");
                             return true;
                           }
-                          uint64_t session_id = keys::ReadBigEndian64(k.substr(1));
-                          uint64_t node_id = keys::ReadBigEndian64(k.substr(9));
                           auto session = sessions.find(session_id);
                           NodeRecord r;
                           Status s = DecodeNode(v, &r);
@@ -600,22 +575,22 @@ class Checker {
   // `window_records`, reading each chunk's bytes from the blob files.
   void CheckData() {
     const size_t window = std::max<size_t>(1, options_.window_records);
-    std::string lo;  // suffix where this window starts
+    std::string lo = keys::ExtentPrefix();  // key where this window starts
     for (;;) {
       std::vector<ExtentRecord> extents;
-      std::optional<std::string> hi;  // suffix where the next window starts
+      std::optional<std::string> hi;  // key where the next window starts
       size_t window_bytes = 0;  // inline chunks' values hold their bytes
-      Status xs = kv_.Scan(keys::ExtentPrefix() + lo, keys::PrefixEnd(keys::ExtentPrefix()), [&](std::string_view k, std::string_view v) {
+      Status xs = kv_.Scan(lo, keys::PrefixEnd(keys::ExtentPrefix()), [&](std::string_view k, std::string_view v) {
         if (extents.size() == window || window_bytes >= kWindowBytes) {
-          hi = std::string(k.substr(1));
+          hi = std::string(k);
           return false;
         }
-        extents.push_back({std::string(k.substr(1)), std::string(v)});
+        extents.push_back({std::string(k), std::string(v)});
         window_bytes += v.size();
         return true;
       });
       ScanFailed(xs, "extent records");
-      for (const ExtentRecord& e : extents) OnRecord(e.suffix, e.value);
+      for (const ExtentRecord& e : extents) OnRecord(e.key, e.value);
       if (!hi) break;
       lo = std::move(*hi);
     }
@@ -626,18 +601,17 @@ class Checker {
 
   // One extent record, in key order: a chunk's extent record, or after a
   // blob's chunks its end record.
-  void OnRecord(std::string_view suffix, const std::string& extent) {
-    if (keys::IsBlobEnd(keys::ExtentPrefix() + std::string(suffix))) {
-      OnBlobEnd(keys::ReadBigEndian64(suffix), extent);
+  void OnRecord(std::string_view key, const std::string& extent) {
+    if (keys::IsBlobEnd(key)) {
+      OnBlobEnd(keys::BlobOf(key), extent);
       return;
     }
-    if (suffix.size() != kChunkKeySize - 1) {
-      Undecodable(keys::ExtentPrefix() + std::string(suffix), "extent key is not 17 bytes");
+    uint64_t blob = 0, offset = 0;
+    if (!keys::ParsePair(key, &blob, &offset)) {
+      Undecodable(key, "extent key is not 17 bytes");
       return;
     }
-    const uint64_t offset = keys::ReadBigEndian64(suffix.substr(8));
-    BlobState& b = BlobAt(keys::ReadBigEndian64(suffix));
-    const uint64_t blob = b.blob;
+    BlobState& b = BlobAt(blob);
     ++report_.chunks;
 
     uint64_t length = 0;

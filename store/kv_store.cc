@@ -49,11 +49,11 @@ struct ChunkRef {
 // relies on none being longer.
 Status DecodeExtent(std::string_view key, std::string_view value, ChunkRef* out) {
   std::optional<std::string_view> bytes;
-  if (key.size() != 17 || !DecodeExtentValue(value, &out->length, &out->checksum, &bytes) ||
-      out->length > kMaxChunkBytes) {
-    return Status::Corruption("malformed extent record for " + BlobText(keys::ReadBigEndian64(key.substr(1))));
+  uint64_t blob = 0;
+  if (!keys::ParsePair(key, &blob, &out->begin) ||
+      !DecodeExtentValue(value, &out->length, &out->checksum, &bytes) || out->length > kMaxChunkBytes) {
+    return Status::Corruption("malformed extent record for " + BlobText(keys::BlobOf(key)));
   }
-  out->begin = keys::OffsetOf(key);
   if (bytes) {
     out->inline_bytes.emplace(*bytes);
   } else {
@@ -470,13 +470,13 @@ Result<uint64_t> AddBlobEnds(Kv& kv) {
         more = true;
         return false;
       }
-      if (k.size() != 17) return true;  // not a chunk's: upfs fsck reports it
-      const uint64_t blob = keys::ReadBigEndian64(k.substr(1));
+      uint64_t blob = 0, offset = 0;
+      if (!keys::ParsePair(k, &blob, &offset)) return true;  // not a chunk's: upfs fsck reports it
       uint64_t length = 0, checksum = 0;
       std::optional<std::string_view> bytes;  // format 3 has none
       // What no record says, no chunk exceeds.
       if (!DecodeExtentValue(v, &length, &checksum, &bytes)) length = kMaxChunkBytes;
-      const uint64_t end = std::min(keys::OffsetOf(k), kMaxBlobLength) + std::min<uint64_t>(length, kMaxChunkBytes);
+      const uint64_t end = std::min(offset, kMaxBlobLength) + std::min<uint64_t>(length, kMaxChunkBytes);
       if (blob_end && blob_end->first != blob) {
         write.Put(keys::BlobEnd(blob_end->first), EncodeBlobEnd(blob_end->second));
         blob_end.reset();
@@ -704,7 +704,7 @@ Status KvStore::ForgetStoppedMounts() {
   auto live = lease_->LiveIds();
   UPFS_RETURN_IF_ERROR(live.status());
   std::set<std::string> holding;
-  const std::string holders_prefix = keys::Holder(0).substr(0, 1);
+  const std::string holders_prefix = keys::HolderPrefix();
   UPFS_RETURN_IF_ERROR(kv_->Scan(holders_prefix, keys::PrefixEnd(holders_prefix),
                                  [&](std::string_view, std::string_view value) {
                                    holding.emplace(value);
@@ -1066,7 +1066,7 @@ Status KvStore::ListRemovedBlobs(std::vector<uint64_t>* out) const {
   out->clear();
   std::string prefix = keys::RemovedPrefix();
   return kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
-    if (k.size() == 9) out->push_back(keys::ReadBigEndian64(k.substr(1)));
+    if (uint64_t blob = 0; keys::ParseNumbered(k, &blob)) out->push_back(blob);
     return true;
   });
 }

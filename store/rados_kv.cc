@@ -23,7 +23,6 @@ using librados::bufferlist;
 constexpr char kExtentTag = keys::kExtentTag;
 constexpr size_t kExtentObjectKeyBytes = 9;  // the tag and the blob id
 constexpr std::string_view kExtentObjectPrefix = "upfs.x.";
-constexpr char kIntentTag = 'T';
 // Beyond this many blobs a scan lists the extent objects instead of
 // trying each blob's in turn.
 constexpr uint64_t kMaxProbedBlobs = 64;
@@ -61,7 +60,7 @@ bool BlobRange(std::string_view lo, std::string_view hi, uint64_t* first, uint64
 // "T", the writer's mount id (16 hex digits; none in stores of a upfs
 // that had one mount at a time), the seq.
 std::string IntentKey(const std::string& mount, uint64_t seq) {
-  std::string key(1, kIntentTag);
+  std::string key(1, keys::kIntentTag);
   key += mount;
   keys::AppendBigEndian64(&key, seq);
   return key;
@@ -295,7 +294,7 @@ Status RadosKv::RollForward() {
   } unlock{this, cookie};
 
   std::vector<std::pair<std::string, std::string>> intents;
-  const std::string tag(1, kIntentTag);
+  const std::string tag(1, keys::kIntentTag);
   UPFS_RETURN_IF_ERROR(Scan(tag, keys::PrefixEnd(tag), [&](std::string_view key, std::string_view value) {
     intents.emplace_back(key, value);
     return true;

@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace upfs::store {
@@ -35,19 +36,22 @@ std::string Named(char tag, std::string_view name) {
 }
 }  // namespace
 
-std::string Session(std::string_view name) { return Named('S', name); }
-std::string SessionPrefix() { return "S"; }
-std::string InUse(std::string_view mount) { return std::string(kInUseKey) + std::string(mount); }
-std::string Holder(uint64_t session_id) { return Tagged('H', session_id); }
-std::string Node(uint64_t session_id, uint64_t node_id) { return Tagged('n', session_id, node_id); }
-std::string NodePrefix(uint64_t session_id) { return Tagged('n', session_id); }
+std::string Session(std::string_view name) { return Named(kSessionTag, name); }
+std::string SessionPrefix() { return std::string(1, kSessionTag); }
+std::string InUse(std::string_view mount) { return Named(kInUseTag, mount); }
+std::string Holder(uint64_t session_id) { return Tagged(kHolderTag, session_id); }
+std::string HolderPrefix() { return std::string(1, kHolderTag); }
+std::string Node(uint64_t session_id, uint64_t node_id) { return Tagged(kNodeTag, session_id, node_id); }
+std::string NodePrefix(uint64_t session_id) { return Tagged(kNodeTag, session_id); }
+std::string NodePrefix() { return std::string(1, kNodeTag); }
 std::string Extent(uint64_t blob, uint64_t offset) { return Tagged(kExtentTag, blob, offset); }
 std::string ExtentPrefix() { return std::string(1, kExtentTag); }
+uint64_t BlobOf(std::string_view key) { return ReadBigEndian64(key.substr(1)); }
 uint64_t OffsetOf(std::string_view key) { return ReadBigEndian64(key.substr(9)); }
 std::string BlobEnd(uint64_t blob) { return Tagged(kExtentTag, blob) + '\xff'; }
 bool IsBlobEnd(std::string_view key) { return key.size() == 10 && key[0] == kExtentTag && key[9] == '\xff'; }
-std::string Asset(std::string_view name) { return Named('A', name); }
-std::string AssetPrefix() { return "A"; }
+std::string Asset(std::string_view name) { return Named(kAssetTag, name); }
+std::string AssetPrefix() { return std::string(1, kAssetTag); }
 
 std::string Entry(std::string_view asset, std::string_view dir, std::string_view name) {
   std::string k = EntryDirPrefix(asset, dir);
@@ -61,15 +65,17 @@ std::string EntryDirPrefix(std::string_view asset, std::string_view dir) {
   return k;
 }
 std::string EntryAssetPrefix(std::string_view asset) {
-  std::string k = Named('E', asset);
+  std::string k = Named(kEntryTag, asset);
   k.push_back('\0');
   return k;
 }
-std::string Id(uint64_t id) { return Tagged('I', id); }
-std::string Notice(std::string_view asset) { return Named('P', asset); }
-std::string NoticePrefix() { return "P"; }
-std::string Removed(uint64_t blob) { return Tagged('R', blob); }
-std::string RemovedPrefix() { return "R"; }
+std::string EntryPrefix() { return std::string(1, kEntryTag); }
+std::string Id(uint64_t id) { return Tagged(kIdTag, id); }
+std::string IdPrefix() { return std::string(1, kIdTag); }
+std::string Notice(std::string_view asset) { return Named(kNoticeTag, asset); }
+std::string NoticePrefix() { return std::string(1, kNoticeTag); }
+std::string Removed(uint64_t blob) { return Tagged(kRemovedTag, blob); }
+std::string RemovedPrefix() { return std::string(1, kRemovedTag); }
 
 std::string PrefixEnd(std::string_view prefix) {
   std::string end(prefix);
@@ -82,6 +88,34 @@ std::string PrefixEnd(std::string_view prefix) {
     end.pop_back();
   }
   return std::string(1, '\xff');  // unreachable for our non-empty, non-0xff prefixes
+}
+
+std::string_view NameOf(std::string_view key) { return key.substr(std::min<size_t>(1, key.size())); }
+
+bool ParseNumbered(std::string_view key, uint64_t* id) {
+  if (key.size() != 1 + 8) return false;
+  *id = ReadBigEndian64(key.substr(1));
+  return true;
+}
+
+bool ParsePair(std::string_view key, uint64_t* first, uint64_t* second) {
+  if (key.size() != 1 + 8 + 8) return false;
+  *first = ReadBigEndian64(key.substr(1));
+  *second = ReadBigEndian64(key.substr(9));
+  return true;
+}
+
+bool ParseEntry(std::string_view key, AssetLocation* where) {
+  if (key.empty() || key[0] != kEntryTag) return false;
+  key.remove_prefix(1);
+  const size_t a = key.find('\0');
+  if (a == std::string_view::npos) return false;
+  const size_t d = key.find('\0', a + 1);
+  if (d == std::string_view::npos) return false;
+  where->asset = std::string(key.substr(0, a));
+  where->dir = std::string(key.substr(a + 1, d - a - 1));
+  where->name = std::string(key.substr(d + 1));
+  return true;
 }
 
 }  // namespace keys

@@ -43,8 +43,14 @@
 //                               its last reader to close (value empty):
 //                               freed then, or at the next start
 //   "I" id                      asset \0 dir \0 name: where a committed id is
+//                               (AssetLocation; dir and name empty for an
+//                               asset's root)
+//
+// RadosKv keeps its intents ("T", rados_kv.h) among these keys; they are
+// the Kv's own, not records of this layout.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -79,8 +85,31 @@ inline constexpr std::string_view kFormatExtentsAmongRecords = "upfs-store 5";
 // files, 55x for 4 KiB (docs/performance.md).
 inline constexpr char kExtentTag = '@';
 inline constexpr char kFormat5ExtentTag = 'X';
+// The tags of the other keys (the layout above).
+inline constexpr char kAssetTag = 'A';
+inline constexpr char kEntryTag = 'E';
+inline constexpr char kHolderTag = 'H';
+inline constexpr char kIdTag = 'I';
+inline constexpr char kNextIdTag = 'N';
+inline constexpr char kNoticeTag = 'P';
+inline constexpr char kRemovedTag = 'R';
+inline constexpr char kSessionTag = 'S';
+inline constexpr char kInUseTag = 'U';
+inline constexpr char kFormatTag = 'V';
+inline constexpr char kNodeTag = 'n';
+// RadosKv's intents (not a record of the layout: see above).
+inline constexpr char kIntentTag = 'T';
+
+// Every tag of the layout, in key order: a key that starts with another
+// byte is not one of upfs's records (upfs fsck reports it).
+inline constexpr char kTagList[] = {kExtentTag,  kAssetTag,   kEntryTag,   kHolderTag, kIdTag,     kNextIdTag,
+                                    kNoticeTag, kRemovedTag, kSessionTag, kInUseTag,  kFormatTag, kNodeTag};
+inline constexpr std::string_view kTags(kTagList, sizeof kTagList);
+static_assert(std::is_sorted(kTags.begin(), kTags.end()));
+
 inline constexpr std::string_view kNextIdKey = "N";
 inline constexpr std::string_view kInUseKey = "U";
+static_assert(kFormatKey[0] == kFormatTag && kNextIdKey[0] == kNextIdTag && kInUseKey[0] == kInUseTag);
 
 void AppendBigEndian64(std::string* out, uint64_t v);
 uint64_t ReadBigEndian64(std::string_view in);  // in.size() >= 8
@@ -89,12 +118,16 @@ std::string Session(std::string_view name);
 // A shared store's records of mounts and holders (above).
 std::string InUse(std::string_view mount);
 std::string Holder(uint64_t session_id);
+std::string HolderPrefix();
 std::string SessionPrefix();
 std::string Node(uint64_t session_id, uint64_t node_id);
 std::string NodePrefix(uint64_t session_id);
+std::string NodePrefix();  // every session's nodes
 std::string Extent(uint64_t blob, uint64_t offset);
 // Every extent and end record starts with this prefix (kExtentTag).
 std::string ExtentPrefix();
+// Blob encoded in an extent or end record's key (at least 9 bytes).
+uint64_t BlobOf(std::string_view extent_or_end_key);
 // Offset encoded in an extent key.
 uint64_t OffsetOf(std::string_view chunk_or_extent_key);
 std::string BlobEnd(uint64_t blob);
@@ -105,7 +138,9 @@ std::string AssetPrefix();
 std::string Entry(std::string_view asset, std::string_view dir, std::string_view name);
 std::string EntryDirPrefix(std::string_view asset, std::string_view dir);
 std::string EntryAssetPrefix(std::string_view asset);
+std::string EntryPrefix();  // every asset's entries
 std::string Id(uint64_t id);
+std::string IdPrefix();
 std::string Notice(std::string_view asset);
 std::string NoticePrefix();
 std::string Removed(uint64_t blob);
@@ -113,6 +148,19 @@ std::string RemovedPrefix();
 
 // The first key after every key that starts with `prefix`.
 std::string PrefixEnd(std::string_view prefix);
+
+// Parsing keys: each returns false (and sets nothing) for a key that is
+// not of its shape.
+//
+// The name in a Session, Asset or Notice key (whatever follows the tag).
+std::string_view NameOf(std::string_view key);
+// The id of a key that is a tag and one id: Id, Removed, Holder.
+bool ParseNumbered(std::string_view key, uint64_t* id);
+// A key that is a tag and two numbers: Node (session id, node id) and a
+// chunk's Extent (blob, offset).
+bool ParsePair(std::string_view key, uint64_t* first, uint64_t* second);
+// Where an Entry key puts its entry.
+bool ParseEntry(std::string_view key, AssetLocation* where);
 
 }  // namespace upfs::store::keys
 

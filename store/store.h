@@ -49,6 +49,12 @@ struct Extent {
   bool operator==(const Extent&) const = default;
 };
 
+// Ids a session takes from NewIds, one block: its own id (also its root
+// directory's), then its `.finish` and `.status` files. A committed asset
+// keeps the block (its root_id is the session's id), so every id in
+// [id, id + kIdsPerSession) is in use while the session or asset exists.
+inline constexpr uint64_t kIdsPerSession = 3;
+
 struct SessionRecord {
   uint64_t id = 0;  // also the id of the session's root directory
   std::string name;

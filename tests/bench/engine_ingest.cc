@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   std::string name = "bench-" + std::to_string(std::random_device{}());
   auto dir = e.Mkdir(session::kSessionsId, name, 0755, {0, 0});
   auto file = e.Create(dir->id, "big", 0644, {0, 0});
-  auto h = e.Open(file->id, {false, true, false});
+  auto h = e.OpenHandle(file->id, {false, true, false});
   if (!dir.ok() || !file.ok() || !h.ok()) return 1;
 
   std::string buf(write_size, '\0');
@@ -51,14 +51,14 @@ int main(int argc, char** argv) {
   auto t0 = std::chrono::steady_clock::now();
   for (uint64_t off = 0; off < total; off += write_size) {
     buf[0] = static_cast<char>(off >> 20);  // chunks differ
-    auto w = e.Write(file->id, *h, off, buf);
+    auto w = e.Write(file->id, h->handle, off, buf);
     if (!w.ok()) {
       std::fprintf(stderr, "write: %s\n", w.status().ToString().c_str());
       return 1;
     }
   }
   auto t1 = std::chrono::steady_clock::now();
-  Status st = e.Release(file->id, *h);
+  Status st = e.Release(file->id, h->handle);
   session::CommitInfo info;
   auto t2 = std::chrono::steady_clock::now();
   st = e.Finish(name, "", &info);

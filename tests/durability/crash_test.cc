@@ -38,6 +38,7 @@
 #include "tests/durability/crash_env.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/shared_blob_files.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::testing {
@@ -48,19 +49,6 @@ using session::kAssetsId;
 using session::kSessionsId;
 using session::OpenMode;
 using session::Sha256;
-
-#define REQUIRE_OK(expr)                            \
-  do {                                              \
-    const ::upfs::Status upfs_st_ = StatusOf(expr); \
-    INFO(upfs_st_.ToString());                      \
-    REQUIRE(upfs_st_.ok());                         \
-  } while (0)
-
-const Status& StatusOf(const Status& s) { return s; }
-template <typename T>
-const Status& StatusOf(const Result<T>& r) {
-  return r.status();
-}
 
 constexpr session::Caller kOwner{1000, 1000};
 
@@ -296,12 +284,12 @@ void Run(Engine& engine, const CrashEnv* env, std::vector<Upload>& uploads, Op& 
       const SourceFile& f = u.files[op.file];
       const Chunk& c = f.chunks[op.chunk];
       uint64_t id = LookupId(engine, LookupId(engine, kSessionsId, u.name), f.name);
-      auto h = engine.Open(id, OpenMode{false, true, false});
+      auto h = engine.OpenHandle(id, OpenMode{false, true, false});
       REQUIRE_OK(h);
-      auto n = engine.Write(id, *h, c.offset, std::string_view(f.data).substr(c.offset, c.size));
+      auto n = engine.Write(id, h->handle, c.offset, std::string_view(f.data).substr(c.offset, c.size));
       REQUIRE_OK(n);
       REQUIRE(*n == c.size);
-      REQUIRE_OK(engine.Release(id, *h));
+      REQUIRE_OK(engine.Release(id, h->handle));
       break;
     }
     case Op::kFinish:
@@ -316,16 +304,16 @@ void Run(Engine& engine, const CrashEnv* env, std::vector<Upload>& uploads, Op& 
 std::string ReadAll(Engine& engine, uint64_t id) {
   auto attr = engine.GetAttr(id);
   REQUIRE_OK(attr);
-  auto h = engine.Open(id, OpenMode{true, false, false});
+  auto h = engine.OpenHandle(id, OpenMode{true, false, false});
   REQUIRE_OK(h);
   std::string out;
   while (out.size() < attr->size) {
-    auto piece = engine.Read(id, *h, out.size(), 100003);
+    auto piece = engine.Read(id, h->handle, out.size(), 100003);
     REQUIRE_OK(piece);
     REQUIRE(!piece->empty());
     out += *piece;
   }
-  REQUIRE_OK(engine.Release(id, *h));
+  REQUIRE_OK(engine.Release(id, h->handle));
   return out;
 }
 

@@ -26,8 +26,10 @@
 #include "store/leveldb_kv.h"
 #include "store/memory_kv.h"
 #include "store/records.h"
+#include "tests/support/backends.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/shared_blob_files.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::store {
@@ -37,13 +39,6 @@ using session::Engine;
 using session::kAssetsId;
 using session::kSessionsId;
 using Kind = FsckProblemKind;
-
-#define REQUIRE_OK(expr)               \
-  do {                                 \
-    const ::upfs::Status st_ = (expr); \
-    INFO(st_.ToString());              \
-    REQUIRE(st_.ok());                 \
-  } while (0)
 
 constexpr session::Caller kAlice{1000, 1000};
 
@@ -74,7 +69,7 @@ class SharedKv : public Kv {
 
 using upfs::testing::SharedBlobFiles;
 
-enum class Backend { kMemory, kLevelDb };
+using upfs::testing::Backend;
 
 // A store on one backend, opened either under an Engine (to build it the
 // way the daemon does) or bare, offline, for the check.
@@ -150,11 +145,11 @@ struct Built {
 constexpr size_t kPiece = 700 * 1000;
 
 void WriteFile(Engine& e, uint64_t id, uint64_t offset, std::string_view data) {
-  auto h = e.Open(id, session::OpenMode{false, true, false});
+  auto h = e.OpenHandle(id, session::OpenMode{false, true, false});
   REQUIRE_OK(h.status());
-  auto n = e.Write(id, *h, offset, data);
+  auto n = e.Write(id, h->handle, offset, data);
   REQUIRE_OK(n.status());
-  REQUIRE_OK(e.Release(id, *h));
+  REQUIRE_OK(e.Release(id, h->handle));
 }
 
 uint64_t LookupId(Engine& e, uint64_t parent, std::string_view name) {
@@ -669,9 +664,9 @@ TEST_CASE("fsck: orphaned chunks are reported and removed on request", "[fsck]")
   // What is left still opens and reads.
   auto engine = ts.OpenEngine();
   CHECK_FALSE(engine->Lookup(kSessionsId, "pending").ok());
-  auto h = engine->Open(b.big_id, session::OpenMode{});
+  auto h = engine->OpenHandle(b.big_id, session::OpenMode{});
   REQUIRE_OK(h.status());
-  auto bytes = engine->Read(b.big_id, *h, 0, b.big.size());
+  auto bytes = engine->Read(b.big_id, h->handle, 0, b.big.size());
   REQUIRE_OK(bytes.status());
   CHECK(*bytes == b.big);
 }
@@ -712,16 +707,16 @@ TEST_CASE("fsck: a blob file damaged on disk fails reads, never returns wrong by
 
   SECTION("a read through the engine fails with Corruption") {
     auto engine = ts.OpenEngine();
-    auto h = engine->Open(b.big_id, session::OpenMode{});
+    auto h = engine->OpenHandle(b.big_id, session::OpenMode{});
     REQUIRE_OK(h.status());
-    auto bad = engine->Read(b.big_id, *h, at, 4096);
+    auto bad = engine->Read(b.big_id, h->handle, at, 4096);
     INFO(bad.status().ToString());
     REQUIRE(bad.status().code() == Status::Code::kCorruption);
     // Every read either fails or returns the committed bytes; only those
     // that touch the damaged chunk fail.
     size_t failed = 0;
     for (uint64_t off = 0; off < b.big.size(); off += 128 * 1024) {
-      auto piece = engine->Read(b.big_id, *h, off, 128 * 1024);
+      auto piece = engine->Read(b.big_id, h->handle, off, 128 * 1024);
       if (!piece.ok()) {
         ++failed;
         CHECK(piece.status().code() == Status::Code::kCorruption);
@@ -733,9 +728,9 @@ TEST_CASE("fsck: a blob file damaged on disk fails reads, never returns wrong by
     }
     CHECK(failed > 0);
     // The other files are untouched.
-    auto hs = engine->Open(b.small_id, session::OpenMode{});
+    auto hs = engine->OpenHandle(b.small_id, session::OpenMode{});
     REQUIRE_OK(hs.status());
-    auto small = engine->Read(b.small_id, *hs, 0, 100);
+    auto small = engine->Read(b.small_id, hs->handle, 0, 100);
     REQUIRE_OK(small.status());
     CHECK(*small == b.small);
   }

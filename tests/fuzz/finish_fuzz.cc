@@ -54,10 +54,10 @@ uint64_t Must(Result<Attr> attr) {
 
 void Put(Engine& e, uint64_t parent, std::string_view name, std::string_view bytes) {
   const uint64_t id = Must(e.Create(parent, name, 0644, kCaller));
-  auto h = e.Open(id, OpenMode{false, true, false});
+  auto h = e.OpenHandle(id, OpenMode{false, true, false});
   FUZZ_CHECK(h.ok());
-  if (!bytes.empty()) FUZZ_CHECK(e.Write(id, *h, 0, bytes).ok());
-  FUZZ_CHECK(e.Release(id, *h).ok());
+  if (!bytes.empty()) FUZZ_CHECK(e.Write(id, h->handle, 0, bytes).ok());
+  FUZZ_CHECK(e.Release(id, h->handle).ok());
 }
 
 }  // namespace

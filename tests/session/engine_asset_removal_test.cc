@@ -54,7 +54,7 @@ TEMPLATE_TEST_CASE("assets: rmdir removes an asset whole, open readers read on, 
   REQUIRE_CODE(e.Lookup(kAssetsId, "a"), kNotFound);
   REQUIRE_CODE(e.GetAttr(root), kNotFound);
   REQUIRE_CODE(e.GetAttr(small_id), kNotFound);
-  REQUIRE_CODE(e.Open(small_id, OpenMode{}), kNotFound);
+  REQUIRE_CODE(e.OpenHandle(small_id, OpenMode{}), kNotFound);
   std::vector<store::AssetRecord> assets;
   REQUIRE_OK(fx.store().ListAssets(&assets));
   REQUIRE(assets.empty());

@@ -265,12 +265,12 @@ TEMPLATE_TEST_CASE("truncate: opening with O_TRUNC empties the file", "[engine]"
   std::mt19937_64 rng(6);
   uint64_t s = fx.Begin("t");
   uint64_t f = fx.PutFile(s, "f", RandomBytes(rng, 5000));
-  auto h = fx.engine().Open(f, OpenMode{false, true, true});
+  auto h = fx.engine().OpenHandle(f, OpenMode{false, true, true});
   REQUIRE_OK(h);
   REQUIRE(fx.Size(f) == 0);
   std::string data = RandomBytes(rng, 300);
-  fx.Write(f, *h, 0, data);
-  fx.Release(f, *h);
+  fx.Write(f, h->handle, 0, data);
+  fx.Release(f, h->handle);
   REQUIRE(fx.ReadAll(f) == data);
   REQUIRE(Contains(fx.Report("t"), "length: 300\nreceived: 300\nmissing: none\n"));
   REQUIRE_OK(fx.engine().Finish("t", ManifestLine(Sha256::Of(data), "f"), nullptr));

@@ -24,15 +24,13 @@
 #include "store/leveldb_kv.h"
 #include "store/memory_kv.h"
 #include "tests/session/faulty_store.h"
+#include "tests/support/backends.h"
 #include "tests/support/losing_blob_files.h"
 #include "tests/support/losing_kv.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_dir.h"
 
 namespace Catch {
-template <>
-struct StringMaker<upfs::Status::Code> {
-  static std::string convert(upfs::Status::Code code) { return upfs::Status::CodeName(code); }
-};
 template <>
 struct StringMaker<upfs::session::NodeKind> {
   static std::string convert(upfs::session::NodeKind kind) { return std::to_string(static_cast<int>(kind)); }
@@ -41,40 +39,10 @@ struct StringMaker<upfs::session::NodeKind> {
 
 namespace upfs::session::testing {
 
-inline const Status& StatusOf(const Status& s) { return s; }
-template <typename T>
-const Status& StatusOf(const Result<T>& r) {
-  return r.status();
-}
-
-}  // namespace upfs::session::testing
-
-// Checks that a Status or Result is OK, printing its message when not.
-#define REQUIRE_OK(expr)                                                      \
-  do {                                                                        \
-    const ::upfs::Status upfs_st_ = ::upfs::session::testing::StatusOf(expr); \
-    INFO(upfs_st_.ToString());                                                \
-    REQUIRE(upfs_st_.ok());                                                   \
-  } while (0)
-
-// Checks that a Status or Result failed with `expected` (a Status::Code
-// enumerator name, e.g. kNotFound).
-#define REQUIRE_CODE(expr, expected)                                          \
-  do {                                                                        \
-    const ::upfs::Status upfs_st_ = ::upfs::session::testing::StatusOf(expr); \
-    INFO(upfs_st_.ToString());                                                \
-    REQUIRE(upfs_st_.code() == ::upfs::Status::Code::expected);               \
-  } while (0)
-
-namespace upfs::session::testing {
-
-enum class Backend { kMemory, kLevelDb };
-struct MemoryBackend {
-  static constexpr Backend kBackend = Backend::kMemory;
-};
-struct LevelDbBackend {
-  static constexpr Backend kBackend = Backend::kLevelDb;
-};
+// Engine tests run on the in-memory store and on LevelDB (not on RADOS).
+using upfs::testing::Backend;
+using upfs::testing::LevelDbBackend;
+using upfs::testing::MemoryBackend;
 
 inline constexpr Caller kAlice{1000, 1000};
 inline constexpr uint32_t kFileMode = 0644;
@@ -193,14 +161,14 @@ class EngineFixture {
   // ---- data ----
 
   uint64_t OpenWrite(uint64_t id) {
-    auto h = engine_->Open(id, OpenMode{false, true, false});
+    auto h = engine_->OpenHandle(id, OpenMode{false, true, false});
     REQUIRE_OK(h);
-    return *h;
+    return h->handle;
   }
   uint64_t OpenRead(uint64_t id) {
-    auto h = engine_->Open(id, OpenMode{true, false, false});
+    auto h = engine_->OpenHandle(id, OpenMode{true, false, false});
     REQUIRE_OK(h);
-    return *h;
+    return h->handle;
   }
   void Release(uint64_t id, uint64_t handle) { REQUIRE_OK(engine_->Release(id, handle)); }
   void Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data) {
@@ -314,6 +282,7 @@ class EngineFixture {
 
  private:
   void Open() {
+    REQUIRE(backend_ != Backend::kRados);  // engine tests have no cluster
     std::unique_ptr<store::Store> store;
     if (backend_ == Backend::kMemory && options_.losing_records) {
       auto kv = std::make_unique<upfs::testing::LosingKv>();

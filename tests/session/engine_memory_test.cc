@@ -117,11 +117,11 @@ uint64_t Begin(Engine& e, const std::string& name) {
 void PutFile(Engine& e, uint64_t parent, const std::string& name, std::string_view data) {
   auto file = e.Create(parent, name, 0644, {1000, 1000});
   REQUIRE(file.ok());
-  auto h = e.Open(file->id, {false, true, false});
+  auto h = e.OpenHandle(file->id, {false, true, false});
   REQUIRE(h.ok());
-  auto n = e.Write(file->id, *h, 0, data);
+  auto n = e.Write(file->id, h->handle, 0, data);
   REQUIRE(n.ok());
-  REQUIRE(e.Release(file->id, *h).ok());
+  REQUIRE(e.Release(file->id, h->handle).ok());
 }
 
 TEST_CASE("an open session's files cost the engine a few hundred bytes each", "[memory]") {
@@ -157,21 +157,21 @@ TEST_CASE("a file's size costs the engine no memory", "[memory]") {
   uint64_t session = Begin(*engine, "big");
   auto file = engine->Create(session, "big", 0644, {1000, 1000});
   REQUIRE(file.ok());
-  auto h = engine->Open(file->id, {false, true, false});
+  auto h = engine->OpenHandle(file->id, {false, true, false});
   REQUIRE(h.ok());
   const std::string block(size_t{1} << 20, 'x');
   // One warm-up write, then 256 MiB in order: one range, one hash stream,
   // nothing buffered. (Scattered writes cost one extent per separate range,
   // which is the file's shape, not its size.)
-  REQUIRE(engine->Write(file->id, *h, 0, block).ok());
+  REQUIRE(engine->Write(file->id, h->handle, 0, block).ok());
   int64_t before = HeapInUse();
   for (uint64_t off = block.size(); off < (uint64_t{256} << 20); off += block.size()) {
-    REQUIRE(engine->Write(file->id, *h, off, block).ok());
+    REQUIRE(engine->Write(file->id, h->handle, off, block).ok());
   }
   int64_t in_order = HeapInUse() - before;
   INFO("heap growth over 256 MiB written in order: " << in_order << " bytes");
   if (kHeapMeasurable) CHECK(in_order < 64 * 1024);
-  REQUIRE(engine->Release(file->id, *h).ok());
+  REQUIRE(engine->Release(file->id, h->handle).ok());
 }
 
 }  // namespace

@@ -202,8 +202,8 @@ TEMPLATE_TEST_CASE("assets are read-only", "[engine]", MemoryBackend, LevelDbBac
   AttrChange touch;
   touch.mtime_ns = 5;
   REQUIRE_CODE(e.SetAttr(ad, touch), kReadOnly);
-  REQUIRE_CODE(e.Open(af, OpenMode{false, true, false}), kReadOnly);
-  REQUIRE_CODE(e.Open(af, OpenMode{true, false, true}), kReadOnly);
+  REQUIRE_CODE(e.OpenHandle(af, OpenMode{false, true, false}), kReadOnly);
+  REQUIRE_CODE(e.OpenHandle(af, OpenMode{true, false, true}), kReadOnly);
   uint64_t h = fx.OpenRead(af);
   REQUIRE_CODE(e.Write(af, h, 0, "x"), kReadOnly);
   fx.Release(af, h);
@@ -229,6 +229,25 @@ TEMPLATE_TEST_CASE("assets are read-only", "[engine]", MemoryBackend, LevelDbBac
   fx.CheckAssetFile("pub", "d/g", "more");
   REQUIRE(Names(e.ReadDir(root)) == std::vector<std::string>{"d", "f"});
   REQUIRE(Names(e.ReadDir(kAssetsId)) == std::vector<std::string>{"pub"});
+}
+
+TEMPLATE_TEST_CASE("open: a handle comes with the kind of file it is on", "[engine]", MemoryBackend, LevelDbBackend) {
+  EngineFixture fx(TestType::kBackend);
+  Engine& e = fx.engine();
+  const uint64_t s = fx.Begin("kinds");
+  const uint64_t file = fx.PutFile(s, "f", "bytes");
+  auto expect = [&](uint64_t id, OpenMode mode, NodeKind kind) {
+    auto opened = e.OpenHandle(id, mode);
+    REQUIRE_OK(opened);
+    CHECK(opened->kind == kind);
+    fx.Release(id, opened->handle);
+  };
+  expect(file, OpenMode{true, true, false}, NodeKind::kFile);
+  expect(fx.Lookup(s, kStatusName), OpenMode{}, NodeKind::kStatus);
+  REQUIRE_CODE(e.OpenHandle(s, OpenMode{}), kIsDirectory);
+  // Closed, it commits the session (as `: > .finish`, an empty manifest).
+  expect(fx.Lookup(s, kFinishName), OpenMode{false, true, false}, NodeKind::kFinish);
+  expect(fx.AssetId("kinds", "f"), OpenMode{}, NodeKind::kAssetFile);
 }
 
 TEMPLATE_TEST_CASE("names: a session name is unique across open sessions and assets", "[engine]", MemoryBackend,

@@ -80,15 +80,15 @@ TEMPLATE_TEST_CASE("parallel: 8 threads write disjoint ranges of one file in ran
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       FirstError& err = errors[t];
-      auto h = engine.Open(f, OpenMode{false, true, false});
+      auto h = engine.OpenHandle(f, OpenMode{false, true, false});
       if (err.Check(h, "open")) {
         for (size_t i = t; i < pieces.size(); i += kThreads) {
           const Piece& p = pieces[i];
-          auto n = engine.Write(f, *h, p.offset, std::string_view(data).substr(p.offset, p.length));
+          auto n = engine.Write(f, h->handle, p.offset, std::string_view(data).substr(p.offset, p.length));
           if (!err.Check(n, "write at " + std::to_string(p.offset))) break;
           if (*n != p.length) err.Fail("short write at " + std::to_string(p.offset));
         }
-        err.Check(engine.Release(f, *h), "release");
+        err.Check(engine.Release(f, h->handle), "release");
       }
       --writers_left;
     });
@@ -97,12 +97,12 @@ TEMPLATE_TEST_CASE("parallel: 8 threads write disjoint ranges of one file in ran
   // or the right byte, never another piece's bytes.
   threads.emplace_back([&] {
     FirstError& err = errors[kThreads];
-    auto h = engine.Open(f, OpenMode{true, false, false});
+    auto h = engine.OpenHandle(f, OpenMode{true, false, false});
     if (!err.Check(h, "open for reading")) return;
     std::mt19937_64 reader_rng(42);
     while (writers_left > 0) {
       uint64_t at = reader_rng() % data.size();
-      auto got = engine.Read(f, *h, at, 64 * 1024);
+      auto got = engine.Read(f, h->handle, at, 64 * 1024);
       if (!err.Check(got, "read")) break;
       for (size_t i = 0; i < got->size(); ++i) {
         char c = (*got)[i];
@@ -112,7 +112,7 @@ TEMPLATE_TEST_CASE("parallel: 8 threads write disjoint ranges of one file in ran
         }
       }
     }
-    err.Check(engine.Release(f, *h), "release");
+    err.Check(engine.Release(f, h->handle), "release");
   });
   for (std::thread& t : threads) t.join();
   for (const FirstError& e : errors) REQUIRE(e.error() == "");
@@ -192,23 +192,23 @@ TEMPLATE_TEST_CASE("parallel: 8 sessions written and finished at once from 8 thr
         auto file = engine.Create(in_sub ? sub->id : s->id, in_sub ? u.files[i].substr(4) : u.files[i], kFileMode,
                                   kAlice);
         if (!err.Check(file, "create")) return;
-        auto h = engine.Open(file->id, OpenMode{false, true, false});
+        auto h = engine.OpenHandle(file->id, OpenMode{false, true, false});
         if (!err.Check(h, "open")) return;
         for (const Piece& p : u.pieces[i]) {
-          auto n = engine.Write(file->id, *h, p.offset, std::string_view(u.data[i]).substr(p.offset, p.length));
+          auto n = engine.Write(file->id, h->handle, p.offset, std::string_view(u.data[i]).substr(p.offset, p.length));
           if (!err.Check(n, "write")) return;
         }
-        if (!err.Check(engine.Release(file->id, *h), "release")) return;
+        if (!err.Check(engine.Release(file->id, h->handle), "release")) return;
         manifest += ManifestLine(Sha256::Of(u.data[i]), u.files[i]);
       }
       auto finish = engine.Lookup(s->id, kFinishName);
       if (!err.Check(finish, "lookup .finish")) return;
-      auto h = engine.Open(finish->id, OpenMode{false, true, false});
+      auto h = engine.OpenHandle(finish->id, OpenMode{false, true, false});
       if (!err.Check(h, "open .finish")) return;
-      if (!err.Check(engine.Write(finish->id, *h, 0, manifest), "write .finish")) return;
+      if (!err.Check(engine.Write(finish->id, h->handle, 0, manifest), "write .finish")) return;
       CommitInfo info;
-      err.Check(engine.Flush(finish->id, *h, &info), "commit");
-      err.Check(engine.Release(finish->id, *h), "release .finish");
+      err.Check(engine.Flush(finish->id, h->handle, &info), "commit");
+      err.Check(engine.Release(finish->id, h->handle), "release .finish");
       if (info.name != u.name) err.Fail("commit info names '" + info.name + "'");
     });
   }

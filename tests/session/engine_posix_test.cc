@@ -206,9 +206,9 @@ TEMPLATE_TEST_CASE("setuid: an unprivileged write or O_TRUNC clears the bits a l
       REQUIRE_OK(f.engine().SetAttr(file, chmod));
       const int64_t now = Tick(f);
       if (via_trunc) {
-        auto h = f.engine().Open(file, OpenMode{false, true, true}, c.who);
+        auto h = f.engine().OpenHandle(file, OpenMode{false, true, true}, c.who);
         REQUIRE_OK(h);
-        f.Release(file, *h);
+        f.Release(file, h->handle);
       } else {
         uint64_t h = f.OpenWrite(file);
         REQUIRE_OK(f.engine().Write(file, h, 0, "y", c.who));

@@ -17,9 +17,9 @@ namespace {
 using upfs::testing::RandomBytes;
 
 uint64_t OpenReadWrite(EngineFixture& fx, uint64_t id) {
-  auto h = fx.engine().Open(id, OpenMode{true, true, false});
+  auto h = fx.engine().OpenHandle(id, OpenMode{true, true, false});
   REQUIRE_OK(h);
-  return *h;
+  return h->handle;
 }
 
 std::string ReadThrough(EngineFixture& fx, uint64_t id, uint64_t handle, uint64_t offset, size_t size) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tests/store/store_fixture.h"
+#include "tests/support/status_assertions.h"
 
 namespace upfs::store::testing {
 namespace {
@@ -23,11 +24,6 @@ Status ReadInto(const ByteSink& sink, uint64_t offset, size_t n, std::string* ou
   return sink.ReadAt(offset, n, out->data());
 }
 
-void Require(const Status& st) {
-  INFO(st.ToString());
-  REQUIRE(st.ok());
-}
-
 bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
@@ -38,16 +34,16 @@ TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checks
   const uint64_t blob = 41;
   const std::string data = Pattern(3 * kMaxChunkBytes, 'a');  // three full chunks
   auto sink = fx.store().OpenBlob(blob);
-  Require(sink->WriteAt(0, data));
+  REQUIRE_OK(sink->WriteAt(0, data));
 
   // Flip one byte of the middle chunk; its extent record stays.
   const uint64_t damaged = kMaxChunkBytes;
   std::string chunk(kMaxChunkBytes, '\0');
   size_t present = 0;
-  Require(fx.blobs().Read(blob, damaged, chunk.size(), chunk.data(), &present));
+  REQUIRE_OK(fx.blobs().Read(blob, damaged, chunk.size(), chunk.data(), &present));
   REQUIRE(present == chunk.size());
   chunk[1234] ^= 0x01;
-  Require(fx.blobs().Write(blob, damaged + 1234, chunk.substr(1234, 1)));
+  REQUIRE_OK(fx.blobs().Write(blob, damaged + 1234, chunk.substr(1234, 1)));
 
   std::string out;
   for (const auto& reader : {fx.store().OpenBlob(blob), fx.store().OpenCommittedBlob(blob)}) {
@@ -62,9 +58,9 @@ TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checks
       CHECK(Contains(st.message(), "checksum"));
     }
     // The chunks around it read back as written.
-    Require(ReadInto(*reader, 0, damaged, &out));
+    REQUIRE_OK(ReadInto(*reader, 0, damaged, &out));
     CHECK(out == data.substr(0, damaged));
-    Require(ReadInto(*reader, 2 * kMaxChunkBytes, kMaxChunkBytes, &out));
+    REQUIRE_OK(ReadInto(*reader, 2 * kMaxChunkBytes, kMaxChunkBytes, &out));
     CHECK(out == data.substr(2 * kMaxChunkBytes));
   }
   // A write that keeps part of the damaged chunk refuses to re-checksum
@@ -72,11 +68,11 @@ TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checks
   Status st = sink->WriteAt(damaged + 10, "new");
   CHECK(st.code() == Status::Code::kCorruption);
   std::string after(kMaxChunkBytes, '\0');
-  Require(fx.blobs().Read(blob, damaged, after.size(), after.data(), &present));
+  REQUIRE_OK(fx.blobs().Read(blob, damaged, after.size(), after.data(), &present));
   CHECK(after == chunk);
   // Rewriting the whole chunk replaces the damage with good bytes.
-  Require(sink->WriteAt(damaged, data.substr(damaged, kMaxChunkBytes)));
-  Require(ReadInto(*sink, 0, data.size(), &out));
+  REQUIRE_OK(sink->WriteAt(damaged, data.substr(damaged, kMaxChunkBytes)));
+  REQUIRE_OK(ReadInto(*sink, 0, data.size(), &out));
   CHECK(out == data);
 }
 
@@ -88,34 +84,34 @@ TEMPLATE_TEST_CASE("integrity: a changed extent record, or one whose bytes are g
   const uint64_t at = kInlineChunkEnd;
   const std::string data = Pattern(5000, 'k');
   auto sink = fx.store().OpenBlob(blob);
-  Require(sink->WriteAt(at, data.substr(0, 2000)));
-  Require(sink->WriteAt(at + 2000, data.substr(2000)));
+  REQUIRE_OK(sink->WriteAt(at, data.substr(0, 2000)));
+  REQUIRE_OK(sink->WriteAt(at + 2000, data.substr(2000)));
   std::string out;
 
   SECTION("a checksum that is not the bytes'") {
     KvWrite w;
     w.Put(keys::Extent(blob, at + 2000), EncodeExtentValue(3000, ChunkChecksum(data.substr(2000)) ^ 1));
-    Require(fx.kv().Commit(w, true));
+    REQUIRE_OK(fx.kv().Commit(w, true));
     Status st = ReadInto(*sink, at + 1990, 20, &out);
     CHECK(st.code() == Status::Code::kCorruption);
     CHECK(Contains(st.message(), "offset " + std::to_string(at + 2000)));
   }
   SECTION("bytes stored without an extent record stay invisible") {
     // What a crash between storing bytes and recording them leaves.
-    Require(fx.blobs().Write(blob, at + 7000, "stray"));
-    Require(ReadInto(*sink, at, 8000, &out));
+    REQUIRE_OK(fx.blobs().Write(blob, at + 7000, "stray"));
+    REQUIRE_OK(ReadInto(*sink, at, 8000, &out));
     CHECK(out == data + std::string(3000, '\0'));
     std::vector<Extent> extents;
-    Require(sink->Extents(&extents));
+    REQUIRE_OK(sink->Extents(&extents));
     CHECK(extents == std::vector<Extent>{{at, at + 5000}});
   }
   SECTION("an extent record whose bytes are gone") {
-    Require(fx.blobs().Truncate(blob, at + 2000, at + 5000));
+    REQUIRE_OK(fx.blobs().Truncate(blob, at + 2000, at + 5000));
     Status st = ReadInto(*sink, at, 5000, &out);
     CHECK(st.code() == Status::Code::kCorruption);
     CHECK(Contains(st.message(), "offset " + std::to_string(at + 2000) +
                                      " (3000 bytes) is listed but only 0 of its bytes are stored"));
-    Require(ReadInto(*sink, at, 2000, &out));
+    REQUIRE_OK(ReadInto(*sink, at, 2000, &out));
     CHECK(out == data.substr(0, 2000));
   }
 }
@@ -126,16 +122,16 @@ TEMPLATE_TEST_CASE("integrity: an inline chunk's bytes are checked against its c
   const uint64_t blob = 44;
   const std::string data = Pattern(5000, 'i');
   auto sink = fx.store().OpenBlob(blob);
-  Require(sink->WriteAt(0, data));
+  REQUIRE_OK(sink->WriteAt(0, data));
   // Inline: nothing in the blob files, the bytes in the record.
   std::map<uint64_t, uint64_t> stored;
-  Require(fx.blobs().List(&stored));
+  REQUIRE_OK(fx.blobs().List(&stored));
   CHECK(stored.count(blob) == 0);
   std::string value;
-  Require(fx.kv().Get(keys::Extent(blob, 0), &value));
+  REQUIRE_OK(fx.kv().Get(keys::Extent(blob, 0), &value));
   CHECK(value.size() == kExtentValueSize + data.size());
   std::string out;
-  Require(ReadInto(*sink, 0, 5000, &out));
+  REQUIRE_OK(ReadInto(*sink, 0, 5000, &out));
   CHECK(out == data);
 
   std::string damaged = value;
@@ -143,14 +139,14 @@ TEMPLATE_TEST_CASE("integrity: an inline chunk's bytes are checked against its c
   SECTION("the checksum changed") { damaged[15] ^= 1; }
   KvWrite w;
   w.Put(keys::Extent(blob, 0), damaged);
-  Require(fx.kv().Commit(w, true));
+  REQUIRE_OK(fx.kv().Commit(w, true));
   Status st = ReadInto(*sink, 90, 20, &out);
   CHECK(st.code() == Status::Code::kCorruption);
   CHECK(Contains(st.message(), "blob 44: chunk at offset 0 (5000 bytes) fails its checksum"));
   // A record whose length is not its bytes' does not decode.
   KvWrite torn;
   torn.Put(keys::Extent(blob, 0), value.substr(0, value.size() - 1));
-  Require(fx.kv().Commit(torn, true));
+  REQUIRE_OK(fx.kv().Commit(torn, true));
   st = ReadInto(*sink, 0, 10, &out);
   CHECK(st.code() == Status::Code::kCorruption);
   CHECK(Contains(st.message(), "malformed extent record for blob 44"));
@@ -161,13 +157,13 @@ TEMPLATE_TEST_CASE("integrity: a committed blob's hole is corruption, a session 
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 43;
   auto sink = fx.store().OpenBlob(blob);
-  Require(sink->WriteAt(0, std::string(1000, 'x')));
-  Require(sink->WriteAt(3000, std::string(1000, 'y')));  // hole [1000, 3000)
+  REQUIRE_OK(sink->WriteAt(0, std::string(1000, 'x')));
+  REQUIRE_OK(sink->WriteAt(3000, std::string(1000, 'y')));  // hole [1000, 3000)
 
   auto session = fx.store().OpenBlob(blob);
   auto committed = fx.store().OpenCommittedBlob(blob);
   std::string out;
-  Require(ReadInto(*session, 500, 3000, &out));
+  REQUIRE_OK(ReadInto(*session, 500, 3000, &out));
   CHECK(out == std::string(500, 'x') + std::string(2000, '\0') + std::string(500, 'y'));
 
   for (auto [offset, n] : {std::pair<uint64_t, size_t>{500, 3000}, {1000, 1}, {2999, 2}, {3500, 1000}}) {
@@ -178,14 +174,14 @@ TEMPLATE_TEST_CASE("integrity: a committed blob's hole is corruption, a session 
     CHECK(Contains(st.message(), "no chunk for bytes"));
   }
   // Covered ranges of the committed blob read normally.
-  Require(ReadInto(*committed, 0, 1000, &out));
+  REQUIRE_OK(ReadInto(*committed, 0, 1000, &out));
   CHECK(out == std::string(1000, 'x'));
-  Require(ReadInto(*committed, 3000, 1000, &out));
+  REQUIRE_OK(ReadInto(*committed, 3000, 1000, &out));
   CHECK(out == std::string(1000, 'y'));
   // A blob with no chunk at all.
   Status st = ReadInto(*fx.store().OpenCommittedBlob(44), 0, 10, &out);
   CHECK(st.code() == Status::Code::kCorruption);
-  Require(ReadInto(*fx.store().OpenBlob(44), 0, 10, &out));
+  REQUIRE_OK(ReadInto(*fx.store().OpenBlob(44), 0, 10, &out));
   CHECK(out == std::string(10, '\0'));
 }
 

@@ -18,6 +18,7 @@
 #include "store/kv_store.h"
 #include "tests/store/store_fixture.h"
 #include "tests/support/random_bytes.h"
+#include "tests/support/status_assertions.h"
 
 namespace upfs::store::testing {
 namespace {
@@ -29,11 +30,6 @@ constexpr int kFilesPerSession = 100;
 constexpr size_t kFileBytes = 4096;
 constexpr size_t kUploadBytes = 24 << 10;
 
-void Require(const Status& st) {
-  INFO(st.ToString());
-  REQUIRE(st.ok());
-}
-
 // One session of `files` files as the engine stores it: its record, a node
 // record per file (written at create), each file's bytes, then the commit
 // (asset and entries in; nodes and session out) or the abort (all out).
@@ -43,7 +39,7 @@ void AddSession(Store& store, std::mt19937_64& rng, bool commit) {
   session.name = "history-" + std::to_string(session.id);
   Batch begin;
   begin.Put(session);
-  Require(store.Apply(begin, false));
+  REQUIRE_OK(store.Apply(begin, false));
   Batch end;
   AssetRecord asset;
   asset.name = session.name;
@@ -56,8 +52,8 @@ void AddSession(Store& store, std::mt19937_64& rng, bool commit) {
     node.name = "f" + std::to_string(id);
     Batch create;
     create.Put(session.id, node);
-    Require(store.Apply(create, false));
-    Require(store.OpenBlob(id)->WriteAt(0, RandomBytes(rng, kFileBytes)));
+    REQUIRE_OK(store.Apply(create, false));
+    REQUIRE_OK(store.OpenBlob(id)->WriteAt(0, RandomBytes(rng, kFileBytes)));
     end.DeleteNodeRecord(session.id, id);
     if (commit) {
       AssetEntry entry;
@@ -71,7 +67,7 @@ void AddSession(Store& store, std::mt19937_64& rng, bool commit) {
     }
   }
   end.Delete(session);
-  Require(store.Apply(end, /*sync=*/false));  // the daemon syncs a commit; irrelevant here, and slow
+  REQUIRE_OK(store.Apply(end, /*sync=*/false));  // the daemon syncs a commit; irrelevant here, and slow
 
 }
 
@@ -90,25 +86,25 @@ class Upload {
     Measure("mkdir", [&] {
       Batch b;
       b.Put(session_);
-      Require(fx_.store().Apply(b, false));
+      REQUIRE_OK(fx_.store().Apply(b, false));
     });
     Measure("create", [&] { PutNode(); });
-    Measure("write", [&] { Require(Blob()->WriteAt(0, RandomBytes(rng_, kUploadBytes))); });
+    Measure("write", [&] { REQUIRE_OK(Blob()->WriteAt(0, RandomBytes(rng_, kUploadBytes))); });
   }
 
   void Finish() {
-    Measure("append", [&] { Require(Blob()->WriteAt(kUploadBytes, RandomBytes(rng_, kUploadBytes))); });
-    Measure("overwrite", [&] { Require(Blob()->WriteAt(1000, RandomBytes(rng_, 5000))); });
+    Measure("append", [&] { REQUIRE_OK(Blob()->WriteAt(kUploadBytes, RandomBytes(rng_, kUploadBytes))); });
+    Measure("overwrite", [&] { REQUIRE_OK(Blob()->WriteAt(1000, RandomBytes(rng_, 5000))); });
     std::string out(2 * kUploadBytes, '\0');
-    Measure("read", [&] { Require(Blob()->ReadAt(0, out.size(), out.data())); });
+    Measure("read", [&] { REQUIRE_OK(Blob()->ReadAt(0, out.size(), out.data())); });
     std::vector<Extent> extents;
-    Measure("extents", [&] { Require(Blob()->Extents(&extents)); });
+    Measure("extents", [&] { REQUIRE_OK(Blob()->Extents(&extents)); });
     Measure("truncate", [&] {
       Batch b;
       b.Truncate(node_.id, kUploadBytes + 100);
       node_.length = kUploadBytes + 100;
       b.Put(session_.id, node_);
-      Require(fx_.store().Apply(b, false));
+      REQUIRE_OK(fx_.store().Apply(b, false));
     });
     Measure("rename", [&] {
       node_.name = "final.bin";
@@ -128,10 +124,10 @@ class Upload {
       b.Put(entry);
       b.DeleteNodeRecord(session_.id, node_.id);
       b.Delete(session_);
-      Require(fx_.store().Apply(b, true));
+      REQUIRE_OK(fx_.store().Apply(b, true));
     });
     Measure("read committed", [&] {
-      Require(fx_.store().OpenCommittedBlob(node_.id)->ReadAt(0, node_.length, out.data()));
+      REQUIRE_OK(fx_.store().OpenCommittedBlob(node_.id)->ReadAt(0, node_.length, out.data()));
     });
   }
 
@@ -147,7 +143,7 @@ class Upload {
   void PutNode() {
     Batch b;
     b.Put(session_.id, node_);
-    Require(fx_.store().Apply(b, false));
+    REQUIRE_OK(fx_.store().Apply(b, false));
   }
   std::unique_ptr<ByteSink> Blob() { return fx_.store().OpenBlob(node_.id); }
 

@@ -25,14 +25,10 @@
 #include "store/rados_store.h"
 #include "store/records.h"
 #include "tests/store/store_fixture.h"
+#include "tests/support/status_assertions.h"
 
 namespace upfs::store::testing {
 namespace {
-
-void Require(const Status& st) {
-  INFO(st.ToString());
-  REQUIRE(st.ok());
-}
 
 std::string Pattern(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -44,7 +40,7 @@ std::string Pattern(size_t n, uint64_t seed) {
 // A raw I/O context on the store's namespace, to look behind the backend.
 librados::IoCtx RawIo(const std::string& ns) {
   auto io = TestRadosConnection()->OpenPool(TestRadosPool(), ns);
-  Require(io.status());
+  REQUIRE_OK(io.status());
   return std::move(io).value();
 }
 
@@ -61,7 +57,7 @@ std::map<std::string, std::string> OmapOf(librados::IoCtx& io, const std::string
 
 std::unique_ptr<RadosKv> OpenKv(const std::string& ns) {
   auto kv = RadosKv::Open(TestRadosConnection(), TestRadosPool(), ns);
-  Require(kv.status());
+  REQUIRE_OK(kv.status());
   return std::move(kv).value();
 }
 
@@ -76,17 +72,23 @@ std::string ValueOf(const Kv& kv, const std::string& key) {
   std::string value;
   Status st = kv.Get(key, &value);
   if (st.IsNotFound()) return "(absent)";
-  Require(st);
+  REQUIRE_OK(st);
   return value;
 }
 
 std::vector<std::pair<std::string, std::string>> ScanAll(const Kv& kv, std::string_view begin, std::string_view end) {
   std::vector<std::pair<std::string, std::string>> out;
-  Require(kv.Scan(begin, end, [&](std::string_view k, std::string_view v) {
+  REQUIRE_OK(kv.Scan(begin, end, [&](std::string_view k, std::string_view v) {
     out.emplace_back(k, v);
     return true;
   }));
   return out;
+}
+
+// The intents a multi-object commit left in the Kv.
+std::vector<std::pair<std::string, std::string>> Intents(const Kv& kv) {
+  const std::string tag(1, keys::kIntentTag);
+  return ScanAll(kv, tag, keys::PrefixEnd(tag));
 }
 
 }  // namespace
@@ -94,8 +96,8 @@ std::vector<std::pair<std::string, std::string>> ScanAll(const Kv& kv, std::stri
 TEST_CASE("rados kv: extent keys go to their blob's object, every other key to upfs.meta", "[rados]") {
   const std::string ns = FreshRadosNamespace();
   auto kv = OpenKv(ns);
-  Require(kv->Commit(Puts({{keys::Extent(7, 4096), "chunk"}, {keys::BlobEnd(7), "end"}}), true));
-  Require(kv->Commit(Puts({{keys::Session("s"), "session"}, {keys::Asset("a"), "asset"}}), true));
+  REQUIRE_OK(kv->Commit(Puts({{keys::Extent(7, 4096), "chunk"}, {keys::BlobEnd(7), "end"}}), true));
+  REQUIRE_OK(kv->Commit(Puts({{keys::Session("s"), "session"}, {keys::Asset("a"), "asset"}}), true));
 
   librados::IoCtx io = RawIo(ns);
   auto blob = OmapOf(io, "upfs.x.0000000000000007");
@@ -127,7 +129,7 @@ TEST_CASE("rados kv: scans merge meta and several blob objects in key order, ove
   }
   // More keys in one object than one omap read returns.
   for (uint64_t off = 0; off < RadosKv::kScanPage + 500; ++off) put(keys::Extent(9, off), "p");
-  Require(kv->Commit(w, true));  // one commit over five objects: through an intent
+  REQUIRE_OK(kv->Commit(w, true));  // one commit over five objects: through an intent
 
   std::vector<std::pair<std::string, std::string>> want(model.begin(), model.end());
   CHECK(ScanAll(*kv, "", "\xff") == want);
@@ -154,10 +156,10 @@ TEST_CASE("rados kv: scans merge meta and several blob objects in key order, ove
   CHECK(blob9.size() == RadosKv::kScanPage + 500);
   // A visitor that stops.
   int seen = 0;
-  Require(kv->Scan("", "\xff", [&](std::string_view, std::string_view) { return ++seen < 4; }));
+  REQUIRE_OK(kv->Scan("", "\xff", [&](std::string_view, std::string_view) { return ++seen < 4; }));
   CHECK(seen == 4);
   // No intent is left behind.
-  CHECK(ScanAll(*kv, "T", "U").empty());
+  CHECK(Intents(*kv).empty());
 }
 
 // The write of the crash tests: meta, and three blobs' objects.
@@ -173,7 +175,7 @@ void CheckSpanningWriteDone(const RadosKv& kv) {
   CHECK(ValueOf(kv, keys::Extent(2, 0)) == "(absent)");
   CHECK(ValueOf(kv, keys::Extent(3, 0)) == "added");
   CHECK(ValueOf(kv, keys::Asset("x")) == "asset");
-  CHECK(ScanAll(kv, "T", "U").empty());
+  CHECK(Intents(kv).empty());
 }
 
 TEST_CASE("rados kv: a commit spanning objects that stopped after its intent is completed by the next open",
@@ -182,7 +184,7 @@ TEST_CASE("rados kv: a commit spanning objects that stopped after its intent is 
   const bool same_process = GENERATE(false, true);
   INFO("completed by " << (same_process ? "the next commit" : "the next open"));
   std::unique_ptr<RadosKv> kv = OpenKv(ns);
-  Require(kv->Commit(Puts({{keys::Extent(1, 0), "old"}, {keys::Extent(2, 0), "gone"}}), true));
+  REQUIRE_OK(kv->Commit(Puts({{keys::Extent(1, 0), "old"}, {keys::Extent(2, 0), "gone"}}), true));
   kv->StopNextCommitAfterIntentForTest();
   CHECK(!kv->Commit(SpanningWrite(), true).ok());
   // Stopped halfway: the meta part and the intent are stored, the blobs'
@@ -190,9 +192,9 @@ TEST_CASE("rados kv: a commit spanning objects that stopped after its intent is 
   CHECK(ValueOf(*kv, keys::Asset("x")) == "asset");
   CHECK(ValueOf(*kv, keys::Extent(1, 0)) == "old");
   CHECK(ValueOf(*kv, keys::Extent(3, 0)) == "(absent)");
-  CHECK(ScanAll(*kv, "T", "U").size() == 1);
+  CHECK(Intents(*kv).size() == 1);
   if (same_process) {
-    Require(kv->Commit(Puts({{keys::Extent(9, 0), "later"}}), true));
+    REQUIRE_OK(kv->Commit(Puts({{keys::Extent(9, 0), "later"}}), true));
   } else {
     kv.reset();
     kv = OpenKv(ns);
@@ -200,7 +202,7 @@ TEST_CASE("rados kv: a commit spanning objects that stopped after its intent is 
   }
   CheckSpanningWriteDone(*kv);
   // A later commit spanning objects works as usual, and is not undone.
-  Require(kv->Commit(Puts({{keys::Extent(1, 0), "newer"}, {keys::Extent(5, 0), "b"}}), true));
+  REQUIRE_OK(kv->Commit(Puts({{keys::Extent(1, 0), "newer"}, {keys::Extent(5, 0), "b"}}), true));
   kv = OpenKv(ns);
   CHECK(kv->rolled_forward() == 0);
   CHECK(ValueOf(*kv, keys::Extent(1, 0)) == "newer");
@@ -213,7 +215,7 @@ TEST_CASE("rados kv: scans across objects see commits across objects whole", "[r
                  {keys::Extent(1, 0), std::to_string(i)},
                  {keys::Extent(2, 0), std::to_string(i)}});
   };
-  Require(kv->Commit(counter(0), true));
+  REQUIRE_OK(kv->Commit(counter(0), true));
   constexpr int kCommits = 40;
   Status written;
   std::thread writer([&] {
@@ -232,7 +234,7 @@ TEST_CASE("rados kv: scans across objects see commits across objects whole", "[r
     ++scans;
   }
   writer.join();
-  Require(written);
+  REQUIRE_OK(written);
   INFO(scans << " scans");
   CHECK(torn == 0);
 }
@@ -240,15 +242,15 @@ TEST_CASE("rados kv: scans across objects see commits across objects whole", "[r
 TEST_CASE("rados kv: Compact removes extent objects left empty, and only those", "[rados]") {
   const std::string ns = FreshRadosNamespace();
   auto kv = OpenKv(ns);
-  Require(kv->Commit(Puts({{keys::Extent(1, 0), "a"}, {keys::Extent(2, 0), "b"}}), true));
+  REQUIRE_OK(kv->Commit(Puts({{keys::Extent(1, 0), "a"}, {keys::Extent(2, 0), "b"}}), true));
   KvWrite d;
   d.Delete(keys::Extent(1, 0));
-  Require(kv->Commit(d, true));
+  REQUIRE_OK(kv->Commit(d, true));
   librados::IoCtx io = RawIo(ns);
   uint64_t size = 0;
   time_t mtime = 0;
   REQUIRE(io.stat(RadosKv::ExtentObject(1), &size, &mtime) == 0);
-  Require(kv->Compact(keys::Extent(0, ~uint64_t{0}), keys::Extent(2, ~uint64_t{0})));
+  REQUIRE_OK(kv->Compact(keys::Extent(0, ~uint64_t{0}), keys::Extent(2, ~uint64_t{0})));
   CHECK(io.stat(RadosKv::ExtentObject(1), &size, &mtime) == -ENOENT);
   CHECK(io.stat(RadosKv::ExtentObject(2), &size, &mtime) == 0);
 }
@@ -257,7 +259,7 @@ TEST_CASE("rados kv: records committed in the background read as written at once
           "[rados]") {
   const std::string ns = FreshRadosNamespace();
   auto kv = RadosKv::Open(TestRadosConnection(), TestRadosPool(), ns);
-  Require(kv.status());
+  REQUIRE_OK(kv.status());
   REQUIRE((*kv)->CommitsInBackground());
   // 200 commits of one blob's records, each rewriting its end record and
   // replacing the previous commit's record with two (as writes over
@@ -269,13 +271,13 @@ TEST_CASE("rados kv: records committed in the background read as written at once
     write.Put(keys::Extent(7, i * 10), "a" + std::to_string(i));
     write.Put(keys::Extent(7, i * 10 + 5), "b" + std::to_string(i));
     write.Put(keys::BlobEnd(7), std::to_string(i));
-    Require((*kv)->Commit(write, /*sync=*/false));
-    Require((*kv)->Get(keys::BlobEnd(7), &value));
+    REQUIRE_OK((*kv)->Commit(write, /*sync=*/false));
+    REQUIRE_OK((*kv)->Get(keys::BlobEnd(7), &value));
     CHECK(value == std::to_string(i));  // read-your-writes, under way or not
   }
   CHECK((*kv)->Get(keys::Extent(7, 5), &value).code() == Status::Code::kNotFound);
   std::vector<std::string> seen;
-  Require((*kv)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000), [&](std::string_view, std::string_view v) {
+  REQUIRE_OK((*kv)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000), [&](std::string_view, std::string_view v) {
     seen.emplace_back(v);
     return true;
   }));
@@ -285,12 +287,12 @@ TEST_CASE("rados kv: records committed in the background read as written at once
   CHECK(seen.back() == "b199");
   // A synced commit comes after them; a second Kv (another process) sees
   // every one of them.
-  Require((*kv)->Commit(Puts({{keys::Session("s"), "x"}}), /*sync=*/true));
+  REQUIRE_OK((*kv)->Commit(Puts({{keys::Session("s"), "x"}}), /*sync=*/true));
   CHECK((*kv)->TakeWriteFailure(keys::BlobEnd(7)).ok());
   auto other = RadosKv::Open(TestRadosConnection(), TestRadosPool(), ns);
-  Require(other.status());
+  REQUIRE_OK(other.status());
   size_t stored = 0;
-  Require((*other)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000), [&](std::string_view, std::string_view) {
+  REQUIRE_OK((*other)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000), [&](std::string_view, std::string_view) {
     ++stored;
     return true;
   }));
@@ -302,8 +304,8 @@ TEST_CASE("rados kv: CheckRoomForData refuses data beyond the pool's quota", "[r
   const char* quota_pool = std::getenv("UPFS_TEST_CEPH_QUOTA_POOL");
   REQUIRE(quota_pool != nullptr);  // a pool with a 100 MB quota (rados_tests.sh)
   auto kv = RadosKv::Open(TestRadosConnection(), quota_pool, FreshRadosNamespace());
-  Require(kv.status());
-  Require((*kv)->CheckRoomForData(1 << 20));
+  REQUIRE_OK(kv.status());
+  REQUIRE_OK((*kv)->CheckRoomForData(1 << 20));
   CHECK((*kv)->CheckRoomForData(200'000'000).code() == Status::Code::kNoSpace);
 }
 
@@ -311,13 +313,13 @@ namespace {
 
 std::unique_ptr<RadosBlobFiles> OpenBlobs(const std::string& ns, const RadosBlobOptions& options) {
   auto blobs = RadosBlobFiles::Open(TestRadosConnection(), TestRadosPool(), ns, options);
-  Require(blobs.status());
+  REQUIRE_OK(blobs.status());
   return std::move(blobs).value();
 }
 
 std::string ReadBack(const BlobFiles& blobs, uint64_t blob, uint64_t offset, size_t n, size_t* present) {
   std::string out(n, '\x55');
-  Require(blobs.Read(blob, offset, n, out.data(), present));
+  REQUIRE_OK(blobs.Read(blob, offset, n, out.data(), present));
   return out;
 }
 
@@ -374,7 +376,7 @@ TEST_CASE("rados blobs: writes in flight stay within their bounds, and reads see
   auto blobs = OpenBlobs(FreshRadosNamespace(), SmallStripes(4, 160 << 10));
   const std::string data = Pattern(4 << 20, 1);
   // 64 stripes written in pieces of 40 KiB (most span two stripes).
-  Require(WriteInPieces(*blobs, 1, data, 40 << 10));
+  REQUIRE_OK(WriteInPieces(*blobs, 1, data, 40 << 10));
   CHECK(blobs->peak_in_flight() <= 4);
   CHECK(blobs->peak_in_flight_bytes() <= (160 << 10));
   CHECK(blobs->peak_in_flight() >= 2);  // writes did overlap
@@ -383,11 +385,11 @@ TEST_CASE("rados blobs: writes in flight stay within their bounds, and reads see
   // without RadosBlobFiles' own wait for overlapping writes; that wait
   // keeps it true should reads go elsewhere, e.g. to replicas.)
   const std::string rewrite = Pattern(100 << 10, 2);
-  Require(blobs->Write(1, 1000, rewrite));
+  REQUIRE_OK(blobs->Write(1, 1000, rewrite));
   size_t present = 0;
   CHECK(ReadBack(*blobs, 1, 1000, rewrite.size(), &present) == rewrite);
   CHECK(present == rewrite.size());
-  Require(blobs->Sync());
+  REQUIRE_OK(blobs->Sync());
   std::string want = data;
   want.replace(1000, rewrite.size(), rewrite);
   CHECK(ReadBack(*blobs, 1, 0, want.size(), &present) == want);
@@ -402,8 +404,8 @@ TEST_CASE("rados blobs: writes from several threads stay within the bounds toget
     writers.emplace_back([&, t] { results[t] = WriteInPieces(*blobs, t, Pattern(1 << 20, 10 + t), 48 << 10); });
   }
   for (auto& w : writers) w.join();
-  for (const Status& st : results) Require(st);
-  Require(blobs->Sync());
+  for (const Status& st : results) REQUIRE_OK(st);
+  REQUIRE_OK(blobs->Sync());
   CHECK(blobs->peak_in_flight() <= 3);
   CHECK(blobs->peak_in_flight_bytes() <= (128 << 10));
   for (uint64_t t = 0; t < 4; ++t) {
@@ -416,13 +418,13 @@ TEST_CASE("rados blobs: a write that fails is reported once by the next Sync, an
   RadosBlobOptions options;
   options.stripe_bytes = uint64_t{1} << 30;  // stripes past osd_max_object_size (128 MiB)
   auto blobs = OpenBlobs(FreshRadosNamespace(), options);
-  Require(blobs->Write(1, 0, "fits"));
-  Require(blobs->Write(1, uint64_t{200} << 20, "too far"));  // queued: its failure comes later
+  REQUIRE_OK(blobs->Write(1, 0, "fits"));
+  REQUIRE_OK(blobs->Write(1, uint64_t{200} << 20, "too far"));  // queued: its failure comes later
   const Status synced = blobs->Sync();
   INFO(synced.ToString());
   CHECK(synced.code() == Status::Code::kTooLarge);
   CHECK(synced.message().find("upfs.b.0000000000000001.00000000") != std::string::npos);
-  Require(blobs->Sync());  // reported once, like fdatasync
+  REQUIRE_OK(blobs->Sync());  // reported once, like fdatasync
   size_t present = 0;
   CHECK(ReadBack(*blobs, 1, 0, 4, &present) == "fits");
   // ... but the range stays lost for the blob's next commit to find, once.
@@ -434,9 +436,9 @@ TEST_CASE("rados blobs: a write that fails is reported once by the next Sync, an
   blobs->RestoreLost(1, lost);
   CHECK(blobs->TakeLost(1) == lost);
   // A blob cut below a lost range forgets it (without waiting for a Sync).
-  Require(blobs->Write(3, uint64_t{300} << 20, "too far"));
-  Require(blobs->Write(3, uint64_t{150} << 20, "too far"));
-  Require(blobs->Truncate(3, uint64_t{200} << 20, uint64_t{301} << 20));
+  REQUIRE_OK(blobs->Write(3, uint64_t{300} << 20, "too far"));
+  REQUIRE_OK(blobs->Write(3, uint64_t{150} << 20, "too far"));
+  REQUIRE_OK(blobs->Truncate(3, uint64_t{200} << 20, uint64_t{301} << 20));
   const std::vector<Extent> kept = blobs->TakeLost(3);
   REQUIRE(kept.size() == 1);
   CHECK(kept[0].begin == uint64_t{150} << 20);
@@ -448,11 +450,11 @@ TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once,
   REQUIRE(quota_pool != nullptr);  // 100 MB (rados_tests.sh)
   const std::string ns = FreshRadosNamespace();
   auto blobs = RadosBlobFiles::Open(TestRadosConnection(), quota_pool, ns);
-  Require(blobs.status());
+  REQUIRE_OK(blobs.status());
   auto kv = RadosKv::Open(TestRadosConnection(), quota_pool, ns);
-  Require(kv.status());
+  REQUIRE_OK(kv.status());
   // Records already in the pool (its meta and this blob's objects exist).
-  Require((*kv)->Commit(Puts({{keys::Extent(1, 0), "first"}, {keys::Session("s"), "open"}}), true));
+  REQUIRE_OK((*kv)->Commit(Puts({{keys::Extent(1, 0), "first"}, {keys::Session("s"), "open"}}), true));
   // The quota takes effect some seconds after it is crossed (statistics
   // reach the monitor in 5 s periods; ~10 s here): write at ~25 MB/s
   // until refused.
@@ -474,17 +476,17 @@ TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once,
   CHECK((*kv)->CheckRoomForData(1).code() == Status::Code::kNoSpace);
   // Records of existing objects still go through on the full pool
   // (sessions can be finished and aborted), and bytes can be freed.
-  Require((*kv)->Commit(Puts({{keys::Extent(1, 0), "record"}, {keys::Session("s"), "finished"}}), true));
+  REQUIRE_OK((*kv)->Commit(Puts({{keys::Extent(1, 0), "record"}, {keys::Session("s"), "finished"}}), true));
   CHECK(ValueOf(**kv, keys::Extent(1, 0)) == "record");
   KvWrite removal;
   removal.Delete(keys::Session("s"));
   removal.Delete(keys::Extent(1, 0));
-  Require((*kv)->Commit(removal, true));
+  REQUIRE_OK((*kv)->Commit(removal, true));
   // A new object is refused: a blob that had no records yet.
   CHECK((*kv)->Commit(Puts({{keys::Extent(2, 0), "new"}}), true).code() == Status::Code::kNoSpace);
   // In the background too: the commit returns at once, and the failure is
   // kept for that object until taken, once; the records are not there.
-  Require((*kv)->Commit(Puts({{keys::Extent(3, 0), "new"}, {keys::BlobEnd(3), "end"}}), false));
+  REQUIRE_OK((*kv)->Commit(Puts({{keys::Extent(3, 0), "new"}, {keys::BlobEnd(3), "end"}}), false));
   CHECK((*kv)->TakeWriteFailure(keys::Extent(4, 0)).ok());
   const Status failed = (*kv)->TakeWriteFailure(keys::BlobEnd(3));
   INFO(failed.ToString());
@@ -493,25 +495,25 @@ TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once,
   CHECK((*kv)->TakeWriteFailure(keys::Extent(3, 0)).ok());
   std::string value;
   CHECK((*kv)->Get(keys::Extent(3, 0), &value).code() == Status::Code::kNotFound);
-  Require((*blobs)->Truncate(1, 0, written));
-  Require((*blobs)->Sync());
+  REQUIRE_OK((*blobs)->Truncate(1, 0, written));
+  REQUIRE_OK((*blobs)->Sync());
 }
 
 TEST_CASE("rados blobs: holes read as zeros, Truncate across stripes, List sums stripes", "[rados]") {
   const std::string ns = FreshRadosNamespace();
   auto blobs = OpenBlobs(ns, SmallStripes(16, 1 << 20));
   const std::string data = Pattern(300 << 10, 3);  // stripes 0..4, the last one partly
-  Require(blobs->Write(5, 0, data));
-  Require(blobs->Write(6, 10 << 10, "x"));  // another blob, untouched by the truncates
-  Require(blobs->Sync());
+  REQUIRE_OK(blobs->Write(5, 0, data));
+  REQUIRE_OK(blobs->Write(6, 10 << 10, "x"));  // another blob, untouched by the truncates
+  REQUIRE_OK(blobs->Sync());
   std::map<uint64_t, uint64_t> listed;
-  Require(blobs->List(&listed));
+  REQUIRE_OK(blobs->List(&listed));
   CHECK(listed == std::map<uint64_t, uint64_t>{{5, 300 << 10}, {6, (10 << 10) + 1}});
 
   // A hole of one whole stripe, inside the blob.
-  Require(blobs->Truncate(5, 0, 0));  // end 0: nothing to do
+  REQUIRE_OK(blobs->Truncate(5, 0, 0));  // end 0: nothing to do
   const uint64_t cut = (100 << 10) + 7;  // in stripe 1
-  Require(blobs->Truncate(5, cut, data.size()));
+  REQUIRE_OK(blobs->Truncate(5, cut, data.size()));
   librados::IoCtx io = RawIo(ns);
   uint64_t size = 0;
   time_t mtime = 0;
@@ -527,16 +529,16 @@ TEST_CASE("rados blobs: holes read as zeros, Truncate across stripes, List sums 
   CHECK(got.substr(cut) == std::string(data.size() - cut, '\0'));
 
   // Bytes past a missing stripe: the hole reads as zeros, below the end.
-  Require(blobs->Truncate(5, 0, cut));
-  Require(blobs->Write(5, 200 << 10, "tail"));
+  REQUIRE_OK(blobs->Truncate(5, 0, cut));
+  REQUIRE_OK(blobs->Write(5, 200 << 10, "tail"));
   got = ReadBack(*blobs, 5, 0, (200 << 10) + 4, &present);
   CHECK(present == (200 << 10) + 4);
   CHECK(got == std::string(200 << 10, '\0') + "tail");
-  Require(blobs->List(&listed));
+  REQUIRE_OK(blobs->List(&listed));
   CHECK(listed[5] == (200 << 10) - (192 << 10) + 4);
 
-  Require(blobs->Truncate(5, 0, (200 << 10) + 4));
-  Require(blobs->List(&listed));
+  REQUIRE_OK(blobs->Truncate(5, 0, (200 << 10) + 4));
+  REQUIRE_OK(blobs->List(&listed));
   CHECK(listed == std::map<uint64_t, uint64_t>{{6, (10 << 10) + 1}});
 }
 
@@ -545,12 +547,12 @@ TEST_CASE("rados store: a store outlives its process, and a second open finds th
   StoreFixture fx(Backend::kRados);
   auto sink = fx.store().OpenBlob(42);
   const std::string data = Pattern(700 << 10, 4);  // three stripes of the tests' 256 KiB
-  Require(sink->WriteAt(0, data));
-  Require(fx.store().Apply(Batch(), /*sync=*/true));
+  REQUIRE_OK(sink->WriteAt(0, data));
+  REQUIRE_OK(fx.store().Apply(Batch(), /*sync=*/true));
   fx.Reopen();
   auto again = fx.store().OpenBlob(42);
   std::string got(data.size(), '\0');
-  Require(again->ReadAt(0, data.size(), got.data()));
+  REQUIRE_OK(again->ReadAt(0, data.size(), got.data()));
   CHECK(got == data);
 }
 
@@ -559,7 +561,7 @@ TEST_CASE("rados store: a store of format 5 (extent keys under the old tag) is r
   const std::string ns = FreshRadosNamespace();
   {
     auto kv = OpenKv(ns);
-    Require(kv->Commit(Puts({{std::string(keys::kFormatKey), std::string(keys::kFormatExtentsAmongRecords)},
+    REQUIRE_OK(kv->Commit(Puts({{std::string(keys::kFormatKey), std::string(keys::kFormatExtentsAmongRecords)},
                              {std::string(keys::kNextIdKey), std::string(8, '\0')}}),
                        true));
   }
@@ -617,15 +619,15 @@ TEST_CASE("rados: a cluster that does not answer fails requests after the timeou
   options.ceph_conf = std::getenv("UPFS_TEST_CEPH_CONF");
   options.timeout = std::chrono::seconds(3);
   auto conn = RadosConnection::Connect(options);
-  Require(conn.status());
+  REQUIRE_OK(conn.status());
   const std::string ns = FreshRadosNamespace();
   auto kv = RadosKv::Open(*conn, TestRadosPool(), ns);
-  Require(kv.status());
+  REQUIRE_OK(kv.status());
   auto blobs = RadosBlobFiles::Open(*conn, TestRadosPool(), ns);
-  Require(blobs.status());
-  Require((*kv)->Commit(Puts({{keys::Asset("a"), "asset"}}), true));
-  Require((*blobs)->Write(1, 0, "bytes"));
-  Require((*blobs)->Sync());
+  REQUIRE_OK(blobs.status());
+  REQUIRE_OK((*kv)->Commit(Puts({{keys::Asset("a"), "asset"}}), true));
+  REQUIRE_OK((*blobs)->Write(1, 0, "bytes"));
+  REQUIRE_OK((*blobs)->Sync());
   {
     PausedOsd paused(static_cast<pid_t>(std::stoll(osd)));
     const auto start = std::chrono::steady_clock::now();
@@ -638,13 +640,13 @@ TEST_CASE("rados: a cluster that does not answer fails requests after the timeou
     CHECK(waited >= std::chrono::milliseconds(2500));
     CHECK(waited < std::chrono::seconds(20));
     // A queued write fails the same way, at the Sync.
-    Require((*blobs)->Write(1, 5, "more"));
+    REQUIRE_OK((*blobs)->Write(1, 5, "more"));
     const Status synced = (*blobs)->Sync();
     INFO(synced.ToString());
     CHECK(synced.code() == Status::Code::kIOError);
   }
   std::string value;
-  Require((*kv)->Get(keys::Asset("a"), &value));
+  REQUIRE_OK((*kv)->Get(keys::Asset("a"), &value));
   CHECK(value == "asset");
   size_t present = 0;
   CHECK(ReadBack(**blobs, 1, 0, 5, &present) == "bytes");

@@ -19,15 +19,11 @@
 #include "store/records.h"
 #include "tests/store/store_fixture.h"  // Extent for Catch2's messages
 #include "tests/support/shared_blob_files.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::store {
 namespace {
-
-void Require(const Status& st) {
-  INFO(st.ToString());
-  REQUIRE(st.ok());
-}
 
 constexpr uint64_t kSession = 100;
 constexpr uint64_t kLost = 101;         // a file whose unsynced bytes a crash loses
@@ -60,16 +56,16 @@ struct Rig {
     REQUIRE(kv.ok());
     KvWrite write;
     write.Put(std::string(keys::kInUseKey), "1");
-    Require((*kv)->Commit(write, /*sync=*/true));
+    REQUIRE_OK((*kv)->Commit(write, /*sync=*/true));
   }
   std::vector<Extent> Extents(uint64_t blob) {
     std::vector<Extent> out;
-    Require(store->OpenBlob(blob)->Extents(&out));
+    REQUIRE_OK(store->OpenBlob(blob)->Extents(&out));
     return out;
   }
   std::string Read(uint64_t blob, uint64_t offset, size_t n) {
     std::string out(n, '\x55');
-    Require(store->OpenBlob(blob)->ReadAt(offset, n, out.data()));
+    REQUIRE_OK(store->OpenBlob(blob)->ReadAt(offset, n, out.data()));
     return out;
   }
 };
@@ -88,7 +84,7 @@ void BeginSession(Store& store) {
     node.name = "f" + std::to_string(id);
     batch.Put(kSession, node);
   }
-  Require(store.Apply(batch, /*sync=*/true));
+  REQUIRE_OK(store.Apply(batch, /*sync=*/true));
 }
 
 }  // namespace
@@ -98,14 +94,14 @@ TEST_CASE("recovery: after an unclean stop, chunks whose bytes were lost are dro
   Rig rig;
   BeginSession(*rig.store);
   const std::string a(100 * kKiB, 'a'), b(100 * kKiB, 'b'), c(100 * kKiB, 'c');
-  Require(rig.store->OpenBlob(kLost)->WriteAt(0, a));
-  Require(rig.store->OpenBlob(kOverwritten)->WriteAt(0, c));
-  Require(rig.store->Apply(Batch{}, /*sync=*/true));  // a and c are durable
-  Require(rig.store->OpenBlob(kLost)->WriteAt(200 * kKiB, b));
+  REQUIRE_OK(rig.store->OpenBlob(kLost)->WriteAt(0, a));
+  REQUIRE_OK(rig.store->OpenBlob(kOverwritten)->WriteAt(0, c));
+  REQUIRE_OK(rig.store->Apply(Batch{}, /*sync=*/true));  // a and c are durable
+  REQUIRE_OK(rig.store->OpenBlob(kLost)->WriteAt(200 * kKiB, b));
   // The power goes: b's bytes never reached the disk, its record did.
   rig.files->DropUnsynced();
   // And a kill cut an overwrite of c short: new bytes, old record.
-  Require(rig.files->Write(kOverwritten, 10 * kKiB, std::string(kKiB, 'x')));
+  REQUIRE_OK(rig.files->Write(kOverwritten, 10 * kKiB, std::string(kKiB, 'x')));
   rig.CloseUncleanly();
 
   rig.Open();
@@ -116,8 +112,8 @@ TEST_CASE("recovery: after an unclean stop, chunks whose bytes were lost are dro
   CHECK(rig.Extents(kOverwritten).empty());
   CHECK(rig.Read(kOverwritten, 0, 1000) == std::string(1000, '\0'));
   // The client sends the missing ranges again, and they stay.
-  Require(rig.store->OpenBlob(kLost)->WriteAt(200 * kKiB, b));
-  Require(rig.store->OpenBlob(kOverwritten)->WriteAt(0, c));
+  REQUIRE_OK(rig.store->OpenBlob(kLost)->WriteAt(200 * kKiB, b));
+  REQUIRE_OK(rig.store->OpenBlob(kOverwritten)->WriteAt(0, c));
   rig.Open();  // a clean stop and start
   CHECK(rig.Extents(kLost) == std::vector<Extent>{{0, 100 * kKiB}, {200 * kKiB, 300 * kKiB}});
   CHECK(rig.Read(kLost, 200 * kKiB, b.size()) == b);
@@ -128,7 +124,7 @@ TEST_CASE("recovery: after a clean stop, damaged bytes are corruption, not silen
           "[store][recovery]") {
   Rig rig;
   BeginSession(*rig.store);
-  Require(rig.store->OpenBlob(kLost)->WriteAt(0, std::string(100 * kKiB, 'a')));
+  REQUIRE_OK(rig.store->OpenBlob(kLost)->WriteAt(0, std::string(100 * kKiB, 'a')));
   rig.store.reset();  // clean: synced, the in-use mark removed
   rig.files->Damage(kLost, 5, "!");
   rig.Open();

@@ -25,6 +25,7 @@
 #include "store/memory_kv.h"
 #include "store/rados_store.h"
 #include "store/records.h"
+#include "tests/support/backends.h"
 #include "tests/support/shared_blob_files.h"
 #include "tests/support/temp_dir.h"
 
@@ -39,17 +40,12 @@ inline std::ostream& operator<<(std::ostream& os, const Extent& e) {
 
 namespace upfs::store::testing {
 
-enum class Backend { kMemory, kLevelDb, kRados };
-struct MemoryBackend {
-  static constexpr Backend kBackend = Backend::kMemory;
-};
-struct LevelDbBackend {
-  static constexpr Backend kBackend = Backend::kLevelDb;
-};
-struct RadosBackend {
-  static constexpr Backend kBackend = Backend::kRados;
-};
+using upfs::testing::Backend;
+using upfs::testing::LevelDbBackend;
+using upfs::testing::MemoryBackend;
+using upfs::testing::RadosBackend;
 
+// (Named through this namespace: the names are part of the test cases'.)
 #ifdef UPFS_STORE_TESTS_RADOS
 #define UPFS_STORE_BACKENDS ::upfs::store::testing::RadosBackend
 #else
