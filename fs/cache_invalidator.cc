@@ -26,11 +26,11 @@ bool CacheInvalidator::Submit(std::vector<Invalidation> batch, std::chrono::mill
   job->batch = std::move(batch);
   std::future<void> sent = job->sent.get_future();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return false;
     queue_.push_back(job);
   }
-  wake_.notify_one();
+  wake_.Signal();
   if (wait.count() <= 0) return false;
   return sent.wait_for(wait) == std::future_status::ready;
 }
@@ -38,11 +38,11 @@ bool CacheInvalidator::Submit(std::vector<Invalidation> batch, std::chrono::mill
 void CacheInvalidator::Stop() {
   std::deque<std::shared_ptr<Job>> dropped;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     dropped.swap(queue_);
   }
-  wake_.notify_one();
+  wake_.Signal();
   // Wake any submitter still waiting: its batch will never be sent.
   for (auto& job : dropped) job->sent.set_value();
   if (thread_.joinable()) thread_.join();
@@ -52,8 +52,8 @@ void CacheInvalidator::Run() {
   for (;;) {
     std::shared_ptr<Job> job;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      while (!stopping_ && queue_.empty()) wake_.Wait(mu_);
       if (stopping_) return;
       job = std::move(queue_.front());
       queue_.pop_front();

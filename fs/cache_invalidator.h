@@ -31,6 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/mutex.h"
+
 namespace upfs::fs {
 
 // One kernel cache invalidation.
@@ -83,10 +85,10 @@ class CacheInvalidator {
   void Run();
 
   const Sender send_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::deque<std::shared_ptr<Job>> queue_;  // guarded by mu_
-  bool stopping_ = false;                   // guarded by mu_
+  Mutex mu_;
+  CondVar wake_;
+  std::deque<std::shared_ptr<Job>> queue_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_;                      // started last, in the constructor
 };
 

@@ -12,17 +12,17 @@ ExpirySweeper::ExpirySweeper(std::chrono::milliseconds interval, std::function<v
 ExpirySweeper::~ExpirySweeper() { Stop(); }
 
 void ExpirySweeper::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (thread_.joinable() || stopping_) return;
   thread_ = std::thread([this] { Run(); });
 }
 
 void ExpirySweeper::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -30,10 +30,11 @@ void ExpirySweeper::Run() {
   // A deadline, not a relative wait, so a spurious wakeup does not push
   // the next sweep back.
   auto next = std::chrono::steady_clock::now() + interval_;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    if (wake_.wait_until(lock, next, [this] { return stopping_; })) return;
-    lock.unlock();
+    while (!stopping_ && wake_.WaitUntil(mu_, next)) continue;  // woken early, not stopping: wait on
+    if (stopping_) return;
+    lock.Unlock();
     try {
       sweep_();
     } catch (const std::exception& e) {
@@ -42,7 +43,7 @@ void ExpirySweeper::Run() {
       spdlog::error("{} failed: unknown exception", what_);
     }
     next = std::chrono::steady_clock::now() + interval_;
-    lock.lock();
+    lock.Lock();
   }
 }
 

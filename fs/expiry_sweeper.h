@@ -18,6 +18,8 @@
 #include <string>
 #include <thread>
 
+#include "base/mutex.h"
+
 namespace upfs::fs {
 
 class ExpirySweeper {
@@ -42,9 +44,9 @@ class ExpirySweeper {
   const std::chrono::milliseconds interval_;
   const std::function<void()> sweep_;
   const std::string what_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar wake_;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

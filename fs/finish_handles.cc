@@ -6,7 +6,7 @@ void FinishHandles::Opened(uint64_t handle, uint64_t ino, pid_t tid) {
   State state;
   state.ino = ino;
   if (processes_ != nullptr) state.opener = processes_->ProcessOf(tid);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   handles_[handle] = state;
   open_count_.store(handles_.size(), std::memory_order_release);
 }
@@ -15,7 +15,7 @@ void FinishHandles::Wrote(uint64_t handle) {
   // A .finish handle is registered before the kernel is given it, so no
   // write through it can come earlier: zero means this is not a .finish.
   if (open_count_.load(std::memory_order_acquire) == 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = handles_.find(handle);
   if (it != handles_.end()) it->second.wrote = true;
 }
@@ -23,14 +23,14 @@ void FinishHandles::Wrote(uint64_t handle) {
 FinishHandles::Flush FinishHandles::OnFlush(uint64_t handle, pid_t tid) {
   State state;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = handles_.find(handle);
     if (it == handles_.end()) return Flush::kCommit;
     if (it->second.committed) return Flush::kRepeat;
     state = it->second;
   }
   if (!state.wrote && !IsOpenersLastClose(state, tid)) return Flush::kWait;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = handles_.find(handle);
   if (it == handles_.end()) return Flush::kCommit;  // released meanwhile: cannot happen
   // Two flushes racing here both commit; the engine runs the commit once
@@ -49,7 +49,7 @@ bool FinishHandles::IsOpenersLastClose(const State& state, pid_t tid) const {
 }
 
 bool FinishHandles::Released(uint64_t handle) noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = handles_.find(handle);
   if (it == handles_.end()) return false;
   const bool committed = it->second.committed;

@@ -39,6 +39,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "base/mutex.h"
 #include "fs/proc_fs.h"
 
 namespace upfs::fs {
@@ -81,8 +82,8 @@ class FinishHandles {
   bool IsOpenersLastClose(const State& state, pid_t tid) const;
 
   const ProcessView* const processes_;
-  std::mutex mu_;
-  std::unordered_map<uint64_t, State> handles_;  // guarded by mu_
+  Mutex mu_;
+  std::unordered_map<uint64_t, State> handles_ GUARDED_BY(mu_);
   // handles_.size(), readable without the lock: the write path's shortcut.
   std::atomic<size_t> open_count_{0};
 };

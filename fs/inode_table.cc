@@ -4,13 +4,13 @@ namespace upfs::fs {
 
 void InodeTable::Add(uint64_t id, uint64_t n) {
   if (n == 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   lookups_[id] += n;
 }
 
 uint64_t InodeTable::Forget(uint64_t id, uint64_t n, uint64_t* over) noexcept {
   if (over != nullptr) *over = 0;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = lookups_.find(id);
   if (it == lookups_.end()) {
     if (over != nullptr) *over = n;
@@ -26,13 +26,13 @@ uint64_t InodeTable::Forget(uint64_t id, uint64_t n, uint64_t* over) noexcept {
 }
 
 uint64_t InodeTable::Count(uint64_t id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = lookups_.find(id);
   return it == lookups_.end() ? 0 : it->second;
 }
 
 size_t InodeTable::LiveCount() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return lookups_.size();
 }
 

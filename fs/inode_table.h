@@ -23,6 +23,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "base/mutex.h"
+
 namespace upfs::fs {
 
 class InodeTable {
@@ -45,8 +47,8 @@ class InodeTable {
   size_t LiveCount() const;
 
  private:
-  mutable std::mutex mu_;
-  std::unordered_map<uint64_t, uint64_t> lookups_;  // guarded by mu_; no zeros
+  mutable Mutex mu_;
+  std::unordered_map<uint64_t, uint64_t> lookups_ GUARDED_BY(mu_);  // no zeros
 };
 
 }  // namespace upfs::fs

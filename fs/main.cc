@@ -51,6 +51,7 @@
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "base/mutex.h"
 #include "fs/command_line.h"
 #include "fs/expiry_sweeper.h"
 #include "fs/fsck_command.h"
@@ -136,7 +137,7 @@ class Log {
     auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
     file->set_pattern(kLogPattern);
     sinks_->add_sink(file);
-    std::lock_guard lock(file_mu_);
+    MutexLock lock(file_mu_);
     file_ = std::move(file);
     file_path_ = path;
   }
@@ -144,7 +145,7 @@ class Log {
   // After logrotate moved the log file away: opens its path again (a new
   // file) and writes there from now on. SIGUSR1 (LogReopener).
   void ReopenFile() {
-    std::lock_guard lock(file_mu_);
+    MutexLock lock(file_mu_);
     if (!file_) {
       spdlog::info("SIGUSR1: there is no log file to reopen (no -o log_file)");
       return;
@@ -179,9 +180,9 @@ class Log {
  private:
   std::shared_ptr<spdlog::sinks::dist_sink_mt> sinks_;
   std::shared_ptr<spdlog::sinks::ansicolor_stderr_sink_mt> terminal_;
-  std::mutex file_mu_;
-  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file_;  // GUARDED_BY(file_mu_)
-  std::string file_path_;                                    // GUARDED_BY(file_mu_)
+  Mutex file_mu_;
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file_ GUARDED_BY(file_mu_);
+  std::string file_path_ GUARDED_BY(file_mu_);
 };
 
 // SIGUSR1 reopens the log file, for logrotate without copytruncate

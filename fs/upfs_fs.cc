@@ -365,7 +365,7 @@ struct UpfsFs::DirHandle {
   // useless and cost a GetAttr per name; names go out without attributes.
   const bool full_entries;
 
-  std::mutex mu;
+  Mutex mu;
   std::shared_ptr<const Listing> listing;  // guarded by mu
 };
 
@@ -487,21 +487,21 @@ void UpfsFs::InvalidateCommitted(const session::CommitInfo& committed, bool wait
 }
 
 uint64_t UpfsFs::AddDirHandle(std::shared_ptr<DirHandle> handle) {
-  std::lock_guard<std::mutex> lock(dirs_mu_);
+  MutexLock lock(dirs_mu_);
   const uint64_t fh = next_dir_handle_++;
   dirs_.emplace(fh, std::move(handle));
   return fh;
 }
 
 std::shared_ptr<UpfsFs::DirHandle> UpfsFs::FindDirHandle(uint64_t fh) {
-  std::lock_guard<std::mutex> lock(dirs_mu_);
+  MutexLock lock(dirs_mu_);
   auto it = dirs_.find(fh);
   return it == dirs_.end() ? nullptr : it->second;
 }
 
 void UpfsFs::RemoveDirHandle(uint64_t fh) noexcept {
   std::shared_ptr<DirHandle> doomed;  // destroyed outside the lock
-  std::lock_guard<std::mutex> lock(dirs_mu_);
+  MutexLock lock(dirs_mu_);
   auto it = dirs_.find(fh);
   if (it == dirs_.end()) return;
   doomed = std::move(it->second);
@@ -931,7 +931,7 @@ void UpfsFs::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
 
     std::shared_ptr<const DirHandle::Listing> listing;
     {
-      std::lock_guard<std::mutex> lock(dir->mu);
+      MutexLock lock(dir->mu);
       listing = dir->listing;
     }
     // Offset 0 is a (re)start: list afresh, so a rewinddir sees what
@@ -947,7 +947,7 @@ void UpfsFs::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
       fresh->push_back({"..", dir->dotdot, S_IFDIR | 0755});
       for (session::DirEntry& entry : *entries) fresh->push_back(std::move(entry));
       listing = std::move(fresh);
-      std::lock_guard<std::mutex> lock(dir->mu);
+      MutexLock lock(dir->mu);
       dir->listing = listing;
     }
 

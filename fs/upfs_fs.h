@@ -46,6 +46,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "base/mutex.h"
 #include "fs/cache_invalidator.h"
 #include "fs/finish_handles.h"
 #include "fs/fuse_api.h"
@@ -168,9 +169,9 @@ class UpfsFs {
   std::unique_ptr<CacheInvalidator> invalidator_;
 
   // Open directory handles, by the number given to the kernel as fh.
-  std::mutex dirs_mu_;
-  uint64_t next_dir_handle_ = 1;                                     // guarded by dirs_mu_
-  std::unordered_map<uint64_t, std::shared_ptr<DirHandle>> dirs_;  // guarded by dirs_mu_
+  Mutex dirs_mu_;
+  uint64_t next_dir_handle_ GUARDED_BY(dirs_mu_) = 1;
+  std::unordered_map<uint64_t, std::shared_ptr<DirHandle>> dirs_ GUARDED_BY(dirs_mu_);
 };
 
 }  // namespace upfs::fs

@@ -14,12 +14,12 @@ AssetReadCache::AssetReadCache(size_t readahead, size_t window_bytes)
 AssetReadCache::~AssetReadCache() {
   std::vector<std::thread> loaders;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     loads_.clear();
     loaders.swap(loaders_);
   }
-  load_cv_.notify_all();
+  load_cv_.SignalAll();
   for (std::thread& t : loaders) t.join();
 }
 
@@ -46,7 +46,7 @@ std::shared_ptr<AssetReadCache::Window> AssetReadCache::Find(uint64_t id,
   std::shared_ptr<Window> w;
   bool queued = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = LookupLocked(id, begin);
     if (it != windows_.end()) {
       windows_.splice(windows_.begin(), windows_, it);
@@ -59,13 +59,13 @@ std::shared_ptr<AssetReadCache::Window> AssetReadCache::Find(uint64_t id,
       queued = ReadAheadLocked(id, sink, length, begin);
     }
   }
-  if (queued) load_cv_.notify_all();
+  if (queued) load_cv_.SignalAll();
   return w;
 }
 
 std::unique_ptr<char[]> AssetReadCache::TakeBuffer() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!spare_.empty()) {
       std::unique_ptr<char[]> b = std::move(spare_.back());
       spare_.pop_back();
@@ -104,22 +104,22 @@ bool AssetReadCache::ReadAheadLocked(uint64_t id, const std::shared_ptr<const st
 }
 
 void AssetReadCache::LoadLoop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    load_cv_.wait(lock, [&] { return stopping_ || !loads_.empty(); });
+    while (!stopping_ && loads_.empty()) load_cv_.Wait(mu_);
     if (stopping_) return;
     Load load = std::move(loads_.front());
     loads_.pop_front();
     // Fell out of the cache before its turn, and no reader holds it.
     if (load.window.use_count() == 1) continue;
-    lock.unlock();
+    lock.Unlock();
     {
-      std::lock_guard window_lock(load.window->mu);
+      MutexLock window_lock(load.window->mu);
       // A failure stays unloaded: the reader that needs it reports it.
       (void)LoadLocked(*load.window, *load.sink, load.size);
     }
     load = Load{};  // the sink and window are released outside mu_
-    lock.lock();
+    lock.Lock();
   }
 }
 
@@ -131,7 +131,7 @@ Status AssetReadCache::Read(uint64_t id, const std::shared_ptr<const store::Byte
     const size_t window_size = static_cast<size_t>(std::min<uint64_t>(window_bytes_, length - begin));
     const size_t at = static_cast<size_t>(offset - begin);
     const size_t take = std::min(n, window_size - at);
-    std::lock_guard lock(w->mu);
+    MutexLock lock(w->mu);
     if (!LoadLocked(*w, *sink, window_size).ok()) {
       // A damaged chunk somewhere in the window: read just the range
       // asked for, so that only reads touching the damage fail, as

@@ -43,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "store/store.h"
 
@@ -86,10 +87,15 @@ class AssetReadCache {
     Window(uint64_t id, uint64_t begin) : id(id), begin(begin) {}
     const uint64_t id;
     const uint64_t begin;
-    bool read = false;  // GUARDED_BY(AssetReadCache::mu_): a reader has asked for it
-    std::mutex mu;      // held while loading; readers wait on it
-    bool loaded = false;  // GUARDED_BY(mu)
-    // GUARDED_BY(mu); [begin, begin + size) of the file, in window_bytes_
+    bool read = false;  // guarded by AssetReadCache::mu_: a reader has asked for it
+    // Held while loading (mu_ may be taken inside it, for a buffer: never
+    // the other way round); readers wait on it.
+    Mutex mu;
+    bool loaded GUARDED_BY(mu) = false;
+    // [begin, begin + size) of the file, in window_bytes_. Guarded by mu,
+    // except where the cache holds the only reference to the window
+    // (AddLocked takes the buffer back), which the analysis cannot see:
+    // so not GUARDED_BY.
     std::unique_ptr<char[]> bytes;
   };
   // A window to load ahead of a reader.
@@ -106,35 +112,34 @@ class AssetReadCache {
   // sequential reader will want next are queued to load ahead (once per
   // window, not per request: the kernel reads a window in 8 requests).
   std::shared_ptr<Window> Find(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
-                               uint64_t begin);
+                               uint64_t begin) EXCLUDES(mu_);
   // Adds a window as most recent, dropping the least recent beyond
-  // windows_max_. REQUIRES: mu_.
-  std::shared_ptr<Window> AddLocked(uint64_t id, uint64_t begin);
-  // The cached window of `id` starting at `begin`, or end(). REQUIRES: mu_.
-  WindowList::iterator LookupLocked(uint64_t id, uint64_t begin);
+  // windows_max_.
+  std::shared_ptr<Window> AddLocked(uint64_t id, uint64_t begin) REQUIRES(mu_);
+  // The cached window of `id` starting at `begin`, or end().
+  WindowList::iterator LookupLocked(uint64_t id, uint64_t begin) REQUIRES(mu_);
   // Queues loads of the windows after the one at `begin` that are not
   // cached, if the reader reads sequentially; true if any was queued.
-  // REQUIRES: mu_.
   bool ReadAheadLocked(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
-                       uint64_t begin);
-  // Loads w's bytes unless loaded. REQUIRES: w.mu.
-  Status LoadLocked(Window& w, const store::ByteSink& sink, size_t size);
-  void LoadLoop();
+                       uint64_t begin) REQUIRES(mu_);
+  // Loads w's bytes unless loaded (taking a buffer under mu_).
+  Status LoadLocked(Window& w, const store::ByteSink& sink, size_t size) REQUIRES(w.mu) EXCLUDES(mu_);
+  void LoadLoop() EXCLUDES(mu_);
 
   // A buffer of window_bytes_: a spare one, or a new one.
-  std::unique_ptr<char[]> TakeBuffer();
+  std::unique_ptr<char[]> TakeBuffer() EXCLUDES(mu_);
 
   const size_t window_bytes_;
   const size_t windows_max_;
   const size_t readahead_;
 
-  std::mutex mu_;
-  WindowList windows_;                          // GUARDED_BY(mu_), most recent first
-  std::vector<std::unique_ptr<char[]>> spare_;  // GUARDED_BY(mu_), at most windows_max_
-  std::deque<Load> loads_;                      // GUARDED_BY(mu_)
-  std::vector<std::thread> loaders_;            // GUARDED_BY(mu_): started with the first load
-  bool stopping_ = false;                       // GUARDED_BY(mu_)
-  std::condition_variable load_cv_;             // loads_ or stopping_ changed
+  Mutex mu_;
+  WindowList windows_ GUARDED_BY(mu_);  // most recent first
+  std::vector<std::unique_ptr<char[]>> spare_ GUARDED_BY(mu_);  // at most windows_max_
+  std::deque<Load> loads_ GUARDED_BY(mu_);
+  std::vector<std::thread> loaders_ GUARDED_BY(mu_);  // started with the first load
+  bool stopping_ GUARDED_BY(mu_) = false;
+  CondVar load_cv_;             // loads_ or stopping_ changed
 };
 
 }  // namespace upfs::session

@@ -17,7 +17,7 @@ namespace upfs::session {
 
 Status Engine::Impl::RemoveAsset(std::string_view name) {
   if (options.worm) return Status::ReadOnly("assets are write-once and cannot be removed (-o worm)");
-  std::unique_lock removal(asset_removal_mu);
+  WriterLock removal(asset_removal_mu);
   AssetRecord asset;
   Status got = store->GetAsset(name, &asset);
   if (got.IsNotFound()) return Status::NotFound("no asset " + Quote(name));
@@ -29,7 +29,7 @@ Status Engine::Impl::RemoveAsset(std::string_view name) {
   uint64_t files = 0;
   {
     // No handle opens or closes a committed file meanwhile (removal).
-    std::lock_guard lock(handles_mu);
+    MutexLock lock(handles_mu);
     for (AssetEntry& e : entries) {
       if (!e.is_dir) {
         ++files;
@@ -52,7 +52,7 @@ Status Engine::Impl::RemoveAsset(std::string_view name) {
     return st.WithContext("removing " + where);
   }
   {
-    std::lock_guard lock(handles_mu);
+    MutexLock lock(handles_mu);
     for (auto& [id, attr] : kept) {
       removed_waiting.insert(id);
       removed_attrs.emplace(id, attr);

@@ -98,7 +98,7 @@ std::string ChildDir(const AssetLocation& loc) {
 
 }  // namespace
 
-// Kind of a session-side id. REQUIRES(s.mu)
+// Kind of a session-side id.
 Result<NodeKind> Engine::Impl::KindIn(Session& s, uint64_t id) {
   if (id == s.id()) return NodeKind::kSessionRoot;
   if (id == s.id() + kFinishOffset) return NodeKind::kFinish;
@@ -111,15 +111,18 @@ Result<NodeKind> Engine::Impl::KindIn(Session& s, uint64_t id) {
   return it->second.is_dir ? NodeKind::kDir : NodeKind::kFile;
 }
 
-// Attributes of a session-side id. REQUIRES(s.mu)
+// Attributes of a session-side id. (s.record, not a reference to it: the
+// lock analysis does not follow references.)
 Result<Attr> Engine::Impl::AttrIn(Session& s, uint64_t id) {
-  const SessionRecord& r = s.record;
-  if (id == r.id) return DirAttr(r.id, NodeKind::kSessionRoot, r.mode, r.uid, r.gid, Times::Of(r), s.root_subdirs);
-  if (id == r.id + kFinishOffset) {
-    return FileAttr(id, NodeKind::kFinish, 0200, r.uid, r.gid, Times::All(r.mtime_ns), 0);
+  if (id == s.record.id) {
+    return DirAttr(s.record.id, NodeKind::kSessionRoot, s.record.mode, s.record.uid, s.record.gid,
+                   Times::Of(s.record), s.root_subdirs);
   }
-  if (id == r.id + kStatusOffset) {
-    return FileAttr(id, NodeKind::kStatus, 0444, r.uid, r.gid, Times::All(s.last_activity_ns), 0);
+  if (id == s.record.id + kFinishOffset) {
+    return FileAttr(id, NodeKind::kFinish, 0200, s.record.uid, s.record.gid, Times::All(s.record.mtime_ns), 0);
+  }
+  if (id == s.record.id + kStatusOffset) {
+    return FileAttr(id, NodeKind::kStatus, 0444, s.record.uid, s.record.gid, Times::All(s.last_activity_ns), 0);
   }
   auto it = s.nodes.find(id);
   const bool unlinked = it == s.nodes.end();
@@ -188,7 +191,7 @@ Result<Attr> Engine::Impl::GetAttr(uint64_t id) {
     case kSessionsId: {
       uint64_t open_sessions;
       {
-        std::lock_guard lock(table_mu);
+        MutexLock lock(table_mu);
         open_sessions = sessions.size();
       }
       return DirAttr(kSessionsId, NodeKind::kSessionsDir, 01777, 0, 0, Times::All(sessions_dir_ns.load()),
@@ -200,13 +203,13 @@ Result<Attr> Engine::Impl::GetAttr(uint64_t id) {
     default: break;
   }
   if (auto s = ServedSessionOf(id)) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     if (s->state != SessionState::kGone) return AttrIn(*s, id);
   }
   auto loc = Locate(id);
   if (loc.status().IsNotFound()) {
     // A file of a removed asset, still open: as an unlinked file.
-    std::lock_guard lock(handles_mu);
+    MutexLock lock(handles_mu);
     if (auto it = removed_attrs.find(id); it != removed_attrs.end()) return it->second;
   }
   if (!loc.ok()) return loc.status();
@@ -229,13 +232,13 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
     case kSessionsId: {
       std::shared_ptr<Session> s;
       {
-        std::lock_guard table(m.table_mu);
+        MutexLock table(m.table_mu);
         auto fetched = m.FetchSession(name);
         UPFS_RETURN_IF_ERROR(fetched.status());
         s = std::move(fetched).value();
       }
       if (!s) return Status::NotFound("no open session " + Quote(name));
-      std::lock_guard lock(s->mu);
+      MutexLock lock(s->mu);
       if (s->state == SessionState::kGone) return Status::NotFound("no open session " + Quote(name));
       return Impl::AttrIn(*s, s->id());
     }
@@ -249,7 +252,7 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
     default: break;
   }
   if (auto s = m.ServedSessionOf(parent)) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     if (s->state != SessionState::kGone) {
       if (parent == s->id()) {
         if (name == kFinishName) return Impl::AttrIn(*s, s->id() + kFinishOffset);
@@ -294,7 +297,7 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
       out.push_back({"sessions", kSessionsId, S_IFDIR});
       return out;
     case kSessionsId: {
-      std::lock_guard lock(m.table_mu);
+      MutexLock lock(m.table_mu);
       UPFS_RETURN_IF_ERROR(m.RefreshSessions());
       for (const auto& [name, s] : m.sessions) out.push_back({name, s->id(), S_IFDIR});
       return out;
@@ -308,7 +311,7 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
     default: break;
   }
   if (auto s = m.ServedSessionOf(dir)) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     if (s->state != SessionState::kGone) {
       if (!s->holder.empty()) (void)m.TakeOver(*s, /*quiet=*/true);  // as Lookup: control files only while held elsewhere
       auto children = s->DirChildren(dir);
@@ -337,7 +340,7 @@ Result<store::Space> Engine::GetSpace() { return impl_->store->GetSpace(); }
 Engine::Usage Engine::GetUsage() {
   Usage u;
   {
-    std::lock_guard lock(impl_->table_mu);
+    MutexLock lock(impl_->table_mu);
     u.sessions = impl_->sessions.size();
   }
   u.assets = impl_->asset_count.load();

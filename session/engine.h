@@ -19,17 +19,25 @@
 //
 // Durability: Finish, Flush or Release of a `.finish` handle, and the
 // rename of a session into assets/ return OK only once the commit is
-// durable: one synced store write, which makes every byte the session
-// received durable with it. Other changes are written without a sync: a
-// machine crash may lose the latest of them (store/store.h).
+// durable: when Finish or Flush returns OK, the commit and every byte the
+// session received survive a machine crash (one synced store write). Other
+// changes are written without a sync: a machine crash may lose the latest
+// of them (store/store.h).
 //
 // Thread safety: all methods may be called concurrently from any number of
-// threads. Locking (session/engine_impl.h): `table_mu` (the session table)
-// is taken before a session's `mu`; a file's `mu` nests inside its
-// session's. `index_mu` (id -> session) and `handles_mu` (open handles) are
-// leaves: nothing else is locked while one is held. No lock is held across
-// a synced store write; hashing of received bytes runs under the file's
-// lock only (other files and sessions proceed).
+// threads. Locking (Engine::Impl in session/engine_impl.h, where clang's
+// -Wthread-safety checks each member against its lock): `table_mu` (the
+// session table) is taken before a session's `mu`; a file's `mu` nests
+// inside its session's. The leaves, under which nothing else is locked:
+// `index_mu` (id -> session), `handles_mu` (open handles, committed files'
+// readers) and `catch_up_mu` (the background hasher's queue).
+// `asset_removal_mu` (shared by opens and releases of committed files,
+// exclusive while an asset is removed) is taken before `handles_mu`. A
+// handle's `mu` (its manifest or .status text) comes first of all: a
+// `.finish` handle holds it across its commit, so a second close waits for
+// the first one's result. No other lock is held across a synced store
+// write; hashing of received bytes runs under the file's lock only (other
+// files and sessions proceed).
 #pragma once
 
 #include <sys/types.h>

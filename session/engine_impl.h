@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/mutex.h"
 #include "session/asset_read_cache.h"
 #include "session/engine.h"
 #include "session/engine_counters.h"
@@ -114,23 +115,24 @@ struct FileState {
     return stored;
   }
 
-  // REQUIRES(mu)
-  void SetError(std::string message) { last_error = std::make_unique<std::string>(std::move(message)); }
+  void SetError(std::string message) REQUIRES(mu) { last_error = std::make_unique<std::string>(std::move(message)); }
 
-  std::mutex mu;
+  // Taken after the file's session's mu (Engine::Impl, lock order).
+  Mutex mu;
   store::Store* const store;
   const uint64_t blob;
   // In the background hasher's queue (Engine::Impl::ScheduleCatchUp).
   std::atomic<bool> catch_up_queued{false};
-  ExtentMap received;                       // GUARDED_BY(mu)
-  HashFrontier hash;                        // GUARDED_BY(mu)
-  std::unique_ptr<std::string> last_error;  // GUARDED_BY(mu); null: none
+  ExtentMap received GUARDED_BY(mu);
+  HashFrontier hash GUARDED_BY(mu);
+  std::unique_ptr<std::string> last_error GUARDED_BY(mu);  // null: none
   // Written under mu; read without it for attributes.
   std::atomic<uint64_t> length{0};
   std::atomic<int64_t> mtime_ns{0};
   std::atomic<int64_t> ctime_ns{0};
 
-  // A write or truncate changes both. REQUIRES(mu)
+  // A write or truncate changes both. Under mu, except for a file no
+  // other thread sees yet (so not REQUIRES: both are atomic).
   void Modified(int64_t now) {
     mtime_ns = now;
     ctime_ns = now;
@@ -139,7 +141,8 @@ struct FileState {
   // no handle open, or its last handle released after that): writes and
   // reads through handles still open fail with Stale.
   std::atomic<bool> removed{false};
-  // Handles open on this file. GUARDED_BY(Session::mu)
+  // Handles open on this file. Guarded by its session's mu (which the
+  // analysis cannot name from here).
   int handles = 0;
 };
 
@@ -192,12 +195,13 @@ struct Node {
 enum class SessionState { kOpen, kFinishing, kGone };
 
 struct Session : std::enable_shared_from_this<Session> {
-  std::mutex mu;
-  std::condition_variable writes_done;  // signalled when writes_in_flight drops to 0
-  SessionRecord record;                 // GUARDED_BY(mu)
+  // Taken after Engine::Impl::table_mu, before a FileState's mu.
+  Mutex mu;
+  CondVar writes_done;  // signalled when writes_in_flight drops to 0
+  SessionRecord record GUARDED_BY(mu);
   SessionState state = SessionState::kOpen;
-  std::unordered_map<uint64_t, Node> nodes;               // GUARDED_BY(mu); not the root
-  std::map<std::string, uint64_t, std::less<>> children;  // GUARDED_BY(mu); the root's
+  std::unordered_map<uint64_t, Node> nodes GUARDED_BY(mu);  // not the root
+  std::map<std::string, uint64_t, std::less<>> children GUARDED_BY(mu);  // the root's
   // Files unlinked (or replaced by a rename) while a handle had them open.
   // As on a local filesystem, they are out of the namespace (and their
   // node records out of the store) but stay readable and writable through
@@ -205,38 +209,41 @@ struct Session : std::enable_shared_from_this<Session> {
   // with the session. They are never part of a commit. (After a crash
   // their bytes are an orphan blob: `upfs fsck` reports it and
   // --remove-orphans frees it.)
-  std::unordered_map<uint64_t, Node> unlinked;  // GUARDED_BY(mu)
-  uint32_t root_subdirs = 0;                              // GUARDED_BY(mu)
-  int open_handles = 0;                                   // GUARDED_BY(mu)
-  int writes_in_flight = 0;                               // GUARDED_BY(mu)
-  int64_t last_activity_ns = 0;                           // GUARDED_BY(mu)
-  std::string last_error;                                 // GUARDED_BY(mu)
+  std::unordered_map<uint64_t, Node> unlinked GUARDED_BY(mu);
+  uint32_t root_subdirs GUARDED_BY(mu) = 0;
+  int open_handles GUARDED_BY(mu) = 0;
+  int writes_in_flight GUARDED_BY(mu) = 0;
+  int64_t last_activity_ns GUARDED_BY(mu) = 0;
+  std::string last_error GUARDED_BY(mu);
   // A store shared by several mounts: the id of the mount that holds this
   // session when it is another one; "" when this mount holds it. A session
   // held elsewhere is listed with its record only (no nodes: they are not
   // loaded) and serves .status from the store; anything else first takes
   // it over (take_over: Busy while the holder's lease is live).
-  std::string holder;                                     // GUARDED_BY(mu)
+  std::string holder GUARDED_BY(mu);
   // Bytes its files hold (received; unlinked files' until freed), as the
   // engine's QuotaLedger counts them for record.uid once `counted`.
   std::atomic<uint64_t> held_bytes{0};
-  bool counted = false;                                   // GUARDED_BY(mu)
+  bool counted GUARDED_BY(mu) = false;
   std::function<Status(Session&)> take_over;              // set with holder
 
-  uint64_t id() const { return record.id; }
+  // The id and name never change once the session is in the table (a
+  // rename or commit makes a new record with the same ones), so they are
+  // read without mu.
+  uint64_t id() const NO_THREAD_SAFETY_ANALYSIS { return record.id; }
+  const std::string& name() const NO_THREAD_SAFETY_ANALYSIS { return record.name; }
 
-  // A node in the namespace or unlinked while open. REQUIRES(mu); the id
-  // must be one of them (KindIn said kDir or kFile).
-  Node& NodeAt(uint64_t node_id) {
+  // A node in the namespace or unlinked while open. The id must be one of
+  // them (KindIn said kDir or kFile).
+  Node& NodeAt(uint64_t node_id) REQUIRES(mu) {
     auto it = nodes.find(node_id);
     return it != nodes.end() ? it->second : unlinked.at(node_id);
   }
-  bool IsUnlinked(uint64_t node_id) const { return unlinked.count(node_id) != 0; }  // REQUIRES(mu)
+  bool IsUnlinked(uint64_t node_id) const REQUIRES(mu) { return unlinked.count(node_id) != 0; }
 
   // Status for an operation that needs the session open (and held by this
   // mount: one held by another is taken over first, if it can be).
-  // REQUIRES(mu)
-  Status CheckOpen() {
+  Status CheckOpen() REQUIRES(mu) {
     switch (state) {
       case SessionState::kOpen: return holder.empty() ? Status::OK() : take_over(*this);
       case SessionState::kFinishing:
@@ -247,8 +254,7 @@ struct Session : std::enable_shared_from_this<Session> {
   }
 
   // The children map of directory `id` (the root or a subdirectory).
-  // REQUIRES(mu)
-  Result<std::map<std::string, uint64_t, std::less<>>*> DirChildren(uint64_t dir_id) {
+  Result<std::map<std::string, uint64_t, std::less<>>*> DirChildren(uint64_t dir_id) REQUIRES(mu) {
     if (dir_id == record.id) return &children;
     auto it = nodes.find(dir_id);
     if (it == nodes.end()) return Status::NotFound("directory " + std::to_string(dir_id) + " is gone");
@@ -259,13 +265,13 @@ struct Session : std::enable_shared_from_this<Session> {
   }
 
   // The subdirectory count of directory `dir_id` (the root or a
-  // subdirectory, which DirChildren found). REQUIRES(mu)
-  uint32_t& SubdirsOf(uint64_t dir_id) { return dir_id == record.id ? root_subdirs : nodes.at(dir_id).subdirs; }
+  // subdirectory, which DirChildren found).
+  uint32_t& SubdirsOf(uint64_t dir_id) REQUIRES(mu) { return dir_id == record.id ? root_subdirs : nodes.at(dir_id).subdirs; }
 
   // The entries of directory `dir_id` change at `now`: its mtime and ctime
   // move, in `batch` (applied by the caller) and, once that succeeded,
-  // by StampDir. REQUIRES(mu)
-  void AddDirStamp(uint64_t dir_id, int64_t now, Batch* batch) const {
+  // by StampDir.
+  void AddDirStamp(uint64_t dir_id, int64_t now, Batch* batch) const REQUIRES(mu) {
     if (dir_id == record.id) {
       SessionRecord r = record;
       r.mtime_ns = r.ctime_ns = now;
@@ -276,7 +282,7 @@ struct Session : std::enable_shared_from_this<Session> {
     r.mtime_ns = r.ctime_ns = now;
     batch->Put(record.id, std::move(r));
   }
-  void StampDir(uint64_t dir_id, int64_t now) {
+  void StampDir(uint64_t dir_id, int64_t now) REQUIRES(mu) {
     if (dir_id == record.id) {
       record.mtime_ns = record.ctime_ns = now;
       return;
@@ -285,8 +291,8 @@ struct Session : std::enable_shared_from_this<Session> {
     n.dir_mtime_ns = n.dir_ctime_ns = now;
   }
 
-  // Path of a node relative to the session root. REQUIRES(mu)
-  std::string PathOf(uint64_t id) const {
+  // Path of a node relative to the session root.
+  std::string PathOf(uint64_t id) const REQUIRES(mu) {
     if (auto u = unlinked.find(id); u != unlinked.end()) return "(unlinked) " + u->second.name;
     std::vector<const std::string*> parts;
     while (id != record.id) {
@@ -303,7 +309,7 @@ struct Session : std::enable_shared_from_this<Session> {
     return path;
   }
 
-  std::string Where(uint64_t id) const {  // REQUIRES(mu)
+  std::string Where(uint64_t id) const REQUIRES(mu) {
     return "session " + Quote(record.name) + " file " + Quote(PathOf(id));
   }
 };
@@ -317,9 +323,9 @@ struct Handle {
   std::shared_ptr<const store::ByteSink> asset_blob;  // shared with loads ahead
   uint64_t asset_length = 0;
 
-  std::mutex mu;
-  std::string text;                     // GUARDED_BY(mu): manifest written, or .status snapshot
-  std::optional<Status> commit_result;  // GUARDED_BY(mu): .finish handles
+  Mutex mu;
+  std::string text GUARDED_BY(mu);                     // manifest written, or .status snapshot
+  std::optional<Status> commit_result GUARDED_BY(mu);  // .finish handles
 };
 
 struct Engine::Impl {
@@ -357,62 +363,67 @@ struct Engine::Impl {
   std::atomic<int64_t> sessions_dir_ns{0};
   std::atomic<int64_t> assets_dir_ns{0};
 
-  // Lock order: table_mu -> Session::mu -> FileState::mu. index_mu and
-  // handles_mu are leaves: nothing else is locked while holding them.
-  std::mutex table_mu;
-  std::map<std::string, std::shared_ptr<Session>, std::less<>> sessions;  // GUARDED_BY(table_mu)
+  // Lock order: Handle::mu (a .finish handle's, held across its commit)
+  // -> table_mu -> Session::mu -> FileState::mu, and asset_removal_mu ->
+  // handles_mu. index_mu, handles_mu and catch_up_mu are leaves: nothing
+  // else is locked while holding one. clang checks
+  // that each member below is used with its lock held (GUARDED_BY,
+  // REQUIRES); the order is checked by ThreadSanitizer's deadlock
+  // detector in CI, not by the compiler.
+  Mutex table_mu;
+  std::map<std::string, std::shared_ptr<Session>, std::less<>> sessions GUARDED_BY(table_mu);
 
-  std::mutex index_mu;
-  std::unordered_map<uint64_t, std::shared_ptr<Session>> index;  // GUARDED_BY(index_mu): id -> session
+  Mutex index_mu;
+  std::unordered_map<uint64_t, std::shared_ptr<Session>> index GUARDED_BY(index_mu);  // id -> session
 
-  std::mutex handles_mu;
-  std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles;  // GUARDED_BY(handles_mu)
-  uint64_t next_handle = 1;                                       // GUARDED_BY(handles_mu)
+  Mutex handles_mu;
+  std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles GUARDED_BY(handles_mu);
+  uint64_t next_handle GUARDED_BY(handles_mu) = 1;
   // Open handles per committed file (blob id), and the files of removed
-  // assets whose bytes wait for their last reader. GUARDED_BY(handles_mu)
-  std::unordered_map<uint64_t, int> asset_readers;
-  std::unordered_set<uint64_t> removed_waiting;
+  // assets whose bytes wait for their last reader.
+  std::unordered_map<uint64_t, int> asset_readers GUARDED_BY(handles_mu);
+  std::unordered_set<uint64_t> removed_waiting GUARDED_BY(handles_mu);
   // Their attributes (link count 0), for fstat(2) of the open handles.
-  std::unordered_map<uint64_t, Attr> removed_attrs;
+  std::unordered_map<uint64_t, Attr> removed_attrs GUARDED_BY(handles_mu);
   // Held exclusively while an asset is removed, shared while a committed
   // file is opened or released: a removal sees every reader, and no reader
   // opens a file being removed. Taken before handles_mu.
-  std::shared_mutex asset_removal_mu;
+  SharedMutex asset_removal_mu;
 
   int64_t Now() const { return options.clock->NowNs(); }
 
-  std::shared_ptr<Handle> FindHandle(uint64_t handle) {
-    std::lock_guard lock(handles_mu);
+  std::shared_ptr<Handle> FindHandle(uint64_t handle) EXCLUDES(handles_mu) {
+    MutexLock lock(handles_mu);
     auto it = handles.find(handle);
     return it == handles.end() ? nullptr : it->second;
   }
 
   // ---- id resolution ----
 
-  std::shared_ptr<Session> SessionOf(uint64_t id) {
-    std::lock_guard lock(index_mu);
+  std::shared_ptr<Session> SessionOf(uint64_t id) EXCLUDES(index_mu) {
+    MutexLock lock(index_mu);
     auto it = index.find(id);
     return it == index.end() ? nullptr : it->second;
   }
-  void IndexAdd(uint64_t id, const std::shared_ptr<Session>& s) {
-    std::lock_guard lock(index_mu);
+  void IndexAdd(uint64_t id, const std::shared_ptr<Session>& s) EXCLUDES(index_mu) {
+    MutexLock lock(index_mu);
     index[id] = s;
   }
-  void IndexRemove(uint64_t id) {
-    std::lock_guard lock(index_mu);
+  void IndexRemove(uint64_t id) EXCLUDES(index_mu) {
+    MutexLock lock(index_mu);
     index.erase(id);
   }
 
-  std::shared_ptr<Session> FindSession(std::string_view name) {
-    std::lock_guard lock(table_mu);
+  std::shared_ptr<Session> FindSession(std::string_view name) EXCLUDES(table_mu) {
+    MutexLock lock(table_mu);
     auto it = sessions.find(name);
     return it == sessions.end() ? nullptr : it->second;
   }
 
   // ---- ids and attributes (engine.cc) ----
 
-  static Result<NodeKind> KindIn(Session& s, uint64_t id);  // REQUIRES(s.mu)
-  static Result<Attr> AttrIn(Session& s, uint64_t id);      // REQUIRES(s.mu)
+  static Result<NodeKind> KindIn(Session& s, uint64_t id) REQUIRES(s.mu);
+  static Result<Attr> AttrIn(Session& s, uint64_t id) REQUIRES(s.mu);
   uint64_t CommittedSubdirs(std::string_view asset, std::string_view dir, uint64_t recorded);
   Attr RootAttrOf(const AssetRecord& r);
   Attr EntryAttrOf(const AssetEntry& e);
@@ -423,28 +434,28 @@ struct Engine::Impl {
 
   // ---- namespace changes (namespace.cc) ----
 
-  // REQUIRES(s.mu)
-  Status EditXattrs(Session& s, uint64_t id, NodeKind kind, const std::function<void(Xattrs&)>& edit);
-  static bool AddFileRemoval(Session& s, const Node& n, Batch* batch);         // REQUIRES(s.mu)
-  Status ApplyFileRemoval(Session& s, FileState& f, const Batch& batch, bool still_open);  // REQUIRES(s.mu)
+  Status EditXattrs(Session& s, uint64_t id, NodeKind kind, const std::function<void(Xattrs&)>& edit)
+      REQUIRES(s.mu);
+  static bool AddFileRemoval(Session& s, const Node& n, Batch* batch) REQUIRES(s.mu);
+  Status ApplyFileRemoval(Session& s, FileState& f, const Batch& batch, bool still_open) REQUIRES(s.mu);
   // File `f`'s bytes left session `s` (removed, or lost): the owner's
-  // quota gets them back. REQUIRES(s.mu, f.mu)
-  void Unhold(Session& s, uint64_t bytes);
+  // quota gets them back. Called with the file's mu held too.
+  void Unhold(Session& s, uint64_t bytes) REQUIRES(s.mu);
   // Session `s` ended (committed, aborted, expired): its place and bytes
-  // in the quota go back. REQUIRES(s.mu)
-  void Uncount(Session& s);
-  void AfterFileRemoval(Session& s, uint64_t id, bool still_open);             // REQUIRES(s.mu)
-  void FreeUnlinked(Session& s, uint64_t id);                                  // REQUIRES(s.mu)
+  // in the quota go back.
+  void Uncount(Session& s) REQUIRES(s.mu);
+  void AfterFileRemoval(Session& s, uint64_t id, bool still_open) REQUIRES(s.mu);
+  void FreeUnlinked(Session& s, uint64_t id) REQUIRES(s.mu);
 
   // ---- hashing (write_path.cc) ----
 
-  static void CatchUp(FileState& f);                  // REQUIRES(f.mu)
-  static bool CatchUpStep(FileState& f);              // REQUIRES(f.mu)
-  bool NeedsCatchUp(const FileState& f) const;        // REQUIRES(f.mu)
-  void ScheduleCatchUp(const std::shared_ptr<FileState>& f);
-  void CatchUpLoop();
-  void StopCatchUp();
-  static Result<std::string> FullHash(FileState& f);  // REQUIRES(f.mu)
+  static void CatchUp(FileState& f) REQUIRES(f.mu);
+  static bool CatchUpStep(FileState& f) REQUIRES(f.mu);
+  bool NeedsCatchUp(const FileState& f) const REQUIRES(f.mu);
+  void ScheduleCatchUp(const std::shared_ptr<FileState>& f) EXCLUDES(catch_up_mu);
+  void CatchUpLoop() EXCLUDES(catch_up_mu);
+  void StopCatchUp() EXCLUDES(catch_up_mu);
+  static Result<std::string> FullHash(FileState& f) REQUIRES(f.mu);
   // After a failed commit, each file's received ranges as the store holds them.
   static void ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>& files, const std::string& where);
 
@@ -457,8 +468,8 @@ struct Engine::Impl {
   // `held` (the session's held_bytes) grows by them.
   Status WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once, uint32_t owner,
                      std::atomic<uint64_t>* held, bool* catch_up);
-  Status ClearSetid(Session& s, Node& n, Credentials& who, const char* op);  // REQUIRES(s.mu)
-  Status TruncateFile(Session& s, Node& n, uint64_t size);                   // REQUIRES(s.mu)
+  Status ClearSetid(Session& s, Node& n, Credentials& who, const char* op) REQUIRES(s.mu);
+  Status TruncateFile(Session& s, Node& n, uint64_t size) REQUIRES(s.mu);
 
   // ---- finishing (finish.cc) ----
 
@@ -485,36 +496,33 @@ struct Engine::Impl {
   bool Shared() const { return !store->MountId().empty(); }
   // Loads a session's nodes, extents and lengths from the store, and
   // indexes them (unless `index` is false: a copy for .status).
-  // REQUIRES(s.mu)
-  Status LoadNodes(Session& s, bool index = true);
+  Status LoadNodes(Session& s, bool index = true) REQUIRES(s.mu);
   // A new Session, which takes itself over through this engine when
   // another mount holds it (Session::take_over).
   std::shared_ptr<Session> NewSession() {
     auto s = std::make_shared<Session>();
-    s->take_over = [this](Session& held) { return TakeOver(held); };
+    s->take_over = [this](Session& held) REQUIRES(held.mu) { return TakeOver(held); };
     return s;
   }
   // A session of the store, added to the table and the index: held by
   // this mount (holder "", nodes loaded) or by another (record only).
-  // REQUIRES(table_mu)
-  Result<std::shared_ptr<Session>> AddSession(SessionRecord record, const std::string& holder);
+  Result<std::shared_ptr<Session>> AddSession(SessionRecord record, const std::string& holder)
+      REQUIRES(table_mu);
   // Takes session `s`, held by another mount, over: Busy (logged, naming
   // the holder; only when `quiet` is false) while that mount's lease is
-  // live. REQUIRES(s.mu)
-  Status TakeOver(Session& s, bool quiet = false);
+  // live.
+  Status TakeOver(Session& s, bool quiet = false) REQUIRES(s.mu);
   // Drops a session another mount committed or aborted from the table.
-  // REQUIRES(table_mu)
-  void ForgetForeign(const std::shared_ptr<Session>& s);
+  void ForgetForeign(const std::shared_ptr<Session>& s) REQUIRES(table_mu);
   // SessionOf, but for a session another mount holds, only while the
   // store still has it (else it is forgotten here: nullptr, and the id is
   // looked up on the committed side). Not under table_mu.
   std::shared_ptr<Session> ServedSessionOf(uint64_t id);
   // Shared stores: the session table brought up to date with the store's
-  // (sessions other mounts began or ended). REQUIRES(table_mu)
-  Status RefreshSessions();
+  // (sessions other mounts began or ended).
+  Status RefreshSessions() REQUIRES(table_mu);
   // The session `name`, looked up in the store too on a shared store.
-  // REQUIRES(table_mu)
-  Result<std::shared_ptr<Session>> FetchSession(std::string_view name);
+  Result<std::shared_ptr<Session>> FetchSession(std::string_view name) REQUIRES(table_mu);
 
   // ---- status (status_report.cc) ----
 
@@ -526,10 +534,10 @@ struct Engine::Impl {
   // step (kCatchUpBytes) per hold of the file's lock, not in the write
   // that filled the gap: parallel writers to one file are not held up
   // by it, and finish completes whatever is left.
-  std::mutex catch_up_mu;
-  std::condition_variable catch_up_wake;
-  std::deque<std::shared_ptr<FileState>> catch_up_queue;  // GUARDED_BY(catch_up_mu)
-  bool catch_up_stopping = false;                         // GUARDED_BY(catch_up_mu)
+  Mutex catch_up_mu;
+  CondVar catch_up_wake;
+  std::deque<std::shared_ptr<FileState>> catch_up_queue GUARDED_BY(catch_up_mu);
+  bool catch_up_stopping GUARDED_BY(catch_up_mu) = false;
   std::thread catch_up_thread;  // last: started once everything above exists
 };
 

@@ -22,7 +22,7 @@ Status Engine::Impl::DropSession(Session& s, bool sync) {
   Batch batch;
   std::vector<uint64_t> unlinked_ids;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     for (const auto& [id, n] : s.nodes) {
       batch.DeleteNodeRecord(s.id(), id);
       if (n.file) batch.DeleteBlobData(id);
@@ -35,7 +35,7 @@ Status Engine::Impl::DropSession(Session& s, bool sync) {
   std::vector<uint64_t> ids;
   std::string name;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     for (auto& [id, n] : s.nodes) {
       ids.push_back(id);
       if (n.file) n.file->removed = true;
@@ -49,7 +49,7 @@ Status Engine::Impl::DropSession(Session& s, bool sync) {
     Uncount(s);
   }
   {
-    std::lock_guard table(table_mu);
+    MutexLock table(table_mu);
     auto it = sessions.find(name);
     if (it != sessions.end() && it->second.get() == &s) sessions.erase(it);
   }
@@ -69,10 +69,10 @@ std::vector<std::string> Engine::ExpireIdle() {
   int64_t now = m.Now();
   std::vector<std::shared_ptr<Session>> doomed, foreign;
   {
-    std::lock_guard table(m.table_mu);
+    MutexLock table(m.table_mu);
     if (Status st = m.RefreshSessions(); !st.ok()) spdlog::warn("listing the store's sessions: {}", st.ToString());
     for (const auto& [name, s] : m.sessions) {
-      std::lock_guard lock(s->mu);
+      MutexLock lock(s->mu);
       if (!s->holder.empty()) {
         foreign.push_back(s);
         continue;
@@ -90,19 +90,19 @@ std::vector<std::string> Engine::ExpireIdle() {
   // of a mount that died expires too, once, by one mount. Outside the
   // table's lock: a takeover may read a whole session back.
   for (const auto& s : foreign) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     if (s->state == SessionState::kOpen && !s->holder.empty()) (void)m.TakeOver(*s, /*quiet=*/true);
   }
   std::vector<std::string> expired;
   for (const auto& s : doomed) {
     std::string name;
     {
-      std::lock_guard lock(s->mu);
+      MutexLock lock(s->mu);
       name = s->record.name;
     }
     Status st = m.DropSession(*s, /*sync=*/false);
     if (!st.ok()) {
-      std::lock_guard lock(s->mu);
+      MutexLock lock(s->mu);
       s->state = SessionState::kOpen;
       spdlog::error("expiring session {} failed, kept: {}", Quote(name), st.ToString());
       continue;

@@ -104,7 +104,7 @@ LeftOut LeaveOut(std::vector<Planned>& left_out, uint64_t session_id, Batch* bat
     batch->DeleteNodeRecord(session_id, p.entry.id);
     batch->DeleteBlobData(p.entry.id);
     {
-      std::lock_guard lock(p.file->mu);
+      MutexLock lock(p.file->mu);
       out.bytes += p.file->received.BytesReceived();
     }
     out.ids.push_back(p.entry.id);
@@ -163,7 +163,7 @@ std::string LeftOutLogText(const std::vector<std::string>& paths) {
 void Engine::Impl::ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>& files, const std::string& where) {
   for (const std::shared_ptr<FileState>& file : files) {
     FileState& f = *file;
-    std::lock_guard lock(f.mu);
+    MutexLock lock(f.mu);
     Result<ExtentMap> stored = f.StoredRanges();
     if (!stored.ok()) {
       spdlog::warn("{}: reading back what the store holds of blob {} failed: {}", where, f.blob,
@@ -196,7 +196,7 @@ Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::stri
   size_t files = 0;
   size_t nodes = 0;
   {
-    std::unique_lock lock(s.mu);
+    MutexLock lock(s.mu);
     name = s.record.name;
     if (Status open = s.CheckOpen(); !open.ok()) {
       counters.Finished(open, 0, elapsed_ns());
@@ -204,7 +204,7 @@ Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::stri
     }
     for (const auto& [id, n] : s.nodes) files += n.is_dir ? 0 : 1;
     s.state = SessionState::kFinishing;
-    s.writes_done.wait(lock, [&] { return s.writes_in_flight == 0; });
+    while (s.writes_in_flight != 0) s.writes_done.Wait(s.mu);
     nodes = s.nodes.size();
   }
   // The tree cannot change while kFinishing, so `files` stays true. At
@@ -215,7 +215,7 @@ Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::stri
   Status st = parsed.ok() ? VerifyAndCommit(sp, std::move(*parsed), info, &bytes)
                           : parsed.status().WithContext("session " + Quote(name));
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     if (!st.ok()) {
       s.state = SessionState::kOpen;
       s.last_error = st.message();
@@ -249,7 +249,7 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   {
     // The session is kFinishing: no write, create, rename or delete runs
     // until it is open again or gone, so this snapshot stays true.
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     record = s.record;
     root_subdirs = s.root_subdirs;
     plan.reserve(s.nodes.size());
@@ -317,7 +317,7 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   for (Planned& p : plan) {
     if (p.entry.is_dir) continue;
     FileState& f = *p.file;
-    std::lock_guard lock(f.mu);
+    MutexLock lock(f.mu);
     uint64_t length = f.length.load();
     std::vector<Extent> missing = f.received.Missing(length);
     if (!missing.empty()) {
@@ -397,7 +397,7 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   // release may free one meanwhile, and a second delete is harmless.)
   std::vector<uint64_t> unlinked_ids;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     for (const auto& [id, n] : s.unlinked) unlinked_ids.push_back(id);
   }
   for (uint64_t id : unlinked_ids) batch.DeleteBlobData(id);
@@ -416,13 +416,13 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   sessions_dir_ns = now;
   assets_dir_ns = now;
   {
-    std::lock_guard table(table_mu);
+    MutexLock table(table_mu);
     sessions.erase(record.name);
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     s.state = SessionState::kGone;
     Uncount(s);
     for (auto& [id, n] : s.unlinked) {
-      std::lock_guard flock(n.file->mu);
+      MutexLock flock(n.file->mu);
       n.file->removed = true;
       unlinked_ids.push_back(id);
     }
@@ -431,7 +431,7 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   for (uint64_t id : ids) IndexRemove(id);
   for (uint64_t id : unlinked_ids) IndexRemove(id);
   for (const std::shared_ptr<FileState>& f : dropped.files) {
-    std::lock_guard flock(f->mu);
+    MutexLock flock(f->mu);
     f->removed = true;  // a handle still open on it sees Stale, as on any file of the session
   }
   for (uint64_t id : dropped.ids) IndexRemove(id);

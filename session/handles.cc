@@ -16,7 +16,7 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
   h->id = id;
   h->writes = mode.write || mode.truncate;
   if (auto s = m.ServedSessionOf(id)) {
-    std::unique_lock lock(s->mu);
+    MutexLock lock(s->mu);
     if (s->state == SessionState::kGone) return s->CheckOpen();
     auto kind = Impl::KindIn(*s, id);
     if (!kind.ok()) return kind.status();
@@ -29,9 +29,13 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
         break;
       case NodeKind::kStatus:
         if (mode.write) return Status::ReadOnly(".status is read-only");
-        lock.unlock();
-        h->text = m.Report(*s);
-        lock.lock();
+        lock.Unlock();
+        {
+          std::string text = m.Report(*s);
+          MutexLock handle_lock(h->mu);
+          h->text = std::move(text);
+        }
+        lock.Lock();
         break;
       case NodeKind::kFile: {
         Node& n = s->NodeAt(id);
@@ -61,7 +65,7 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
   } else {
     // Not while the asset is being removed: then it is gone, or this
     // handle is one the removal waits for.
-    std::shared_lock removal(m.asset_removal_mu);
+    ReaderLock removal(m.asset_removal_mu);
     auto entry = m.AssetEntryOf(id);
     if (!entry.ok()) return entry.status();
     if (entry->is_dir) return Status::IsDirectory("directory");
@@ -69,13 +73,13 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
     h->kind = NodeKind::kAssetFile;
     h->asset_blob = m.store->OpenCommittedBlob(entry->id);
     h->asset_length = entry->length;
-    std::lock_guard lock(m.handles_mu);
+    MutexLock lock(m.handles_mu);
     ++m.asset_readers[id];
     const OpenedHandle opened{m.next_handle++, h->kind};
     m.handles.emplace(opened.handle, std::move(h));
     return opened;
   }
-  std::lock_guard lock(m.handles_mu);
+  MutexLock lock(m.handles_mu);
   const OpenedHandle opened{m.next_handle++, h->kind};
   m.handles.emplace(opened.handle, std::move(h));
   return opened;
@@ -96,7 +100,7 @@ Status Engine::Fsync(uint64_t id, uint64_t handle) {
   Session& s = *h->session;
   std::string where;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     where = s.Where(id);
     s.last_error = st.message();
   }
@@ -110,7 +114,7 @@ Status Engine::Flush(uint64_t id, uint64_t handle, CommitInfo* committed) {
   if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
   if (h->kind == NodeKind::kFile) return Fsync(id, handle);
   if (h->kind != NodeKind::kFinish) return Status::OK();
-  std::lock_guard lock(h->mu);
+  MutexLock lock(h->mu);
   if (!h->commit_result) {
     h->commit_result = impl_->FinishSession(h->session, h->text, committed);
   }
@@ -121,7 +125,7 @@ Status Engine::Release(uint64_t id, uint64_t handle) {
   Impl& m = *impl_;
   std::shared_ptr<Handle> h;
   {
-    std::lock_guard lock(m.handles_mu);
+    MutexLock lock(m.handles_mu);
     auto it = m.handles.find(handle);
     if (it == m.handles.end() || it->second->id != id) return Status::InvalidArgument("unknown file handle");
     h = std::move(it->second);
@@ -129,10 +133,10 @@ Status Engine::Release(uint64_t id, uint64_t handle) {
   }
   if (h->kind == NodeKind::kAssetFile) {
     // The last reader of a removed asset's file frees its bytes.
-    std::shared_lock removal(m.asset_removal_mu);
+    ReaderLock removal(m.asset_removal_mu);
     bool free = false;
     {
-      std::lock_guard lock(m.handles_mu);
+      MutexLock lock(m.handles_mu);
       auto it = m.asset_readers.find(id);
       if (it != m.asset_readers.end() && --it->second == 0) {
         m.asset_readers.erase(it);
@@ -145,13 +149,13 @@ Status Engine::Release(uint64_t id, uint64_t handle) {
   }
   Status st;
   if (h->kind == NodeKind::kFinish) {
-    std::lock_guard lock(h->mu);
+    MutexLock lock(h->mu);
     if (!h->commit_result) h->commit_result = m.FinishSession(h->session, h->text, nullptr);
     st = *h->commit_result;
   }
   if (h->session && h->kind != NodeKind::kStatus) {
     Session& s = *h->session;
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     --s.open_handles;
     s.last_activity_ns = m.Now();
     if (h->file && --h->file->handles == 0 && s.IsUnlinked(id)) m.FreeUnlinked(s, id);

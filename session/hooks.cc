@@ -237,11 +237,11 @@ CommitNotifier::CommitNotifier(store::Store* store, PostCommitSettings settings)
 
 CommitNotifier::~CommitNotifier() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   cancel_ = true;
-  wake_.notify_all();
+  wake_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -252,7 +252,7 @@ Status CommitNotifier::Start() {
     spdlog::info("post_commit: {} commit(s) not yet delivered, delivering them now", assets.size());
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (std::string& a : assets) queue_.push_back({std::move(a), 0, 0});
   }
   thread_ = std::thread([this] { Loop(); });
@@ -261,17 +261,17 @@ Status CommitNotifier::Start() {
 
 void CommitNotifier::Enqueue(std::string asset) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     queue_.push_back({std::move(asset), 0, 0});
   }
-  wake_.notify_all();
+  wake_.SignalAll();
 }
 
 void CommitNotifier::Loop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
     if (queue_.empty()) {
-      wake_.wait(lock);
+      wake_.Wait(mu_);
       continue;
     }
     // The first due, in commit order among those due.
@@ -279,14 +279,14 @@ void CommitNotifier::Loop() {
                                  [](const Pending& a, const Pending& b) { return a.due_ns < b.due_ns; });
     const int64_t now = SteadyNs();
     if (next->due_ns > now) {
-      wake_.wait_for(lock, std::chrono::nanoseconds(next->due_ns - now));
+      wake_.WaitFor(mu_, std::chrono::nanoseconds(next->due_ns - now));
       continue;
     }
     Pending p = std::move(*next);
     queue_.erase(next);
-    lock.unlock();
+    lock.Unlock();
     const bool done = Deliver(p);
-    lock.lock();
+    lock.Lock();
     if (!done && !stopping_) {
       ++p.attempts;
       int64_t delay = settings_.retry_initial_ns;

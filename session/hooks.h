@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/mutex.h"
 #include "store/store.h"
 
 namespace upfs::session {
@@ -113,10 +114,10 @@ class CommitNotifier {
 
   store::Store* const store_;
   const PostCommitSettings settings_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::deque<Pending> queue_;  // GUARDED_BY(mu_)
-  bool stopping_ = false;      // GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar wake_;
+  std::deque<Pending> queue_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::atomic<bool> cancel_{false};
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> failures_{0};

@@ -42,7 +42,6 @@ Status CheckXattrName(std::string_view name) {
 
 // Changes the extended attributes of a session's root or node (kind
 // kSessionRoot, kDir or kFile) through `edit`, and so its ctime.
-// REQUIRES(s.mu)
 Status Engine::Impl::EditXattrs(Session& s, uint64_t id, NodeKind kind, const std::function<void(Xattrs&)>& edit) {
   const int64_t now = Now();
   Batch batch;
@@ -69,7 +68,6 @@ Status Engine::Impl::EditXattrs(Session& s, uint64_t id, NodeKind kind, const st
 // Takes file node `n` out of the namespace: its record goes in `batch`,
 // and its bytes too unless a handle still has it open. Returns whether it
 // stays open (then AfterFileRemoval keeps it among the unlinked).
-// REQUIRES(s.mu)
 bool Engine::Impl::AddFileRemoval(Session& s, const Node& n, Batch* batch) {
   batch->DeleteNodeRecord(s.id(), n.id);
   if (n.file->handles > 0) return true;
@@ -79,9 +77,9 @@ bool Engine::Impl::AddFileRemoval(Session& s, const Node& n, Batch* batch) {
 
 // Applies the batch of AddFileRemoval for file `f`. Under the file's
 // lock, so that no write lands between the deletion of its bytes and
-// `removed`. REQUIRES(s.mu)
+// `removed`.
 Status Engine::Impl::ApplyFileRemoval(Session& s, FileState& f, const Batch& batch, bool still_open) {
-  std::lock_guard flock(f.mu);
+  MutexLock flock(f.mu);
   UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
   if (!still_open) {
     f.removed = true;
@@ -102,7 +100,7 @@ void Engine::Impl::Uncount(Session& s) {
 }
 
 // Once ApplyFileRemoval succeeded; the caller has erased the name from
-// its directory. REQUIRES(s.mu)
+// its directory.
 void Engine::Impl::AfterFileRemoval(Session& s, uint64_t id, bool still_open) {
   auto node = s.nodes.extract(id);
   if (still_open) {
@@ -113,7 +111,6 @@ void Engine::Impl::AfterFileRemoval(Session& s, uint64_t id, bool still_open) {
 }
 
 // The last handle of an unlinked file was released: frees its bytes.
-// REQUIRES(s.mu)
 void Engine::Impl::FreeUnlinked(Session& s, uint64_t id) {
   auto it = s.unlinked.find(id);
   if (it == s.unlinked.end()) return;
@@ -125,7 +122,7 @@ void Engine::Impl::FreeUnlinked(Session& s, uint64_t id) {
     spdlog::warn("{}: freeing the bytes of the unlinked file failed (an orphan for upfs fsck): {}",
                  s.Where(id), st.ToString());
     FileState& f = *it->second.file;
-    std::lock_guard flock(f.mu);
+    MutexLock flock(f.mu);
     f.removed = true;
     Unhold(s, f.received.BytesReceived());
   }
@@ -139,13 +136,14 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
   int64_t now = m.Now();
   if (parent == kSessionsId) {
     UPFS_RETURN_IF_ERROR(CheckNotControlName(name));
-    std::lock_guard table(m.table_mu);
+    MutexLock table(m.table_mu);
     if (m.sessions.count(name)) return Status::Exists("session " + Quote(name) + " is open");
     AssetRecord existing;
     Status st = m.store->GetAsset(name, &existing);
     if (st.ok()) return Status::Exists("asset " + Quote(name) + " is committed");
     if (!st.IsNotFound()) return st;
     auto s = m.NewSession();
+    MutexLock session_lock(s->mu);  // uncontended: no other thread has the session yet
     SessionRecord& r = s->record;
     Result<uint64_t> ids = m.store->NewIds(store::kIdsPerSession);
     UPFS_RETURN_IF_ERROR(ids.status());
@@ -188,7 +186,7 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
     return parent == kAssetsId || m.Locate(parent).ok() ? Status::ReadOnly("assets are read-only")
                                                          : Status::NotFound("parent directory is gone");
   }
-  std::lock_guard lock(s->mu);
+  MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   auto children = s->DirChildren(parent);
   if (!children.ok()) return children.status();
@@ -229,7 +227,7 @@ Result<Attr> Engine::Create(uint64_t parent, std::string_view name, uint32_t mod
   }
   auto s = m.SessionOf(parent);
   if (!s) return Status::ReadOnly("assets are read-only");
-  std::lock_guard lock(s->mu);
+  MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   auto children = s->DirChildren(parent);
   if (!children.ok()) return children.status();
@@ -268,7 +266,7 @@ Status Engine::Unlink(uint64_t parent, std::string_view name) {
   if (parent == kRootId || parent == kSessionsId) return Status::IsDirectory(Quote(name) + " is a directory");
   auto s = m.SessionOf(parent);
   if (!s) return Status::ReadOnly("assets are read-only");
-  std::lock_guard lock(s->mu);
+  MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   // The control files always exist; removing them is a no-op so that
   // `rm -r sessions/NAME` can abort a session.
@@ -300,14 +298,14 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
     auto s = m.FindSession(name);
     if (!s) return Status::NotFound("no open session " + Quote(name));
     {
-      std::lock_guard lock(s->mu);
+      MutexLock lock(s->mu);
       UPFS_RETURN_IF_ERROR(s->CheckOpen());
       if (!s->children.empty()) return Status::NotEmpty("session " + Quote(name) + " still has files");
       s->state = SessionState::kGone;
     }
     Status st = m.DropSession(*s, /*sync=*/false);
     if (!st.ok()) {
-      std::lock_guard lock(s->mu);
+      MutexLock lock(s->mu);
       s->state = SessionState::kOpen;
       return st.WithContext("aborting session " + Quote(name));
     }
@@ -317,7 +315,7 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
   if (parent == kAssetsId) return m.RemoveAsset(name);
   auto s = m.SessionOf(parent);
   if (!s) return Status::ReadOnly("assets are read-only");
-  std::lock_guard lock(s->mu);
+  MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   auto children = s->DirChildren(parent);
   if (!children.ok()) return children.status();
@@ -358,14 +356,14 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
   if (parent == kSessionsId && new_parent == kSessionsId) {
     if (name == new_name) return Status::OK();
     UPFS_RETURN_IF_ERROR(CheckNotControlName(new_name));
-    std::lock_guard table(m.table_mu);
+    MutexLock table(m.table_mu);
     auto it = m.sessions.find(name);
     if (it == m.sessions.end()) return Status::NotFound("no open session " + Quote(name));
     if (m.sessions.count(new_name)) return Status::Exists("session " + Quote(new_name) + " is open");
     AssetRecord existing;
     if (m.store->GetAsset(new_name, &existing).ok()) return Status::Exists("asset " + Quote(new_name) + " exists");
     std::shared_ptr<Session> s = it->second;
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     UPFS_RETURN_IF_ERROR(s->CheckOpen());
     SessionRecord renamed = s->record;
     renamed.name = std::string(new_name);
@@ -396,7 +394,7 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
   }
   if (src != dst) return Status::CrossSession("rename between sessions");
   Session& s = *src;
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   UPFS_RETURN_IF_ERROR(s.CheckOpen());
   if ((parent == s.id() && IsReserved(name)) || (new_parent == s.id() && IsReserved(new_name))) {
     return Status::NotPermitted(".finish and .status cannot be renamed or replaced");
@@ -486,7 +484,7 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change, Credentials*
     if (!loc.ok()) return loc.status();
     return Status::ReadOnly("assets are read-only");
   }
-  std::lock_guard lock(s->mu);
+  MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   auto kind = Impl::KindIn(*s, id);
   if (!kind.ok()) return kind.status();
@@ -568,7 +566,7 @@ Status Engine::SetXattr(uint64_t id, std::string_view name, std::string_view val
     if (id == kRootId || id == kSessionsId) return Status::NotPermitted("no extended attributes here");
     return Status::ReadOnly("assets are read-only");
   }
-  std::lock_guard lock(s->mu);
+  MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   auto kind = Impl::KindIn(*s, id);
   if (!kind.ok()) return kind.status();
@@ -601,7 +599,7 @@ Result<std::string> Engine::GetXattr(uint64_t id, std::string_view name) {
   Impl& m = *impl_;
   auto absent = [&] { return Status::NoAttribute("no extended attribute " + Quote(name)); };
   if (auto s = m.SessionOf(id)) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     if (s->state != SessionState::kGone) {
       auto kind = Impl::KindIn(*s, id);
       if (!kind.ok()) return kind.status();
@@ -641,7 +639,7 @@ Result<std::vector<std::string>> Engine::ListXattr(uint64_t id) {
   Impl& m = *impl_;
   std::vector<std::string> names;
   if (auto s = m.SessionOf(id)) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     if (s->state != SessionState::kGone) {
       auto kind = Impl::KindIn(*s, id);
       if (!kind.ok()) return kind.status();
@@ -677,7 +675,7 @@ Status Engine::RemoveXattr(uint64_t id, std::string_view name) {
     if (id == kRootId || id == kSessionsId) return Status::NotPermitted("no extended attributes here");
     return Status::ReadOnly("assets are read-only");
   }
-  std::lock_guard lock(s->mu);
+  MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   auto kind = Impl::KindIn(*s, id);
   if (!kind.ok()) return kind.status();

@@ -4,7 +4,7 @@ namespace upfs::session {
 
 Status QuotaLedger::ReserveBytes(uint32_t uid, uint64_t bytes) {
   if (!HasLimits()) return Status::OK();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Usage& u = usage_[uid];
   if (quota_bytes_ != 0 && uid != 0 && bytes > 0 && u.bytes + bytes > quota_bytes_) {
     ++refusals_;
@@ -19,14 +19,14 @@ Status QuotaLedger::ReserveBytes(uint32_t uid, uint64_t bytes) {
 
 void QuotaLedger::ReleaseBytes(uint32_t uid, uint64_t bytes) {
   if (!HasLimits()) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Usage& u = usage_[uid];
   u.bytes -= std::min(u.bytes, bytes);
 }
 
 Status QuotaLedger::AddSession(uint32_t uid) {
   if (!HasLimits()) return Status::OK();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Usage& u = usage_[uid];
   if (max_sessions_ != 0 && uid != 0 && u.sessions >= max_sessions_) {
     ++refusals_;
@@ -40,7 +40,7 @@ Status QuotaLedger::AddSession(uint32_t uid) {
 
 void QuotaLedger::CountSession(uint32_t uid, uint64_t bytes) {
   if (!HasLimits()) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Usage& u = usage_[uid];
   ++u.sessions;
   u.bytes += bytes;
@@ -48,7 +48,7 @@ void QuotaLedger::CountSession(uint32_t uid, uint64_t bytes) {
 
 void QuotaLedger::RemoveSession(uint32_t uid, uint64_t bytes) {
   if (!HasLimits()) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Usage& u = usage_[uid];
   u.sessions -= std::min<uint64_t>(u.sessions, 1);
   u.bytes -= std::min(u.bytes, bytes);
@@ -57,7 +57,7 @@ void QuotaLedger::RemoveSession(uint32_t uid, uint64_t bytes) {
 
 void QuotaLedger::MoveSession(uint32_t from, uint32_t to, uint64_t bytes) {
   if (!HasLimits() || from == to) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Usage& f = usage_[from];
   f.sessions -= std::min<uint64_t>(f.sessions, 1);
   f.bytes -= std::min(f.bytes, bytes);
@@ -67,7 +67,7 @@ void QuotaLedger::MoveSession(uint32_t from, uint32_t to, uint64_t bytes) {
 }
 
 QuotaLedger::Usage QuotaLedger::Of(uint32_t uid) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = usage_.find(uid);
   return it == usage_.end() ? Usage{} : it->second;
 }
@@ -82,7 +82,7 @@ std::string QuotaLedger::Describe(uint32_t uid) const {
 }
 
 uint64_t QuotaLedger::refusals() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return refusals_;
 }
 

@@ -22,6 +22,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "base/mutex.h"
 #include "base/status.h"
 
 namespace upfs::session {
@@ -64,9 +65,9 @@ class QuotaLedger {
  private:
   const uint64_t quota_bytes_;
   const uint64_t max_sessions_;
-  mutable std::mutex mu_;
-  std::unordered_map<uint32_t, Usage> usage_;  // GUARDED_BY(mu_)
-  uint64_t refusals_ = 0;                      // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::unordered_map<uint32_t, Usage> usage_ GUARDED_BY(mu_);
+  uint64_t refusals_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace upfs::session

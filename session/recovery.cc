@@ -31,6 +31,7 @@ Status Engine::Impl::LoadNodes(Session& s, bool index) {
     n.xattrs = std::move(nr.xattrs);
     if (!n.is_dir) {
       n.file = std::make_shared<FileState>(store.get(), n.id);
+      MutexLock file_lock(n.file->mu);  // uncontended: no other thread has the file yet
       Result<ExtentMap> stored = n.file->StoredRanges();
       if (!stored.ok()) return stored.status().WithContext("recovering session " + Quote(s.record.name));
       n.file->received = std::move(*stored);
@@ -66,13 +67,11 @@ Status Engine::Impl::LoadNodes(Session& s, bool index) {
 
 Result<std::shared_ptr<Session>> Engine::Impl::AddSession(SessionRecord record, const std::string& holder) {
   auto s = NewSession();
+  MutexLock lock(s->mu);  // uncontended: no other thread has the session yet
   s->record = std::move(record);
   s->last_activity_ns = Now();  // the idle timer restarts at mount (or takeover)
   s->holder = holder;
-  if (holder.empty()) {
-    std::lock_guard lock(s->mu);
-    UPFS_RETURN_IF_ERROR(LoadNodes(*s));
-  }
+  if (holder.empty()) UPFS_RETURN_IF_ERROR(LoadNodes(*s));
   IndexAdd(s->id(), s);
   IndexAdd(s->id() + kFinishOffset, s);
   IndexAdd(s->id() + kStatusOffset, s);
@@ -114,10 +113,10 @@ Status Engine::Impl::TakeOver(Session& s, bool quiet) {
 
 void Engine::Impl::ForgetForeign(const std::shared_ptr<Session>& s) {
   {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     s->state = SessionState::kGone;
   }
-  auto it = sessions.find(s->record.name);
+  auto it = sessions.find(s->name());
   if (it != sessions.end() && it->second == s) sessions.erase(it);
   IndexRemove(s->id());
   IndexRemove(s->id() + kFinishOffset);
@@ -131,7 +130,7 @@ std::shared_ptr<Session> Engine::Impl::ServedSessionOf(uint64_t id) {
   std::string name;
   uint64_t session_id;
   {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     if (s->holder.empty()) return s;
     name = s->record.name;
     session_id = s->id();
@@ -140,7 +139,7 @@ std::shared_ptr<Session> Engine::Impl::ServedSessionOf(uint64_t id) {
   Status st = store->GetSession(name, &r);
   if ((st.ok() && r.id == session_id) || (!st.ok() && !st.IsNotFound())) return s;
   // Committed (its ids now the asset's) or aborted by its holder.
-  std::lock_guard table(table_mu);
+  MutexLock table(table_mu);
   ForgetForeign(s);
   return nullptr;
 }
@@ -153,7 +152,7 @@ Status Engine::Impl::RefreshSessions() {
   for (SessionRecord& r : records) stored.emplace(r.name, std::move(r));
   std::vector<std::shared_ptr<Session>> gone;
   for (const auto& [name, s] : sessions) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     if (s->holder.empty()) continue;  // ours: this mount knows
     auto it = stored.find(name);
     if (it == stored.end() || it->second.id != s->id()) gone.push_back(s);
@@ -175,7 +174,7 @@ Result<std::shared_ptr<Session>> Engine::Impl::FetchSession(std::string_view nam
   std::shared_ptr<Session> known = it == sessions.end() ? nullptr : it->second;
   if (!Shared()) return known;
   if (known) {
-    std::lock_guard lock(known->mu);
+    MutexLock lock(known->mu);
     if (known->holder.empty()) return known;
   }
   // Another mount's (or none we know of): as the store has it now.
@@ -198,7 +197,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
   std::vector<SessionRecord> records;
   UPFS_RETURN_IF_ERROR(impl->store->ListSessions(&records));
   {
-    std::lock_guard table(impl->table_mu);
+    MutexLock table(impl->table_mu);
     for (SessionRecord& rec : records) {
       std::string holder;
       UPFS_RETURN_IF_ERROR(impl->store->GetHolder(rec.id, &holder));

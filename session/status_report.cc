@@ -27,24 +27,25 @@ std::string TimeText(int64_t ns) {
 }  // namespace
 
 std::string Engine::Impl::Report(Session& s) {
-  std::unique_lock lock(s.mu);
+  MutexLock lock(s.mu);
   if (!s.holder.empty()) {
     // Another mount's: its files as the store has them now.
-    Session copy;
-    copy.record = s.record;
-    copy.last_activity_ns = s.last_activity_ns;
+    SessionRecord record = s.record;
+    const int64_t last_activity_ns = s.last_activity_ns;
     const std::string holder = s.holder;
-    lock.unlock();
+    lock.Unlock();
+    Session copy;
     std::string text;
     {
-      std::lock_guard copy_lock(copy.mu);
+      MutexLock copy_lock(copy.mu);
+      copy.record = std::move(record);
+      copy.last_activity_ns = last_activity_ns;
       Status loaded = LoadNodes(copy, /*index=*/false);
       if (!loaded.ok()) copy.last_error = "reading the session from the store: " + loaded.ToString();
       text = "held_by: " + store->DescribeMount(holder) + "\n";
     }
     return text + Report(copy);
   }
-  const SessionRecord& r = s.record;
   std::string out;
   auto line = [&out](std::string_view key, const std::string& value) {
     out += key;
@@ -54,18 +55,18 @@ std::string Engine::Impl::Report(Session& s) {
   };
   const char* state = s.state == SessionState::kOpen ? "open"
                       : s.state == SessionState::kFinishing ? "finishing" : "gone";
-  line("session", r.name);
+  line("session", s.record.name);
   line("state", state);
-  line("owner", std::to_string(r.uid) + ":" + std::to_string(r.gid));
-  line("write_once", r.write_once ? "yes" : "no");
-  line("created", TimeText(r.created_ns));
+  line("owner", std::to_string(s.record.uid) + ":" + std::to_string(s.record.gid));
+  line("write_once", s.record.write_once ? "yes" : "no");
+  line("created", TimeText(s.record.created_ns));
   line("last_activity", TimeText(s.last_activity_ns));
   line("expires", s.open_handles > 0 || s.writes_in_flight > 0
                       ? "not while files are open"
                       : TimeText(s.last_activity_ns + options.ttl_ns));
   line("open_handles", std::to_string(s.open_handles));
   // The owner's use of its limits, over all its open sessions.
-  if (quota.HasLimits()) line("quota", quota.Describe(r.uid));
+  if (quota.HasLimits()) line("quota", quota.Describe(s.record.uid));
   std::vector<std::pair<std::string, const Node*>> files;
   for (const auto& [id, n] : s.nodes) {
     if (!n.is_dir) files.emplace_back(s.PathOf(id), &n);
@@ -75,7 +76,7 @@ std::string Engine::Impl::Report(Session& s) {
   std::string body;
   for (const auto& [path, n] : files) {
     FileState& f = *n->file;
-    std::lock_guard flock(f.mu);
+    MutexLock flock(f.mu);
     uint64_t length = f.length.load();
     uint64_t rx = f.received.BytesReceived();
     total_len += length;

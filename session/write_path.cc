@@ -24,7 +24,6 @@ constexpr size_t kCatchUpBytes = size_t{1} << 20;
 
 // Hashes up to kCatchUpBytes of received bytes from the frontier on, as
 // far as they are contiguous. Returns whether more may follow.
-// REQUIRES(f.mu)
 bool Engine::Impl::CatchUpStep(FileState& f) {
   if (!f.hash.valid()) return false;
   uint64_t from = f.hash.frontier();
@@ -44,13 +43,13 @@ bool Engine::Impl::CatchUpStep(FileState& f) {
 }
 
 // Hashes received bytes from the frontier on, as far as they are
-// contiguous. REQUIRES(f.mu)
+// contiguous.
 void Engine::Impl::CatchUp(FileState& f) {
   while (CatchUpStep(f)) {
   }
 }
 
-// Whether received bytes wait beyond the frontier. REQUIRES(f.mu)
+// Whether received bytes wait beyond the frontier.
 bool Engine::Impl::NeedsCatchUp(const FileState& f) const {
   if (!f.hash.valid()) return false;
   const uint64_t from = f.hash.frontier();
@@ -60,18 +59,18 @@ bool Engine::Impl::NeedsCatchUp(const FileState& f) const {
 void Engine::Impl::ScheduleCatchUp(const std::shared_ptr<FileState>& f) {
   if (f->catch_up_queued.exchange(true)) return;  // already waiting its turn
   {
-    std::lock_guard lock(catch_up_mu);
+    MutexLock lock(catch_up_mu);
     catch_up_queue.push_back(f);
   }
-  catch_up_wake.notify_one();
+  catch_up_wake.Signal();
 }
 
 void Engine::Impl::CatchUpLoop() {
   for (;;) {
     std::shared_ptr<FileState> f;
     {
-      std::unique_lock lock(catch_up_mu);
-      catch_up_wake.wait(lock, [&] { return catch_up_stopping || !catch_up_queue.empty(); });
+      MutexLock lock(catch_up_mu);
+      while (!catch_up_stopping && catch_up_queue.empty()) catch_up_wake.Wait(catch_up_mu);
       if (catch_up_stopping) return;
       f = std::move(catch_up_queue.front());
       catch_up_queue.pop_front();
@@ -80,10 +79,10 @@ void Engine::Impl::CatchUpLoop() {
     // One step per hold of the lock, so writers to the file interleave.
     for (bool more = true; more;) {
       {
-        std::lock_guard lock(catch_up_mu);
+        MutexLock lock(catch_up_mu);
         if (catch_up_stopping) return;
       }
-      std::lock_guard flock(f->mu);
+      MutexLock flock(f->mu);
       more = !f->removed && CatchUpStep(*f);
     }
   }
@@ -91,16 +90,15 @@ void Engine::Impl::CatchUpLoop() {
 
 void Engine::Impl::StopCatchUp() {
   {
-    std::lock_guard lock(catch_up_mu);
+    MutexLock lock(catch_up_mu);
     catch_up_stopping = true;
     catch_up_queue.clear();  // a hash left behind is completed by finish
   }
-  catch_up_wake.notify_all();
+  catch_up_wake.SignalAll();
   if (catch_up_thread.joinable()) catch_up_thread.join();
 }
 
 // The SHA-256 of a complete file, rehashing from the store if needed.
-// REQUIRES(f.mu)
 Result<std::string> Engine::Impl::FullHash(FileState& f) {
   if (!f.hash.valid()) f.hash.Reset();
   CatchUp(f);
@@ -119,7 +117,7 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<Fi
   bool write_once;
   uint32_t owner;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     UPFS_RETURN_IF_ERROR(s.CheckOpen());
     if (f.removed) return Status::Stale(s.Where(id) + " was removed");
     if (writer) UPFS_RETURN_IF_ERROR(ClearSetid(s, s.NodeAt(id), *writer, "write"));
@@ -131,14 +129,14 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<Fi
   bool catch_up = false;
   Status st = WriteLocked(f, offset, data, write_once, owner, &s.held_bytes, &catch_up);
   if (catch_up) ScheduleCatchUp(file);
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   if (!st.ok()) {
     st = st.WithContext(s.Where(id) + " offset " + std::to_string(offset));
     s.last_error = st.message();
-    std::lock_guard flock(f.mu);
+    MutexLock flock(f.mu);
     f.SetError(st.message());
   }
-  if (--s.writes_in_flight == 0) s.writes_done.notify_all();
+  if (--s.writes_in_flight == 0) s.writes_done.SignalAll();
   return st;
 }
 
@@ -149,7 +147,7 @@ Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view
   }
   if (data.empty()) return Status::OK();
   uint64_t end = offset + data.size();
-  std::lock_guard lock(f.mu);
+  MutexLock lock(f.mu);
   if (f.removed) return Status::Stale("file was removed");
   bool rewrites_hashed = false;
   bool skip_store = false;
@@ -203,7 +201,7 @@ Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view
 }
 
 // Clears the setuid/setgid bits of file `n` that a write or truncate by
-// `who` clears on a local filesystem (see Credentials). REQUIRES(s.mu)
+// `who` clears on a local filesystem (see Credentials).
 Status Engine::Impl::ClearSetid(Session& s, Node& n, Credentials& who, const char* op) {
   if (n.is_dir || !(n.mode & (S_ISUID | S_ISGID))) return Status::OK();
   uint32_t clear = n.mode & S_ISUID;
@@ -222,11 +220,11 @@ Status Engine::Impl::ClearSetid(Session& s, Node& n, Credentials& who, const cha
   return Status::OK();
 }
 
-// Sets a file's length. REQUIRES(s.mu)
+// Sets a file's length.
 Status Engine::Impl::TruncateFile(Session& s, Node& n, uint64_t size) {
   if (size > store::kMaxBlobLength) return Status::TooLarge("length beyond 2^62 bytes");
   FileState& f = *n.file;
-  std::lock_guard lock(f.mu);
+  MutexLock lock(f.mu);
   NodeRecord rec = n.ToRecord();
   rec.length = size;
   rec.mtime_ns = rec.ctime_ns = Now();
@@ -264,7 +262,7 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, h->file, offset, data, writer));
       return data.size();
     case NodeKind::kFinish: {
-      std::lock_guard lock(h->mu);
+      MutexLock lock(h->mu);
       if (h->commit_result) {
         return h->commit_result->ok() ? Status::Stale("this .finish handle already ran its commit")
                                       : *h->commit_result;
@@ -305,7 +303,7 @@ Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, 
   uint64_t length = 0;
   switch (h->kind) {
     case NodeKind::kFile: {
-      std::lock_guard lock(h->session->mu);
+      MutexLock lock(h->session->mu);
       if (h->session->state == SessionState::kGone) return h->session->CheckOpen();
       if (h->file->removed) return Status::Stale("file was removed");
       file_blob = h->file->Blob();
@@ -314,7 +312,7 @@ Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, 
       break;
     }
     case NodeKind::kStatus: {
-      std::lock_guard lock(h->mu);
+      MutexLock lock(h->mu);
       if (offset >= h->text.size()) return std::string();
       return h->text.substr(offset, size);
     }

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <utility>
 
+
 namespace upfs::store {
 namespace {
 
@@ -83,12 +84,12 @@ Status ForEachSegment(uint64_t offset, uint64_t n, F piece) {
 // ---- LostRanges ----
 
 void LostRanges::Add(uint64_t blob, Extent range) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ranges_[blob].push_back(range);
 }
 
 std::vector<Extent> LostRanges::Take(uint64_t blob) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = ranges_.find(blob);
   if (it == ranges_.end()) return {};
   std::vector<Extent> taken = std::move(it->second);
@@ -98,20 +99,20 @@ std::vector<Extent> LostRanges::Take(uint64_t blob) {
 
 void LostRanges::Restore(uint64_t blob, std::vector<Extent> ranges) {
   if (ranges.empty()) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Extent>& kept = ranges_[blob];
   kept.insert(kept.end(), ranges.begin(), ranges.end());
 }
 
 std::vector<uint64_t> LostRanges::Blobs() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<uint64_t> blobs;
   for (const auto& [blob, ranges] : ranges_) blobs.push_back(blob);
   return blobs;
 }
 
 void LostRanges::ForgetPast(uint64_t blob, uint64_t length) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = ranges_.find(blob);
   if (it == ranges_.end()) return;
   std::vector<Extent>& ranges = it->second;
@@ -136,23 +137,23 @@ DirBlobFiles::DirBlobFiles(std::string dir, int dir_fd)
 
 DirBlobFiles::~DirBlobFiles() {
   {
-    std::lock_guard lock(dirty_mu_);
+    MutexLock lock(dirty_mu_);
     stopping_ = true;
   }
-  sync_cv_.notify_all();
+  sync_cv_.SignalAll();
   syncer_.join();
   ::close(dir_fd_);
 }
 
 void DirBlobFiles::SyncLoop() {
-  std::unique_lock lock(dirty_mu_);
+  MutexLock lock(dirty_mu_);
   for (;;) {
-    sync_cv_.wait(lock, [&] { return stopping_ || !to_sync_.empty(); });
+    while (!stopping_ && to_sync_.empty()) sync_cv_.Wait(dirty_mu_);
     if (stopping_) return;
     std::vector<std::string> paths;
     paths.swap(to_sync_);
     background_busy_ = true;
-    lock.unlock();
+    lock.Unlock();
     // Early durability. A failure here is the one Linux reports (the next
     // fdatasync of the file returns 0), so it is kept: the bytes are lost
     // for the blob's next commit, and the next Sync fails.
@@ -160,7 +161,7 @@ void DirBlobFiles::SyncLoop() {
     for (const std::string& path : paths) {
       if (Status st = SyncFile(path); !st.ok() && !st.IsNotFound()) failed.emplace_back(path, std::move(st));
     }
-    lock.lock();
+    lock.Lock();
     for (auto& [path, st] : failed) {
       spdlog::error("syncing {} in the background failed; its unsynced bytes count as lost: {}", path,
                     st.ToString());
@@ -169,7 +170,7 @@ void DirBlobFiles::SyncLoop() {
       if (background_failed_.ok()) background_failed_ = std::move(st);
     }
     background_busy_ = false;
-    sync_cv_.notify_all();
+    sync_cv_.SignalAll();
   }
 }
 
@@ -209,7 +210,7 @@ std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
 void DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t bytes) {
   bool wake = false;
   {
-    std::lock_guard lock(dirty_mu_);
+    MutexLock lock(dirty_mu_);
     if (dirty_files_.insert(path).second && new_entry) dirty_dirs_.insert(path.substr(0, path.rfind('/')));
     uint64_t& unsynced = unsynced_bytes_[path];
     unsynced += bytes;
@@ -219,7 +220,7 @@ void DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t b
       wake = true;
     }
   }
-  if (wake) sync_cv_.notify_one();
+  if (wake) sync_cv_.Signal();
 }
 
 Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
@@ -235,7 +236,7 @@ Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data
       const std::string sub = path.substr(0, path.rfind('/'));
       if (::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST) return FromErrno(errno, "creating " + sub);
       {
-        std::lock_guard lock(dirty_mu_);
+        MutexLock lock(dirty_mu_);
         dirty_dirs_.insert(dir_);
       }
       raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -315,8 +316,8 @@ Status DirBlobFiles::Sync() {
   {
     // After the background syncer's paths: a failure it meets must be
     // seen here, since the file's next fdatasync will not report it.
-    std::unique_lock lock(dirty_mu_);
-    sync_cv_.wait(lock, [&] { return !background_busy_; });
+    MutexLock lock(dirty_mu_);
+    while (background_busy_) sync_cv_.Wait(dirty_mu_);
     files.swap(dirty_files_);
     dirs.swap(dirty_dirs_);
     unsynced_bytes_.clear();
@@ -344,7 +345,7 @@ Status DirBlobFiles::Sync() {
   for (const std::string& path : dirs) {
     if (Status st = SyncPath(path, /*directory=*/true); !st.ok()) fail(std::move(st));
   }
-  std::lock_guard lock(dirty_mu_);
+  MutexLock lock(dirty_mu_);
   // A file that failed is not tried again (Linux would report success);
   // its segment is lost instead. A directory is: its entries are in it.
   for (const std::string& path : lost_files) NoteLost(path);
@@ -390,13 +391,13 @@ void MemoryBlobFiles::WriteInto(Blob* b, uint64_t offset, std::string_view data)
 }
 
 Status MemoryBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   WriteInto(&current_[blob], offset, data);
   return Status::OK();
 }
 
 Status MemoryBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::memset(out, 0, n);
   *present = 0;
   auto it = current_.find(blob);
@@ -417,7 +418,7 @@ Status MemoryBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out
 }
 
 Status MemoryBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t /*end*/) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = current_.find(blob);
   if (it == current_.end()) return Status::OK();
   Blob& b = it->second;
@@ -435,32 +436,32 @@ Status MemoryBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t /*end*
 }
 
 Status MemoryBlobFiles::Sync() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   synced_ = current_;
   return Status::OK();
 }
 
 Status MemoryBlobFiles::List(std::map<uint64_t, uint64_t>* bytes) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   bytes->clear();
   for (const auto& [id, b] : current_) (*bytes)[id] = b.pages.size() * kPage;
   return Status::OK();
 }
 
 void MemoryBlobFiles::DropUnsynced() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   current_ = synced_;
 }
 
 size_t MemoryBlobFiles::ApproximateBytes() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   size_t total = 0;
   for (const auto& [id, b] : current_) total += b.pages.size() * kPage;
   return total;
 }
 
 void MemoryBlobFiles::Damage(uint64_t blob, uint64_t offset, std::string_view bytes) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   WriteInto(&current_[blob], offset, bytes);
 }
 

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "store/store.h"
 
@@ -88,8 +89,8 @@ class LostRanges {
   void ForgetPast(uint64_t blob, uint64_t length);
 
  private:
-  mutable std::mutex mu_;
-  std::map<uint64_t, std::vector<Extent>> ranges_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::map<uint64_t, std::vector<Extent>> ranges_ GUARDED_BY(mu_);
 };
 
 // One sparse file per blob and per 2^40-byte segment of it (so offsets up
@@ -149,18 +150,18 @@ class DirBlobFiles : public BlobFiles {
 
   const std::string dir_;
   const int dir_fd_;  // for syncfs
-  std::mutex dirty_mu_;
-  std::set<std::string> dirty_files_;  // GUARDED_BY(dirty_mu_)
-  std::set<std::string> dirty_dirs_;   // GUARDED_BY(dirty_mu_)
-  std::map<std::string, uint64_t> unsynced_bytes_;  // GUARDED_BY(dirty_mu_): written since the last sync
-  std::vector<std::string> to_sync_;                // GUARDED_BY(dirty_mu_): for the background syncer
-  bool stopping_ = false;                           // GUARDED_BY(dirty_mu_)
-  bool background_busy_ = false;                    // GUARDED_BY(dirty_mu_): the syncer has paths out
-  Status background_failed_;                        // GUARDED_BY(dirty_mu_): for the next Sync
+  Mutex dirty_mu_;
+  std::set<std::string> dirty_files_ GUARDED_BY(dirty_mu_);
+  std::set<std::string> dirty_dirs_ GUARDED_BY(dirty_mu_);
+  std::map<std::string, uint64_t> unsynced_bytes_ GUARDED_BY(dirty_mu_);  // written since the last sync
+  std::vector<std::string> to_sync_ GUARDED_BY(dirty_mu_);  // for the background syncer
+  bool stopping_ GUARDED_BY(dirty_mu_) = false;
+  bool background_busy_ GUARDED_BY(dirty_mu_) = false;  // the syncer has paths out
+  Status background_failed_ GUARDED_BY(dirty_mu_);  // for the next Sync
   LostRanges lost_;
   std::atomic<bool> fail_syncs_for_test_{false};
   std::atomic<int> background_sync_failures_{0};
-  std::condition_variable sync_cv_;
+  CondVar sync_cv_;
   std::thread syncer_;  // last: started once everything above exists
 };
 
@@ -189,9 +190,9 @@ class MemoryBlobFiles : public BlobFiles {
   using Blobs = std::map<uint64_t, Blob>;
   static void WriteInto(Blob* b, uint64_t offset, std::string_view data);
 
-  mutable std::mutex mu_;
-  Blobs current_;  // GUARDED_BY(mu_)
-  Blobs synced_;   // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  Blobs current_ GUARDED_BY(mu_);
+  Blobs synced_ GUARDED_BY(mu_);
 };
 
 }  // namespace upfs::store

@@ -223,7 +223,7 @@ class CommittedRecords {
   // Chunks of `blob` that intersect [begin, end), as OverlappingChunks.
   Status Overlapping(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, std::vector<ChunkRef>* out) {
     out->clear();
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!bound_known_) {
       UPFS_RETURN_IF_ERROR(ReadBlobEnd(kv, blob, &bound_));
       bound_known_ = true;
@@ -243,31 +243,36 @@ class CommittedRecords {
  private:
   // Reads the records of chunks starting in [from, max(to, from +
   // kSpanBytes)), up to the end record, or as many of them as fit.
-  // REQUIRES: mu_.
-  Status Load(const Kv& kv, uint64_t blob, uint64_t from, uint64_t to) {
+  Status Load(const Kv& kv, uint64_t blob, uint64_t from, uint64_t to) REQUIRES(mu_) {
     records_.clear();
     from_ = to_ = 0;
     const uint64_t span_end = std::min(*bound_, std::max(to, from + kSpanBytes));
     std::optional<uint64_t> stopped_at;
     size_t ahead = 0;  // records past what was asked for
+    // Gathered outside records_: the callback is a function of its own
+    // to the lock analysis, which does not know mu_ is held there.
+    std::vector<ChunkRef> loaded;
     UPFS_RETURN_IF_ERROR(ScanChunks(kv, blob, from, span_end, [&](ChunkRef& c) {
       if (c.begin >= to && ahead++ == kMaxRecords) {
         stopped_at = c.begin;
         return false;
       }
-      records_.push_back(std::move(c));
+      loaded.push_back(std::move(c));
       return true;
     }));
+    records_ = std::move(loaded);
     from_ = from;
     to_ = stopped_at.value_or(span_end);  // every chunk starting before to_ is here
     return Status::OK();
   }
 
-  std::mutex mu_;
-  bool bound_known_ = false;          // GUARDED_BY(mu_)
-  std::optional<uint64_t> bound_;     // GUARDED_BY(mu_): the end record
-  uint64_t from_ = 0, to_ = 0;        // GUARDED_BY(mu_): chunk starts records_ holds
-  std::vector<ChunkRef> records_;     // GUARDED_BY(mu_)
+  Mutex mu_;
+  bool bound_known_ GUARDED_BY(mu_) = false;
+  std::optional<uint64_t> bound_ GUARDED_BY(mu_);  // the end record
+  // Chunk starts records_ holds.
+  uint64_t from_ GUARDED_BY(mu_) = 0;
+  uint64_t to_ GUARDED_BY(mu_) = 0;
+  std::vector<ChunkRef> records_ GUARDED_BY(mu_);
 };
 
 class KvBlob : public ByteSink {
@@ -529,10 +534,10 @@ KvStore::KvStore(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs, uint6
 
 KvStore::~KvStore() {
   {
-    std::lock_guard lock(freed_mu_);
+    MutexLock lock(freed_mu_);
     stopping_ = true;
   }
-  freed_cv_.notify_all();
+  freed_cv_.SignalAll();
   reclaimer_.join();
   if (!in_use_) return;
   // A clean stop: every byte received is durable, and the records of
@@ -553,15 +558,15 @@ KvStore::~KvStore() {
 }
 
 void KvStore::ReclaimLoop() {
-  std::unique_lock lock(freed_mu_);
+  MutexLock lock(freed_mu_);
   for (;;) {
-    freed_cv_.wait(lock, [&] { return stopping_ || freed_records_ >= kCompactAfterFreedRecords; });
+    while (!stopping_ && freed_records_ < kCompactAfterFreedRecords) freed_cv_.Wait(freed_mu_);
     if (stopping_) return;
-    lock.unlock();
+    lock.Unlock();
     // A failed compaction only delays reclaiming (and a failed database
     // is reopened by the next write).
     if (Status st = Compact(); !st.ok()) spdlog::warn("compacting deleted extent records failed: {}", st.ToString());
-    lock.lock();
+    lock.Lock();
   }
 }
 
@@ -665,7 +670,7 @@ Result<uint64_t> KvStore::BeginUse() {
 
 Result<uint64_t> KvStore::NewIds(uint64_t count) {
   if (!lease_) return next_id_.fetch_add(count);
-  std::lock_guard lock(ids_mu_);
+  MutexLock lock(ids_mu_);
   const uint64_t first = next_id_.load();
   if (first + count <= ids_end_) {
     next_id_ = first + count;
@@ -841,18 +846,18 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
   if (freed_blobs.empty()) return Status::OK();
   bool wake;
   {
-    std::lock_guard lock(freed_mu_);
+    MutexLock lock(freed_mu_);
     freed_blobs_.insert(freed_blobs.begin(), freed_blobs.end());
     freed_records_ += freed;
     wake = freed_records_ >= kCompactAfterFreedRecords;
   }
   // In the background: callers (unlink, truncate) may hold session locks.
-  if (wake) freed_cv_.notify_one();
+  if (wake) freed_cv_.Signal();
   return Status::OK();
 }
 
 Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed) {
-  std::lock_guard lock(apply_mu_);
+  MutexLock lock(apply_mu_);
   // What a Truncate or DeleteBlob op trims: {blob, length}; a delete is a
   // trim to 0.
   auto trim_of = [](const Batch::Op& op) -> std::optional<std::pair<uint64_t, uint64_t>> {
@@ -1097,10 +1102,10 @@ Result<Space> KvStore::GetSpace() {
 }
 
 Status KvStore::Compact() {
-  std::lock_guard compacting(compact_mu_);
+  MutexLock compacting(compact_mu_);
   std::set<uint64_t> blobs;
   {
-    std::lock_guard lock(freed_mu_);
+    MutexLock lock(freed_mu_);
     blobs.swap(freed_blobs_);
     freed_records_ = 0;
   }

@@ -35,6 +35,7 @@
 #include <set>
 #include <vector>
 
+#include "base/mutex.h"
 #include "store/blob_files.h"
 #include "store/kv.h"
 #include "store/mount_lease.h"
@@ -148,24 +149,24 @@ class KvStore : public Store {
   mutable std::array<std::shared_mutex, kBlobLocks> blob_locks_;
   bool in_use_ = false;  // BeginUse succeeded
   // Serializes Apply so the persisted next-id never goes backwards.
-  std::mutex apply_mu_;
+  Mutex apply_mu_;
   std::atomic<uint64_t> next_id_;
   // A shared store: this mount's lease, and the ids it reserved,
   // [next_id_, ids_end_), taken under ids_mu_.
   const std::shared_ptr<MountLease> lease_;
   const std::string mount_id_;
-  std::mutex ids_mu_;
-  uint64_t ids_end_ = 0;  // GUARDED_BY(ids_mu_)
+  Mutex ids_mu_;
+  uint64_t ids_end_ GUARDED_BY(ids_mu_) = 0;
 
   // Compacts freed blobs whenever kCompactAfterFreedRecords accumulate.
   void ReclaimLoop();
 
-  std::mutex compact_mu_;  // one Compact at a time; taken before freed_mu_
-  std::mutex freed_mu_;
-  std::condition_variable freed_cv_;
-  std::set<uint64_t> freed_blobs_;  // GUARDED_BY(freed_mu_): blobs with bytes freed since the last Compact
-  uint64_t freed_records_ = 0;      // GUARDED_BY(freed_mu_)
-  bool stopping_ = false;           // GUARDED_BY(freed_mu_)
+  Mutex compact_mu_;  // one Compact at a time; taken before freed_mu_
+  Mutex freed_mu_;
+  CondVar freed_cv_;
+  std::set<uint64_t> freed_blobs_ GUARDED_BY(freed_mu_);  // blobs with bytes freed since the last Compact
+  uint64_t freed_records_ GUARDED_BY(freed_mu_) = 0;
+  bool stopping_ GUARDED_BY(freed_mu_) = false;
   std::thread reclaimer_;           // last: started once everything above exists
 };
 

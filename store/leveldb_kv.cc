@@ -21,6 +21,7 @@
 #include <shared_mutex>
 #include <system_error>
 
+#include "base/mutex.h"
 #include "store/leveldb_env.h"
 
 namespace upfs::store {
@@ -93,7 +94,7 @@ class SyncDoneLogsEnv : public leveldb::EnvWrapper {
   // those writes may never become durable, so no later synced write may
   // claim they are.
   leveldb::Status log_sync_error() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return error_;
   }
 
@@ -126,12 +127,12 @@ class SyncDoneLogsEnv : public leveldb::EnvWrapper {
     return fname.size() > 4 && fname.compare(fname.size() - 4, 4, ".log") == 0;
   }
   void Record(const leveldb::Status& s) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (error_.ok() && !s.ok()) error_ = s;
   }
 
-  mutable std::mutex mu_;
-  leveldb::Status error_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  leveldb::Status error_ GUARDED_BY(mu_);
 };
 
 // Free bytes for unprivileged users on the file system holding `dir`.
@@ -170,9 +171,15 @@ class LevelDbKv : public Kv {
 
   ~LevelDbKv() override { db_.reset(); }  // the DB before its Env and cache
 
-  // Opens the database (first open or reopen). REQUIRES: no db_, db_mu_
-  // held exclusively or no other thread has the object yet.
-  leveldb::Status OpenDb(bool create) {
+  // The first open, before any other thread has the object (the lock is
+  // uncontended; it is taken because OpenDb requires it).
+  leveldb::Status FirstOpen(bool create) EXCLUDES(db_mu_) {
+    WriterLock lock(db_mu_);
+    return OpenDb(create);
+  }
+
+  // Opens the database (first open or reopen). No db_ before.
+  leveldb::Status OpenDb(bool create) REQUIRES(db_mu_) {
     leveldb::Options options;
     options.create_if_missing = create;
     options.paranoid_checks = true;
@@ -215,13 +222,13 @@ class LevelDbKv : public Kv {
   }
 
   Status Get(std::string_view key, std::string* value) const override {
-    std::shared_lock lock(db_mu_);
+    ReaderLock lock(db_mu_);
     UPFS_RETURN_IF_ERROR(CheckOpen());
     return FromLevelDb(db_->Get(ReadOptions(), ToSlice(key), value), "get");
   }
 
   Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override {
-    std::shared_lock lock(db_mu_);
+    ReaderLock lock(db_mu_);
     UPFS_RETURN_IF_ERROR(CheckOpen());
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ReadOptions()));
     for (it->Seek(ToSlice(begin)); it->Valid(); it->Next()) {
@@ -244,7 +251,7 @@ class LevelDbKv : public Kv {
     leveldb::WriteOptions options;
     options.sync = sync;
     const char* what = sync ? "synced write" : "write";
-    std::lock_guard lock(write_mu_);
+    MutexLock lock(write_mu_);
     UPFS_RETURN_IF_ERROR(RecoverIfFailed());
     Status st = WriteLocked(options, &batch, what);
     if (!st.ok() && !failed_.ok()) {
@@ -256,7 +263,7 @@ class LevelDbKv : public Kv {
     }
     UPFS_RETURN_IF_ERROR(st);
     if (sync) {
-      std::shared_lock db_lock(db_mu_);
+      ReaderLock db_lock(db_mu_);
       return FromLevelDb(env_->log_sync_error(), "syncing a finished write-ahead log");
     }
     return Status::OK();
@@ -289,11 +296,11 @@ class LevelDbKv : public Kv {
   // a failure the compaction left).
   Status CompactPass(const leveldb::Slice& b, const leveldb::Slice& e, leveldb::WriteBatch* after) {
     {
-      std::shared_lock lock(db_mu_);
+      ReaderLock lock(db_mu_);
       UPFS_RETURN_IF_ERROR(CheckOpen());
       db_->CompactRange(&b, &e);
     }
-    std::lock_guard lock(write_mu_);
+    MutexLock lock(write_mu_);
     UPFS_RETURN_IF_ERROR(RecoverIfFailed());
     return WriteLocked(leveldb::WriteOptions(), after, "compaction");
   }
@@ -301,7 +308,7 @@ class LevelDbKv : public Kv {
   uint64_t ThreadKeyComparisons() const override { return thread_key_comparisons; }
 
   Status CheckRoomForData(uint64_t bytes) override {
-    std::lock_guard lock(space_mu_);
+    MutexLock lock(space_mu_);
     if (bytes <= unchecked_budget_) {
       unchecked_budget_ -= bytes;
       return Status::OK();
@@ -336,15 +343,15 @@ class LevelDbKv : public Kv {
     return options;
   }
 
-  // REQUIRES: db_mu_ held (shared is enough).
-  Status CheckOpen() const {
+  Status CheckOpen() const REQUIRES_SHARED(db_mu_) {
     if (db_) return Status::OK();
     return Status::IOError("the store database " + db_dir_ + " is closed after a failed reopen; retrying");
   }
 
-  // Writes to the DB; a failure marks it failed. REQUIRES: write_mu_.
-  Status WriteLocked(const leveldb::WriteOptions& options, leveldb::WriteBatch* batch, const char* what) {
-    std::shared_lock lock(db_mu_);
+  // Writes to the DB; a failure marks it failed.
+  Status WriteLocked(const leveldb::WriteOptions& options, leveldb::WriteBatch* batch, const char* what)
+      REQUIRES(write_mu_) EXCLUDES(db_mu_) {
+    ReaderLock lock(db_mu_);
     UPFS_RETURN_IF_ERROR(CheckOpen());
     leveldb::Status s = db_->Write(options, batch);
     if (s.ok()) return Status::OK();
@@ -363,15 +370,15 @@ class LevelDbKv : public Kv {
   // recovery writes: a table per write-ahead log, and a new MANIFEST.
   // Not the whole reserve: a failed compaction's output stays on disk
   // until the reopen deletes it, so waiting for the reserve could wait
-  // forever. REQUIRES: write_mu_.
-  Status RecoverIfFailed() {
+  // forever.
+  Status RecoverIfFailed() REQUIRES(write_mu_) EXCLUDES(db_mu_) {
     if (failed_.ok()) return Status::OK();
     auto now = std::chrono::steady_clock::now();
     if (now < next_reopen_) return failed_;
     next_reopen_ = now + kReopenInterval;
     Result<uint64_t> free = free_bytes_();
     if (!free.ok() || *free < RecoveryBytes()) return failed_;
-    std::unique_lock lock(db_mu_);
+    WriterLock lock(db_mu_);
     db_.reset();
     leveldb::Status s = OpenDb(/*create=*/false);
     if (!s.ok()) {
@@ -404,16 +411,16 @@ class LevelDbKv : public Kv {
   const std::unique_ptr<leveldb::Cache> cache_;
   const std::function<Result<uint64_t>()> free_bytes_;
 
-  std::mutex write_mu_;
-  Status failed_;                                      // GUARDED_BY(write_mu_): OK, or why writes stopped
-  std::chrono::steady_clock::time_point next_reopen_;  // GUARDED_BY(write_mu_)
+  Mutex write_mu_;
+  Status failed_ GUARDED_BY(write_mu_);  // OK, or why writes stopped
+  std::chrono::steady_clock::time_point next_reopen_ GUARDED_BY(write_mu_);
 
-  mutable std::shared_mutex db_mu_;
-  std::unique_ptr<SyncDoneLogsEnv> env_;  // GUARDED_BY(db_mu_) for swapping
-  std::unique_ptr<leveldb::DB> db_;       // GUARDED_BY(db_mu_) for swapping; null after a failed reopen
+  mutable SharedMutex db_mu_;
+  std::unique_ptr<SyncDoneLogsEnv> env_ GUARDED_BY(db_mu_);  // for swapping
+  std::unique_ptr<leveldb::DB> db_ GUARDED_BY(db_mu_);  // for swapping; null after a failed reopen
 
-  std::mutex space_mu_;
-  uint64_t unchecked_budget_ = 0;  // GUARDED_BY(space_mu_): data bytes accepted before the next statvfs
+  Mutex space_mu_;
+  uint64_t unchecked_budget_ GUARDED_BY(space_mu_) = 0;  // data bytes accepted before the next statvfs
 };
 
 bool DirectoryIsEmptyForStore(const std::filesystem::path& dir) {
@@ -430,7 +437,7 @@ bool DirectoryIsEmptyForStore(const std::filesystem::path& dir) {
 Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create,
                                           const LevelDbOptions& opts) {
   auto kv = std::make_unique<LevelDbKv>(db_dir, opts);
-  leveldb::Status s = kv->OpenDb(create);
+  leveldb::Status s = kv->FirstOpen(create);
   if (!s.ok()) {
     std::string msg = s.ToString();
     if (msg.find("LOCK") != std::string::npos &&

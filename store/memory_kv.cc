@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+
 namespace upfs::store {
 namespace {
 
@@ -18,7 +19,7 @@ bool MemoryKv::CountingLess::operator()(std::string_view a, std::string_view b) 
 uint64_t MemoryKv::ThreadKeyComparisons() const { return thread_key_comparisons; }
 
 Status MemoryKv::Get(std::string_view key, std::string* value) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = map_.find(key);
   if (it == map_.end()) return Status::NotFound("key");
   *value = it->second;
@@ -26,7 +27,7 @@ Status MemoryKv::Get(std::string_view key, std::string* value) const {
 }
 
 Status MemoryKv::Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   for (auto it = map_.lower_bound(begin); it != map_.end() && std::string_view(it->first) < end; ++it) {
     if (!visit(it->first, it->second)) break;
   }
@@ -34,7 +35,7 @@ Status MemoryKv::Scan(std::string_view begin, std::string_view end, const KvVisi
 }
 
 Status MemoryKv::Commit(const KvWrite& write, bool /*sync*/) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   for (const auto& [key, value] : write.ops) {
     if (value) {
       map_.insert_or_assign(key, *value);
@@ -46,7 +47,7 @@ Status MemoryKv::Commit(const KvWrite& write, bool /*sync*/) {
 }
 
 size_t MemoryKv::ApproximateBytes() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   size_t total = 0;
   for (const auto& [k, v] : map_) total += k.size() + v.size();
   return total;

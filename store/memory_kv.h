@@ -6,6 +6,7 @@
 #include <shared_mutex>
 #include <string>
 
+#include "base/mutex.h"
 #include "store/kv.h"
 
 namespace upfs::store {
@@ -29,8 +30,8 @@ class MemoryKv : public Kv {
     bool operator()(std::string_view a, std::string_view b) const;
   };
 
-  mutable std::shared_mutex mu_;
-  std::map<std::string, std::string, CountingLess> map_;  // GUARDED_BY(mu_)
+  mutable SharedMutex mu_;
+  std::map<std::string, std::string, CountingLess> map_ GUARDED_BY(mu_);
 };
 
 }  // namespace upfs::store

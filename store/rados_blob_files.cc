@@ -6,6 +6,7 @@
 #include <cstring>
 #include <utility>
 
+
 namespace upfs::store {
 namespace {
 
@@ -62,8 +63,8 @@ Result<std::unique_ptr<RadosBlobFiles>> RadosBlobFiles::Open(std::shared_ptr<Rad
 }
 
 RadosBlobFiles::~RadosBlobFiles() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return in_flight_ == 0; });
+  MutexLock lock(mu_);
+  while (in_flight_ != 0) cv_.Wait(mu_);
   ReapLocked();
 }
 
@@ -71,12 +72,12 @@ void RadosBlobFiles::OnComplete(librados::completion_t, void* arg) {
   auto* w = static_cast<Pending*>(arg);
   RadosBlobFiles* self = w->owner;
   // Notified under the lock: once it is released, the destructor may run.
-  std::lock_guard lock(self->mu_);
+  MutexLock lock(self->mu_);
   w->rc = w->completion->get_return_value();
   w->done = true;
   --self->in_flight_;
   self->in_flight_bytes_ -= w->end - w->begin;
-  self->cv_.notify_all();
+  self->cv_.SignalAll();
 }
 
 void RadosBlobFiles::ReapLocked() const {
@@ -110,11 +111,11 @@ Status RadosBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view da
     op.write(at, bytes);
     Pending* w;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] {
-        return in_flight_ == 0 ||
-               (in_flight_ < options_.max_in_flight && in_flight_bytes_ + len <= options_.max_in_flight_bytes);
-      });
+      MutexLock lock(mu_);
+      while (in_flight_ != 0 &&
+             (in_flight_ >= options_.max_in_flight || in_flight_bytes_ + len > options_.max_in_flight_bytes)) {
+        cv_.Wait(mu_);
+      }
       ReapLocked();
       w = &pending_.emplace_back();
       w->owner = this;
@@ -133,11 +134,11 @@ Status RadosBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view da
     const int rc = io_.aio_operate(oid, w->completion, &op, librados::OPERATION_FULL_TRY);
     if (rc < 0) {
       // Not queued: no callback will come.
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       w->done = true;
       --in_flight_;
       in_flight_bytes_ -= len;
-      cv_.notify_all();
+      cv_.SignalAll();
       return FromRados(rc, w->what);
     }
     return Status::OK();
@@ -145,12 +146,15 @@ Status RadosBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view da
 }
 
 void RadosBlobFiles::WaitForOverlapping(uint64_t blob, uint64_t begin, uint64_t end) const {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] {
-    return std::none_of(pending_.begin(), pending_.end(), [&](const Pending& w) {
-      return !w.done && w.blob == blob && w.begin < end && begin < w.end;
-    });
-  });
+  MutexLock lock(mu_);
+  for (;;) {
+    bool overlapping = false;
+    for (const Pending& w : pending_) {
+      if (!w.done && w.blob == blob && w.begin < end && begin < w.end) overlapping = true;
+    }
+    if (!overlapping) return;
+    cv_.Wait(mu_);
+  }
 }
 
 Status RadosBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const {
@@ -181,7 +185,7 @@ Status RadosBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out,
 std::vector<Extent> RadosBlobFiles::TakeLost(uint64_t blob) {
   WaitForOverlapping(blob, 0, kMaxBlobLength);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ReapLocked();
     // Reported to its own file now: no other commit's Sync reports it.
     if (!failed_.ok() && failed_blob_ == blob) failed_ = Status::OK();
@@ -191,8 +195,8 @@ std::vector<Extent> RadosBlobFiles::TakeLost(uint64_t blob) {
 
 std::vector<uint64_t> RadosBlobFiles::BlobsWithLost() {
   {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return in_flight_ == 0; });
+    MutexLock lock(mu_);
+    while (in_flight_ != 0) cv_.Wait(mu_);
     ReapLocked();
   }
   return lost_.Blobs();
@@ -204,7 +208,7 @@ Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
   if (end > length) WaitForOverlapping(blob, length, end);
   {
     // Lost bytes past the new length are gone anyway.
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ReapLocked();
   }
   lost_.ForgetPast(blob, length);
@@ -242,8 +246,8 @@ Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
 }
 
 Status RadosBlobFiles::Sync() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return in_flight_ == 0; });
+  MutexLock lock(mu_);
+  while (in_flight_ != 0) cv_.Wait(mu_);
   ReapLocked();
   return std::exchange(failed_, Status::OK());
 }
@@ -269,12 +273,12 @@ Status RadosBlobFiles::List(std::map<uint64_t, uint64_t>* bytes) const {
 }
 
 size_t RadosBlobFiles::peak_in_flight() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return peak_in_flight_;
 }
 
 uint64_t RadosBlobFiles::peak_in_flight_bytes() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return peak_in_flight_bytes_;
 }
 

@@ -32,6 +32,7 @@
 #include <mutex>
 #include <string>
 
+#include "base/mutex.h"
 #include "store/blob_files.h"
 #include "store/rados_connection.h"
 #include "store/rados_lock.h"
@@ -93,8 +94,8 @@ class RadosBlobFiles : public BlobFiles {
   RadosBlobFiles(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string pool,
                  const RadosBlobOptions& options);
   static void OnComplete(librados::completion_t, void* arg);
-  // Forgets finished writes, keeping the first failure. REQUIRES: mu_.
-  void ReapLocked() const;
+  // Forgets finished writes, keeping the first failure.
+  void ReapLocked() const REQUIRES(mu_);
   // Waits until no queued write of `blob` overlaps [begin, end).
   void WaitForOverlapping(uint64_t blob, uint64_t begin, uint64_t end) const;
 
@@ -104,16 +105,16 @@ class RadosBlobFiles : public BlobFiles {
   const std::string pool_;
   const RadosBlobOptions options_;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;  // a queued write finished
-  mutable std::list<Pending> pending_;  // GUARDED_BY(mu_)
-  mutable uint64_t in_flight_bytes_ = 0;  // GUARDED_BY(mu_): of unfinished writes
-  mutable size_t in_flight_ = 0;          // GUARDED_BY(mu_)
-  mutable Status failed_;                 // GUARDED_BY(mu_): first failure since the last Sync
-  mutable uint64_t failed_blob_ = 0;      // GUARDED_BY(mu_): whose write that was
+  mutable Mutex mu_;
+  mutable CondVar cv_;  // a queued write finished
+  mutable std::list<Pending> pending_ GUARDED_BY(mu_);
+  mutable uint64_t in_flight_bytes_ GUARDED_BY(mu_) = 0;  // of unfinished writes
+  mutable size_t in_flight_ GUARDED_BY(mu_) = 0;
+  mutable Status failed_ GUARDED_BY(mu_);  // first failure since the last Sync
+  mutable uint64_t failed_blob_ GUARDED_BY(mu_) = 0;  // whose write that was
   mutable LostRanges lost_;  // of failed writes, until TakeLost
-  size_t peak_in_flight_ = 0;             // GUARDED_BY(mu_)
-  uint64_t peak_in_flight_bytes_ = 0;     // GUARDED_BY(mu_)
+  size_t peak_in_flight_ GUARDED_BY(mu_) = 0;
+  uint64_t peak_in_flight_bytes_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace upfs::store

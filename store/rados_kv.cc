@@ -147,7 +147,7 @@ RadosKv::RadosKv(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std:
 
 RadosKv::~RadosKv() {
   WaitForBackground();
-  std::lock_guard lock(bg_mu_);
+  MutexLock lock(bg_mu_);
   ReapLocked();
   for (const auto& [oid, st] : bg_failed_) {
     spdlog::error("rados pool {}: records written in the background to {} failed, and nobody asked: {}", pool_, oid,
@@ -159,11 +159,11 @@ void RadosKv::OnBackgroundDone(librados::completion_t, void* arg) {
   auto* c = static_cast<Background*>(arg);
   RadosKv* self = c->owner;
   // Notified under the lock: once it is released, the destructor may run.
-  std::lock_guard lock(self->bg_mu_);
+  MutexLock lock(self->bg_mu_);
   c->rc = c->completion->get_return_value();
   c->done = true;
   --self->bg_in_flight_;
-  self->bg_cv_.notify_all();
+  self->bg_cv_.SignalAll();
 }
 
 void RadosKv::ReapLocked() const {
@@ -191,18 +191,18 @@ void RadosKv::ReapLocked() const {
 }
 
 void RadosKv::WaitForBackground() const {
-  std::unique_lock lock(bg_mu_);
-  bg_cv_.wait(lock, [&] { return bg_in_flight_ == 0; });
+  MutexLock lock(bg_mu_);
+  while (bg_in_flight_ != 0) bg_cv_.Wait(bg_mu_);
   ReapLocked();
 }
 
 void RadosKv::WaitForBackgroundKeys(std::string_view begin, std::string_view end) const {
-  std::unique_lock lock(bg_mu_);
+  MutexLock lock(bg_mu_);
   for (;;) {
     ReapLocked();
     auto k = bg_keys_.lower_bound(begin);
     if (k == bg_keys_.end() || k->first >= end) return;
-    bg_cv_.wait(lock);
+    bg_cv_.Wait(bg_mu_);
   }
 }
 
@@ -211,8 +211,8 @@ Status RadosKv::CommitInBackground(const std::string& oid, std::map<std::string,
   const bool puts = OmapWrite(ops, {}, &op).first > 0;
   Background* c;
   {
-    std::unique_lock lock(bg_mu_);
-    bg_cv_.wait(lock, [&] { return bg_in_flight_ < kMaxBackgroundCommits; });
+    MutexLock lock(bg_mu_);
+    while (bg_in_flight_ >= kMaxBackgroundCommits) bg_cv_.Wait(bg_mu_);
     ReapLocked();
     c = &bg_.emplace_back();
     c->owner = this;
@@ -231,7 +231,7 @@ Status RadosKv::CommitInBackground(const std::string& oid, std::map<std::string,
       c->done = true;
       c->rc = rc;
       --bg_in_flight_;
-      bg_cv_.notify_all();
+      bg_cv_.SignalAll();
     }
   }
   return Status::OK();
@@ -239,10 +239,10 @@ Status RadosKv::CommitInBackground(const std::string& oid, std::map<std::string,
 
 Status RadosKv::TakeWriteFailure(std::string_view key) {
   const std::string oid = ObjectOf(key);
-  std::unique_lock lock(bg_mu_);
-  bg_cv_.wait(lock, [&] {
-    return std::none_of(bg_.begin(), bg_.end(), [&](const Background& c) { return !c.done && c.oid == oid; });
-  });
+  MutexLock lock(bg_mu_);
+  while (std::any_of(bg_.begin(), bg_.end(), [&](const Background& c) { return !c.done && c.oid == oid; })) {
+    bg_cv_.Wait(bg_mu_);
+  }
   ReapLocked();
   auto it = bg_failed_.find(oid);
   if (it == bg_failed_.end()) return Status::OK();
@@ -332,7 +332,7 @@ Status RadosKv::RollForward() {
     todo.emplace_back(key, std::move(write));
   }
   uint64_t rolled = 0;
-  std::unique_lock view(view_mu_);
+  WriterLock view(view_mu_);
   for (const auto& [key, write] : todo) {
     Intent intent{key, {}};
     for (const auto& [k, v] : write.ops) intent.by_object[ObjectOf(k)][k] = v;
@@ -417,18 +417,18 @@ Status RadosKv::Commit(const KvWrite& write, bool sync) {
   // records (an asset's entries) must not be stored before them.
   WaitForBackground();
   if (has_pending_) {
-    std::unique_lock view(view_mu_);
+    WriterLock view(view_mu_);
     UPFS_RETURN_IF_ERROR(FinishPendingLocked());
   }
   if (by_object.size() == 1 && (write.expects.empty() || by_object.begin()->first == kMetaObject)) {
-    std::shared_lock view(view_mu_);
+    ReaderLock view(view_mu_);
     return Apply(by_object.begin()->first, by_object.begin()->second, {}, &write);
   }
   return CommitOps(std::move(by_object), write);
 }
 
 Status RadosKv::CommitOps(ObjectOps by_object, const KvWrite& write) {
-  std::unique_lock view(view_mu_);
+  WriterLock view(view_mu_);
   UPFS_RETURN_IF_ERROR(FinishPendingLocked());
   const uint64_t seq = next_intent_++;
   Intent intent{IntentKey(mount_, seq), std::move(by_object)};
@@ -473,7 +473,7 @@ Status RadosKv::FinishPendingLocked() {
 Status RadosKv::Get(std::string_view key, std::string* value) const {
   {
     // A key a commit under way writes reads as that commit leaves it.
-    std::lock_guard lock(bg_mu_);
+    MutexLock lock(bg_mu_);
     auto k = bg_keys_.find(key);
     if (k != bg_keys_.end()) {
       if (!k->second.second) return Status::NotFound("key");
@@ -484,7 +484,7 @@ Status RadosKv::Get(std::string_view key, std::string* value) const {
   const std::string oid = ObjectOf(key);
   std::map<std::string, bufferlist> vals;
   const std::string k(key);
-  std::shared_lock view(view_mu_);
+  ReaderLock view(view_mu_);
   const int rc = io_.omap_get_vals_by_keys(oid, {k}, &vals);
   if (rc == -ENOENT) return Status::NotFound("key");
   UPFS_RETURN_IF_ERROR(FromRados(rc, "reading a key of " + oid + " (pool " + pool_ + ")"));
@@ -569,7 +569,7 @@ Status RadosKv::Scan(std::string_view begin, std::string_view end, const KvVisit
     if (first == last) one_object = ExtentObject(first);
   }
   if (one_object) {
-    std::shared_lock view(view_mu_);
+    ReaderLock view(view_mu_);
     bool stopped = false, whole = false;
     // Visits the first page only if it is the whole answer.
     std::vector<std::pair<std::string, std::string>> page;
@@ -587,7 +587,7 @@ Status RadosKv::Scan(std::string_view begin, std::string_view end, const KvVisit
       return Status::OK();
     }
   }
-  std::unique_lock view(view_mu_);
+  WriterLock view(view_mu_);
   return ScanLocked(begin, end, visit);
 }
 
@@ -702,7 +702,7 @@ Status RadosKv::RefreshSpaceLocked() {
 }
 
 Status RadosKv::GetSpace(uint64_t* total_bytes, uint64_t* free_bytes) {
-  std::lock_guard lock(space_mu_);
+  MutexLock lock(space_mu_);
   UPFS_RETURN_IF_ERROR(RefreshSpaceLocked());
   *total_bytes = space_total_;
   *free_bytes = std::min(space_left_, space_total_);
@@ -710,7 +710,7 @@ Status RadosKv::GetSpace(uint64_t* total_bytes, uint64_t* free_bytes) {
 }
 
 Status RadosKv::CheckRoomForData(uint64_t bytes) {
-  std::lock_guard lock(space_mu_);
+  MutexLock lock(space_mu_);
   UPFS_RETURN_IF_ERROR(RefreshSpaceLocked());
   if (bytes > space_left_) {
     return Status::NoSpace("pool " + pool_ + " has " + std::to_string(space_left_) +

@@ -56,6 +56,7 @@
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "store/kv.h"
 #include "store/rados_connection.h"
 #include "store/rados_lock.h"
@@ -155,8 +156,7 @@ class RadosKv : public Kv {
   Status CommitInBackground(const std::string& oid, std::map<std::string, std::optional<std::string>> ops);
   static void OnBackgroundDone(librados::completion_t, void* arg);
   // Forgets finished background commits and their keys, keeping failures.
-  // REQUIRES: bg_mu_.
-  void ReapLocked() const;
+  void ReapLocked() const REQUIRES(bg_mu_);
   // Waits until no background commit is under way (all), or none that
   // writes a key in [begin, end).
   void WaitForBackground() const;
@@ -166,8 +166,8 @@ class RadosKv : public Kv {
   // Applies every object's part of pending_ and removes its intent. On
   // failure pending_ stays, and every later Commit tries again first:
   // none may change those keys before the intent is gone, or a roll
-  // forward at the next open would undo it. REQUIRES: view_mu_ exclusive.
-  Status FinishPendingLocked();
+  // forward at the next open would undo it.
+  Status FinishPendingLocked() REQUIRES(view_mu_);
   // Adds the omap part of one object's write to `op`: puts (`ops` with a
   // value, and `extra_puts`) and removals. Returns how many of each.
   static std::pair<size_t, size_t> OmapWrite(const std::map<std::string, std::optional<std::string>>& ops,
@@ -182,13 +182,13 @@ class RadosKv : public Kv {
                     bool* stopped, bool stop_after_one_page, bool* whole) const;
   // The extent objects whose blobs fall in [first, last], in blob order.
   Status ExtentObjectsIn(uint64_t first, uint64_t last, std::vector<uint64_t>* blobs) const;
-  Status ScanLocked(std::string_view begin, std::string_view end, const KvVisitor& visit) const;
+  Status ScanLocked(std::string_view begin, std::string_view end, const KvVisitor& visit) const REQUIRES(view_mu_);
   // The pool's quota (if any) and the cluster's size and free space, one
   // look-up each: total 0 when neither is known yet.
   Status ReadSpace(uint64_t* total_bytes, uint64_t* free_bytes) const;
   // ReadSpace into the fields below unless they are younger than
-  // kSpaceCacheTime. REQUIRES: space_mu_.
-  Status RefreshSpaceLocked();
+  // kSpaceCacheTime.
+  Status RefreshSpaceLocked() REQUIRES(space_mu_);
 
   const std::shared_ptr<RadosConnection> conn_;
   std::shared_ptr<RadosStoreLock> lock_;  // released after the last commit (and the blob files' writes)
@@ -198,29 +198,29 @@ class RadosKv : public Kv {
 
   // Held shared by single-object commits and single-page reads, exclusively
   // by multi-object commits and by scans of more than one page.
-  mutable std::shared_mutex view_mu_;
-  uint64_t next_intent_ = 0;  // GUARDED_BY(view_mu_), exclusively
-  std::optional<Intent> pending_;  // GUARDED_BY(view_mu_)
+  mutable SharedMutex view_mu_;
+  uint64_t next_intent_ GUARDED_BY(view_mu_) = 0;  // exclusively
+  std::optional<Intent> pending_ GUARDED_BY(view_mu_);
   std::atomic<bool> has_pending_{false};
   std::atomic<bool> stop_after_intent_{false};
   bool kill_after_intent_ = false;  // set by Open only
   uint64_t rolled_forward_ = 0;
 
-  mutable std::mutex bg_mu_;
-  mutable std::condition_variable bg_cv_;  // a background commit finished
-  mutable std::list<Background> bg_;       // GUARDED_BY(bg_mu_)
-  mutable size_t bg_in_flight_ = 0;        // GUARDED_BY(bg_mu_)
-  uint64_t bg_next_seq_ = 0;               // GUARDED_BY(bg_mu_)
+  mutable Mutex bg_mu_;
+  mutable CondVar bg_cv_;  // a background commit finished
+  mutable std::list<Background> bg_ GUARDED_BY(bg_mu_);
+  mutable size_t bg_in_flight_ GUARDED_BY(bg_mu_) = 0;
+  uint64_t bg_next_seq_ GUARDED_BY(bg_mu_) = 0;
   // GUARDED_BY(bg_mu_): each key a background commit under way writes:
   // the newest such commit's seq and value (nullopt: deleted).
   mutable std::map<std::string, std::pair<uint64_t, std::optional<std::string>>, std::less<>> bg_keys_;
   // GUARDED_BY(bg_mu_): first failure per object, until TakeWriteFailure.
   mutable std::map<std::string, Status> bg_failed_;
 
-  std::mutex space_mu_;
-  std::chrono::steady_clock::time_point space_checked_;  // GUARDED_BY(space_mu_)
-  uint64_t space_total_ = 0;                             // GUARDED_BY(space_mu_): 0 while unknown
-  uint64_t space_left_ = 0;                              // GUARDED_BY(space_mu_): bytes until quota or full
+  Mutex space_mu_;
+  std::chrono::steady_clock::time_point space_checked_ GUARDED_BY(space_mu_);
+  uint64_t space_total_ GUARDED_BY(space_mu_) = 0;  // 0 while unknown
+  uint64_t space_left_ GUARDED_BY(space_mu_) = 0;  // bytes until quota or full
 };
 
 // Intents: a KvWrite serialized, and back. False when `in` is not one.

@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+
 namespace upfs::store {
 
 namespace {
@@ -160,7 +161,7 @@ Result<std::unique_ptr<RadosStoreLock>> RadosStoreLock::Acquire(std::shared_ptr<
 
 Status RadosStoreLock::Held() const {
   if (fenced_.load(std::memory_order_acquire)) {
-    std::lock_guard lock(lost_mu_);
+    MutexLock lock(lost_mu_);
     return lost_;
   }
   const int64_t age = SteadyNs() - renewed_ns_.load(std::memory_order_acquire);
@@ -204,9 +205,12 @@ Status RadosStoreLock::Fence(const std::string& description) {
 }
 
 void RadosStoreLock::RenewLoop() {
-  std::unique_lock lock(mu_);
-  while (!cv_.wait_for(lock, lease_ / 3, [&] { return stopping_; })) {
-    lock.unlock();
+  MutexLock lock(mu_);
+  for (;;) {
+    const auto renew_at = std::chrono::steady_clock::now() + lease_ / 3;
+    while (!stopping_ && cv_.WaitUntil(mu_, renew_at)) continue;  // woken early, not stopping: wait on
+    if (stopping_) return;
+    lock.Unlock();
     const int rc = Lock(true);
     if (rc == -ESHUTDOWN) {  // EBLOCKLISTED
       Status lost = Status::IOError(where_ + ": this mount was fenced (its client is blocklisted): another mount "
@@ -214,7 +218,7 @@ void RadosStoreLock::RenewLoop() {
                                              "more (restart it)");
       spdlog::error("{}", lost.ToString());
       {
-        std::lock_guard l(lost_mu_);
+        MutexLock l(lost_mu_);
         lost_ = std::move(lost);
       }
       fenced_.store(true, std::memory_order_release);
@@ -224,16 +228,16 @@ void RadosStoreLock::RenewLoop() {
       spdlog::warn("{}: renewing the lease failed (tried again in {} s): {}", where_, (lease_ / 3).count(),
                    FromRados(rc, "lock").ToString());
     }
-    lock.lock();
+    lock.Lock();
   }
 }
 
 RadosStoreLock::~RadosStoreLock() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (renewer_.joinable()) renewer_.join();
   if (!fenced_.load()) {
     if (int rc = io_.unlock(kObject, kName, cookie_); rc < 0 && rc != -ENOENT) {

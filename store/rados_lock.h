@@ -39,6 +39,7 @@
 #include <string>
 #include <thread>
 
+#include "base/mutex.h"
 #include "store/mount_lease.h"
 #include "store/rados_connection.h"
 #include "base/status.h"
@@ -98,11 +99,11 @@ class RadosStoreLock : public MountLease {
   const std::string id_;
   const bool exclusive_;
   const std::chrono::seconds lease_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
-  mutable std::mutex lost_mu_;
-  Status lost_;  // GUARDED_BY(lost_mu_): set once, never cleared
+  Mutex mu_;
+  CondVar cv_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  mutable Mutex lost_mu_;
+  Status lost_ GUARDED_BY(lost_mu_);  // set once, never cleared
   std::atomic<bool> fenced_{false};
   // steady_clock ns when the last successful lock or renewal was sent.
   std::atomic<int64_t> renewed_ns_{0};
