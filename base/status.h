@@ -79,7 +79,14 @@ class Status {
   static Status QuotaExceeded(std::string msg) { return {Code::kQuotaExceeded, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
+  // The codes callers branch on; the rest are compared through code().
   bool IsNotFound() const { return code_ == Code::kNotFound; }
+  bool IsExists() const { return code_ == Code::kExists; }
+  bool IsCorruption() const { return code_ == Code::kCorruption; }
+  bool IsStale() const { return code_ == Code::kStale; }
+  bool IsBusy() const { return code_ == Code::kBusy; }
+  bool IsNotSupported() const { return code_ == Code::kNotSupported; }
+  bool IsNoAttribute() const { return code_ == Code::kNoAttribute; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
 
@@ -129,3 +136,23 @@ class Result {
     ::upfs::Status upfs_status_ = (expr); \
     if (!upfs_status_.ok()) return upfs_status_; \
   } while (0)
+
+// Evaluates `expr`, a Result<T>. On failure returns its Status from the
+// calling function; otherwise moves the value into `lhs`, which either
+// declares a variable or names an existing one:
+//
+//   UPFS_ASSIGN_OR_RETURN(auto loc, m.Locate(id));
+//   UPFS_ASSIGN_OR_RETURN(blobs, DirBlobFiles::Open(dir));
+//
+// It expands to several statements: write it as a statement of its own, not
+// as the body of an unbraced if or loop.
+#define UPFS_ASSIGN_OR_RETURN(lhs, ...) \
+  UPFS_ASSIGN_OR_RETURN_IMPL_(UPFS_STATUS_CONCAT_(upfs_result_, __LINE__), lhs, __VA_ARGS__)
+
+#define UPFS_ASSIGN_OR_RETURN_IMPL_(result, lhs, ...) \
+  auto result = (__VA_ARGS__);                       \
+  if (!result.ok()) return result.status();          \
+  lhs = std::move(result).value()
+
+#define UPFS_STATUS_CONCAT_(a, b) UPFS_STATUS_CONCAT_INNER_(a, b)
+#define UPFS_STATUS_CONCAT_INNER_(a, b) a##b
