@@ -3,9 +3,10 @@
 // another layer.
 //
 // Errors are values, never exceptions across an API. A Status is a code
-// saying what kind of failure it is (the fs layer maps codes to errno in
-// one table, fs/errno_table.cc) and a message saying exactly what and where
-// ("session 'x' file 'a/b': missing bytes [100, 200)").
+// saying what kind of failure it is (the fs layer gives each code its
+// errno and log level in one table, fs/errno_table.cc) and a message saying
+// exactly what and where ("session 'x' file 'a/b': missing bytes [100,
+// 200)").
 //
 // Thread safety: Status and Result are values; distinct objects may be used
 // from different threads freely.
@@ -21,8 +22,10 @@ namespace upfs {
 
 class Status {
  public:
-  // Keep in step with CodeName() and fs/errno_table.cc (a test checks that
-  // every code has an errno).
+  // New codes go last (kQuotaExceeded is the last one today). Keep in step
+  // with CodeName() and the table in fs/errno_table.cc, which gives each
+  // code its errno, log level and metrics label (static asserts there check
+  // that every code up to the last has its row).
   enum class Code {
     kOk = 0,
     kNotFound,         // no such session, file, asset or record

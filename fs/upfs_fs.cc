@@ -263,55 +263,17 @@ class RequestCredentials final : public session::Credentials {
 
 // ---- the failure funnel ----
 
-// How loud a failure is. A miss (no such name, no such xattr) answers a
-// question the kernel asks all the time (revalidating entries, probing
-// security.capability before every write): debug. A request the client got
-// wrong: info, once. The daemon or its storage failing: warn / error.
-spdlog::level::level_enum SeverityFor(Status::Code code) {
-  using Code = Status::Code;
-  switch (code) {
-    case Code::kOk:
-    case Code::kNotFound:
-    case Code::kNoAttribute:
-      return spdlog::level::debug;
-    case Code::kExists:
-    case Code::kInvalidArgument:
-    case Code::kNotDirectory:
-    case Code::kIsDirectory:
-    case Code::kNotEmpty:
-    case Code::kPermissionDenied:
-    case Code::kNotPermitted:
-    case Code::kReadOnly:
-    case Code::kHashMismatch:
-    case Code::kMissingData:
-    case Code::kStale:
-    case Code::kBusy:
-    case Code::kTooLarge:
-    case Code::kNameTooLong:
-    case Code::kCrossSession:
-    case Code::kNotSupported:
-    case Code::kWriteConflict:
-    case Code::kQuotaExceeded:
-      return spdlog::level::info;
-    case Code::kNoSpace:
-    case Code::kOutOfMemory:
-      return spdlog::level::warn;
-    case Code::kCorruption:
-    case Code::kIOError:
-      return spdlog::level::err;
-  }
-  return spdlog::level::warn;
-}
-
 UpfsFs* Self(fuse_req_t req) { return static_cast<UpfsFs*>(fuse_req_userdata(req)); }
 
-// The one place a failed request is logged, counted and answered.
+// The one place a failed request is logged, counted and answered, with the
+// errno and log level of errno_table.h.
 void ReplyFailure(fuse_req_t req, const OpInfo& op, Status::Code code,
                   std::string_view why) noexcept {
-  const int err = ErrnoFor(code);
+  const CodeRow& row = RowFor(code);
+  const int err = row.errnum;
   Self(req)->requests().CountError(op.op, err);
   const char* err_name = strerrorname_np(err);
-  spdlog::log(op.repeat ? spdlog::level::debug : SeverityFor(code), "{} failed: {} ({}): {}", op,
+  spdlog::log(op.repeat ? spdlog::level::debug : row.level, "{} failed: {} ({}): {}", op,
               err_name ? err_name : "?", Status::CodeName(code), why);
   // A failed send means the request was interrupted; nothing to undo.
   fuse_reply_err(req, err);
