@@ -8,6 +8,12 @@
 // exactly what and where ("session 'x' file 'a/b': missing bytes [100,
 // 200)").
 //
+// Both classes are [[nodiscard]]: a Status or Result dropped unread is a
+// compiler warning (an error under UPFS_WERROR). A caller for whom a failure
+// truly does not matter calls IgnoreError() and says why in a comment.
+// UPFS_RETURN_IF_ERROR and UPFS_ASSIGN_OR_RETURN (at the end) write the
+// usual early return.
+//
 // Thread safety: Status and Result are values; distinct objects may be used
 // from different threads freely.
 #pragma once
@@ -20,7 +26,7 @@
 
 namespace upfs {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   // New codes go last (kQuotaExceeded is the last one today). Keep in step
   // with CodeName() and the table in fs/errno_table.cc, which gives each
@@ -100,6 +106,9 @@ class Status {
   // Returns a copy whose message is "context: message".
   Status WithContext(std::string_view context) const;
 
+  // The caller decided this failure does not matter; say why at the call.
+  void IgnoreError() const {}
+
  private:
   Status(Code code, std::string msg) : code_(code), message_(std::move(msg)) {}
 
@@ -109,7 +118,7 @@ class Status {
 
 // A value or the Status that explains why there is none.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
@@ -125,6 +134,10 @@ class Result {
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+
+  // As Status::IgnoreError: neither the value nor the failure matters to
+  // the caller; say why at the call.
+  void IgnoreError() const {}
 
  private:
   Status status_;

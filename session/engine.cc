@@ -303,7 +303,7 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
   if (auto s = m.ServedSessionOf(dir)) {
     std::lock_guard lock(s->mu);
     if (s->state != SessionState::kGone) {
-      if (!s->holder.empty()) (void)m.TakeOver(*s, /*quiet=*/true);  // as Lookup: control files only while held elsewhere
+      if (!s->holder.empty()) m.TakeOver(*s, /*quiet=*/true).IgnoreError();  // as Lookup: control files only while held elsewhere
       UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(dir));
       if (dir == s->id()) {
         out.push_back({std::string(kFinishName), s->id() + kFinishOffset, S_IFREG});
