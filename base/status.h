@@ -3,9 +3,16 @@
 // another layer.
 //
 // Errors are values, never exceptions across an API. A Status is a code
-// saying what kind of failure it is (the fs layer maps codes to errno in
-// one table, fs/errno_table.cc) and a message saying exactly what and where
-// ("session 'x' file 'a/b': missing bytes [100, 200)").
+// saying what kind of failure it is (the fs layer gives each code its
+// errno and log level in one table, fs/errno_table.cc) and a message saying
+// exactly what and where ("session 'x' file 'a/b': missing bytes [100,
+// 200)").
+//
+// Both classes are [[nodiscard]]: a Status or Result dropped unread is a
+// compiler warning (an error under UPFS_WERROR). A caller for whom a failure
+// truly does not matter calls IgnoreError() and says why in a comment.
+// UPFS_RETURN_IF_ERROR and UPFS_ASSIGN_OR_RETURN (at the end) write the
+// usual early return.
 //
 // Thread safety: Status and Result are values; distinct objects may be used
 // from different threads freely.
@@ -19,10 +26,12 @@
 
 namespace upfs {
 
-class Status {
+class [[nodiscard]] Status {
  public:
-  // Keep in step with CodeName() and fs/errno_table.cc (a test checks that
-  // every code has an errno).
+  // New codes go last (kQuotaExceeded is the last one today). Keep in step
+  // with CodeName() and the table in fs/errno_table.cc, which gives each
+  // code its errno, log level and metrics label (static asserts there check
+  // that every code up to the last has its row).
   enum class Code {
     kOk = 0,
     kNotFound,         // no such session, file, asset or record
@@ -79,7 +88,14 @@ class Status {
   static Status QuotaExceeded(std::string msg) { return {Code::kQuotaExceeded, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
+  // The codes callers branch on; the rest are compared through code().
   bool IsNotFound() const { return code_ == Code::kNotFound; }
+  bool IsExists() const { return code_ == Code::kExists; }
+  bool IsCorruption() const { return code_ == Code::kCorruption; }
+  bool IsStale() const { return code_ == Code::kStale; }
+  bool IsBusy() const { return code_ == Code::kBusy; }
+  bool IsNotSupported() const { return code_ == Code::kNotSupported; }
+  bool IsNoAttribute() const { return code_ == Code::kNoAttribute; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
 
@@ -90,6 +106,9 @@ class Status {
   // Returns a copy whose message is "context: message".
   Status WithContext(std::string_view context) const;
 
+  // The caller decided this failure does not matter; say why at the call.
+  void IgnoreError() const {}
+
  private:
   Status(Code code, std::string msg) : code_(code), message_(std::move(msg)) {}
 
@@ -99,7 +118,7 @@ class Status {
 
 // A value or the Status that explains why there is none.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
@@ -116,6 +135,10 @@ class Result {
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
+  // As Status::IgnoreError: neither the value nor the failure matters to
+  // the caller; say why at the call.
+  void IgnoreError() const {}
+
  private:
   Status status_;
   std::optional<T> value_;
@@ -129,3 +152,23 @@ class Result {
     ::upfs::Status upfs_status_ = (expr); \
     if (!upfs_status_.ok()) return upfs_status_; \
   } while (0)
+
+// Evaluates `expr`, a Result<T>. On failure returns its Status from the
+// calling function; otherwise moves the value into `lhs`, which either
+// declares a variable or names an existing one:
+//
+//   UPFS_ASSIGN_OR_RETURN(auto loc, m.Locate(id));
+//   UPFS_ASSIGN_OR_RETURN(blobs, DirBlobFiles::Open(dir));
+//
+// It expands to several statements: write it as a statement of its own, not
+// as the body of an unbraced if or loop.
+#define UPFS_ASSIGN_OR_RETURN(lhs, ...) \
+  UPFS_ASSIGN_OR_RETURN_IMPL_(UPFS_STATUS_CONCAT_(upfs_result_, __LINE__), lhs, __VA_ARGS__)
+
+#define UPFS_ASSIGN_OR_RETURN_IMPL_(result, lhs, ...) \
+  auto result = (__VA_ARGS__);                       \
+  if (!result.ok()) return result.status();          \
+  lhs = std::move(result).value()
+
+#define UPFS_STATUS_CONCAT_(a, b) UPFS_STATUS_CONCAT_INNER_(a, b)
+#define UPFS_STATUS_CONCAT_INNER_(a, b) a##b

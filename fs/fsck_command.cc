@@ -48,15 +48,15 @@ Result<std::unique_ptr<store::KvStore>> OpenOffline(const std::string& dir) {
     return Status::InvalidArgument(dir + " is not a upfs store (it has no db/)");
   auto kv = store::OpenLevelDbKv(db, /*create=*/false);
   if (!kv.ok()) {
-    if (kv.status().code() == Status::Code::kBusy) {
+    if (kv.status().IsBusy()) {
       return Status::Busy("store " + dir + " is in use by a running upfs; unmount it first (" +
                           kv.status().message() + ")");
     }
     return kv.status();
   }
-  auto blobs = store::DirBlobFiles::Open((stdfs::path(dir) / "blobs").string());
-  if (!blobs.ok()) return blobs.status();
-  auto opened = store::KvStore::Open(std::move(kv).value(), std::move(blobs).value(), /*create=*/false);
+  UPFS_ASSIGN_OR_RETURN(auto blobs,
+                        store::DirBlobFiles::Open((stdfs::path(dir) / "blobs").string()));
+  auto opened = store::KvStore::Open(std::move(kv).value(), std::move(blobs), /*create=*/false);
   if (!opened.ok()) return opened.status().WithContext(dir);
   return std::move(opened).value();
 }

@@ -6,6 +6,8 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include "fs/errno_table.h"
+
 namespace upfs::fs {
 namespace {
 
@@ -110,37 +112,7 @@ std::string EscapeLabelValue(std::string_view value) { return Escape(value, /*qu
 
 std::string EscapeHelp(std::string_view text) { return Escape(text, /*quote=*/false); }
 
-const char* FinishFailureReason(Status::Code code) {
-  using Code = Status::Code;
-  switch (code) {
-    case Code::kOk: return "ok";
-    case Code::kNotFound: return "not_found";
-    case Code::kExists: return "exists";
-    case Code::kInvalidArgument: return "invalid_argument";
-    case Code::kCorruption: return "corruption";
-    case Code::kIOError: return "io_error";
-    case Code::kNoSpace: return "no_space";
-    case Code::kNotDirectory: return "not_directory";
-    case Code::kIsDirectory: return "is_directory";
-    case Code::kNotEmpty: return "not_empty";
-    case Code::kPermissionDenied: return "permission_denied";
-    case Code::kNotPermitted: return "not_permitted";
-    case Code::kReadOnly: return "read_only";
-    case Code::kHashMismatch: return "hash_mismatch";
-    case Code::kMissingData: return "missing_data";
-    case Code::kStale: return "stale";
-    case Code::kBusy: return "busy";
-    case Code::kTooLarge: return "too_large";
-    case Code::kNameTooLong: return "name_too_long";
-    case Code::kCrossSession: return "cross_session";
-    case Code::kNotSupported: return "not_supported";
-    case Code::kNoAttribute: return "no_attribute";
-    case Code::kWriteConflict: return "write_conflict";
-    case Code::kOutOfMemory: return "out_of_memory";
-    case Code::kQuotaExceeded: return "quota_exceeded";
-  }
-  return "unknown";
-}
+const char* FinishFailureReason(Status::Code code) { return RowFor(code).reason; }
 
 std::string RenderMetrics(const MetricsSnapshot& m) {
   const session::Engine::Stats& e = m.engine;

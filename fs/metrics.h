@@ -35,7 +35,8 @@ std::string EscapeLabelValue(std::string_view value);
 std::string EscapeHelp(std::string_view text);
 
 // The `reason` label of a finish that failed with `code`: "hash_mismatch",
-// "missing_data", "not_permitted" (pre_commit refused), ...
+// "missing_data", "not_permitted" (pre_commit refused), ... The labels
+// live in the table of errno_table.h.
 const char* FinishFailureReason(Status::Code code);
 
 }  // namespace upfs::fs

@@ -264,55 +264,17 @@ class RequestCredentials final : public session::Credentials {
 
 // ---- the failure funnel ----
 
-// How loud a failure is. A miss (no such name, no such xattr) answers a
-// question the kernel asks all the time (revalidating entries, probing
-// security.capability before every write): debug. A request the client got
-// wrong: info, once. The daemon or its storage failing: warn / error.
-spdlog::level::level_enum SeverityFor(Status::Code code) {
-  using Code = Status::Code;
-  switch (code) {
-    case Code::kOk:
-    case Code::kNotFound:
-    case Code::kNoAttribute:
-      return spdlog::level::debug;
-    case Code::kExists:
-    case Code::kInvalidArgument:
-    case Code::kNotDirectory:
-    case Code::kIsDirectory:
-    case Code::kNotEmpty:
-    case Code::kPermissionDenied:
-    case Code::kNotPermitted:
-    case Code::kReadOnly:
-    case Code::kHashMismatch:
-    case Code::kMissingData:
-    case Code::kStale:
-    case Code::kBusy:
-    case Code::kTooLarge:
-    case Code::kNameTooLong:
-    case Code::kCrossSession:
-    case Code::kNotSupported:
-    case Code::kWriteConflict:
-    case Code::kQuotaExceeded:
-      return spdlog::level::info;
-    case Code::kNoSpace:
-    case Code::kOutOfMemory:
-      return spdlog::level::warn;
-    case Code::kCorruption:
-    case Code::kIOError:
-      return spdlog::level::err;
-  }
-  return spdlog::level::warn;
-}
-
 UpfsFs* Self(fuse_req_t req) { return static_cast<UpfsFs*>(fuse_req_userdata(req)); }
 
-// The one place a failed request is logged, counted and answered.
+// The one place a failed request is logged, counted and answered, with the
+// errno and log level of errno_table.h.
 void ReplyFailure(fuse_req_t req, const OpInfo& op, Status::Code code,
                   std::string_view why) noexcept {
-  const int err = ErrnoFor(code);
+  const CodeRow& row = RowFor(code);
+  const int err = row.errnum;
   Self(req)->requests().CountError(op.op, err);
   const char* err_name = strerrorname_np(err);
-  spdlog::log(op.repeat ? spdlog::level::debug : SeverityFor(code), "{} failed: {} ({}): {}", op,
+  spdlog::log(op.repeat ? spdlog::level::debug : row.level, "{} failed: {} ({}): {}", op,
               err_name ? err_name : "?", Status::CodeName(code), why);
   // A failed send means the request was interrupted; nothing to undo.
   fuse_reply_err(req, err);
@@ -592,10 +554,9 @@ void UpfsFs::Forget(fuse_ino_t ino, uint64_t nlookup) {
 
 void UpfsFs::GetAttr(fuse_req_t req, fuse_ino_t ino) {
   Serve(req, {FuseOp::kGetAttr, ino}, [&]() -> Status {
-    Result<Attr> attr = engine_.GetAttr(ino);
-    if (!attr.ok()) return attr.status();
-    const struct stat st = ToStat(*attr);
-    fuse_reply_attr(req, &st, TimesFor(attr->kind).attr);
+    UPFS_ASSIGN_OR_RETURN(Attr attr, engine_.GetAttr(ino));
+    const struct stat st = ToStat(attr);
+    fuse_reply_attr(req, &st, TimesFor(attr.kind).attr);
     return Status::OK();
   });
 }
@@ -624,10 +585,9 @@ void UpfsFs::SetAttr(fuse_req_t req, fuse_ino_t ino, const struct stat* attr, in
     // change of only that still reaches the engine, which refuses it on
     // the committed side (EROFS) like any other setattr there.
     RequestCredentials caller(proc_, req);
-    Result<Attr> updated = engine_.SetAttr(ino, change, &caller);
-    if (!updated.ok()) return updated.status();
-    const struct stat st = ToStat(*updated);
-    fuse_reply_attr(req, &st, TimesFor(updated->kind).attr);
+    UPFS_ASSIGN_OR_RETURN(Attr updated, engine_.SetAttr(ino, change, &caller));
+    const struct stat st = ToStat(updated);
+    fuse_reply_attr(req, &st, TimesFor(updated.kind).attr);
     return Status::OK();
   });
 }
@@ -639,18 +599,16 @@ void UpfsFs::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t m
     if (!S_ISREG(mode)) {
       return Status::NotPermitted("only regular files and directories can be uploaded");
     }
-    Result<Attr> made = engine_.Create(parent, name, mode & 07777, CallerOf(req));
-    if (!made.ok()) return made.status();
-    ReplyEntry(req, *made);
+    UPFS_ASSIGN_OR_RETURN(Attr made, engine_.Create(parent, name, mode & 07777, CallerOf(req)));
+    ReplyEntry(req, made);
     return Status::OK();
   });
 }
 
 void UpfsFs::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   Serve(req, {FuseOp::kMkdir, parent, name}, [&]() -> Status {
-    Result<Attr> made = engine_.Mkdir(parent, name, mode & 07777, CallerOf(req));
-    if (!made.ok()) return made.status();
-    ReplyEntry(req, *made);
+    UPFS_ASSIGN_OR_RETURN(Attr made, engine_.Mkdir(parent, name, mode & 07777, CallerOf(req)));
+    ReplyEntry(req, made);
     return Status::OK();
   });
 }
@@ -719,7 +677,7 @@ void UpfsFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
     Result<Attr> made = engine_.Create(parent, name, mode & 07777, CallerOf(req));
     int open_flags = fi->flags & ~O_TRUNC;
     std::optional<RequestCredentials> opener;
-    if (made.status().code() == Status::Code::kExists && (fi->flags & O_EXCL) == 0) {
+    if (made.status().IsExists() && (fi->flags & O_EXCL) == 0) {
       // The name appeared after the kernel's lookup missed it (another
       // mount's session that this one took over on this create, or a
       // racing create): open(O_CREAT) without O_EXCL opens what is there.
@@ -796,9 +754,9 @@ void UpfsFs::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_f
   op.offset = off;
   op.length = size;
   Serve(req, op, [&]() -> Status {
-    Result<std::string> data = engine_.Read(ino, fi->fh, static_cast<uint64_t>(off), size);
-    if (!data.ok()) return data.status();
-    fuse_reply_buf(req, data->data(), data->size());
+    UPFS_ASSIGN_OR_RETURN(std::string data,
+                          engine_.Read(ino, fi->fh, static_cast<uint64_t>(off), size));
+    fuse_reply_buf(req, data.data(), data.size());
     return Status::OK();
   });
 }
@@ -885,13 +843,12 @@ void UpfsFs::Fsync(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, FuseOp op
 
 void UpfsFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Serve(req, {FuseOp::kOpenDir, ino}, [&]() -> Status {
-    Result<Attr> attr = engine_.GetAttr(ino);
-    if (!attr.ok()) return attr.status();
-    if (!session::IsDirectoryKind(attr->kind)) {
+    UPFS_ASSIGN_OR_RETURN(Attr attr, engine_.GetAttr(ino));
+    if (!session::IsDirectoryKind(attr.kind)) {
       return Status::NotDirectory("inode " + std::to_string(ino) + " is not a directory");
     }
     uint64_t dotdot = ino;
-    switch (attr->kind) {
+    switch (attr.kind) {
       case NodeKind::kRoot:
       case NodeKind::kSessionsDir:
       case NodeKind::kAssetsDir:
@@ -906,8 +863,8 @@ void UpfsFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       default:
         break;
     }
-    const bool immutable = TimesFor(attr->kind).attr >= kImmutableTimeout;
-    const bool full_entries = attr->kind == NodeKind::kRoot || session::IsCommittedKind(attr->kind);
+    const bool immutable = TimesFor(attr.kind).attr >= kImmutableTimeout;
+    const bool full_entries = attr.kind == NodeKind::kRoot || session::IsCommittedKind(attr.kind);
     const uint64_t fh = AddDirHandle(std::make_shared<DirHandle>(ino, dotdot, full_entries));
     fi->fh = fh;
     if (immutable) {
@@ -939,13 +896,12 @@ void UpfsFs::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
     // The kernel serializes reads of one handle, so no reader of this
     // handle is midway through the old listing.
     if (off == 0 || !listing) {
-      Result<std::vector<session::DirEntry>> entries = engine_.ReadDir(ino);
-      if (!entries.ok()) return entries.status();
+      UPFS_ASSIGN_OR_RETURN(std::vector<session::DirEntry> entries, engine_.ReadDir(ino));
       auto fresh = std::make_shared<DirHandle::Listing>();
-      fresh->reserve(entries->size() + 2);
+      fresh->reserve(entries.size() + 2);
       fresh->push_back({".", dir->id, S_IFDIR | 0755});
       fresh->push_back({"..", dir->dotdot, S_IFDIR | 0755});
-      for (session::DirEntry& entry : *entries) fresh->push_back(std::move(entry));
+      for (session::DirEntry& entry : entries) fresh->push_back(std::move(entry));
       listing = std::move(fresh);
       MutexLock lock(dir->mu);
       dir->listing = listing;
@@ -1039,7 +995,7 @@ void UpfsFs::StatFs(fuse_req_t req, fuse_ino_t ino) {
       st.f_bsize = st.f_frsize = kDirBlockSize;
       st.f_blocks = space->total_bytes / kDirBlockSize;
       st.f_bfree = st.f_bavail = space->free_bytes / kDirBlockSize;
-    } else if (space.status().code() != Status::Code::kNotSupported) {
+    } else if (!space.status().IsNotSupported()) {
       return space.status();
     }
     if (st.f_bsize == 0) st.f_bsize = kDirBlockSize;
@@ -1057,7 +1013,7 @@ void UpfsFs::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const ch
       // The engine has no create/replace mode; check first. Not atomic
       // against a concurrent setxattr of the same name on the same node.
       Result<std::string> current = engine_.GetXattr(ino, name);
-      if (!current.ok() && current.status().code() != Status::Code::kNoAttribute) {
+      if (!current.ok() && !current.status().IsNoAttribute()) {
         return current.status();
       }
       if ((flags & XATTR_CREATE) && current.ok()) {
@@ -1074,18 +1030,17 @@ void UpfsFs::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const ch
 
 void UpfsFs::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Serve(req, {FuseOp::kGetXattr, ino, name}, [&]() -> Status {
-    Result<std::string> value = engine_.GetXattr(ino, name);
-    if (!value.ok()) return value.status();
+    UPFS_ASSIGN_OR_RETURN(std::string value, engine_.GetXattr(ino, name));
     if (size == 0) {
-      fuse_reply_xattr(req, value->size());  // a probe for the size
-    } else if (value->size() > size) {
+      fuse_reply_xattr(req, value.size());  // a probe for the size
+    } else if (value.size() > size) {
       // Part of the protocol (the caller retries with a bigger buffer),
       // not a failure of anything.
       spdlog::debug("getxattr id={} name='{}': {} bytes do not fit in {}: ERANGE", ino, name,
-                    value->size(), size);
+                    value.size(), size);
       fuse_reply_err(req, ERANGE);
     } else {
-      fuse_reply_buf(req, value->data(), value->size());
+      fuse_reply_buf(req, value.data(), value.size());
     }
     return Status::OK();
   });
@@ -1093,10 +1048,9 @@ void UpfsFs::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t s
 
 void UpfsFs::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   Serve(req, {FuseOp::kListXattr, ino}, [&]() -> Status {
-    Result<std::vector<std::string>> names = engine_.ListXattr(ino);
-    if (!names.ok()) return names.status();
+    UPFS_ASSIGN_OR_RETURN(std::vector<std::string> names, engine_.ListXattr(ino));
     std::string list;  // each name followed by its NUL, as listxattr(2) returns them
-    for (const std::string& name : *names) {
+    for (const std::string& name : names) {
       list.append(name);
       list.push_back('\0');
     }

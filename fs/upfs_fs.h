@@ -9,8 +9,9 @@
 //     3 = assets/). Ids are never reused, so generations are always 0.
 //   * Every handler has one shape: decode, call the engine, reply exactly
 //     once. Every failure goes through one funnel that logs it once (with
-//     the op, id, name, offset and the Status message) and replies the
-//     errno from fs/errno_table.h. No exception leaves a callback.
+//     the op, id, name, offset and the Status message) and replies; its
+//     errno and log level come from the table in fs/errno_table.h. No
+//     exception leaves a callback.
 //   * Cache policy: the committed side (assets/NAME/...) is immutable and
 //     cached for an hour, open files keep their page cache. root, sessions/
 //     and assets/ have fixed names (cached for an hour) and attributes that

@@ -116,7 +116,7 @@ void AssetReadCache::LoadLoop() {
     {
       MutexLock window_lock(load.window->mu);
       // A failure stays unloaded: the reader that needs it reports it.
-      (void)LoadLocked(*load.window, *load.sink, load.size);
+      LoadLocked(*load.window, *load.sink, load.size).IgnoreError();
     }
     load = Load{};  // the sink and window are released outside mu_
     lock.Lock();

@@ -175,11 +175,10 @@ Result<Attr> Engine::Impl::AssetAttr(const AssetLocation& loc) {
 }
 
 Result<AssetEntry> Engine::Impl::AssetEntryOf(uint64_t id) {
-  auto loc = Locate(id);
-  if (!loc.ok()) return loc.status();
-  if (loc->is_root()) return Status::IsDirectory("asset root");
+  UPFS_ASSIGN_OR_RETURN(auto loc, Locate(id));
+  if (loc.is_root()) return Status::IsDirectory("asset root");
   AssetEntry e;
-  UPFS_RETURN_IF_ERROR(store->GetAssetEntry(loc->asset, loc->dir, loc->name, &e));
+  UPFS_RETURN_IF_ERROR(store->GetAssetEntry(loc.asset, loc.dir, loc.name, &e));
   return e;
 }
 
@@ -233,9 +232,7 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
       std::shared_ptr<Session> s;
       {
         MutexLock table(m.table_mu);
-        auto fetched = m.FetchSession(name);
-        UPFS_RETURN_IF_ERROR(fetched.status());
-        s = std::move(fetched).value();
+        UPFS_ASSIGN_OR_RETURN(s, m.FetchSession(name));
       }
       if (!s) return Status::NotFound("no open session " + Quote(name));
       MutexLock lock(s->mu);
@@ -264,26 +261,22 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
         return Status::NotFound("no " + Quote(name) + " in session " + Quote(s->record.name) +
                                 " here: another mount holds it");
       }
-      auto kind = Impl::KindIn(*s, parent);
-      if (!kind.ok()) return kind.status();
-      if (!IsDirectoryKind(*kind)) return Status::NotDirectory("not a directory");
-      auto children = s->DirChildren(parent);
-      if (!children.ok()) return children.status();
-      auto it = (*children)->find(name);
-      if (it == (*children)->end()) return Status::NotFound("no " + Quote(name) + " in session " + Quote(s->record.name));
+      UPFS_ASSIGN_OR_RETURN(auto kind, Impl::KindIn(*s, parent));
+      if (!IsDirectoryKind(kind)) return Status::NotDirectory("not a directory");
+      UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(parent));
+      auto it = children->find(name);
+      if (it == children->end()) return Status::NotFound("no " + Quote(name) + " in session " + Quote(s->record.name));
       return Impl::AttrIn(*s, it->second);
     }
   }
-  auto loc = m.Locate(parent);
-  if (!loc.ok()) return loc.status();
-  if (!loc->is_root()) {
-    auto attr = m.AssetAttr(*loc);
-    if (!attr.ok()) return attr.status();
-    if (attr->kind != NodeKind::kAssetDir) return Status::NotDirectory("not a directory");
+  UPFS_ASSIGN_OR_RETURN(auto loc, m.Locate(parent));
+  if (!loc.is_root()) {
+    UPFS_ASSIGN_OR_RETURN(auto attr, m.AssetAttr(loc));
+    if (attr.kind != NodeKind::kAssetDir) return Status::NotDirectory("not a directory");
   }
   AssetEntry e;
-  Status st = m.store->GetAssetEntry(loc->asset, ChildDir(*loc), name, &e);
-  if (st.IsNotFound()) return Status::NotFound("no " + Quote(name) + " in asset " + Quote(loc->asset));
+  Status st = m.store->GetAssetEntry(loc.asset, ChildDir(loc), name, &e);
+  if (st.IsNotFound()) return Status::NotFound("no " + Quote(name) + " in asset " + Quote(loc.asset));
   UPFS_RETURN_IF_ERROR(st);
   return m.EntryAttrOf(e);
 }
@@ -313,24 +306,22 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
   if (auto s = m.ServedSessionOf(dir)) {
     MutexLock lock(s->mu);
     if (s->state != SessionState::kGone) {
-      if (!s->holder.empty()) (void)m.TakeOver(*s, /*quiet=*/true);  // as Lookup: control files only while held elsewhere
-      auto children = s->DirChildren(dir);
-      if (!children.ok()) return children.status();
+      if (!s->holder.empty()) m.TakeOver(*s, /*quiet=*/true).IgnoreError();  // as Lookup: control files only while held elsewhere
+      UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(dir));
       if (dir == s->id()) {
         out.push_back({std::string(kFinishName), s->id() + kFinishOffset, S_IFREG});
         out.push_back({std::string(kStatusName), s->id() + kStatusOffset, S_IFREG});
       }
-      for (const auto& [name, id] : **children) {
+      for (const auto& [name, id] : *children) {
         out.push_back({name, id, s->nodes.at(id).is_dir ? uint32_t{S_IFDIR} : uint32_t{S_IFREG}});
       }
       std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
       return out;
     }
   }
-  auto loc = m.Locate(dir);
-  if (!loc.ok()) return loc.status();
+  UPFS_ASSIGN_OR_RETURN(auto loc, m.Locate(dir));
   std::vector<AssetEntry> entries;
-  UPFS_RETURN_IF_ERROR(m.store->ListAssetDir(loc->asset, ChildDir(*loc), &entries));
+  UPFS_RETURN_IF_ERROR(m.store->ListAssetDir(loc.asset, ChildDir(loc), &entries));
   for (const AssetEntry& e : entries) out.push_back({e.name, e.id, e.is_dir ? uint32_t{S_IFDIR} : uint32_t{S_IFREG}});
   return out;
 }

@@ -91,7 +91,8 @@ std::vector<std::string> Engine::ExpireIdle() {
   // table's lock: a takeover may read a whole session back.
   for (const auto& s : foreign) {
     MutexLock lock(s->mu);
-    if (s->state == SessionState::kOpen && !s->holder.empty()) (void)m.TakeOver(*s, /*quiet=*/true);
+    // A failure (Busy while the holder's lease is live) leaves it that mount's.
+    if (s->state == SessionState::kOpen && !s->holder.empty()) m.TakeOver(*s, /*quiet=*/true).IgnoreError();
   }
   std::vector<std::string> expired;
   for (const auto& s : doomed) {

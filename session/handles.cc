@@ -18,11 +18,10 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
   if (auto s = m.ServedSessionOf(id)) {
     MutexLock lock(s->mu);
     if (s->state == SessionState::kGone) return s->CheckOpen();
-    auto kind = Impl::KindIn(*s, id);
-    if (!kind.ok()) return kind.status();
-    h->kind = *kind;
+    UPFS_ASSIGN_OR_RETURN(auto kind, Impl::KindIn(*s, id));
+    h->kind = kind;
     h->session = s;
-    switch (*kind) {
+    switch (kind) {
       case NodeKind::kFinish:
         if (mode.read) return Status::PermissionDenied(".finish is write-only: write a manifest into it");
         UPFS_RETURN_IF_ERROR(s->CheckOpen());
@@ -58,7 +57,7 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
     // Reading .status only looks: it neither touches the session nor keeps
     // it from expiring, so a monitor polling .status does not keep an
     // abandoned upload alive (its handle holds a snapshot, not the session).
-    if (*kind != NodeKind::kStatus) {
+    if (kind != NodeKind::kStatus) {
       ++s->open_handles;
       s->last_activity_ns = m.Now();
     }
@@ -66,13 +65,12 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
     // Not while the asset is being removed: then it is gone, or this
     // handle is one the removal waits for.
     ReaderLock removal(m.asset_removal_mu);
-    auto entry = m.AssetEntryOf(id);
-    if (!entry.ok()) return entry.status();
-    if (entry->is_dir) return Status::IsDirectory("directory");
+    UPFS_ASSIGN_OR_RETURN(auto entry, m.AssetEntryOf(id));
+    if (entry.is_dir) return Status::IsDirectory("directory");
     if (mode.write || mode.truncate) return Status::ReadOnly("assets are read-only");
     h->kind = NodeKind::kAssetFile;
-    h->asset_blob = m.store->OpenCommittedBlob(entry->id);
-    h->asset_length = entry->length;
+    h->asset_blob = m.store->OpenCommittedBlob(entry.id);
+    h->asset_length = entry.length;
     MutexLock lock(m.handles_mu);
     ++m.asset_readers[id];
     const OpenedHandle opened{m.next_handle++, h->kind};

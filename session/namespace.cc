@@ -188,16 +188,14 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
   }
   MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
-  auto children = s->DirChildren(parent);
-  if (!children.ok()) return children.status();
+  UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(parent));
   if (parent != s->id()) UPFS_RETURN_IF_ERROR(CheckNotControlName(name));
-  if ((parent == s->id() && IsReserved(name)) || (*children)->count(name)) {
+  if ((parent == s->id() && IsReserved(name)) || children->count(name)) {
     return Status::Exists(Quote(name) + " exists in session " + Quote(s->record.name));
   }
-  Result<uint64_t> new_id = m.store->NewIds(1);
-  UPFS_RETURN_IF_ERROR(new_id.status());
+  UPFS_ASSIGN_OR_RETURN(uint64_t new_id, m.store->NewIds(1));
   Node n;
-  n.id = *new_id;
+  n.id = new_id;
   n.parent = parent;
   n.name = std::string(name);
   n.is_dir = true;
@@ -210,7 +208,7 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
   s->AddDirStamp(parent, now, &batch);
   UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
   uint64_t id = n.id;
-  (*children)->emplace(n.name, id);
+  children->emplace(n.name, id);
   s->nodes.emplace(id, std::move(n));
   s->StampDir(parent, now);
   ++s->SubdirsOf(parent);
@@ -229,17 +227,15 @@ Result<Attr> Engine::Create(uint64_t parent, std::string_view name, uint32_t mod
   if (!s) return Status::ReadOnly("assets are read-only");
   MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
-  auto children = s->DirChildren(parent);
-  if (!children.ok()) return children.status();
+  UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(parent));
   if (parent != s->id()) UPFS_RETURN_IF_ERROR(CheckNotControlName(name));
-  if ((parent == s->id() && IsReserved(name)) || (*children)->count(name)) {
+  if ((parent == s->id() && IsReserved(name)) || children->count(name)) {
     return Status::Exists(Quote(name) + " exists in session " + Quote(s->record.name));
   }
   int64_t now = m.Now();
-  Result<uint64_t> new_id = m.store->NewIds(1);
-  UPFS_RETURN_IF_ERROR(new_id.status());
+  UPFS_ASSIGN_OR_RETURN(uint64_t new_id, m.store->NewIds(1));
   Node n;
-  n.id = *new_id;
+  n.id = new_id;
   n.parent = parent;
   n.name = std::string(name);
   n.mode = mode & 07777;
@@ -253,7 +249,7 @@ Result<Attr> Engine::Create(uint64_t parent, std::string_view name, uint32_t mod
   s->AddDirStamp(parent, now, &batch);
   UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
   uint64_t id = n.id;
-  (*children)->emplace(n.name, id);
+  children->emplace(n.name, id);
   s->nodes.emplace(id, std::move(n));
   s->StampDir(parent, now);
   s->last_activity_ns = now;
@@ -271,10 +267,9 @@ Status Engine::Unlink(uint64_t parent, std::string_view name) {
   // The control files always exist; removing them is a no-op so that
   // `rm -r sessions/NAME` can abort a session.
   if (parent == s->id() && IsReserved(name)) return Status::OK();
-  auto children = s->DirChildren(parent);
-  if (!children.ok()) return children.status();
-  auto it = (*children)->find(name);
-  if (it == (*children)->end()) return Status::NotFound("no " + Quote(name));
+  UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(parent));
+  auto it = children->find(name);
+  if (it == children->end()) return Status::NotFound("no " + Quote(name));
   uint64_t id = it->second;
   Node& n = s->nodes.at(id);
   if (n.is_dir) return Status::IsDirectory(Quote(name) + " is a directory");
@@ -284,7 +279,7 @@ Status Engine::Unlink(uint64_t parent, std::string_view name) {
   s->AddDirStamp(parent, now, &batch);
   UPFS_RETURN_IF_ERROR(m.ApplyFileRemoval(*s, *n.file, batch, still_open));
   n.SetCtime(now);  // its link count changed (fstat through a handle still open shows it)
-  (*children)->erase(it);
+  children->erase(it);
   m.AfterFileRemoval(*s, id, still_open);
   s->StampDir(parent, now);
   s->last_activity_ns = now;
@@ -317,10 +312,9 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
   if (!s) return Status::ReadOnly("assets are read-only");
   MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
-  auto children = s->DirChildren(parent);
-  if (!children.ok()) return children.status();
-  auto it = (*children)->find(name);
-  if (it == (*children)->end()) return Status::NotFound("no " + Quote(name));
+  UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(parent));
+  auto it = children->find(name);
+  if (it == children->end()) return Status::NotFound("no " + Quote(name));
   uint64_t id = it->second;
   Node& n = s->nodes.at(id);
   if (!n.is_dir) return Status::NotDirectory(Quote(name) + " is not a directory");
@@ -330,7 +324,7 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
   batch.DeleteNodeRecord(s->id(), id);
   s->AddDirStamp(parent, now, &batch);
   UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
-  (*children)->erase(it);
+  children->erase(it);
   s->nodes.erase(id);
   m.IndexRemove(id);
   s->StampDir(parent, now);
@@ -400,12 +394,10 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     return Status::NotPermitted(".finish and .status cannot be renamed or replaced");
   }
   if (new_parent != s.id()) UPFS_RETURN_IF_ERROR(CheckNotControlName(new_name));
-  auto from = s.DirChildren(parent);
-  if (!from.ok()) return from.status();
-  auto to = s.DirChildren(new_parent);
-  if (!to.ok()) return to.status();
-  auto it = (*from)->find(name);
-  if (it == (*from)->end()) return Status::NotFound("no " + Quote(name));
+  UPFS_ASSIGN_OR_RETURN(auto from, s.DirChildren(parent));
+  UPFS_ASSIGN_OR_RETURN(auto to, s.DirChildren(new_parent));
+  auto it = from->find(name);
+  if (it == from->end()) return Status::NotFound("no " + Quote(name));
   uint64_t id = it->second;
   Node& n = s.nodes.at(id);
   if (n.is_dir) {
@@ -417,8 +409,8 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
   Batch batch;
   Node* victim = nullptr;
   bool victim_open = false;
-  auto target = (*to)->find(new_name);
-  if (target != (*to)->end()) {
+  auto target = to->find(new_name);
+  if (target != to->end()) {
     if (target->second == id) return Status::OK();
     if (no_replace) return Status::Exists(Quote(new_name) + " exists");
     victim = &s.nodes.at(target->second);
@@ -448,7 +440,7 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
   }
   if (victim) {
     uint64_t vid = victim->id;
-    (*to)->erase(target);
+    to->erase(target);
     if (victim->file) {
       victim->SetCtime(now);
       m.AfterFileRemoval(s, vid, victim_open);
@@ -458,8 +450,8 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
       --s.SubdirsOf(new_parent);
     }
   }
-  (*from)->erase(it);  // still valid: erasing `target` leaves other map iterators alone
-  (*to)->emplace(std::string(new_name), id);
+  from->erase(it);  // still valid: erasing `target` leaves other map iterators alone
+  to->emplace(std::string(new_name), id);
   n.parent = new_parent;
   n.name = std::string(new_name);
   n.SetCtime(now);
@@ -480,17 +472,15 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change, Credentials*
   }
   auto s = m.SessionOf(id);
   if (!s) {
-    auto loc = m.Locate(id);
-    if (!loc.ok()) return loc.status();
+    UPFS_RETURN_IF_ERROR(m.Locate(id).status());  // a stale id: NotFound
     return Status::ReadOnly("assets are read-only");
   }
   MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
-  auto kind = Impl::KindIn(*s, id);
-  if (!kind.ok()) return kind.status();
+  UPFS_ASSIGN_OR_RETURN(auto kind, Impl::KindIn(*s, id));
   int64_t now = m.Now();
   s->last_activity_ns = now;
-  switch (*kind) {
+  switch (kind) {
     case NodeKind::kFinish:
       // touch(1) sets times and a shell's `>` may truncate before writing
       // the manifest: accepted, and nothing to store (the manifest lives in
@@ -568,12 +558,11 @@ Status Engine::SetXattr(uint64_t id, std::string_view name, std::string_view val
   }
   MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
-  auto kind = Impl::KindIn(*s, id);
-  if (!kind.ok()) return kind.status();
-  if (*kind == NodeKind::kFinish || *kind == NodeKind::kStatus) {
+  UPFS_ASSIGN_OR_RETURN(auto kind, Impl::KindIn(*s, id));
+  if (kind == NodeKind::kFinish || kind == NodeKind::kStatus) {
     return Status::NotPermitted("control files have no extended attributes");
   }
-  if (*kind == NodeKind::kSessionRoot && name == kWriteOnceXattr) {
+  if (kind == NodeKind::kSessionRoot && name == kWriteOnceXattr) {
     if (value != "0" && value != "1") {
       return Status::InvalidArgument(std::string(kWriteOnceXattr) + " takes \"0\" or \"1\"");
     }
@@ -587,12 +576,12 @@ Status Engine::SetXattr(uint64_t id, std::string_view name, std::string_view val
     spdlog::info("session {}: write_once={}", Quote(s->record.name), s->record.write_once);
     return Status::OK();
   }
-  if (*kind == NodeKind::kSessionRoot && name == kLeftOutXattr) {
+  if (kind == NodeKind::kSessionRoot && name == kLeftOutXattr) {
     return Status::NotPermitted(std::string(kLeftOutXattr) + " is set by the commit");
   }
   UPFS_RETURN_IF_ERROR(CheckXattrName(name));
   if (value.size() > kMaxXattrValue) return Status::TooLarge("extended attribute value over 64 KiB");
-  return m.EditXattrs(*s, id, *kind, [&](Xattrs& x) { x[std::string(name)] = std::string(value); });
+  return m.EditXattrs(*s, id, kind, [&](Xattrs& x) { x[std::string(name)] = std::string(value); });
 }
 
 Result<std::string> Engine::GetXattr(uint64_t id, std::string_view name) {
@@ -601,13 +590,12 @@ Result<std::string> Engine::GetXattr(uint64_t id, std::string_view name) {
   if (auto s = m.SessionOf(id)) {
     MutexLock lock(s->mu);
     if (s->state != SessionState::kGone) {
-      auto kind = Impl::KindIn(*s, id);
-      if (!kind.ok()) return kind.status();
+      UPFS_ASSIGN_OR_RETURN(auto kind, Impl::KindIn(*s, id));
       const Xattrs* xattrs = nullptr;
-      if (*kind == NodeKind::kSessionRoot) {
+      if (kind == NodeKind::kSessionRoot) {
         if (name == kWriteOnceXattr) return std::string(s->record.write_once ? "1" : "0");
         xattrs = &s->record.xattrs;
-      } else if (*kind == NodeKind::kDir || *kind == NodeKind::kFile) {
+      } else if (kind == NodeKind::kDir || kind == NodeKind::kFile) {
         xattrs = &s->NodeAt(id).xattrs;
       }
       if (!xattrs) return absent();
@@ -617,16 +605,15 @@ Result<std::string> Engine::GetXattr(uint64_t id, std::string_view name) {
     }
   }
   if (id == kRootId || id == kSessionsId || id == kAssetsId) return absent();
-  auto loc = m.Locate(id);
-  if (!loc.ok()) return loc.status();
+  UPFS_ASSIGN_OR_RETURN(auto loc, m.Locate(id));
   Xattrs xattrs;
-  if (loc->is_root()) {
+  if (loc.is_root()) {
     AssetRecord r;
-    UPFS_RETURN_IF_ERROR(m.store->GetAsset(loc->asset, &r));
+    UPFS_RETURN_IF_ERROR(m.store->GetAsset(loc.asset, &r));
     xattrs = std::move(r.xattrs);
   } else {
     AssetEntry e;
-    UPFS_RETURN_IF_ERROR(m.store->GetAssetEntry(loc->asset, loc->dir, loc->name, &e));
+    UPFS_RETURN_IF_ERROR(m.store->GetAssetEntry(loc.asset, loc.dir, loc.name, &e));
     if (!e.is_dir && name == kSha256Xattr) return e.sha256;
     xattrs = std::move(e.xattrs);
   }
@@ -641,27 +628,25 @@ Result<std::vector<std::string>> Engine::ListXattr(uint64_t id) {
   if (auto s = m.SessionOf(id)) {
     MutexLock lock(s->mu);
     if (s->state != SessionState::kGone) {
-      auto kind = Impl::KindIn(*s, id);
-      if (!kind.ok()) return kind.status();
-      if (*kind == NodeKind::kSessionRoot) {
+      UPFS_ASSIGN_OR_RETURN(auto kind, Impl::KindIn(*s, id));
+      if (kind == NodeKind::kSessionRoot) {
         names.emplace_back(kWriteOnceXattr);
         for (const auto& [k, v] : s->record.xattrs) names.push_back(k);
-      } else if (*kind == NodeKind::kDir || *kind == NodeKind::kFile) {
+      } else if (kind == NodeKind::kDir || kind == NodeKind::kFile) {
         for (const auto& [k, v] : s->NodeAt(id).xattrs) names.push_back(k);
       }
       return names;
     }
   }
   if (id == kRootId || id == kSessionsId || id == kAssetsId) return names;
-  auto loc = m.Locate(id);
-  if (!loc.ok()) return loc.status();
-  if (loc->is_root()) {
+  UPFS_ASSIGN_OR_RETURN(auto loc, m.Locate(id));
+  if (loc.is_root()) {
     AssetRecord r;
-    UPFS_RETURN_IF_ERROR(m.store->GetAsset(loc->asset, &r));
+    UPFS_RETURN_IF_ERROR(m.store->GetAsset(loc.asset, &r));
     for (const auto& [k, v] : r.xattrs) names.push_back(k);
   } else {
     AssetEntry e;
-    UPFS_RETURN_IF_ERROR(m.store->GetAssetEntry(loc->asset, loc->dir, loc->name, &e));
+    UPFS_RETURN_IF_ERROR(m.store->GetAssetEntry(loc.asset, loc.dir, loc.name, &e));
     if (!e.is_dir) names.emplace_back(kSha256Xattr);
     for (const auto& [k, v] : e.xattrs) names.push_back(k);
   }
@@ -677,16 +662,15 @@ Status Engine::RemoveXattr(uint64_t id, std::string_view name) {
   }
   MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
-  auto kind = Impl::KindIn(*s, id);
-  if (!kind.ok()) return kind.status();
-  if (*kind == NodeKind::kSessionRoot && name == kWriteOnceXattr) {
+  UPFS_ASSIGN_OR_RETURN(auto kind, Impl::KindIn(*s, id));
+  if (kind == NodeKind::kSessionRoot && name == kWriteOnceXattr) {
     return Status::NotPermitted("set " + std::string(kWriteOnceXattr) + " to 0 instead");
   }
-  Xattrs* xattrs = *kind == NodeKind::kSessionRoot ? &s->record.xattrs
-                   : (*kind == NodeKind::kDir || *kind == NodeKind::kFile) ? &s->NodeAt(id).xattrs
-                                                                            : nullptr;
+  Xattrs* xattrs = kind == NodeKind::kSessionRoot ? &s->record.xattrs
+                   : (kind == NodeKind::kDir || kind == NodeKind::kFile) ? &s->NodeAt(id).xattrs
+                                                                          : nullptr;
   if (!xattrs || !xattrs->count(std::string(name))) return Status::NoAttribute("no extended attribute " + Quote(name));
-  return m.EditXattrs(*s, id, *kind, [&](Xattrs& x) { x.erase(std::string(name)); });
+  return m.EditXattrs(*s, id, kind, [&](Xattrs& x) { x.erase(std::string(name)); });
 }
 
 }  // namespace upfs::session

@@ -85,7 +85,7 @@ Status Engine::Impl::TakeOver(Session& s, bool quiet) {
   if (!st.ok()) {
     const std::string why = "session " + Quote(s.record.name) + " is held by another mount (" +
                             store->DescribeMount(from) + "): it takes the session's writes and its finish";
-    if (st.code() == Status::Code::kBusy) {
+    if (st.IsBusy()) {
       if (!quiet) spdlog::warn("{}", why);
       return Status::Busy(why + "; this mount takes it over once that mount's lease runs out");
     }
@@ -205,7 +205,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
         // Another mount's: ours now if its lease ran out (a restart after
         // a crash takes back what the crashed process held).
         Status st = impl->store->TakeOver(rec.id, holder);
-        if (st.code() == Status::Code::kBusy) {
+        if (st.IsBusy()) {
           spdlog::info("session {} is held by mount {}", Quote(rec.name), impl->store->DescribeMount(holder));
           UPFS_RETURN_IF_ERROR(impl->AddSession(std::move(rec), holder).status());
           continue;

@@ -505,19 +505,16 @@ Result<uint64_t> AddBlobEnds(Kv& kv) {
 // lacked), ending with the new format record, synced: until it is written,
 // the next open takes up the upgrade again.
 Status Upgrade(Kv& kv, const std::string& format) {
-  Result<uint64_t> moved = MoveExtentRecords(kv);
-  UPFS_RETURN_IF_ERROR(moved.status());
+  UPFS_ASSIGN_OR_RETURN(uint64_t moved, MoveExtentRecords(kv));
   uint64_t blobs = 0;
   if (format == keys::kFormatWithoutBlobEnds) {
-    Result<uint64_t> ends = AddBlobEnds(kv);
-    UPFS_RETURN_IF_ERROR(ends.status());
-    blobs = *ends;
+    UPFS_ASSIGN_OR_RETURN(blobs, AddBlobEnds(kv));
   }
   KvWrite write;
   write.Put(std::string(keys::kFormatKey), std::string(keys::kFormatValue));
   UPFS_RETURN_IF_ERROR(kv.Commit(write, /*sync=*/true));
   spdlog::info("store format '{}' upgraded to '{}': {} extent records moved, end records written for {} blobs",
-               format, keys::kFormatValue, *moved, blobs);
+               format, keys::kFormatValue, moved, blobs);
   return Status::OK();
 }
 
@@ -621,7 +618,7 @@ Result<uint64_t> KvStore::DropUnsurvivedChunks(uint64_t session_id, const std::s
     for (const ChunkRef& c : chunks) {
       Status st = ReadChunk(*blobs_, node.id, c, &data);
       if (st.ok()) continue;
-      if (st.code() != Status::Code::kCorruption) return st;
+      if (!st.IsCorruption()) return st;
       spdlog::warn("session '{}', file '{}': bytes [{}, {}) did not survive the crash and are dropped; "
                    ".status lists them as missing ({})",
                    session_name, node.name, c.begin, c.end(), st.message());
@@ -646,9 +643,8 @@ Result<uint64_t> KvStore::BeginUse() {
     std::vector<SessionRecord> sessions;
     UPFS_RETURN_IF_ERROR(ListSessions(&sessions));
     for (const SessionRecord& session : sessions) {
-      Result<uint64_t> n = DropUnsurvivedChunks(session.id, session.name);
-      UPFS_RETURN_IF_ERROR(n.status());
-      dropped += *n;
+      UPFS_ASSIGN_OR_RETURN(uint64_t n, DropUnsurvivedChunks(session.id, session.name));
+      dropped += n;
     }
   }
   KvWrite write;
@@ -688,7 +684,7 @@ Result<uint64_t> KvStore::NewIds(uint64_t count) {
     write.Expect(std::string(keys::kNextIdKey), next);
     write.Put(std::string(keys::kNextIdKey), EncodeLength(begin + want));
     Status st = kv_->Commit(write, /*sync=*/true);
-    if (st.code() == Status::Code::kStale && attempt < 100) continue;
+    if (st.IsStale() && attempt < 100) continue;
     UPFS_RETURN_IF_ERROR(st.WithContext("reserving ids"));
     next_id_ = begin + count;
     ids_end_ = begin + want;
@@ -706,8 +702,7 @@ Status KvStore::ForgetStoppedMounts() {
       }));
   marks.erase(mount_id_);
   if (marks.empty()) return Status::OK();
-  auto live = lease_->LiveIds();
-  UPFS_RETURN_IF_ERROR(live.status());
+  UPFS_ASSIGN_OR_RETURN(auto live, lease_->LiveIds());
   std::set<std::string> holding;
   const std::string holders_prefix = keys::HolderPrefix();
   UPFS_RETURN_IF_ERROR(kv_->Scan(holders_prefix, keys::PrefixEnd(holders_prefix),
@@ -717,7 +712,7 @@ Status KvStore::ForgetStoppedMounts() {
                                  }));
   KvWrite write;
   for (const auto& [id, description] : marks) {
-    if (live->count(id) || holding.count(id)) continue;
+    if (live.count(id) || holding.count(id)) continue;
     // A mount that stopped uncleanly and holds nothing: once it is fenced
     // (it may only be paused), its mark has nothing left to tell.
     if (Status st = lease_->Fence(description); !st.ok()) {
@@ -747,9 +742,8 @@ Status KvStore::GetHolder(uint64_t session_id, std::string* holder) const {
 Status KvStore::TakeOver(uint64_t session_id, const std::string& from) {
   if (!lease_ || from == mount_id_) return Status::OK();
   if (!from.empty()) {
-    auto live = lease_->LiveIds();
-    UPFS_RETURN_IF_ERROR(live.status());
-    if (live->count(from)) return Status::Busy("held by mount " + DescribeMount(from) + ", whose lease is live");
+    UPFS_ASSIGN_OR_RETURN(auto live, lease_->LiveIds());
+    if (live.count(from)) return Status::Busy("held by mount " + DescribeMount(from) + ", whose lease is live");
     std::string description;
     Status unclean = kv_->Get(keys::InUse(from), &description);
     if (!unclean.ok() && !unclean.IsNotFound()) return unclean;
@@ -759,8 +753,7 @@ Status KvStore::TakeOver(uint64_t session_id, const std::string& from) {
       // records of bytes that its crash lost.
       UPFS_RETURN_IF_ERROR(lease_->Fence(description));
       UPFS_RETURN_IF_ERROR(kv_->RecoverStoppedWriters());
-      Result<uint64_t> dropped = DropUnsurvivedChunks(session_id, "id " + std::to_string(session_id));
-      UPFS_RETURN_IF_ERROR(dropped.status());
+      UPFS_RETURN_IF_ERROR(DropUnsurvivedChunks(session_id, "id " + std::to_string(session_id)).status());
     }
   }
   Batch claim;
@@ -977,7 +970,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   }
   if (committed.ok()) committed = kv_->Commit(write, sync);
   if (!committed.ok()) {
-    if (committed.code() != Status::Code::kStale) return committed;
+    if (!committed.IsStale()) return committed;
     if (removes_asset) return Status::NotFound("the asset was removed or replaced meanwhile");
     for (const Batch::Op& op : batch.ops()) {
       if (auto* p = std::get_if<Batch::PutSession>(&op); p != nullptr && p->create) {

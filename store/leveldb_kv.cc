@@ -313,12 +313,11 @@ class LevelDbKv : public Kv {
       unchecked_budget_ -= bytes;
       return Status::OK();
     }
-    Result<uint64_t> free = free_bytes_();
-    UPFS_RETURN_IF_ERROR(free.status());
+    UPFS_ASSIGN_OR_RETURN(uint64_t free, free_bytes_());
     const uint64_t need = opts_.reserve_bytes + bytes;
-    if (*free < need) {
+    if (free < need) {
       unchecked_budget_ = 0;
-      return Status::NoSpace("the store's file system has " + std::to_string(*free) + " bytes free, below the " +
+      return Status::NoSpace("the store's file system has " + std::to_string(free) + " bytes free, below the " +
                              std::to_string(opts_.reserve_bytes) +
                              " kept in reserve for the database (-o reserve); refusing " + std::to_string(bytes) +
                              " bytes of upload data until space is freed");
@@ -326,7 +325,7 @@ class LevelDbKv : public Kv {
     // Look again before a quarter of the headroom is used (LevelDB writes
     // each byte to its log and again to a table), and at least every
     // kMaxUncheckedBytes, in case something else fills the file system.
-    unchecked_budget_ = std::min<uint64_t>((*free - need) / 4, kMaxUncheckedBytes);
+    unchecked_budget_ = std::min<uint64_t>((free - need) / 4, kMaxUncheckedBytes);
     return Status::OK();
   }
 
@@ -463,20 +462,15 @@ Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir, co
     if (ec) return Status::IOError("creating " + store_dir + ": " + ec.message());
     create = true;
   }
-  auto kv = OpenLevelDbKv(db.string(), create, options);
-  if (!kv.ok()) return kv.status();
+  UPFS_ASSIGN_OR_RETURN(auto kv, OpenLevelDbKv(db.string(), create, options));
   // After the database: its lock keeps a second process out of blobs/ too.
   std::unique_ptr<BlobFiles> blobs;
   if (options.open_blobs) {
-    auto opened = options.open_blobs((dir / "blobs").string());
-    if (!opened.ok()) return opened.status();
-    blobs = std::move(opened).value();
+    UPFS_ASSIGN_OR_RETURN(blobs, options.open_blobs((dir / "blobs").string()));
   } else {
-    auto opened = DirBlobFiles::Open((dir / "blobs").string());
-    if (!opened.ok()) return opened.status();
-    blobs = std::move(opened).value();
+    UPFS_ASSIGN_OR_RETURN(blobs, DirBlobFiles::Open((dir / "blobs").string()));
   }
-  auto store = KvStore::Open(std::move(kv).value(), std::move(blobs), create);
+  auto store = KvStore::Open(std::move(kv), std::move(blobs), create);
   if (!store.ok()) return store.status().WithContext(store_dir);
   Result<uint64_t> dropped = (*store)->BeginUse();
   if (!dropped.ok()) return dropped.status().WithContext(store_dir);

@@ -55,9 +55,8 @@ Result<std::unique_ptr<RadosBlobFiles>> RadosBlobFiles::Open(std::shared_ptr<Rad
   if (options.stripe_bytes == 0 || options.max_in_flight == 0) {
     return Status::InvalidArgument("stripe size and writes in flight must be positive");
   }
-  Result<librados::IoCtx> io = conn->OpenPool(pool, ns);
-  UPFS_RETURN_IF_ERROR(io.status());
-  std::unique_ptr<RadosBlobFiles> blobs(new RadosBlobFiles(std::move(conn), std::move(io).value(), pool, options));
+  UPFS_ASSIGN_OR_RETURN(librados::IoCtx io, conn->OpenPool(pool, ns));
+  std::unique_ptr<RadosBlobFiles> blobs(new RadosBlobFiles(std::move(conn), std::move(io), pool, options));
   blobs->lock_ = std::move(lock);
   return blobs;
 }

@@ -253,9 +253,8 @@ Status RadosKv::TakeWriteFailure(std::string_view key) {
 
 Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
                                                const std::string& ns, std::shared_ptr<RadosStoreLock> lock) {
-  Result<librados::IoCtx> io = conn->OpenPool(pool, ns);
-  UPFS_RETURN_IF_ERROR(io.status());
-  std::unique_ptr<RadosKv> kv(new RadosKv(std::move(conn), std::move(io).value(), pool));
+  UPFS_ASSIGN_OR_RETURN(librados::IoCtx io, conn->OpenPool(pool, ns));
+  std::unique_ptr<RadosKv> kv(new RadosKv(std::move(conn), std::move(io), pool));
   kv->lock_ = std::move(lock);
   if (kv->lock_) kv->mount_ = kv->lock_->Id();
   UPFS_RETURN_IF_ERROR(kv->RollForward());
@@ -302,9 +301,7 @@ Status RadosKv::RollForward() {
   if (intents.empty()) return Status::OK();
   std::set<std::string> live;
   if (lock_) {
-    auto ids = lock_->LiveIds();
-    UPFS_RETURN_IF_ERROR(ids.status());
-    live = std::move(ids).value();
+    UPFS_ASSIGN_OR_RETURN(live, lock_->LiveIds());
   }
   // Which to complete: fence each dead writer first (before view_mu_: Get
   // takes it).

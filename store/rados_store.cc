@@ -10,9 +10,8 @@ namespace upfs::store {
 
 Result<std::unique_ptr<Store>> OpenRadosStore(const std::string& pool, const std::string& ns,
                                               const RadosStoreOptions& options) {
-  auto conn = RadosConnection::Connect(options.connect);
-  UPFS_RETURN_IF_ERROR(conn.status());
-  return OpenRadosStore(std::move(conn).value(), pool, ns, options.blobs, options.lease);
+  UPFS_ASSIGN_OR_RETURN(auto conn, RadosConnection::Connect(options.connect));
+  return OpenRadosStore(std::move(conn), pool, ns, options.blobs, options.lease);
 }
 
 namespace {
@@ -34,9 +33,8 @@ Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> co
 
   // Before anything is read or rolled forward: another process may be
   // serving the store.
-  auto lock = RadosStoreLock::Acquire(conn, pool, ns, create_missing ? "mount" : "fsck", lease);
-  UPFS_RETURN_IF_ERROR(lock.status());
-  std::shared_ptr<RadosStoreLock> held = std::move(lock).value();
+  UPFS_ASSIGN_OR_RETURN(std::shared_ptr<RadosStoreLock> held,
+                        RadosStoreLock::Acquire(conn, pool, ns, create_missing ? "mount" : "fsck", lease));
   auto kv = RadosKv::Open(conn, pool, ns, held);
   UPFS_RETURN_IF_ERROR(kv.status().WithContext(where));
   // Format 5 kept extent keys under another tag, so RadosKv put them in
@@ -68,19 +66,18 @@ Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> c
                                               const std::string& ns, const RadosBlobOptions& blob_options,
                                               std::chrono::seconds lease) {
   const std::string where = Where(pool, ns);
-  auto store = OpenKvStore(std::move(conn), pool, ns, blob_options, /*create_missing=*/true, where, lease);
-  UPFS_RETURN_IF_ERROR(store.status());
-  Result<uint64_t> dropped = (*store)->BeginUse();
+  UPFS_ASSIGN_OR_RETURN(auto store,
+                        OpenKvStore(std::move(conn), pool, ns, blob_options, /*create_missing=*/true, where, lease));
+  Result<uint64_t> dropped = store->BeginUse();
   UPFS_RETURN_IF_ERROR(dropped.status().WithContext(where));
   if (*dropped > 0) spdlog::warn("store {}: {} chunks of open sessions were lost in a crash", where, *dropped);
-  return std::unique_ptr<Store>(std::move(store).value());
+  return std::unique_ptr<Store>(std::move(store));
 }
 
 Result<std::unique_ptr<KvStore>> OpenRadosStoreOffline(const std::string& pool, const std::string& ns,
                                                        const RadosConnectOptions& options) {
-  auto conn = RadosConnection::Connect(options);
-  UPFS_RETURN_IF_ERROR(conn.status());
-  return OpenKvStore(std::move(conn).value(), pool, ns, {}, /*create_missing=*/false, Where(pool, ns),
+  UPFS_ASSIGN_OR_RETURN(auto conn, RadosConnection::Connect(options));
+  return OpenKvStore(std::move(conn), pool, ns, {}, /*create_missing=*/false, Where(pool, ns),
                      RadosStoreLock::kDefaultLease);
 }
 

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <map>
 #include <set>
+#include <string>
 
 #include <catch2/catch.hpp>
 
@@ -12,34 +13,40 @@ namespace upfs::fs {
 namespace {
 
 using Code = Status::Code;
+namespace level = spdlog::level;
 
-// The whole table, as users see it. A new Status code must be added here
-// (the loop below fails until it is).
-const std::map<Code, int> kExpected = {
-    {Code::kNotFound, ENOENT},
-    {Code::kExists, EEXIST},
-    {Code::kInvalidArgument, EINVAL},
-    {Code::kCorruption, EIO},
-    {Code::kIOError, EIO},
-    {Code::kNoSpace, ENOSPC},
-    {Code::kNotDirectory, ENOTDIR},
-    {Code::kIsDirectory, EISDIR},
-    {Code::kNotEmpty, ENOTEMPTY},
-    {Code::kPermissionDenied, EACCES},
-    {Code::kNotPermitted, EPERM},
-    {Code::kReadOnly, EROFS},
-    {Code::kHashMismatch, EBADMSG},
-    {Code::kMissingData, ENODATA},
-    {Code::kStale, ESTALE},
-    {Code::kBusy, EBUSY},
-    {Code::kTooLarge, EFBIG},
-    {Code::kNameTooLong, ENAMETOOLONG},
-    {Code::kCrossSession, EXDEV},
-    {Code::kNotSupported, EOPNOTSUPP},
-    {Code::kNoAttribute, ENODATA},
-    {Code::kWriteConflict, EPERM},
-    {Code::kOutOfMemory, ENOMEM},
-    {Code::kQuotaExceeded, EDQUOT},
+struct Expected {
+  int errnum;
+  level::level_enum level;
+};
+
+// The whole table, as users see it and as the log shows it. A new Status
+// code must be added here (the loop below fails until it is).
+const std::map<Code, Expected> kExpected = {
+    {Code::kNotFound, {ENOENT, level::debug}},
+    {Code::kExists, {EEXIST, level::info}},
+    {Code::kInvalidArgument, {EINVAL, level::info}},
+    {Code::kCorruption, {EIO, level::err}},
+    {Code::kIOError, {EIO, level::err}},
+    {Code::kNoSpace, {ENOSPC, level::warn}},
+    {Code::kNotDirectory, {ENOTDIR, level::info}},
+    {Code::kIsDirectory, {EISDIR, level::info}},
+    {Code::kNotEmpty, {ENOTEMPTY, level::info}},
+    {Code::kPermissionDenied, {EACCES, level::info}},
+    {Code::kNotPermitted, {EPERM, level::info}},
+    {Code::kReadOnly, {EROFS, level::info}},
+    {Code::kHashMismatch, {EBADMSG, level::info}},
+    {Code::kMissingData, {ENODATA, level::info}},
+    {Code::kStale, {ESTALE, level::info}},
+    {Code::kBusy, {EBUSY, level::info}},
+    {Code::kTooLarge, {EFBIG, level::info}},
+    {Code::kNameTooLong, {ENAMETOOLONG, level::info}},
+    {Code::kCrossSession, {EXDEV, level::info}},
+    {Code::kNotSupported, {EOPNOTSUPP, level::info}},
+    {Code::kNoAttribute, {ENODATA, level::debug}},
+    {Code::kWriteConflict, {EPERM, level::info}},
+    {Code::kOutOfMemory, {ENOMEM, level::warn}},
+    {Code::kQuotaExceeded, {EDQUOT, level::info}},
 };
 
 TEST_CASE("ErrnoFor maps kOk to no error") { CHECK(ErrnoFor(Code::kOk) == 0); }
@@ -47,8 +54,28 @@ TEST_CASE("ErrnoFor maps kOk to no error") { CHECK(ErrnoFor(Code::kOk) == 0); }
 TEST_CASE("ErrnoFor maps every Status code to its documented errno") {
   for (const auto& [code, expected] : kExpected) {
     INFO("code " << Status::CodeName(code));
-    CHECK(ErrnoFor(code) == expected);
+    CHECK(ErrnoFor(code) == expected.errnum);
   }
+}
+
+TEST_CASE("every Status code logs at its level, and only durability and corruption at error") {
+  for (const auto& [code, expected] : kExpected) {
+    INFO("code " << Status::CodeName(code));
+    const CodeRow& row = RowFor(code);
+    CHECK(row.code == code);
+    CHECK(row.level == expected.level);
+    CHECK((row.level == level::debug || row.level == level::info || row.level == level::warn ||
+           row.level == level::err));
+    // STYLE.md: error = durability or corruption.
+    CHECK((row.level == level::err) == (code == Code::kCorruption || code == Code::kIOError));
+  }
+}
+
+TEST_CASE("a code outside the enum gets EIO, a warning and the unknown label") {
+  const CodeRow& row = RowFor(static_cast<Code>(1000));
+  CHECK(row.errnum == EIO);
+  CHECK(row.level == level::warn);
+  CHECK(std::string(row.reason) == "unknown");
 }
 
 TEST_CASE("every Status code has an entry in the table, and only EIO codes map to EIO") {
