@@ -52,9 +52,9 @@ class [[nodiscard]] Status {
     kBusy,              // the session is being finished
     kTooLarge,          // offset or length beyond what upfs stores
     kNameTooLong,
-    kCrossSession,      // rename between sessions
+    kCrossSession,  // rename between sessions
     kNotSupported,
-    kNoAttribute,  // xattr not set
+    kNoAttribute,    // xattr not set
     kWriteConflict,  // write-once session: different bytes for a range
     kOutOfMemory,
     kQuotaExceeded,  // a per-user limit (-o quota, -o max_sessions)
@@ -64,14 +64,18 @@ class [[nodiscard]] Status {
   static Status OK() { return Status(); }
   static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status Exists(std::string msg) { return {Code::kExists, std::move(msg)}; }
-  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
   static Status NoSpace(std::string msg) { return {Code::kNoSpace, std::move(msg)}; }
   static Status NotDirectory(std::string msg) { return {Code::kNotDirectory, std::move(msg)}; }
   static Status IsDirectory(std::string msg) { return {Code::kIsDirectory, std::move(msg)}; }
   static Status NotEmpty(std::string msg) { return {Code::kNotEmpty, std::move(msg)}; }
-  static Status PermissionDenied(std::string msg) { return {Code::kPermissionDenied, std::move(msg)}; }
+  static Status PermissionDenied(std::string msg) {
+    return {Code::kPermissionDenied, std::move(msg)};
+  }
   static Status NotPermitted(std::string msg) { return {Code::kNotPermitted, std::move(msg)}; }
   static Status ReadOnly(std::string msg) { return {Code::kReadOnly, std::move(msg)}; }
   static Status HashMismatch(std::string msg) { return {Code::kHashMismatch, std::move(msg)}; }
@@ -120,16 +124,25 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.ok() && "a Result without a value needs a failed Status");
   }
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
-  T& value() & { assert(ok()); return *value_; }
-  const T& value() const& { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
@@ -147,9 +160,9 @@ class [[nodiscard]] Result {
 }  // namespace upfs
 
 // Returns early from the calling function when `expr` yields a failed Status.
-#define UPFS_RETURN_IF_ERROR(expr)        \
-  do {                                    \
-    ::upfs::Status upfs_status_ = (expr); \
+#define UPFS_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::upfs::Status upfs_status_ = (expr);        \
     if (!upfs_status_.ok()) return upfs_status_; \
   } while (0)
 
@@ -166,8 +179,8 @@ class [[nodiscard]] Result {
   UPFS_ASSIGN_OR_RETURN_IMPL_(UPFS_STATUS_CONCAT_(upfs_result_, __LINE__), lhs, __VA_ARGS__)
 
 #define UPFS_ASSIGN_OR_RETURN_IMPL_(result, lhs, ...) \
-  auto result = (__VA_ARGS__);                       \
-  if (!result.ok()) return result.status();          \
+  auto result = (__VA_ARGS__);                        \
+  if (!result.ok()) return result.status();           \
   lhs = std::move(result).value()
 
 #define UPFS_STATUS_CONCAT_(a, b) UPFS_STATUS_CONCAT_INNER_(a, b)

@@ -1,10 +1,10 @@
 #include "fs/cache_invalidator.h"
 
-#include <spdlog/spdlog.h>
-
 #include <cerrno>
 #include <cstring>
 #include <exception>
+
+#include <spdlog/spdlog.h>
 
 namespace upfs::fs {
 namespace {
@@ -70,8 +70,8 @@ void CacheInvalidator::Run() {
       }
       if (rc == 0 || rc == -ENOENT) {
         // -ENOENT: the kernel had nothing cached under that name or inode.
-        spdlog::debug("cache invalidation of {} {} '{}': {}", KindName(inv.kind), inv.ino,
-                      inv.name, rc == 0 ? "dropped" : "not cached");
+        spdlog::debug("cache invalidation of {} {} '{}': {}", KindName(inv.kind), inv.ino, inv.name,
+                      rc == 0 ? "dropped" : "not cached");
       } else {
         // The kernel may serve stale entries until their timeouts expire.
         spdlog::warn("cache invalidation of {} {} '{}' failed: {}", KindName(inv.kind), inv.ino,

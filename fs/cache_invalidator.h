@@ -89,7 +89,7 @@ class CacheInvalidator {
   CondVar wake_;
   std::deque<std::shared_ptr<Job>> queue_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;
-  std::thread thread_;                      // started last, in the constructor
+  std::thread thread_;  // started last, in the constructor
 };
 
 }  // namespace upfs::fs

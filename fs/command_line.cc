@@ -59,7 +59,8 @@ std::span<const OptionDoc> OptionTable() {
        "stderr with -f; when daemonized STORE_DIR/upfs.log, or syslog (the journal) for a "
        "rados:// store"},
       {Group::kUpfs, "sweep_interval", "SECONDS", kKeySweepInterval,
-       "how often expired sessions are looked for", std::to_string(defaults.sweep_interval_seconds)},
+       "how often expired sessions are looked for",
+       std::to_string(defaults.sweep_interval_seconds)},
       {Group::kUpfs, "max_threads", "N", kKeyMaxThreads,
        "worker threads; a libfuse option, whose default upfs sets",
        std::to_string(kDefaultMaxThreads)},
@@ -95,7 +96,8 @@ std::span<const OptionDoc> OptionTable() {
        "(a temporary file renamed over it)",
        "none"},
       {Group::kUpfs, "metrics_interval", "SECONDS", kKeyMetricsInterval,
-       "how often the metrics file is rewritten", std::to_string(defaults.metrics_interval_seconds)},
+       "how often the metrics file is rewritten",
+       std::to_string(defaults.metrics_interval_seconds)},
       {Group::kUpfs, "ignore", "PATTERN[:PATTERN...]", kKeyIgnore,
        "files tools leave behind (temporary copies, lock files): a commit leaves out and frees a "
        "file whose name (or, for a pattern with '/', its path in the session) matches one of "
@@ -136,8 +138,7 @@ std::span<const OptionDoc> OptionTable() {
        "let root use the mount besides the user who mounted it", ""},
       {Group::kFuse, "auto_unmount", "", kKeyLibfuse,
        "unmount when upfs exits, even when it is killed (fusermount3 stays behind to do it)", ""},
-      {Group::kFuse, "clone_fd", "", kKeyLibfuse,
-       "one /dev/fuse descriptor per worker thread", ""},
+      {Group::kFuse, "clone_fd", "", kKeyLibfuse, "one /dev/fuse descriptor per worker thread", ""},
       {Group::kFuse, "max_idle_threads", "N", kKeyLibfuse, "idle worker threads kept at most",
        std::to_string(kDefaultIdleThreads)},
   };
@@ -202,11 +203,24 @@ Status ParseBytes(std::string_view option, std::string_view value, uint64_t* out
   int shift = 0;
   if (ec == std::errc() && ptr + 1 == end) {
     switch (*ptr) {
-      case 'K': case 'k': shift = 10; break;
-      case 'M': case 'm': shift = 20; break;
-      case 'G': case 'g': shift = 30; break;
-      case 'T': case 't': shift = 40; break;
-      default: shift = -1;
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      case 'T':
+      case 't':
+        shift = 40;
+        break;
+      default:
+        shift = -1;
     }
     ptr += shift >= 0 ? 1 : 0;
   }
@@ -247,7 +261,9 @@ Status ParseLogLevel(std::string_view value, spdlog::level::level_enum* out) {
 
 }  // namespace
 
-bool IsRadosUrl(std::string_view store) { return store.substr(0, kRadosScheme.size()) == kRadosScheme; }
+bool IsRadosUrl(std::string_view store) {
+  return store.substr(0, kRadosScheme.size()) == kRadosScheme;
+}
 
 Status ParseRadosUrl(std::string_view url, RadosLocation* out) {
   const auto bad = [url](std::string_view why) {
@@ -296,7 +312,8 @@ Status ParseRadosOption(std::string_view option, RadosLocation* out, bool* taken
   if (name == "lease") {
     // Renewed every third of it: 3 s is the least that leaves room.
     UPFS_RETURN_IF_ERROR(ParseSeconds("lease", value, 24 * 3600, &out->lease_seconds));
-    if (out->lease_seconds < 3) return Status::InvalidArgument("-o lease=" + std::string(value) + ": at least 3 seconds");
+    if (out->lease_seconds < 3)
+      return Status::InvalidArgument("-o lease=" + std::string(value) + ": at least 3 seconds");
     return Status::OK();
   }
   *taken = false;
@@ -334,8 +351,7 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
       out.log_file = std::string(ValueOf(arg));
       return Status::OK();
     case kKeySweepInterval:
-      return ParseSeconds("sweep_interval", ValueOf(arg), kMaxSeconds,
-                          &out.sweep_interval_seconds);
+      return ParseSeconds("sweep_interval", ValueOf(arg), kMaxSeconds, &out.sweep_interval_seconds);
     case kKeyMaxThreads:
       out.max_threads_given = true;
       return Status::OK();
@@ -357,7 +373,8 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
       out.metrics_file = std::string(ValueOf(arg));
       return Status::OK();
     case kKeyMetricsInterval:
-      return ParseSeconds("metrics_interval", ValueOf(arg), 24 * 3600, &out.metrics_interval_seconds);
+      return ParseSeconds("metrics_interval", ValueOf(arg), 24 * 3600,
+                          &out.metrics_interval_seconds);
     case kKeyIgnore:
       return session::IgnoreRules::ParseList(ValueOf(arg), &out.ignore_patterns);
     case kKeyMaxSessions: {
@@ -365,7 +382,8 @@ Status Handle(ParseState& state, std::string_view arg, int key) {
       const char* end = value.data() + value.size();
       auto [ptr, ec] = std::from_chars(value.data(), end, out.max_sessions);
       if (ec != std::errc() || ptr != end || value.empty()) {
-        return Status::InvalidArgument("-o max_sessions=" + std::string(value) + ": expected a whole number");
+        return Status::InvalidArgument("-o max_sessions=" + std::string(value) +
+                                       ": expected a whole number");
       }
       return Status::OK();
     }

@@ -22,10 +22,10 @@
 
 #include <spdlog/common.h>
 
+#include "base/status.h"
 #include "fs/fuse_api.h"
 #include "session/ignore_rules.h"
 #include "store/leveldb_kv.h"
-#include "base/status.h"
 
 namespace upfs::fs {
 

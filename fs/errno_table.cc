@@ -115,8 +115,9 @@ std::span<const ErrnoUse> DocumentedErrnos() {
       {EBUSY,
        "the session is being finished right now; or, with several mounts of a RADOS store, "
        "another mount holds the session and its lease is live (its log names that mount)"},
-      {EFBIG, "a write or truncate past 2^62 bytes; an xattr value over 64 KiB; a manifest over "
-              "256 MiB"},
+      {EFBIG,
+       "a write or truncate past 2^62 bytes; an xattr value over 64 KiB; a manifest over "
+       "256 MiB"},
       {ENAMETOOLONG, "a name over 255 bytes"},
       {EXDEV, "rename between two sessions (mv then copies instead)"},
       {EPERM,
@@ -131,8 +132,9 @@ std::span<const ErrnoUse> DocumentedErrnos() {
       {ENOSPC,
        "a write of upload data while the store's file system has less free space than -o "
        "reserve (finishing, aborting and deleting still work), or the database ran out of space"},
-      {EIO, "stored data failed its checks, the disk failed, or a RADOS operation failed or "
-            "timed out (logged at error level)"},
+      {EIO,
+       "stored data failed its checks, the disk failed, or a RADOS operation failed or "
+       "timed out (logged at error level)"},
       {ENOTEMPTY, "rmdir of a directory that is not empty (rm -r of a session works)"},
       {ENOTDIR, "a path goes through a file as if it were a directory"},
       {EISDIR, "a directory where a file is needed (opened, read or written as a file)"},

@@ -1,12 +1,13 @@
 #include "fs/expiry_sweeper.h"
 
-#include <spdlog/spdlog.h>
-
 #include <exception>
+
+#include <spdlog/spdlog.h>
 
 namespace upfs::fs {
 
-ExpirySweeper::ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep, std::string what)
+ExpirySweeper::ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep,
+                             std::string what)
     : interval_(interval), sweep_(std::move(sweep)), what_(std::move(what)) {}
 
 ExpirySweeper::~ExpirySweeper() { Stop(); }
@@ -32,7 +33,8 @@ void ExpirySweeper::Run() {
   auto next = std::chrono::steady_clock::now() + interval_;
   MutexLock lock(mu_);
   for (;;) {
-    while (!stopping_ && wake_.WaitUntil(mu_, next)) continue;  // woken early, not stopping: wait on
+    while (!stopping_ && wake_.WaitUntil(mu_, next))
+      continue;  // woken early, not stopping: wait on
     if (stopping_) return;
     lock.Unlock();
     try {

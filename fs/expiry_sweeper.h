@@ -27,7 +27,8 @@ class ExpirySweeper {
   // `sweep` must not throw; if it does, the exception is logged and the
   // sweeper keeps going.
   // `what` names the task in the log ("expiry sweep", "metrics file").
-  ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep, std::string what = "expiry sweep");
+  ExpirySweeper(std::chrono::milliseconds interval, std::function<void()> sweep,
+                std::string what = "expiry sweep");
   // Stop()s.
   ~ExpirySweeper();
   ExpirySweeper(const ExpirySweeper&) = delete;

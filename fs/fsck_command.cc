@@ -76,7 +76,8 @@ Status ParseFsckOptions(std::string_view list, RadosLocation* out, std::string* 
   return Status::OK();
 }
 
-Result<std::unique_ptr<store::KvStore>> OpenStore(const std::string& store, const RadosLocation& rados) {
+Result<std::unique_ptr<store::KvStore>> OpenStore(const std::string& store,
+                                                  const RadosLocation& rados) {
   if (!IsRadosUrl(store)) return OpenOffline(store);
   store::RadosConnectOptions options;
   options.ceph_conf = rados.ceph_conf;
@@ -123,8 +124,8 @@ int RunFsck(int argc, char** argv) {
     } else if (dir.empty()) {
       dir = arg;
     } else {
-      std::fprintf(stderr, "upfs fsck: more than one STORE_DIR ('%s', '%s')\n%s", dir.c_str(), argv[i],
-                   kUsage);
+      std::fprintf(stderr, "upfs fsck: more than one STORE_DIR ('%s', '%s')\n%s", dir.c_str(),
+                   argv[i], kUsage);
       return kFsckUsage;
     }
   }

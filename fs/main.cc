@@ -152,10 +152,11 @@ class Log {
     }
     std::shared_ptr<spdlog::sinks::basic_file_sink_mt> reopened;
     try {
-      reopened = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file_path_, /*truncate=*/false);
+      reopened =
+          std::make_shared<spdlog::sinks::basic_file_sink_mt>(file_path_, /*truncate=*/false);
     } catch (const std::exception& e) {
-      spdlog::error("SIGUSR1: cannot reopen the log file {} (still writing to the old one): {}", file_path_,
-                    e.what());
+      spdlog::error("SIGUSR1: cannot reopen the log file {} (still writing to the old one): {}",
+                    file_path_, e.what());
       return;
     }
     reopened->set_pattern(kLogPattern);
@@ -442,8 +443,9 @@ int RunMount(Mount& m, fuse_args* args) {
   // runs a task every interval and stops at once.
   std::optional<ExpirySweeper> metrics_writer;
   if (metrics) {
-    metrics_writer.emplace(std::chrono::seconds(m.cl.metrics_interval_seconds), [&metrics] { metrics->Update(); },
-                           "metrics file update");
+    metrics_writer.emplace(
+        std::chrono::seconds(m.cl.metrics_interval_seconds), [&metrics] { metrics->Update(); },
+        "metrics file update");
     metrics_writer->Start();
   }
 
@@ -504,8 +506,7 @@ int Main(int argc, char** argv) {
     m.store_dir = m.cl.is_rados ? m.cl.store_dir : AbsolutePath(m.cl.store_dir);
     // Inserted before the user's options, so an explicit -o fsname=... (or
     // subtype=) on the command line still wins.
-    const std::string names =
-        "-ofsname=upfs:" + EscapeOptionValue(m.store_dir) + ",subtype=upfs";
+    const std::string names = "-ofsname=upfs:" + EscapeOptionValue(m.store_dir) + ",subtype=upfs";
     if (fuse_opt_insert_arg(&args, 1, names.c_str()) != 0 ||
         fuse_opt_insert_arg(&args, 1, "-odefault_permissions") != 0) {
       std::fprintf(stderr, "upfs: out of memory\n");
@@ -534,7 +535,8 @@ int Main(int argc, char** argv) {
   }
   if (m.store_dir.empty() || m.opts.mountpoint == nullptr) {
     std::fprintf(stderr,
-                 "upfs: %s\nusage: upfs [options] STORE_DIR|rados://POOL[/NAMESPACE] MOUNTPOINT\nTry 'upfs --help'.\n",
+                 "upfs: %s\nusage: upfs [options] STORE_DIR|rados://POOL[/NAMESPACE] "
+                 "MOUNTPOINT\nTry 'upfs --help'.\n",
                  m.store_dir.empty() ? "missing STORE_DIR and MOUNTPOINT" : "missing MOUNTPOINT");
     return kUsageExit;
   }
@@ -559,7 +561,7 @@ int main(int argc, char** argv) {
   try {
     // `upfs fsck STORE_DIR` checks a store offline; everything else mounts.
     status = (argc > 1 && std::strcmp(argv[1], "fsck") == 0) ? upfs::fs::RunFsck(argc, argv)
-                                                            : upfs::fs::Main(argc, argv);
+                                                             : upfs::fs::Main(argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "upfs: fatal: %s\n", e.what());
   }

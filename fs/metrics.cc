@@ -17,7 +17,8 @@ using Label = std::pair<std::string_view, std::string_view>;
 class Exposition {
  public:
   void Family(std::string_view name, std::string_view type, std::string_view help) {
-    fmt::format_to(std::back_inserter(text_), "# HELP {} {}\n# TYPE {} {}\n", name, EscapeHelp(help), name, type);
+    fmt::format_to(std::back_inserter(text_), "# HELP {} {}\n# TYPE {} {}\n", name,
+                   EscapeHelp(help), name, type);
   }
 
   template <typename Value>
@@ -26,7 +27,8 @@ class Exposition {
     if (labels.size() != 0) {
       char separator = '{';
       for (const auto& [key, label_value] : labels) {
-        fmt::format_to(std::back_inserter(text_), "{}{}=\"{}\"", separator, key, EscapeLabelValue(label_value));
+        fmt::format_to(std::back_inserter(text_), "{}{}=\"{}\"", separator, key,
+                       EscapeLabelValue(label_value));
         separator = ',';
       }
       text_ += '}';
@@ -52,18 +54,21 @@ std::string ErrnoLabel(int err) {
 }
 
 void RenderFinishes(const session::Engine::Stats& e, Exposition& out) {
-  out.Family("upfs_commits_total", "counter", "Sessions committed (close of .finish, or mv into assets/).");
+  out.Family("upfs_commits_total", "counter",
+             "Sessions committed (close of .finish, or mv into assets/).");
   out.Sample("upfs_commits_total", e.commits);
 
   out.Family("upfs_finish_failures_total", "counter",
              "Finishes that failed, by reason (hash_mismatch, missing_data, invalid_argument, "
              "not_permitted for a pre_commit refusal, busy, ...).");
   for (size_t code = 1; code < e.failed_finishes.size(); ++code) {
-    out.Sample("upfs_finish_failures_total", {{"reason", FinishFailureReason(static_cast<Status::Code>(code))}},
+    out.Sample("upfs_finish_failures_total",
+               {{"reason", FinishFailureReason(static_cast<Status::Code>(code))}},
                e.failed_finishes[code]);
   }
 
-  out.Family("upfs_finish_duration_seconds", "histogram", "How long finishes took, committed or failed.");
+  out.Family("upfs_finish_duration_seconds", "histogram",
+             "How long finishes took, committed or failed.");
   uint64_t cumulative = 0;
   for (size_t i = 0; i < e.finish_buckets.size(); ++i) {
     cumulative += e.finish_buckets[i];
@@ -78,9 +83,11 @@ void RenderFinishes(const session::Engine::Stats& e, Exposition& out) {
 void RenderRequests(const RequestCounters::Snapshot& r, Exposition& out) {
   out.Family("upfs_fuse_requests_total", "counter", "FUSE requests answered, by operation.");
   for (size_t op = 0; op < kFuseOpCount; ++op) {
-    out.Sample("upfs_fuse_requests_total", {{"op", FuseOpName(static_cast<FuseOp>(op))}}, r.requests[op]);
+    out.Sample("upfs_fuse_requests_total", {{"op", FuseOpName(static_cast<FuseOp>(op))}},
+               r.requests[op]);
   }
-  out.Family("upfs_fuse_errors_total", "counter", "FUSE requests that failed, by operation and errno.");
+  out.Family("upfs_fuse_errors_total", "counter",
+             "FUSE requests that failed, by operation and errno.");
   for (const RequestCounters::Error& e : r.errors) {
     const std::string err = ErrnoLabel(e.err);
     out.Sample("upfs_fuse_errors_total", {{"op", FuseOpName(e.op)}, {"errno", err}}, e.count);
@@ -117,7 +124,8 @@ const char* FinishFailureReason(Status::Code code) { return RowFor(code).reason;
 std::string RenderMetrics(const MetricsSnapshot& m) {
   const session::Engine::Stats& e = m.engine;
   Exposition out;
-  out.Family("upfs_open_sessions", "gauge", "Upload sessions open now (not committed, aborted or expired).");
+  out.Family("upfs_open_sessions", "gauge",
+             "Upload sessions open now (not committed, aborted or expired).");
   out.Sample("upfs_open_sessions", e.open_sessions);
   out.Family("upfs_assets", "gauge", "Committed assets in the store.");
   out.Sample("upfs_assets", e.assets);
@@ -127,17 +135,20 @@ std::string RenderMetrics(const MetricsSnapshot& m) {
   out.Family("upfs_received_bytes_total", "counter",
              "Bytes writes added to session files (a rewritten range counts once).");
   out.Sample("upfs_received_bytes_total", e.bytes_received);
-  out.Family("upfs_committed_bytes_total", "counter", "Bytes of the files that commits made assets.");
+  out.Family("upfs_committed_bytes_total", "counter",
+             "Bytes of the files that commits made assets.");
   out.Sample("upfs_committed_bytes_total", e.bytes_committed);
 
   RenderRequests(m.requests, out);
 
   if (m.space) {
-    out.Family("upfs_store_size_bytes", "gauge",
-               "Size of what holds the store, as statfs reports it: the store directory's file system, "
-               "or on RADOS the smaller of the pool's quota and the cluster's capacity.");
+    out.Family(
+        "upfs_store_size_bytes", "gauge",
+        "Size of what holds the store, as statfs reports it: the store directory's file system, "
+        "or on RADOS the smaller of the pool's quota and the cluster's capacity.");
     out.Sample("upfs_store_size_bytes", m.space->total_bytes);
-    out.Family("upfs_store_free_bytes", "gauge", "Bytes of it still free for uploads, as statfs reports them.");
+    out.Family("upfs_store_free_bytes", "gauge",
+               "Bytes of it still free for uploads, as statfs reports them.");
     out.Sample("upfs_store_free_bytes", m.space->free_bytes);
   }
 
@@ -145,7 +156,8 @@ std::string RenderMetrics(const MetricsSnapshot& m) {
              "Writes and mkdirs refused with EDQUOT (-o quota, -o max_sessions).");
   out.Sample("upfs_quota_refusals_total", e.quota_refusals);
 
-  out.Family("upfs_hook_runs_total", "counter", "Runs of the commit hooks (-o pre_commit, -o post_commit).");
+  out.Family("upfs_hook_runs_total", "counter",
+             "Runs of the commit hooks (-o pre_commit, -o post_commit).");
   out.Sample("upfs_hook_runs_total", {{"hook", "pre_commit"}}, e.pre_commit_runs);
   out.Sample("upfs_hook_runs_total", {{"hook", "post_commit"}}, e.post_commit_runs);
   out.Family("upfs_hook_failures_total", "counter",

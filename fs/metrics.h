@@ -10,9 +10,9 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
 #include "fs/request_counters.h"
 #include "session/engine.h"
-#include "base/status.h"
 #include "store/store.h"
 
 namespace upfs::fs {

@@ -19,13 +19,15 @@ MetricsFile::MetricsFile(std::string path, std::function<std::string()> render)
 Status MetricsFile::Replace(std::string_view text) const {
   const auto failed = [this](const char* step, int err) {
     unlink(temp_path_.c_str());
-    return Status::IOError("metrics file " + path_ + ": " + step + " " + temp_path_ + ": " + std::strerror(err));
+    return Status::IOError("metrics file " + path_ + ": " + step + " " + temp_path_ + ": " +
+                           std::strerror(err));
   };
   // 0644: node_exporter usually runs as a user of its own.
   const int fd = open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int err = errno;
-    return Status::IOError("metrics file " + path_ + ": creating " + temp_path_ + ": " + std::strerror(err));
+    return Status::IOError("metrics file " + path_ + ": creating " + temp_path_ + ": " +
+                           std::strerror(err));
   }
   size_t done = 0;
   while (done < text.size()) {

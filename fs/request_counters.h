@@ -61,7 +61,8 @@ class RequestCounters {
 
   void Count(FuseOp op) { requests_[Index(op)].fetch_add(1, std::memory_order_relaxed); }
   void CountError(FuseOp op, int err) {
-    errors_[Index(op)][err > 0 && err < kErrnoLimit ? err : kOtherErrno].fetch_add(1, std::memory_order_relaxed);
+    errors_[Index(op)][err > 0 && err < kErrnoLimit ? err : kOtherErrno].fetch_add(
+        1, std::memory_order_relaxed);
   }
 
   struct Error {

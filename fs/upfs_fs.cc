@@ -35,10 +35,10 @@ using session::OpenedHandle;
 struct OpInfo {
   FuseOp op = FuseOp::kLookup;
   uint64_t id = 0;
-  const char* name = nullptr;  // a name within directory `id`, or an xattr name
-  int64_t offset = -1;         // -1: none
-  uint64_t length = 0;         // bytes at `offset`
-  uint64_t id2 = 0;            // rename: the new parent
+  const char* name = nullptr;   // a name within directory `id`, or an xattr name
+  int64_t offset = -1;          // -1: none
+  uint64_t length = 0;          // bytes at `offset`
+  uint64_t id2 = 0;             // rename: the new parent
   const char* name2 = nullptr;  // rename: the new name
   // The failure repeats one already logged (a .finish commit's result,
   // answered again to a later close or release): log it at debug only.
@@ -338,9 +338,10 @@ UpfsFs::~UpfsFs() { Stop(); }
 
 void UpfsFs::Start(fuse_session* se) {
   if (!options_.mountpoint.empty() && !proc_.SetMountPoint(options_.mountpoint)) {
-    spdlog::warn("{} not found in {}/self/mountinfo: an empty manifest written to .finish "
-                 "commits at release, after close(2) returned",
-                 options_.mountpoint, options_.proc_root);
+    spdlog::warn(
+        "{} not found in {}/self/mountinfo: an empty manifest written to .finish "
+        "commits at release, after close(2) returned",
+        options_.mountpoint, options_.proc_root);
   }
   invalidator_ = std::make_unique<CacheInvalidator>([se](const Invalidation& inv) {
     if (inv.kind == Invalidation::Kind::kEntry) {
@@ -348,7 +349,8 @@ void UpfsFs::Start(fuse_session* se) {
     }
     // A negative offset: the attributes only. Offset 0, length 0:
     // attributes and all cached data (for a directory, its cached listing).
-    if (inv.kind == Invalidation::Kind::kAttrs) return fuse_lowlevel_notify_inval_inode(se, inv.ino, -1, 0);
+    if (inv.kind == Invalidation::Kind::kAttrs)
+      return fuse_lowlevel_notify_inval_inode(se, inv.ino, -1, 0);
     return fuse_lowlevel_notify_inval_inode(se, inv.ino, 0, 0);
   });
 }
@@ -513,10 +515,11 @@ void UpfsFs::Init(fuse_conn_info* conn) {
     // only lower it (raise it with /sys/class/bdi/<dev>/read_ahead_kb).
     conn->time_gran = 1;  // mtimes are nanoseconds
 
-    spdlog::info("kernel FUSE protocol {}.{}: max_write {} KiB, max_readahead {} KiB, "
-                 "capable {:#x}, enabled {:#x}",
-                 conn->proto_major, conn->proto_minor, conn->max_write >> 10,
-                 conn->max_readahead >> 10, conn->capable, conn->want);
+    spdlog::info(
+        "kernel FUSE protocol {}.{}: max_write {} KiB, max_readahead {} KiB, "
+        "capable {:#x}, enabled {:#x}",
+        conn->proto_major, conn->proto_minor, conn->max_write >> 10, conn->max_readahead >> 10,
+        conn->capable, conn->want);
   } catch (...) {
     // Nothing above is expected to throw (spdlog catches its own errors);
     // this keeps the rule that no exception leaves a callback.
@@ -655,8 +658,8 @@ void UpfsFs::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_in
           fmt::format("rename flags {:#x} are not supported (only RENAME_NOREPLACE)", flags));
     }
     session::CommitInfo committed;
-    Status s = engine_.Rename(parent, name, new_parent, new_name,
-                              (flags & RENAME_NOREPLACE) != 0, &committed);
+    Status s = engine_.Rename(parent, name, new_parent, new_name, (flags & RENAME_NOREPLACE) != 0,
+                              &committed);
     if (!s.ok()) return s;
     // sessions/NAME -> assets/NAME committed the session. No invalidation
     // here, and none could be waited for: the kernel holds both directories
@@ -770,8 +773,9 @@ void UpfsFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
     // A write-back of cached pages (mmap) comes from no particular writer;
     // a local filesystem keeps the bits for mmap writes too.
     RequestCredentials writer(proc_, req);
-    Result<size_t> written = engine_.Write(ino, fi->fh, static_cast<uint64_t>(off),
-                                           std::string_view(buf, size), fi->writepage ? nullptr : &writer);
+    Result<size_t> written =
+        engine_.Write(ino, fi->fh, static_cast<uint64_t>(off), std::string_view(buf, size),
+                      fi->writepage ? nullptr : &writer);
     if (writer.Asked()) InvalidateAttrs(ino);
     // A refused write to .finish counts too: the next close then reports
     // that nothing was committed, instead of waiting for more text.
@@ -791,9 +795,10 @@ void UpfsFs::Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     // elsewhere it does nothing (and is skipped where it can be: noflush).
     switch (finish_handles_.OnFlush(fi->fh, fuse_req_ctx(req)->pid)) {
       case FinishHandles::Flush::kWait:
-        spdlog::debug("flush id={}: a close of .finish before its manifest was written "
-                      "(a dup2); the commit waits for a later close",
-                      ino);
+        spdlog::debug(
+            "flush id={}: a close of .finish before its manifest was written "
+            "(a dup2); the commit waits for a later close",
+            ino);
         fuse_reply_err(req, 0);
         return Status::OK();
       case FinishHandles::Flush::kRepeat:
@@ -1160,9 +1165,8 @@ const fuse_lowlevel_ops& UpfsFs::Operations() {
     };
     ops.statfs = [](fuse_req_t req, fuse_ino_t ino) { Self(req)->StatFs(req, ino); };
     ops.setxattr = [](fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
-                      size_t size, int flags) {
-      Self(req)->SetXattr(req, ino, name, value, size, flags);
-    };
+                      size_t size,
+                      int flags) { Self(req)->SetXattr(req, ino, name, value, size, flags); };
     ops.getxattr = [](fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
       Self(req)->GetXattr(req, ino, name, size);
     };

@@ -24,8 +24,9 @@ AssetReadCache::~AssetReadCache() {
 }
 
 AssetReadCache::WindowList::iterator AssetReadCache::LookupLocked(uint64_t id, uint64_t begin) {
-  return std::find_if(windows_.begin(), windows_.end(),
-                      [&](const std::shared_ptr<Window>& w) { return w->id == id && w->begin == begin; });
+  return std::find_if(windows_.begin(), windows_.end(), [&](const std::shared_ptr<Window>& w) {
+    return w->id == id && w->begin == begin;
+  });
 }
 
 std::shared_ptr<AssetReadCache::Window> AssetReadCache::AddLocked(uint64_t id, uint64_t begin) {
@@ -34,15 +35,16 @@ std::shared_ptr<AssetReadCache::Window> AssetReadCache::AddLocked(uint64_t id, u
     // Its buffer is spare unless a reader still copies out of it, or a
     // load ahead still fills it (then it goes with the last one).
     std::shared_ptr<Window>& last = windows_.back();
-    if (last.use_count() == 1 && last->bytes && spare_.size() < windows_max_) spare_.push_back(std::move(last->bytes));
+    if (last.use_count() == 1 && last->bytes && spare_.size() < windows_max_)
+      spare_.push_back(std::move(last->bytes));
     windows_.pop_back();
   }
   return windows_.front();
 }
 
-std::shared_ptr<AssetReadCache::Window> AssetReadCache::Find(uint64_t id,
-                                                             const std::shared_ptr<const store::ByteSink>& sink,
-                                                             uint64_t length, uint64_t begin) {
+std::shared_ptr<AssetReadCache::Window> AssetReadCache::Find(
+    uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
+    uint64_t begin) {
   std::shared_ptr<Window> w;
   bool queued = false;
   {
@@ -83,7 +85,8 @@ Status AssetReadCache::LoadLocked(Window& w, const store::ByteSink& sink, size_t
   return Status::OK();
 }
 
-bool AssetReadCache::ReadAheadLocked(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink,
+bool AssetReadCache::ReadAheadLocked(uint64_t id,
+                                     const std::shared_ptr<const store::ByteSink>& sink,
                                      uint64_t length, uint64_t begin) {
   if (readahead_ == 0 || stopping_) return false;
   // Sequential: the window before this one was read (or this is the first).
@@ -93,8 +96,8 @@ bool AssetReadCache::ReadAheadLocked(uint64_t id, const std::shared_ptr<const st
     const uint64_t next = begin + k * window_bytes_;
     if (next >= length) break;
     if (LookupLocked(id, next) != windows_.end()) continue;
-    loads_.push_back(
-        Load{AddLocked(id, next), sink, static_cast<size_t>(std::min<uint64_t>(window_bytes_, length - next))});
+    loads_.push_back(Load{AddLocked(id, next), sink,
+                          static_cast<size_t>(std::min<uint64_t>(window_bytes_, length - next))});
     queued = true;
   }
   if (queued) {
@@ -123,12 +126,13 @@ void AssetReadCache::LoadLoop() {
   }
 }
 
-Status AssetReadCache::Read(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
-                            uint64_t offset, size_t n, char* out) {
+Status AssetReadCache::Read(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink,
+                            uint64_t length, uint64_t offset, size_t n, char* out) {
   while (n > 0) {
     const uint64_t begin = offset - offset % window_bytes_;
     std::shared_ptr<Window> w = Find(id, sink, length, begin);
-    const size_t window_size = static_cast<size_t>(std::min<uint64_t>(window_bytes_, length - begin));
+    const size_t window_size =
+        static_cast<size_t>(std::min<uint64_t>(window_bytes_, length - begin));
     const size_t at = static_cast<size_t>(offset - begin);
     const size_t take = std::min(n, window_size - at);
     MutexLock lock(w->mu);

@@ -79,8 +79,8 @@ class AssetReadCache {
   // window that fails to load is not cached, and the range asked for is
   // then read on its own, so the read fails only if that range does. On
   // error `out` is unspecified.
-  Status Read(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length, uint64_t offset,
-              size_t n, char* out);
+  Status Read(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
+              uint64_t offset, size_t n, char* out);
 
  private:
   struct Window {
@@ -111,8 +111,8 @@ class AssetReadCache {
   // most recent. On the first read of it, the windows after it that a
   // sequential reader will want next are queued to load ahead (once per
   // window, not per request: the kernel reads a window in 8 requests).
-  std::shared_ptr<Window> Find(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
-                               uint64_t begin) EXCLUDES(mu_);
+  std::shared_ptr<Window> Find(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink,
+                               uint64_t length, uint64_t begin) EXCLUDES(mu_);
   // Adds a window as most recent, dropping the least recent beyond
   // windows_max_.
   std::shared_ptr<Window> AddLocked(uint64_t id, uint64_t begin) REQUIRES(mu_);
@@ -120,10 +120,11 @@ class AssetReadCache {
   WindowList::iterator LookupLocked(uint64_t id, uint64_t begin) REQUIRES(mu_);
   // Queues loads of the windows after the one at `begin` that are not
   // cached, if the reader reads sequentially; true if any was queued.
-  bool ReadAheadLocked(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
-                       uint64_t begin) REQUIRES(mu_);
+  bool ReadAheadLocked(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink,
+                       uint64_t length, uint64_t begin) REQUIRES(mu_);
   // Loads w's bytes unless loaded (taking a buffer under mu_).
-  Status LoadLocked(Window& w, const store::ByteSink& sink, size_t size) REQUIRES(w.mu) EXCLUDES(mu_);
+  Status LoadLocked(Window& w, const store::ByteSink& sink, size_t size) REQUIRES(w.mu)
+      EXCLUDES(mu_);
   void LoadLoop() EXCLUDES(mu_);
 
   // A buffer of window_bytes_: a spare one, or a new one.
@@ -134,12 +135,12 @@ class AssetReadCache {
   const size_t readahead_;
 
   Mutex mu_;
-  WindowList windows_ GUARDED_BY(mu_);  // most recent first
+  WindowList windows_ GUARDED_BY(mu_);                          // most recent first
   std::vector<std::unique_ptr<char[]>> spare_ GUARDED_BY(mu_);  // at most windows_max_
   std::deque<Load> loads_ GUARDED_BY(mu_);
   std::vector<std::thread> loaders_ GUARDED_BY(mu_);  // started with the first load
   bool stopping_ GUARDED_BY(mu_) = false;
-  CondVar load_cv_;             // loads_ or stopping_ changed
+  CondVar load_cv_;  // loads_ or stopping_ changed
 };
 
 }  // namespace upfs::session

@@ -5,18 +5,18 @@
 // (Batch::KeepRemoved) until their last reader closes, or until the next
 // start, so that a crash at any point leaves the asset whole or gone, and
 // no bytes without an owner (upfs fsck stays clean).
-#include "session/engine.h"
+#include <mutex>
 
 #include <spdlog/spdlog.h>
 
-#include <mutex>
-
+#include "session/engine.h"
 #include "session/engine_impl.h"
 
 namespace upfs::session {
 
 Status Engine::Impl::RemoveAsset(std::string_view name) {
-  if (options.worm) return Status::ReadOnly("assets are write-once and cannot be removed (-o worm)");
+  if (options.worm)
+    return Status::ReadOnly("assets are write-once and cannot be removed (-o worm)");
   WriterLock removal(asset_removal_mu);
   AssetRecord asset;
   Status got = store->GetAsset(name, &asset);
@@ -76,8 +76,9 @@ void Engine::Impl::FreeRemoved(const std::vector<uint64_t>& blobs) {
   }
   if (Status st = store->Apply(batch, /*sync=*/false); !st.ok()) {
     // The "removed" records stay: the next start frees them.
-    spdlog::warn("freeing the bytes of {} file(s) of removed assets failed (retried at the next start): {}",
-                 blobs.size(), st.ToString());
+    spdlog::warn(
+        "freeing the bytes of {} file(s) of removed assets failed (retried at the next start): {}",
+        blobs.size(), st.ToString());
   }
 }
 

@@ -32,8 +32,8 @@ bool IsDirectoryKind(NodeKind kind) {
 }
 
 bool IsCommittedKind(NodeKind kind) {
-  return kind == NodeKind::kAssetsDir || kind == NodeKind::kAssetRoot || kind == NodeKind::kAssetDir ||
-         kind == NodeKind::kAssetFile;
+  return kind == NodeKind::kAssetsDir || kind == NodeKind::kAssetRoot ||
+         kind == NodeKind::kAssetDir || kind == NodeKind::kAssetFile;
 }
 
 namespace {
@@ -66,13 +66,15 @@ Attr BaseAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t 
 // `subdirs`: the directories directly inside; the link count is 2 + that
 // ("." and the entry in the parent, plus each subdirectory's ".."), as on
 // ext4, so find(1)'s leaf optimisation and fts count right.
-Attr DirAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t gid, Times t, uint64_t subdirs) {
+Attr DirAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t gid, Times t,
+             uint64_t subdirs) {
   Attr a = BaseAttr(id, kind, S_IFDIR | (mode & 07777), uid, gid, t);
   a.nlink = static_cast<uint32_t>(std::min<uint64_t>(2 + subdirs, UINT32_MAX));
   return a;
 }
 
-Attr FileAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t gid, Times t, uint64_t size) {
+Attr FileAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t gid, Times t,
+              uint64_t size) {
   Attr a = BaseAttr(id, kind, S_IFREG | (mode & 07777), uid, gid, t);
   a.nlink = 1;
   a.size = size;
@@ -82,7 +84,8 @@ Attr FileAttr(uint64_t id, NodeKind kind, uint32_t mode, uint32_t uid, uint32_t 
 // Committed directories written before the count was recorded have
 // subdirs == kUnknownCount: the caller counts their entries instead.
 Attr EntryAttr(const AssetEntry& e, uint64_t subdirs) {
-  if (e.is_dir) return DirAttr(e.id, NodeKind::kAssetDir, e.mode, e.uid, e.gid, Times::Of(e), subdirs);
+  if (e.is_dir)
+    return DirAttr(e.id, NodeKind::kAssetDir, e.mode, e.uid, e.gid, Times::Of(e), subdirs);
   return FileAttr(e.id, NodeKind::kAssetFile, e.mode, e.uid, e.gid, Times::Of(e), e.length);
 }
 
@@ -119,10 +122,12 @@ Result<Attr> Engine::Impl::AttrIn(Session& s, uint64_t id) {
                    Times::Of(s.record), s.root_subdirs);
   }
   if (id == s.record.id + kFinishOffset) {
-    return FileAttr(id, NodeKind::kFinish, 0200, s.record.uid, s.record.gid, Times::All(s.record.mtime_ns), 0);
+    return FileAttr(id, NodeKind::kFinish, 0200, s.record.uid, s.record.gid,
+                    Times::All(s.record.mtime_ns), 0);
   }
   if (id == s.record.id + kStatusOffset) {
-    return FileAttr(id, NodeKind::kStatus, 0444, s.record.uid, s.record.gid, Times::All(s.last_activity_ns), 0);
+    return FileAttr(id, NodeKind::kStatus, 0444, s.record.uid, s.record.gid,
+                    Times::All(s.last_activity_ns), 0);
   }
   auto it = s.nodes.find(id);
   const bool unlinked = it == s.nodes.end();
@@ -141,7 +146,8 @@ Result<Attr> Engine::Impl::AttrIn(Session& s, uint64_t id) {
 
 // The subdirectory count of a committed directory: as recorded at
 // commit, or counted for a record from before the count was kept.
-uint64_t Engine::Impl::CommittedSubdirs(std::string_view asset, std::string_view dir, uint64_t recorded) {
+uint64_t Engine::Impl::CommittedSubdirs(std::string_view asset, std::string_view dir,
+                                        uint64_t recorded) {
   if (recorded != store::kUnknownCount) return recorded;
   std::vector<AssetEntry> entries;
   if (!store->ListAssetDir(asset, dir, &entries).ok()) return 0;
@@ -184,7 +190,8 @@ Result<AssetEntry> Engine::Impl::AssetEntryOf(uint64_t id) {
 
 Result<Attr> Engine::Impl::GetAttr(uint64_t id) {
   switch (id) {
-    case kRootId: return DirAttr(kRootId, NodeKind::kRoot, 0755, 0, 0, Times::All(mount_time_ns), 2);
+    case kRootId:
+      return DirAttr(kRootId, NodeKind::kRoot, 0755, 0, 0, Times::All(mount_time_ns), 2);
     // Both sides are sticky and world-writable, like /tmp: anyone may
     // begin a session, only its owner may remove, rename or commit it.
     case kSessionsId: {
@@ -193,13 +200,14 @@ Result<Attr> Engine::Impl::GetAttr(uint64_t id) {
         MutexLock lock(table_mu);
         open_sessions = sessions.size();
       }
-      return DirAttr(kSessionsId, NodeKind::kSessionsDir, 01777, 0, 0, Times::All(sessions_dir_ns.load()),
-                     open_sessions);
+      return DirAttr(kSessionsId, NodeKind::kSessionsDir, 01777, 0, 0,
+                     Times::All(sessions_dir_ns.load()), open_sessions);
     }
     case kAssetsId:
       return DirAttr(kAssetsId, NodeKind::kAssetsDir, 01777, 0, 0, Times::All(assets_dir_ns.load()),
                      asset_count.load());
-    default: break;
+    default:
+      break;
   }
   if (auto s = ServedSessionOf(id)) {
     MutexLock lock(s->mu);
@@ -236,7 +244,8 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
       }
       if (!s) return Status::NotFound("no open session " + Quote(name));
       MutexLock lock(s->mu);
-      if (s->state == SessionState::kGone) return Status::NotFound("no open session " + Quote(name));
+      if (s->state == SessionState::kGone)
+        return Status::NotFound("no open session " + Quote(name));
       return Impl::AttrIn(*s, s->id());
     }
     case kAssetsId: {
@@ -246,7 +255,8 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
       UPFS_RETURN_IF_ERROR(st);
       return m.RootAttrOf(r);
     }
-    default: break;
+    default:
+      break;
   }
   if (auto s = m.ServedSessionOf(parent)) {
     MutexLock lock(s->mu);
@@ -265,7 +275,8 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
       if (!IsDirectoryKind(kind)) return Status::NotDirectory("not a directory");
       UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(parent));
       auto it = children->find(name);
-      if (it == children->end()) return Status::NotFound("no " + Quote(name) + " in session " + Quote(s->record.name));
+      if (it == children->end())
+        return Status::NotFound("no " + Quote(name) + " in session " + Quote(s->record.name));
       return Impl::AttrIn(*s, it->second);
     }
   }
@@ -276,7 +287,8 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
   }
   AssetEntry e;
   Status st = m.store->GetAssetEntry(loc.asset, ChildDir(loc), name, &e);
-  if (st.IsNotFound()) return Status::NotFound("no " + Quote(name) + " in asset " + Quote(loc.asset));
+  if (st.IsNotFound())
+    return Status::NotFound("no " + Quote(name) + " in asset " + Quote(loc.asset));
   UPFS_RETURN_IF_ERROR(st);
   return m.EntryAttrOf(e);
 }
@@ -301,12 +313,15 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
       for (const AssetRecord& a : assets) out.push_back({a.name, a.root_id, S_IFDIR});
       return out;
     }
-    default: break;
+    default:
+      break;
   }
   if (auto s = m.ServedSessionOf(dir)) {
     MutexLock lock(s->mu);
     if (s->state != SessionState::kGone) {
-      if (!s->holder.empty()) m.TakeOver(*s, /*quiet=*/true).IgnoreError();  // as Lookup: control files only while held elsewhere
+      if (!s->holder.empty())
+        m.TakeOver(*s, /*quiet=*/true)
+            .IgnoreError();  // as Lookup: control files only while held elsewhere
       UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(dir));
       if (dir == s->id()) {
         out.push_back({std::string(kFinishName), s->id() + kFinishOffset, S_IFREG});
@@ -315,14 +330,16 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
       for (const auto& [name, id] : *children) {
         out.push_back({name, id, s->nodes.at(id).is_dir ? uint32_t{S_IFDIR} : uint32_t{S_IFREG}});
       }
-      std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+      std::sort(out.begin(), out.end(),
+                [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
       return out;
     }
   }
   UPFS_ASSIGN_OR_RETURN(auto loc, m.Locate(dir));
   std::vector<AssetEntry> entries;
   UPFS_RETURN_IF_ERROR(m.store->ListAssetDir(loc.asset, ChildDir(loc), &entries));
-  for (const AssetEntry& e : entries) out.push_back({e.name, e.id, e.is_dir ? uint32_t{S_IFDIR} : uint32_t{S_IFREG}});
+  for (const AssetEntry& e : entries)
+    out.push_back({e.name, e.id, e.is_dir ? uint32_t{S_IFDIR} : uint32_t{S_IFREG}});
   return out;
 }
 

@@ -49,9 +49,9 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "session/clock.h"
 #include "session/ignore_rules.h"
-#include "base/status.h"
 #include "store/store.h"
 
 namespace upfs::session {
@@ -199,8 +199,7 @@ class Engine {
  public:
   // Opens the engine over `store`, recovering every open session (nodes,
   // extents, lengths) from it.
-  static Result<std::unique_ptr<Engine>> Open(std::unique_ptr<store::Store> store,
-                                              Options options);
+  static Result<std::unique_ptr<Engine>> Open(std::unique_ptr<store::Store> store, Options options);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -241,8 +240,8 @@ class Engine {
   // OpenHandle/Release bracket every open file handle of a session file or
   // control file; a session with an open handle never expires. Opening
   // .status snapshots its text into the returned handle (an opaque number
-  // for the fs layer); it is not activity and does not hold the session. `.finish` opens only for writing, `.status` only for
-  // reading, committed files only for reading (ReadOnly otherwise).
+  // for the fs layer); it is not activity and does not hold the session. `.finish` opens only for
+  // writing, `.status` only for reading, committed files only for reading (ReadOnly otherwise).
   // Directories are not opened through this.
   // `opener` (may be null: nothing cleared) is asked about clearing
   // setuid/setgid when `mode.truncate` meets a file with those bits.
@@ -294,7 +293,10 @@ class Engine {
   Status StartPostCommit();
 
   // Statistics for statfs.
-  struct Usage { uint64_t sessions = 0; uint64_t assets = 0; };
+  struct Usage {
+    uint64_t sessions = 0;
+    uint64_t assets = 0;
+  };
   Usage GetUsage();
   // The store's space (store::Store::GetSpace), for statfs; NotSupported
   // when the store has none to give.
@@ -324,12 +326,12 @@ class Engine {
     uint64_t quota_refusals = 0;  // writes and mkdirs refused with QuotaExceeded
     uint64_t pre_commit_runs = 0;
     uint64_t pre_commit_refusals = 0;  // exits other than 0, timeouts, spawn failures
-    uint64_t post_commit_runs = 0;  // delivered + failed
+    uint64_t post_commit_runs = 0;     // delivered + failed
     uint64_t post_commit_failures = 0;
   };
   // Upper bounds (seconds) of the finish duration histogram's buckets.
-  static constexpr double kFinishBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                              0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+  static constexpr double kFinishBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                              0.5,   1,      2.5,   5,    10,    30,   60};
   // Cheap: counters read without locks, the session count under the
   // table's lock.
   Stats GetStats();

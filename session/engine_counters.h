@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <iterator>
 
-#include "session/engine.h"
 #include "base/status.h"
+#include "session/engine.h"
 
 namespace upfs::session {
 
@@ -39,9 +39,11 @@ class EngineCounters {
     }
     const double seconds = static_cast<double>(duration_ns < 0 ? 0 : duration_ns) / 1e9;
     size_t bucket = 0;
-    while (bucket < std::size(Engine::kFinishBuckets) && seconds > Engine::kFinishBuckets[bucket]) ++bucket;
+    while (bucket < std::size(Engine::kFinishBuckets) && seconds > Engine::kFinishBuckets[bucket])
+      ++bucket;
     buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
-    finish_ns_.fetch_add(static_cast<uint64_t>(duration_ns < 0 ? 0 : duration_ns), std::memory_order_relaxed);
+    finish_ns_.fetch_add(static_cast<uint64_t>(duration_ns < 0 ? 0 : duration_ns),
+                         std::memory_order_relaxed);
   }
 
   void PreCommitRan(bool refused) {

@@ -17,18 +17,18 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
-#include <unordered_set>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <deque>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/mutex.h"
@@ -38,8 +38,8 @@
 #include "session/extent_map.h"
 #include "session/hash_frontier.h"
 #include "session/hooks.h"
-#include "session/quota.h"
 #include "session/manifest.h"
+#include "session/quota.h"
 
 namespace upfs::session {
 
@@ -87,7 +87,8 @@ inline Status CheckName(std::string_view name) {
     return Status::NameTooLong("name of " + std::to_string(name.size()) + " bytes (at most " +
                                std::to_string(kMaxNameLength) + ")");
   }
-  if (name == "." || name == "..") return Status::InvalidArgument("name " + Quote(name) + " is reserved");
+  if (name == "." || name == "..")
+    return Status::InvalidArgument("name " + Quote(name) + " is reserved");
   if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
     return Status::InvalidArgument("name " + Quote(name) + " holds '/' or NUL");
   }
@@ -115,7 +116,9 @@ struct FileState {
     return stored;
   }
 
-  void SetError(std::string message) REQUIRES(mu) { last_error = std::make_unique<std::string>(std::move(message)); }
+  void SetError(std::string message) REQUIRES(mu) {
+    last_error = std::make_unique<std::string>(std::move(message));
+  }
 
   // Taken after the file's session's mu (Engine::Impl, lock order).
   Mutex mu;
@@ -161,7 +164,7 @@ struct Node {
   Xattrs xattrs;
   // Directories only; created on first use (a file does not pay for it).
   std::unique_ptr<std::map<std::string, uint64_t, std::less<>>> children;
-  std::shared_ptr<FileState> file;                        // files
+  std::shared_ptr<FileState> file;  // files
 
   int64_t mtime_ns() const { return file ? file->mtime_ns.load() : dir_mtime_ns; }
   int64_t ctime_ns() const { return file ? file->ctime_ns.load() : dir_ctime_ns; }
@@ -200,7 +203,7 @@ struct Session : std::enable_shared_from_this<Session> {
   CondVar writes_done;  // signalled when writes_in_flight drops to 0
   SessionRecord record GUARDED_BY(mu);
   SessionState state = SessionState::kOpen;
-  std::unordered_map<uint64_t, Node> nodes GUARDED_BY(mu);  // not the root
+  std::unordered_map<uint64_t, Node> nodes GUARDED_BY(mu);               // not the root
   std::map<std::string, uint64_t, std::less<>> children GUARDED_BY(mu);  // the root's
   // Files unlinked (or replaced by a rename) while a handle had them open.
   // As on a local filesystem, they are out of the namespace (and their
@@ -225,7 +228,7 @@ struct Session : std::enable_shared_from_this<Session> {
   // engine's QuotaLedger counts them for record.uid once `counted`.
   std::atomic<uint64_t> held_bytes{0};
   bool counted GUARDED_BY(mu) = false;
-  std::function<Status(Session&)> take_over;              // set with holder
+  std::function<Status(Session&)> take_over;  // set with holder
 
   // The id and name never change once the session is in the table (a
   // rename or commit makes a new record with the same ones), so they are
@@ -245,10 +248,12 @@ struct Session : std::enable_shared_from_this<Session> {
   // mount: one held by another is taken over first, if it can be).
   Status CheckOpen() REQUIRES(mu) {
     switch (state) {
-      case SessionState::kOpen: return holder.empty() ? Status::OK() : take_over(*this);
+      case SessionState::kOpen:
+        return holder.empty() ? Status::OK() : take_over(*this);
       case SessionState::kFinishing:
         return Status::Busy("session " + Quote(record.name) + " is being finished");
-      case SessionState::kGone: break;
+      case SessionState::kGone:
+        break;
     }
     return Status::Stale("session " + Quote(record.name) + " was committed, aborted or expired");
   }
@@ -257,16 +262,21 @@ struct Session : std::enable_shared_from_this<Session> {
   Result<std::map<std::string, uint64_t, std::less<>>*> DirChildren(uint64_t dir_id) REQUIRES(mu) {
     if (dir_id == record.id) return &children;
     auto it = nodes.find(dir_id);
-    if (it == nodes.end()) return Status::NotFound("directory " + std::to_string(dir_id) + " is gone");
-    if (!it->second.is_dir) return Status::NotDirectory(Quote(it->second.name) + " is not a directory");
+    if (it == nodes.end())
+      return Status::NotFound("directory " + std::to_string(dir_id) + " is gone");
+    if (!it->second.is_dir)
+      return Status::NotDirectory(Quote(it->second.name) + " is not a directory");
     auto& dir_children = it->second.children;
-    if (!dir_children) dir_children = std::make_unique<std::map<std::string, uint64_t, std::less<>>>();
+    if (!dir_children)
+      dir_children = std::make_unique<std::map<std::string, uint64_t, std::less<>>>();
     return dir_children.get();
   }
 
   // The subdirectory count of directory `dir_id` (the root or a
   // subdirectory, which DirChildren found).
-  uint32_t& SubdirsOf(uint64_t dir_id) REQUIRES(mu) { return dir_id == record.id ? root_subdirs : nodes.at(dir_id).subdirs; }
+  uint32_t& SubdirsOf(uint64_t dir_id) REQUIRES(mu) {
+    return dir_id == record.id ? root_subdirs : nodes.at(dir_id).subdirs;
+  }
 
   // The entries of directory `dir_id` change at `now`: its mtime and ctime
   // move, in `batch` (applied by the caller) and, once that succeeded,
@@ -346,7 +356,7 @@ struct Engine::Impl {
 
   const std::unique_ptr<store::Store> store;
   Options options;
-  QuotaLedger quota;  // what each uid's held sessions hold
+  QuotaLedger quota;         // what each uid's held sessions hold
   const IgnoreRules ignore;  // from options.ignore_patterns
   int64_t mount_time_ns = 0;
   AssetReadCache asset_reads;  // reads of committed files
@@ -374,7 +384,8 @@ struct Engine::Impl {
   std::map<std::string, std::shared_ptr<Session>, std::less<>> sessions GUARDED_BY(table_mu);
 
   Mutex index_mu;
-  std::unordered_map<uint64_t, std::shared_ptr<Session>> index GUARDED_BY(index_mu);  // id -> session
+  std::unordered_map<uint64_t, std::shared_ptr<Session>> index
+      GUARDED_BY(index_mu);  // id -> session
 
   Mutex handles_mu;
   std::unordered_map<uint64_t, std::shared_ptr<Handle>> handles GUARDED_BY(handles_mu);
@@ -434,10 +445,11 @@ struct Engine::Impl {
 
   // ---- namespace changes (namespace.cc) ----
 
-  Status EditXattrs(Session& s, uint64_t id, NodeKind kind, const std::function<void(Xattrs&)>& edit)
-      REQUIRES(s.mu);
+  Status EditXattrs(Session& s, uint64_t id, NodeKind kind,
+                    const std::function<void(Xattrs&)>& edit) REQUIRES(s.mu);
   static bool AddFileRemoval(Session& s, const Node& n, Batch* batch) REQUIRES(s.mu);
-  Status ApplyFileRemoval(Session& s, FileState& f, const Batch& batch, bool still_open) REQUIRES(s.mu);
+  Status ApplyFileRemoval(Session& s, FileState& f, const Batch& batch, bool still_open)
+      REQUIRES(s.mu);
   // File `f`'s bytes left session `s` (removed, or lost): the owner's
   // quota gets them back. Called with the file's mu held too.
   void Unhold(Session& s, uint64_t bytes) REQUIRES(s.mu);
@@ -457,23 +469,24 @@ struct Engine::Impl {
   void StopCatchUp() EXCLUDES(catch_up_mu);
   static Result<std::string> FullHash(FileState& f) REQUIRES(f.mu);
   // After a failed commit, each file's received ranges as the store holds them.
-  static void ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>& files, const std::string& where);
+  static void ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>& files,
+                              const std::string& where);
 
   // ---- writes (write_path.cc) ----
 
   Status WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file, uint64_t offset,
-                   std::string_view data,
-                   Credentials* writer);
+                   std::string_view data, Credentials* writer);
   // `owner` (the session's uid) is charged the bytes it adds (QuotaLedger),
   // `held` (the session's held_bytes) grows by them.
-  Status WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once, uint32_t owner,
-                     std::atomic<uint64_t>* held, bool* catch_up);
+  Status WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once,
+                     uint32_t owner, std::atomic<uint64_t>* held, bool* catch_up);
   Status ClearSetid(Session& s, Node& n, Credentials& who, const char* op) REQUIRES(s.mu);
   Status TruncateFile(Session& s, Node& n, uint64_t size) REQUIRES(s.mu);
 
   // ---- finishing (finish.cc) ----
 
-  Status FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text, CommitInfo* info);
+  Status FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text,
+                       CommitInfo* info);
   static void ReturnFreeMemory();
   // On success, *committed_bytes holds the bytes of the files committed.
   Status VerifyAndCommit(const std::shared_ptr<Session>& sp, std::vector<ManifestLine> manifest,

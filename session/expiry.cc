@@ -1,11 +1,10 @@
 // Engine: dropping sessions with all their data, when idle past the TTL
 // (ExpireIdle) or aborted by rmdir.
-#include "session/engine.h"
+#include <mutex>
 
 #include <spdlog/spdlog.h>
 
-#include <mutex>
-
+#include "session/engine.h"
 #include "session/engine_impl.h"
 
 namespace upfs::session {
@@ -70,7 +69,8 @@ std::vector<std::string> Engine::ExpireIdle() {
   std::vector<std::shared_ptr<Session>> doomed, foreign;
   {
     MutexLock table(m.table_mu);
-    if (Status st = m.RefreshSessions(); !st.ok()) spdlog::warn("listing the store's sessions: {}", st.ToString());
+    if (Status st = m.RefreshSessions(); !st.ok())
+      spdlog::warn("listing the store's sessions: {}", st.ToString());
     for (const auto& [name, s] : m.sessions) {
       MutexLock lock(s->mu);
       if (!s->holder.empty()) {
@@ -79,7 +79,8 @@ std::vector<std::string> Engine::ExpireIdle() {
       }
       // Never a session in use: open handles, writes in flight, a finish
       // running, or activity within the TTL.
-      if (s->state != SessionState::kOpen || s->open_handles > 0 || s->writes_in_flight > 0) continue;
+      if (s->state != SessionState::kOpen || s->open_handles > 0 || s->writes_in_flight > 0)
+        continue;
       if (now - s->last_activity_ns < m.options.ttl_ns) continue;
       s->state = SessionState::kGone;
       doomed.push_back(s);
@@ -92,7 +93,8 @@ std::vector<std::string> Engine::ExpireIdle() {
   for (const auto& s : foreign) {
     MutexLock lock(s->mu);
     // A failure (Busy while the holder's lease is live) leaves it that mount's.
-    if (s->state == SessionState::kOpen && !s->holder.empty()) m.TakeOver(*s, /*quiet=*/true).IgnoreError();
+    if (s->state == SessionState::kOpen && !s->holder.empty())
+      m.TakeOver(*s, /*quiet=*/true).IgnoreError();
   }
   std::vector<std::string> expired;
   for (const auto& s : doomed) {

@@ -20,10 +20,12 @@ void ExtentMap::Unspill() {
 
 void ExtentMap::Add(uint64_t begin, uint64_t end) {
   if (begin >= end) return;
-  if (!ranges_ && (single_.begin == single_.end || (begin <= single_.end && single_.begin <= end))) {
+  if (!ranges_ &&
+      (single_.begin == single_.end || (begin <= single_.end && single_.begin <= end))) {
     // None yet, or touching the one range: stays one range, inline.
-    single_ = single_.begin == single_.end ? Extent{begin, end}
-                                           : Extent{std::min(begin, single_.begin), std::max(end, single_.end)};
+    single_ = single_.begin == single_.end
+                  ? Extent{begin, end}
+                  : Extent{std::min(begin, single_.begin), std::max(end, single_.end)};
     return;
   }
   Spill();

@@ -40,7 +40,9 @@ class ExtentMap {
   // End of the last range (0 when empty).
   uint64_t End() const;
   uint64_t BytesReceived() const;
-  size_t RangeCount() const { return ranges_ ? ranges_->size() : single_.begin < single_.end ? 1 : 0; }
+  size_t RangeCount() const {
+    return ranges_ ? ranges_->size() : single_.begin < single_.end ? 1 : 0;
+  }
 
  private:
   // Moves the inline range into the map / back out when it is the only one.

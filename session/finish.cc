@@ -1,11 +1,8 @@
 // Engine: finishing a session. Its files are verified against the
 // manifest (names, completeness, SHA-256) and committed as an asset in one
 // synced write; nothing changes unless all of it holds.
-#include "session/engine.h"
-
 #include <malloc.h>
 #include <unistd.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +12,9 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
+#include "session/engine.h"
 #include "session/engine_impl.h"
 
 namespace upfs::session {
@@ -38,8 +38,9 @@ struct Planned {
 // "Commit hooks"): OK when it exits 0, NotPermitted with its first line of stderr
 // otherwise. The session is kFinishing meanwhile, so its files can be read
 // through the mount and not changed.
-Status RunPreCommit(const Options& options, const SessionRecord& record, const std::vector<Planned>& plan,
-                    uint64_t files, uint64_t bytes, const std::string& where) {
+Status RunPreCommit(const Options& options, const SessionRecord& record,
+                    const std::vector<Planned>& plan, uint64_t files, uint64_t bytes,
+                    const std::string& where) {
   // The verified manifest, in sha256sum's format, for the program to read.
   const char* tmpdir = std::getenv("TMPDIR");
   std::string path = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/upfs-manifest-XXXXXX";
@@ -80,8 +81,9 @@ Status RunPreCommit(const Options& options, const SessionRecord& record, const s
   HookRun run = RunHook(options.pre_commit, env, options.hook_timeout_ns, "pre_commit of " + where);
   unlink(path.c_str());
   if (!run.Succeeded()) {
-    Status refused = Status::NotPermitted(where + ": pre_commit refused the commit: " + options.pre_commit + " " +
-                                          run.Describe(options.hook_timeout_ns));
+    Status refused =
+        Status::NotPermitted(where + ": pre_commit refused the commit: " + options.pre_commit +
+                             " " + run.Describe(options.hook_timeout_ns));
     spdlog::warn("{}", refused.message());
     return refused;
   }
@@ -160,7 +162,8 @@ std::string LeftOutLogText(const std::vector<std::string>& paths) {
 // ranges are read back from the store, as at a start (recovery.cc). A file
 // that lost some shows them missing in .status and in the next finish,
 // and its hash is recomputed from the store once they are sent again.
-void Engine::Impl::ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>& files, const std::string& where) {
+void Engine::Impl::ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>& files,
+                                   const std::string& where) {
   for (const std::shared_ptr<FileState>& file : files) {
     FileState& f = *file;
     MutexLock lock(f.mu);
@@ -184,13 +187,15 @@ void Engine::Impl::ForgetLostBytes(const std::vector<std::shared_ptr<FileState>>
   }
 }
 
-Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text,
-                                   CommitInfo* info) {
+Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp,
+                                   std::string_view manifest_text, CommitInfo* info) {
   Session& s = *sp;
   // Every finish is timed and counted (metrics), a refused one too.
   const auto start = std::chrono::steady_clock::now();
   const auto elapsed_ns = [start] {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                start)
+        .count();
   };
   std::string name;
   size_t files = 0;
@@ -240,8 +245,9 @@ void Engine::Impl::ReturnFreeMemory() {
 
 // Takes the manifest to free it (and the lookups built on it) before the
 // commit batch is built: a finish of many files holds all of these.
-Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::vector<ManifestLine> manifest,
-                                     CommitInfo* info, uint64_t* committed_bytes) {
+Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp,
+                                     std::vector<ManifestLine> manifest, CommitInfo* info,
+                                     uint64_t* committed_bytes) {
   Session& s = *sp;
   SessionRecord record;
   uint64_t root_subdirs = 0;
@@ -274,7 +280,8 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
       e.xattrs = n.xattrs;
     }
   }
-  std::sort(plan.begin(), plan.end(), [](const Planned& a, const Planned& b) { return a.path < b.path; });
+  std::sort(plan.begin(), plan.end(),
+            [](const Planned& a, const Planned& b) { return a.path < b.path; });
   const std::string where = "session " + Quote(record.name);
 
   // 1. The manifest names exactly the session's files, once each.
@@ -285,13 +292,15 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
     auto it = by_path.find(line.path);
     if (it == by_path.end()) {
       return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
-                                     " names " + Quote(line.path) + ", which is not a file of the session");
+                                     " names " + Quote(line.path) +
+                                     ", which is not a file of the session");
     }
     if (it->second->entry.is_dir) {
       return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
                                      " names directory " + Quote(line.path));
     }
-    if (!listed.emplace(line.path, &line).second) {  // keys view the manifest: the plan's entries move
+    if (!listed.emplace(line.path, &line)
+             .second) {  // keys view the manifest: the plan's entries move
       return Status::InvalidArgument(where + ": manifest line " + std::to_string(line.line_number) +
                                      " lists " + Quote(line.path) + " a second time");
     }
@@ -306,7 +315,8 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
       left_out.push_back(std::move(p));
       p.path.clear();  // moved out: erased below
     } else if (!manifest.empty()) {
-      return Status::InvalidArgument(where + ": file " + Quote(p.path) + " is not listed in the manifest");
+      return Status::InvalidArgument(where + ": file " + Quote(p.path) +
+                                     " is not listed in the manifest");
     }
   }
   by_path = {};  // its keys view the plan's paths, which move now
@@ -380,7 +390,8 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   asset.bytes = bytes;
   asset.xattrs = record.xattrs;
   asset.xattrs.erase(std::string(kLeftOutXattr));
-  if (!dropped.paths.empty()) asset.xattrs[std::string(kLeftOutXattr)] = LeftOutXattrValue(dropped.paths);
+  if (!dropped.paths.empty())
+    asset.xattrs[std::string(kLeftOutXattr)] = LeftOutXattrValue(dropped.paths);
   batch.Put(asset);
   std::vector<uint64_t> ids;
   ids.reserve(plan.size());
@@ -441,10 +452,12 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp, std::ve
   if (dropped.paths.empty()) {
     spdlog::info("{} committed: {} files, {} bytes", where, files, bytes);
   } else {
-    spdlog::info("{} committed: {} files, {} bytes; left out {} files matching -o ignore, not in the manifest "
-                 "(their {} bytes freed; {} on the asset lists them): {}",
-                 where, files, bytes, dropped.paths.size(), dropped.bytes, kLeftOutXattr,
-                 LeftOutLogText(dropped.paths));
+    spdlog::info(
+        "{} committed: {} files, {} bytes; left out {} files matching -o ignore, not in the "
+        "manifest "
+        "(their {} bytes freed; {} on the asset lists them): {}",
+        where, files, bytes, dropped.paths.size(), dropped.bytes, kLeftOutXattr,
+        LeftOutLogText(dropped.paths));
   }
   *committed_bytes = bytes;
   if (notifier) notifier->Enqueue(record.name);

@@ -1,11 +1,10 @@
 // Engine: open, flush and release of file handles on session files,
 // control files and committed files.
-#include "session/engine.h"
-
 #include <mutex>
 
 #include <spdlog/spdlog.h>
 
+#include "session/engine.h"
 #include "session/engine_impl.h"
 
 namespace upfs::session {
@@ -23,7 +22,8 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
     h->session = s;
     switch (kind) {
       case NodeKind::kFinish:
-        if (mode.read) return Status::PermissionDenied(".finish is write-only: write a manifest into it");
+        if (mode.read)
+          return Status::PermissionDenied(".finish is write-only: write a manifest into it");
         UPFS_RETURN_IF_ERROR(s->CheckOpen());
         break;
       case NodeKind::kStatus:
@@ -43,7 +43,8 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
         // open(O_TRUNC) clears setuid/setgid as truncate(2) does, even of
         // an empty file (the kernel does not send that change itself when
         // the open truncates: FUSE_CAP_ATOMIC_O_TRUNC).
-        if (mode.truncate && opener) UPFS_RETURN_IF_ERROR(m.ClearSetid(*s, n, *opener, "open(O_TRUNC)"));
+        if (mode.truncate && opener)
+          UPFS_RETURN_IF_ERROR(m.ClearSetid(*s, n, *opener, "open(O_TRUNC)"));
         if (mode.truncate && n.file->length.load() > 0) {
           Status st = m.TruncateFile(*s, n, 0);
           if (!st.ok()) return st.WithContext(s->Where(id) + " O_TRUNC");
@@ -125,7 +126,8 @@ Status Engine::Release(uint64_t id, uint64_t handle) {
   {
     MutexLock lock(m.handles_mu);
     auto it = m.handles.find(handle);
-    if (it == m.handles.end() || it->second->id != id) return Status::InvalidArgument("unknown file handle");
+    if (it == m.handles.end() || it->second->id != id)
+      return Status::InvalidArgument("unknown file handle");
     h = std::move(it->second);
     m.handles.erase(it);
   }

@@ -7,12 +7,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+
+#include <spdlog/spdlog.h>
 
 #include "session/engine_impl.h"
 
@@ -23,7 +23,8 @@ constexpr size_t kMaxFirstLine = 512;
 constexpr size_t kMaxLoggedLine = 4096;
 
 int64_t SteadyNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -31,7 +32,8 @@ std::string Seconds(int64_t ns) {
   if (ns < 1'000'000'000) return std::to_string(ns / 1'000'000) + " ms";
   const int64_t s = ns / 1'000'000'000;
   const int64_t tenths = ns / 100'000'000 % 10;
-  return tenths == 0 ? std::to_string(s) + " s" : std::to_string(s) + "." + std::to_string(tenths) + " s";
+  return tenths == 0 ? std::to_string(s) + " s"
+                     : std::to_string(s) + "." + std::to_string(tenths) + " s";
 }
 
 // One of the program's output streams, split into lines for the log.
@@ -100,8 +102,8 @@ std::string HookRun::Describe(int64_t timeout_ns) const {
   return text;
 }
 
-HookRun RunHook(const std::string& program, const HookEnv& env, int64_t timeout_ns, std::string_view tag,
-                const std::atomic<bool>* cancel) {
+HookRun RunHook(const std::string& program, const HookEnv& env, int64_t timeout_ns,
+                std::string_view tag, const std::atomic<bool>* cancel) {
   HookRun run;
   int out[2] = {-1, -1}, err[2] = {-1, -1};
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
@@ -133,11 +135,13 @@ HookRun RunHook(const std::string& program, const HookEnv& env, int64_t timeout_
   sigemptyset(&none);
   sigemptyset(&defaults);
   // The daemon blocks SIGUSR1 (log reopening) and may ignore SIGPIPE.
-  for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD}) sigaddset(&defaults, sig);
+  for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD})
+    sigaddset(&defaults, sig);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   pid_t pid = -1;
   const int spawned = posix_spawn(&pid, program.c_str(), &actions, &attr, argv, envp.data());
   posix_spawn_file_actions_destroy(&actions);
@@ -275,8 +279,9 @@ void CommitNotifier::Loop() {
       continue;
     }
     // The first due, in commit order among those due.
-    auto next = std::min_element(queue_.begin(), queue_.end(),
-                                 [](const Pending& a, const Pending& b) { return a.due_ns < b.due_ns; });
+    auto next =
+        std::min_element(queue_.begin(), queue_.end(),
+                         [](const Pending& a, const Pending& b) { return a.due_ns < b.due_ns; });
     const int64_t now = SteadyNs();
     if (next->due_ns > now) {
       wake_.WaitFor(mu_, std::chrono::nanoseconds(next->due_ns - now));
@@ -293,8 +298,8 @@ void CommitNotifier::Loop() {
       for (int i = 1; i < p.attempts && delay < settings_.retry_max_ns; ++i) delay *= 2;
       delay = std::min(delay, settings_.retry_max_ns);
       p.due_ns = SteadyNs() + delay;
-      spdlog::warn("post_commit of asset {}: attempt {} failed; next in {}", Quote(p.asset), p.attempts,
-                   Seconds(delay));
+      spdlog::warn("post_commit of asset {}: attempt {} failed; next in {}", Quote(p.asset),
+                   p.attempts, Seconds(delay));
       queue_.push_back(std::move(p));
     }
   }

@@ -37,7 +37,8 @@ namespace upfs::session {
 // The environment a hook gets, beyond PATH (kHookPath).
 using HookEnv = std::vector<std::pair<std::string, std::string>>;
 
-inline constexpr std::string_view kHookPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+inline constexpr std::string_view kHookPath =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 struct HookRun {
   // Why the program could not be started; empty when it was.
@@ -52,7 +53,9 @@ struct HookRun {
   // The first line it wrote on stderr (at most 512 bytes), or "".
   std::string first_stderr_line;
 
-  bool Succeeded() const { return spawn_error.empty() && !timed_out && !cancelled && exit_code == 0; }
+  bool Succeeded() const {
+    return spawn_error.empty() && !timed_out && !cancelled && exit_code == 0;
+  }
   // "exited with status 3: <first line>", "killed after 5 s (hook_timeout)", ...
   std::string Describe(int64_t timeout_ns) const;
 };
@@ -60,15 +63,15 @@ struct HookRun {
 // Runs `program` (an absolute path) with `env`, as described above, and
 // waits for it, at most `timeout_ns`, or until *cancel turns true (may be
 // null). `tag` names the run in the log ("pre_commit of session 'x'").
-HookRun RunHook(const std::string& program, const HookEnv& env, int64_t timeout_ns, std::string_view tag,
-                const std::atomic<bool>* cancel = nullptr);
+HookRun RunHook(const std::string& program, const HookEnv& env, int64_t timeout_ns,
+                std::string_view tag, const std::atomic<bool>* cancel = nullptr);
 
 // The sha256sum line of one file ("<hash>  <path>\n"), with coreutils'
 // escaping for paths holding '\\', '\n' or '\r' (as ParseManifest reads).
 std::string ManifestLineOf(std::string_view sha256, std::string_view path);
 
 struct PostCommitSettings {
-  std::string program;   // absolute path
+  std::string program;     // absolute path
   std::string mountpoint;  // for UPFS_ASSET_DIR; "" leaves it out
   int64_t timeout_ns = int64_t{60} * 1'000'000'000;
   // Failures are retried after this, doubling up to retry_max_ns.

@@ -40,8 +40,8 @@ Status IgnoreRules::ParseList(std::string_view list, std::vector<std::string>* o
     const size_t end = list.find(kIgnoreSeparator);
     std::string_view pattern = list.substr(0, end);
     if (pattern.empty()) {
-      return Status::InvalidArgument(std::string("-o ignore: an empty pattern (two '") + kIgnoreSeparator +
-                                     "' in a row, or one at an end)");
+      return Status::InvalidArgument(std::string("-o ignore: an empty pattern (two '") +
+                                     kIgnoreSeparator + "' in a row, or one at an end)");
     }
     patterns.emplace_back(pattern);
     if (end == std::string_view::npos) break;
@@ -71,7 +71,8 @@ const std::string* IgnoreRules::Match(std::string_view path) const {
   const char* name = whole.c_str() + (slash == std::string::npos ? 0 : slash + 1);
   for (const std::string& p : patterns_) {
     const bool on_path = p.find('/') != std::string::npos;
-    if (fnmatch(p.c_str(), on_path ? whole.c_str() : name, on_path ? FNM_PATHNAME : 0) == 0) return &p;
+    if (fnmatch(p.c_str(), on_path ? whole.c_str() : name, on_path ? FNM_PATHNAME : 0) == 0)
+      return &p;
   }
   return nullptr;
 }

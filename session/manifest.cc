@@ -94,10 +94,17 @@ Result<std::vector<ManifestLine>> ParseManifest(std::string_view text, size_t ma
         }
         if (++i == raw.size()) return LineError(number, line, "path ends in a lone backslash");
         switch (raw[i]) {
-          case '\\': path.push_back('\\'); break;
-          case 'n': path.push_back('\n'); break;
-          case 'r': path.push_back('\r'); break;
-          default: return LineError(number, line, "unknown escape in path");
+          case '\\':
+            path.push_back('\\');
+            break;
+          case 'n':
+            path.push_back('\n');
+            break;
+          case 'r':
+            path.push_back('\r');
+            break;
+          default:
+            return LineError(number, line, "unknown escape in path");
         }
       }
     } else {

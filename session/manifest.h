@@ -32,8 +32,7 @@ struct ManifestLine {
 // line and why. (A session with N files passes N + 1: a longer manifest is
 // wrong anyway, and its first N + 1 lines already show how, so a huge one
 // costs no memory beyond its text.)
-Result<std::vector<ManifestLine>> ParseManifest(std::string_view text,
-                                                size_t max_lines = SIZE_MAX);
+Result<std::vector<ManifestLine>> ParseManifest(std::string_view text, size_t max_lines = SIZE_MAX);
 
 // "a//b/./c" style checks: splits a relative path into its components, or
 // fails with InvalidArgument.

@@ -1,12 +1,11 @@
 // Engine: changes to a session's namespace (mkdir, create, unlink, rmdir,
 // rename), its attributes and extended attributes, and the removal of
 // files that handles may still hold open.
-#include "session/engine.h"
+#include <mutex>
 
 #include <spdlog/spdlog.h>
 
-#include <mutex>
-
+#include "session/engine.h"
 #include "session/engine_impl.h"
 
 namespace upfs::session {
@@ -33,7 +32,8 @@ Status CheckNotControlName(std::string_view name) {
 // security labels) are refused as unsupported so tools such as `cp -a`
 // skip them quietly.
 Status CheckXattrName(std::string_view name) {
-  if (name.rfind("user.", 0) != 0) return Status::NotSupported("only user.* extended attributes are stored");
+  if (name.rfind("user.", 0) != 0)
+    return Status::NotSupported("only user.* extended attributes are stored");
   if (name.size() > 255) return Status::NameTooLong("extended attribute name too long");
   return Status::OK();
 }
@@ -42,7 +42,8 @@ Status CheckXattrName(std::string_view name) {
 
 // Changes the extended attributes of a session's root or node (kind
 // kSessionRoot, kDir or kFile) through `edit`, and so its ctime.
-Status Engine::Impl::EditXattrs(Session& s, uint64_t id, NodeKind kind, const std::function<void(Xattrs&)>& edit) {
+Status Engine::Impl::EditXattrs(Session& s, uint64_t id, NodeKind kind,
+                                const std::function<void(Xattrs&)>& edit) {
   const int64_t now = Now();
   Batch batch;
   if (kind == NodeKind::kSessionRoot) {
@@ -78,7 +79,8 @@ bool Engine::Impl::AddFileRemoval(Session& s, const Node& n, Batch* batch) {
 // Applies the batch of AddFileRemoval for file `f`. Under the file's
 // lock, so that no write lands between the deletion of its bytes and
 // `removed`.
-Status Engine::Impl::ApplyFileRemoval(Session& s, FileState& f, const Batch& batch, bool still_open) {
+Status Engine::Impl::ApplyFileRemoval(Session& s, FileState& f, const Batch& batch,
+                                      bool still_open) {
   MutexLock flock(f.mu);
   UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
   if (!still_open) {
@@ -172,19 +174,21 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
     m.IndexAdd(r.id, s);
     m.IndexAdd(r.id + kFinishOffset, s);
     m.IndexAdd(r.id + kStatusOffset, s);
-    spdlog::info("session {} begun by uid {} gid {} (write_once={})", Quote(name), caller.uid, caller.gid,
-                 r.write_once);
+    spdlog::info("session {} begun by uid {} gid {} (write_once={})", Quote(name), caller.uid,
+                 caller.gid, r.write_once);
     Attr attr = Impl::AttrIn(*s, r.id).value();
     m.sessions.emplace(std::string(name), std::move(s));
     m.sessions_dir_ns = now;
     return attr;
   }
-  if (parent == kRootId) return Status::NotPermitted("the mount root holds only sessions/ and assets/");
+  if (parent == kRootId)
+    return Status::NotPermitted("the mount root holds only sessions/ and assets/");
   auto s = m.SessionOf(parent);
   if (!s) {
     // Under assets/ (or a stale id): the committed side never changes.
-    return parent == kAssetsId || m.Locate(parent).ok() ? Status::ReadOnly("assets are read-only")
-                                                         : Status::NotFound("parent directory is gone");
+    return parent == kAssetsId || m.Locate(parent).ok()
+               ? Status::ReadOnly("assets are read-only")
+               : Status::NotFound("parent directory is gone");
   }
   MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
@@ -259,7 +263,8 @@ Result<Attr> Engine::Create(uint64_t parent, std::string_view name, uint32_t mod
 
 Status Engine::Unlink(uint64_t parent, std::string_view name) {
   Impl& m = *impl_;
-  if (parent == kRootId || parent == kSessionsId) return Status::IsDirectory(Quote(name) + " is a directory");
+  if (parent == kRootId || parent == kSessionsId)
+    return Status::IsDirectory(Quote(name) + " is a directory");
   auto s = m.SessionOf(parent);
   if (!s) return Status::ReadOnly("assets are read-only");
   MutexLock lock(s->mu);
@@ -295,7 +300,8 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
     {
       MutexLock lock(s->mu);
       UPFS_RETURN_IF_ERROR(s->CheckOpen());
-      if (!s->children.empty()) return Status::NotEmpty("session " + Quote(name) + " still has files");
+      if (!s->children.empty())
+        return Status::NotEmpty("session " + Quote(name) + " still has files");
       s->state = SessionState::kGone;
     }
     Status st = m.DropSession(*s, /*sync=*/false);
@@ -333,15 +339,15 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
   return Status::OK();
 }
 
-Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_parent, std::string_view new_name,
-                      bool no_replace, CommitInfo* committed) {
+Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
+                      std::string_view new_name, bool no_replace, CommitInfo* committed) {
   Impl& m = *impl_;
   UPFS_RETURN_IF_ERROR(CheckName(new_name));
   if (parent == kSessionsId && new_parent == kAssetsId) {
     // Moving a session into assets/ commits it, as an empty manifest would.
     if (name != new_name) {
-      return Status::InvalidArgument("a session commits under its own name: mv sessions/" + std::string(name) +
-                                     " assets/");
+      return Status::InvalidArgument("a session commits under its own name: mv sessions/" +
+                                     std::string(name) + " assets/");
     }
     auto s = m.FindSession(name);
     if (!s) return Status::NotFound("no open session " + Quote(name));
@@ -353,9 +359,11 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     MutexLock table(m.table_mu);
     auto it = m.sessions.find(name);
     if (it == m.sessions.end()) return Status::NotFound("no open session " + Quote(name));
-    if (m.sessions.count(new_name)) return Status::Exists("session " + Quote(new_name) + " is open");
+    if (m.sessions.count(new_name))
+      return Status::Exists("session " + Quote(new_name) + " is open");
     AssetRecord existing;
-    if (m.store->GetAsset(new_name, &existing).ok()) return Status::Exists("asset " + Quote(new_name) + " exists");
+    if (m.store->GetAsset(new_name, &existing).ok())
+      return Status::Exists("asset " + Quote(new_name) + " exists");
     std::shared_ptr<Session> s = it->second;
     MutexLock lock(s->mu);
     UPFS_RETURN_IF_ERROR(s->CheckOpen());
@@ -414,9 +422,12 @@ Status Engine::Rename(uint64_t parent, std::string_view name, uint64_t new_paren
     if (target->second == id) return Status::OK();
     if (no_replace) return Status::Exists(Quote(new_name) + " exists");
     victim = &s.nodes.at(target->second);
-    if (victim->is_dir && !n.is_dir) return Status::IsDirectory(Quote(new_name) + " is a directory");
-    if (!victim->is_dir && n.is_dir) return Status::NotDirectory(Quote(new_name) + " is not a directory");
-    if (victim->is_dir && victim->HasChildren()) return Status::NotEmpty(Quote(new_name) + " is not empty");
+    if (victim->is_dir && !n.is_dir)
+      return Status::IsDirectory(Quote(new_name) + " is a directory");
+    if (!victim->is_dir && n.is_dir)
+      return Status::NotDirectory(Quote(new_name) + " is not a directory");
+    if (victim->is_dir && victim->HasChildren())
+      return Status::NotEmpty(Quote(new_name) + " is not empty");
     if (victim->file) {
       victim_open = Impl::AddFileRemoval(s, *victim, &batch);
     } else {
@@ -489,7 +500,8 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change, Credentials*
         return Status::NotPermitted(".finish's mode and owner are fixed");
       }
       if (change.size && *change.size != 0) {
-        return Status::InvalidArgument(".finish can only be truncated to 0; write the manifest into it");
+        return Status::InvalidArgument(
+            ".finish can only be truncated to 0; write the manifest into it");
       }
       return Impl::AttrIn(*s, id);
     case NodeKind::kStatus:
@@ -510,7 +522,8 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change, Credentials*
       s->record = std::move(r);
       return Impl::AttrIn(*s, id);
     }
-    default: break;
+    default:
+      break;
   }
   Node& n = s->NodeAt(id);
   if (change.size) {
@@ -519,11 +532,13 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change, Credentials*
     // with group-execute: the rule for a caller outside the group is ours.
     if (caller) UPFS_RETURN_IF_ERROR(m.ClearSetid(*s, n, *caller, "truncate"));
     Status st = m.TruncateFile(*s, n, *change.size);
-    if (!st.ok()) return st.WithContext(s->Where(id) + " truncate to " + std::to_string(*change.size));
+    if (!st.ok())
+      return st.WithContext(s->Where(id) + " truncate to " + std::to_string(*change.size));
   }
   // Every other change (even one of ctime alone, as the kernel may send)
   // sets ctime to now, as notify_change does.
-  if (change.mode || change.uid || change.gid || change.atime_ns || change.mtime_ns || !change.size) {
+  if (change.mode || change.uid || change.gid || change.atime_ns || change.mtime_ns ||
+      !change.size) {
     NodeRecord rec = n.ToRecord();
     if (change.mode) rec.mode = *change.mode & 07777;
     if (change.uid) rec.uid = *change.uid;
@@ -553,7 +568,8 @@ Status Engine::SetXattr(uint64_t id, std::string_view name, std::string_view val
   Impl& m = *impl_;
   auto s = m.SessionOf(id);
   if (!s) {
-    if (id == kRootId || id == kSessionsId) return Status::NotPermitted("no extended attributes here");
+    if (id == kRootId || id == kSessionsId)
+      return Status::NotPermitted("no extended attributes here");
     return Status::ReadOnly("assets are read-only");
   }
   MutexLock lock(s->mu);
@@ -580,7 +596,8 @@ Status Engine::SetXattr(uint64_t id, std::string_view name, std::string_view val
     return Status::NotPermitted(std::string(kLeftOutXattr) + " is set by the commit");
   }
   UPFS_RETURN_IF_ERROR(CheckXattrName(name));
-  if (value.size() > kMaxXattrValue) return Status::TooLarge("extended attribute value over 64 KiB");
+  if (value.size() > kMaxXattrValue)
+    return Status::TooLarge("extended attribute value over 64 KiB");
   return m.EditXattrs(*s, id, kind, [&](Xattrs& x) { x[std::string(name)] = std::string(value); });
 }
 
@@ -657,7 +674,8 @@ Status Engine::RemoveXattr(uint64_t id, std::string_view name) {
   Impl& m = *impl_;
   auto s = m.SessionOf(id);
   if (!s) {
-    if (id == kRootId || id == kSessionsId) return Status::NotPermitted("no extended attributes here");
+    if (id == kRootId || id == kSessionsId)
+      return Status::NotPermitted("no extended attributes here");
     return Status::ReadOnly("assets are read-only");
   }
   MutexLock lock(s->mu);
@@ -666,10 +684,11 @@ Status Engine::RemoveXattr(uint64_t id, std::string_view name) {
   if (kind == NodeKind::kSessionRoot && name == kWriteOnceXattr) {
     return Status::NotPermitted("set " + std::string(kWriteOnceXattr) + " to 0 instead");
   }
-  Xattrs* xattrs = kind == NodeKind::kSessionRoot ? &s->record.xattrs
+  Xattrs* xattrs = kind == NodeKind::kSessionRoot                        ? &s->record.xattrs
                    : (kind == NodeKind::kDir || kind == NodeKind::kFile) ? &s->NodeAt(id).xattrs
-                                                                          : nullptr;
-  if (!xattrs || !xattrs->count(std::string(name))) return Status::NoAttribute("no extended attribute " + Quote(name));
+                                                                         : nullptr;
+  if (!xattrs || !xattrs->count(std::string(name)))
+    return Status::NoAttribute("no extended attribute " + Quote(name));
   return m.EditXattrs(*s, id, kind, [&](Xattrs& x) { x.erase(std::string(name)); });
 }
 

@@ -8,10 +8,10 @@ Status QuotaLedger::ReserveBytes(uint32_t uid, uint64_t bytes) {
   Usage& u = usage_[uid];
   if (quota_bytes_ != 0 && uid != 0 && bytes > 0 && u.bytes + bytes > quota_bytes_) {
     ++refusals_;
-    return Status::QuotaExceeded("uid " + std::to_string(uid) + " holds " + std::to_string(u.bytes) +
-                                 " bytes in open sessions; " + std::to_string(bytes) +
-                                 " more would pass its quota of " + std::to_string(quota_bytes_) +
-                                 " bytes (-o quota)");
+    return Status::QuotaExceeded("uid " + std::to_string(uid) + " holds " +
+                                 std::to_string(u.bytes) + " bytes in open sessions; " +
+                                 std::to_string(bytes) + " more would pass its quota of " +
+                                 std::to_string(quota_bytes_) + " bytes (-o quota)");
   }
   u.bytes += bytes;
   return Status::OK();
@@ -30,9 +30,9 @@ Status QuotaLedger::AddSession(uint32_t uid) {
   Usage& u = usage_[uid];
   if (max_sessions_ != 0 && uid != 0 && u.sessions >= max_sessions_) {
     ++refusals_;
-    return Status::QuotaExceeded("uid " + std::to_string(uid) + " has " + std::to_string(u.sessions) +
-                                 " open sessions, its limit (-o max_sessions=" + std::to_string(max_sessions_) +
-                                 ")");
+    return Status::QuotaExceeded(
+        "uid " + std::to_string(uid) + " has " + std::to_string(u.sessions) +
+        " open sessions, its limit (-o max_sessions=" + std::to_string(max_sessions_) + ")");
   }
   ++u.sessions;
   return Status::OK();
@@ -75,9 +75,11 @@ QuotaLedger::Usage QuotaLedger::Of(uint32_t uid) const {
 std::string QuotaLedger::Describe(uint32_t uid) const {
   const Usage u = Of(uid);
   std::string text = "uid " + std::to_string(uid) + " holds " + std::to_string(u.bytes);
-  text += quota_bytes_ != 0 && uid != 0 ? " of " + std::to_string(quota_bytes_) + " bytes" : " bytes (no limit)";
+  text += quota_bytes_ != 0 && uid != 0 ? " of " + std::to_string(quota_bytes_) + " bytes"
+                                        : " bytes (no limit)";
   text += ", " + std::to_string(u.sessions);
-  text += max_sessions_ != 0 && uid != 0 ? " of " + std::to_string(max_sessions_) + " sessions" : " sessions (no limit)";
+  text += max_sessions_ != 0 && uid != 0 ? " of " + std::to_string(max_sessions_) + " sessions"
+                                         : " sessions (no limit)";
   return text;
 }
 

@@ -30,7 +30,8 @@ namespace upfs::session {
 class QuotaLedger {
  public:
   // 0: no limit.
-  QuotaLedger(uint64_t quota_bytes, uint64_t max_sessions) : quota_bytes_(quota_bytes), max_sessions_(max_sessions) {}
+  QuotaLedger(uint64_t quota_bytes, uint64_t max_sessions)
+      : quota_bytes_(quota_bytes), max_sessions_(max_sessions) {}
 
   bool HasLimits() const { return quota_bytes_ != 0 || max_sessions_ != 0; }
   uint64_t quota_bytes() const { return quota_bytes_; }

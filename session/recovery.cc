@@ -2,12 +2,11 @@
 // extents, lengths) recovered from it; and, on a store several mounts
 // share, the sessions other mounts hold (listed, taken over when their
 // holder's lease ran out).
-#include "session/engine.h"
+#include <algorithm>
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
+#include "session/engine.h"
 #include "session/engine_impl.h"
 
 namespace upfs::session {
@@ -33,7 +32,8 @@ Status Engine::Impl::LoadNodes(Session& s, bool index) {
       n.file = std::make_shared<FileState>(store.get(), n.id);
       MutexLock file_lock(n.file->mu);  // uncontended: no other thread has the file yet
       Result<ExtentMap> stored = n.file->StoredRanges();
-      if (!stored.ok()) return stored.status().WithContext("recovering session " + Quote(s.record.name));
+      if (!stored.ok())
+        return stored.status().WithContext("recovering session " + Quote(s.record.name));
       n.file->received = std::move(*stored);
       n.file->length = std::max(nr.length, n.file->received.End());
       n.file->mtime_ns = nr.mtime_ns;
@@ -47,8 +47,8 @@ Status Engine::Impl::LoadNodes(Session& s, bool index) {
   for (auto& [id, n] : s.nodes) {
     auto dir = s.DirChildren(n.parent);
     if (!dir.ok()) {
-      spdlog::error("recovering session {}: node {} ({}) has no parent {}; left out", Quote(s.record.name), id,
-                    Quote(n.name), n.parent);
+      spdlog::error("recovering session {}: node {} ({}) has no parent {}; left out",
+                    Quote(s.record.name), id, Quote(n.name), n.parent);
       continue;
     }
     (*dir)->emplace(n.name, id);
@@ -60,12 +60,13 @@ Status Engine::Impl::LoadNodes(Session& s, bool index) {
   s.held_bytes = received_total;
   if (!s.counted) quota.CountSession(s.record.uid, received_total);
   s.counted = true;
-  spdlog::info("recovered session {}: {} nodes, {} bytes received", Quote(s.record.name), s.nodes.size(),
-               received_total);
+  spdlog::info("recovered session {}: {} nodes, {} bytes received", Quote(s.record.name),
+               s.nodes.size(), received_total);
   return Status::OK();
 }
 
-Result<std::shared_ptr<Session>> Engine::Impl::AddSession(SessionRecord record, const std::string& holder) {
+Result<std::shared_ptr<Session>> Engine::Impl::AddSession(SessionRecord record,
+                                                          const std::string& holder) {
   auto s = NewSession();
   MutexLock lock(s->mu);  // uncontended: no other thread has the session yet
   s->record = std::move(record);
@@ -84,7 +85,8 @@ Status Engine::Impl::TakeOver(Session& s, bool quiet) {
   Status st = store->TakeOver(s.id(), from);
   if (!st.ok()) {
     const std::string why = "session " + Quote(s.record.name) + " is held by another mount (" +
-                            store->DescribeMount(from) + "): it takes the session's writes and its finish";
+                            store->DescribeMount(from) +
+                            "): it takes the session's writes and its finish";
     if (st.IsBusy()) {
       if (!quiet) spdlog::warn("{}", why);
       return Status::Busy(why + "; this mount takes it over once that mount's lease runs out");
@@ -188,7 +190,8 @@ Result<std::shared_ptr<Session>> Engine::Impl::FetchSession(std::string_view nam
   if (known || st.IsNotFound()) return known;
   std::string holder;
   UPFS_RETURN_IF_ERROR(store->GetHolder(r.id, &holder));
-  if (holder == store->MountId() || holder.empty()) return std::shared_ptr<Session>();  // as in RefreshSessions
+  if (holder == store->MountId() || holder.empty())
+    return std::shared_ptr<Session>();  // as in RefreshSessions
   return AddSession(std::move(r), holder);
 }
 
@@ -206,7 +209,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
         // a crash takes back what the crashed process held).
         Status st = impl->store->TakeOver(rec.id, holder);
         if (st.IsBusy()) {
-          spdlog::info("session {} is held by mount {}", Quote(rec.name), impl->store->DescribeMount(holder));
+          spdlog::info("session {} is held by mount {}", Quote(rec.name),
+                       impl->store->DescribeMount(holder));
           UPFS_RETURN_IF_ERROR(impl->AddSession(std::move(rec), holder).status());
           continue;
         }
@@ -234,9 +238,11 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<store::Store> store
   } else {
     std::vector<std::string> waiting;
     if (impl->store->ListNotices(&waiting).ok() && !waiting.empty()) {
-      spdlog::warn("{} commit(s) wait for a post_commit program, and none is set (-o post_commit): kept for a "
-                   "later mount that sets one",
-                   waiting.size());
+      spdlog::warn(
+          "{} commit(s) wait for a post_commit program, and none is set (-o post_commit): kept for "
+          "a "
+          "later mount that sets one",
+          waiting.size());
     }
   }
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));

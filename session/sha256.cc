@@ -6,15 +6,16 @@
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "session/sha256.h"
 
-#include <openssl/sha.h>
-
 #include <cstring>
 #include <new>
+
+#include <openssl/sha.h>
 
 namespace upfs::session {
 namespace {
 
-static_assert(sizeof(SHA256_CTX) == Sha256::kStateBytes, "Sha256::kStateBytes must match OpenSSL's SHA256_CTX");
+static_assert(sizeof(SHA256_CTX) == Sha256::kStateBytes,
+              "Sha256::kStateBytes must match OpenSSL's SHA256_CTX");
 static_assert(alignof(SHA256_CTX) <= 8);
 
 SHA256_CTX* Ctx(unsigned char* state) { return reinterpret_cast<SHA256_CTX*>(state); }

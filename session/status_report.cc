@@ -1,11 +1,10 @@
 // Engine: the text of a session's .status (state, owner, expiry, and per
 // file its length, missing ranges, hash and last error).
-#include "session/engine.h"
-
 #include <algorithm>
 #include <ctime>
 #include <mutex>
 
+#include "session/engine.h"
 #include "session/engine_impl.h"
 
 namespace upfs::session {
@@ -41,7 +40,8 @@ std::string Engine::Impl::Report(Session& s) {
       copy.record = std::move(record);
       copy.last_activity_ns = last_activity_ns;
       Status loaded = LoadNodes(copy, /*index=*/false);
-      if (!loaded.ok()) copy.last_error = "reading the session from the store: " + loaded.ToString();
+      if (!loaded.ok())
+        copy.last_error = "reading the session from the store: " + loaded.ToString();
       text = "held_by: " + store->DescribeMount(holder) + "\n";
     }
     return text + Report(copy);
@@ -53,8 +53,9 @@ std::string Engine::Impl::Report(Session& s) {
     out += value;
     out += '\n';
   };
-  const char* state = s.state == SessionState::kOpen ? "open"
-                      : s.state == SessionState::kFinishing ? "finishing" : "gone";
+  const char* state = s.state == SessionState::kOpen        ? "open"
+                      : s.state == SessionState::kFinishing ? "finishing"
+                                                            : "gone";
   line("session", s.record.name);
   line("state", state);
   line("owner", std::to_string(s.record.uid) + ":" + std::to_string(s.record.gid));

@@ -1,14 +1,14 @@
 // Engine: the write path (writes, truncation and the setuid/setgid rule),
 // the SHA-256 kept in file order as bytes arrive, and reads.
-#include "session/engine.h"
-
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
 #include <mutex>
 
+#include <spdlog/spdlog.h>
+
+#include "session/engine.h"
 #include "session/engine_impl.h"
 
 namespace upfs::session {
@@ -111,8 +111,8 @@ Result<std::string> Engine::Impl::FullHash(FileState& f) {
 
 // ---- writes ----
 
-Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file, uint64_t offset,
-                               std::string_view data, Credentials* writer) {
+Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file,
+                               uint64_t offset, std::string_view data, Credentials* writer) {
   FileState& f = *file;
   bool write_once;
   uint32_t owner;
@@ -140,8 +140,9 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<Fi
   return st;
 }
 
-Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once,
-                                 uint32_t owner, std::atomic<uint64_t>* held, bool* catch_up) {
+Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view data,
+                                 bool write_once, uint32_t owner, std::atomic<uint64_t>* held,
+                                 bool* catch_up) {
   if (offset >= store::kMaxBlobLength || data.size() > store::kMaxBlobLength - offset) {
     return Status::TooLarge("write ends beyond 2^62 bytes, the largest file upfs stores");
   }
@@ -215,8 +216,8 @@ Status Engine::Impl::ClearSetid(Session& s, Node& n, Credentials& who, const cha
   UPFS_RETURN_IF_ERROR(store->Apply(batch, /*sync=*/false));
   n.mode = rec.mode;
   n.SetCtime(rec.ctime_ns);
-  spdlog::info("{}: {} by a caller without CAP_FSETID cleared mode bits {:o} (now {:o})", s.Where(n.id), op,
-               clear, n.mode);
+  spdlog::info("{}: {} by a caller without CAP_FSETID cleared mode bits {:o} (now {:o})",
+               s.Where(n.id), op, clear, n.mode);
   return Status::OK();
 }
 
@@ -269,14 +270,15 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       }
       Status refused;
       if (offset > kMaxManifestBytes || data.size() > kMaxManifestBytes - offset) {
-        refused = Status::TooLarge("manifest larger than " + std::to_string(kMaxManifestBytes >> 20) + " MiB");
+        refused = Status::TooLarge("manifest larger than " +
+                                   std::to_string(kMaxManifestBytes >> 20) + " MiB");
       } else if (offset > h->text.size()) {
         // A manifest is text written in order (rewrites are fine). A write
         // past its end would make a hole of NULs that no manifest holds,
         // and would cost memory for bytes never sent.
-        refused = Status::InvalidArgument("a write at offset " + std::to_string(offset) +
-                                          " of .finish leaves a hole after its " + std::to_string(h->text.size()) +
-                                          " bytes: write the manifest in order");
+        refused = Status::InvalidArgument(
+            "a write at offset " + std::to_string(offset) + " of .finish leaves a hole after its " +
+            std::to_string(h->text.size()) + " bytes: write the manifest in order");
       }
       if (!refused.ok()) {
         // The manifest this handle holds is not the one the client meant:
@@ -289,8 +291,10 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       std::memcpy(h->text.data() + offset, data.data(), data.size());
       return data.size();
     }
-    case NodeKind::kStatus: return Status::ReadOnly(".status is read-only");
-    default: return Status::ReadOnly("assets are read-only");
+    case NodeKind::kStatus:
+      return Status::ReadOnly(".status is read-only");
+    default:
+      return Status::ReadOnly("assets are read-only");
   }
 }
 
@@ -316,19 +320,24 @@ Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, 
       if (offset >= h->text.size()) return std::string();
       return h->text.substr(offset, size);
     }
-    case NodeKind::kFinish: return Status::PermissionDenied(".finish is write-only");
+    case NodeKind::kFinish:
+      return Status::PermissionDenied(".finish is write-only");
     case NodeKind::kAssetFile:
       sink = h->asset_blob.get();
       length = h->asset_length;
       break;
-    default: return Status::IsDirectory("directory");
+    default:
+      return Status::IsDirectory("directory");
   }
   if (offset >= length) return std::string();
   size_t n = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
   std::string out(n, '\0');
-  Status st = h->kind == NodeKind::kAssetFile ? m.asset_reads.Read(id, h->asset_blob, length, offset, n, out.data())
-                                              : sink->ReadAt(offset, n, out.data());
-  if (!st.ok()) return st.WithContext("read of id " + std::to_string(id) + " at offset " + std::to_string(offset));
+  Status st = h->kind == NodeKind::kAssetFile
+                  ? m.asset_reads.Read(id, h->asset_blob, length, offset, n, out.data())
+                  : sink->ReadAt(offset, n, out.data());
+  if (!st.ok())
+    return st.WithContext("read of id " + std::to_string(id) + " at offset " +
+                          std::to_string(offset));
   return out;
 }
 

@@ -1,7 +1,5 @@
 #include "store/blob_files.h"
 
-#include <spdlog/spdlog.h>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +12,7 @@
 #include <filesystem>
 #include <utility>
 
+#include <spdlog/spdlog.h>
 
 namespace upfs::store {
 namespace {
@@ -59,7 +58,8 @@ Status SyncPath(const std::string& path, bool directory) {
     return FromErrno(errno, "opening " + path + " to sync it");
   }
   Fd fd(raw);
-  if ((directory ? ::fsync(fd.get()) : ::fdatasync(fd.get())) != 0) return FromErrno(errno, "syncing " + path);
+  if ((directory ? ::fsync(fd.get()) : ::fdatasync(fd.get())) != 0)
+    return FromErrno(errno, "syncing " + path);
   return Status::OK();
 }
 
@@ -159,12 +159,13 @@ void DirBlobFiles::SyncLoop() {
     // for the blob's next commit, and the next Sync fails.
     std::vector<std::pair<std::string, Status>> failed;
     for (const std::string& path : paths) {
-      if (Status st = SyncFile(path); !st.ok() && !st.IsNotFound()) failed.emplace_back(path, std::move(st));
+      if (Status st = SyncFile(path); !st.ok() && !st.IsNotFound())
+        failed.emplace_back(path, std::move(st));
     }
     lock.Lock();
     for (auto& [path, st] : failed) {
-      spdlog::error("syncing {} in the background failed; its unsynced bytes count as lost: {}", path,
-                    st.ToString());
+      spdlog::error("syncing {} in the background failed; its unsynced bytes count as lost: {}",
+                    path, st.ToString());
       ++background_sync_failures_;
       NoteLost(path);
       if (background_failed_.ok()) background_failed_ = std::move(st);
@@ -183,15 +184,20 @@ void DirBlobFiles::NoteLost(const std::string& path) {
   // <dir>/<group>/<16 hex digits>[.<segment, hex>]
   const std::string name = path.substr(path.rfind('/') + 1);
   uint64_t blob = 0, segment = 0;
-  if (name.size() < 16 || std::from_chars(name.data(), name.data() + 16, blob, 16).ptr != name.data() + 16) return;
-  if (name.size() > 17 && name[16] == '.') std::from_chars(name.data() + 17, name.data() + name.size(), segment, 16);
+  if (name.size() < 16 ||
+      std::from_chars(name.data(), name.data() + 16, blob, 16).ptr != name.data() + 16)
+    return;
+  if (name.size() > 17 && name[16] == '.')
+    std::from_chars(name.data() + 17, name.data() + name.size(), segment, 16);
   const uint64_t begin = segment * kSegmentBytes;
   lost_.Add(blob, {begin, std::min(begin + kSegmentBytes, kMaxBlobLength)});
 }
 
 std::vector<Extent> DirBlobFiles::TakeLost(uint64_t blob) { return lost_.Take(blob); }
 
-void DirBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) { lost_.Restore(blob, std::move(lost)); }
+void DirBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) {
+  lost_.Restore(blob, std::move(lost));
+}
 
 std::vector<uint64_t> DirBlobFiles::BlobsWithLost() { return lost_.Blobs(); }
 
@@ -201,8 +207,8 @@ std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
   if (segment == 0) {
     std::snprintf(name, sizeof name, "/%llx/%016llx", group, static_cast<unsigned long long>(blob));
   } else {
-    std::snprintf(name, sizeof name, "/%llx/%016llx.%llx", group, static_cast<unsigned long long>(blob),
-                  static_cast<unsigned long long>(segment));
+    std::snprintf(name, sizeof name, "/%llx/%016llx.%llx", group,
+                  static_cast<unsigned long long>(blob), static_cast<unsigned long long>(segment));
   }
   return dir_ + name;
 }
@@ -211,7 +217,8 @@ void DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t b
   bool wake = false;
   {
     MutexLock lock(dirty_mu_);
-    if (dirty_files_.insert(path).second && new_entry) dirty_dirs_.insert(path.substr(0, path.rfind('/')));
+    if (dirty_files_.insert(path).second && new_entry)
+      dirty_dirs_.insert(path.substr(0, path.rfind('/')));
     uint64_t& unsynced = unsynced_bytes_[path];
     unsynced += bytes;
     if (unsynced >= kBackgroundSyncBytes) {
@@ -224,42 +231,48 @@ void DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t b
 }
 
 Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
-  return ForEachSegment(offset, data.size(), [&](uint64_t segment, uint64_t at, uint64_t from, uint64_t len) {
-    const std::string path = PathOf(blob, segment);
-    // One open, creating the file if need be; its directory is then synced
-    // with it (whether or not this open created it: that is cheaper than
-    // a failed open before each creating one).
-    int raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (raw < 0 && errno == ENOENT) {
-      // The first blob of its directory: make the directory (its entry
-      // is synced with the top directory), then the file.
-      const std::string sub = path.substr(0, path.rfind('/'));
-      if (::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST) return FromErrno(errno, "creating " + sub);
-      {
-        MutexLock lock(dirty_mu_);
-        dirty_dirs_.insert(dir_);
-      }
-      raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    }
-    if (raw < 0) return FromErrno(errno, "opening " + path);
-    Fd fd(raw);
-    for (uint64_t done = 0; done < len;) {
-      ssize_t n = ::pwrite(fd.get(), data.data() + from + done, len - done, static_cast<off_t>(at + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return FromErrno(errno, "writing " + std::to_string(len) + " bytes at " + std::to_string(at) +
-                                             " of " + path);
-      done += static_cast<uint64_t>(n);
-    }
-    if (len >= kEarlyWritebackBytes) {
-      // Only starts writeback; failures here surface at Sync.
-      ::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
-    }
-    MarkDirty(path, /*new_entry=*/true, len);
-    return Status::OK();
-  });
+  return ForEachSegment(
+      offset, data.size(), [&](uint64_t segment, uint64_t at, uint64_t from, uint64_t len) {
+        const std::string path = PathOf(blob, segment);
+        // One open, creating the file if need be; its directory is then synced
+        // with it (whether or not this open created it: that is cheaper than
+        // a failed open before each creating one).
+        int raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (raw < 0 && errno == ENOENT) {
+          // The first blob of its directory: make the directory (its entry
+          // is synced with the top directory), then the file.
+          const std::string sub = path.substr(0, path.rfind('/'));
+          if (::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST)
+            return FromErrno(errno, "creating " + sub);
+          {
+            MutexLock lock(dirty_mu_);
+            dirty_dirs_.insert(dir_);
+          }
+          raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        }
+        if (raw < 0) return FromErrno(errno, "opening " + path);
+        Fd fd(raw);
+        for (uint64_t done = 0; done < len;) {
+          ssize_t n = ::pwrite(fd.get(), data.data() + from + done, len - done,
+                               static_cast<off_t>(at + done));
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0)
+            return FromErrno(errno, "writing " + std::to_string(len) + " bytes at " +
+                                        std::to_string(at) + " of " + path);
+          done += static_cast<uint64_t>(n);
+        }
+        if (len >= kEarlyWritebackBytes) {
+          // Only starts writeback; failures here surface at Sync.
+          ::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(len),
+                            SYNC_FILE_RANGE_WRITE);
+        }
+        MarkDirty(path, /*new_entry=*/true, len);
+        return Status::OK();
+      });
 }
 
-Status DirBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const {
+Status DirBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out,
+                          size_t* present) const {
   *present = 0;
   bool ended = false;  // a segment ended before its part did: the rest is past the blob's end
   return ForEachSegment(offset, n, [&](uint64_t segment, uint64_t at, uint64_t from, uint64_t len) {
@@ -281,8 +294,9 @@ Status DirBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, s
     while (done < len) {
       ssize_t got = ::pread(fd.get(), dst + done, len - done, static_cast<off_t>(at + done));
       if (got < 0 && errno == EINTR) continue;
-      if (got < 0) return FromErrno(errno, "reading " + std::to_string(len) + " bytes at " + std::to_string(at) +
-                                               " of " + path);
+      if (got < 0)
+        return FromErrno(errno, "reading " + std::to_string(len) + " bytes at " +
+                                    std::to_string(at) + " of " + path);
       if (got == 0) break;
       done += static_cast<uint64_t>(got);
     }
@@ -329,8 +343,9 @@ Status DirBlobFiles::Sync() {
   std::vector<std::string> lost_files;
   if (files.size() > kMaxFilesPerSync) {
     if (fail_syncs_for_test_ || ::syncfs(dir_fd_) != 0) {
-      fail(fail_syncs_for_test_ ? Status::IOError("syncing the file system of " + dir_ + ": injected failure (test)")
-                                : FromErrno(errno, "syncing the file system of " + dir_));
+      fail(fail_syncs_for_test_
+               ? Status::IOError("syncing the file system of " + dir_ + ": injected failure (test)")
+               : FromErrno(errno, "syncing the file system of " + dir_));
       lost_files.assign(files.begin(), files.end());
     }
   } else {
@@ -396,7 +411,8 @@ Status MemoryBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view d
   return Status::OK();
 }
 
-Status MemoryBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const {
+Status MemoryBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out,
+                             size_t* present) const {
   MutexLock lock(mu_);
   std::memset(out, 0, n);
   *present = 0;
@@ -429,7 +445,8 @@ Status MemoryBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t /*end*
   if (length >= b.length) return Status::OK();
   b.pages.erase(b.pages.upper_bound(length / kPage), b.pages.end());
   if (auto last = b.pages.find(length / kPage); last != b.pages.end()) {
-    std::fill(last->second.begin() + static_cast<ptrdiff_t>(length % kPage), last->second.end(), '\0');
+    std::fill(last->second.begin() + static_cast<ptrdiff_t>(length % kPage), last->second.end(),
+              '\0');
   }
   b.length = length;
   return Status::OK();

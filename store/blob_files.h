@@ -15,15 +15,15 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
-#include <thread>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "base/mutex.h"
@@ -43,7 +43,8 @@ class BlobFiles {
   // Fills out[0, n) with the blob's bytes at [offset, offset + n). Sets
   // *present to how many of them lie below the end of what was stored (the
   // rest read as zeros): fewer than n means the blob is shorter.
-  virtual Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const = 0;
+  virtual Status Read(uint64_t blob, uint64_t offset, size_t n, char* out,
+                      size_t* present) const = 0;
 
   // Frees every byte of `blob` at or after `length` (0: the whole blob).
   // `end` bounds what the blob may hold (the end of its last extent), so an
@@ -153,11 +154,12 @@ class DirBlobFiles : public BlobFiles {
   Mutex dirty_mu_;
   std::set<std::string> dirty_files_ GUARDED_BY(dirty_mu_);
   std::set<std::string> dirty_dirs_ GUARDED_BY(dirty_mu_);
-  std::map<std::string, uint64_t> unsynced_bytes_ GUARDED_BY(dirty_mu_);  // written since the last sync
+  std::map<std::string, uint64_t> unsynced_bytes_
+      GUARDED_BY(dirty_mu_);                                // written since the last sync
   std::vector<std::string> to_sync_ GUARDED_BY(dirty_mu_);  // for the background syncer
   bool stopping_ GUARDED_BY(dirty_mu_) = false;
   bool background_busy_ GUARDED_BY(dirty_mu_) = false;  // the syncer has paths out
-  Status background_failed_ GUARDED_BY(dirty_mu_);  // for the next Sync
+  Status background_failed_ GUARDED_BY(dirty_mu_);      // for the next Sync
   LostRanges lost_;
   std::atomic<bool> fail_syncs_for_test_{false};
   std::atomic<int> background_sync_failures_{0};

@@ -61,7 +61,8 @@ struct ExtentRecord {
 
 class Checker {
  public:
-  Checker(Kv& kv, BlobFiles& blobs, const FsckOptions& options) : kv_(kv), blobs_(blobs), options_(options) {}
+  Checker(Kv& kv, BlobFiles& blobs, const FsckOptions& options)
+      : kv_(kv), blobs_(blobs), options_(options) {}
 
   Result<FsckReport> Run() {
     CheckLayout();
@@ -146,7 +147,8 @@ class Checker {
     if (s.ok() && next.size() == 8) {
       next_id_ = keys::ReadBigEndian64(next);
     } else if (s.ok() || s.IsNotFound()) {
-      Undecodable(keys::kNextIdKey, s.ok() ? "next-id record is not 8 bytes" : "next-id record is missing");
+      Undecodable(keys::kNextIdKey,
+                  s.ok() ? "next-id record is not 8 bytes" : "next-id record is missing");
     } else {
       ScanFailed(s, "the next-id record");
     }
@@ -173,8 +175,9 @@ class Checker {
                             return true;
                           }
                           if (r.name != name) {
-                            Add(Kind::kIndex, "asset record under the key of '" + EscapeBytes(name) +
-                                                  "' names '" + EscapeBytes(r.name) + "'")
+                            Add(Kind::kIndex, "asset record under the key of '" +
+                                                  EscapeBytes(name) + "' names '" +
+                                                  EscapeBytes(r.name) + "'")
                                 .asset = name;
                           }
                           ++report_.assets;
@@ -187,74 +190,76 @@ class Checker {
   }
 
   void CheckEntries() {
-    std::set<std::pair<std::string, std::string>> dirs;           // (asset, path) of directory entries
+    std::set<std::pair<std::string, std::string>> dirs;  // (asset, path) of directory entries
     // Entries below the top level, for the parent check once all are read.
     struct Child {
       std::string asset, dir, path;
     };
     std::vector<Child> with_parent;
     std::string prefix = keys::EntryPrefix();
-    ScanFailed(
-        kv_.Scan(
-            prefix, keys::PrefixEnd(prefix),
-            [&](std::string_view k, std::string_view v) {
-              AssetEntry e;
-              Status s = DecodeEntry(v, &e);
-              if (!s.ok()) {
-                // The key still says where the entry was.
-                FsckProblem& p = Add(Kind::kUndecodable, "asset entry: " + s.message());
-                p.key = EscapeBytes(k);
-                AssetLocation where;
-                if (keys::ParseEntry(k, &where)) {
-                  p.asset = where.asset;
-                  p.path = JoinPath(where.dir, where.name);
-                  auto it = assets_.find(where.asset);
-                  if (it != assets_.end()) it->second.entries_undecodable = true;
-                }
-                undecodable_entries_.insert(std::string(k));
-                index_incomplete_ = true;
-                return true;
-              }
-              const std::string path = e.Path();
-              if (keys::Entry(e.asset, e.dir, e.name) != k) {
-                FsckProblem& p =
-                    Add(Kind::kIndex, "entry record for '" + EscapeBytes(path) + "' of asset '" +
-                                          EscapeBytes(e.asset) + "' is stored under another key");
-                p.key = EscapeBytes(k);
-                p.asset = e.asset;
-                p.path = path;
-              }
-              auto asset = assets_.find(e.asset);
-              if (asset == assets_.end()) {
-                if (!undecodable_assets_.count(e.asset)) {
-                  FsckProblem& p = Add(Kind::kIndex, "entry of an asset that has no asset record");
-                  p.asset = e.asset;
-                  p.path = path;
-                }
-              }
-              max_id_ = std::max(max_id_, e.id);
-              committed_ids_.push_back({e.id, {e.asset, e.dir, e.name}});
-              if (e.is_dir) {
-                dirs.emplace(e.asset, path);
-              } else {
-                ++report_.asset_files;
-                if (asset != assets_.end()) {
-                  ++asset->second.files;
-                  asset->second.bytes += e.length;
-                }
-                if (e.sha256.size() != 64 || !IsLowerHex(e.sha256)) {
-                  FsckProblem& p = Add(Kind::kIndex, "recorded sha256 '" + EscapeBytes(e.sha256) +
-                                                         "' is not 64 lowercase hex digits");
-                  p.asset = e.asset;
-                  p.path = path;
-                  p.blob = e.id;
-                }
-                owners_.push_back({e.id, Owner::Side::kCommitted, e.asset, "", path, e.length, e.sha256});
-              }
-              if (!e.dir.empty()) with_parent.push_back({e.asset, e.dir, path});
-              return true;
-            }),
-        "asset entries");
+    ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
+                        [&](std::string_view k, std::string_view v) {
+                          AssetEntry e;
+                          Status s = DecodeEntry(v, &e);
+                          if (!s.ok()) {
+                            // The key still says where the entry was.
+                            FsckProblem& p = Add(Kind::kUndecodable, "asset entry: " + s.message());
+                            p.key = EscapeBytes(k);
+                            AssetLocation where;
+                            if (keys::ParseEntry(k, &where)) {
+                              p.asset = where.asset;
+                              p.path = JoinPath(where.dir, where.name);
+                              auto it = assets_.find(where.asset);
+                              if (it != assets_.end()) it->second.entries_undecodable = true;
+                            }
+                            undecodable_entries_.insert(std::string(k));
+                            index_incomplete_ = true;
+                            return true;
+                          }
+                          const std::string path = e.Path();
+                          if (keys::Entry(e.asset, e.dir, e.name) != k) {
+                            FsckProblem& p =
+                                Add(Kind::kIndex, "entry record for '" + EscapeBytes(path) +
+                                                      "' of asset '" + EscapeBytes(e.asset) +
+                                                      "' is stored under another key");
+                            p.key = EscapeBytes(k);
+                            p.asset = e.asset;
+                            p.path = path;
+                          }
+                          auto asset = assets_.find(e.asset);
+                          if (asset == assets_.end()) {
+                            if (!undecodable_assets_.count(e.asset)) {
+                              FsckProblem& p =
+                                  Add(Kind::kIndex, "entry of an asset that has no asset record");
+                              p.asset = e.asset;
+                              p.path = path;
+                            }
+                          }
+                          max_id_ = std::max(max_id_, e.id);
+                          committed_ids_.push_back({e.id, {e.asset, e.dir, e.name}});
+                          if (e.is_dir) {
+                            dirs.emplace(e.asset, path);
+                          } else {
+                            ++report_.asset_files;
+                            if (asset != assets_.end()) {
+                              ++asset->second.files;
+                              asset->second.bytes += e.length;
+                            }
+                            if (e.sha256.size() != 64 || !IsLowerHex(e.sha256)) {
+                              FsckProblem& p =
+                                  Add(Kind::kIndex, "recorded sha256 '" + EscapeBytes(e.sha256) +
+                                                        "' is not 64 lowercase hex digits");
+                              p.asset = e.asset;
+                              p.path = path;
+                              p.blob = e.id;
+                            }
+                            owners_.push_back({e.id, Owner::Side::kCommitted, e.asset, "", path,
+                                               e.length, e.sha256});
+                          }
+                          if (!e.dir.empty()) with_parent.push_back({e.asset, e.dir, path});
+                          return true;
+                        }),
+               "asset entries");
     for (const Child& c : with_parent) {
       if (dirs.count({c.asset, c.dir})) continue;
       // A parent that is there but undecodable was reported already.
@@ -262,7 +267,8 @@ class Checker {
       std::string parent_dir = slash == std::string::npos ? "" : c.dir.substr(0, slash);
       std::string parent_name = slash == std::string::npos ? c.dir : c.dir.substr(slash + 1);
       if (undecodable_entries_.count(keys::Entry(c.asset, parent_dir, parent_name))) continue;
-      FsckProblem& p = Add(Kind::kIndex, "parent directory '" + EscapeBytes(c.dir) + "' has no entry");
+      FsckProblem& p =
+          Add(Kind::kIndex, "parent directory '" + EscapeBytes(c.dir) + "' has no entry");
       p.asset = c.asset;
       p.path = c.path;
     }
@@ -271,8 +277,8 @@ class Checker {
       if (tally.files != tally.record.files || tally.bytes != tally.record.bytes) {
         Add(Kind::kIndex, "asset record counts " + std::to_string(tally.record.files) + " files, " +
                               std::to_string(tally.record.bytes) + " bytes; its entries hold " +
-                              std::to_string(tally.files) + " files, " + std::to_string(tally.bytes) +
-                              " bytes")
+                              std::to_string(tally.files) + " files, " +
+                              std::to_string(tally.bytes) + " bytes")
             .asset = name;
       }
     }
@@ -310,7 +316,8 @@ class Checker {
                         [&](std::string_view k, std::string_view v) {
                           uint64_t blob = 0;
                           if (!keys::ParseNumbered(k, &blob) || !v.empty()) {
-                            Undecodable(k, "removed-file record is not an 8-byte id with an empty value");
+                            Undecodable(
+                                k, "removed-file record is not an 8-byte id with an empty value");
                             return true;
                           }
                           owners_.push_back({blob, Owner::Side::kRemoved, "", "", "", 0, ""});
@@ -326,9 +333,10 @@ class Checker {
               [](const CommittedId& a, const CommittedId& b) { return a.id < b.id; });
     for (size_t i = 1; i < committed_ids_.size(); ++i) {
       if (committed_ids_[i].id == committed_ids_[i - 1].id) {
-        FsckProblem& p = Add(Kind::kIndex, "id " + std::to_string(committed_ids_[i].id) + " is used by " +
-                                               LocationText(committed_ids_[i - 1].location) + " and by " +
-                                               LocationText(committed_ids_[i].location));
+        FsckProblem& p =
+            Add(Kind::kIndex, "id " + std::to_string(committed_ids_[i].id) + " is used by " +
+                                  LocationText(committed_ids_[i - 1].location) + " and by " +
+                                  LocationText(committed_ids_[i].location));
         p.asset = committed_ids_[i].location.asset;
         p.blob = committed_ids_[i].id;
       }
@@ -339,8 +347,8 @@ class Checker {
     auto missing_up_to = [&](std::optional<uint64_t> id) {
       for (; next < committed_ids_.size() && (!id || committed_ids_[next].id < *id); ++next) {
         const CommittedId& c = committed_ids_[next];
-        FsckProblem& p = Add(Kind::kMissingId, LocationText(c.location) + " (id " + std::to_string(c.id) +
-                                                   ") has no id record");
+        FsckProblem& p = Add(Kind::kMissingId, LocationText(c.location) + " (id " +
+                                                   std::to_string(c.id) + ") has no id record");
         p.asset = c.location.asset;
         if (!c.location.is_root()) p.path = JoinPath(c.location.dir, c.location.name);
         p.blob = c.id;
@@ -348,44 +356,46 @@ class Checker {
     };
     std::string prefix = keys::IdPrefix();
     ScanFailed(
-        kv_.Scan(
-            prefix, keys::PrefixEnd(prefix),
-            [&](std::string_view k, std::string_view v) {
-              uint64_t id = 0;
-              if (!keys::ParseNumbered(k, &id)) {
-                Undecodable(k, "id record key is not 9 bytes");
-                return true;
-              }
-              missing_up_to(id);
-              bool known = next < committed_ids_.size() && committed_ids_[next].id == id;
-              AssetLocation l;
-              Status s = DecodeLocation(v, &l);
-              if (!s.ok()) {
-                Undecodable(k, "id record of id " + std::to_string(id) + ": " + s.message());
-              } else if (known) {
-                const AssetLocation& want = committed_ids_[next].location;
-                if (l.asset != want.asset || l.dir != want.dir || l.name != want.name) {
-                  FsckProblem& p = Add(Kind::kIndex, "id record of id " + std::to_string(id) + " names " +
-                                                         LocationText(l) + ", but id " + std::to_string(id) +
-                                                         " is " + LocationText(want));
-                  p.asset = want.asset;
-                  p.blob = id;
-                }
-              } else if (!l.is_root() && undecodable_entries_.count(keys::Entry(l.asset, l.dir, l.name))) {
-                // The entry is there but garbled (reported); its
-                // id record still says who owns the blob.
-                owners_.push_back(
-                    {id, Owner::Side::kCommittedUnknown, l.asset, "", JoinPath(l.dir, l.name), 0, ""});
-                max_id_ = std::max(max_id_, id);
-              } else {
-                FsckProblem& p = Add(Kind::kDanglingId, "id record of id " + std::to_string(id) + " names " +
-                                                            LocationText(l) + ", which does not exist");
-                p.asset = l.asset;
-                p.blob = id;
-              }
-              while (next < committed_ids_.size() && committed_ids_[next].id == id) ++next;
-              return true;
-            }),
+        kv_.Scan(prefix, keys::PrefixEnd(prefix),
+                 [&](std::string_view k, std::string_view v) {
+                   uint64_t id = 0;
+                   if (!keys::ParseNumbered(k, &id)) {
+                     Undecodable(k, "id record key is not 9 bytes");
+                     return true;
+                   }
+                   missing_up_to(id);
+                   bool known = next < committed_ids_.size() && committed_ids_[next].id == id;
+                   AssetLocation l;
+                   Status s = DecodeLocation(v, &l);
+                   if (!s.ok()) {
+                     Undecodable(k, "id record of id " + std::to_string(id) + ": " + s.message());
+                   } else if (known) {
+                     const AssetLocation& want = committed_ids_[next].location;
+                     if (l.asset != want.asset || l.dir != want.dir || l.name != want.name) {
+                       FsckProblem& p =
+                           Add(Kind::kIndex, "id record of id " + std::to_string(id) + " names " +
+                                                 LocationText(l) + ", but id " +
+                                                 std::to_string(id) + " is " + LocationText(want));
+                       p.asset = want.asset;
+                       p.blob = id;
+                     }
+                   } else if (!l.is_root() &&
+                              undecodable_entries_.count(keys::Entry(l.asset, l.dir, l.name))) {
+                     // The entry is there but garbled (reported); its
+                     // id record still says who owns the blob.
+                     owners_.push_back({id, Owner::Side::kCommittedUnknown, l.asset, "",
+                                        JoinPath(l.dir, l.name), 0, ""});
+                     max_id_ = std::max(max_id_, id);
+                   } else {
+                     FsckProblem& p = Add(Kind::kDanglingId,
+                                          "id record of id " + std::to_string(id) + " names " +
+                                              LocationText(l) + ", which does not exist");
+                     p.asset = l.asset;
+                     p.blob = id;
+                   }
+                   while (next < committed_ids_.size() && committed_ids_[next].id == id) ++next;
+                   return true;
+                 }),
         "id records");
     missing_up_to(std::nullopt);
   }
@@ -400,33 +410,35 @@ class Checker {
     std::map<uint64_t, std::string> sessions;  // id -> name
     std::string prefix = keys::SessionPrefix();
     ScanFailed(
-        kv_.Scan(prefix, keys::PrefixEnd(prefix),
-                 [&](std::string_view k, std::string_view v) {
-                   SessionRecord r;
-                   Status s = DecodeSession(v, &r);
-                   std::string name(keys::NameOf(k));
-                   if (!s.ok()) {
-                     Undecodable(k, s.message()).session = name;
-                     index_incomplete_ = true;
-                     return true;
-                   }
-                   if (r.name != name) {
-                     Add(Kind::kIndex, "session record under the key of '" + EscapeBytes(name) + "' names '" +
-                                           EscapeBytes(r.name) + "'")
-                         .session = name;
-                   }
-                   if (!sessions.emplace(r.id, name).second) {
-                     Add(Kind::kIndex, "session id " + std::to_string(r.id) + " is used by '" +
-                                           EscapeBytes(sessions[r.id]) + "' too")
-                         .session = name;
-                   }
-                   if (assets_.count(name)) {
-                     Add(Kind::kIndex, "an open session and a committed asset share the name").session = name;
-                   }
-                   max_id_ = std::max(max_id_, r.id + kIdsPerSession - 1);
-                   ++report_.sessions;
-                   return true;
-                 }),
+        kv_.Scan(
+            prefix, keys::PrefixEnd(prefix),
+            [&](std::string_view k, std::string_view v) {
+              SessionRecord r;
+              Status s = DecodeSession(v, &r);
+              std::string name(keys::NameOf(k));
+              if (!s.ok()) {
+                Undecodable(k, s.message()).session = name;
+                index_incomplete_ = true;
+                return true;
+              }
+              if (r.name != name) {
+                Add(Kind::kIndex, "session record under the key of '" + EscapeBytes(name) +
+                                      "' names '" + EscapeBytes(r.name) + "'")
+                    .session = name;
+              }
+              if (!sessions.emplace(r.id, name).second) {
+                Add(Kind::kIndex, "session id " + std::to_string(r.id) + " is used by '" +
+                                      EscapeBytes(sessions[r.id]) + "' too")
+                    .session = name;
+              }
+              if (assets_.count(name)) {
+                Add(Kind::kIndex, "an open session and a committed asset share the name").session =
+                    name;
+              }
+              max_id_ = std::max(max_id_, r.id + kIdsPerSession - 1);
+              ++report_.sessions;
+              return true;
+            }),
         "session records");
 
     // Nodes, grouped by session (keys sort by session id, then node id).
@@ -452,10 +464,11 @@ class Checker {
                           }
                           max_id_ = std::max(max_id_, node_id);
                           if (session == sessions.end()) {
-                            FsckProblem& p = Add(Kind::kOrphanNode,
-                                                 std::string(r.is_dir ? "directory" : "file") + " '" +
-                                                     EscapeBytes(r.name) + "' of session id " +
-                                                     std::to_string(session_id) + ", which does not exist");
+                            FsckProblem& p =
+                                Add(Kind::kOrphanNode,
+                                    std::string(r.is_dir ? "directory" : "file") + " '" +
+                                        EscapeBytes(r.name) + "' of session id " +
+                                        std::to_string(session_id) + ", which does not exist");
                             p.key = EscapeBytes(k);
                             p.blob = node_id;
                             orphan_node_keys_.emplace_back(k);
@@ -463,9 +476,9 @@ class Checker {
                             return true;
                           }
                           if (r.id != node_id) {
-                            FsckProblem& p =
-                                Add(Kind::kIndex, "node record under id " + std::to_string(node_id) +
-                                                      " says id " + std::to_string(r.id));
+                            FsckProblem& p = Add(Kind::kIndex,
+                                                 "node record under id " + std::to_string(node_id) +
+                                                     " says id " + std::to_string(r.id));
                             p.session = session->second;
                             p.blob = node_id;
                           }
@@ -501,8 +514,9 @@ class Checker {
     for (size_t steps = 0; at != session_id; ++steps) {
       auto it = table.find(at);
       if (it == table.end() || steps > table.size()) {
-        *broken = it == table.end() ? "parent " + std::to_string(at) + " of this node does not exist"
-                                    : "the node's parents form a loop";
+        *broken = it == table.end()
+                      ? "parent " + std::to_string(at) + " of this node does not exist"
+                      : "the node's parents form a loop";
         break;
       }
       if (it->second.is_dir == false && at != id) {
@@ -526,10 +540,13 @@ class Checker {
     for (size_t i = 1; i < owners_.size(); ++i) {
       if (owners_[i].id != owners_[i - 1].id) continue;
       // Two committed entries sharing an id were reported by CheckIds.
-      auto exclusive = [](const Owner& o) { return o.side == Owner::Side::kSession || o.side == Owner::Side::kRemoved; };
+      auto exclusive = [](const Owner& o) {
+        return o.side == Owner::Side::kSession || o.side == Owner::Side::kRemoved;
+      };
       if (!exclusive(owners_[i]) && !exclusive(owners_[i - 1])) continue;
-      FsckProblem& p = Add(Kind::kIndex, "blob " + std::to_string(owners_[i].id) + " is claimed by " +
-                                             Describe(owners_[i - 1]) + " and by " + Describe(owners_[i]));
+      FsckProblem& p =
+          Add(Kind::kIndex, "blob " + std::to_string(owners_[i].id) + " is claimed by " +
+                                Describe(owners_[i - 1]) + " and by " + Describe(owners_[i]));
       p.blob = owners_[i].id;
       p.asset = owners_[i].asset;
       p.session = owners_[i].session;
@@ -556,12 +573,12 @@ class Checker {
   // What the check knows of the blob whose chunks are streaming past.
   struct BlobState {
     uint64_t blob = 0;
-    const Owner* owner = nullptr;  // null: an orphan
-    uint64_t covered_end = 0;      // end of the furthest extent so far
+    const Owner* owner = nullptr;        // null: an orphan
+    uint64_t covered_end = 0;            // end of the furthest extent so far
     std::optional<uint64_t> end_record;  // the bound in its end record, once seen
-    uint64_t hashed_end = 0;       // bytes [0, hashed_end) went into the hash
-    bool hash_broken = false;      // a chunk came out of order or is missing
-    bool explained = false;        // a problem already says why
+    uint64_t hashed_end = 0;             // bytes [0, hashed_end) went into the hash
+    bool hash_broken = false;            // a chunk came out of order or is missing
+    bool explained = false;              // a problem already says why
     bool beyond_reported = false;
     std::unique_ptr<FsckHasher> hasher;
     // Orphans: what removal would free.
@@ -579,16 +596,17 @@ class Checker {
     for (;;) {
       std::vector<ExtentRecord> extents;
       std::optional<std::string> hi;  // key where the next window starts
-      size_t window_bytes = 0;  // inline chunks' values hold their bytes
-      Status xs = kv_.Scan(lo, keys::PrefixEnd(keys::ExtentPrefix()), [&](std::string_view k, std::string_view v) {
-        if (extents.size() == window || window_bytes >= kWindowBytes) {
-          hi = std::string(k);
-          return false;
-        }
-        extents.push_back({std::string(k), std::string(v)});
-        window_bytes += v.size();
-        return true;
-      });
+      size_t window_bytes = 0;        // inline chunks' values hold their bytes
+      Status xs = kv_.Scan(lo, keys::PrefixEnd(keys::ExtentPrefix()),
+                           [&](std::string_view k, std::string_view v) {
+                             if (extents.size() == window || window_bytes >= kWindowBytes) {
+                               hi = std::string(k);
+                               return false;
+                             }
+                             extents.push_back({std::string(k), std::string(v)});
+                             window_bytes += v.size();
+                             return true;
+                           });
       ScanFailed(xs, "extent records");
       for (const ExtentRecord& e : extents) OnRecord(e.key, e.value);
       if (!hi) break;
@@ -658,7 +676,8 @@ class Checker {
         rs = blobs_.Read(blob, offset, length, chunk.data(), &present);
       }
       if (!rs.ok()) {
-        AddFor(Kind::kUnreadableChunk, b.owner, blob, offset, "chunk " + range + " is unreadable: " + rs.ToString());
+        AddFor(Kind::kUnreadableChunk, b.owner, blob, offset,
+               "chunk " + range + " is unreadable: " + rs.ToString());
         scan_failed_ = true;
       } else if (present == 0) {
         AddFor(Kind::kExtentWithoutChunk, b.owner, blob, offset,
@@ -690,9 +709,9 @@ class Checker {
       b.hash_broken = true;
     } else if (committed && offset > b.covered_end && b.covered_end < b.owner->length) {
       const uint64_t end = std::min(offset, b.owner->length);
-      AddFor(
-          Kind::kMissingExtent, b.owner, blob, b.covered_end,
-          "no extent for bytes " + RangeText(b.covered_end, end) + " of " + std::to_string(b.owner->length));
+      AddFor(Kind::kMissingExtent, b.owner, blob, b.covered_end,
+             "no extent for bytes " + RangeText(b.covered_end, end) + " of " +
+                 std::to_string(b.owner->length));
       b.explained = true;
       b.hash_broken = true;
     }
@@ -748,8 +767,10 @@ class Checker {
     if (b.covered_end == 0 || (b.end_record && *b.end_record >= b.covered_end)) return;
     const std::string reach = std::to_string(b.covered_end);
     AddFor(Kind::kIndex, b.owner, b.blob, std::nullopt,
-           b.end_record ? "end record says the chunks end by " + std::to_string(*b.end_record) + ", they reach " + reach
-                        : "chunks reach " + reach + " but there is no end record: the store sees none of them")
+           b.end_record ? "end record says the chunks end by " + std::to_string(*b.end_record) +
+                              ", they reach " + reach
+                        : "chunks reach " + reach +
+                              " but there is no end record: the store sees none of them")
         .key = EscapeBytes(keys::BlobEnd(b.blob));
   }
 
@@ -808,22 +829,24 @@ class Checker {
     const Owner& o = *b.owner;
     if (b.covered_end < o.length) {
       AddFor(Kind::kMissingExtent, &o, b.blob, b.covered_end,
-             "no extent for bytes " + RangeText(b.covered_end, o.length) + " of " + std::to_string(o.length));
+             "no extent for bytes " + RangeText(b.covered_end, o.length) + " of " +
+                 std::to_string(o.length));
       b.explained = true;
       b.hash_broken = true;
     }
     if (b.hash_broken || b.hashed_end != o.length) {
       if (!b.explained) {
         AddFor(Kind::kHashMismatch, &o, b.blob, std::nullopt,
-               "could not rehash: the chunks do not run contiguously from 0 to " + std::to_string(o.length));
+               "could not rehash: the chunks do not run contiguously from 0 to " +
+                   std::to_string(o.length));
       }
       return;
     }
     std::string actual = b.hasher->HexDigest();
     if (actual != o.sha256) {
       AddFor(Kind::kHashMismatch, &o, b.blob, std::nullopt,
-             "recorded sha256 " + o.sha256 + ", the stored " + std::to_string(o.length) + " bytes hash to " +
-                 actual);
+             "recorded sha256 " + o.sha256 + ", the stored " + std::to_string(o.length) +
+                 " bytes hash to " + actual);
       return;
     }
     ++report_.files_verified;
@@ -858,7 +881,8 @@ class Checker {
     if (orphans_.empty() && orphan_node_keys_.empty()) return Status::OK();
     if (index_incomplete_ || scan_failed_) {
       report_.removal_skipped =
-          "orphans were not removed: some records could not be read or decoded, so an owner may be missing "
+          "orphans were not removed: some records could not be read or decoded, so an owner may be "
+          "missing "
           "from what the check saw";
       return Status::OK();
     }
@@ -1004,23 +1028,24 @@ std::string FsckProblem::ToString() const {
 }
 
 size_t FsckReport::unrepaired() const {
-  return static_cast<size_t>(
-      std::count_if(problems.begin(), problems.end(), [](const FsckProblem& p) { return !p.repaired; }));
+  return static_cast<size_t>(std::count_if(problems.begin(), problems.end(),
+                                           [](const FsckProblem& p) { return !p.repaired; }));
 }
 
 bool FsckReport::clean() const { return unrepaired() == 0; }
 
 std::string FsckReport::Summary() const {
-  std::string out = std::to_string(assets) + " assets, " + std::to_string(asset_files) + " files (" +
-                    std::to_string(files_verified) + " verified, " + std::to_string(bytes_hashed) +
-                    " bytes hashed), " + std::to_string(sessions) + " open sessions (" +
-                    std::to_string(session_nodes) + " nodes), " + std::to_string(chunks) + " chunks; " +
-                    std::to_string(orphan_blobs) + " orphan blobs (" + std::to_string(orphan_bytes) +
-                    " bytes); " + std::to_string(problems.size()) + " problems";
+  std::string out = std::to_string(assets) + " assets, " + std::to_string(asset_files) +
+                    " files (" + std::to_string(files_verified) + " verified, " +
+                    std::to_string(bytes_hashed) + " bytes hashed), " + std::to_string(sessions) +
+                    " open sessions (" + std::to_string(session_nodes) + " nodes), " +
+                    std::to_string(chunks) + " chunks; " + std::to_string(orphan_blobs) +
+                    " orphan blobs (" + std::to_string(orphan_bytes) + " bytes); " +
+                    std::to_string(problems.size()) + " problems";
   const size_t left = unrepaired();
   if (left != problems.size()) {
-    out += ", " + std::to_string(problems.size() - left) + " repaired (" + std::to_string(keys_removed) +
-           " keys removed)";
+    out += ", " + std::to_string(problems.size() - left) + " repaired (" +
+           std::to_string(keys_removed) + " keys removed)";
   }
   if (!removal_skipped.empty()) out += "; " + removal_skipped;
   return out;

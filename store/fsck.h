@@ -38,8 +38,8 @@
 #include <string_view>
 #include <vector>
 
-#include "store/kv_store.h"
 #include "base/status.h"
+#include "store/kv_store.h"
 
 namespace upfs::store {
 

@@ -27,7 +27,9 @@ struct KvWrite {
   // SharedByProcesses, the keys must be outside the extent tag (RadosKv:
   // in upfs.meta). Values are never empty.
   std::vector<std::pair<std::string, std::optional<std::string>>> expects;
-  void Put(std::string key, std::string value) { ops.emplace_back(std::move(key), std::move(value)); }
+  void Put(std::string key, std::string value) {
+    ops.emplace_back(std::move(key), std::move(value));
+  }
   void Delete(std::string key) { ops.emplace_back(std::move(key), std::nullopt); }
   void Expect(std::string key, std::optional<std::string> value) {
     expects.emplace_back(std::move(key), std::move(value));
@@ -49,7 +51,8 @@ class Kv {
   // next live key: store/kv_store.cc keeps its hot scans where that is
   // bounded. (So there is no "last key before": stepping back is the same
   // walk, backwards.)
-  virtual Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const = 0;
+  virtual Status Scan(std::string_view begin, std::string_view end,
+                      const KvVisitor& visit) const = 0;
   // All of `write` or nothing; with sync, durable on return along with
   // every earlier write (but those that went out in the background and
   // failed: TakeWriteFailure). A Kv that is SharedByProcesses checks

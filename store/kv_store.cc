@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <optional>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -51,7 +51,8 @@ Status DecodeExtent(std::string_view key, std::string_view value, ChunkRef* out)
   std::optional<std::string_view> bytes;
   uint64_t blob = 0;
   if (!keys::ParsePair(key, &blob, &out->begin) ||
-      !DecodeExtentValue(value, &out->length, &out->checksum, &bytes) || out->length > kMaxChunkBytes) {
+      !DecodeExtentValue(value, &out->length, &out->checksum, &bytes) ||
+      out->length > kMaxChunkBytes) {
     return Status::Corruption("malformed extent record for " + BlobText(keys::BlobOf(key)));
   }
   if (bytes) {
@@ -73,7 +74,8 @@ Status ReadBlobEnd(const Kv& kv, uint64_t blob, std::optional<uint64_t>* end) {
   }
   UPFS_RETURN_IF_ERROR(s);
   uint64_t v = 0;
-  if (!DecodeBlobEnd(value, &v)) return Status::Corruption("malformed end record for " + BlobText(blob));
+  if (!DecodeBlobEnd(value, &v))
+    return Status::Corruption("malformed end record for " + BlobText(blob));
   *end = std::min(v, kMaxBlobLength);
   return Status::OK();
 }
@@ -105,8 +107,8 @@ Status ScanChunks(const Kv& kv, uint64_t blob, uint64_t from, uint64_t to,
 // chunks, from no earlier than a chunk reaching `begin` could start (none
 // is longer than kMaxChunkBytes), to no further than the end record: a
 // live key of this blob, at which it stops at the latest.
-Status OverlappingChunks(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, std::vector<ChunkRef>* out,
-                         std::optional<uint64_t>* bound = nullptr) {
+Status OverlappingChunks(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end,
+                         std::vector<ChunkRef>* out, std::optional<uint64_t>* bound = nullptr) {
   out->clear();
   std::optional<uint64_t> stored;
   UPFS_RETURN_IF_ERROR(ReadBlobEnd(kv, blob, &stored));
@@ -124,12 +126,14 @@ Status OverlappingChunks(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t e
 Status VerifyChunk(uint64_t blob, const ChunkRef& c, std::string_view data, size_t present) {
   std::string where = BlobText(blob) + ": chunk at offset " + std::to_string(c.begin);
   if (present < c.length) {
-    return Status::Corruption(where + " (" + std::to_string(c.length) + " bytes) is listed but only " +
-                              std::to_string(present) + " of its bytes are stored");
+    return Status::Corruption(where + " (" + std::to_string(c.length) +
+                              " bytes) is listed but only " + std::to_string(present) +
+                              " of its bytes are stored");
   }
   if (uint64_t actual = ChunkChecksum(data); actual != c.checksum) {
-    return Status::Corruption(where + " (" + std::to_string(c.length) + " bytes) fails its checksum: extent record " +
-                              Hex64(c.checksum) + ", bytes " + Hex64(actual));
+    return Status::Corruption(where + " (" + std::to_string(c.length) +
+                              " bytes) fails its checksum: extent record " + Hex64(c.checksum) +
+                              ", bytes " + Hex64(actual));
   }
   return Status::OK();
 }
@@ -149,7 +153,8 @@ Status ReadChunk(const BlobFiles& blobs, uint64_t blob, const ChunkRef& c, std::
 enum class Placement { kBlobFiles, kInline };
 
 // The extent record of `data` at `offset`; an inline one holds the bytes.
-void PutChunk(uint64_t blob, uint64_t offset, std::string_view data, Placement placement, KvWrite* write) {
+void PutChunk(uint64_t blob, uint64_t offset, std::string_view data, Placement placement,
+              KvWrite* write) {
   write->Put(keys::Extent(blob, offset), placement == Placement::kInline
                                              ? EncodeInlineExtentValue(data)
                                              : EncodeExtentValue(data.size(), ChunkChecksum(data)));
@@ -161,7 +166,8 @@ void PutChunk(uint64_t blob, uint64_t offset, std::string_view data, Placement p
 // removed to *freed, raises *stored_end to the end of the last chunk seen,
 // and sets *bound to the blob's end record (which stays true).
 Status AddPunch(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t begin, uint64_t end,
-                KvWrite* write, uint64_t* freed, uint64_t* stored_end, std::optional<uint64_t>* bound) {
+                KvWrite* write, uint64_t* freed, uint64_t* stored_end,
+                std::optional<uint64_t>* bound) {
   std::vector<ChunkRef> chunks;
   UPFS_RETURN_IF_ERROR(OverlappingChunks(kv, blob, begin, end, &chunks, bound));
   for (const ChunkRef& c : chunks) {
@@ -191,10 +197,11 @@ Status AddPunch(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t be
 
 // Trims blob `blob`'s records to `length` bytes (0: all of them, its end
 // record too).
-Status AddTruncate(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t length, KvWrite* write,
-                   uint64_t* freed, uint64_t* stored_end) {
+Status AddTruncate(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t length,
+                   KvWrite* write, uint64_t* freed, uint64_t* stored_end) {
   std::optional<uint64_t> bound;
-  UPFS_RETURN_IF_ERROR(AddPunch(kv, blobs, blob, length, kMaxBlobLength, write, freed, stored_end, &bound));
+  UPFS_RETURN_IF_ERROR(
+      AddPunch(kv, blobs, blob, length, kMaxBlobLength, write, freed, stored_end, &bound));
   if (bound && length == 0) {
     write->Delete(keys::BlobEnd(blob));
   } else if (bound && length < *bound) {
@@ -221,7 +228,8 @@ class CommittedRecords {
   static constexpr size_t kMaxRecords = 1024;
 
   // Chunks of `blob` that intersect [begin, end), as OverlappingChunks.
-  Status Overlapping(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end, std::vector<ChunkRef>* out) {
+  Status Overlapping(const Kv& kv, uint64_t blob, uint64_t begin, uint64_t end,
+                     std::vector<ChunkRef>* out) {
     out->clear();
     MutexLock lock(mu_);
     if (!bound_known_) {
@@ -295,7 +303,8 @@ class KvBlob : public ByteSink {
     std::unique_lock lock(lock_);
     uint64_t end = offset + data.size();
     KvWrite punch;
-    uint64_t overwritten = 0, stored_end = 0;  // not reclaimed separately: the new chunks take their place
+    uint64_t overwritten = 0,
+             stored_end = 0;  // not reclaimed separately: the new chunks take their place
     std::optional<uint64_t> bound;
     UPFS_RETURN_IF_ERROR(
         AddPunch(*kv_, *blobs_, blob_, offset, end, &punch, &overwritten, &stored_end, &bound));
@@ -318,8 +327,8 @@ class KvBlob : public ByteSink {
     // written, and the client sends it again).
     if (stored_end > offset) {
       if (Status dropped = kv_->Commit(punch, /*sync=*/false); !dropped.ok()) {
-        spdlog::error("{}: dropping bytes [{}, {}) after a failed write failed too: {}", BlobText(blob_), offset,
-                      end, dropped.ToString());
+        spdlog::error("{}: dropping bytes [{}, {}) after a failed write failed too: {}",
+                      BlobText(blob_), offset, end, dropped.ToString());
       }
     }
     return st;
@@ -378,7 +387,8 @@ class KvBlob : public ByteSink {
         UPFS_RETURN_IF_ERROR(VerifyChunk(blob_, c, bytes, chunk_present));
       }
       // A chunk read straight into `out` is in place already.
-      if (c.inline_bytes || !direct) std::memcpy(out + (from - offset), bytes.data() + (from - c.begin), to - from);
+      if (c.inline_bytes || !direct)
+        std::memcpy(out + (from - offset), bytes.data() + (from - c.begin), to - from);
       filled = to;  // chunks are in order and never overlap
     }
     if (offset + n > filled) std::memset(out + (filled - offset), 0, offset + n - filled);
@@ -414,8 +424,8 @@ class KvBlob : public ByteSink {
     return at < end ? Hole(at, end) : Status::OK();
   }
   Status Hole(uint64_t begin, uint64_t end) const {
-    return Status::Corruption(BlobText(blob_) + ": committed data has no chunk for bytes [" + std::to_string(begin) +
-                              ", " + std::to_string(end) + ")");
+    return Status::Corruption(BlobText(blob_) + ": committed data has no chunk for bytes [" +
+                              std::to_string(begin) + ", " + std::to_string(end) + ")");
   }
 
   Kv* const kv_;
@@ -442,13 +452,14 @@ Result<uint64_t> MoveExtentRecords(Kv& kv) {
   std::string from = old_tag;
   for (;;) {
     KvWrite write;
-    UPFS_RETURN_IF_ERROR(kv.Scan(from, keys::PrefixEnd(old_tag), [&](std::string_view k, std::string_view v) {
-      std::string to(k);
-      to[0] = keys::kExtentTag;
-      write.Put(std::move(to), std::string(v));
-      write.Delete(std::string(k));
-      return write.ops.size() < 2 * kUpgradeWindow;
-    }));
+    UPFS_RETURN_IF_ERROR(
+        kv.Scan(from, keys::PrefixEnd(old_tag), [&](std::string_view k, std::string_view v) {
+          std::string to(k);
+          to[0] = keys::kExtentTag;
+          write.Put(std::move(to), std::string(v));
+          write.Delete(std::string(k));
+          return write.ops.size() < 2 * kUpgradeWindow;
+        }));
     if (write.ops.empty()) return moved;
     from = write.ops.back().first + '\0';
     UPFS_RETURN_IF_ERROR(kv.Commit(write, /*sync=*/false));
@@ -469,30 +480,33 @@ Result<uint64_t> AddBlobEnds(Kv& kv) {
   for (bool more = true; more;) {
     size_t seen = 0;
     more = false;
-    UPFS_RETURN_IF_ERROR(kv.Scan(from, keys::PrefixEnd(tag), [&](std::string_view k, std::string_view v) {
-      if (seen++ == kUpgradeWindow) {
-        from = std::string(k);
-        more = true;
-        return false;
-      }
-      uint64_t blob = 0, offset = 0;
-      if (!keys::ParsePair(k, &blob, &offset)) return true;  // not a chunk's: upfs fsck reports it
-      uint64_t length = 0, checksum = 0;
-      std::optional<std::string_view> bytes;  // format 3 has none
-      // What no record says, no chunk exceeds.
-      if (!DecodeExtentValue(v, &length, &checksum, &bytes)) length = kMaxChunkBytes;
-      const uint64_t end = std::min(offset, kMaxBlobLength) + std::min<uint64_t>(length, kMaxChunkBytes);
-      if (blob_end && blob_end->first != blob) {
-        write.Put(keys::BlobEnd(blob_end->first), EncodeBlobEnd(blob_end->second));
-        blob_end.reset();
-      }
-      if (!blob_end) {
-        blob_end.emplace(blob, 0);
-        ++blobs;
-      }
-      blob_end->second = std::max(blob_end->second, end);
-      return true;
-    }));
+    UPFS_RETURN_IF_ERROR(
+        kv.Scan(from, keys::PrefixEnd(tag), [&](std::string_view k, std::string_view v) {
+          if (seen++ == kUpgradeWindow) {
+            from = std::string(k);
+            more = true;
+            return false;
+          }
+          uint64_t blob = 0, offset = 0;
+          if (!keys::ParsePair(k, &blob, &offset))
+            return true;  // not a chunk's: upfs fsck reports it
+          uint64_t length = 0, checksum = 0;
+          std::optional<std::string_view> bytes;  // format 3 has none
+          // What no record says, no chunk exceeds.
+          if (!DecodeExtentValue(v, &length, &checksum, &bytes)) length = kMaxChunkBytes;
+          const uint64_t end =
+              std::min(offset, kMaxBlobLength) + std::min<uint64_t>(length, kMaxChunkBytes);
+          if (blob_end && blob_end->first != blob) {
+            write.Put(keys::BlobEnd(blob_end->first), EncodeBlobEnd(blob_end->second));
+            blob_end.reset();
+          }
+          if (!blob_end) {
+            blob_end.emplace(blob, 0);
+            ++blobs;
+          }
+          blob_end->second = std::max(blob_end->second, end);
+          return true;
+        }));
     if (!write.ops.empty()) UPFS_RETURN_IF_ERROR(kv.Commit(write, /*sync=*/false));
     write.ops.clear();
   }
@@ -513,8 +527,10 @@ Status Upgrade(Kv& kv, const std::string& format) {
   KvWrite write;
   write.Put(std::string(keys::kFormatKey), std::string(keys::kFormatValue));
   UPFS_RETURN_IF_ERROR(kv.Commit(write, /*sync=*/true));
-  spdlog::info("store format '{}' upgraded to '{}': {} extent records moved, end records written for {} blobs",
-               format, keys::kFormatValue, moved, blobs);
+  spdlog::info(
+      "store format '{}' upgraded to '{}': {} extent records moved, end records written for {} "
+      "blobs",
+      format, keys::kFormatValue, moved, blobs);
   return Status::OK();
 }
 
@@ -541,7 +557,8 @@ KvStore::~KvStore() {
   // bytes lost since they were acknowledged are gone; then the mark goes.
   Status st = blobs_->Sync();
   for (uint64_t blob : blobs_->BlobsWithLost()) {
-    if (Status dropped = DropLostBytes(blob, nullptr); !dropped.ok() && st.ok()) st = std::move(dropped);
+    if (Status dropped = DropLostBytes(blob, nullptr); !dropped.ok() && st.ok())
+      st = std::move(dropped);
   }
   if (st.ok()) {
     KvWrite write;
@@ -549,8 +566,9 @@ KvStore::~KvStore() {
     st = kv_->Commit(write, /*sync=*/true);
   }
   if (!st.ok()) {
-    spdlog::error("closing the store uncleanly ({}): the next start checks the open sessions' bytes",
-                  st.ToString());
+    spdlog::error(
+        "closing the store uncleanly ({}): the next start checks the open sessions' bytes",
+        st.ToString());
   }
 }
 
@@ -562,13 +580,15 @@ void KvStore::ReclaimLoop() {
     lock.Unlock();
     // A failed compaction only delays reclaiming (and a failed database
     // is reopened by the next write).
-    if (Status st = Compact(); !st.ok()) spdlog::warn("compacting deleted extent records failed: {}", st.ToString());
+    if (Status st = Compact(); !st.ok())
+      spdlog::warn("compacting deleted extent records failed: {}", st.ToString());
     lock.Lock();
   }
 }
 
-Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs,
-                                               bool create, std::shared_ptr<MountLease> lease) {
+Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv,
+                                               std::unique_ptr<BlobFiles> blobs, bool create,
+                                               std::shared_ptr<MountLease> lease) {
   std::string format;
   Status s = kv->Get(keys::kFormatKey, &format);
   if (s.IsNotFound()) {
@@ -602,10 +622,12 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv, std::uniq
   uint64_t next_id = std::max(kFirstId, keys::ReadBigEndian64(next));
   // A shared store's mounts reserve their ids in blocks (NewIds).
   if (lease) next_id = 0;
-  return std::unique_ptr<KvStore>(new KvStore(std::move(kv), std::move(blobs), next_id, std::move(lease)));
+  return std::unique_ptr<KvStore>(
+      new KvStore(std::move(kv), std::move(blobs), next_id, std::move(lease)));
 }
 
-Result<uint64_t> KvStore::DropUnsurvivedChunks(uint64_t session_id, const std::string& session_name) {
+Result<uint64_t> KvStore::DropUnsurvivedChunks(uint64_t session_id,
+                                               const std::string& session_name) {
   uint64_t dropped = 0;
   std::vector<NodeRecord> nodes;
   UPFS_RETURN_IF_ERROR(ListNodes(session_id, &nodes));
@@ -619,9 +641,10 @@ Result<uint64_t> KvStore::DropUnsurvivedChunks(uint64_t session_id, const std::s
       Status st = ReadChunk(*blobs_, node.id, c, &data);
       if (st.ok()) continue;
       if (!st.IsCorruption()) return st;
-      spdlog::warn("session '{}', file '{}': bytes [{}, {}) did not survive the crash and are dropped; "
-                   ".status lists them as missing ({})",
-                   session_name, node.name, c.begin, c.end(), st.message());
+      spdlog::warn(
+          "session '{}', file '{}': bytes [{}, {}) did not survive the crash and are dropped; "
+          ".status lists them as missing ({})",
+          session_name, node.name, c.begin, c.end(), st.message());
       write.Delete(keys::Extent(node.id, c.begin));
     }
     if (write.ops.empty()) continue;
@@ -659,7 +682,8 @@ Result<uint64_t> KvStore::BeginUse() {
   UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/true));
   in_use_ = true;
   if (lease_) {
-    if (Status st = ForgetStoppedMounts(); !st.ok()) spdlog::warn("forgetting stopped mounts: {}", st.ToString());
+    if (Status st = ForgetStoppedMounts(); !st.ok())
+      spdlog::warn("forgetting stopped mounts: {}", st.ToString());
   }
   return dropped;
 }
@@ -695,11 +719,12 @@ Result<uint64_t> KvStore::NewIds(uint64_t count) {
 Status KvStore::ForgetStoppedMounts() {
   const std::string marks_prefix = keys::InUse("");
   std::map<std::string, std::string> marks;  // id -> description
-  UPFS_RETURN_IF_ERROR(
-      kv_->Scan(marks_prefix, keys::PrefixEnd(marks_prefix), [&](std::string_view key, std::string_view value) {
-        if (key.size() > marks_prefix.size()) marks.emplace(key.substr(marks_prefix.size()), value);
-        return true;
-      }));
+  UPFS_RETURN_IF_ERROR(kv_->Scan(marks_prefix, keys::PrefixEnd(marks_prefix),
+                                 [&](std::string_view key, std::string_view value) {
+                                   if (key.size() > marks_prefix.size())
+                                     marks.emplace(key.substr(marks_prefix.size()), value);
+                                   return true;
+                                 }));
   marks.erase(mount_id_);
   if (marks.empty()) return Status::OK();
   UPFS_ASSIGN_OR_RETURN(auto live, lease_->LiveIds());
@@ -716,8 +741,9 @@ Status KvStore::ForgetStoppedMounts() {
     // A mount that stopped uncleanly and holds nothing: once it is fenced
     // (it may only be paused), its mark has nothing left to tell.
     if (Status st = lease_->Fence(description); !st.ok()) {
-      spdlog::warn("mount '{}' stopped without closing the store; fencing it failed ({}), its record stays",
-                   description, st.ToString());
+      spdlog::warn(
+          "mount '{}' stopped without closing the store; fencing it failed ({}), its record stays",
+          description, st.ToString());
       continue;
     }
     write.Delete(keys::InUse(id));
@@ -743,7 +769,8 @@ Status KvStore::TakeOver(uint64_t session_id, const std::string& from) {
   if (!lease_ || from == mount_id_) return Status::OK();
   if (!from.empty()) {
     UPFS_ASSIGN_OR_RETURN(auto live, lease_->LiveIds());
-    if (live.count(from)) return Status::Busy("held by mount " + DescribeMount(from) + ", whose lease is live");
+    if (live.count(from))
+      return Status::Busy("held by mount " + DescribeMount(from) + ", whose lease is live");
     std::string description;
     Status unclean = kv_->Get(keys::InUse(from), &description);
     if (!unclean.ok() && !unclean.IsNotFound()) return unclean;
@@ -753,14 +780,16 @@ Status KvStore::TakeOver(uint64_t session_id, const std::string& from) {
       // records of bytes that its crash lost.
       UPFS_RETURN_IF_ERROR(lease_->Fence(description));
       UPFS_RETURN_IF_ERROR(kv_->RecoverStoppedWriters());
-      UPFS_RETURN_IF_ERROR(DropUnsurvivedChunks(session_id, "id " + std::to_string(session_id)).status());
+      UPFS_RETURN_IF_ERROR(
+          DropUnsurvivedChunks(session_id, "id " + std::to_string(session_id)).status());
     }
   }
   Batch claim;
   claim.Claim(session_id, from);
   UPFS_RETURN_IF_ERROR(Apply(claim, /*sync=*/true));
   if (!from.empty()) {
-    if (Status st = ForgetStoppedMounts(); !st.ok()) spdlog::warn("forgetting stopped mounts: {}", st.ToString());
+    if (Status st = ForgetStoppedMounts(); !st.ok())
+      spdlog::warn("forgetting stopped mounts: {}", st.ToString());
   }
   return Status::OK();
 }
@@ -786,17 +815,22 @@ Status KvStore::DropLostBytes(uint64_t blob, std::string* lost_range) {
     if (!st.ok()) break;
   }
   if (st.ok()) st = kv_->Commit(write, /*sync=*/true);
-  const std::string range = "[" + std::to_string(lost[0].begin) + ", " + std::to_string(lost[0].end) + ")";
+  const std::string range =
+      "[" + std::to_string(lost[0].begin) + ", " + std::to_string(lost[0].end) + ")";
   if (!st.ok()) {
     // The records stay, naming bytes that are not there; the next commit
     // of the blob's file tries again.
-    spdlog::error("{}: bytes {} were lost after they were acknowledged, and dropping their records failed: {}",
-                  BlobText(blob), range, st.ToString());
+    spdlog::error(
+        "{}: bytes {} were lost after they were acknowledged, and dropping their records failed: "
+        "{}",
+        BlobText(blob), range, st.ToString());
     blobs_->RestoreLost(blob, std::move(lost));
     return st.WithContext(BlobText(blob) + ": dropping the records of lost bytes " + range);
   }
-  spdlog::error("{}: bytes {}{} were lost after they were acknowledged; they now read as never written", BlobText(blob),
-                range, lost.size() > 1 ? " (and " + std::to_string(lost.size() - 1) + " more ranges)" : "");
+  spdlog::error(
+      "{}: bytes {}{} were lost after they were acknowledged; they now read as never written",
+      BlobText(blob), range,
+      lost.size() > 1 ? " (and " + std::to_string(lost.size() - 1) + " more ranges)" : "");
   if (lost_range) *lost_range = range;
   return Status::OK();
 }
@@ -805,14 +839,17 @@ Status KvStore::FlushBlob(uint64_t blob) {
   std::string range;
   Status st = DropLostBytes(blob, &range);
   if (st.ok() && !range.empty()) {
-    st = Status::IOError(BlobText(blob) + ": bytes " + range + " were lost after they were acknowledged; send them again");
+    st = Status::IOError(BlobText(blob) + ": bytes " + range +
+                         " were lost after they were acknowledged; send them again");
   }
   // Records that went out in the background and failed are simply not
   // there: their bytes read as never written.
   if (Status records = kv_->TakeWriteFailure(keys::BlobEnd(blob)); !records.ok()) {
-    spdlog::error("{}: records of acknowledged writes were lost: {}", BlobText(blob), records.ToString());
+    spdlog::error("{}: records of acknowledged writes were lost: {}", BlobText(blob),
+                  records.ToString());
     if (st.ok()) {
-      st = records.WithContext(BlobText(blob) + ": records of writes acknowledged earlier were lost (send what "
+      st = records.WithContext(BlobText(blob) +
+                               ": records of writes acknowledged earlier were lost (send what "
                                ".status lists as missing again)");
     }
   }
@@ -849,7 +886,8 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
   return Status::OK();
 }
 
-Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed) {
+Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs,
+                            uint64_t* freed) {
   MutexLock lock(apply_mu_);
   // What a Truncate or DeleteBlob op trims: {blob, length}; a delete is a
   // trim to 0.
@@ -900,7 +938,8 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
     } else if (auto* c = std::get_if<Batch::ClaimSession>(&op)) {
       claims = true;
       held.insert(c->session_id);
-      write.Expect(keys::Holder(c->session_id), c->from.empty() ? std::nullopt : std::optional(c->from));
+      write.Expect(keys::Holder(c->session_id),
+                   c->from.empty() ? std::nullopt : std::optional(c->from));
       write.Put(keys::Holder(c->session_id), mount_id_);
     } else if (auto* pn = std::get_if<Batch::PutNode>(&op)) {
       holds(pn->session_id);
@@ -925,7 +964,8 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       // encoding of the same record): removed only if still that.
       std::string stored;
       Status got = kv_->Get(keys::Asset(da->record.name), &stored);
-      if (got.IsNotFound()) return Status::NotFound("asset '" + da->record.name + "' is not committed");
+      if (got.IsNotFound())
+        return Status::NotFound("asset '" + da->record.name + "' is not committed");
       UPFS_RETURN_IF_ERROR(got);
       write.Expect(keys::Asset(da->record.name), std::move(stored));
       write.Delete(keys::Asset(da->record.name));
@@ -964,7 +1004,8 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       std::string now;
       Status got = kv_->Get(key, &now);
       if (!got.ok() && !got.IsNotFound()) return got;
-      if (got.ok() ? value != now : value.has_value()) committed = Status::Stale("record changed meanwhile");
+      if (got.ok() ? value != now : value.has_value())
+        committed = Status::Stale("record changed meanwhile");
     }
     write.expects.clear();
   }
@@ -974,11 +1015,13 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
     if (removes_asset) return Status::NotFound("the asset was removed or replaced meanwhile");
     for (const Batch::Op& op : batch.ops()) {
       if (auto* p = std::get_if<Batch::PutSession>(&op); p != nullptr && p->create) {
-        return Status::Exists("the name '" + p->record.name + "' is taken by an open session or an asset");
+        return Status::Exists("the name '" + p->record.name +
+                              "' is taken by an open session or an asset");
       }
     }
-    return Status::Busy(std::string(claims ? "another mount took the session over first"
-                                           : "this mount no longer holds the session (another mount took it over)"));
+    return Status::Busy(std::string(
+        claims ? "another mount took the session over first"
+               : "this mount no longer holds the session (another mount took it over)"));
   }
   // The records are gone; now their bytes. A failure here leaves bytes no
   // record names (invisible; fsck lists them as orphans), or, for a blob
@@ -986,7 +1029,8 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   KvWrite freed_whole;
   for (const Trim& t : trims) {
     if (Status st = blobs_->Truncate(t.blob, t.length, t.end); !st.ok()) {
-      spdlog::warn("{}: freeing bytes from {} failed: {}", BlobText(t.blob), t.length, st.ToString());
+      spdlog::warn("{}: freeing bytes from {} failed: {}", BlobText(t.blob), t.length,
+                   st.ToString());
     } else if (t.length == 0) {
       freed_whole.Delete(keys::Removed(t.blob));
     }
@@ -1011,17 +1055,18 @@ namespace {
 // Decodes every record under `prefix` into `out`, stopping at the first
 // that does not decode (its Status is returned).
 template <typename Record>
-Status ScanRecords(const Kv& kv, const std::string& prefix, Status (*decode)(std::string_view, Record*),
-                   std::vector<Record>* out) {
+Status ScanRecords(const Kv& kv, const std::string& prefix,
+                   Status (*decode)(std::string_view, Record*), std::vector<Record>* out) {
   out->clear();
   Status decoded;
-  UPFS_RETURN_IF_ERROR(kv.Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view, std::string_view v) {
-    Record r;
-    decoded = decode(v, &r);
-    if (!decoded.ok()) return false;
-    out->push_back(std::move(r));
-    return true;
-  }));
+  UPFS_RETURN_IF_ERROR(
+      kv.Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view, std::string_view v) {
+        Record r;
+        decoded = decode(v, &r);
+        if (!decoded.ok()) return false;
+        out->push_back(std::move(r));
+        return true;
+      }));
   return decoded;
 }
 
@@ -1122,7 +1167,8 @@ Status KvStore::Compact() {
     // at offset 2^64-1, so the range from blob from-1's to blob to-1's is
     // exactly the extent records of blobs [from, to), end records included
     // (the end record of blob to-1 sorts just before that key).
-    Status st = kv_->Compact(keys::Extent(from - 1, ~uint64_t{0}), keys::Extent(to - 1, ~uint64_t{0}));
+    Status st =
+        kv_->Compact(keys::Extent(from - 1, ~uint64_t{0}), keys::Extent(to - 1, ~uint64_t{0}));
     if (!st.ok() && first_error.ok()) first_error = st;
   }
   return first_error;

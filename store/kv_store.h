@@ -25,14 +25,14 @@
 // bytes and records together or not at all.
 #pragma once
 
-#include <atomic>
-#include <memory>
-#include <condition_variable>
 #include <array>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <thread>
-#include <set>
 #include <vector>
 
 #include "base/mutex.h"
@@ -73,17 +73,18 @@ class KvStore : public Store {
   // Checks (or, for an empty Kv with create set, writes) the format record.
   // `lease`: this mount's, on a store several mounts share (RADOS); null
   // for a store one process serves alone.
-  static Result<std::unique_ptr<KvStore>> Open(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs,
-                                               bool create, std::shared_ptr<MountLease> lease = nullptr);
+  static Result<std::unique_ptr<KvStore>> Open(std::unique_ptr<Kv> kv,
+                                               std::unique_ptr<BlobFiles> blobs, bool create,
+                                               std::shared_ptr<MountLease> lease = nullptr);
   // Stops the background reclaimer; after BeginUse, syncs the blob bytes
   // and clears the in-use mark (a clean stop).
   ~KvStore() override;
 
   // For the process that serves the store (not for offline tools): marks
-  // the store in use, durably (a shared store: this mount, "U" its id). When the mark was already there, the last
-  // serving process stopped uncleanly, so first every extent record of the
-  // open sessions' files is checked against its bytes, and those that fail
-  // (bytes a crash lost) are dropped, each logged. Returns how many.
+  // the store in use, durably (a shared store: this mount, "U" its id). When the mark was already
+  // there, the last serving process stopped uncleanly, so first every extent record of the open
+  // sessions' files is checked against its bytes, and those that fail (bytes a crash lost) are
+  // dropped, each logged. Returns how many.
   Result<uint64_t> BeginUse();
 
   Status Apply(const Batch& batch, bool sync) override;
@@ -131,7 +132,8 @@ class KvStore : public Store {
   static constexpr size_t kBlobLocks = 64;
 
   // Apply under apply_mu_; reports the blobs it freed bytes of.
-  Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs, uint64_t* freed);
+  Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs,
+                     uint64_t* freed);
   // A shared store: removes the marks ("U") of mounts that stopped
   // uncleanly and hold no session any more, fencing each first.
   Status ForgetStoppedMounts();
@@ -164,11 +166,11 @@ class KvStore : public Store {
   Mutex compact_mu_;  // one Compact at a time; taken before freed_mu_
   Mutex freed_mu_;
   CondVar freed_cv_;
-  std::set<uint64_t> freed_blobs_ GUARDED_BY(freed_mu_);  // blobs with bytes freed since the last Compact
+  std::set<uint64_t> freed_blobs_
+      GUARDED_BY(freed_mu_);  // blobs with bytes freed since the last Compact
   uint64_t freed_records_ GUARDED_BY(freed_mu_) = 0;
   bool stopping_ GUARDED_BY(freed_mu_) = false;
-  std::thread reclaimer_;           // last: started once everything above exists
+  std::thread reclaimer_;  // last: started once everything above exists
 };
-
 
 }  // namespace upfs::store

@@ -34,7 +34,8 @@ class PreadFile : public leveldb::RandomAccessFile {
   PreadFile(std::string fname, int fd) : fname_(std::move(fname)), fd_(fd) {}
   ~PreadFile() override { ::close(fd_); }  // read-only: nothing to report
 
-  leveldb::Status Read(uint64_t offset, size_t n, leveldb::Slice* result, char* scratch) const override {
+  leveldb::Status Read(uint64_t offset, size_t n, leveldb::Slice* result,
+                       char* scratch) const override {
     size_t done = 0;
     while (done < n) {
       ssize_t r = ::pread(fd_, scratch + done, n - done, static_cast<off_t>(offset + done));
@@ -126,7 +127,8 @@ class EarlyWritebackFile : public leveldb::WritableFile {
       // Only a hint to the kernel: a failure here loses nothing (Sync()
       // reports real write errors), so it is ignored.
       (void)::sync_file_range(fd_, static_cast<off_t>(writeback_from_),
-                              static_cast<off_t>(written_ - writeback_from_), SYNC_FILE_RANGE_WRITE);
+                              static_cast<off_t>(written_ - writeback_from_),
+                              SYNC_FILE_RANGE_WRITE);
       writeback_from_ = written_;
     }
     return leveldb::Status::OK();
@@ -142,7 +144,8 @@ class EarlyWritebackFile : public leveldb::WritableFile {
 
 }  // namespace
 
-leveldb::Status BoundedEnv::NewRandomAccessFile(const std::string& fname, leveldb::RandomAccessFile** result) {
+leveldb::Status BoundedEnv::NewRandomAccessFile(const std::string& fname,
+                                                leveldb::RandomAccessFile** result) {
   *result = nullptr;
   int fd = OpenRetrying(fname, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(fname, errno);
@@ -150,8 +153,10 @@ leveldb::Status BoundedEnv::NewRandomAccessFile(const std::string& fname, leveld
   return leveldb::Status::OK();
 }
 
-leveldb::Status BoundedEnv::NewWritableFile(const std::string& fname, leveldb::WritableFile** result) {
-  if (!EndsWith(fname, ".log") && !EndsWith(fname, ".ldb")) return target()->NewWritableFile(fname, result);
+leveldb::Status BoundedEnv::NewWritableFile(const std::string& fname,
+                                            leveldb::WritableFile** result) {
+  if (!EndsWith(fname, ".log") && !EndsWith(fname, ".ldb"))
+    return target()->NewWritableFile(fname, result);
   *result = nullptr;
   int fd = OpenRetrying(fname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(fname, errno);

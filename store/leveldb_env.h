@@ -28,10 +28,10 @@
 // Thread safety: as leveldb::Env (all methods may be called concurrently).
 #pragma once
 
-#include <leveldb/env.h>
-
 #include <cstddef>
 #include <string>
+
+#include <leveldb/env.h>
 
 namespace upfs::store {
 
@@ -44,10 +44,12 @@ class BoundedEnv : public leveldb::EnvWrapper {
 
   // A file read with pread(2); the descriptor stays open until LevelDB
   // drops the file (its table cache bounds how many are open).
-  leveldb::Status NewRandomAccessFile(const std::string& fname, leveldb::RandomAccessFile** result) override;
+  leveldb::Status NewRandomAccessFile(const std::string& fname,
+                                      leveldb::RandomAccessFile** result) override;
   // Logs (*.log) and tables (*.ldb) start their writeback early, as above;
   // other files are the wrapped Env's.
-  leveldb::Status NewWritableFile(const std::string& fname, leveldb::WritableFile** result) override;
+  leveldb::Status NewWritableFile(const std::string& fname,
+                                  leveldb::WritableFile** result) override;
 };
 
 }  // namespace upfs::store

@@ -1,14 +1,6 @@
 #include "store/leveldb_kv.h"
 
 #include <sys/resource.h>
-
-#include <leveldb/cache.h>
-#include <leveldb/comparator.h>
-#include <leveldb/db.h>
-#include <leveldb/env.h>
-#include <leveldb/write_batch.h>
-
-#include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -20,6 +12,13 @@
 #include <mutex>
 #include <shared_mutex>
 #include <system_error>
+
+#include <leveldb/cache.h>
+#include <leveldb/comparator.h>
+#include <leveldb/db.h>
+#include <leveldb/env.h>
+#include <leveldb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 #include "base/mutex.h"
 #include "store/leveldb_env.h"
@@ -79,12 +78,14 @@ class SyncDoneLogsEnv : public leveldb::EnvWrapper {
  public:
   explicit SyncDoneLogsEnv(leveldb::Env* base) : leveldb::EnvWrapper(base) {}
 
-  leveldb::Status NewWritableFile(const std::string& fname, leveldb::WritableFile** result) override {
+  leveldb::Status NewWritableFile(const std::string& fname,
+                                  leveldb::WritableFile** result) override {
     leveldb::Status s = target()->NewWritableFile(fname, result);
     if (s.ok() && IsLog(fname)) *result = new SyncWhenDoneFile(this, *result);
     return s;
   }
-  leveldb::Status NewAppendableFile(const std::string& fname, leveldb::WritableFile** result) override {
+  leveldb::Status NewAppendableFile(const std::string& fname,
+                                    leveldb::WritableFile** result) override {
     leveldb::Status s = target()->NewAppendableFile(fname, result);
     if (s.ok() && IsLog(fname)) *result = new SyncWhenDoneFile(this, *result);
     return s;
@@ -165,9 +166,11 @@ class LevelDbKv : public Kv {
       : db_dir_(std::move(db_dir)),
         opts_(opts),
         // An injected Env (tests) is used as given, reads included.
-        base_env_(opts.env != nullptr ? nullptr : std::make_unique<BoundedEnv>(leveldb::Env::Default())),
+        base_env_(opts.env != nullptr ? nullptr
+                                      : std::make_unique<BoundedEnv>(leveldb::Env::Default())),
         cache_(leveldb::NewLRUCache(opts.block_cache_bytes)),
-        free_bytes_(opts.free_bytes ? opts.free_bytes : [dir = db_dir_] { return StatvfsFreeBytes(dir); }) {}
+        free_bytes_(opts.free_bytes ? opts.free_bytes
+                                    : [dir = db_dir_] { return StatvfsFreeBytes(dir); }) {}
 
   ~LevelDbKv() override { db_.reset(); }  // the DB before its Env and cache
 
@@ -317,10 +320,10 @@ class LevelDbKv : public Kv {
     const uint64_t need = opts_.reserve_bytes + bytes;
     if (free < need) {
       unchecked_budget_ = 0;
-      return Status::NoSpace("the store's file system has " + std::to_string(free) + " bytes free, below the " +
-                             std::to_string(opts_.reserve_bytes) +
-                             " kept in reserve for the database (-o reserve); refusing " + std::to_string(bytes) +
-                             " bytes of upload data until space is freed");
+      return Status::NoSpace("the store's file system has " + std::to_string(free) +
+                             " bytes free, below the " + std::to_string(opts_.reserve_bytes) +
+                             " kept in reserve for the database (-o reserve); refusing " +
+                             std::to_string(bytes) + " bytes of upload data until space is freed");
     }
     // Look again before a quarter of the headroom is used (LevelDB writes
     // each byte to its log and again to a table), and at least every
@@ -344,20 +347,21 @@ class LevelDbKv : public Kv {
 
   Status CheckOpen() const REQUIRES_SHARED(db_mu_) {
     if (db_) return Status::OK();
-    return Status::IOError("the store database " + db_dir_ + " is closed after a failed reopen; retrying");
+    return Status::IOError("the store database " + db_dir_ +
+                           " is closed after a failed reopen; retrying");
   }
 
   // Writes to the DB; a failure marks it failed.
-  Status WriteLocked(const leveldb::WriteOptions& options, leveldb::WriteBatch* batch, const char* what)
-      REQUIRES(write_mu_) EXCLUDES(db_mu_) {
+  Status WriteLocked(const leveldb::WriteOptions& options, leveldb::WriteBatch* batch,
+                     const char* what) REQUIRES(write_mu_) EXCLUDES(db_mu_) {
     ReaderLock lock(db_mu_);
     UPFS_RETURN_IF_ERROR(CheckOpen());
     leveldb::Status s = db_->Write(options, batch);
     if (s.ok()) return Status::OK();
     Status st = FromLevelDb(s, what);
     if (failed_.ok()) {
-      spdlog::error("store {}: {} failed, no more writes until the database is reopened: {}", db_dir_, what,
-                    st.ToString());
+      spdlog::error("store {}: {} failed, no more writes until the database is reopened: {}",
+                    db_dir_, what, st.ToString());
     }
     failed_ = st;
     return st;
@@ -386,7 +390,8 @@ class LevelDbKv : public Kv {
       spdlog::error("store {}: reopen failed, retrying later: {}", db_dir_, failed_.ToString());
       return failed_;
     }
-    spdlog::info("store {}: reopened after a failed write ({}); writes resume", db_dir_, failed_.ToString());
+    spdlog::info("store {}: reopened after a failed write ({}); writes resume", db_dir_,
+                 failed_.ToString());
     failed_ = Status::OK();
     next_reopen_ = {};
     return Status::OK();
@@ -419,7 +424,8 @@ class LevelDbKv : public Kv {
   std::unique_ptr<leveldb::DB> db_ GUARDED_BY(db_mu_);  // for swapping; null after a failed reopen
 
   Mutex space_mu_;
-  uint64_t unchecked_budget_ GUARDED_BY(space_mu_) = 0;  // data bytes accepted before the next statvfs
+  uint64_t unchecked_budget_ GUARDED_BY(space_mu_) =
+      0;  // data bytes accepted before the next statvfs
 };
 
 bool DirectoryIsEmptyForStore(const std::filesystem::path& dir) {
@@ -440,15 +446,18 @@ Result<std::unique_ptr<Kv>> OpenLevelDbKv(const std::string& db_dir, bool create
   if (!s.ok()) {
     std::string msg = s.ToString();
     if (msg.find("LOCK") != std::string::npos &&
-        (msg.find("temporarily unavailable") != std::string::npos || msg.find("already held") != std::string::npos)) {
-      return Status::Busy("store database " + db_dir + " is in use by another process (" + msg + ")");
+        (msg.find("temporarily unavailable") != std::string::npos ||
+         msg.find("already held") != std::string::npos)) {
+      return Status::Busy("store database " + db_dir + " is in use by another process (" + msg +
+                          ")");
     }
     return FromLevelDb(s, "opening " + db_dir);
   }
   return std::unique_ptr<Kv>(std::move(kv));
 }
 
-Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir, const LevelDbOptions& options) {
+Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir,
+                                                const LevelDbOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path dir(store_dir);
@@ -456,7 +465,8 @@ Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir, co
   bool create = false;
   if (!fs::exists(db, ec)) {
     if (fs::exists(dir, ec) && !DirectoryIsEmptyForStore(dir)) {
-      return Status::InvalidArgument(store_dir + " is not a upfs store: it has other files and no db/");
+      return Status::InvalidArgument(store_dir +
+                                     " is not a upfs store: it has other files and no db/");
     }
     fs::create_directories(dir, ec);
     if (ec) return Status::IOError("creating " + store_dir + ": " + ec.message());
@@ -474,7 +484,8 @@ Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& store_dir, co
   if (!store.ok()) return store.status().WithContext(store_dir);
   Result<uint64_t> dropped = (*store)->BeginUse();
   if (!dropped.ok()) return dropped.status().WithContext(store_dir);
-  if (*dropped > 0) spdlog::warn("store {}: {} chunks of open sessions were lost in a crash", store_dir, *dropped);
+  if (*dropped > 0)
+    spdlog::warn("store {}: {} chunks of open sessions were lost in a crash", store_dir, *dropped);
   return std::unique_ptr<Store>(std::move(store).value());
 }
 

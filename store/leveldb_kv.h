@@ -22,9 +22,9 @@
 #include <memory>
 #include <string>
 
+#include "base/status.h"
 #include "store/kv.h"
 #include "store/kv_store.h"
-#include "base/status.h"
 
 namespace leveldb {
 class Env;

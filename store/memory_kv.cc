@@ -2,7 +2,6 @@
 
 #include <mutex>
 
-
 namespace upfs::store {
 namespace {
 
@@ -28,7 +27,8 @@ Status MemoryKv::Get(std::string_view key, std::string* value) const {
 
 Status MemoryKv::Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const {
   ReaderLock lock(mu_);
-  for (auto it = map_.lower_bound(begin); it != map_.end() && std::string_view(it->first) < end; ++it) {
+  for (auto it = map_.lower_bound(begin); it != map_.end() && std::string_view(it->first) < end;
+       ++it) {
     if (!visit(it->first, it->second)) break;
   }
   return Status::OK();

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <utility>
 
-
 namespace upfs::store {
 namespace {
 
@@ -27,7 +26,8 @@ Status ForEachStripe(uint64_t stripe_bytes, uint64_t offset, uint64_t n, F piece
 
 // "upfs.b.<16 hex>.<8 hex>" -> blob; false for any other name.
 bool ParseStripeObject(const std::string& oid, uint64_t* blob) {
-  if (oid.size() != kStripePrefix.size() + 16 + 1 + 8 || oid.compare(0, kStripePrefix.size(), kStripePrefix) != 0) {
+  if (oid.size() != kStripePrefix.size() + 16 + 1 + 8 ||
+      oid.compare(0, kStripePrefix.size(), kStripePrefix) != 0) {
     return false;
   }
   const char* digits = oid.data() + kStripePrefix.size();
@@ -44,19 +44,21 @@ std::string RadosBlobFiles::StripeObject(uint64_t blob, uint64_t stripe) {
   return name;
 }
 
-RadosBlobFiles::RadosBlobFiles(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string pool,
-                               const RadosBlobOptions& options)
+RadosBlobFiles::RadosBlobFiles(std::shared_ptr<RadosConnection> conn, librados::IoCtx io,
+                               std::string pool, const RadosBlobOptions& options)
     : conn_(std::move(conn)), io_(std::move(io)), pool_(std::move(pool)), options_(options) {}
 
 Result<std::unique_ptr<RadosBlobFiles>> RadosBlobFiles::Open(std::shared_ptr<RadosConnection> conn,
-                                                             const std::string& pool, const std::string& ns,
+                                                             const std::string& pool,
+                                                             const std::string& ns,
                                                              const RadosBlobOptions& options,
                                                              std::shared_ptr<RadosStoreLock> lock) {
   if (options.stripe_bytes == 0 || options.max_in_flight == 0) {
     return Status::InvalidArgument("stripe size and writes in flight must be positive");
   }
   UPFS_ASSIGN_OR_RETURN(librados::IoCtx io, conn->OpenPool(pool, ns));
-  std::unique_ptr<RadosBlobFiles> blobs(new RadosBlobFiles(std::move(conn), std::move(io), pool, options));
+  std::unique_ptr<RadosBlobFiles> blobs(
+      new RadosBlobFiles(std::move(conn), std::move(io), pool, options));
   blobs->lock_ = std::move(lock);
   return blobs;
 }
@@ -101,47 +103,47 @@ Status RadosBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view da
   // A process that lost the store's lock writes no more bytes either: its
   // blobs may be another process's files now.
   if (lock_) UPFS_RETURN_IF_ERROR(lock_->Held());
-  return ForEachStripe(options_.stripe_bytes, offset, data.size(), [&](uint64_t stripe, uint64_t at, uint64_t from,
-                                                                       uint64_t len) {
-    const std::string oid = StripeObject(blob, stripe);
-    librados::bufferlist bytes;
-    bytes.append(data.data() + from, len);  // a copy, held until acknowledged
-    librados::ObjectWriteOperation op;
-    op.write(at, bytes);
-    Pending* w;
-    {
-      MutexLock lock(mu_);
-      while (in_flight_ != 0 &&
-             (in_flight_ >= options_.max_in_flight || in_flight_bytes_ + len > options_.max_in_flight_bytes)) {
-        cv_.Wait(mu_);
-      }
-      ReapLocked();
-      w = &pending_.emplace_back();
-      w->owner = this;
-      w->blob = blob;
-      w->begin = offset + from;
-      w->end = offset + from + len;
-      w->what = "writing " + std::to_string(len) + " bytes at " + std::to_string(at) + " of " + oid + " (pool " +
-                pool_ + ")";
-      w->completion =
-          librados::Rados::aio_create_completion(w, &OnComplete);
-      ++in_flight_;
-      in_flight_bytes_ += len;
-      peak_in_flight_ = std::max(peak_in_flight_, in_flight_);
-      peak_in_flight_bytes_ = std::max(peak_in_flight_bytes_, in_flight_bytes_);
-    }
-    const int rc = io_.aio_operate(oid, w->completion, &op, librados::OPERATION_FULL_TRY);
-    if (rc < 0) {
-      // Not queued: no callback will come.
-      MutexLock lock(mu_);
-      w->done = true;
-      --in_flight_;
-      in_flight_bytes_ -= len;
-      cv_.SignalAll();
-      return FromRados(rc, w->what);
-    }
-    return Status::OK();
-  });
+  return ForEachStripe(
+      options_.stripe_bytes, offset, data.size(),
+      [&](uint64_t stripe, uint64_t at, uint64_t from, uint64_t len) {
+        const std::string oid = StripeObject(blob, stripe);
+        librados::bufferlist bytes;
+        bytes.append(data.data() + from, len);  // a copy, held until acknowledged
+        librados::ObjectWriteOperation op;
+        op.write(at, bytes);
+        Pending* w;
+        {
+          MutexLock lock(mu_);
+          while (in_flight_ != 0 && (in_flight_ >= options_.max_in_flight ||
+                                     in_flight_bytes_ + len > options_.max_in_flight_bytes)) {
+            cv_.Wait(mu_);
+          }
+          ReapLocked();
+          w = &pending_.emplace_back();
+          w->owner = this;
+          w->blob = blob;
+          w->begin = offset + from;
+          w->end = offset + from + len;
+          w->what = "writing " + std::to_string(len) + " bytes at " + std::to_string(at) + " of " +
+                    oid + " (pool " + pool_ + ")";
+          w->completion = librados::Rados::aio_create_completion(w, &OnComplete);
+          ++in_flight_;
+          in_flight_bytes_ += len;
+          peak_in_flight_ = std::max(peak_in_flight_, in_flight_);
+          peak_in_flight_bytes_ = std::max(peak_in_flight_bytes_, in_flight_bytes_);
+        }
+        const int rc = io_.aio_operate(oid, w->completion, &op, librados::OPERATION_FULL_TRY);
+        if (rc < 0) {
+          // Not queued: no callback will come.
+          MutexLock lock(mu_);
+          w->done = true;
+          --in_flight_;
+          in_flight_bytes_ -= len;
+          cv_.SignalAll();
+          return FromRados(rc, w->what);
+        }
+        return Status::OK();
+      });
 }
 
 void RadosBlobFiles::WaitForOverlapping(uint64_t blob, uint64_t begin, uint64_t end) const {
@@ -156,29 +158,32 @@ void RadosBlobFiles::WaitForOverlapping(uint64_t blob, uint64_t begin, uint64_t 
   }
 }
 
-Status RadosBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const {
+Status RadosBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out,
+                            size_t* present) const {
   *present = 0;
   WaitForOverlapping(blob, offset, offset + n);
-  return ForEachStripe(options_.stripe_bytes, offset, n, [&](uint64_t stripe, uint64_t at, uint64_t from,
-                                                             uint64_t len) {
-    const std::string oid = StripeObject(blob, stripe);
-    // Into `out` itself, as librados' C rados_read does: the messenger
-    // fills a provided buffer, and a copy is made only if it did not.
-    librados::bufferlist bytes;
-    bytes.push_back(ceph::buffer::create_static(static_cast<unsigned>(len), out + from));
-    const int rc = io_.read(oid, bytes, len, at);
-    size_t got = 0;
-    if (rc != -ENOENT) {
-      UPFS_RETURN_IF_ERROR(FromRados(rc, "reading " + std::to_string(len) + " bytes at " + std::to_string(at) +
-                                             " of " + oid + " (pool " + pool_ + ")"));
-      got = std::min<size_t>(bytes.length(), len);
-      if (!bytes.is_provided_buffer(out + from)) bytes.begin().copy(got, out + from);
-    }
-    std::memset(out + from + got, 0, len - got);
-    // Holes before stored bytes read as zeros but lie below the end.
-    if (got > 0) *present = from + got;
-    return Status::OK();
-  });
+  return ForEachStripe(
+      options_.stripe_bytes, offset, n,
+      [&](uint64_t stripe, uint64_t at, uint64_t from, uint64_t len) {
+        const std::string oid = StripeObject(blob, stripe);
+        // Into `out` itself, as librados' C rados_read does: the messenger
+        // fills a provided buffer, and a copy is made only if it did not.
+        librados::bufferlist bytes;
+        bytes.push_back(ceph::buffer::create_static(static_cast<unsigned>(len), out + from));
+        const int rc = io_.read(oid, bytes, len, at);
+        size_t got = 0;
+        if (rc != -ENOENT) {
+          UPFS_RETURN_IF_ERROR(FromRados(rc, "reading " + std::to_string(len) + " bytes at " +
+                                                 std::to_string(at) + " of " + oid + " (pool " +
+                                                 pool_ + ")"));
+          got = std::min<size_t>(bytes.length(), len);
+          if (!bytes.is_provided_buffer(out + from)) bytes.begin().copy(got, out + from);
+        }
+        std::memset(out + from + got, 0, len - got);
+        // Holes before stored bytes read as zeros but lie below the end.
+        if (got > 0) *present = from + got;
+        return Status::OK();
+      });
 }
 
 std::vector<Extent> RadosBlobFiles::TakeLost(uint64_t blob) {
@@ -201,7 +206,9 @@ std::vector<uint64_t> RadosBlobFiles::BlobsWithLost() {
   return lost_.Blobs();
 }
 
-void RadosBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) { lost_.Restore(blob, std::move(lost)); }
+void RadosBlobFiles::RestoreLost(uint64_t blob, std::vector<Extent> lost) {
+  lost_.Restore(blob, std::move(lost));
+}
 
 Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
   if (end > length) WaitForOverlapping(blob, length, end);
@@ -224,7 +231,8 @@ Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
       librados::ObjectWriteOperation remove;
       remove.remove();
       const int rc = io_.operate(oid, &remove, librados::OPERATION_FULL_TRY);
-      if (rc != -ENOENT) UPFS_RETURN_IF_ERROR(FromRados(rc, "removing " + oid + " (pool " + pool_ + ")"));
+      if (rc != -ENOENT)
+        UPFS_RETURN_IF_ERROR(FromRados(rc, "removing " + oid + " (pool " + pool_ + ")"));
       continue;
     }
     uint64_t size = 0;
@@ -237,8 +245,9 @@ Status RadosBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
     op.truncate(keep);
     const int truncated = io_.operate(oid, &op, librados::OPERATION_FULL_TRY);
     if (truncated != -ENOENT) {
-      UPFS_RETURN_IF_ERROR(FromRados(truncated, "truncating " + oid + " to " + std::to_string(keep) + " (pool " +
-                                                    pool_ + ")"));
+      UPFS_RETURN_IF_ERROR(
+          FromRados(truncated,
+                    "truncating " + oid + " to " + std::to_string(keep) + " (pool " + pool_ + ")"));
     }
   }
   return Status::OK();

@@ -22,8 +22,6 @@
 // Thread safety: as BlobFiles.
 #pragma once
 
-#include <rados/librados.hpp>
-
 #include <condition_variable>
 #include <cstdint>
 #include <list>
@@ -31,6 +29,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+
+#include <rados/librados.hpp>
 
 #include "base/mutex.h"
 #include "store/blob_files.h"
@@ -51,10 +51,9 @@ struct RadosBlobOptions {
 
 class RadosBlobFiles : public BlobFiles {
  public:
-  static Result<std::unique_ptr<RadosBlobFiles>> Open(std::shared_ptr<RadosConnection> conn,
-                                                      const std::string& pool, const std::string& ns,
-                                                      const RadosBlobOptions& options = {},
-                                                      std::shared_ptr<RadosStoreLock> lock = nullptr);
+  static Result<std::unique_ptr<RadosBlobFiles>> Open(
+      std::shared_ptr<RadosConnection> conn, const std::string& pool, const std::string& ns,
+      const RadosBlobOptions& options = {}, std::shared_ptr<RadosStoreLock> lock = nullptr);
   // Waits for every queued write.
   ~RadosBlobFiles() override;
 
@@ -101,7 +100,7 @@ class RadosBlobFiles : public BlobFiles {
 
   const std::shared_ptr<RadosConnection> conn_;
   std::shared_ptr<RadosStoreLock> lock_;  // the store's, shared with RadosKv; null in tests
-  mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
+  mutable librados::IoCtx io_;            // after conn_: closed before the client shuts down
   const std::string pool_;
   const RadosBlobOptions options_;
 
@@ -110,9 +109,9 @@ class RadosBlobFiles : public BlobFiles {
   mutable std::list<Pending> pending_ GUARDED_BY(mu_);
   mutable uint64_t in_flight_bytes_ GUARDED_BY(mu_) = 0;  // of unfinished writes
   mutable size_t in_flight_ GUARDED_BY(mu_) = 0;
-  mutable Status failed_ GUARDED_BY(mu_);  // first failure since the last Sync
+  mutable Status failed_ GUARDED_BY(mu_);             // first failure since the last Sync
   mutable uint64_t failed_blob_ GUARDED_BY(mu_) = 0;  // whose write that was
-  mutable LostRanges lost_;  // of failed writes, until TakeLost
+  mutable LostRanges lost_;                           // of failed writes, until TakeLost
   size_t peak_in_flight_ GUARDED_BY(mu_) = 0;
   uint64_t peak_in_flight_bytes_ GUARDED_BY(mu_) = 0;
 };

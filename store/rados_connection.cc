@@ -24,17 +24,22 @@ Status FromRados(int rc, std::string_view what) {
   }
 }
 
-Result<std::shared_ptr<RadosConnection>> RadosConnection::Connect(const RadosConnectOptions& options) {
+Result<std::shared_ptr<RadosConnection>> RadosConnection::Connect(
+    const RadosConnectOptions& options) {
   std::shared_ptr<RadosConnection> conn(new RadosConnection());
   librados::Rados& rados = conn->rados_;
-  UPFS_RETURN_IF_ERROR(FromRados(rados.init(options.ceph_id.c_str()), "initializing client." + options.ceph_id));
+  UPFS_RETURN_IF_ERROR(
+      FromRados(rados.init(options.ceph_id.c_str()), "initializing client." + options.ceph_id));
   const char* conf = options.ceph_conf.empty() ? nullptr : options.ceph_conf.c_str();
-  UPFS_RETURN_IF_ERROR(FromRados(rados.conf_read_file(conf), "reading the Ceph configuration " + options.ceph_conf));
+  UPFS_RETURN_IF_ERROR(
+      FromRados(rados.conf_read_file(conf), "reading the Ceph configuration " + options.ceph_conf));
   const std::string seconds = std::to_string(options.timeout.count());
   for (const char* key : {"rados_osd_op_timeout", "rados_mon_op_timeout", "client_mount_timeout"}) {
-    UPFS_RETURN_IF_ERROR(FromRados(rados.conf_set(key, seconds.c_str()), std::string("setting ") + key));
+    UPFS_RETURN_IF_ERROR(
+        FromRados(rados.conf_set(key, seconds.c_str()), std::string("setting ") + key));
   }
-  UPFS_RETURN_IF_ERROR(FromRados(rados.connect(), "connecting to the Ceph cluster as client." + options.ceph_id));
+  UPFS_RETURN_IF_ERROR(
+      FromRados(rados.connect(), "connecting to the Ceph cluster as client." + options.ceph_id));
   conn->connected_ = true;
   return conn;
 }

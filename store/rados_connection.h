@@ -6,12 +6,12 @@
 // Thread safety: librados' Rados and IoCtx are thread-safe; so is this.
 #pragma once
 
-#include <rados/librados.hpp>
-
 #include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include <rados/librados.hpp>
 
 #include "base/status.h"
 

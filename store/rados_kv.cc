@@ -1,17 +1,17 @@
 #include "store/rados_kv.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <charconv>
 #include <csignal>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <list>
 #include <set>
 #include <thread>
 #include <utility>
+
+#include <spdlog/spdlog.h>
 
 #include "store/records.h"
 
@@ -42,7 +42,8 @@ uint64_t BlobOfBound(std::string_view key) {
 // The extent keys' range: the tag, and the tag after it.
 constexpr char kExtentKeysBeginText[] = {kExtentTag, '\0'};
 constexpr char kExtentKeysEndText[] = {kExtentTag + 1, '\0'};
-constexpr std::string_view kExtentKeysBegin = kExtentKeysBeginText, kExtentKeysEnd = kExtentKeysEndText;
+constexpr std::string_view kExtentKeysBegin = kExtentKeysBeginText,
+                           kExtentKeysEnd = kExtentKeysEndText;
 
 // The blobs whose extent keys may fall in [lo, hi), a range within
 // [kExtentKeysBegin, kExtentKeysEnd): false when there are none.
@@ -150,8 +151,9 @@ RadosKv::~RadosKv() {
   MutexLock lock(bg_mu_);
   ReapLocked();
   for (const auto& [oid, st] : bg_failed_) {
-    spdlog::error("rados pool {}: records written in the background to {} failed, and nobody asked: {}", pool_, oid,
-                  st.ToString());
+    spdlog::error(
+        "rados pool {}: records written in the background to {} failed, and nobody asked: {}",
+        pool_, oid, st.ToString());
   }
 }
 
@@ -176,8 +178,8 @@ void RadosKv::ReapLocked() const {
     const bool nothing_removed = it->rc == -ENOENT && !it->puts;
     if (it->rc < 0 && !nothing_removed && !bg_failed_.count(it->oid)) {
       bg_failed_[it->oid] = FromRados(it->rc, "writing " + std::to_string(it->ops.size()) +
-                                                  " records in the background to the omap of " + it->oid +
-                                                  " (pool " + pool_ + ")");
+                                                  " records in the background to the omap of " +
+                                                  it->oid + " (pool " + pool_ + ")");
     }
     // Its keys now read from RADOS, unless a newer commit under way
     // writes them too.
@@ -206,7 +208,8 @@ void RadosKv::WaitForBackgroundKeys(std::string_view begin, std::string_view end
   }
 }
 
-Status RadosKv::CommitInBackground(const std::string& oid, std::map<std::string, std::optional<std::string>> ops) {
+Status RadosKv::CommitInBackground(const std::string& oid,
+                                   std::map<std::string, std::optional<std::string>> ops) {
   librados::ObjectWriteOperation op;
   const bool puts = OmapWrite(ops, {}, &op).first > 0;
   Background* c;
@@ -240,7 +243,8 @@ Status RadosKv::CommitInBackground(const std::string& oid, std::map<std::string,
 Status RadosKv::TakeWriteFailure(std::string_view key) {
   const std::string oid = ObjectOf(key);
   MutexLock lock(bg_mu_);
-  while (std::any_of(bg_.begin(), bg_.end(), [&](const Background& c) { return !c.done && c.oid == oid; })) {
+  while (std::any_of(bg_.begin(), bg_.end(),
+                     [&](const Background& c) { return !c.done && c.oid == oid; })) {
     bg_cv_.Wait(bg_mu_);
   }
   ReapLocked();
@@ -251,8 +255,9 @@ Status RadosKv::TakeWriteFailure(std::string_view key) {
   return st;
 }
 
-Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                               const std::string& ns, std::shared_ptr<RadosStoreLock> lock) {
+Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> conn,
+                                               const std::string& pool, const std::string& ns,
+                                               std::shared_ptr<RadosStoreLock> lock) {
   UPFS_ASSIGN_OR_RETURN(librados::IoCtx io, conn->OpenPool(pool, ns));
   std::unique_ptr<RadosKv> kv(new RadosKv(std::move(conn), std::move(io), pool));
   kv->lock_ = std::move(lock);
@@ -261,8 +266,8 @@ Result<std::unique_ptr<RadosKv>> RadosKv::Open(std::shared_ptr<RadosConnection> 
   const char* kill = std::getenv(kKillAfterIntentVariable);
   kv->kill_after_intent_ = kill != nullptr && std::string_view(kill) == "1";
   if (kv->kill_after_intent_) {
-    spdlog::warn("rados pool {}: {}=1: this process kills itself after its first intent (a test)", pool,
-                 kKillAfterIntentVariable);
+    spdlog::warn("rados pool {}: {}=1: this process kills itself after its first intent (a test)",
+                 pool, kKillAfterIntentVariable);
   }
   return kv;
 }
@@ -276,10 +281,12 @@ Status RadosKv::RollForward() {
     timeval lease{static_cast<time_t>(kRecoverLease.count()), 0};
     const auto deadline = std::chrono::steady_clock::now() + kRecoverLease;
     for (;;) {
-      const int rc = io_.lock_exclusive(RadosStoreLock::kObject, kRecoverLock, cookie, "", &lease, 0);
+      const int rc =
+          io_.lock_exclusive(RadosStoreLock::kObject, kRecoverLock, cookie, "", &lease, 0);
       if (rc == 0) break;
       if ((rc != -EBUSY && rc != -EEXIST) || std::chrono::steady_clock::now() > deadline) {
-        return FromRados(rc, "taking the lock that completing interrupted commits needs (pool " + pool_ + ")");
+        return FromRados(
+            rc, "taking the lock that completing interrupted commits needs (pool " + pool_ + ")");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -294,10 +301,11 @@ Status RadosKv::RollForward() {
 
   std::vector<std::pair<std::string, std::string>> intents;
   const std::string tag(1, keys::kIntentTag);
-  UPFS_RETURN_IF_ERROR(Scan(tag, keys::PrefixEnd(tag), [&](std::string_view key, std::string_view value) {
-    intents.emplace_back(key, value);
-    return true;
-  }));
+  UPFS_RETURN_IF_ERROR(
+      Scan(tag, keys::PrefixEnd(tag), [&](std::string_view key, std::string_view value) {
+        intents.emplace_back(key, value);
+        return true;
+      }));
   if (intents.empty()) return Status::OK();
   std::set<std::string> live;
   if (lock_) {
@@ -309,9 +317,10 @@ Status RadosKv::RollForward() {
   std::vector<std::pair<std::string, KvWrite>> todo;
   for (const auto& [key, value] : intents) {
     KvWrite write;
-    if ((key.size() != kOldIntentKeyBytes && key.size() != kIntentKeyBytes) || !DecodeKvWrite(value, &write)) {
-      return Status::Corruption("intent record of " + std::to_string(value.size()) + " bytes in " + kMetaObject +
-                                " does not decode");
+    if ((key.size() != kOldIntentKeyBytes && key.size() != kIntentKeyBytes) ||
+        !DecodeKvWrite(value, &write)) {
+      return Status::Corruption("intent record of " + std::to_string(value.size()) + " bytes in " +
+                                kMetaObject + " does not decode");
     }
     const std::string owner = key.size() == kIntentKeyBytes ? key.substr(1, kMountIdBytes) : "";
     if (!owner.empty()) {
@@ -320,9 +329,11 @@ Status RadosKv::RollForward() {
       if (owner == mount_ || live.count(owner)) continue;
       if (!fenced.count(owner) && lock_) {
         std::string description = "mount " + owner;
-        if (Status got = Get(keys::InUse(owner), &description); !got.ok() && !got.IsNotFound()) return got;
-        UPFS_RETURN_IF_ERROR(lock_->Fence(description)
-                                 .WithContext("completing the interrupted commits of mount '" + description + "'"));
+        if (Status got = Get(keys::InUse(owner), &description); !got.ok() && !got.IsNotFound())
+          return got;
+        UPFS_RETURN_IF_ERROR(
+            lock_->Fence(description)
+                .WithContext("completing the interrupted commits of mount '" + description + "'"));
         fenced.insert(owner);
       }
     }
@@ -336,18 +347,20 @@ Status RadosKv::RollForward() {
     pending_ = std::move(intent);
     UPFS_RETURN_IF_ERROR(FinishPendingLocked());
     if (key.size() == kOldIntentKeyBytes) {
-      next_intent_ = std::max(next_intent_, keys::ReadBigEndian64(std::string_view(key).substr(1)) + 1);
+      next_intent_ =
+          std::max(next_intent_, keys::ReadBigEndian64(std::string_view(key).substr(1)) + 1);
     }
     ++rolled;
   }
   rolled_forward_ += rolled;
-  if (rolled > 0) spdlog::info("rados pool {}: rolled {} interrupted commits forward", pool_, rolled);
+  if (rolled > 0)
+    spdlog::info("rados pool {}: rolled {} interrupted commits forward", pool_, rolled);
   return Status::OK();
 }
 
-std::pair<size_t, size_t> RadosKv::OmapWrite(const std::map<std::string, std::optional<std::string>>& ops,
-                                             const std::map<std::string, std::string>& extra_puts,
-                                             librados::ObjectWriteOperation* op) {
+std::pair<size_t, size_t> RadosKv::OmapWrite(
+    const std::map<std::string, std::optional<std::string>>& ops,
+    const std::map<std::string, std::string>& extra_puts, librados::ObjectWriteOperation* op) {
   std::map<std::string, bufferlist> puts;
   std::set<std::string> deletes;
   for (const auto& [key, value] : extra_puts) puts[key].append(value);
@@ -364,8 +377,10 @@ std::pair<size_t, size_t> RadosKv::OmapWrite(const std::map<std::string, std::op
   return {puts.size(), deletes.size()};
 }
 
-Status RadosKv::Apply(const std::string& oid, const std::map<std::string, std::optional<std::string>>& ops,
-                      const std::map<std::string, std::string>& extra_puts, const KvWrite* expects) {
+Status RadosKv::Apply(const std::string& oid,
+                      const std::map<std::string, std::optional<std::string>>& ops,
+                      const std::map<std::string, std::string>& extra_puts,
+                      const KvWrite* expects) {
   librados::ObjectWriteOperation op;
   int cmp_rc = 0;
   if (expects != nullptr && !expects->expects.empty()) {
@@ -381,20 +396,22 @@ Status RadosKv::Apply(const std::string& oid, const std::map<std::string, std::o
   const auto [puts, deletes] = OmapWrite(ops, extra_puts, &op);
   const int rc = io_.operate(oid, &op, librados::OPERATION_FULL_TRY);
   if (rc == -ECANCELED) {
-    return Status::Stale("a record of " + oid + " (pool " + pool_ + ") was changed by another mount meanwhile");
+    return Status::Stale("a record of " + oid + " (pool " + pool_ +
+                         ") was changed by another mount meanwhile");
   }
   // Removing keys from an object that does not exist removes nothing.
   if (rc == -ENOENT && puts == 0) return Status::OK();
-  return FromRados(rc, "writing " + std::to_string(puts) + " keys and removing " + std::to_string(deletes) +
-                           " in the omap of " + oid + " (pool " + pool_ + ")");
+  return FromRados(rc, "writing " + std::to_string(puts) + " keys and removing " +
+                           std::to_string(deletes) + " in the omap of " + oid + " (pool " + pool_ +
+                           ")");
 }
 
 Status RadosKv::Commit(const KvWrite& write, bool sync) {
   if (lock_) UPFS_RETURN_IF_ERROR(lock_->Held());
   for (const auto& [key, value] : write.expects) {
     if (ObjectOf(key) != kMetaObject) {
-      return Status::InvalidArgument("a condition on a key of " + ObjectOf(key) + ": only " + kMetaObject +
-                                     "'s keys can be checked with a write");
+      return Status::InvalidArgument("a condition on a key of " + ObjectOf(key) + ": only " +
+                                     kMetaObject + "'s keys can be checked with a write");
     }
   }
   ObjectOps by_object;
@@ -438,13 +455,14 @@ Status RadosKv::CommitOps(ObjectOps by_object, const KvWrite& write) {
   pending_ = std::move(intent);
   has_pending_ = true;
   if (kill_after_intent_) {
-    spdlog::warn("rados pool {}: intent {} stored for a commit spanning {} objects: SIGKILL ({})", pool_, seq,
-                 pending_->by_object.size(), kKillAfterIntentVariable);
+    spdlog::warn("rados pool {}: intent {} stored for a commit spanning {} objects: SIGKILL ({})",
+                 pool_, seq, pending_->by_object.size(), kKillAfterIntentVariable);
     spdlog::default_logger()->flush();
     std::raise(SIGKILL);
   }
   if (stop_after_intent_.exchange(false)) {
-    return Status::IOError("stopped after storing intent " + std::to_string(seq) + " (fault injected by a test)");
+    return Status::IOError("stopped after storing intent " + std::to_string(seq) +
+                           " (fault injected by a test)");
   }
   return FinishPendingLocked();
 }
@@ -455,9 +473,10 @@ Status RadosKv::FinishPendingLocked() {
     // The meta part went with the intent.
     if (oid == kMetaObject) continue;
     if (Status st = Apply(oid, ops, {}); !st.ok()) {
-      spdlog::error("rados pool {}: a commit spanning {} objects stopped halfway ({}); writes wait for it to "
-                    "complete",
-                    pool_, pending_->by_object.size(), st.ToString());
+      spdlog::error(
+          "rados pool {}: a commit spanning {} objects stopped halfway ({}); writes wait for it to "
+          "complete",
+          pool_, pending_->by_object.size(), st.ToString());
       return st;
     }
   }
@@ -492,7 +511,8 @@ Status RadosKv::Get(std::string_view key, std::string* value) const {
 }
 
 Status RadosKv::ScanObject(const std::string& oid, std::string_view begin, std::string_view end,
-                           const KvVisitor& visit, bool* stopped, bool stop_after_one_page, bool* whole) const {
+                           const KvVisitor& visit, bool* stopped, bool stop_after_one_page,
+                           bool* whole) const {
   *whole = true;
   std::string after;  // the last key read; empty: none yet
   bool first = true;
@@ -538,7 +558,9 @@ Status RadosKv::ExtentObjectsIn(uint64_t first, uint64_t last, std::vector<uint6
   try {
     for (auto it = io_.nobjects_begin(); it != io_.nobjects_end(); ++it) {
       const std::string& oid = it->get_oid();
-      if (oid.size() != kExtentObjectPrefix.size() + 16 || oid.compare(0, kExtentObjectPrefix.size(), kExtentObjectPrefix) != 0) continue;
+      if (oid.size() != kExtentObjectPrefix.size() + 16 ||
+          oid.compare(0, kExtentObjectPrefix.size(), kExtentObjectPrefix) != 0)
+        continue;
       uint64_t blob = 0;
       const char* digits = oid.data() + kExtentObjectPrefix.size();
       auto [ptr, err] = std::from_chars(digits, digits + 16, blob, 16);
@@ -588,13 +610,15 @@ Status RadosKv::Scan(std::string_view begin, std::string_view end, const KvVisit
   return ScanLocked(begin, end, visit);
 }
 
-Status RadosKv::ScanLocked(std::string_view begin, std::string_view end, const KvVisitor& visit) const {
+Status RadosKv::ScanLocked(std::string_view begin, std::string_view end,
+                           const KvVisitor& visit) const {
   bool stopped = false, whole = false;
   const std::string_view x_begin = kExtentKeysBegin, x_end = kExtentKeysEnd;
   // Meta keys before the extent keys, the extent objects in blob order,
   // then meta keys after them: together, key order.
   if (begin < x_begin) {
-    UPFS_RETURN_IF_ERROR(ScanObject(kMetaObject, begin, std::min(end, x_begin), visit, &stopped, false, &whole));
+    UPFS_RETURN_IF_ERROR(
+        ScanObject(kMetaObject, begin, std::min(end, x_begin), visit, &stopped, false, &whole));
     if (stopped) return Status::OK();
   }
   const std::string_view lo = std::max(begin, x_begin), hi = std::min(end, x_end);
@@ -608,7 +632,8 @@ Status RadosKv::ScanLocked(std::string_view begin, std::string_view end, const K
     }
   }
   if (end > x_end) {
-    UPFS_RETURN_IF_ERROR(ScanObject(kMetaObject, std::max(begin, x_end), end, visit, &stopped, false, &whole));
+    UPFS_RETURN_IF_ERROR(
+        ScanObject(kMetaObject, std::max(begin, x_end), end, visit, &stopped, false, &whole));
   }
   return Status::OK();
 }
@@ -617,7 +642,8 @@ Status RadosKv::Compact(std::string_view begin, std::string_view last) {
   if (!IsExtentKey(begin) && !IsExtentKey(last)) return Status::OK();
   WaitForBackground();
   const uint64_t first_blob = IsExtentKey(begin) ? BlobOfBound(begin) : 0;
-  const uint64_t last_blob = IsExtentKey(last) ? BlobOfBound(last) : std::numeric_limits<uint64_t>::max();
+  const uint64_t last_blob =
+      IsExtentKey(last) ? BlobOfBound(last) : std::numeric_limits<uint64_t>::max();
   std::vector<uint64_t> blobs;
   UPFS_RETURN_IF_ERROR(ExtentObjectsIn(first_blob, last_blob, &blobs));
   // Its own context: the version of its last read is then its own.
@@ -654,7 +680,8 @@ Status RadosKv::ReadSpace(uint64_t* total_bytes, uint64_t* free_bytes) const {
   bufferlist out;
   std::string outs;
   const std::string cmd = R"({"prefix": "osd pool ls", "detail": "detail", "format": "json"})";
-  UPFS_RETURN_IF_ERROR(FromRados(rados.mon_command(cmd, {}, &out, &outs), "reading the quota of pool " + pool_));
+  UPFS_RETURN_IF_ERROR(
+      FromRados(rados.mon_command(cmd, {}, &out, &outs), "reading the quota of pool " + pool_));
   const std::string json = out.to_str();
   uint64_t quota = 0;
   if (auto at = json.find("\"pool_name\":\"" + pool_ + "\""); at != std::string::npos) {
@@ -711,8 +738,8 @@ Status RadosKv::CheckRoomForData(uint64_t bytes) {
   UPFS_RETURN_IF_ERROR(RefreshSpaceLocked());
   if (bytes > space_left_) {
     return Status::NoSpace("pool " + pool_ + " has " + std::to_string(space_left_) +
-                           " bytes left before its quota or a full cluster; refusing " + std::to_string(bytes) +
-                           " bytes of upload data until space is freed");
+                           " bytes left before its quota or a full cluster; refusing " +
+                           std::to_string(bytes) + " bytes of upload data until space is freed");
   }
   space_left_ -= bytes;
   return Status::OK();

@@ -41,13 +41,11 @@
 // Thread safety: as Kv.
 #pragma once
 
-#include <rados/librados.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <list>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,6 +53,8 @@
 #include <shared_mutex>
 #include <string>
 #include <vector>
+
+#include <rados/librados.hpp>
 
 #include "base/mutex.h"
 #include "store/kv.h"
@@ -77,8 +77,8 @@ class RadosKv : public Kv {
   // Opens the Kv in `pool`/`ns` and rolls forward every intent left there.
   // `lock` (the store's, taken first; null in tests of the Kv alone) is
   // held until the Kv is gone, and while it is lost every Commit fails.
-  static Result<std::unique_ptr<RadosKv>> Open(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                               const std::string& ns,
+  static Result<std::unique_ptr<RadosKv>> Open(std::shared_ptr<RadosConnection> conn,
+                                               const std::string& pool, const std::string& ns,
                                                std::shared_ptr<RadosStoreLock> lock = nullptr);
 
   // Waits for the commits still going out in the background.
@@ -153,7 +153,8 @@ class RadosKv : public Kv {
   };
 
   RadosKv(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string pool);
-  Status CommitInBackground(const std::string& oid, std::map<std::string, std::optional<std::string>> ops);
+  Status CommitInBackground(const std::string& oid,
+                            std::map<std::string, std::optional<std::string>> ops);
   static void OnBackgroundDone(librados::completion_t, void* arg);
   // Forgets finished background commits and their keys, keeping failures.
   void ReapLocked() const REQUIRES(bg_mu_);
@@ -170,19 +171,22 @@ class RadosKv : public Kv {
   Status FinishPendingLocked() REQUIRES(view_mu_);
   // Adds the omap part of one object's write to `op`: puts (`ops` with a
   // value, and `extra_puts`) and removals. Returns how many of each.
-  static std::pair<size_t, size_t> OmapWrite(const std::map<std::string, std::optional<std::string>>& ops,
-                                             const std::map<std::string, std::string>& extra_puts,
-                                             librados::ObjectWriteOperation* op);
+  static std::pair<size_t, size_t> OmapWrite(
+      const std::map<std::string, std::optional<std::string>>& ops,
+      const std::map<std::string, std::string>& extra_puts, librados::ObjectWriteOperation* op);
   // One operation on `oid` applying `ops`, plus `extra_puts`.
   // With `expects`, only if its conditions hold (Stale otherwise).
   Status Apply(const std::string& oid, const std::map<std::string, std::optional<std::string>>& ops,
-               const std::map<std::string, std::string>& extra_puts, const KvWrite* expects = nullptr);
+               const std::map<std::string, std::string>& extra_puts,
+               const KvWrite* expects = nullptr);
   // Visits `oid`'s keys in [begin, end). *whole: whether it was one page.
-  Status ScanObject(const std::string& oid, std::string_view begin, std::string_view end, const KvVisitor& visit,
-                    bool* stopped, bool stop_after_one_page, bool* whole) const;
+  Status ScanObject(const std::string& oid, std::string_view begin, std::string_view end,
+                    const KvVisitor& visit, bool* stopped, bool stop_after_one_page,
+                    bool* whole) const;
   // The extent objects whose blobs fall in [first, last], in blob order.
   Status ExtentObjectsIn(uint64_t first, uint64_t last, std::vector<uint64_t>* blobs) const;
-  Status ScanLocked(std::string_view begin, std::string_view end, const KvVisitor& visit) const REQUIRES(view_mu_);
+  Status ScanLocked(std::string_view begin, std::string_view end, const KvVisitor& visit) const
+      REQUIRES(view_mu_);
   // The pool's quota (if any) and the cluster's size and free space, one
   // look-up each: total 0 when neither is known yet.
   Status ReadSpace(uint64_t* total_bytes, uint64_t* free_bytes) const;
@@ -191,7 +195,8 @@ class RadosKv : public Kv {
   Status RefreshSpaceLocked() REQUIRES(space_mu_);
 
   const std::shared_ptr<RadosConnection> conn_;
-  std::shared_ptr<RadosStoreLock> lock_;  // released after the last commit (and the blob files' writes)
+  std::shared_ptr<RadosStoreLock>
+      lock_;                    // released after the last commit (and the blob files' writes)
   mutable librados::IoCtx io_;  // after conn_: closed before the client shuts down
   const std::string pool_;
   std::string mount_;  // the lease's id: intents are "T" mount seq (set by Open)
@@ -213,14 +218,15 @@ class RadosKv : public Kv {
   uint64_t bg_next_seq_ GUARDED_BY(bg_mu_) = 0;
   // GUARDED_BY(bg_mu_): each key a background commit under way writes:
   // the newest such commit's seq and value (nullopt: deleted).
-  mutable std::map<std::string, std::pair<uint64_t, std::optional<std::string>>, std::less<>> bg_keys_;
+  mutable std::map<std::string, std::pair<uint64_t, std::optional<std::string>>, std::less<>>
+      bg_keys_;
   // GUARDED_BY(bg_mu_): first failure per object, until TakeWriteFailure.
   mutable std::map<std::string, Status> bg_failed_;
 
   Mutex space_mu_;
   std::chrono::steady_clock::time_point space_checked_ GUARDED_BY(space_mu_);
   uint64_t space_total_ GUARDED_BY(space_mu_) = 0;  // 0 while unknown
-  uint64_t space_left_ GUARDED_BY(space_mu_) = 0;  // bytes until quota or full
+  uint64_t space_left_ GUARDED_BY(space_mu_) = 0;   // bytes until quota or full
 };
 
 // Intents: a KvWrite serialized, and back. False when `in` is not one.

@@ -27,22 +27,22 @@
 // Thread safety: as MountLease.
 #pragma once
 
-#include <rados/librados.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <memory>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 
+#include <rados/librados.hpp>
+
 #include "base/mutex.h"
+#include "base/status.h"
 #include "store/mount_lease.h"
 #include "store/rados_connection.h"
-#include "base/status.h"
 
 namespace upfs::store {
 
@@ -59,10 +59,9 @@ class RadosStoreLock : public MountLease {
   // "mount" shares the store with other mounts; anything else ("fsck")
   // has it to itself. Busy, naming the holder, when that cannot be (a
   // holder that died on this host loses its lock).
-  static Result<std::unique_ptr<RadosStoreLock>> Acquire(std::shared_ptr<RadosConnection> conn,
-                                                         const std::string& pool, const std::string& ns,
-                                                         const std::string& purpose,
-                                                         std::chrono::seconds lease = kDefaultLease);
+  static Result<std::unique_ptr<RadosStoreLock>> Acquire(
+      std::shared_ptr<RadosConnection> conn, const std::string& pool, const std::string& ns,
+      const std::string& purpose, std::chrono::seconds lease = kDefaultLease);
   // Stops renewing and releases the lock.
   ~RadosStoreLock() override;
   RadosStoreLock(const RadosStoreLock&) = delete;
@@ -77,14 +76,15 @@ class RadosStoreLock : public MountLease {
 
   // Tests: the cookie describing this process, and whether a cookie names
   // a process of this machine's boot that no longer runs.
-  static std::string CookieOfThisProcess(const std::string& purpose, const std::string& address = "");
+  static std::string CookieOfThisProcess(const std::string& purpose,
+                                         const std::string& address = "");
   static bool NamesDeadLocalProcess(const std::string& cookie);
   // A cookie's "key=value" field, or "".
   static std::string FieldOf(const std::string& cookie, const std::string& key);
 
  private:
-  RadosStoreLock(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string where, std::string cookie,
-                 bool exclusive, std::chrono::seconds lease);
+  RadosStoreLock(std::shared_ptr<RadosConnection> conn, librados::IoCtx io, std::string where,
+                 std::string cookie, bool exclusive, std::chrono::seconds lease);
   // One attempt: 0 when this process holds the lock afterwards.
   int Lock(bool renew);
   // The lockers, less those that name a dead process of this machine

@@ -1,8 +1,8 @@
 #include "store/rados_store.h"
 
-#include <spdlog/spdlog.h>
-
 #include <ctime>
+
+#include <spdlog/spdlog.h>
 
 #include "store/records.h"
 
@@ -18,8 +18,9 @@ namespace {
 
 // The store's KvStore; creates it when `create_missing` and the pool has
 // no store yet, else NotFound.
-Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                             const std::string& ns, const RadosBlobOptions& blob_options,
+Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> conn,
+                                             const std::string& pool, const std::string& ns,
+                                             const RadosBlobOptions& blob_options,
                                              bool create_missing, const std::string& where,
                                              std::chrono::seconds lease) {
   auto io = conn->OpenPool(pool, ns);
@@ -29,12 +30,15 @@ Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> co
   const int rc = io->stat(RadosKv::kMetaObject, &size, &mtime);
   const bool create = rc == -ENOENT;
   if (create && !create_missing) return Status::NotFound(where + " holds no upfs store");
-  if (!create) UPFS_RETURN_IF_ERROR(FromRados(rc, std::string("stat of ") + RadosKv::kMetaObject).WithContext(where));
+  if (!create)
+    UPFS_RETURN_IF_ERROR(
+        FromRados(rc, std::string("stat of ") + RadosKv::kMetaObject).WithContext(where));
 
   // Before anything is read or rolled forward: another process may be
   // serving the store.
-  UPFS_ASSIGN_OR_RETURN(std::shared_ptr<RadosStoreLock> held,
-                        RadosStoreLock::Acquire(conn, pool, ns, create_missing ? "mount" : "fsck", lease));
+  UPFS_ASSIGN_OR_RETURN(
+      std::shared_ptr<RadosStoreLock> held,
+      RadosStoreLock::Acquire(conn, pool, ns, create_missing ? "mount" : "fsck", lease));
   auto kv = RadosKv::Open(conn, pool, ns, held);
   UPFS_RETURN_IF_ERROR(kv.status().WithContext(where));
   // Format 5 kept extent keys under another tag, so RadosKv put them in
@@ -42,10 +46,11 @@ Result<std::unique_ptr<KvStore>> OpenKvStore(std::shared_ptr<RadosConnection> co
   // find none to move. Only development builds wrote RADOS stores of format 5.
   std::string format;
   if ((*kv)->Get(keys::kFormatKey, &format).ok() && format == keys::kFormatExtentsAmongRecords) {
-    return Status::InvalidArgument(where + " holds a store of format '" + format +
-                                   "', written by a development build of the RADOS backend; this upfs reads '" +
-                                   std::string(keys::kFormatValue) +
-                                   "' only there: copy the assets out with the upfs that wrote it");
+    return Status::InvalidArgument(
+        where + " holds a store of format '" + format +
+        "', written by a development build of the RADOS backend; this upfs reads '" +
+        std::string(keys::kFormatValue) +
+        "' only there: copy the assets out with the upfs that wrote it");
   }
   auto blobs = RadosBlobFiles::Open(conn, pool, ns, blob_options, held);
   UPFS_RETURN_IF_ERROR(blobs.status().WithContext(where));
@@ -62,19 +67,22 @@ std::string Where(const std::string& pool, const std::string& ns) {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                              const std::string& ns, const RadosBlobOptions& blob_options,
+Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> conn,
+                                              const std::string& pool, const std::string& ns,
+                                              const RadosBlobOptions& blob_options,
                                               std::chrono::seconds lease) {
   const std::string where = Where(pool, ns);
-  UPFS_ASSIGN_OR_RETURN(auto store,
-                        OpenKvStore(std::move(conn), pool, ns, blob_options, /*create_missing=*/true, where, lease));
+  UPFS_ASSIGN_OR_RETURN(auto store, OpenKvStore(std::move(conn), pool, ns, blob_options,
+                                                /*create_missing=*/true, where, lease));
   Result<uint64_t> dropped = store->BeginUse();
   UPFS_RETURN_IF_ERROR(dropped.status().WithContext(where));
-  if (*dropped > 0) spdlog::warn("store {}: {} chunks of open sessions were lost in a crash", where, *dropped);
+  if (*dropped > 0)
+    spdlog::warn("store {}: {} chunks of open sessions were lost in a crash", where, *dropped);
   return std::unique_ptr<Store>(std::move(store));
 }
 
-Result<std::unique_ptr<KvStore>> OpenRadosStoreOffline(const std::string& pool, const std::string& ns,
+Result<std::unique_ptr<KvStore>> OpenRadosStoreOffline(const std::string& pool,
+                                                       const std::string& ns,
                                                        const RadosConnectOptions& options) {
   UPFS_ASSIGN_OR_RETURN(auto conn, RadosConnection::Connect(options));
   return OpenKvStore(std::move(conn), pool, ns, {}, /*create_missing=*/false, Where(pool, ns),

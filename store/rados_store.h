@@ -36,15 +36,17 @@ Result<std::unique_ptr<Store>> OpenRadosStore(const std::string& pool, const std
                                               const RadosStoreOptions& options = {});
 
 // The same on an existing connection.
-Result<std::unique_ptr<Store>> OpenRadosStore(std::shared_ptr<RadosConnection> conn, const std::string& pool,
-                                              const std::string& ns, const RadosBlobOptions& blob_options = {},
-                                              std::chrono::seconds lease = RadosStoreLock::kDefaultLease);
+Result<std::unique_ptr<Store>> OpenRadosStore(
+    std::shared_ptr<RadosConnection> conn, const std::string& pool, const std::string& ns,
+    const RadosBlobOptions& blob_options = {},
+    std::chrono::seconds lease = RadosStoreLock::kDefaultLease);
 
 // For offline tools (fsck): the existing store in `pool`/`ns`, neither
 // created nor marked in use. NotFound when the pool, or the store in it,
 // does not exist; Busy, naming it, when a running upfs serves it (the
 // store's lock, store/rados_lock.h, held by the tool until it is done).
-Result<std::unique_ptr<KvStore>> OpenRadosStoreOffline(const std::string& pool, const std::string& ns,
+Result<std::unique_ptr<KvStore>> OpenRadosStoreOffline(const std::string& pool,
+                                                       const std::string& ns,
                                                        const RadosConnectOptions& options);
 
 }  // namespace upfs::store

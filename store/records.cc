@@ -9,7 +9,8 @@ namespace upfs::store {
 namespace keys {
 
 void AppendBigEndian64(std::string* out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 uint64_t ReadBigEndian64(std::string_view in) {
@@ -41,7 +42,9 @@ std::string SessionPrefix() { return std::string(1, kSessionTag); }
 std::string InUse(std::string_view mount) { return Named(kInUseTag, mount); }
 std::string Holder(uint64_t session_id) { return Tagged(kHolderTag, session_id); }
 std::string HolderPrefix() { return std::string(1, kHolderTag); }
-std::string Node(uint64_t session_id, uint64_t node_id) { return Tagged(kNodeTag, session_id, node_id); }
+std::string Node(uint64_t session_id, uint64_t node_id) {
+  return Tagged(kNodeTag, session_id, node_id);
+}
 std::string NodePrefix(uint64_t session_id) { return Tagged(kNodeTag, session_id); }
 std::string NodePrefix() { return std::string(1, kNodeTag); }
 std::string Extent(uint64_t blob, uint64_t offset) { return Tagged(kExtentTag, blob, offset); }
@@ -49,7 +52,9 @@ std::string ExtentPrefix() { return std::string(1, kExtentTag); }
 uint64_t BlobOf(std::string_view key) { return ReadBigEndian64(key.substr(1)); }
 uint64_t OffsetOf(std::string_view key) { return ReadBigEndian64(key.substr(9)); }
 std::string BlobEnd(uint64_t blob) { return Tagged(kExtentTag, blob) + '\xff'; }
-bool IsBlobEnd(std::string_view key) { return key.size() == 10 && key[0] == kExtentTag && key[9] == '\xff'; }
+bool IsBlobEnd(std::string_view key) {
+  return key.size() == 10 && key[0] == kExtentTag && key[9] == '\xff';
+}
 std::string Asset(std::string_view name) { return Named(kAssetTag, name); }
 std::string AssetPrefix() { return std::string(1, kAssetTag); }
 
@@ -90,7 +95,9 @@ std::string PrefixEnd(std::string_view prefix) {
   return std::string(1, '\xff');  // unreachable for our non-empty, non-0xff prefixes
 }
 
-std::string_view NameOf(std::string_view key) { return key.substr(std::min<size_t>(1, key.size())); }
+std::string_view NameOf(std::string_view key) {
+  return key.substr(std::min<size_t>(1, key.size()));
+}
 
 bool ParseNumbered(std::string_view key, uint64_t* id) {
   if (key.size() != 1 + 8) return false;

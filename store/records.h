@@ -102,14 +102,16 @@ inline constexpr char kIntentTag = 'T';
 
 // Every tag of the layout, in key order: a key that starts with another
 // byte is not one of upfs's records (upfs fsck reports it).
-inline constexpr char kTagList[] = {kExtentTag,  kAssetTag,   kEntryTag,   kHolderTag, kIdTag,     kNextIdTag,
-                                    kNoticeTag, kRemovedTag, kSessionTag, kInUseTag,  kFormatTag, kNodeTag};
+inline constexpr char kTagList[] = {kExtentTag,  kAssetTag,  kEntryTag,  kHolderTag,
+                                    kIdTag,      kNextIdTag, kNoticeTag, kRemovedTag,
+                                    kSessionTag, kInUseTag,  kFormatTag, kNodeTag};
 inline constexpr std::string_view kTags(kTagList, sizeof kTagList);
 static_assert(std::is_sorted(kTags.begin(), kTags.end()));
 
 inline constexpr std::string_view kNextIdKey = "N";
 inline constexpr std::string_view kInUseKey = "U";
-static_assert(kFormatKey[0] == kFormatTag && kNextIdKey[0] == kNextIdTag && kInUseKey[0] == kInUseTag);
+static_assert(kFormatKey[0] == kFormatTag && kNextIdKey[0] == kNextIdTag &&
+              kInUseKey[0] == kInUseTag);
 
 void AppendBigEndian64(std::string* out, uint64_t v);
 uint64_t ReadBigEndian64(std::string_view in);  // in.size() >= 8

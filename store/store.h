@@ -171,38 +171,76 @@ class Batch {
   // create: a new session, whose name no session or asset of the store
   // has (checked with the write: Exists otherwise, even when another mount
   // of a shared store takes the name at the same instant).
-  struct PutSession { SessionRecord record; bool create = false; };
-  struct DeleteSession { std::string name; uint64_t id; };
-  struct PutNode { uint64_t session_id; NodeRecord record; };
-  struct DeleteNode { uint64_t session_id; uint64_t node_id; };
-  struct PutAsset { AssetRecord record; };
-  struct PutAssetEntry { AssetEntry entry; };
-  struct TruncateBlob { uint64_t blob; uint64_t length; };
-  struct DeleteBlob { uint64_t blob; };
+  struct PutSession {
+    SessionRecord record;
+    bool create = false;
+  };
+  struct DeleteSession {
+    std::string name;
+    uint64_t id;
+  };
+  struct PutNode {
+    uint64_t session_id;
+    NodeRecord record;
+  };
+  struct DeleteNode {
+    uint64_t session_id;
+    uint64_t node_id;
+  };
+  struct PutAsset {
+    AssetRecord record;
+  };
+  struct PutAssetEntry {
+    AssetEntry entry;
+  };
+  struct TruncateBlob {
+    uint64_t blob;
+    uint64_t length;
+  };
+  struct DeleteBlob {
+    uint64_t blob;
+  };
   // A shared store: this mount takes session `session_id` over from the
   // mount `from` ("": none recorded), if that is still its holder (Busy
   // otherwise). See Store::TakeOver.
-  struct ClaimSession { uint64_t session_id; std::string from; };
+  struct ClaimSession {
+    uint64_t session_id;
+    std::string from;
+  };
   // A commit notice (the post_commit program's outbox): recorded with the
   // commit, removed once the program ran for it (Store::ListNotices).
-  struct PutNotice { std::string asset; };
-  struct DeleteNotice { std::string asset; };
+  struct PutNotice {
+    std::string asset;
+  };
+  struct DeleteNotice {
+    std::string asset;
+  };
   // Removing an asset: its record (checked to be still `record`: NotFound
   // otherwise, also when another mount removed it first), its root's id
   // record and its commit notice; each entry and its id record; files
   // whose readers are still open are kept as "removed" (PutRemoved) and
   // freed once they close (DeleteRemoved with a DeleteBlob).
-  struct DeleteAsset { AssetRecord record; };
-  struct DeleteAssetEntry { AssetEntry entry; };
-  struct PutRemoved { uint64_t blob; };
-  struct DeleteRemoved { uint64_t blob; };
-  using Op = std::variant<PutSession, DeleteSession, PutNode, DeleteNode,
-                          PutAsset, PutAssetEntry, TruncateBlob, DeleteBlob, ClaimSession,
-                          PutNotice, DeleteNotice, DeleteAsset, DeleteAssetEntry, PutRemoved, DeleteRemoved>;
+  struct DeleteAsset {
+    AssetRecord record;
+  };
+  struct DeleteAssetEntry {
+    AssetEntry entry;
+  };
+  struct PutRemoved {
+    uint64_t blob;
+  };
+  struct DeleteRemoved {
+    uint64_t blob;
+  };
+  using Op = std::variant<PutSession, DeleteSession, PutNode, DeleteNode, PutAsset, PutAssetEntry,
+                          TruncateBlob, DeleteBlob, ClaimSession, PutNotice, DeleteNotice,
+                          DeleteAsset, DeleteAssetEntry, PutRemoved, DeleteRemoved>;
 
   void Put(SessionRecord r) { ops_.push_back(PutSession{std::move(r)}); }
   void Create(SessionRecord r) { ops_.push_back(PutSession{std::move(r), true}); }
-  void Claim(uint64_t session_id, std::string from) { ops_.push_back(ClaimSession{session_id, std::move(from)}); }
+  void Claim(uint64_t session_id, std::string from) {
+    ops_.push_back(ClaimSession{session_id, std::move(from)});
+  }
   void Delete(const SessionRecord& r) { ops_.push_back(DeleteSession{r.name, r.id}); }
   void Put(uint64_t session_id, NodeRecord r) { ops_.push_back(PutNode{session_id, std::move(r)}); }
   void DeleteNodeRecord(uint64_t session_id, uint64_t node_id) {
@@ -273,7 +311,9 @@ class Store {
   // and, if it stopped uncleanly, chunks of the session whose bytes did
   // not survive dropped (as BeginUse). After it, the session's records
   // and bytes are the caller's to load.
-  virtual Status TakeOver(uint64_t /*session_id*/, const std::string& /*from*/) { return Status::OK(); }
+  virtual Status TakeOver(uint64_t /*session_id*/, const std::string& /*from*/) {
+    return Status::OK();
+  }
   // An open session's record by name; NotFound when absent.
   virtual Status GetSession(std::string_view name, SessionRecord* out) const = 0;
 
@@ -302,8 +342,8 @@ class Store {
   // The committed index. Get* return NotFound when absent.
   virtual Status GetAsset(std::string_view name, AssetRecord* out) const = 0;
   virtual Status ListAssets(std::vector<AssetRecord>* out) const = 0;
-  virtual Status GetAssetEntry(std::string_view asset, std::string_view dir,
-                               std::string_view name, AssetEntry* out) const = 0;
+  virtual Status GetAssetEntry(std::string_view asset, std::string_view dir, std::string_view name,
+                               AssetEntry* out) const = 0;
   // Entries whose parent is `dir` in `asset`, sorted by name.
   virtual Status ListAssetDir(std::string_view asset, std::string_view dir,
                               std::vector<AssetEntry>* out) const = 0;

@@ -6,8 +6,8 @@
 // Prints the ingest throughput, the finish latency and, for comparison in
 // the same run, OpenSSL SHA-256 alone over the same bytes.
 #include <chrono>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(mib), write_size / 1024, secs(t0, t1),
               total / 1e6 / secs(t0, t1));
   std::printf("finish (verify + synced commit): %.1f ms\n", secs(t2, t3) * 1e3);
-  std::printf("baseline: SHA-256 alone over the same bytes: %.0f MB/s\n", total / 1e6 / secs(t4, t5));
+  std::printf("baseline: SHA-256 alone over the same bytes: %.0f MB/s\n",
+              total / 1e6 / secs(t4, t5));
   (void)digest;
   return 0;
 }

@@ -94,38 +94,44 @@ class LatencyRun {
                   bufferlist bl = small;
                   return io_.write_full(Obj("lat.w", i), bl);
                 }) &&
-        Measure("write_full 4 MiB, new object",
+        Measure(
+            "write_full 4 MiB, new object",
+            [&](int i) {
+              bufferlist bl = big;
+              return io_.write_full(Obj("lat.big", i), bl);
+            },
+            big_rounds) &&
+        Measure("read 4 KiB",
                 [&](int i) {
-                  bufferlist bl = big;
-                  return io_.write_full(Obj("lat.big", i), bl);
-                },
-                big_rounds) &&
-        Measure("read 4 KiB", [&](int i) {
-          bufferlist out;
-          return io_.read(Obj("lat.w", i), out, 4096, 0);
-        }) &&
+                  bufferlist out;
+                  return io_.read(Obj("lat.w", i), out, 4096, 0);
+                }) &&
         Measure("omap_set 1 key (existing object)",
                 [&](int i) { return io_.omap_set("lat.index", OmapEntries(100000 + i, 1)); }) &&
-        Measure("write 4 KiB + omap_set 100 keys, one op", [&](int i) {
-          librados::ObjectWriteOperation op;
-          op.write_full(small);
-          op.omap_set(OmapEntries(0, 100));
-          return io_.operate(Obj("lat.op", i), &op);
-        }) &&
-        Measure("omap_get_vals_by_keys 1 key (of 1000+)", [&](int i) {
-          std::map<std::string, bufferlist> vals;
-          return io_.omap_get_vals_by_keys("lat.index", {Key(i % 1000)}, &vals);
-        }) &&
-        Measure("omap_get_vals2 list 1000 keys (one call)", [&](int) {
-          std::map<std::string, bufferlist> vals;
-          bool more = false;
-          int r = io_.omap_get_vals2("lat.index", "", 1000, &vals, &more);
-          return r < 0 ? r : (vals.size() == 1000 ? 0 : -EIO);
-        }) &&
-        Measure("getxattr", [&](int) {
-          bufferlist out;
-          return io_.getxattr("lat.index", "upfs.version", out);
-        }) &&
+        Measure("write 4 KiB + omap_set 100 keys, one op",
+                [&](int i) {
+                  librados::ObjectWriteOperation op;
+                  op.write_full(small);
+                  op.omap_set(OmapEntries(0, 100));
+                  return io_.operate(Obj("lat.op", i), &op);
+                }) &&
+        Measure("omap_get_vals_by_keys 1 key (of 1000+)",
+                [&](int i) {
+                  std::map<std::string, bufferlist> vals;
+                  return io_.omap_get_vals_by_keys("lat.index", {Key(i % 1000)}, &vals);
+                }) &&
+        Measure("omap_get_vals2 list 1000 keys (one call)",
+                [&](int) {
+                  std::map<std::string, bufferlist> vals;
+                  bool more = false;
+                  int r = io_.omap_get_vals2("lat.index", "", 1000, &vals, &more);
+                  return r < 0 ? r : (vals.size() == 1000 ? 0 : -EIO);
+                }) &&
+        Measure("getxattr",
+                [&](int) {
+                  bufferlist out;
+                  return io_.getxattr("lat.index", "upfs.version", out);
+                }) &&
         Measure("stat", [&](int i) {
           uint64_t size = 0;
           time_t mtime = 0;
@@ -135,7 +141,9 @@ class LatencyRun {
   }
 
  private:
-  static std::string Obj(const char* prefix, int i) { return std::string(prefix) + "." + std::to_string(i); }
+  static std::string Obj(const char* prefix, int i) {
+    return std::string(prefix) + "." + std::to_string(i);
+  }
 
   bool Fail(const std::string& what, int rc) {
     std::fprintf(stderr, "rados_latency: %s\n", RadosError(what, rc).c_str());

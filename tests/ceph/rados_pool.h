@@ -6,10 +6,10 @@
 // between threads here).
 #pragma once
 
-#include <rados/librados.hpp>
-
 #include <cstring>
 #include <string>
+
+#include <rados/librados.hpp>
 
 namespace upfs::testing {
 

@@ -69,7 +69,8 @@ class Smoke {
     bufferlist out;
     rc = io_.read(kData, out, 2 << 20, 0);
     if (rc < 0) return RadosError("read 1 MiB", rc);
-    if (!out.contents_equal(RandomBytes(1 << 20, 1))) return "read 1 MiB: the bytes differ from those written";
+    if (!out.contents_equal(RandomBytes(1 << 20, 1)))
+      return "read 1 MiB: the bytes differ from those written";
     Ok("1 MiB object written and read back");
     return {};
   }
@@ -104,7 +105,8 @@ class Smoke {
     op.write_full(RandomBytes(4096, 3));
     op.omap_set(OmapKeys(100, "v2."));
     int rc = io_.operate(kRecord, &op);
-    if (rc != -EEXIST) return RadosError("exclusive create of an existing object (want EEXIST)", rc);
+    if (rc != -EEXIST)
+      return RadosError("exclusive create of an existing object (want EEXIST)", rc);
     std::map<std::string, bufferlist> vals;
     rc = io_.omap_get_vals_by_keys(kRecord, {"extent.00000042"}, &vals);
     if (rc < 0) return RadosError("omap_get_vals_by_keys", rc);
@@ -115,7 +117,8 @@ class Smoke {
     bufferlist out;
     rc = io_.read(kRecord, out, 8192, 0);
     if (rc < 0) return RadosError("read record", rc);
-    if (!out.contents_equal(RandomBytes(4096, 2))) return "a failed compound operation changed the bytes";
+    if (!out.contents_equal(RandomBytes(4096, 2)))
+      return "a failed compound operation changed the bytes";
     Ok("a compound operation that fails (EEXIST) changes neither bytes nor omap");
     return {};
   }
@@ -156,7 +159,8 @@ class Smoke {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: %s CONF ID POOL   (CONF \"\": librados' default search)\n", argv[0]);
+    std::fprintf(stderr, "usage: %s CONF ID POOL   (CONF \"\": librados' default search)\n",
+                 argv[0]);
     return 2;
   }
   upfs::testing::RadosPool pool;

@@ -52,7 +52,8 @@ class TrackedFile : public leveldb::WritableFile {
 CrashEnv::CrashEnv() : leveldb::EnvWrapper(leveldb::Env::Default()) {}
 CrashEnv::~CrashEnv() = default;
 
-leveldb::Status CrashEnv::NewWritableFile(const std::string& fname, leveldb::WritableFile** result) {
+leveldb::Status CrashEnv::NewWritableFile(const std::string& fname,
+                                          leveldb::WritableFile** result) {
   if (fname.size() > 4 && fname.compare(fname.size() - 4, 4, ".ldb") == 0) {
     std::unique_lock lock(mu_);
     hold_released_.wait(lock, [this] { return !hold_tables_; });
@@ -71,7 +72,8 @@ leveldb::Status CrashEnv::NewWritableFile(const std::string& fname, leveldb::Wri
   return s;
 }
 
-leveldb::Status CrashEnv::NewAppendableFile(const std::string& fname, leveldb::WritableFile** result) {
+leveldb::Status CrashEnv::NewAppendableFile(const std::string& fname,
+                                            leveldb::WritableFile** result) {
   uint64_t existing = 0;
   bool existed = target()->GetFileSize(fname, &existing).ok();
   leveldb::WritableFile* raw = nullptr;
@@ -204,8 +206,8 @@ std::string CrashEnv::DropUnsyncedData() {
     uint64_t size = fs::file_size(name, ec);
     if (ec) return "sizing " + name + ": " + ec.message();
     if (size < state.synced) {
-      return name + " has " + std::to_string(size) + " bytes, fewer than the " + std::to_string(state.synced) +
-             " synced";
+      return name + " has " + std::to_string(size) + " bytes, fewer than the " +
+             std::to_string(state.synced) + " synced";
     }
     if (size > state.synced) {
       fs::resize_file(name, state.synced, ec);

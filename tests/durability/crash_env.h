@@ -28,13 +28,13 @@
 // thread; the state is guarded by one mutex.
 #pragma once
 
-#include <leveldb/env.h>
-
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
+
+#include <leveldb/env.h>
 
 namespace upfs::testing {
 
@@ -44,8 +44,10 @@ class CrashEnv : public leveldb::EnvWrapper {
   CrashEnv();
   ~CrashEnv() override;
 
-  leveldb::Status NewWritableFile(const std::string& fname, leveldb::WritableFile** result) override;
-  leveldb::Status NewAppendableFile(const std::string& fname, leveldb::WritableFile** result) override;
+  leveldb::Status NewWritableFile(const std::string& fname,
+                                  leveldb::WritableFile** result) override;
+  leveldb::Status NewAppendableFile(const std::string& fname,
+                                    leveldb::WritableFile** result) override;
   leveldb::Status RemoveFile(const std::string& fname) override;
   leveldb::Status RenameFile(const std::string& src, const std::string& target) override;
 
@@ -74,8 +76,8 @@ class CrashEnv : public leveldb::EnvWrapper {
 
  private:
   struct FileState {
-    uint64_t size = 0;     // bytes appended (or present when first seen)
-    uint64_t synced = 0;   // of which durable
+    uint64_t size = 0;           // bytes appended (or present when first seen)
+    uint64_t synced = 0;         // of which durable
     bool entry_durable = false;  // its directory entry survives a crash
   };
 

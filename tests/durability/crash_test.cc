@@ -15,8 +15,6 @@
 // and its store are closed (LevelDB cannot be stopped mid-flight), the
 // crash's losses are applied to the files, and the store is reopened with
 // LevelDB's default Env, as after a reboot.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -29,12 +27,14 @@
 #include <string_view>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
+#include "base/status.h"
 #include "session/engine.h"
 #include "session/sha256.h"
 #include "store/blob_files.h"
 #include "store/kv_store.h"
 #include "store/leveldb_kv.h"
-#include "base/status.h"
 #include "tests/durability/crash_env.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/shared_blob_files.h"
@@ -128,14 +128,17 @@ struct Op {
 std::string OpText(const Op& op, const std::vector<Upload>& uploads) {
   const Upload& u = uploads[op.upload];
   switch (op.kind) {
-    case Op::kBegin: return "begin " + u.name;
-    case Op::kCreate: return "create " + u.name + "/" + u.files[op.file].name;
+    case Op::kBegin:
+      return "begin " + u.name;
+    case Op::kCreate:
+      return "create " + u.name + "/" + u.files[op.file].name;
     case Op::kWrite: {
       const Chunk& c = u.files[op.file].chunks[op.chunk];
-      return "write " + u.name + "/" + u.files[op.file].name + " [" + std::to_string(c.offset) + ", " +
-             std::to_string(c.offset + c.size) + ")";
+      return "write " + u.name + "/" + u.files[op.file].name + " [" + std::to_string(c.offset) +
+             ", " + std::to_string(c.offset + c.size) + ")";
     }
-    case Op::kFinish: return "finish " + u.name;
+    case Op::kFinish:
+      return "finish " + u.name;
   }
   return "?";
 }
@@ -188,7 +191,9 @@ class CrashBlobFiles : public SharedBlobFiles {
   CrashBlobFiles(std::shared_ptr<store::MemoryBlobFiles> files, const CrashEnv* env)
       : SharedBlobFiles(std::move(files)), env_(env) {}
   // After the power went, a sync makes nothing durable.
-  Status Sync() override { return env_ && env_->crashed() ? Status::OK() : SharedBlobFiles::Sync(); }
+  Status Sync() override {
+    return env_ && env_->crashed() ? Status::OK() : SharedBlobFiles::Sync();
+  }
 
  private:
   const CrashEnv* env_;
@@ -241,8 +246,10 @@ class CrashRig {
 
  private:
   void Open(store::LevelDbOptions options) {
-    options.open_blobs = [this, env = options.env](const std::string&) -> Result<std::unique_ptr<store::BlobFiles>> {
-      return std::unique_ptr<store::BlobFiles>(new CrashBlobFiles(blobs_, static_cast<const CrashEnv*>(env)));
+    options.open_blobs =
+        [this, env = options.env](const std::string&) -> Result<std::unique_ptr<store::BlobFiles>> {
+      return std::unique_ptr<store::BlobFiles>(
+          new CrashBlobFiles(blobs_, static_cast<const CrashEnv*>(env)));
     };
     auto store = store::OpenLevelDbStore(store_dir_, options);
     REQUIRE_OK(store);
@@ -278,7 +285,8 @@ void Run(Engine& engine, const CrashEnv* env, std::vector<Upload>& uploads, Op& 
       REQUIRE_OK(engine.Mkdir(kSessionsId, u.name, 0755, kOwner));
       break;
     case Op::kCreate:
-      REQUIRE_OK(engine.Create(LookupId(engine, kSessionsId, u.name), u.files[op.file].name, 0644, kOwner));
+      REQUIRE_OK(engine.Create(LookupId(engine, kSessionsId, u.name), u.files[op.file].name, 0644,
+                               kOwner));
       break;
     case Op::kWrite: {
       const SourceFile& f = u.files[op.file];
@@ -286,7 +294,8 @@ void Run(Engine& engine, const CrashEnv* env, std::vector<Upload>& uploads, Op& 
       uint64_t id = LookupId(engine, LookupId(engine, kSessionsId, u.name), f.name);
       auto h = engine.OpenHandle(id, OpenMode{false, true, false});
       REQUIRE_OK(h);
-      auto n = engine.Write(id, h->handle, c.offset, std::string_view(f.data).substr(c.offset, c.size));
+      auto n =
+          engine.Write(id, h->handle, c.offset, std::string_view(f.data).substr(c.offset, c.size));
       REQUIRE_OK(n);
       REQUIRE(*n == c.size);
       REQUIRE_OK(engine.Release(id, h->handle));
@@ -334,7 +343,8 @@ std::string WrongChunks(const SourceFile& f, std::string_view bytes) {
   std::string out;
   for (const Chunk& c : f.chunks) {
     std::string_view want = std::string_view(f.data).substr(c.offset, c.size);
-    std::string_view got = c.offset < bytes.size() ? bytes.substr(c.offset, c.size) : std::string_view();
+    std::string_view got =
+        c.offset < bytes.size() ? bytes.substr(c.offset, c.size) : std::string_view();
     if (got == want) continue;
     out += "[" + std::to_string(c.offset) + ", " + std::to_string(c.offset + c.size) + ")";
     out += got.find_first_not_of('\0') == std::string_view::npos ? " (zeros) " : " (other bytes) ";
@@ -454,10 +464,14 @@ size_t Inspect(Engine& engine, std::vector<Upload>& uploads) {
 bool Survived(const Op& op, const std::vector<Upload>& uploads) {
   const Upload& u = uploads[op.upload];
   switch (op.kind) {
-    case Op::kBegin: return u.open || u.committed;
-    case Op::kCreate: return u.committed || u.file_exists[op.file];
-    case Op::kWrite: return u.committed || u.chunk_present[op.file][op.chunk];
-    case Op::kFinish: return u.committed;
+    case Op::kBegin:
+      return u.open || u.committed;
+    case Op::kCreate:
+      return u.committed || u.file_exists[op.file];
+    case Op::kWrite:
+      return u.committed || u.chunk_present[op.file][op.chunk];
+    case Op::kFinish:
+      return u.committed;
   }
   return false;
 }
@@ -496,7 +510,8 @@ size_t CheckPrefix(const std::vector<Op>& history, const std::vector<Upload>& up
     if (kept) {
       ++survived;
       INFO("but op " << first_lost_kv.value_or(0) << " ("
-                     << (first_lost_kv ? OpText(history[*first_lost_kv], uploads) : "") << "), before it, was lost");
+                     << (first_lost_kv ? OpText(history[*first_lost_kv], uploads) : "")
+                     << "), before it, was lost");
       REQUIRE(!first_lost_kv);
     } else if (InKvOnly(history[i], uploads) && !first_lost_kv) {
       first_lost_kv = i;
@@ -527,7 +542,8 @@ void CheckKept(const std::vector<Upload>& before, const std::vector<Upload>& aft
 
 // Writes what is missing of every upload not committed and finishes it;
 // all must succeed and verify.
-void ResumeAll(Engine& engine, const CrashEnv* env, std::vector<Upload>& uploads, std::mt19937_64& rng) {
+void ResumeAll(Engine& engine, const CrashEnv* env, std::vector<Upload>& uploads,
+               std::mt19937_64& rng) {
   for (size_t i = 0; i < uploads.size(); ++i) {
     if (uploads[i].committed) continue;
     for (Op& op : OpsToComplete(uploads[i], i, /*finish=*/true, rng)) Run(engine, env, uploads, op);
@@ -578,7 +594,8 @@ TEST_CASE("crash: CrashEnv drops exactly the unsynced writes", "[durability]") {
 // old log's unsynced tail is all there is of those writes. A synced write
 // in that window must still make them durable (store/store.h promises
 // it), or a commit could survive a crash while the chunks it names do not.
-TEST_CASE("crash: a synced write makes every earlier write durable, across a memtable switch", "[durability]") {
+TEST_CASE("crash: a synced write makes every earlier write durable, across a memtable switch",
+          "[durability]") {
   TempDir dir;
   std::string db = dir.Sub("db");
   CrashEnv env;
@@ -616,7 +633,8 @@ TEST_CASE("crash: a synced write makes every earlier write durable, across a mem
   REQUIRE(value == early);
 }
 
-TEST_CASE("crash: a finished session survives a crash, a partial one is all or nothing", "[durability]") {
+TEST_CASE("crash: a finished session survives a crash, a partial one is all or nothing",
+          "[durability]") {
   const bool small_memtable = GENERATE(false, true);
   CAPTURE(small_memtable);
   std::mt19937_64 rng(42 + small_memtable);
@@ -691,7 +709,8 @@ TEST_CASE("crash: every write before a synced commit survives, whoever wrote it"
 // point: sometimes between two operations, mostly at a random file event
 // inside one (or inside LevelDB's background work it set off). Each cycle
 // starts new uploads and resumes the ones earlier crashes left open.
-TEST_CASE("crash: at random points, acknowledged commits survive and the rest is a prefix", "[durability]") {
+TEST_CASE("crash: at random points, acknowledged commits survive and the rest is a prefix",
+          "[durability]") {
   const uint64_t seed = GENERATE(range(1, 13));
   const bool small_memtable = seed % 2 == 0;
   CAPTURE(seed, small_memtable);
@@ -704,7 +723,8 @@ TEST_CASE("crash: at random points, acknowledged commits survive and the rest is
     std::vector<std::vector<Op>> queues;
     // Resume what earlier crashes left (finishing some of them).
     for (size_t i = 0; i < uploads.size(); ++i) {
-      if (!uploads[i].committed) queues.push_back(OpsToComplete(uploads[i], i, rng() % 3 != 0, rng));
+      if (!uploads[i].committed)
+        queues.push_back(OpsToComplete(uploads[i], i, rng() % 3 != 0, rng));
     }
     int fresh = 2 + static_cast<int>(rng() % 3);
     for (int n = 0; n < fresh; ++n) {
@@ -712,7 +732,8 @@ TEST_CASE("crash: at random points, acknowledged commits survive and the rest is
       name += std::to_string(cycle);
       name += "u";
       name += std::to_string(n);
-      uploads.push_back(MakeUpload(rng, name, 1 + static_cast<int>(rng() % 3), 600 << 10, 150 << 10));
+      uploads.push_back(
+          MakeUpload(rng, name, 1 + static_cast<int>(rng() % 3), 600 << 10, 150 << 10));
       queues.push_back(OpsToComplete(uploads.back(), uploads.size() - 1, rng() % 3 != 0, rng));
     }
     std::vector<Op> history = Interleave(std::move(queues), rng);
@@ -739,8 +760,9 @@ TEST_CASE("crash: at random points, acknowledged commits survive and the rest is
     size_t committed = Inspect(rig.engine(), uploads);
     CheckKept(before, uploads);
     size_t prefix = CheckPrefix(history, uploads);
-    UNSCOPED_INFO("seed " << seed << " cycle " << cycle << ": " << prefix << " of " << history.size()
-                          << " ops survived, " << committed << " of " << uploads.size() << " uploads committed");
+    UNSCOPED_INFO("seed " << seed << " cycle " << cycle << ": " << prefix << " of "
+                          << history.size() << " ops survived, " << committed << " of "
+                          << uploads.size() << " uploads committed");
     rig.Close();
   }
   // Finally, with no crash: everything resumes and commits.

@@ -1,5 +1,7 @@
 // CacheInvalidator: batches go out in order on its own thread; a submitter
 // waits with a bound, so a kernel that blocks cannot block it for good.
+#include "fs/cache_invalidator.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -10,8 +12,6 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
-
-#include "fs/cache_invalidator.h"
 
 namespace upfs::fs {
 namespace {

@@ -1,5 +1,7 @@
 // The upfs command line: upfs's own options and STORE_DIR come out, the
 // rest is left for libfuse's parser, which must then accept it.
+#include "fs/command_line.h"
+
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -9,8 +11,6 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
-
-#include "fs/command_line.h"
 
 namespace upfs::fs {
 namespace {
@@ -101,9 +101,10 @@ TEST_CASE("the mount.fuse3 form: STORE MNT -o opts") {
 }
 
 TEST_CASE("malformed upfs option values are refused, naming the option") {
-  const char* bad[] = {"ttl=abc", "ttl=0", "ttl=-5", "ttl=10x", "sweep_interval=",
-                       "log_level=loud", "log_file="};
-  for (const char* option : bad) CheckRefused({"upfs", "-o", option, "STORE", "/tmp"}, NameOf(option));
+  const char* bad[] = {"ttl=abc",         "ttl=0",          "ttl=-5",   "ttl=10x",
+                       "sweep_interval=", "log_level=loud", "log_file="};
+  for (const char* option : bad)
+    CheckRefused({"upfs", "-o", option, "STORE", "/tmp"}, NameOf(option));
 }
 
 TEST_CASE("a rados:// store and its options, in the mount.fuse3 form too") {
@@ -157,12 +158,13 @@ TEST_CASE("malformed rados:// URLs are refused, saying what is wrong") {
 }
 
 TEST_CASE("malformed RADOS options, and RADOS options with a directory store, are refused") {
-  const char* bad[] = {"ceph_conf=", "ceph_id=", "ceph_id=client.admin", "rados_timeout=0",
-                       "rados_timeout=abc", "rados_timeout=86401"};
+  const char* bad[] = {"ceph_conf=",      "ceph_id=",          "ceph_id=client.admin",
+                       "rados_timeout=0", "rados_timeout=abc", "rados_timeout=86401"};
   for (const char* option : bad) {
     CheckRefused({"upfs", "-o", option, "rados://pool", "/tmp"}, NameOf(option));
   }
-  CheckRefused({"upfs", "-o", "ceph_id=upfs", "STORE", "/tmp"}, "-o ceph_id is for a rados:// store");
+  CheckRefused({"upfs", "-o", "ceph_id=upfs", "STORE", "/tmp"},
+               "-o ceph_id is for a rados:// store");
 }
 
 TEST_CASE("EscapeOptionValue survives libfuse's option parser") {
@@ -262,7 +264,8 @@ TEST_CASE("--help lists every upfs option of the table with its default, in 79 c
     }
   }
   size_t line_start = 0;
-  for (size_t end = usage.find('\n'); end != std::string::npos; end = usage.find('\n', line_start)) {
+  for (size_t end = usage.find('\n'); end != std::string::npos;
+       end = usage.find('\n', line_start)) {
     INFO(usage.substr(line_start, end - line_start));
     CHECK(end - line_start <= 79);
     line_start = end + 1;

@@ -1,13 +1,13 @@
 // The Status -> errno table: every code has the errno docs/semantics.md
 // ("Errors", G4) promises, and no code is left without one.
+#include "fs/errno_table.h"
+
 #include <cerrno>
 #include <map>
 #include <set>
 #include <string>
 
 #include <catch2/catch.hpp>
-
-#include "fs/errno_table.h"
 
 namespace upfs::fs {
 namespace {

@@ -1,5 +1,7 @@
 // ExpirySweeper: sweeps every interval, and stops at once (no waiting out
 // the interval).
+#include "fs/expiry_sweeper.h"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -9,8 +11,6 @@
 
 #include <catch2/catch.hpp>
 #include <spdlog/spdlog.h>
-
-#include "fs/expiry_sweeper.h"
 
 namespace upfs::fs {
 namespace {

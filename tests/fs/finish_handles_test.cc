@@ -1,12 +1,12 @@
 // FinishHandles: which flush of a .finish commits, for the ways clients
 // actually close it (the process table is faked).
+#include "fs/finish_handles.h"
+
 #include <map>
 #include <set>
 #include <utility>
 
 #include <catch2/catch.hpp>
-
-#include "fs/finish_handles.h"
 
 namespace upfs::fs {
 namespace {

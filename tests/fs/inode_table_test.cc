@@ -1,11 +1,11 @@
 // InodeTable: lookup counts add up and forget to zero exactly, also under
 // concurrent use.
+#include "fs/inode_table.h"
+
 #include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
-
-#include "fs/inode_table.h"
 
 namespace upfs::fs {
 namespace {

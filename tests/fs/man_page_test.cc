@@ -1,5 +1,7 @@
 // upfs(8) from its template: roff escaping, the placeholders, and the real
 // template (fs/upfs.8.in) filled with every option and every errno.
+#include "fs/man_page.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -10,7 +12,6 @@
 
 #include "fs/command_line.h"
 #include "fs/errno_table.h"
-#include "fs/man_page.h"
 
 namespace upfs::fs {
 namespace {
@@ -39,11 +40,14 @@ TEST_CASE("MakeManPage fills every placeholder with its table") {
     CHECK(page.find(RoffEscape(option.name)) != std::string::npos);
     CHECK(page.find(RoffEscape(option.description)) != std::string::npos);
   }
-  CHECK(page.find(".TP\n\\fB\\-o ttl=\\fR\\fISECONDS\\fR\na session untouched") != std::string::npos);
-  CHECK(page.find("\\fBEBADMSG\\fR (" + std::string(std::strerror(EBADMSG)) + ")") != std::string::npos);
+  CHECK(page.find(".TP\n\\fB\\-o ttl=\\fR\\fISECONDS\\fR\na session untouched") !=
+        std::string::npos);
+  CHECK(page.find("\\fBEBADMSG\\fR (" + std::string(std::strerror(EBADMSG)) + ")") !=
+        std::string::npos);
   for (const ErrnoUse& use : DocumentedErrnos()) {
     INFO(use.errnum);
-    CHECK(page.find("\\fB" + std::string(strerrorname_np(use.errnum)) + "\\fR") != std::string::npos);
+    CHECK(page.find("\\fB" + std::string(strerrorname_np(use.errnum)) + "\\fR") !=
+          std::string::npos);
   }
 }
 
@@ -68,9 +72,9 @@ TEST_CASE("the template fs/upfs.8.in makes a page with every section") {
   page_template << in.rdbuf();
   std::string page;
   REQUIRE(MakeManPage(page_template.str(), "1.2.3", &page).ok());
-  for (const char* section : {".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", ".SH OPTIONS",
-                              ".SH \".status FIELDS\"", ".SH ERRORS", ".SH FILES", ".SH EXAMPLES",
-                              ".SH \"SEE ALSO\""}) {
+  for (const char* section :
+       {".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", ".SH OPTIONS", ".SH \".status FIELDS\"",
+        ".SH ERRORS", ".SH FILES", ".SH EXAMPLES", ".SH \"SEE ALSO\""}) {
     CHECK(page.find(std::string("\n") + section + "\n") != std::string::npos);
   }
   CHECK(page.find("\"upfs 1.2.3\"") != std::string::npos);

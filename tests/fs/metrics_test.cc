@@ -1,6 +1,6 @@
 // The metrics exposition (fs/metrics.h), its file (fs/metrics_file.h) and
 // the request counters behind it (fs/request_counters.h).
-#include <catch2/catch.hpp>
+#include "fs/metrics.h"
 
 #include <cerrno>
 #include <filesystem>
@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "fs/metrics.h"
+#include <catch2/catch.hpp>
+
 #include "fs/metrics_file.h"
 #include "fs/request_counters.h"
 #include "tests/support/temp_dir.h"
@@ -57,8 +58,8 @@ MetricsSnapshot SomeSnapshot() {
   e.bytes_received = 123456789;
   e.bytes_committed = 100000000;
   e.finish_buckets.assign(std::size(session::Engine::kFinishBuckets) + 1, 0);
-  e.finish_buckets[0] = 4;   // <= 1 ms
-  e.finish_buckets[3] = 3;   // (5 ms, 10 ms]
+  e.finish_buckets[0] = 4;      // <= 1 ms
+  e.finish_buckets[3] = 3;      // (5 ms, 10 ms]
   e.finish_buckets.back() = 3;  // beyond 60 s
   e.finish_seconds_sum = 200.5;
   e.quota_refusals = 5;
@@ -84,8 +85,10 @@ TEST_CASE("metrics: label values and help texts are escaped as the text format s
   CHECK(EscapeHelp("a\\b\"c\nd") == R"(a\\b"c\nd)");
 }
 
-TEST_CASE("metrics: every family has HELP and TYPE before its samples, upfs_ names, counters end in _total",
-          "[metrics]") {
+TEST_CASE(
+    "metrics: every family has HELP and TYPE before its samples, upfs_ names, counters end in "
+    "_total",
+    "[metrics]") {
   const std::string text = RenderMetrics(SomeSnapshot());
   std::map<std::string, std::string> types;  // family -> type
   std::set<std::string> helped;
@@ -113,7 +116,8 @@ TEST_CASE("metrics: every family has HELP and TYPE before its samples, upfs_ nam
     // A histogram's samples belong to its family.
     for (const char* suffix : {"_bucket", "_sum", "_count"}) {
       const std::string s = suffix;
-      if (!types.count(name) && name.size() > s.size() && name.substr(name.size() - s.size()) == s) {
+      if (!types.count(name) && name.size() > s.size() &&
+          name.substr(name.size() - s.size()) == s) {
         const std::string family = name.substr(0, name.size() - s.size());
         if (types.count(family) && types[family] == "histogram") name = family;
       }
@@ -175,7 +179,8 @@ TEST_CASE("metrics: the finish histogram's buckets are cumulative and end at +In
   CHECK(samples.at("upfs_finish_duration_seconds_sum") == "200.5");
   // One bucket per bound, and +Inf.
   size_t buckets = 0;
-  for (const auto& [key, value] : samples) buckets += key.rfind("upfs_finish_duration_seconds_bucket", 0) == 0;
+  for (const auto& [key, value] : samples)
+    buckets += key.rfind("upfs_finish_duration_seconds_bucket", 0) == 0;
   CHECK(buckets == std::size(session::Engine::kFinishBuckets) + 1);
 }
 
@@ -200,10 +205,12 @@ TEST_CASE("request counters: an errno beyond the table is counted as other", "[m
   CHECK(s.errors[0].op == FuseOp::kRead);
   CHECK(s.errors[0].err == RequestCounters::kOtherErrno);
   CHECK(s.errors[0].count == 2);
-  CHECK(Samples(RenderMetrics({{}, s, {}})).at(R"(upfs_fuse_errors_total{op="read",errno="other"})") == "2");
+  CHECK(Samples(RenderMetrics({{}, s, {}}))
+            .at(R"(upfs_fuse_errors_total{op="read",errno="other"})") == "2");
 }
 
-TEST_CASE("metrics file: replaced whole, no temporary left, and a failure changes nothing", "[metrics]") {
+TEST_CASE("metrics file: replaced whole, no temporary left, and a failure changes nothing",
+          "[metrics]") {
   upfs::testing::TempDir dir;
   const std::string path = dir.Sub("upfs.prom");
   int renders = 0;

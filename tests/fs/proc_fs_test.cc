@@ -1,4 +1,6 @@
 // ProcFs against a fake /proc tree, and once against the real one.
+#include "fs/proc_fs.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -7,7 +9,6 @@
 
 #include <catch2/catch.hpp>
 
-#include "fs/proc_fs.h"
 #include "tests/support/temp_dir.h"
 
 namespace upfs::fs {

@@ -26,9 +26,13 @@ TEST_CASE("-o reserve takes a byte count with an optional K, M, G or T suffix") 
   CommandLine defaults;
   CHECK(defaults.reserve_bytes == store::kDefaultReserveBytes);
   CHECK(store::kDefaultReserveBytes == uint64_t{512} << 20);
-  for (auto [text, bytes] : std::vector<std::pair<std::string, uint64_t>>{
-           {"0", 0}, {"4096", 4096}, {"64K", 64 << 10}, {"300M", uint64_t{300} << 20},
-           {"2G", uint64_t{2} << 30}, {"1t", uint64_t{1} << 40}}) {
+  for (auto [text, bytes] :
+       std::vector<std::pair<std::string, uint64_t>>{{"0", 0},
+                                                     {"4096", 4096},
+                                                     {"64K", 64 << 10},
+                                                     {"300M", uint64_t{300} << 20},
+                                                     {"2G", uint64_t{2} << 30},
+                                                     {"1t", uint64_t{1} << 40}}) {
     INFO("reserve=" << text);
     CommandLine cl;
     Status st = Parse("reserve=" + text, &cl);
@@ -39,7 +43,8 @@ TEST_CASE("-o reserve takes a byte count with an optional K, M, G or T suffix") 
 }
 
 TEST_CASE("-o reserve refuses what is not a byte count, naming the option") {
-  for (std::string bad : {"", "M", "-1", "1.5G", "12Q", "10MB", "99999999999999999999", "8388608T"}) {
+  for (std::string bad :
+       {"", "M", "-1", "1.5G", "12Q", "10MB", "99999999999999999999", "8388608T"}) {
     INFO("reserve=" << bad);
     CommandLine cl;
     Status st = Parse("reserve=" + bad, &cl);

@@ -7,7 +7,6 @@
 #include "store/fsck.h"
 
 #include <algorithm>
-#include <catch2/catch.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "session/engine.h"
 #include "session/sha256.h"
@@ -56,12 +57,16 @@ class SessionSha256 : public FsckHasher {
 class SharedKv : public Kv {
  public:
   explicit SharedKv(std::shared_ptr<Kv> kv) : kv_(std::move(kv)) {}
-  Status Get(std::string_view key, std::string* value) const override { return kv_->Get(key, value); }
+  Status Get(std::string_view key, std::string* value) const override {
+    return kv_->Get(key, value);
+  }
   Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override {
     return kv_->Scan(begin, end, visit);
   }
   Status Commit(const KvWrite& write, bool sync) override { return kv_->Commit(write, sync); }
-  Status Compact(std::string_view begin, std::string_view end) override { return kv_->Compact(begin, end); }
+  Status Compact(std::string_view begin, std::string_view end) override {
+    return kv_->Compact(begin, end);
+  }
 
  private:
   std::shared_ptr<Kv> kv_;
@@ -85,7 +90,8 @@ class TestStore {
   std::unique_ptr<Engine> OpenEngine() {
     std::unique_ptr<Store> store;
     if (backend_ == Backend::kMemory) {
-      auto s = KvStore::Open(std::make_unique<SharedKv>(memory_), std::make_unique<SharedBlobFiles>(memory_blobs_),
+      auto s = KvStore::Open(std::make_unique<SharedKv>(memory_),
+                             std::make_unique<SharedBlobFiles>(memory_blobs_),
                              /*create=*/true);
       REQUIRE_OK(s.status());
       store = std::move(s).value();
@@ -176,7 +182,8 @@ Built BuildStore(TestStore& ts) {
   std::vector<uint64_t> offsets;
   for (uint64_t off = 0; off < b.big.size(); off += kPiece) offsets.push_back(off);
   std::reverse(offsets.begin(), offsets.end());
-  for (uint64_t off : offsets) WriteFile(e, big->id, off, std::string_view(b.big).substr(off, kPiece));
+  for (uint64_t off : offsets)
+    WriteFile(e, big->id, off, std::string_view(b.big).substr(off, kPiece));
   auto docs = e.Mkdir(root->id, "docs", 0755, kAlice);
   REQUIRE_OK(docs.status());
   auto small = e.Create(docs->id, "small.txt", 0644, kAlice);
@@ -204,7 +211,8 @@ Built BuildStore(TestStore& ts) {
   return b;
 }
 
-FsckReport Check(TestStore& ts, bool remove_orphans = false, size_t window = 4096, size_t batch = 1024) {
+FsckReport Check(TestStore& ts, bool remove_orphans = false, size_t window = 4096,
+                 size_t batch = 1024) {
   auto store = ts.OpenOffline();
   FsckOptions options;
   options.new_sha256 = [] { return std::make_unique<SessionSha256>(); };
@@ -286,12 +294,15 @@ void PutBytes(BlobFiles& blobs, uint64_t blob, uint64_t offset, std::string_view
 uint64_t ChunkLength(Kv& kv, uint64_t blob, uint64_t offset) {
   uint64_t length = 0, checksum = 0;
   std::optional<std::string_view> inline_bytes;
-  REQUIRE(DecodeExtentValue(Get(kv, keys::Extent(blob, offset)), &length, &checksum, &inline_bytes));
+  REQUIRE(
+      DecodeExtentValue(Get(kv, keys::Extent(blob, offset)), &length, &checksum, &inline_bytes));
   return length;
 }
 
 // The extent record KvStore writes for a chunk holding `bytes`.
-std::string ExtentFor(std::string_view bytes) { return EncodeExtentValue(bytes.size(), ChunkChecksum(bytes)); }
+std::string ExtentFor(std::string_view bytes) {
+  return EncodeExtentValue(bytes.size(), ChunkChecksum(bytes));
+}
 
 const std::string& BackendName(Backend b) {
   static const std::string memory = "memory", leveldb = "leveldb";
@@ -356,10 +367,12 @@ TEST_CASE("fsck: damaged chunks are reported with their file and offset", "[fsck
     CHECK(p.offset == chunk);  // the per-chunk checksum says where
     CHECK(r.files_verified == 2);
     CHECK_FALSE(r.clean());
-    CHECK(p.ToString().rfind("asset up file big.bin offset " + std::to_string(chunk) + ": chunk checksum mismatch: ",
+    CHECK(p.ToString().rfind("asset up file big.bin offset " + std::to_string(chunk) +
+                                 ": chunk checksum mismatch: ",
                              0) == 0);
   }
-  SECTION("a flipped byte with its checksum rewritten to match: the file's hash no longer matches") {
+  SECTION(
+      "a flipped byte with its checksum rewritten to match: the file's hash no longer matches") {
     const uint64_t length = ChunkLength(kv, b.big_id, chunk);
     std::string v = GetBytes(blobs, b.big_id, chunk, length);
     v[at - chunk] ^= 0x20;
@@ -415,10 +428,10 @@ TEST_CASE("fsck: damaged chunks are reported with their file and offset", "[fsck
       CHECK(r.problems[0].asset == "up");
       CHECK(r.problems[0].path == "big.bin");
       CHECK(r.problems[0].offset == chunk);
-      CHECK(r.problems[0].message.find("[" + std::to_string(chunk) + ", " + std::to_string(chunk + kPiece) +
-                                       ")") != std::string::npos);
-      CHECK(r.problems[0].ToString().rfind("asset up file big.bin offset " + std::to_string(chunk) + ": ",
-                                           0) == 0);
+      CHECK(r.problems[0].message.find("[" + std::to_string(chunk) + ", " +
+                                       std::to_string(chunk + kPiece) + ")") != std::string::npos);
+      CHECK(r.problems[0].ToString().rfind(
+                "asset up file big.bin offset " + std::to_string(chunk) + ": ", 0) == 0);
     }
   }
   SECTION("the last extent record deleted: the file ends short of its length") {
@@ -571,7 +584,8 @@ TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
     REQUIRE(r.problems.size() == 2);
     CHECK(r.problems[0].kind == Kind::kIndex);
     CHECK(r.problems[0].path == "big.bin");
-    CHECK(r.problems[0].message.find("end by " + std::to_string(b.big.size() - 1)) != std::string::npos);
+    CHECK(r.problems[0].message.find("end by " + std::to_string(b.big.size() - 1)) !=
+          std::string::npos);
     CHECK(r.problems[1].kind == Kind::kIndex);
     CHECK(r.problems[1].path == "docs/small.txt");
     CHECK(r.problems[1].message.find("no end record") != std::string::npos);
@@ -625,7 +639,8 @@ TEST_CASE("fsck: orphaned chunks are reported and removed on request", "[fsck]")
   CHECK(orphans[0].offset == 4096);
   CHECK(orphans[0].asset.empty());
   CHECK(orphans[0].message.find("2 chunks, 150 bytes") != std::string::npos);
-  CHECK(orphans[0].ToString().rfind("blob " + std::to_string(stray) + " offset 4096: orphan blob: ", 0) == 0);
+  CHECK(orphans[0].ToString().rfind("blob " + std::to_string(stray) + " offset 4096: orphan blob: ",
+                                    0) == 0);
   CHECK(orphans[1].blob == b.pending_file);
   CHECK(orphans[1].offset == 0);
   CHECK(orphans[2].blob == unrecorded);

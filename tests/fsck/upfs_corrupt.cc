@@ -93,8 +93,9 @@ int Run(int argc, char** argv) {
 
   const size_t slash = path.rfind('/');
   AssetEntry entry;
-  Status s = store->GetAssetEntry(asset, slash == std::string::npos ? "" : path.substr(0, slash),
-                                  slash == std::string::npos ? path : path.substr(slash + 1), &entry);
+  Status s =
+      store->GetAssetEntry(asset, slash == std::string::npos ? "" : path.substr(0, slash),
+                           slash == std::string::npos ? path : path.substr(slash + 1), &entry);
   if (!s.ok()) return Fail("asset " + asset + " file " + path + ": " + s.ToString());
   Chunk chunk;
   s = FindChunk(*store->kv(), entry.id, offset, &chunk);
@@ -129,7 +130,8 @@ int Run(int argc, char** argv) {
     f.write(&c, 1);
     f.flush();
     if (!f.good()) return Fail("cannot rewrite byte " + std::to_string(offset) + " of " + file);
-    std::fprintf(stderr, "upfs_corrupt: flipped byte %lld of %s\n", static_cast<long long>(at), file.c_str());
+    std::fprintf(stderr, "upfs_corrupt: flipped byte %lld of %s\n", static_cast<long long>(at),
+                 file.c_str());
   }
   std::printf("chunk %llu %llu\n", static_cast<unsigned long long>(chunk.begin),
               static_cast<unsigned long long>(chunk.begin + chunk.length));

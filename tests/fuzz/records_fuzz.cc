@@ -37,11 +37,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
   namespace s = upfs::store;
   switch (data[0] % 5) {
-    case 0: RoundTrip<s::SessionRecord>(in, s::DecodeSession, s::EncodeSession); break;
-    case 1: RoundTrip<s::NodeRecord>(in, s::DecodeNode, s::EncodeNode); break;
-    case 2: RoundTrip<s::AssetRecord>(in, s::DecodeAsset, s::EncodeAsset); break;
-    case 3: RoundTrip<s::AssetEntry>(in, s::DecodeEntry, s::EncodeEntry); break;
-    case 4: RoundTrip<s::AssetLocation>(in, s::DecodeLocation, s::EncodeLocation); break;
+    case 0:
+      RoundTrip<s::SessionRecord>(in, s::DecodeSession, s::EncodeSession);
+      break;
+    case 1:
+      RoundTrip<s::NodeRecord>(in, s::DecodeNode, s::EncodeNode);
+      break;
+    case 2:
+      RoundTrip<s::AssetRecord>(in, s::DecodeAsset, s::EncodeAsset);
+      break;
+    case 3:
+      RoundTrip<s::AssetEntry>(in, s::DecodeEntry, s::EncodeEntry);
+      break;
+    case 4:
+      RoundTrip<s::AssetLocation>(in, s::DecodeLocation, s::EncodeLocation);
+      break;
   }
   return 0;
 }

@@ -2,8 +2,6 @@
 // of 1 MiB windows (session/asset_read_cache.h).
 #include "session/asset_read_cache.h"
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -15,6 +13,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 namespace upfs::session {
 namespace {
@@ -29,7 +29,8 @@ class CountingSink : public store::ByteSink {
   Status ReadAt(uint64_t offset, size_t n, char* out) const override {
     ++reads;
     if (fail) return Status::IOError("injected read failure");
-    if (damaged >= offset && damaged < offset + n) return Status::Corruption("damaged byte in range");
+    if (damaged >= offset && damaged < offset + n)
+      return Status::Corruption("damaged byte in range");
     // No Catch assertion here: loads ahead call this from their own threads.
     if (offset + n > bytes_.size()) return Status::InvalidArgument("read past the end of the file");
     std::memcpy(out, bytes_.data() + offset, n);
@@ -51,13 +52,18 @@ class CountingSink : public store::ByteSink {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-TEST_CASE("asset reads return the file's bytes at any offset and size, across windows and at the end") {
+TEST_CASE(
+    "asset reads return the file's bytes at any offset and size, across windows and at the end") {
   const size_t size = 3 * kMiB + 12345;  // a short last window
   auto sink_ptr = std::make_shared<CountingSink>(size);
   CountingSink& sink = *sink_ptr;
   AssetReadCache cache;
-  for (auto [offset, n] : std::vector<std::pair<uint64_t, size_t>>{
-           {0, 1}, {kMiB - 7, 14}, {kMiB / 2, 2 * kMiB}, {3 * kMiB, 12345}, {size - 1, 1}, {0, size}}) {
+  for (auto [offset, n] : std::vector<std::pair<uint64_t, size_t>>{{0, 1},
+                                                                   {kMiB - 7, 14},
+                                                                   {kMiB / 2, 2 * kMiB},
+                                                                   {3 * kMiB, 12345},
+                                                                   {size - 1, 1},
+                                                                   {0, size}}) {
     std::string out(n, '\0');
     REQUIRE(cache.Read(7, sink_ptr, size, offset, n, out.data()).ok());
     CHECK(out == sink.bytes().substr(offset, n));
@@ -101,7 +107,8 @@ TEST_CASE("concurrent readers of one window load it once") {
 
 TEST_CASE("a failed read is reported and not cached: files with other ids are not mixed up") {
   const size_t size = kMiB;
-  auto a_ptr = std::make_shared<CountingSink>(size), b_ptr = std::make_shared<CountingSink>(2 * kMiB);
+  auto a_ptr = std::make_shared<CountingSink>(size),
+       b_ptr = std::make_shared<CountingSink>(2 * kMiB);
   CountingSink &a = *a_ptr, &b = *b_ptr;
   AssetReadCache cache;
   std::string out(4096, '\0');
@@ -123,7 +130,8 @@ TEST_CASE("damage in a window fails only the reads that touch it") {
   sink.damaged = 100;
   AssetReadCache cache;
   std::string out(4096, '\0');
-  CHECK(cache.Read(4, sink_ptr, size, 0, out.size(), out.data()).code() == Status::Code::kCorruption);
+  CHECK(cache.Read(4, sink_ptr, size, 0, out.size(), out.data()).code() ==
+        Status::Code::kCorruption);
   REQUIRE(cache.Read(4, sink_ptr, size, kMiB / 2, out.size(), out.data()).ok());
   CHECK(out == sink.bytes().substr(kMiB / 2, out.size()));
   REQUIRE(cache.Read(4, sink_ptr, size, kMiB + 5, out.size(), out.data()).ok());
@@ -191,7 +199,9 @@ TEST_CASE("a sequential reader's next windows are loaded ahead, each once") {
   CHECK(sink.reads == 13);  // every window once, the short last one too
 }
 
-TEST_CASE("windows of the store's read size (a 4 MiB RADOS stripe): each loaded once, 4 ahead, 8 cached") {
+TEST_CASE(
+    "windows of the store's read size (a 4 MiB RADOS stripe): each loaded once, 4 ahead, 8 "
+    "cached") {
   const size_t window = 4 * kMiB;
   const size_t size = 3 * AssetReadCache::kMinWindows * window - 5000;  // a short last window
   auto sink_ptr = std::make_shared<CountingSink>(size);
@@ -200,7 +210,8 @@ TEST_CASE("windows of the store's read size (a 4 MiB RADOS stripe): each loaded 
   std::string out(128 << 10, '\0');
   REQUIRE(cache.Read(8, sink_ptr, size, 0, out.size(), out.data()).ok());
   // Window 0 by the reader, half the cache's 8 windows ahead of it.
-  CHECK(WaitFor([&] { return sink.reads == 1 + static_cast<int>(AssetReadCache::kMinWindows / 2); }));
+  CHECK(
+      WaitFor([&] { return sink.reads == 1 + static_cast<int>(AssetReadCache::kMinWindows / 2); }));
   for (uint64_t off = 0; off < size; off += out.size()) {
     const size_t n = std::min<uint64_t>(out.size(), size - off);
     REQUIRE(cache.Read(8, sink_ptr, size, off, n, out.data()).ok());
@@ -243,7 +254,9 @@ class GatedSink : public CountingSink {
   bool open_ = false;
 };
 
-TEST_CASE("parallel: windows ahead of an asset reader are loaded at once: a cache destroyed meanwhile waits for them") {
+TEST_CASE(
+    "parallel: windows ahead of an asset reader are loaded at once: a cache destroyed meanwhile "
+    "waits for them") {
   const size_t size = 10 * kMiB;
   auto sink = std::make_shared<GatedSink>(size);
   {
@@ -252,7 +265,8 @@ TEST_CASE("parallel: windows ahead of an asset reader are loaded at once: a cach
     std::thread reader([&] { CHECK(cache.Read(8, sink, size, 0, out.size(), out.data()).ok()); });
     // The reader's window 0 and the 8 windows ahead, all waiting at once:
     // one store round trip for nine windows (RADOS: tests/bench/rados_bench.sh).
-    CHECK(WaitFor([&] { return sink->Waiting() == 1 + static_cast<int>(AssetReadCache::kReadahead); }));
+    CHECK(WaitFor(
+        [&] { return sink->Waiting() == 1 + static_cast<int>(AssetReadCache::kReadahead); }));
     sink->Open();
     reader.join();
     CHECK(out == sink->bytes().substr(0, out.size()));

@@ -24,7 +24,8 @@ std::vector<uint64_t> Removed(EngineFixture& fx) {
 }
 
 // Asset "a": a 3 MB file "big" and "d/small"; returns their ids.
-std::pair<uint64_t, uint64_t> CommitAsset(EngineFixture& fx, const std::string& big, const std::string& small) {
+std::pair<uint64_t, uint64_t> CommitAsset(EngineFixture& fx, const std::string& big,
+                                          const std::string& small) {
   const uint64_t s = fx.Begin("a");
   fx.PutFile(s, "big", big);
   fx.PutFile(fx.MakeDir(s, "d"), "small", small);
@@ -34,8 +35,9 @@ std::pair<uint64_t, uint64_t> CommitAsset(EngineFixture& fx, const std::string& 
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("assets: rmdir removes an asset whole, open readers read on, bytes freed when they close",
-                   "[engine][assets]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "assets: rmdir removes an asset whole, open readers read on, bytes freed when they close",
+    "[engine][assets]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   Engine& e = fx.engine();
   std::mt19937_64 rng(3);
@@ -96,7 +98,8 @@ TEST_CASE("assets: a file kept for a reader is freed at the next start", "[engin
   REQUIRE(ExtentsOf(fx, small_id).empty());
 }
 
-TEMPLATE_TEST_CASE("assets: -o worm refuses every removal", "[engine][assets]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("assets: -o worm refuses every removal", "[engine][assets]", MemoryBackend,
+                   LevelDbBackend) {
   FixtureOptions options;
   options.engine.worm = true;
   EngineFixture fx(TestType::kBackend, options);

@@ -3,19 +3,19 @@
 // tests/integration/bad_input.sh checks the errnos on a
 // real mount): the control-file names where they are no control files,
 // what .finish's setattr and writes refuse, and a huge wrong manifest.
-#include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "session/manifest.h"
 #include "tests/session/engine_fixture.h"
 
 namespace upfs::session::testing {
 
-TEMPLATE_TEST_CASE("bad input: .finish and .status are refused away from a session's root", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("bad input: .finish and .status are refused away from a session's root",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::string_view reserved = GENERATE(kFinishName, kStatusName);
   CAPTURE(reserved);
@@ -28,7 +28,8 @@ TEMPLATE_TEST_CASE("bad input: .finish and .status are refused away from a sessi
   REQUIRE_CODE(fx.engine().Mkdir(sub, reserved, kDirMode, kAlice), kInvalidArgument);
   uint64_t f = fx.PutFile(s, "f", "data");
   REQUIRE_CODE(fx.engine().Rename(s, "f", sub, reserved, false, nullptr), kInvalidArgument);
-  REQUIRE_CODE(fx.engine().Rename(kSessionsId, "s", kSessionsId, reserved, false, nullptr), kInvalidArgument);
+  REQUIRE_CODE(fx.engine().Rename(kSessionsId, "s", kSessionsId, reserved, false, nullptr),
+               kInvalidArgument);
   // At the root they are the control files: taken, as before.
   REQUIRE_CODE(fx.engine().Create(s, reserved, kFileMode, kAlice), kExists);
   REQUIRE_CODE(fx.engine().Rename(s, "f", s, reserved, false, nullptr), kNotPermitted);
@@ -41,8 +42,8 @@ TEMPLATE_TEST_CASE("bad input: .finish and .status are refused away from a sessi
   fx.CheckAssetFile("s", "f", "data");
 }
 
-TEMPLATE_TEST_CASE("bad input: .finish's setattr takes times and truncation to 0 only", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("bad input: .finish's setattr takes times and truncation to 0 only", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   uint64_t s = fx.Begin("s");
   uint64_t finish = fx.Lookup(s, kFinishName);
@@ -63,8 +64,8 @@ TEMPLATE_TEST_CASE("bad input: .finish's setattr takes times and truncation to 0
   REQUIRE(attr->mode == (S_IFREG | 0200));
 }
 
-TEMPLATE_TEST_CASE("bad input: a write past the end of .finish's manifest is refused", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("bad input: a write past the end of .finish's manifest is refused", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   uint64_t s = fx.Begin("s");
   fx.PutFile(s, "a", "alpha");
@@ -108,8 +109,9 @@ TEST_CASE("bad input: ParseManifest stops after max_lines lines", "[manifest]") 
   REQUIRE(Contains(all.status().message(), "line 1001"));
 }
 
-TEMPLATE_TEST_CASE("bad input: a manifest of many more lines than files fails on the first extra line",
-                   "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "bad input: a manifest of many more lines than files fails on the first extra line", "[engine]",
+    MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   uint64_t s = fx.Begin("s");
   fx.PutFile(s, "f", "x");

@@ -1,12 +1,12 @@
 // Engine data path: bytes at any offset in any order, length and SHA-256
 // in file order, write-once and last-write-wins rewrites, truncation.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "tests/session/engine_fixture.h"
 #include "tests/support/random_bytes.h"
@@ -28,8 +28,8 @@ std::string_view Piece(const std::string& data, size_t offset, size_t n) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("data: a 20.8 MB file in 1.7 MB chunks has the right length and SHA-256", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("data: a 20.8 MB file in 1.7 MB chunks has the right length and SHA-256",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
   const bool shuffled = GENERATE(false, true);
   const bool empty_manifest = GENERATE(false, true);
   CAPTURE(shuffled, empty_manifest);
@@ -60,7 +60,8 @@ TEMPLATE_TEST_CASE("data: a 20.8 MB file in 1.7 MB chunks has the right length a
 
   REQUIRE(fx.Size(f) == kBigFileBytes);
   std::string report = fx.Report("big");
-  REQUIRE(Contains(report, "file: video.mp4\nlength: 20800000\nreceived: 20800000\nmissing: none\n"));
+  REQUIRE(
+      Contains(report, "file: video.mp4\nlength: 20800000\nreceived: 20800000\nmissing: none\n"));
   REQUIRE(Contains(report, "sha256: " + sha));
   REQUIRE(fx.ReadAll(f) == data);
 
@@ -79,8 +80,8 @@ TEMPLATE_TEST_CASE("data: a 20.8 MB file in 1.7 MB chunks has the right length a
   fx.CheckAssetFile("big", "video.mp4", data);
 }
 
-TEMPLATE_TEST_CASE("data: two sessions written sparse and interleaved keep their own bytes", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("data: two sessions written sparse and interleaved keep their own bytes",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(2);
   constexpr size_t kChunk = 300'001;
@@ -96,7 +97,9 @@ TEMPLATE_TEST_CASE("data: two sessions written sparse and interleaved keep their
   REQUIRE(fa != fb);
   uint64_t ha = fx.OpenWrite(fa);
   uint64_t hb = fx.OpenWrite(fb);
-  auto chunk = [&](const std::string& d, size_t i) { return Piece(d, i * kChunk, std::min(kChunk, d.size() - i * kChunk)); };
+  auto chunk = [&](const std::string& d, size_t i) {
+    return Piece(d, i * kChunk, std::min(kChunk, d.size() - i * kChunk));
+  };
 
   fx.Write(fa, ha, 0, chunk(a, 0));
   fx.Write(fb, hb, 0, chunk(b, 0));
@@ -127,8 +130,9 @@ TEMPLATE_TEST_CASE("data: two sessions written sparse and interleaved keep their
   fx.CheckAssetFile("B", "data.bin", b);
 }
 
-TEMPLATE_TEST_CASE("data: a write-once session accepts identical rewrites and refuses different ones", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "data: a write-once session accepts identical rewrites and refuses different ones", "[engine]",
+    MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(3);
   const std::string data = RandomBytes(rng, 10000);
@@ -175,8 +179,8 @@ TEMPLATE_TEST_CASE("data: a write-once session accepts identical rewrites and re
   fx.CheckAssetFile("once", "f", data);
 }
 
-TEMPLATE_TEST_CASE("data: last write wins, also behind and across the hash frontier", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("data: last write wins, also behind and across the hash frontier", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(4);
   uint64_t s = fx.Begin("lww");
@@ -188,17 +192,18 @@ TEMPLATE_TEST_CASE("data: last write wins, also behind and across the hash front
   uint64_t ha = fx.OpenWrite(fa);
   for (size_t off = 0; off < a.size(); off += 10000) fx.Write(fa, ha, off, Piece(a, off, 10000));
   REQUIRE(Contains(fx.Report("lww"), "sha256: " + Sha256::Of(a)));
-  auto rewrite = [&](std::string& model, uint64_t id, uint64_t h, uint64_t offset, std::string bytes) {
+  auto rewrite = [&](std::string& model, uint64_t id, uint64_t h, uint64_t offset,
+                     std::string bytes) {
     fx.Write(id, h, offset, bytes);
     if (model.size() < offset + bytes.size()) model.resize(offset + bytes.size());
     model.replace(offset, bytes.size(), bytes);
   };
-  rewrite(a, fa, ha, 10000, RandomBytes(rng, 100));      // behind the frontier, different
-  rewrite(a, fa, ha, 0, a.substr(0, 5));                 // behind the frontier, identical
-  rewrite(a, fa, ha, 49990, RandomBytes(rng, 20));       // across the end
-  rewrite(a, fa, ha, 60000, RandomBytes(rng, 1000));     // beyond a gap
-  rewrite(a, fa, ha, 50010, RandomBytes(rng, 9990));     // fills the gap
-  rewrite(a, fa, ha, 60500, RandomBytes(rng, 100));      // rewrite of the filled part
+  rewrite(a, fa, ha, 10000, RandomBytes(rng, 100));   // behind the frontier, different
+  rewrite(a, fa, ha, 0, a.substr(0, 5));              // behind the frontier, identical
+  rewrite(a, fa, ha, 49990, RandomBytes(rng, 20));    // across the end
+  rewrite(a, fa, ha, 60000, RandomBytes(rng, 1000));  // beyond a gap
+  rewrite(a, fa, ha, 50010, RandomBytes(rng, 9990));  // fills the gap
+  rewrite(a, fa, ha, 60500, RandomBytes(rng, 100));   // rewrite of the filled part
   fx.Release(fa, ha);
 
   // File b: the rewrites happen before the frontier reaches them.
@@ -219,7 +224,8 @@ TEMPLATE_TEST_CASE("data: last write wins, also behind and across the hash front
   fx.CheckAssetFile("lww", "b", b);
 }
 
-TEMPLATE_TEST_CASE("truncate: shrinking, then writing again", "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("truncate: shrinking, then writing again", "[engine]", MemoryBackend,
+                   LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(5);
   std::string data = RandomBytes(rng, 3'000'000);  // several stored chunks
@@ -246,7 +252,8 @@ TEMPLATE_TEST_CASE("truncate: shrinking, then writing again", "[engine]", Memory
   REQUIRE(fx.ReadAll(f) == data + std::string(5000, '\0'));
   Status missing = fx.engine().Finish("t", "", nullptr);
   REQUIRE_CODE(missing, kMissingData);
-  REQUIRE(Contains(missing.message(), "[" + std::to_string(cut) + ", " + std::to_string(cut + 5000) + ")"));
+  REQUIRE(Contains(missing.message(),
+                   "[" + std::to_string(cut) + ", " + std::to_string(cut + 5000) + ")"));
 
   // Rewrite a little before the cut and extend past the old end: the bytes
   // dropped by the truncate must not come back.
@@ -260,7 +267,8 @@ TEMPLATE_TEST_CASE("truncate: shrinking, then writing again", "[engine]", Memory
   fx.CheckAssetFile("t", "f", data);
 }
 
-TEMPLATE_TEST_CASE("truncate: opening with O_TRUNC empties the file", "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("truncate: opening with O_TRUNC empties the file", "[engine]", MemoryBackend,
+                   LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(6);
   uint64_t s = fx.Begin("t");
@@ -277,8 +285,8 @@ TEMPLATE_TEST_CASE("truncate: opening with O_TRUNC empties the file", "[engine]"
   fx.CheckAssetFile("t", "f", data);
 }
 
-TEMPLATE_TEST_CASE("truncate: extending leaves a gap that finish reports as missing", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("truncate: extending leaves a gap that finish reports as missing", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(7);
   std::string head = RandomBytes(rng, 100);

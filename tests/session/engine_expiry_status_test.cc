@@ -1,9 +1,9 @@
 // Expiry and .status: reading .status only looks at a session, so it
 // neither counts as activity nor holds the session open.
-#include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "tests/session/engine_fixture.h"
 

@@ -1,8 +1,6 @@
 // Finishing sessions: every failure leaves the session as it was and
 // fixable; commits are visible at once; a failing store leaves no partial
 // asset.
-#include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 
 #include <functional>
@@ -10,6 +8,8 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "tests/session/engine_fixture.h"
 #include "tests/support/random_bytes.h"
@@ -49,7 +49,8 @@ struct TwoFileSession {
     REQUIRE(assets.empty());
     store::AssetLocation loc;
     REQUIRE(fx.store().LocateId(fa, &loc).IsNotFound());
-    REQUIRE(Names(fx.engine().ReadDir(id)) == std::vector<std::string>{".finish", ".status", "a", "dir"});
+    REQUIRE(Names(fx.engine().ReadDir(id)) ==
+            std::vector<std::string>{".finish", ".status", "a", "dir"});
     REQUIRE(fx.Lookup(dir, "b") == fb);
     REQUIRE(fx.ReadAll(fa) == a);
     REQUIRE(fx.ReadAll(fb) == b);
@@ -64,15 +65,16 @@ struct TwoFileSession {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("finish: every failure leaves the session unchanged and fixable", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("finish: every failure leaves the session unchanged and fixable", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   const bool via_handle = GENERATE(false, true);
   CAPTURE(via_handle);
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(11);
   TwoFileSession session(fx, rng);
   auto finish = [&](const std::string& manifest) {
-    return via_handle ? fx.FinishViaHandle(session.id, manifest) : fx.engine().Finish("s", manifest, nullptr);
+    return via_handle ? fx.FinishViaHandle(session.id, manifest)
+                      : fx.engine().Finish("s", manifest, nullptr);
   };
   const std::string sha_a = Sha256::Of(session.a);
   const std::string sha_b = Sha256::Of(session.b);
@@ -182,7 +184,8 @@ TEMPLATE_TEST_CASE("finish: every failure leaves the session unchanged and fixab
   }
   SECTION("CRLF line endings") {
     bad = ManifestLine(sha_a, "a") + ManifestLine(sha_b, "dir/b");
-    for (size_t pos = 0; (pos = bad.find('\n', pos)) != std::string::npos; pos += 2) bad.insert(pos, "\r");
+    for (size_t pos = 0; (pos = bad.find('\n', pos)) != std::string::npos; pos += 2)
+      bad.insert(pos, "\r");
     expected = Status::Code::kInvalidArgument;
     in_message = {"carriage return"};
   }
@@ -209,8 +212,8 @@ TEMPLATE_TEST_CASE("finish: every failure leaves the session unchanged and fixab
   fx.CheckAssetFile("s", "dir/b", session.b);
 }
 
-TEMPLATE_TEST_CASE("finish: sha256sum's escaped lines and binary marker name files", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("finish: sha256sum's escaped lines and binary marker name files", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   uint64_t s = fx.Begin("esc");
   fx.PutFile(s, "back\\slash", "one");
@@ -227,8 +230,8 @@ TEMPLATE_TEST_CASE("finish: sha256sum's escaped lines and binary marker name fil
   fx.CheckAssetFile("esc", "plain", "three");
 }
 
-TEMPLATE_TEST_CASE("finish: 100 sessions, each visible in the index the moment finish returns", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("finish: 100 sessions, each visible in the index the moment finish returns",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(100);
   for (int i = 0; i < 100; ++i) {
@@ -269,15 +272,16 @@ TEMPLATE_TEST_CASE("finish: 100 sessions, each visible in the index the moment f
   REQUIRE(usage.sessions == 0);
 }
 
-TEMPLATE_TEST_CASE("failing store: a failed commit leaves no partial asset and the session intact", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("failing store: a failed commit leaves no partial asset and the session intact",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
   const bool via_handle = GENERATE(false, true);
   CAPTURE(via_handle);
   EngineFixture fx(TestType::kBackend, FixtureOptions{.faulty = true});
   std::mt19937_64 rng(12);
   TwoFileSession session(fx, rng);
   auto finish = [&](const std::string& manifest) {
-    return via_handle ? fx.FinishViaHandle(session.id, manifest) : fx.engine().Finish("s", manifest, nullptr);
+    return via_handle ? fx.FinishViaHandle(session.id, manifest)
+                      : fx.engine().Finish("s", manifest, nullptr);
   };
 
   fx.faulty().FailSyncedApplies(true);
@@ -305,8 +309,8 @@ TEMPLATE_TEST_CASE("failing store: a failed commit leaves no partial asset and t
   fx.CheckAssetFile("s", "dir/b", session.b);
 }
 
-TEMPLATE_TEST_CASE("failing store: a failed record or blob write changes nothing", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("failing store: a failed record or blob write changes nothing", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend, FixtureOptions{.faulty = true});
   std::mt19937_64 rng(13);
   FaultyStore& faults = fx.faulty();
@@ -382,9 +386,10 @@ TEMPLATE_TEST_CASE("failing store: a failed record or blob write changes nothing
 // not commit a file whose bytes the store lost, however often it is
 // retried: the lost range is reported, reads as missing in .status, and a
 // rewrite of it finishes.
-TEMPLATE_TEST_CASE("bytes lost after they were acknowledged are never committed: .status lists them, a rewrite "
-                   "finishes",
-                   "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "bytes lost after they were acknowledged are never committed: .status lists them, a rewrite "
+    "finishes",
+    "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend, FixtureOptions{.losing_blobs = true});
   std::mt19937_64 rng(17);
   constexpr size_t kMiB = size_t{1} << 20;
@@ -443,7 +448,9 @@ TEMPLATE_TEST_CASE("bytes lost after they were acknowledged are never committed:
 // and stripe bytes go out in the background), a session file's close and
 // fsync wait for them, and report a loss: the client learns it there, and
 // .status lists the range as missing.
-TEST_CASE("records lost in the background fail the file's close and fsync: .status lists them, a rewrite finishes") {
+TEST_CASE(
+    "records lost in the background fail the file's close and fsync: .status lists them, a rewrite "
+    "finishes") {
   EngineFixture fx(Backend::kMemory, FixtureOptions{.losing_records = true});
   REQUIRE(fx.engine().CloseWaitsForWrites());
   std::mt19937_64 rng(19);

@@ -8,14 +8,14 @@
 // Helpers use Catch2 assertions: call them from the test's thread only.
 #pragma once
 
-#include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "session/clock.h"
 #include "session/engine.h"
@@ -33,7 +33,9 @@
 namespace Catch {
 template <>
 struct StringMaker<upfs::session::NodeKind> {
-  static std::string convert(upfs::session::NodeKind kind) { return std::to_string(static_cast<int>(kind)); }
+  static std::string convert(upfs::session::NodeKind kind) {
+    return std::to_string(static_cast<int>(kind));
+  }
 };
 }  // namespace Catch
 
@@ -220,7 +222,8 @@ class EngineFixture {
 
   // Commits through `.finish` as `sha256sum ... > .finish` would: open for
   // writing, write the manifest, flush (close), release.
-  Status FinishViaHandle(uint64_t session_id, std::string_view manifest, CommitInfo* info = nullptr) {
+  Status FinishViaHandle(uint64_t session_id, std::string_view manifest,
+                         CommitInfo* info = nullptr) {
     uint64_t finish = Lookup(session_id, kFinishName);
     REQUIRE(finish == session_id + 1);
     uint64_t h = OpenWrite(finish);
@@ -287,25 +290,29 @@ class EngineFixture {
     if (backend_ == Backend::kMemory && options_.losing_records) {
       auto kv = std::make_unique<upfs::testing::LosingKv>();
       losing_kv_ = kv.get();
-      auto s = store::KvStore::Open(std::move(kv), std::make_unique<store::MemoryBlobFiles>(), /*create=*/true);
+      auto s = store::KvStore::Open(std::move(kv), std::make_unique<store::MemoryBlobFiles>(),
+                                    /*create=*/true);
       REQUIRE_OK(s);
       store = std::move(s).value();
     } else if (backend_ == Backend::kMemory && options_.losing_blobs) {
       auto blobs = std::make_unique<upfs::testing::LosingBlobFiles>();
       losing_ = blobs.get();
-      auto s = store::KvStore::Open(std::make_unique<store::MemoryKv>(), std::move(blobs), /*create=*/true);
+      auto s = store::KvStore::Open(std::make_unique<store::MemoryKv>(), std::move(blobs),
+                                    /*create=*/true);
       REQUIRE_OK(s);
       store = std::move(s).value();
     } else if (backend_ == Backend::kMemory) {
       auto blobs = std::make_unique<store::MemoryBlobFiles>();
       memory_blobs_ = blobs.get();
-      auto s = store::KvStore::Open(std::make_unique<store::MemoryKv>(), std::move(blobs), /*create=*/true);
+      auto s = store::KvStore::Open(std::make_unique<store::MemoryKv>(), std::move(blobs),
+                                    /*create=*/true);
       REQUIRE_OK(s);
       store = std::move(s).value();
     } else {
       store::LevelDbOptions leveldb_options;
       if (options_.losing_blobs) {
-        leveldb_options.open_blobs = [this](const std::string& dir) -> Result<std::unique_ptr<store::BlobFiles>> {
+        leveldb_options.open_blobs =
+            [this](const std::string& dir) -> Result<std::unique_ptr<store::BlobFiles>> {
           auto base = store::DirBlobFiles::Open(dir);
           if (!base.ok()) return base.status();
           auto blobs = std::make_unique<upfs::testing::LosingBlobFiles>(std::move(base).value());
@@ -336,9 +343,9 @@ class EngineFixture {
   const FixtureOptions options_;
   const std::shared_ptr<ManualClock> clock_;
   upfs::testing::TempDir dir_;
-  store::Store* store_ = nullptr;          // owned by engine_
-  store::MemoryBlobFiles* memory_blobs_ = nullptr;  // owned by engine_
-  FaultyStore* faulty_ = nullptr;         // owned by engine_
+  store::Store* store_ = nullptr;                     // owned by engine_
+  store::MemoryBlobFiles* memory_blobs_ = nullptr;    // owned by engine_
+  FaultyStore* faulty_ = nullptr;                     // owned by engine_
   upfs::testing::LosingBlobFiles* losing_ = nullptr;  // owned by engine_
   upfs::testing::LosingKv* losing_kv_ = nullptr;      // owned by engine_
   std::unique_ptr<Engine> engine_;

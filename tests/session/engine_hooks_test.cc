@@ -76,17 +76,23 @@ TEST_CASE("hooks: the manifest line of a name sha256sum escapes", "[hooks]") {
   REQUIRE((*parsed)[0].path == "a\\b\nc\rd");
 }
 
-TEMPLATE_TEST_CASE("hooks: a refusing pre_commit leaves the session as it was, its stderr in .status",
-                   "[engine][hooks]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "hooks: a refusing pre_commit leaves the session as it was, its stderr in .status",
+    "[engine][hooks]", MemoryBackend, LevelDbBackend) {
   TempDir scripts;
   const std::string hook = scripts.Sub("pre-commit");
   const std::string seen = scripts.Sub("seen");
-  WriteScript(hook, "env | grep '^UPFS_\\|^PATH=' | sort > '" + seen + "'\n"
-                    "cp \"$UPFS_MANIFEST\" '" + seen + ".manifest'\n"
-                    "[ -e '" + scripts.Sub("allow") + "' ] && exit 0\n"
-                    "echo \"virus found in $UPFS_SESSION\" >&2\n"
-                    "echo 'second line' >&2\n"
-                    "exit 3\n");
+  WriteScript(hook, "env | grep '^UPFS_\\|^PATH=' | sort > '" + seen +
+                        "'\n"
+                        "cp \"$UPFS_MANIFEST\" '" +
+                        seen +
+                        ".manifest'\n"
+                        "[ -e '" +
+                        scripts.Sub("allow") +
+                        "' ] && exit 0\n"
+                        "echo \"virus found in $UPFS_SESSION\" >&2\n"
+                        "echo 'second line' >&2\n"
+                        "exit 3\n");
   FixtureOptions options;
   options.engine.pre_commit = hook;
   EngineFixture fx(TestType::kBackend, options);
@@ -95,7 +101,8 @@ TEMPLATE_TEST_CASE("hooks: a refusing pre_commit leaves the session as it was, i
   const uint64_t s = fx.Begin("s");
   const uint64_t fa = fx.PutFile(s, "a", a);
   fx.PutFile(fx.MakeDir(s, "dir"), "b", b);
-  const std::string manifest = ManifestLine(Sha256::Of(a), "a") + ManifestLine(Sha256::Of(b), "dir/b");
+  const std::string manifest =
+      ManifestLine(Sha256::Of(a), "a") + ManifestLine(Sha256::Of(b), "dir/b");
 
   Status refused = fx.FinishViaHandle(s, manifest);
   REQUIRE_CODE(refused, kNotPermitted);
@@ -159,16 +166,21 @@ TEMPLATE_TEST_CASE("hooks: a pre_commit past hook_timeout is killed with its chi
   }));
 }
 
-TEMPLATE_TEST_CASE("hooks: post_commit is told of every commit, retried until it succeeds, names unsplit",
-                   "[engine][hooks]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "hooks: post_commit is told of every commit, retried until it succeeds, names unsplit",
+    "[engine][hooks]", MemoryBackend, LevelDbBackend) {
   TempDir scripts;
   const std::string hook = scripts.Sub("post-commit");
   const std::string log = scripts.Sub("log");
   // Fails the first attempt for "flaky".
-  WriteScript(hook, "printf '%s|%s|%s|%s\\n' \"$UPFS_ASSET\" \"$UPFS_FILES\" \"$UPFS_BYTES\" \"$UPFS_ATTEMPT\" >> '" +
-                        log + "'\n"
-                        "[ \"$UPFS_ASSET\" = flaky ] && [ \"$UPFS_ATTEMPT\" = 1 ] && { echo 'try again' >&2; exit 1; }\n"
-                        "exit 0\n");
+  WriteScript(hook,
+              "printf '%s|%s|%s|%s\\n' \"$UPFS_ASSET\" \"$UPFS_FILES\" \"$UPFS_BYTES\" "
+              "\"$UPFS_ATTEMPT\" >> '" +
+                  log +
+                  "'\n"
+                  "[ \"$UPFS_ASSET\" = flaky ] && [ \"$UPFS_ATTEMPT\" = 1 ] && { echo 'try again' "
+                  ">&2; exit 1; }\n"
+                  "exit 0\n");
   FixtureOptions options;
   options.engine.post_commit = hook;
   EngineFixture fx(TestType::kBackend, options);
@@ -180,7 +192,8 @@ TEMPLATE_TEST_CASE("hooks: post_commit is told of every commit, retried until it
     REQUIRE_OK(fx.FinishViaHandle(s, ""));
   }
   // In any order: the retry may come before or after the later commits.
-  const std::vector<std::string> expected = {hostile + "|2|8|1", "flaky|2|8|1", "flaky|2|8|2", "plain|2|8|1"};
+  const std::vector<std::string> expected = {hostile + "|2|8|1", "flaky|2|8|1", "flaky|2|8|2",
+                                             "plain|2|8|1"};
   auto lines = [&] {
     std::vector<std::string> out;
     std::istringstream in(ReadText(log));
@@ -192,10 +205,12 @@ TEMPLATE_TEST_CASE("hooks: post_commit is told of every commit, retried until it
   std::vector<std::string> sorted = expected;
   std::sort(sorted.begin(), sorted.end());
   REQUIRE(lines() == sorted);
-  for (const char* stray : {"/pwned", "/pwned2", "/pwned3"}) REQUIRE(!std::filesystem::exists(stray));
+  for (const char* stray : {"/pwned", "/pwned2", "/pwned3"})
+    REQUIRE(!std::filesystem::exists(stray));
 }
 
-TEST_CASE("hooks: an undelivered commit notice survives a restart and is delivered after it", "[engine][hooks]") {
+TEST_CASE("hooks: an undelivered commit notice survives a restart and is delivered after it",
+          "[engine][hooks]") {
   TempDir scripts;
   const std::string hook = scripts.Sub("post-commit");
   const std::string log = scripts.Sub("log");

@@ -3,12 +3,12 @@
 // its bytes in the commit's own write, and lists it on the asset
 // (kLeftOutXattr); .status shows such files beforehand. A file that
 // matches nothing is never left out.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "session/ignore_rules.h"
 #include "tests/session/engine_fixture.h"
@@ -50,7 +50,8 @@ struct UploadWithLeftovers {
     fx.WriteAt(rsync_tmp, 0, RandomBytes(rng, 200'000));
     fx.WriteAt(rsync_tmp, 400'000, "end");
     dropped.push_back(rsync_tmp);
-    for (const char* name : {".DS_Store", "._photo.jpg", ".goutputstream-XY12ZQ", ".~lock.doc.odt#", "#draft#"}) {
+    for (const char* name :
+         {".DS_Store", "._photo.jpg", ".goutputstream-XY12ZQ", ".~lock.doc.odt#", "#draft#"}) {
       dropped.push_back(fx.PutFile(id, name, RandomBytes(rng, 5000)));
     }
     dropped.push_back(fx.PutFile(sub, ".keep.txt.swp", RandomBytes(rng, 4096)));
@@ -65,8 +66,10 @@ struct UploadWithLeftovers {
   // leftovers are gone with their bytes.
   void CheckCommitted() {
     REQUIRE(Names(fx.engine().ReadDir(fx.AssetId("s", ""))) ==
-            std::vector<std::string>{".a.tar.gz", ".hidden", ".lock.doc#", "notes~", "photo.jpg", "sub"});
-    REQUIRE(Names(fx.engine().ReadDir(fx.AssetId("s", "sub"))) == std::vector<std::string>{"keep.txt"});
+            std::vector<std::string>{".a.tar.gz", ".hidden", ".lock.doc#", "notes~", "photo.jpg",
+                                     "sub"});
+    REQUIRE(Names(fx.engine().ReadDir(fx.AssetId("s", "sub"))) ==
+            std::vector<std::string>{"keep.txt"});
     for (const auto& [path, data] : kept) fx.CheckAssetFile("s", path, data);
     REQUIRE(LeftOut(fx, "s") == kLeftOutList);
     for (uint64_t blob : dropped) {
@@ -90,22 +93,24 @@ struct UploadWithLeftovers {
 
 TEST_CASE("ignore: the default patterns match tools' leftovers and not names people give files") {
   const IgnoreRules rules(IgnoreRules::Defaults());
-  for (const char* leftover : {".big.WfEbu7", ".a.b.c.123456", "dir/.x.Ab_-9z", ".goutputstream-ABC",
-                               ".~lock.doc#", ".~lock.report.odt#", ".DS_Store", "a/b/.DS_Store", "._x",
-                               "._", ".notes.txt.swp", "#draft#"}) {
+  for (const char* leftover :
+       {".big.WfEbu7", ".a.b.c.123456", "dir/.x.Ab_-9z", ".goutputstream-ABC", ".~lock.doc#",
+        ".~lock.report.odt#", ".DS_Store", "a/b/.DS_Store", "._x", "._", ".notes.txt.swp",
+        "#draft#"}) {
     CAPTURE(leftover);
     REQUIRE(rules.Match(leftover) != nullptr);
   }
-  for (const char* meant : {"big", "big.WfEbu7", ".big", ".a.tar.gz", ".big.WfEbu", ".big.WfEbu77", "DS_Store",
-                            "x.DS_Store", "a._x", "notes~", "file.swp", ".lock.doc#", "#draft", "draft#",
-                            ".DS_Store/x", "photo.jpg", ".hidden"}) {
+  for (const char* meant : {"big", "big.WfEbu7", ".big", ".a.tar.gz", ".big.WfEbu", ".big.WfEbu77",
+                            "DS_Store", "x.DS_Store", "a._x", "notes~", "file.swp", ".lock.doc#",
+                            "#draft", "draft#", ".DS_Store/x", "photo.jpg", ".hidden"}) {
     CAPTURE(meant);
     REQUIRE(rules.Match(meant) == nullptr);
   }
   REQUIRE(IgnoreRules().Match(".DS_Store") == nullptr);
 }
 
-TEST_CASE("ignore: -o ignore lists patterns separated by ':', a '/' matches the path in the session") {
+TEST_CASE(
+    "ignore: -o ignore lists patterns separated by ':', a '/' matches the path in the session") {
   std::vector<std::string> patterns = {"kept"};
   REQUIRE_OK(IgnoreRules::ParseList("*.part:tmp/*:.DS_Store", &patterns));
   REQUIRE(patterns == std::vector<std::string>{"*.part", "tmp/*", ".DS_Store"});
@@ -114,22 +119,23 @@ TEST_CASE("ignore: -o ignore lists patterns separated by ':', a '/' matches the 
   REQUIRE(*rules.Match("a.part") == "*.part");
   REQUIRE(*rules.Match("deep/down/a.part") == "*.part");
   REQUIRE(*rules.Match("tmp/x") == "tmp/*");
-  REQUIRE(rules.Match("tmp/y/x") == nullptr);   // '*' does not match '/'
+  REQUIRE(rules.Match("tmp/y/x") == nullptr);    // '*' does not match '/'
   REQUIRE(rules.Match("sub/tmp/x") == nullptr);  // a path pattern starts at the session
   REQUIRE(rules.Match(".big.WfEbu7") == nullptr);
 
   REQUIRE_OK(IgnoreRules::ParseList("", &patterns));
   REQUIRE(patterns.empty());
   patterns = {"kept"};
-  for (std::string_view bad : std::vector<std::string_view>{":", "a::b", ":a", "a:", std::string_view("a\0b", 3)}) {
+  for (std::string_view bad :
+       std::vector<std::string_view>{":", "a::b", ":a", "a:", std::string_view("a\0b", 3)}) {
     CAPTURE(bad);
     REQUIRE_CODE(IgnoreRules::ParseList(bad, &patterns), kInvalidArgument);
     REQUIRE(patterns == std::vector<std::string>{"kept"});
   }
 }
 
-TEMPLATE_TEST_CASE("ignore: .status shows the files a commit would leave out", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("ignore: .status shows the files a commit would leave out", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(41);
   UploadWithLeftovers upload(fx, rng);
@@ -137,13 +143,17 @@ TEMPLATE_TEST_CASE("ignore: .status shows the files a commit would leave out", "
   REQUIRE(Contains(report, "\nignored: 7\n"));
   REQUIRE(Contains(report, "file: .photo.jpg.Ab3dE9\n"));
   REQUIRE(Contains(report, "\nignored: .*.[!.][!.][!.][!.][!.][!.]\n"));
-  REQUIRE(Contains(report, "file: sub/.keep.txt.swp\nlength: 4096\nreceived: 4096\nmissing: none\n"));
+  REQUIRE(
+      Contains(report, "file: sub/.keep.txt.swp\nlength: 4096\nreceived: 4096\nmissing: none\n"));
   REQUIRE(Contains(report, "\nignored: .*.swp\n"));
   REQUIRE(Contains(report, "\nignored: ._*\n"));
-  REQUIRE(Contains(report, "file: photo.jpg\nlength: 3000\nreceived: 3000\nmissing: none\nsha256: "));
+  REQUIRE(
+      Contains(report, "file: photo.jpg\nlength: 3000\nreceived: 3000\nmissing: none\nsha256: "));
   // One ignored: line per leftover, one for the count.
   size_t lines = 0;
-  for (size_t at = report.find("ignored: "); at != std::string::npos; at = report.find("ignored: ", at + 1)) ++lines;
+  for (size_t at = report.find("ignored: "); at != std::string::npos;
+       at = report.find("ignored: ", at + 1))
+    ++lines;
   REQUIRE(lines == 8);
 
   REQUIRE_OK(fx.engine().Unlink(upload.id, ".DS_Store"));
@@ -153,9 +163,10 @@ TEMPLATE_TEST_CASE("ignore: .status shows the files a commit would leave out", "
   REQUIRE(!Contains(plain.Report("t"), "ignored"));
 }
 
-TEMPLATE_TEST_CASE("ignore: an empty manifest leaves the leftovers out, frees their bytes and lists them on the "
-                   "asset",
-                   "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "ignore: an empty manifest leaves the leftovers out, frees their bytes and lists them on the "
+    "asset",
+    "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(42);
   UploadWithLeftovers upload(fx, rng);
@@ -178,18 +189,21 @@ TEMPLATE_TEST_CASE("ignore: an empty manifest leaves the leftovers out, frees th
   REQUIRE_CODE(fx.engine().SetXattr(fx.AssetId("s", ""), kLeftOutXattr, "x"), kReadOnly);
 }
 
-TEMPLATE_TEST_CASE("ignore: the manifest wins: a listed leftover is committed, an unlisted one left out, an "
-                   "unlisted file that matches nothing still fails",
-                   "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "ignore: the manifest wins: a listed leftover is committed, an unlisted one left out, an "
+    "unlisted file that matches nothing still fails",
+    "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(43);
-  const std::string data = RandomBytes(rng, 10'000), store = RandomBytes(rng, 300), tmp = RandomBytes(rng, 700);
+  const std::string data = RandomBytes(rng, 10'000), store = RandomBytes(rng, 300),
+                    tmp = RandomBytes(rng, 700);
   const uint64_t id = fx.Begin("s");
   fx.PutFile(id, "data", data);
   fx.PutFile(id, ".DS_Store", store);
   const uint64_t ftmp = fx.PutFile(id, ".data.q1W2e3", tmp);
   const uint64_t fother = fx.PutFile(id, "other", "meant");
-  const std::string manifest = ManifestLine(Sha256::Of(data), "data") + ManifestLine(Sha256::Of(store), ".DS_Store");
+  const std::string manifest =
+      ManifestLine(Sha256::Of(data), "data") + ManifestLine(Sha256::Of(store), ".DS_Store");
 
   // "other" is no leftover: the manifest must list it, as before.
   REQUIRE_CODE(fx.FinishViaHandle(id, manifest), kInvalidArgument);
@@ -204,15 +218,16 @@ TEMPLATE_TEST_CASE("ignore: the manifest wins: a listed leftover is committed, a
                kHashMismatch);
 
   REQUIRE_OK(fx.FinishViaHandle(id, manifest + ManifestLine(Sha256::Of("meant"), "other")));
-  REQUIRE(Names(fx.engine().ReadDir(fx.AssetId("s", ""))) == std::vector<std::string>{".DS_Store", "data", "other"});
+  REQUIRE(Names(fx.engine().ReadDir(fx.AssetId("s", ""))) ==
+          std::vector<std::string>{".DS_Store", "data", "other"});
   fx.CheckAssetFile("s", ".DS_Store", store);
   fx.CheckAssetFile("s", "data", data);
   REQUIRE(LeftOut(fx, "s") == ".data.q1W2e3\n");
   REQUIRE(fx.HasNoBytes(ftmp));
 }
 
-TEMPLATE_TEST_CASE("ignore: -o ignore replaces the defaults, an empty list leaves nothing out", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("ignore: -o ignore replaces the defaults, an empty list leaves nothing out",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
   SECTION("own patterns") {
     EngineFixture fx(TestType::kBackend, Ignoring({"*.part", "tmp/*"}));
     const uint64_t id = fx.Begin("s");
@@ -245,9 +260,10 @@ TEMPLATE_TEST_CASE("ignore: -o ignore replaces the defaults, an empty list leave
   }
 }
 
-TEMPLATE_TEST_CASE("ignore: user.upfs.left_out is the commit's: a session's own is refused, a commit leaving "
-                   "nothing out has none",
-                   "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "ignore: user.upfs.left_out is the commit's: a session's own is refused, a commit leaving "
+    "nothing out has none",
+    "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   const uint64_t id = fx.Begin("s");
   fx.PutFile(id, "a", "a");
@@ -258,20 +274,22 @@ TEMPLATE_TEST_CASE("ignore: user.upfs.left_out is the commit's: a session's own 
   REQUIRE(*fx.engine().GetXattr(fx.AssetId("s", ""), "user.other") == "kept");
 }
 
-TEMPLATE_TEST_CASE("ignore: a very long list of leftovers fits one xattr, the rest counted", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("ignore: a very long list of leftovers fits one xattr, the rest counted",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   const uint64_t id = fx.Begin("s");
   const std::string stem(200, 'n');
   constexpr int kLeftovers = 400;  // 400 lines of ~212 bytes: 85 KB
-  for (int i = 0; i < kLeftovers; ++i) fx.PutFile(id, "." + stem + std::to_string(1000 + i) + ".Ab3dE9", "");
+  for (int i = 0; i < kLeftovers; ++i)
+    fx.PutFile(id, "." + stem + std::to_string(1000 + i) + ".Ab3dE9", "");
   fx.PutFile(id, "meant", "m");
   REQUIRE_OK(fx.FinishViaHandle(id, ""));
   const std::string value = LeftOut(fx, "s");
   REQUIRE(value.size() <= 64 * 1024);
   const size_t listed = static_cast<size_t>(std::count(value.begin(), value.end(), '\n')) - 1;
   REQUIRE(listed > 200);
-  REQUIRE(Contains(value, "\n... (" + std::to_string(kLeftovers - listed) + " more, see the log)\n"));
+  REQUIRE(
+      Contains(value, "\n... (" + std::to_string(kLeftovers - listed) + " more, see the log)\n"));
   REQUIRE(value.rfind("." + stem + "1000.Ab3dE9\n", 0) == 0);
 }
 

@@ -1,11 +1,11 @@
 // Sessions' life: recovery after a restart, and expiry of idle sessions
 // with a fake clock.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "tests/session/engine_fixture.h"
 #include "tests/support/random_bytes.h"
@@ -25,7 +25,8 @@ TEST_CASE("recovery: a half-written session survives a restart and finishes", "[
   std::mt19937_64 rng(31);
   constexpr size_t kSize = 2'600'000;  // several stored chunks
   constexpr size_t kHalf = kSize / 2;
-  const std::string a = RandomBytes(rng, kSize), b = RandomBytes(rng, kSize), c = RandomBytes(rng, 12345);
+  const std::string a = RandomBytes(rng, kSize), b = RandomBytes(rng, kSize),
+                    c = RandomBytes(rng, 12345);
 
   uint64_t before = fx.Begin("before");
   fx.PutFile(before, "old", "committed earlier");
@@ -54,7 +55,8 @@ TEST_CASE("recovery: a half-written session survives a restart and finishes", "[
   INFO(report);
   REQUIRE(Contains(report, "state: open\n"));
   REQUIRE(Contains(report, "write_once: yes\n"));
-  REQUIRE(Contains(report, "file: dir/a\nlength: 2600000\nreceived: 1300000\nmissing: [1300000, 2600000)\n"));
+  REQUIRE(Contains(
+      report, "file: dir/a\nlength: 2600000\nreceived: 1300000\nmissing: [1300000, 2600000)\n"));
   REQUIRE(Contains(report, "file: b\nlength: 2600000\nreceived: 1300000\nmissing: [0, 1300000)\n"));
   REQUIRE(Contains(report, "file: c\nlength: 12345\nreceived: 12345\nmissing: none\n"));
   REQUIRE(fx.Lookup(kSessionsId, "s") == s);
@@ -89,7 +91,8 @@ TEST_CASE("recovery: a half-written session survives a restart and finishes", "[
   REQUIRE(fx.Lookup(kSessionsId, "fresh") == fresh);
 }
 
-TEST_CASE("recovery: a file rewritten and truncated before a restart has its final bytes", "[engine]") {
+TEST_CASE("recovery: a file rewritten and truncated before a restart has its final bytes",
+          "[engine]") {
   EngineFixture fx(Backend::kLevelDb);
   std::mt19937_64 rng(32);
   std::string data = RandomBytes(rng, 3'000'000);
@@ -142,7 +145,8 @@ TEMPLATE_TEST_CASE("expiry: only idle sessions with no open file expire: assets 
   REQUIRE_CODE(fx.engine().GetAttr(idle), kNotFound);
   REQUIRE_CODE(fx.engine().GetAttr(idle_file), kNotFound);
   REQUIRE(fx.HasNoBytes(idle_file));
-  if (fx.memory_blobs()) REQUIRE(fx.memory_blobs()->ApproximateBytes() + big.size() <= bytes_before);
+  if (fx.memory_blobs())
+    REQUIRE(fx.memory_blobs()->ApproximateBytes() + big.size() <= bytes_before);
   // The others are untouched.
   REQUIRE(fx.Lookup(kSessionsId, "busy") == busy);
   REQUIRE(fx.Lookup(kSessionsId, "active") == active);

@@ -8,7 +8,6 @@
 // Before the compact per-file state (inline SHA-256, inline single extent,
 // no per-file sink or error string) a file cost about 900 bytes and the
 // first case failed; it now costs about 590.
-#include <catch2/catch.hpp>
 #include <malloc.h>
 
 #include <atomic>
@@ -16,6 +15,8 @@
 #include <cstring>
 #include <memory>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "session/engine.h"
 #include "session/sha256.h"
@@ -41,8 +42,12 @@ class DiscardingStore : public store::Store {
  public:
   Status Apply(const store::Batch&, bool) override { return Status::OK(); }
   Result<uint64_t> NewIds(uint64_t count) override { return next_.fetch_add(count); }
-  std::unique_ptr<store::ByteSink> OpenBlob(uint64_t) override { return std::make_unique<DiscardingSink>(); }
-  std::unique_ptr<store::ByteSink> OpenCommittedBlob(uint64_t) override { return std::make_unique<DiscardingSink>(); }
+  std::unique_ptr<store::ByteSink> OpenBlob(uint64_t) override {
+    return std::make_unique<DiscardingSink>();
+  }
+  std::unique_ptr<store::ByteSink> OpenCommittedBlob(uint64_t) override {
+    return std::make_unique<DiscardingSink>();
+  }
   Status ListSessions(std::vector<store::SessionRecord>* out) const override {
     out->clear();
     return Status::OK();
@@ -51,20 +56,28 @@ class DiscardingStore : public store::Store {
     out->clear();
     return Status::OK();
   }
-  Status GetAsset(std::string_view, store::AssetRecord*) const override { return Status::NotFound("no assets"); }
-  Status GetSession(std::string_view, store::SessionRecord*) const override { return Status::NotFound("none"); }
+  Status GetAsset(std::string_view, store::AssetRecord*) const override {
+    return Status::NotFound("no assets");
+  }
+  Status GetSession(std::string_view, store::SessionRecord*) const override {
+    return Status::NotFound("none");
+  }
   Status ListAssets(std::vector<store::AssetRecord>* out) const override {
     out->clear();
     return Status::OK();
   }
-  Status GetAssetEntry(std::string_view, std::string_view, std::string_view, store::AssetEntry*) const override {
+  Status GetAssetEntry(std::string_view, std::string_view, std::string_view,
+                       store::AssetEntry*) const override {
     return Status::NotFound("no assets");
   }
-  Status ListAssetDir(std::string_view, std::string_view, std::vector<store::AssetEntry>* out) const override {
+  Status ListAssetDir(std::string_view, std::string_view,
+                      std::vector<store::AssetEntry>* out) const override {
     out->clear();
     return Status::OK();
   }
-  Status LocateId(uint64_t, store::AssetLocation*) const override { return Status::NotFound("no assets"); }
+  Status LocateId(uint64_t, store::AssetLocation*) const override {
+    return Status::NotFound("no assets");
+  }
   Status ListNotices(std::vector<std::string>* out) const override {
     out->clear();
     return Status::OK();
@@ -135,7 +148,8 @@ TEST_CASE("an open session's files cost the engine a few hundred bytes each", "[
   // The first files warm up the engine's tables; measure the rest.
   PutFile(*engine, session, "warm", data);
   int64_t before = HeapInUse();
-  for (int i = 0; i < kFiles; ++i) PutFile(*engine, session, "f" + std::to_string(i) + ".txt", data);
+  for (int i = 0; i < kFiles; ++i)
+    PutFile(*engine, session, "f" + std::to_string(i) + ".txt", data);
   int64_t per_file = (HeapInUse() - before) / kFiles;
   INFO("engine heap per file: " << per_file << " bytes");
   WARN("engine heap per file of an open session: " << per_file << " bytes");

@@ -1,12 +1,12 @@
 // The namespace: rename, unlink and rmdir inside sessions, aborting a
 // session, the read-only committed side, and unique session names.
-#include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 
 #include <random>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "tests/session/engine_fixture.h"
 #include "tests/support/random_bytes.h"
@@ -18,7 +18,8 @@ using upfs::testing::RandomBytes;
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("rename: rsync's temp file replaces the target", "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("rename: rsync's temp file replaces the target", "[engine]", MemoryBackend,
+                   LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(21);
   std::string v1 = RandomBytes(rng, 3000), v2 = RandomBytes(rng, 200'000);
@@ -62,7 +63,8 @@ TEMPLATE_TEST_CASE("rename: moves within a session, and what it refuses", "[engi
   REQUIRE_CODE(fx.engine().Rename(s, "f", s, "g", /*no_replace=*/true, nullptr), kExists);
   REQUIRE_CODE(fx.engine().Rename(s, "f", s, "d", false, nullptr), kIsDirectory);
   REQUIRE_CODE(fx.engine().Rename(s, "d", s, "f", false, nullptr), kNotDirectory);
-  REQUIRE_CODE(fx.engine().Rename(s, "d", e, "d2", false, nullptr), kInvalidArgument);  // into itself
+  REQUIRE_CODE(fx.engine().Rename(s, "d", e, "d2", false, nullptr),
+               kInvalidArgument);  // into itself
   REQUIRE_CODE(fx.engine().Rename(s, "f", s, ".finish", false, nullptr), kNotPermitted);
   REQUIRE_CODE(fx.engine().Rename(s, ".status", s, "st", false, nullptr), kNotPermitted);
   REQUIRE_CODE(fx.engine().Rename(s, "f", other, "f", false, nullptr), kCrossSession);
@@ -86,7 +88,8 @@ TEMPLATE_TEST_CASE("rename: moves within a session, and what it refuses", "[engi
   REQUIRE_CODE(fx.engine().Lookup(kAssetsId, "mv"), kNotFound);
 }
 
-TEMPLATE_TEST_CASE("rename: moving a session into assets/ commits it", "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("rename: moving a session into assets/ commits it", "[engine]", MemoryBackend,
+                   LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   uint64_t s = fx.Begin("drag");
   uint64_t f = fx.CreateFile(s, "f");
@@ -95,9 +98,11 @@ TEMPLATE_TEST_CASE("rename: moving a session into assets/ commits it", "[engine]
   REQUIRE_OK(fx.engine().SetAttr(f, grow));
   CommitInfo info;
   // Incomplete: refused with the finish error, session kept.
-  REQUIRE_CODE(fx.engine().Rename(kSessionsId, "drag", kAssetsId, "drag", false, &info), kMissingData);
+  REQUIRE_CODE(fx.engine().Rename(kSessionsId, "drag", kAssetsId, "drag", false, &info),
+               kMissingData);
   REQUIRE(fx.Lookup(kSessionsId, "drag") == s);
-  REQUIRE_CODE(fx.engine().Rename(kSessionsId, "drag", kAssetsId, "other", false, &info), kInvalidArgument);
+  REQUIRE_CODE(fx.engine().Rename(kSessionsId, "drag", kAssetsId, "other", false, &info),
+               kInvalidArgument);
   fx.WriteAt(f, 0, "0123456789");
   REQUIRE_OK(fx.engine().Rename(kSessionsId, "drag", kAssetsId, "drag", false, &info));
   REQUIRE(info.name == "drag");
@@ -141,8 +146,8 @@ TEMPLATE_TEST_CASE("unlink and rmdir inside a session", "[engine]", MemoryBacken
   REQUIRE(Names(fx.engine().ReadDir(fx.AssetId("u", ""))) == std::vector<std::string>{"keep"});
 }
 
-TEMPLATE_TEST_CASE("rmdir of an empty session directory aborts the session", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("rmdir of an empty session directory aborts the session", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(23);
   uint64_t s = fx.Begin("gone");
@@ -231,7 +236,8 @@ TEMPLATE_TEST_CASE("assets are read-only", "[engine]", MemoryBackend, LevelDbBac
   REQUIRE(Names(e.ReadDir(kAssetsId)) == std::vector<std::string>{"pub"});
 }
 
-TEMPLATE_TEST_CASE("open: a handle comes with the kind of file it is on", "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("open: a handle comes with the kind of file it is on", "[engine]", MemoryBackend,
+                   LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   Engine& e = fx.engine();
   const uint64_t s = fx.Begin("kinds");
@@ -250,8 +256,8 @@ TEMPLATE_TEST_CASE("open: a handle comes with the kind of file it is on", "[engi
   expect(fx.AssetId("kinds", "f"), OpenMode{}, NodeKind::kAssetFile);
 }
 
-TEMPLATE_TEST_CASE("names: a session name is unique across open sessions and assets", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("names: a session name is unique across open sessions and assets", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   uint64_t x = fx.Begin("x");
   REQUIRE_CODE(fx.engine().Mkdir(kSessionsId, "x", kDirMode, kAlice), kExists);
@@ -270,7 +276,8 @@ TEMPLATE_TEST_CASE("names: a session name is unique across open sessions and ass
   REQUIRE_CODE(fx.engine().Mkdir(kSessionsId, "", kDirMode, kAlice), kInvalidArgument);
   REQUIRE_CODE(fx.engine().Mkdir(kSessionsId, "a/b", kDirMode, kAlice), kInvalidArgument);
   REQUIRE_CODE(fx.engine().Mkdir(kSessionsId, "..", kDirMode, kAlice), kInvalidArgument);
-  REQUIRE_CODE(fx.engine().Mkdir(kSessionsId, std::string(256, 'n'), kDirMode, kAlice), kNameTooLong);
+  REQUIRE_CODE(fx.engine().Mkdir(kSessionsId, std::string(256, 'n'), kDirMode, kAlice),
+               kNameTooLong);
   REQUIRE_CODE(fx.engine().Create(x, ".finish", kFileMode, kAlice), kExists);
   REQUIRE_CODE(fx.engine().Mkdir(x, ".status", kDirMode, kAlice), kExists);
   fx.CreateFile(x, "f");

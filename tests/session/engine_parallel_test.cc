@@ -2,8 +2,6 @@
 // sessions committing at once.
 // Worker threads never touch Catch2 (it is not thread-safe): each records
 // its first failure, and the test thread checks them after joining.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -12,6 +10,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "tests/session/engine_fixture.h"
 #include "tests/support/random_bytes.h"
@@ -64,8 +64,8 @@ class FirstError {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("parallel: 8 threads write disjoint ranges of one file in random order", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("parallel: 8 threads write disjoint ranges of one file in random order",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(41);
   const std::string data = RandomBytes(rng, 8 * 1024 * 1024 + 12345);
@@ -84,7 +84,8 @@ TEMPLATE_TEST_CASE("parallel: 8 threads write disjoint ranges of one file in ran
       if (err.Check(h, "open")) {
         for (size_t i = t; i < pieces.size(); i += kThreads) {
           const Piece& p = pieces[i];
-          auto n = engine.Write(f, h->handle, p.offset, std::string_view(data).substr(p.offset, p.length));
+          auto n = engine.Write(f, h->handle, p.offset,
+                                std::string_view(data).substr(p.offset, p.length));
           if (!err.Check(n, "write at " + std::to_string(p.offset))) break;
           if (*n != p.length) err.Fail("short write at " + std::to_string(p.offset));
         }
@@ -130,8 +131,8 @@ TEMPLATE_TEST_CASE("parallel: 8 threads write disjoint ranges of one file in ran
 // for it (docs/performance.md, "Where the time goes", (f)). Blob reads are
 // held: a write that read back
 // would not return until they are released.
-TEMPLATE_TEST_CASE("parallel: filling a gap returns before the bytes after it are hashed", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("parallel: filling a gap returns before the bytes after it are hashed",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
   FixtureOptions options;
   options.faulty = true;
   EngineFixture f(TestType::kBackend, options);
@@ -142,8 +143,9 @@ TEMPLATE_TEST_CASE("parallel: filling a gap returns before the bytes after it ar
   uint64_t h = f.OpenWrite(file);
   f.Write(file, h, 1 << 20, std::string_view(data).substr(1 << 20));
   f.faulty().HoldBlobReads(true);
-  auto filled = std::async(std::launch::async,
-                           [&] { return f.engine().Write(file, h, 0, std::string_view(data).substr(0, 1 << 20)); });
+  auto filled = std::async(std::launch::async, [&] {
+    return f.engine().Write(file, h, 0, std::string_view(data).substr(0, 1 << 20));
+  });
   const bool returned = filled.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
   f.faulty().HoldBlobReads(false);
   REQUIRE(returned);
@@ -154,8 +156,8 @@ TEMPLATE_TEST_CASE("parallel: filling a gap returns before the bytes after it ar
   CHECK(f.faulty().blob_reads() > 0);  // the hasher (or the finish) read them back
 }
 
-TEMPLATE_TEST_CASE("parallel: 8 sessions written and finished at once from 8 threads", "[engine]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("parallel: 8 sessions written and finished at once from 8 threads", "[engine]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(43);
   struct Upload {
@@ -189,13 +191,14 @@ TEMPLATE_TEST_CASE("parallel: 8 sessions written and finished at once from 8 thr
       std::string manifest;
       for (size_t i = 0; i < u.files.size(); ++i) {
         bool in_sub = u.files[i].rfind("sub/", 0) == 0;
-        auto file = engine.Create(in_sub ? sub->id : s->id, in_sub ? u.files[i].substr(4) : u.files[i], kFileMode,
-                                  kAlice);
+        auto file = engine.Create(in_sub ? sub->id : s->id,
+                                  in_sub ? u.files[i].substr(4) : u.files[i], kFileMode, kAlice);
         if (!err.Check(file, "create")) return;
         auto h = engine.OpenHandle(file->id, OpenMode{false, true, false});
         if (!err.Check(h, "open")) return;
         for (const Piece& p : u.pieces[i]) {
-          auto n = engine.Write(file->id, h->handle, p.offset, std::string_view(u.data[i]).substr(p.offset, p.length));
+          auto n = engine.Write(file->id, h->handle, p.offset,
+                                std::string_view(u.data[i]).substr(p.offset, p.length));
           if (!err.Check(n, "write")) return;
         }
         if (!err.Check(engine.Release(file->id, h->handle), "release")) return;

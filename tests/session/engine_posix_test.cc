@@ -14,9 +14,12 @@ constexpr int64_t kSecond = 1'000'000'000;
 // Credentials as RequestCredentials would answer them.
 class FakeCredentials final : public Credentials {
  public:
-  FakeCredentials(bool fsetid, std::vector<uint32_t> groups) : fsetid_(fsetid), groups_(std::move(groups)) {}
+  FakeCredentials(bool fsetid, std::vector<uint32_t> groups)
+      : fsetid_(fsetid), groups_(std::move(groups)) {}
   bool HasCapFsetid() override { return fsetid_; }
-  bool InGroup(uint32_t gid) override { return std::find(groups_.begin(), groups_.end(), gid) != groups_.end(); }
+  bool InGroup(uint32_t gid) override {
+    return std::find(groups_.begin(), groups_.end(), gid) != groups_.end();
+  }
 
  private:
   bool fsetid_;
@@ -40,8 +43,8 @@ void RequireChangedAt(const Attr& a, int64_t now) {
   CHECK(a.ctime_ns == now);
 }
 
-TEMPLATE_TEST_CASE("times: chmod, chown, setxattr and removexattr set ctime only", "[engine][posix]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("times: chmod, chown, setxattr and removexattr set ctime only",
+                   "[engine][posix]", MemoryBackend, LevelDbBackend) {
   EngineFixture f(TestType::kBackend);
   uint64_t s = f.Begin("t");
   uint64_t file = f.PutFile(s, "a", "bytes");
@@ -70,8 +73,8 @@ TEMPLATE_TEST_CASE("times: chmod, chown, setxattr and removexattr set ctime only
   }
 }
 
-TEMPLATE_TEST_CASE("times: utimensat sets atime and mtime, and ctime to now", "[engine][posix]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("times: utimensat sets atime and mtime, and ctime to now", "[engine][posix]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture f(TestType::kBackend);
   uint64_t s = f.Begin("t");
   uint64_t file = f.PutFile(s, "a", "bytes");
@@ -94,8 +97,8 @@ TEMPLATE_TEST_CASE("times: utimensat sets atime and mtime, and ctime to now", "[
   RequireChangedAt(a, later);
 }
 
-TEMPLATE_TEST_CASE("times: create, mkdir, unlink, rmdir set the parent's mtime and ctime", "[engine][posix]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("times: create, mkdir, unlink, rmdir set the parent's mtime and ctime",
+                   "[engine][posix]", MemoryBackend, LevelDbBackend) {
   EngineFixture f(TestType::kBackend);
   uint64_t s = f.Begin("t");
   uint64_t sub = f.MakeDir(s, "sub");
@@ -117,8 +120,8 @@ TEMPLATE_TEST_CASE("times: create, mkdir, unlink, rmdir set the parent's mtime a
   }
 }
 
-TEMPLATE_TEST_CASE("times: rename sets both parents' times and the renamed node's ctime", "[engine][posix]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("times: rename sets both parents' times and the renamed node's ctime",
+                   "[engine][posix]", MemoryBackend, LevelDbBackend) {
   EngineFixture f(TestType::kBackend);
   uint64_t s = f.Begin("t");
   uint64_t from = f.MakeDir(s, "from");
@@ -138,8 +141,9 @@ TEMPLATE_TEST_CASE("times: rename sets both parents' times and the renamed node'
   CHECK(AttrOf(f, s).ctime_ns == later);
 }
 
-TEMPLATE_TEST_CASE("times: the session's times, atime included, are committed and survive a restart",
-                   "[engine][posix]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "times: the session's times, atime included, are committed and survive a restart",
+    "[engine][posix]", MemoryBackend, LevelDbBackend) {
   EngineFixture f(TestType::kBackend);
   uint64_t s = f.Begin("t");
   uint64_t dir = f.MakeDir(s, "d");
@@ -162,7 +166,8 @@ TEMPLATE_TEST_CASE("times: the session's times, atime included, are committed an
   }
   Tick(f);
   REQUIRE_OK(f.FinishViaHandle(s, ""));
-  for (auto [path, before] : {std::pair<std::string, Attr>{"d/a", file_before}, {"d", dir_before}, {"", root_before}}) {
+  for (auto [path, before] :
+       {std::pair<std::string, Attr>{"d/a", file_before}, {"d", dir_before}, {"", root_before}}) {
     CAPTURE(path);
     const Attr after = AttrOf(f, path.empty() ? f.AssetId("t", "") : f.AssetId("t", path));
     CHECK(after.atime_ns == before.atime_ns);
@@ -172,8 +177,9 @@ TEMPLATE_TEST_CASE("times: the session's times, atime included, are committed an
   CHECK(AttrOf(f, f.AssetId("t", "d/a")).atime_ns == 5 * kSecond);
 }
 
-TEMPLATE_TEST_CASE("setuid: an unprivileged write or O_TRUNC clears the bits a local filesystem clears",
-                   "[engine][posix]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "setuid: an unprivileged write or O_TRUNC clears the bits a local filesystem clears",
+    "[engine][posix]", MemoryBackend, LevelDbBackend) {
   EngineFixture f(TestType::kBackend);
   uint64_t s = f.Begin("t");
   // kAlice's files have gid 1000.
@@ -228,8 +234,8 @@ TEMPLATE_TEST_CASE("setuid: an unprivileged write or O_TRUNC clears the bits a l
   CHECK((AttrOf(f, f.AssetId("t", "f0")).mode & 07777) == 0777);
 }
 
-TEMPLATE_TEST_CASE("nlink: directories count 2 + subdirectories on both sides", "[engine][posix]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("nlink: directories count 2 + subdirectories on both sides", "[engine][posix]",
+                   MemoryBackend, LevelDbBackend) {
   EngineFixture f(TestType::kBackend);
   CHECK(AttrOf(f, kRootId).nlink == 4);
   CHECK(AttrOf(f, kSessionsId).nlink == 2);
@@ -276,8 +282,8 @@ TEMPLATE_TEST_CASE("nlink: directories count 2 + subdirectories on both sides", 
   }
 }
 
-TEMPLATE_TEST_CASE("times: sessions/ and assets/ change as sessions begin, end and commit", "[engine][posix]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("times: sessions/ and assets/ change as sessions begin, end and commit",
+                   "[engine][posix]", MemoryBackend, LevelDbBackend) {
   EngineFixture f(TestType::kBackend);
   int64_t now = Tick(f);
   uint64_t s = f.Begin("t");

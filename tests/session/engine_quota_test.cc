@@ -18,8 +18,10 @@ std::string Bytes(size_t n, char c) { return std::string(n, c); }
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("quota: writes past -o quota fail and store nothing, and commits, truncates and unlinks give back",
-                   "[engine][quota]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "quota: writes past -o quota fail and store nothing, and commits, truncates and unlinks give "
+    "back",
+    "[engine][quota]", MemoryBackend, LevelDbBackend) {
   FixtureOptions options;
   options.engine.quota_bytes = 100'000;
   EngineFixture fx(TestType::kBackend, options);
@@ -35,7 +37,8 @@ TEMPLATE_TEST_CASE("quota: writes past -o quota fail and store nothing, and comm
   REQUIRE(fx.Size(b) == 40'000);
   std::string report = fx.Report("s2");
   CAPTURE(report);
-  REQUIRE(Contains(report, "quota: uid 1000 holds 100000 of 100000 bytes, 2 sessions (no limit)\n"));
+  REQUIRE(
+      Contains(report, "quota: uid 1000 holds 100000 of 100000 bytes, 2 sessions (no limit)\n"));
   REQUIRE(Contains(report, "-o quota"));  // last_error names the limit
   // Rewriting bytes already received costs nothing.
   fx.Write(b, hb, 0, Bytes(40'000, 'B'));
@@ -62,7 +65,8 @@ TEMPLATE_TEST_CASE("quota: writes past -o quota fail and store nothing, and comm
   // A commit gives back the session's bytes: committed assets do not count.
   REQUIRE_OK(fx.FinishViaHandle(s1, ""));
   fx.PutFile(s2, "e", Bytes(50'000, 'e'));
-  REQUIRE(Contains(fx.Report("s2"), "quota: uid 1000 holds 100000 of 100000 bytes, 1 sessions (no limit)\n"));
+  REQUIRE(Contains(fx.Report("s2"),
+                   "quota: uid 1000 holds 100000 of 100000 bytes, 1 sessions (no limit)\n"));
   // So does an abort.
   REQUIRE_OK(e.Unlink(s2, "c"));
   REQUIRE_OK(e.Unlink(s2, "d"));
@@ -70,11 +74,13 @@ TEMPLATE_TEST_CASE("quota: writes past -o quota fail and store nothing, and comm
   REQUIRE_OK(e.Rmdir(kSessionsId, "s2"));
   const uint64_t s3 = fx.Begin("s3");
   fx.PutFile(s3, "g", Bytes(100'000, 'g'));
-  REQUIRE(Contains(fx.Report("s3"), "quota: uid 1000 holds 100000 of 100000 bytes, 1 sessions (no limit)\n"));
+  REQUIRE(Contains(fx.Report("s3"),
+                   "quota: uid 1000 holds 100000 of 100000 bytes, 1 sessions (no limit)\n"));
 }
 
-TEMPLATE_TEST_CASE("quota: -o max_sessions refuses mkdir past the limit, root exempt, ends give back",
-                   "[engine][quota]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "quota: -o max_sessions refuses mkdir past the limit, root exempt, ends give back",
+    "[engine][quota]", MemoryBackend, LevelDbBackend) {
   FixtureOptions options;
   options.engine.max_sessions = 2;
   EngineFixture fx(TestType::kBackend, options);
@@ -86,7 +92,8 @@ TEMPLATE_TEST_CASE("quota: -o max_sessions refuses mkdir past the limit, root ex
   REQUIRE(Contains(refused.status().message(), "max_sessions"));
   REQUIRE_CODE(e.Lookup(kSessionsId, "s3"), kNotFound);
   REQUIRE_OK(e.Mkdir(kSessionsId, "bob", kDirMode, kBob));
-  for (const char* name : {"r1", "r2", "r3"}) REQUIRE_OK(e.Mkdir(kSessionsId, name, kDirMode, kRoot));
+  for (const char* name : {"r1", "r2", "r3"})
+    REQUIRE_OK(e.Mkdir(kSessionsId, name, kDirMode, kRoot));
   REQUIRE_OK(e.Rmdir(kSessionsId, "s1"));
   fx.Begin("s3");
   REQUIRE_CODE(e.Mkdir(kSessionsId, "s4", kDirMode, kAlice), kQuotaExceeded);
@@ -105,7 +112,8 @@ TEST_CASE("quota: the count is rebuilt from the store at a restart", "[engine][q
   // Rewritten bytes count once.
   fx.WriteAt(b, 0, Bytes(40'000, 'B'));
   fx.Reopen();
-  REQUIRE(Contains(fx.Report("s1"), "quota: uid 1000 holds 70000 of 100000 bytes, 2 of 2 sessions\n"));
+  REQUIRE(
+      Contains(fx.Report("s1"), "quota: uid 1000 holds 70000 of 100000 bytes, 2 of 2 sessions\n"));
   REQUIRE_CODE(fx.engine().Mkdir(kSessionsId, "s3", kDirMode, kAlice), kQuotaExceeded);
   const uint64_t c = fx.CreateFile(s1, "c");
   const uint64_t h = fx.OpenWrite(c);

@@ -1,13 +1,13 @@
 // Engine::GetStats (metrics): commits and failed finishes by reason, bytes
 // received once each and committed, the finish histogram, quota refusals
 // and pre_commit runs.
-#include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 
 #include <fstream>
 #include <numeric>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "tests/session/engine_fixture.h"
 #include "tests/support/temp_dir.h"
@@ -41,7 +41,8 @@ TEMPLATE_TEST_CASE("stats: commits, failed finishes by reason, bytes received on
   CHECK(stats.open_sessions == 1);
   CHECK(stats.bytes_received == 1505);
 
-  const std::string wrong = ManifestLine(std::string(64, '0'), "a") + ManifestLine(Sha256::Of("bytes"), "b");
+  const std::string wrong =
+      ManifestLine(std::string(64, '0'), "a") + ManifestLine(Sha256::Of("bytes"), "b");
   REQUIRE_CODE(fx.engine().Finish("s", wrong, nullptr), kHashMismatch);
   REQUIRE_CODE(fx.engine().Finish("s", "not a manifest\n", nullptr), kInvalidArgument);
   stats = fx.engine().GetStats();
@@ -62,8 +63,8 @@ TEMPLATE_TEST_CASE("stats: commits, failed finishes by reason, bytes received on
   CHECK(stats.pre_commit_runs == 0);
 }
 
-TEMPLATE_TEST_CASE("stats: quota refusals and pre_commit runs and refusals", "[engine][stats]", MemoryBackend,
-                   LevelDbBackend) {
+TEMPLATE_TEST_CASE("stats: quota refusals and pre_commit runs and refusals", "[engine][stats]",
+                   MemoryBackend, LevelDbBackend) {
   upfs::testing::TempDir scripts;
   const std::string hook = scripts.Sub("pre-commit");
   {

@@ -3,10 +3,10 @@
 // --hdd creates its file, unlinks it and only then writes, fstats and
 // reads it back. Its bytes are freed with the last handle, or with the
 // session, and never become part of a commit.
-#include <catch2/catch.hpp>
-
 #include <random>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "tests/session/engine_fixture.h"
 #include "tests/support/random_bytes.h"
@@ -22,7 +22,8 @@ uint64_t OpenReadWrite(EngineFixture& fx, uint64_t id) {
   return h->handle;
 }
 
-std::string ReadThrough(EngineFixture& fx, uint64_t id, uint64_t handle, uint64_t offset, size_t size) {
+std::string ReadThrough(EngineFixture& fx, uint64_t id, uint64_t handle, uint64_t offset,
+                        size_t size) {
   auto bytes = fx.engine().Read(id, handle, offset, size);
   REQUIRE_OK(bytes);
   return *bytes;
@@ -30,8 +31,9 @@ std::string ReadThrough(EngineFixture& fx, uint64_t id, uint64_t handle, uint64_
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("unlinked while open: writes, reads, fstat and ftruncate work until the last close",
-                   "[engine]", MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "unlinked while open: writes, reads, fstat and ftruncate work until the last close", "[engine]",
+    MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(41);
   const std::string a = RandomBytes(rng, 300'000), b = RandomBytes(rng, 70'000);
@@ -80,8 +82,9 @@ TEMPLATE_TEST_CASE("unlinked while open: writes, reads, fstat and ftruncate work
   REQUIRE(fx.AssetId("hdd", "keep") == keep);
 }
 
-TEMPLATE_TEST_CASE("unlinked while open: a commit or an abort frees its bytes and stales the handle", "[engine]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE(
+    "unlinked while open: a commit or an abort frees its bytes and stales the handle", "[engine]",
+    MemoryBackend, LevelDbBackend) {
   EngineFixture fx(TestType::kBackend);
   std::mt19937_64 rng(42);
   const std::string data = RandomBytes(rng, 1'500'000);
@@ -93,7 +96,8 @@ TEMPLATE_TEST_CASE("unlinked while open: a commit or an abort frees its bytes an
     uint64_t h = OpenReadWrite(fx, f);
     REQUIRE_OK(fx.engine().Unlink(s, "gone"));
     // The manifest cannot name it: it is not a file of the session.
-    REQUIRE_CODE(fx.engine().Finish("c", ManifestLine(Sha256::Of(data), "gone"), nullptr), kInvalidArgument);
+    REQUIRE_CODE(fx.engine().Finish("c", ManifestLine(Sha256::Of(data), "gone"), nullptr),
+                 kInvalidArgument);
     REQUIRE_OK(fx.engine().Finish("c", "", nullptr));
     REQUIRE_CODE(fx.engine().Lookup(fx.AssetId("c", ""), "gone"), kNotFound);
     REQUIRE(fx.HasNoBytes(f));

@@ -1,13 +1,13 @@
 // ExtentMap against a byte-per-byte model: random adds and truncates on a
 // small file, every query checked after each step. Covers the inline
 // single-range form and the switches to and from the map.
-#include <catch2/catch.hpp>
+#include "session/extent_map.h"
 
 #include <cstdint>
 #include <random>
 #include <vector>
 
-#include "session/extent_map.h"
+#include <catch2/catch.hpp>
 
 namespace upfs::session {
 namespace {
@@ -35,7 +35,8 @@ void CheckSame(const ExtentMap& map, const std::vector<bool>& have) {
   uint64_t received = 0;
   for (const Extent& e : all) received += e.end - e.begin;
   REQUIRE(map.BytesReceived() == received);
-  for (uint64_t len : {uint64_t{0}, kSize / 3, kSize}) REQUIRE(map.Missing(len) == Runs(have, 0, len, false));
+  for (uint64_t len : {uint64_t{0}, kSize / 3, kSize})
+    REQUIRE(map.Missing(len) == Runs(have, 0, len, false));
   for (uint64_t b = 0; b <= kSize; b += 5) {
     for (uint64_t e = b; e <= kSize; e += 7) {
       REQUIRE(map.Covered(b, e) == Runs(have, b, e, true));

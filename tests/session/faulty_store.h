@@ -65,7 +65,8 @@ class FaultyStore : public store::Store {
     }
     if (fail) {
       ++faults_->injected_failures;
-      return Status::IOError(std::string("injected failure of ") + (sync ? "a synced" : "an unsynced") + " Apply");
+      return Status::IOError(std::string("injected failure of ") +
+                             (sync ? "a synced" : "an unsynced") + " Apply");
     }
     return base_->Apply(batch, sync);
   }
@@ -76,7 +77,9 @@ class FaultyStore : public store::Store {
   std::unique_ptr<store::ByteSink> OpenCommittedBlob(uint64_t blob) override {
     return std::make_unique<FaultySink>(base_->OpenCommittedBlob(blob), faults_);
   }
-  Status ListSessions(std::vector<store::SessionRecord>* out) const override { return base_->ListSessions(out); }
+  Status ListSessions(std::vector<store::SessionRecord>* out) const override {
+    return base_->ListSessions(out);
+  }
   Status GetSession(std::string_view name, store::SessionRecord* out) const override {
     return base_->GetSession(name, out);
   }
@@ -86,7 +89,9 @@ class FaultyStore : public store::Store {
   Status GetAsset(std::string_view name, store::AssetRecord* out) const override {
     return base_->GetAsset(name, out);
   }
-  Status ListAssets(std::vector<store::AssetRecord>* out) const override { return base_->ListAssets(out); }
+  Status ListAssets(std::vector<store::AssetRecord>* out) const override {
+    return base_->ListAssets(out);
+  }
   Status GetAssetEntry(std::string_view asset, std::string_view dir, std::string_view name,
                        store::AssetEntry* out) const override {
     return base_->GetAssetEntry(asset, dir, name, out);
@@ -95,12 +100,19 @@ class FaultyStore : public store::Store {
                       std::vector<store::AssetEntry>* out) const override {
     return base_->ListAssetDir(asset, dir, out);
   }
-  Status LocateId(uint64_t id, store::AssetLocation* out) const override { return base_->LocateId(id, out); }
-  Status ListNotices(std::vector<std::string>* out) const override { return base_->ListNotices(out); }
-  Status ListAssetEntries(std::string_view asset, std::vector<store::AssetEntry>* out) const override {
+  Status LocateId(uint64_t id, store::AssetLocation* out) const override {
+    return base_->LocateId(id, out);
+  }
+  Status ListNotices(std::vector<std::string>* out) const override {
+    return base_->ListNotices(out);
+  }
+  Status ListAssetEntries(std::string_view asset,
+                          std::vector<store::AssetEntry>* out) const override {
     return base_->ListAssetEntries(asset, out);
   }
-  Status ListRemovedBlobs(std::vector<uint64_t>* out) const override { return base_->ListRemovedBlobs(out); }
+  Status ListRemovedBlobs(std::vector<uint64_t>* out) const override {
+    return base_->ListRemovedBlobs(out);
+  }
   Status Compact() override { return base_->Compact(); }
 
  private:
@@ -126,7 +138,8 @@ class FaultyStore : public store::Store {
     Status WriteAt(uint64_t offset, std::string_view data) override {
       if (faults_->fail_blob_writes) {
         ++faults_->injected_failures;
-        return Status::IOError("injected failure of a blob write at offset " + std::to_string(offset));
+        return Status::IOError("injected failure of a blob write at offset " +
+                               std::to_string(offset));
       }
       return base_->WriteAt(offset, data);
     }

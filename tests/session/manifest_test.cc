@@ -1,10 +1,10 @@
 // ParseManifest: what sha256sum prints is accepted, anything else is
 // refused with the line that is wrong.
-#include <catch2/catch.hpp>
+#include "session/manifest.h"
 
 #include <string>
 
-#include "session/manifest.h"
+#include <catch2/catch.hpp>
 
 namespace upfs::session {
 namespace {
@@ -16,8 +16,8 @@ const std::string kHash = "0123456789abcdef0123456789abcdef0123456789abcdef01234
 TEST_CASE("manifest: sha256sum's text, binary and escaped forms parse", "[manifest]") {
   std::string upper = kHash;
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  auto lines = ParseManifest(kHash + "  a\n" + upper + " *dir/./b c\n" + "\\" + kHash + "  x\\\\y\\nz\\r\n" +
-                             kHash + "  last-without-newline");
+  auto lines = ParseManifest(kHash + "  a\n" + upper + " *dir/./b c\n" + "\\" + kHash +
+                             "  x\\\\y\\nz\\r\n" + kHash + "  last-without-newline");
   INFO(lines.status().ToString());
   REQUIRE(lines.ok());
   REQUIRE(lines->size() == 4);

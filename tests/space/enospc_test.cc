@@ -5,9 +5,6 @@
 // keeps every byte accepted before it, and the store takes writes again
 // once space is back, without being reopened by its user; deleting a blob
 // gives its space back.
-#include <catch2/catch.hpp>
-#include <leveldb/env.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -15,6 +12,9 @@
 #include <memory>
 #include <string>
 #include <thread>
+
+#include <catch2/catch.hpp>
+#include <leveldb/env.h>
 
 #include "store/kv_store.h"
 #include "store/leveldb_kv.h"
@@ -60,8 +60,12 @@ class FullDiskEnv : public leveldb::EnvWrapper {
       base_->Flush();
       return env_->NoSpace(name_);
     }
-    leveldb::Status Flush() override { return env_->Fails(name_) ? env_->NoSpace(name_) : base_->Flush(); }
-    leveldb::Status Sync() override { return env_->Fails(name_) ? env_->NoSpace(name_) : base_->Sync(); }
+    leveldb::Status Flush() override {
+      return env_->Fails(name_) ? env_->NoSpace(name_) : base_->Flush();
+    }
+    leveldb::Status Sync() override {
+      return env_->Fails(name_) ? env_->NoSpace(name_) : base_->Sync();
+    }
     leveldb::Status Close() override { return base_->Close(); }
 
    private:
@@ -74,9 +78,12 @@ class FullDiskEnv : public leveldb::EnvWrapper {
     if (!full_) return false;
     auto ends = [&](std::string_view s) { return name.size() >= s.size() && name.ends_with(s); };
     switch (target_.load()) {
-      case Target::kLogs: return ends(".log");
-      case Target::kTables: return ends(".ldb");
-      case Target::kAll: return true;
+      case Target::kLogs:
+        return ends(".log");
+      case Target::kTables:
+        return ends(".ldb");
+      case Target::kAll:
+        return true;
     }
     return true;
   }
@@ -144,7 +151,8 @@ constexpr size_t kPiece = 64 << 10;
 
 // Writes pieces of blob `blob` from piece 0 on until one fails; returns
 // how many succeeded and the failure.
-std::pair<size_t, Status> WriteUntilFailure(Store& store, uint64_t blob, size_t max_pieces, size_t piece = kPiece) {
+std::pair<size_t, Status> WriteUntilFailure(Store& store, uint64_t blob, size_t max_pieces,
+                                            size_t piece = kPiece) {
   auto sink = store.OpenBlob(blob);
   for (size_t i = 0; i < max_pieces; ++i) {
     Status st = sink->WriteAt(i * piece, Pattern(piece, blob * 1000 + i));
@@ -159,7 +167,8 @@ Status RetryUntilOk(const std::function<Status()>& write) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   Status st;
   while (!(st = write()).ok() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling interval, not a synchronisation
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(20));  // polling interval, not a synchronisation
   }
   return st;
 }
@@ -199,12 +208,15 @@ TEST_CASE("enospc: upload data is refused below the reserve, records are not", "
   CHECK(fx.Read(20, 0, 2 * kPiece) == Pattern(kPiece, 1) + Pattern(kPiece, 2));
 }
 
-TEST_CASE("enospc: a write LevelDB fails with ENOSPC is NoSpace, and the store recovers once space is back",
-          "[space]") {
-  const auto target = GENERATE(FullDiskEnv::Target::kLogs, FullDiskEnv::Target::kTables, FullDiskEnv::Target::kAll);
+TEST_CASE(
+    "enospc: a write LevelDB fails with ENOSPC is NoSpace, and the store recovers once space is "
+    "back",
+    "[space]") {
+  const auto target =
+      GENERATE(FullDiskEnv::Target::kLogs, FullDiskEnv::Target::kTables, FullDiskEnv::Target::kAll);
   INFO("failing writes of " << (target == FullDiskEnv::Target::kLogs     ? "logs"
                                 : target == FullDiskEnv::Target::kTables ? "tables"
-                                                                          : "all files"));
+                                                                         : "all files"));
   constexpr uint64_t kReserve = 1 << 20;
   Fixture fx(kReserve);
   // Small pieces: each is an extent record in LevelDB (the bytes go to the
@@ -238,12 +250,16 @@ TEST_CASE("enospc: a write LevelDB fails with ENOSPC is NoSpace, and the store r
   fx.free_bytes = uint64_t{1} << 40;
   // Now writes resume (after the reopen), with no restart by the caller.
   auto sink = fx.store->OpenBlob(21);
-  REQUIRE(RetryUntilOk([&] { return sink->WriteAt(accepted * kPiece, Pattern(kPiece, 21 * 1000 + accepted)); }).ok());
-  for (size_t i = accepted + 1; i < accepted + 8; ++i) REQUIRE(sink->WriteAt(i * kPiece, Pattern(kPiece, 21 * 1000 + i)).ok());
+  REQUIRE(RetryUntilOk([&] {
+            return sink->WriteAt(accepted * kPiece, Pattern(kPiece, 21 * 1000 + accepted));
+          }).ok());
+  for (size_t i = accepted + 1; i < accepted + 8; ++i)
+    REQUIRE(sink->WriteAt(i * kPiece, Pattern(kPiece, 21 * 1000 + i)).ok());
 
   // Every byte accepted before, during and after, also after a reopen.
   auto check = [&] {
-    for (size_t i = 0; i < before; ++i) REQUIRE(fx.Read(20, i * kPiece, kPiece) == Pattern(kPiece, 20 * 1000 + i));
+    for (size_t i = 0; i < before; ++i)
+      REQUIRE(fx.Read(20, i * kPiece, kPiece) == Pattern(kPiece, 20 * 1000 + i));
     for (size_t i = 0; i < accepted + 8; ++i) {
       INFO("piece " << i);
       REQUIRE(fx.Read(21, i * kPiece, kPiece) == Pattern(kPiece, 21 * 1000 + i));
@@ -267,7 +283,8 @@ TEST_CASE("enospc: deleting a blob gives its disk space back", "[space]") {
   // Reclaimed in the background: poll (every 20 ms, for up to 10 s).
   uint64_t after = full;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while ((after = DirectoryBytes(fx.dir.path())) + (30 << 20) >= full && std::chrono::steady_clock::now() < deadline) {
+  while ((after = DirectoryBytes(fx.dir.path())) + (30 << 20) >= full &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   INFO("store: " << full << " bytes with the blob, " << after << " after deleting it");

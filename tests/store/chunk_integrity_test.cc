@@ -2,10 +2,10 @@
 // its extent record, and a committed blob has no holes. Damage is made in
 // the blob files behind the store's back (as a failing disk, a bug in upfs
 // or a tool editing the files would), so only upfs's checks can catch it.
-#include <catch2/catch.hpp>
-
 #include <map>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "tests/store/store_fixture.h"
 #include "tests/support/status_assertions.h"
@@ -24,7 +24,9 @@ Status ReadInto(const ByteSink& sink, uint64_t offset, size_t n, std::string* ou
   return sink.ReadAt(offset, n, out->data());
 }
 
-bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool Contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -48,8 +50,10 @@ TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checks
   std::string out;
   for (const auto& reader : {fx.store().OpenBlob(blob), fx.store().OpenCommittedBlob(blob)}) {
     // Any read touching the chunk fails, naming the blob and its offset.
-    for (auto [offset, n] : {std::pair<uint64_t, size_t>{damaged + 1234, 1}, {0, data.size()},
-                             {damaged - 10, 20}, {damaged + kMaxChunkBytes - 1, 1}}) {
+    for (auto [offset, n] : {std::pair<uint64_t, size_t>{damaged + 1234, 1},
+                             {0, data.size()},
+                             {damaged - 10, 20},
+                             {damaged + kMaxChunkBytes - 1, 1}}) {
       INFO("read of " << n << " bytes at " << offset);
       Status st = ReadInto(*reader, offset, n, &out);
       REQUIRE(st.code() == Status::Code::kCorruption);
@@ -76,8 +80,9 @@ TEMPLATE_TEST_CASE("integrity: a chunk changed behind the store fails its checks
   CHECK(out == data);
 }
 
-TEMPLATE_TEST_CASE("integrity: a changed extent record, or one whose bytes are gone, fails the read",
-                   "[store][integrity]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE(
+    "integrity: a changed extent record, or one whose bytes are gone, fails the read",
+    "[store][integrity]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 42;
   // Past kInlineChunkEnd, so the bytes are in the blob files.
@@ -90,7 +95,8 @@ TEMPLATE_TEST_CASE("integrity: a changed extent record, or one whose bytes are g
 
   SECTION("a checksum that is not the bytes'") {
     KvWrite w;
-    w.Put(keys::Extent(blob, at + 2000), EncodeExtentValue(3000, ChunkChecksum(data.substr(2000)) ^ 1));
+    w.Put(keys::Extent(blob, at + 2000),
+          EncodeExtentValue(3000, ChunkChecksum(data.substr(2000)) ^ 1));
     REQUIRE_OK(fx.kv().Commit(w, true));
     Status st = ReadInto(*sink, at + 1990, 20, &out);
     CHECK(st.code() == Status::Code::kCorruption);
@@ -116,8 +122,9 @@ TEMPLATE_TEST_CASE("integrity: a changed extent record, or one whose bytes are g
   }
 }
 
-TEMPLATE_TEST_CASE("integrity: an inline chunk's bytes are checked against its checksum like any other",
-                   "[store][integrity]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE(
+    "integrity: an inline chunk's bytes are checked against its checksum like any other",
+    "[store][integrity]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 44;
   const std::string data = Pattern(5000, 'i');
@@ -152,8 +159,9 @@ TEMPLATE_TEST_CASE("integrity: an inline chunk's bytes are checked against its c
   CHECK(Contains(st.message(), "malformed extent record for blob 44"));
 }
 
-TEMPLATE_TEST_CASE("integrity: a committed blob's hole is corruption, a session blob's hole reads as zeros",
-                   "[store][integrity]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE(
+    "integrity: a committed blob's hole is corruption, a session blob's hole reads as zeros",
+    "[store][integrity]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 43;
   auto sink = fx.store().OpenBlob(blob);
@@ -166,7 +174,8 @@ TEMPLATE_TEST_CASE("integrity: a committed blob's hole is corruption, a session 
   REQUIRE_OK(ReadInto(*session, 500, 3000, &out));
   CHECK(out == std::string(500, 'x') + std::string(2000, '\0') + std::string(500, 'y'));
 
-  for (auto [offset, n] : {std::pair<uint64_t, size_t>{500, 3000}, {1000, 1}, {2999, 2}, {3500, 1000}}) {
+  for (auto [offset, n] :
+       {std::pair<uint64_t, size_t>{500, 3000}, {1000, 1}, {2999, 2}, {3500, 1000}}) {
     INFO("read of " << n << " bytes at " << offset);
     Status st = ReadInto(*committed, offset, n, &out);
     REQUIRE(st.code() == Status::Code::kCorruption);
@@ -185,7 +194,8 @@ TEMPLATE_TEST_CASE("integrity: a committed blob's hole is corruption, a session 
   CHECK(out == std::string(10, '\0'));
 }
 
-TEST_CASE("integrity: a store of format 1 (no chunk checksums) is refused with both versions", "[store][integrity]") {
+TEST_CASE("integrity: a store of format 1 (no chunk checksums) is refused with both versions",
+          "[store][integrity]") {
   auto kv = std::make_unique<MemoryKv>();
   KvWrite w;
   w.Put(std::string(keys::kFormatKey), "upfs-store 1");

@@ -6,14 +6,14 @@
 // between where it seeks and the next live key, so a seek that leaves a
 // blob's own keys walks the deleted records of every session before it.
 // Not timed: Kv::ThreadKeyComparisons counts the work itself.
-#include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "store/kv_store.h"
 #include "tests/store/store_fixture.h"
@@ -67,8 +67,8 @@ void AddSession(Store& store, std::mt19937_64& rng, bool commit) {
     }
   }
   end.Delete(session);
-  REQUIRE_OK(store.Apply(end, /*sync=*/false));  // the daemon syncs a commit; irrelevant here, and slow
-
+  REQUIRE_OK(
+      store.Apply(end, /*sync=*/false));  // the daemon syncs a commit; irrelevant here, and slow
 }
 
 // The operations of a one-file upload, each with the key comparisons it
@@ -93,7 +93,8 @@ class Upload {
   }
 
   void Finish() {
-    Measure("append", [&] { REQUIRE_OK(Blob()->WriteAt(kUploadBytes, RandomBytes(rng_, kUploadBytes))); });
+    Measure("append",
+            [&] { REQUIRE_OK(Blob()->WriteAt(kUploadBytes, RandomBytes(rng_, kUploadBytes))); });
     Measure("overwrite", [&] { REQUIRE_OK(Blob()->WriteAt(1000, RandomBytes(rng_, 5000))); });
     std::string out(2 * kUploadBytes, '\0');
     Measure("read", [&] { REQUIRE_OK(Blob()->ReadAt(0, out.size(), out.data())); });
@@ -157,7 +158,9 @@ class Upload {
 enum class History { kCommitted, kAborted, kBoth };
 
 const char* HistoryName(History h) {
-  return h == History::kCommitted ? "committed" : h == History::kAborted ? "aborted" : "committed and aborted";
+  return h == History::kCommitted ? "committed"
+         : h == History::kAborted ? "aborted"
+                                  : "committed and aborted";
 }
 
 void AddHistory(StoreFixture& fx, std::mt19937_64& rng, History history) {
@@ -172,28 +175,30 @@ void AddHistory(StoreFixture& fx, std::mt19937_64& rng, History history) {
 // keys held (the history adds some 10 000), but never in proportion to the
 // history: a walk over its deleted keys is thousands of comparisons (one
 // 24 KiB write that stepped out of its blob's keys made 18 000 to 390 000).
-void RequireSameWork(const std::map<std::string, uint64_t>& fresh, const std::map<std::string, uint64_t>& aged) {
+void RequireSameWork(const std::map<std::string, uint64_t>& fresh,
+                     const std::map<std::string, uint64_t>& aged) {
   REQUIRE(fresh.size() == aged.size());
   for (const auto& [op, cost] : fresh) {
     const uint64_t bound = 4 * cost + 128;
     INFO(op << ": " << cost << " key comparisons on a fresh store, " << aged.at(op) << " after "
-            << kHistorySessions << " sessions of " << kFilesPerSession << " files (bound " << bound << ")");
+            << kHistorySessions << " sessions of " << kFilesPerSession << " files (bound " << bound
+            << ")");
     CHECK(aged.at(op) <= bound);
   }
 }
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("history: an upload costs the same after many committed or aborted sessions", "[store][history]",
-                   MemoryBackend, LevelDbBackend) {
+TEMPLATE_TEST_CASE("history: an upload costs the same after many committed or aborted sessions",
+                   "[store][history]", MemoryBackend, LevelDbBackend) {
   const auto history = GENERATE(History::kCommitted, History::kAborted, History::kBoth);
   // The file begun before the history: its blob's keys sort before the
   // history's deleted ones, which then lie after it, not before.
   const bool begun_before = GENERATE(false, true);
   const bool reopen = GENERATE(false, true);
   if (reopen && TestType::kBackend != Backend::kLevelDb) return;  // nothing outlives a MemoryKv
-  INFO(kHistorySessions << " sessions " << HistoryName(history) << "; the file begun before them: " << begun_before
-                         << "; reopened after them: " << reopen);
+  INFO(kHistorySessions << " sessions " << HistoryName(history) << "; the file begun before them: "
+                        << begun_before << "; reopened after them: " << reopen);
   std::mt19937_64 rng(11);
 
   StoreFixture fresh_fx(TestType::kBackend, LevelDbBlobs::kMemory);

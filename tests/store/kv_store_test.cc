@@ -1,7 +1,7 @@
 // KvStore against both backends: blob bytes at any offset and size, the
 // chunk layout under overlapping rewrites, truncation and deletion in
 // batches, record round trips, ids, and a randomized model check.
-#include <catch2/catch.hpp>
+#include "store/kv_store.h"
 
 #include <algorithm>
 #include <atomic>
@@ -18,7 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include "store/kv_store.h"
+#include <catch2/catch.hpp>
+
 #include "store/memory_kv.h"
 #include "store/records.h"
 #include "tests/store/store_fixture.h"
@@ -143,11 +144,12 @@ std::vector<OverlapPattern> OverlapPatterns() {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("blob: bytes written at any offset and size read back", "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("blob: bytes written at any offset and size read back", "[store]",
+                   UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(1);
-  const std::vector<uint64_t> sizes = {1, 7, 4096, kMaxChunkBytes - 1, kMaxChunkBytes, kMaxChunkBytes + 1,
-                                       2 * kMaxChunkBytes + 3};
+  const std::vector<uint64_t> sizes = {
+      1, 7, 4096, kMaxChunkBytes - 1, kMaxChunkBytes, kMaxChunkBytes + 1, 2 * kMaxChunkBytes + 3};
   const std::vector<uint64_t> offsets = {0, 1, 4095, 3 * kMiB + 17, uint64_t{1} << 40};
   uint64_t blob = 100;
   for (uint64_t size : sizes) {
@@ -172,7 +174,8 @@ TEMPLATE_TEST_CASE("blob: bytes written at any offset and size read back", "[sto
   }
 }
 
-TEMPLATE_TEST_CASE("blob: gaps and never-written blobs read as zeros", "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("blob: gaps and never-written blobs read as zeros", "[store]",
+                   UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   auto sink = fx.store().OpenBlob(7);
   REQUIRE(Read(*sink, 0, 5000) == std::string(5000, '\0'));
@@ -193,8 +196,9 @@ TEMPLATE_TEST_CASE("blob: gaps and never-written blobs read as zeros", "[store]"
   REQUIRE(Read(*fx.store().OpenBlob(8), 0, 2000) == std::string(2000, '\0'));
 }
 
-TEMPLATE_TEST_CASE("blob: bytes the blob files hold where no record is read as zeros, by reads of any alignment",
-                   "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE(
+    "blob: bytes the blob files hold where no record is read as zeros, by reads of any alignment",
+    "[store]", UPFS_STORE_BACKENDS) {
   // A read whose chunks lie within it takes their bytes straight into the
   // caller's buffer, in one read from the first chunk's start to the last
   // one's end: what lies between them in the blob files (bytes of a write
@@ -213,8 +217,10 @@ TEMPLATE_TEST_CASE("blob: bytes the blob files hold where no record is read as z
   model.Write(kMaxChunkBytes, a);
   model.Write(3 * kMaxChunkBytes, b);
   const uint64_t size = 4 * kMaxChunkBytes;
-  for (auto [offset, n] : {std::pair<uint64_t, size_t>{0, size}, {kMaxChunkBytes, 3 * kMaxChunkBytes},
-                           {kMaxChunkBytes - 1, 2 * kMaxChunkBytes + 2}, {2 * kMaxChunkBytes, kMaxChunkBytes + 20},
+  for (auto [offset, n] : {std::pair<uint64_t, size_t>{0, size},
+                           {kMaxChunkBytes, 3 * kMaxChunkBytes},
+                           {kMaxChunkBytes - 1, 2 * kMaxChunkBytes + 2},
+                           {2 * kMaxChunkBytes, kMaxChunkBytes + 20},
                            {kMaxChunkBytes + 7, 3 * kMaxChunkBytes}}) {
     INFO("read of " << n << " bytes at " << offset);
     CHECK(Read(*sink, offset, n) == model.Range(offset, n));
@@ -236,8 +242,8 @@ TEMPLATE_TEST_CASE("blob: empty and out-of-range writes", "[store]", UPFS_STORE_
   REQUIRE(Read(*sink, kMaxBlobLength - 3, 3) == "xyz");
 }
 
-TEMPLATE_TEST_CASE("blob: overlapping rewrites leave the latest bytes and no overlapping chunks", "[store]",
-                   UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("blob: overlapping rewrites leave the latest bytes and no overlapping chunks",
+                   "[store]", UPFS_STORE_BACKENDS) {
   auto pattern = GENERATE(from_range(OverlapPatterns()));
   CAPTURE(pattern.name);
   StoreFixture fx(TestType::kBackend);
@@ -272,21 +278,24 @@ TEMPLATE_TEST_CASE("blob: overlapping rewrites leave the latest bytes and no ove
 // Where each chunk of `blob` keeps its bytes: offset -> inline or not.
 std::map<uint64_t, bool> InlineChunks(const Kv& kv, uint64_t blob) {
   std::map<uint64_t, bool> out;
-  Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view v) {
-    if (keys::IsBlobEnd(k)) return true;
-    uint64_t length = 0, checksum = 0;
-    std::optional<std::string_view> bytes;
-    REQUIRE(DecodeExtentValue(v, &length, &checksum, &bytes));
-    out[keys::OffsetOf(k)] = bytes.has_value();
-    return true;
-  });
+  Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0),
+                      [&](std::string_view k, std::string_view v) {
+                        if (keys::IsBlobEnd(k)) return true;
+                        uint64_t length = 0, checksum = 0;
+                        std::optional<std::string_view> bytes;
+                        REQUIRE(DecodeExtentValue(v, &length, &checksum, &bytes));
+                        out[keys::OffsetOf(k)] = bytes.has_value();
+                        return true;
+                      });
   REQUIRE(st.ok());
   return out;
 }
 
-TEMPLATE_TEST_CASE("inline: writes ending within kInlineChunkEnd keep their bytes in their records, kept parts stay "
-                   "where they were",
-                   "[store][inline]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE(
+    "inline: writes ending within kInlineChunkEnd keep their bytes in their records, kept parts "
+    "stay "
+    "where they were",
+    "[store][inline]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(5);
   BlobModel model;
@@ -310,11 +319,13 @@ TEMPLATE_TEST_CASE("inline: writes ending within kInlineChunkEnd keep their byte
   CHECK(blob_file_bytes() == 0);
   // Up to the limit exactly: inline.
   write(kInlineChunkEnd - 1000, 1000);
-  CHECK(InlineChunks(fx.kv(), blob) == std::map<uint64_t, bool>{{0, true}, {kInlineChunkEnd - 1000, true}});
+  CHECK(InlineChunks(fx.kv(), blob) ==
+        std::map<uint64_t, bool>{{0, true}, {kInlineChunkEnd - 1000, true}});
   // An overwrite inside an inline chunk splits it; every part stays inline.
   write(4000, 1000);
   CHECK(InlineChunks(fx.kv(), blob) ==
-        std::map<uint64_t, bool>{{0, true}, {4000, true}, {5000, true}, {kInlineChunkEnd - 1000, true}});
+        std::map<uint64_t, bool>{
+            {0, true}, {4000, true}, {5000, true}, {kInlineChunkEnd - 1000, true}});
   CHECK(blob_file_bytes() == 0);
   // A write past the limit goes to the blob files, even where it starts
   // below it; the inline head it cuts stays inline.
@@ -351,37 +362,40 @@ TEMPLATE_TEST_CASE("blob: extents are sorted and merged", "[store]", UPFS_STORE_
   Write(*sink, 40, std::string(10, 'e'));
   REQUIRE(ExtentsOf(*sink) == std::vector<Extent>{{0, 30}, {40, 50}});
   Write(*sink, 100, std::string(3 * kMaxChunkBytes, 'f'));  // split into chunks, one extent
-  REQUIRE(ExtentsOf(*sink) == std::vector<Extent>{{0, 30}, {40, 50}, {100, 100 + 3 * kMaxChunkBytes}});
+  REQUIRE(ExtentsOf(*sink) ==
+          std::vector<Extent>{{0, 30}, {40, 50}, {100, 100 + 3 * kMaxChunkBytes}});
   Write(*sink, 30, std::string(10, 'd'));
   REQUIRE(ExtentsOf(*sink) == std::vector<Extent>{{0, 50}, {100, 100 + 3 * kMaxChunkBytes}});
   Write(*sink, 45, std::string(60, 'g'));  // overlaps both extents
   REQUIRE(ExtentsOf(*sink) == std::vector<Extent>{{0, 100 + 3 * kMaxChunkBytes}});
-  REQUIRE(Read(*sink, 0, 50) ==
-          std::string(10, 'a') + std::string(10, 'b') + std::string(10, 'c') + std::string(10, 'd') +
-              std::string(5, 'e') + std::string(5, 'g'));
+  REQUIRE(Read(*sink, 0, 50) == std::string(10, 'a') + std::string(10, 'b') + std::string(10, 'c') +
+                                    std::string(10, 'd') + std::string(5, 'e') +
+                                    std::string(5, 'g'));
 }
 
-TEMPLATE_TEST_CASE("blob: writes larger than kMaxChunkBytes are split", "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("blob: writes larger than kMaxChunkBytes are split", "[store]",
+                   UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(3);
   std::string data = RandomBytes(rng, 2 * kMaxChunkBytes + kMaxChunkBytes / 2);
   auto sink = fx.store().OpenBlob(11);
   Write(*sink, 7, data);
   auto chunks = ExtentRecords(fx.kv(), fx.blobs(), 11);
-  REQUIRE(chunks == std::vector<std::pair<uint64_t, uint64_t>>{
-                        {7, kMaxChunkBytes},
-                        {7 + kMaxChunkBytes, kMaxChunkBytes},
-                        {7 + 2 * kMaxChunkBytes, kMaxChunkBytes / 2}});
+  REQUIRE(chunks ==
+          std::vector<std::pair<uint64_t, uint64_t>>{{7, kMaxChunkBytes},
+                                                     {7 + kMaxChunkBytes, kMaxChunkBytes},
+                                                     {7 + 2 * kMaxChunkBytes, kMaxChunkBytes / 2}});
   CheckChunkLayout(fx.kv(), fx.blobs(), 11);
   REQUIRE(Read(*sink, 7, data.size()) == data);
   REQUIRE(Read(*sink, 7 + kMaxChunkBytes - 3, 6) == data.substr(kMaxChunkBytes - 3, 6));
   REQUIRE(ExtentsOf(*sink) == std::vector<Extent>{{7, 7 + data.size()}});
 }
 
-TEMPLATE_TEST_CASE("batch: Truncate drops the bytes at and after the length", "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("batch: Truncate drops the bytes at and after the length", "[store]",
+                   UPFS_STORE_BACKENDS) {
   const uint64_t c = kMaxChunkBytes;
-  auto length = GENERATE_COPY(values<uint64_t>({0, 1, 999, 1000, 1001, c - 1, c, c + 1, 2 * c + 4999,
-                                                2 * c + 5000, 5 * c}));
+  auto length = GENERATE_COPY(values<uint64_t>(
+      {0, 1, 999, 1000, 1001, c - 1, c, c + 1, 2 * c + 4999, 2 * c + 5000, 5 * c}));
   CAPTURE(length);
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(4);
@@ -412,7 +426,8 @@ TEMPLATE_TEST_CASE("batch: Truncate drops the bytes at and after the length", "[
   CheckBlob(fx, 12, model);
 }
 
-TEMPLATE_TEST_CASE("batch: DeleteBlob frees one blob and no other", "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("batch: DeleteBlob frees one blob and no other", "[store]",
+                   UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(5);
   // 255 and 256 differ in their last two key bytes: a prefix bug would
@@ -457,7 +472,8 @@ TEMPLATE_TEST_CASE("blob: a read racing a rewrite returns old or new bytes, neve
   std::atomic<bool> stop = false;
   std::thread rewrites([&] {
     for (int i = 0; !stop; ++i) {
-      Status st = i % 2 ? writer->WriteAt(100, std::string(800, 'B')) : writer->WriteAt(50, std::string(900, 'C'));
+      Status st = i % 2 ? writer->WriteAt(100, std::string(800, 'B'))
+                        : writer->WriteAt(50, std::string(900, 'C'));
       if (!st.ok()) FAIL_CHECK(st.ToString());
     }
   });
@@ -490,8 +506,11 @@ TEST_CASE("blob: rewriting one small range many times stays fast (LevelDB)", "[.
   double write_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   start = std::chrono::steady_clock::now();
   for (int i = 0; i < 100; ++i) Read(*sink, 144, 64);
-  double read_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / 100;
-  INFO("3000 rewrites of 800 bytes took " << write_s << " s; then a 64-byte read took " << read_ms << " ms");
+  double read_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+      100;
+  INFO("3000 rewrites of 800 bytes took " << write_s << " s; then a 64-byte read took " << read_ms
+                                          << " ms");
   CHECK(write_s < 3.0);
   CHECK(read_ms < 1.0);
 }
@@ -501,20 +520,20 @@ TEST_CASE("blob: rewriting one small range many times stays fast (LevelDB)", "[.
 namespace {
 
 auto Tie(const SessionRecord& r) {
-  return std::tie(r.id, r.name, r.uid, r.gid, r.mode, r.created_ns, r.mtime_ns, r.write_once, r.xattrs, r.atime_ns,
-                  r.ctime_ns);
+  return std::tie(r.id, r.name, r.uid, r.gid, r.mode, r.created_ns, r.mtime_ns, r.write_once,
+                  r.xattrs, r.atime_ns, r.ctime_ns);
 }
 auto Tie(const NodeRecord& r) {
-  return std::tie(r.id, r.parent, r.name, r.is_dir, r.mode, r.uid, r.gid, r.mtime_ns, r.length, r.xattrs,
-                  r.atime_ns, r.ctime_ns);
+  return std::tie(r.id, r.parent, r.name, r.is_dir, r.mode, r.uid, r.gid, r.mtime_ns, r.length,
+                  r.xattrs, r.atime_ns, r.ctime_ns);
 }
 auto Tie(const AssetRecord& r) {
-  return std::tie(r.name, r.root_id, r.uid, r.gid, r.mode, r.mtime_ns, r.committed_ns, r.files, r.bytes,
-                  r.xattrs, r.atime_ns, r.ctime_ns, r.subdirs);
+  return std::tie(r.name, r.root_id, r.uid, r.gid, r.mode, r.mtime_ns, r.committed_ns, r.files,
+                  r.bytes, r.xattrs, r.atime_ns, r.ctime_ns, r.subdirs);
 }
 auto Tie(const AssetEntry& e) {
-  return std::tie(e.asset, e.dir, e.name, e.id, e.is_dir, e.mode, e.uid, e.gid, e.mtime_ns, e.length, e.sha256,
-                  e.xattrs, e.atime_ns, e.ctime_ns, e.subdirs);
+  return std::tie(e.asset, e.dir, e.name, e.id, e.is_dir, e.mode, e.uid, e.gid, e.mtime_ns,
+                  e.length, e.sha256, e.xattrs, e.atime_ns, e.ctime_ns, e.subdirs);
 }
 
 SessionRecord MakeSession(uint64_t id, std::string name) {
@@ -550,7 +569,8 @@ NodeRecord MakeNode(uint64_t id, uint64_t parent, std::string name, bool is_dir)
   return r;
 }
 
-AssetEntry MakeEntry(std::string asset, std::string dir, std::string name, uint64_t id, bool is_dir) {
+AssetEntry MakeEntry(std::string asset, std::string dir, std::string name, uint64_t id,
+                     bool is_dir) {
   AssetEntry e;
   e.asset = std::move(asset);
   e.dir = std::move(dir);
@@ -572,7 +592,8 @@ AssetEntry MakeEntry(std::string asset, std::string dir, std::string name, uint6
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("records: sessions and nodes round-trip and delete", "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("records: sessions and nodes round-trip and delete", "[store]",
+                   UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   SessionRecord s1 = MakeSession(100, "zeta");
   SessionRecord s2 = MakeSession(356, "alpha \xc3\xa9 / odd\nname");
@@ -628,7 +649,8 @@ TEMPLATE_TEST_CASE("records: sessions and nodes round-trip and delete", "[store]
   REQUIRE(Tie(nodes[1]) == Tie(n3));
 }
 
-TEMPLATE_TEST_CASE("records: assets, entries and id locations round-trip", "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("records: assets, entries and id locations round-trip", "[store]",
+                   UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   AssetRecord a;
   a.name = "a";
@@ -646,10 +668,10 @@ TEMPLATE_TEST_CASE("records: assets, entries and id locations round-trip", "[sto
   ab.root_id = 600;
   ab.xattrs.clear();
   std::vector<AssetEntry> entries = {
-      MakeEntry("a", "", "f1", 501, false),   MakeEntry("a", "", "d", 502, true),
-      MakeEntry("a", "d", "g", 503, false),   MakeEntry("a", "d/e", "h", 504, false),
-      MakeEntry("a", "d2", "x", 505, false),  MakeEntry("a", "d", "e", 506, true),
-      MakeEntry("ab", "", "f1", 601, false),  MakeEntry("a", "", "d2", 507, true),
+      MakeEntry("a", "", "f1", 501, false),  MakeEntry("a", "", "d", 502, true),
+      MakeEntry("a", "d", "g", 503, false),  MakeEntry("a", "d/e", "h", 504, false),
+      MakeEntry("a", "d2", "x", 505, false), MakeEntry("a", "d", "e", 506, true),
+      MakeEntry("ab", "", "f1", 601, false), MakeEntry("a", "", "d2", 507, true),
   };
   Batch batch;
   batch.Put(ab);
@@ -713,7 +735,8 @@ TEMPLATE_TEST_CASE("records: assets, entries and id locations round-trip", "[sto
   REQUIRE(fx.store().LocateId(999, &loc).IsNotFound());
 }
 
-TEMPLATE_TEST_CASE("ids: NewIds hands out consecutive fresh ranges", "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("ids: NewIds hands out consecutive fresh ranges", "[store]",
+                   UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   uint64_t first = fx.store().NewIds(3).value();
   REQUIRE(first > 3);  // 1-3 are the mount's fixed directories
@@ -748,7 +771,8 @@ TEST_CASE("ids: NewIds persists across reopen (LevelDB)", "[store]") {
   REQUIRE(Read(*fx.store().OpenBlob(more), 0, 12) == std::string(3, '\0') + "persisted");
 }
 
-TEMPLATE_TEST_CASE("blob: random writes and truncates match a byte model", "[store]", UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("blob: random writes and truncates match a byte model", "[store]",
+                   UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(20240601);
   const uint64_t span = 2 * kMaxChunkBytes + kMaxChunkBytes / 2;
@@ -800,23 +824,28 @@ class CountingKv : public MemoryKv {
 // A committed file never changes, so a handle on it reads its extent
 // records a span at a time instead of at every read (on RADOS, two omap
 // reads per window that cost the OSD more than the bytes).
-TEST_CASE("blob: a committed blob's reader fetches its records once per span, not per read", "[store]") {
+TEST_CASE("blob: a committed blob's reader fetches its records once per span, not per read",
+          "[store]") {
   auto kv_ptr = std::make_unique<CountingKv>();
   CountingKv& kv = *kv_ptr;
-  auto opened = KvStore::Open(std::move(kv_ptr), std::make_unique<MemoryBlobFiles>(), /*create=*/true);
+  auto opened =
+      KvStore::Open(std::move(kv_ptr), std::make_unique<MemoryBlobFiles>(), /*create=*/true);
   REQUIRE(opened.ok());
   KvStore& store = **opened;
   std::mt19937_64 rng(23);
   const std::string data = RandomBytes(rng, 8 * kMiB);
   // Blob 1 in 1 MiB chunks; blob 2 in 2 KiB chunks (4096 records).
-  for (uint64_t at = 0; at < data.size(); at += kMiB) Write(*store.OpenBlob(1), at, std::string_view(data).substr(at, kMiB));
+  for (uint64_t at = 0; at < data.size(); at += kMiB)
+    Write(*store.OpenBlob(1), at, std::string_view(data).substr(at, kMiB));
   auto small = store.OpenBlob(2);
-  for (uint64_t at = 0; at < data.size(); at += 2048) Write(*small, at, std::string_view(data).substr(at, 2048));
+  for (uint64_t at = 0; at < data.size(); at += 2048)
+    Write(*small, at, std::string_view(data).substr(at, 2048));
 
   auto committed = store.OpenCommittedBlob(1);
   kv.gets = 0;
   kv.scans = 0;
-  for (uint64_t at = 0; at < data.size(); at += kMiB) REQUIRE(Read(*committed, at, kMiB) == data.substr(at, kMiB));
+  for (uint64_t at = 0; at < data.size(); at += kMiB)
+    REQUIRE(Read(*committed, at, kMiB) == data.substr(at, kMiB));
   CHECK(kv.gets == 1);   // the end record
   CHECK(kv.scans == 1);  // the 8 records, within one span
   // A span holds at most CommittedRecords::kMaxRecords (1024) records past
@@ -824,11 +853,13 @@ TEST_CASE("blob: a committed blob's reader fetches its records once per span, no
   committed = store.OpenCommittedBlob(2);
   kv.gets = 0;
   kv.scans = 0;
-  for (uint64_t at = 0; at < data.size(); at += kMiB) REQUIRE(Read(*committed, at, kMiB) == data.substr(at, kMiB));
+  for (uint64_t at = 0; at < data.size(); at += kMiB)
+    REQUIRE(Read(*committed, at, kMiB) == data.substr(at, kMiB));
   CHECK(kv.gets == 1);
   CHECK(kv.scans == 3);
   // Reads that go back, or cross a span's end, still get the right bytes.
-  for (uint64_t at : {uint64_t{7 * kMiB - 3000}, uint64_t{100}, uint64_t{4 * kMiB - 1}, uint64_t{0}}) {
+  for (uint64_t at :
+       {uint64_t{7 * kMiB - 3000}, uint64_t{100}, uint64_t{4 * kMiB - 1}, uint64_t{0}}) {
     CAPTURE(at);
     REQUIRE(Read(*committed, at, 5000) == data.substr(at, 5000));
   }
@@ -872,8 +903,8 @@ TEST_CASE("records: a record without the appended fields decodes with their defa
   CHECK(DecodeEntry(strip(EncodeEntry(dir), 2), &half).code() == Status::Code::kCorruption);
 }
 
-TEMPLATE_TEST_CASE("sessions: a session is created only under a name no session or asset has", "[store]",
-                   UPFS_STORE_BACKENDS) {
+TEMPLATE_TEST_CASE("sessions: a session is created only under a name no session or asset has",
+                   "[store]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t id = fx.store().NewIds(6).value();
   Batch first;

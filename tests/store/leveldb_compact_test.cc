@@ -1,12 +1,12 @@
 // Freed blobs on the LevelDB store: the space of a deleted blob is given
 // back at once (its blob files go; only small extent records were in
 // LevelDB, and Compact clears their tombstones).
-#include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <random>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "store/leveldb_kv.h"
 #include "store/store.h"

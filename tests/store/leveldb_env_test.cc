@@ -13,7 +13,6 @@
 // warning.
 #include "store/leveldb_env.h"
 
-#include <catch2/catch.hpp>
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,6 +26,8 @@
 #include <random>
 #include <set>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"
@@ -58,7 +59,9 @@ bool IsMapped(const std::string& file) {
   const std::string path = std::filesystem::canonical(file).string();  // as the kernel names it
   std::ifstream maps("/proc/self/maps");
   for (std::string line; std::getline(maps, line);) {
-    if (line.size() >= path.size() && line.compare(line.size() - path.size(), path.size(), path) == 0) return true;
+    if (line.size() >= path.size() &&
+        line.compare(line.size() - path.size(), path.size(), path) == 0)
+      return true;
   }
   return false;
 }
@@ -67,11 +70,13 @@ bool IsMapped(const std::string& file) {
 class RecordingEnv : public leveldb::EnvWrapper {
  public:
   RecordingEnv() : leveldb::EnvWrapper(leveldb::Env::Default()) {}
-  leveldb::Status NewWritableFile(const std::string& fname, leveldb::WritableFile** result) override {
+  leveldb::Status NewWritableFile(const std::string& fname,
+                                  leveldb::WritableFile** result) override {
     written.insert(fname);
     return target()->NewWritableFile(fname, result);
   }
-  leveldb::Status NewRandomAccessFile(const std::string& fname, leveldb::RandomAccessFile** result) override {
+  leveldb::Status NewRandomAccessFile(const std::string& fname,
+                                      leveldb::RandomAccessFile** result) override {
     read.insert(fname);
     return target()->NewRandomAccessFile(fname, result);
   }
@@ -105,7 +110,8 @@ std::optional<uint64_t> DirtyPages(const std::string& path, uint64_t length) {
 
 // Appends `total` bytes to a new file at `path` in 32 KiB pieces and
 // leaves it open, unsynced.
-std::unique_ptr<leveldb::WritableFile> AppendUnsynced(leveldb::Env& env, const std::string& path, size_t total) {
+std::unique_ptr<leveldb::WritableFile> AppendUnsynced(leveldb::Env& env, const std::string& path,
+                                                      size_t total) {
   leveldb::WritableFile* raw = nullptr;
   RequireOk(env.NewWritableFile(path, &raw));
   std::unique_ptr<leveldb::WritableFile> file(raw);
@@ -214,8 +220,8 @@ TEST_CASE("leveldb env: a log being appended to has writeback started every kWri
     return;
   }
   if (*plain_dirty * page < 2 * BoundedEnv::kWritebackBytes) {
-    WARN("not checked: the kernel wrote back appended bytes on its own (" << *plain_dirty << " dirty pages of "
-                                                                          << total / page << ")");
+    WARN("not checked: the kernel wrote back appended bytes on its own ("
+         << *plain_dirty << " dirty pages of " << total / page << ")");
     return;
   }
 

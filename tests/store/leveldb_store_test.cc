@@ -1,15 +1,15 @@
 // Opening stores: what is a upfs store and what is refused (format record,
 // foreign directories, a store already in use).
-#include <catch2/catch.hpp>
-
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 #include <string>
-#include <vector>
-#include <chrono>
 #include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "store/blob_files.h"
 #include "store/kv_store.h"
@@ -44,7 +44,8 @@ bool Contains(const std::string& haystack, const std::string& needle) {
 // Reopens fx's store after `downgrade` (a write that turns it into a store
 // of an older format) and checks it came back as the current format, with
 // each blob of `bytes` reading back as it holds.
-void ReopenAfter(testing::StoreFixture& fx, const KvWrite& downgrade, const std::map<uint64_t, std::string>& bytes) {
+void ReopenAfter(testing::StoreFixture& fx, const KvWrite& downgrade,
+                 const std::map<uint64_t, std::string>& bytes) {
   REQUIRE(fx.kv().Commit(downgrade, /*sync=*/true).ok());
   fx.Reopen();
   std::string format;
@@ -64,15 +65,18 @@ template <typename Pick>
 size_t MoveToFormat5Tag(testing::StoreFixture& fx, KvWrite* w, Pick which) {
   size_t moved = 0;
   const std::string tag = keys::ExtentPrefix();
-  REQUIRE(fx.kv().Scan(tag, keys::PrefixEnd(tag), [&](std::string_view k, std::string_view v) {
-    if (!which(k)) return true;
-    std::string old(k);
-    old[0] = keys::kFormat5ExtentTag;
-    w->Put(old, std::string(v));
-    w->Delete(std::string(k));
-    ++moved;
-    return true;
-  }).ok());
+  REQUIRE(fx.kv()
+              .Scan(tag, keys::PrefixEnd(tag),
+                    [&](std::string_view k, std::string_view v) {
+                      if (!which(k)) return true;
+                      std::string old(k);
+                      old[0] = keys::kFormat5ExtentTag;
+                      w->Put(old, std::string(v));
+                      w->Delete(std::string(k));
+                      ++moved;
+                      return true;
+                    })
+              .ok());
   return moved;
 }
 
@@ -80,10 +84,13 @@ size_t MoveToFormat5Tag(testing::StoreFixture& fx, KvWrite* w, Pick which) {
 size_t KeysUnder(testing::StoreFixture& fx, char tag) {
   size_t n = 0;
   const std::string prefix(1, tag);
-  REQUIRE(fx.kv().Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view, std::string_view) {
-    ++n;
-    return true;
-  }).ok());
+  REQUIRE(fx.kv()
+              .Scan(prefix, keys::PrefixEnd(prefix),
+                    [&](std::string_view, std::string_view) {
+                      ++n;
+                      return true;
+                    })
+              .ok());
   return n;
 }
 
@@ -186,7 +193,8 @@ TEST_CASE("open: a store of another format version is refused with both versions
   REQUIRE(format == "upfs-store 99");
 }
 
-TEST_CASE("open: a store of format 3 gains its blobs' end records in place and reads as before", "[store]") {
+TEST_CASE("open: a store of format 3 gains its blobs' end records in place and reads as before",
+          "[store]") {
   testing::StoreFixture fx(testing::Backend::kLevelDb, testing::LevelDbBlobs::kMemory);
   std::mt19937_64 rng(3);
   std::map<uint64_t, std::string> bytes;  // what each blob holds
@@ -244,8 +252,10 @@ TEST_CASE("open: a store of format 4 is upgraded in place and reads as before", 
   CHECK(value.size() == kExtentValueSize + 5);
 }
 
-TEST_CASE("open: a store of format 5 has its extent records moved to the new tag, also after an interrupted move",
-          "[store]") {
+TEST_CASE(
+    "open: a store of format 5 has its extent records moved to the new tag, also after an "
+    "interrupted move",
+    "[store]") {
   // The interrupted move: a crash between two of the upgrade's batches
   // leaves some records under each tag, and format 5 in the format record.
   const bool interrupted = GENERATE(false, true);
@@ -264,8 +274,8 @@ TEST_CASE("open: a store of format 5 has its extent records moved to the new tag
   REQUIRE(records > 5000);
   KvWrite downgrade;
   size_t seen = 0;
-  const size_t moved =
-      MoveToFormat5Tag(fx, &downgrade, [&](std::string_view) { return !interrupted || seen++ % 3 != 0; });
+  const size_t moved = MoveToFormat5Tag(
+      fx, &downgrade, [&](std::string_view) { return !interrupted || seen++ % 3 != 0; });
   REQUIRE(moved > 3000);
   downgrade.Put(std::string(keys::kFormatKey), std::string(keys::kFormatExtentsAmongRecords));
   ReopenAfter(fx, downgrade, bytes);
@@ -300,7 +310,8 @@ TEST_CASE("open: a LevelDB database without a format record is refused", "[store
 
 TEST_CASE("open: KvStore checks the format record of any Kv", "[store]") {
   SECTION("an empty Kv without create") {
-    auto store = KvStore::Open(std::make_unique<MemoryKv>(), std::make_unique<MemoryBlobFiles>(), /*create=*/false);
+    auto store = KvStore::Open(std::make_unique<MemoryKv>(), std::make_unique<MemoryBlobFiles>(),
+                               /*create=*/false);
     REQUIRE(!store.ok());
     REQUIRE(store.status().code() == Status::Code::kInvalidArgument);
   }
@@ -319,7 +330,8 @@ TEST_CASE("open: KvStore checks the format record of any Kv", "[store]") {
     KvWrite write;
     write.Put(std::string(keys::kFormatKey), std::string(keys::kFormatValue));
     REQUIRE(kv->Commit(write, false).ok());
-    auto store = KvStore::Open(std::move(kv), std::make_unique<MemoryBlobFiles>(), /*create=*/false);
+    auto store =
+        KvStore::Open(std::move(kv), std::make_unique<MemoryBlobFiles>(), /*create=*/false);
     REQUIRE(!store.ok());
     REQUIRE(store.status().code() == Status::Code::kCorruption);
   }
@@ -339,7 +351,8 @@ TEST_CASE("open: KvStore checks the format record of any Kv", "[store]") {
 // sync failed (in the commit's Sync, or in the background syncer, which
 // used to ignore it) counts as lost for the blob's next commit: its
 // records are dropped and the commit fails, naming the range.
-TEST_CASE("blob files: a failed fdatasync loses the segment for the blob's next commit, once", "[store]") {
+TEST_CASE("blob files: a failed fdatasync loses the segment for the blob's next commit, once",
+          "[store]") {
   TempDir dir;
   DirBlobFiles* blobs = nullptr;
   LevelDbOptions options;

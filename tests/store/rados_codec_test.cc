@@ -1,8 +1,8 @@
 // The RADOS backend's parts that need no cluster: where keys go, the
 // intent encoding, and the errno -> Status table.
-#include <catch2/catch.hpp>
-
 #include <cerrno>
+
+#include <catch2/catch.hpp>
 
 #include "store/rados_blob_files.h"
 #include "store/rados_connection.h"
@@ -12,7 +12,8 @@
 namespace upfs::store {
 namespace {
 
-TEST_CASE("rados: extent keys map to their blob's object, every other key to upfs.meta", "[store][rados-unit]") {
+TEST_CASE("rados: extent keys map to their blob's object, every other key to upfs.meta",
+          "[store][rados-unit]") {
   CHECK(RadosKv::ObjectOf(keys::Extent(0x1234, 99)) == "upfs.x.0000000000001234");
   CHECK(RadosKv::ObjectOf(keys::BlobEnd(0x1234)) == "upfs.x.0000000000001234");
   CHECK(RadosKv::ObjectOf(keys::Session("s")) == "upfs.meta");
@@ -21,7 +22,8 @@ TEST_CASE("rados: extent keys map to their blob's object, every other key to upf
   CHECK(RadosBlobFiles::StripeObject(0xabc, 0x12) == "upfs.b.0000000000000abc.00000012");
 }
 
-TEST_CASE("rados: an intent decodes to the write it encodes, and a damaged one does not", "[store][rados-unit]") {
+TEST_CASE("rados: an intent decodes to the write it encodes, and a damaged one does not",
+          "[store][rados-unit]") {
   KvWrite w;
   w.Put(std::string("k\0ey", 4), std::string("v\0\xff", 3));
   w.Delete("gone");

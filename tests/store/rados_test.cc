@@ -4,8 +4,6 @@
 // stopped after its intent is completed by the next open, and that
 // RadosBlobFiles bounds its writes in flight, reads its own writes,
 // truncates across stripes and lists what it holds.
-#include <catch2/catch.hpp>
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,9 +13,11 @@
 #include <fstream>
 #include <map>
 #include <random>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "store/rados_blob_files.h"
 #include "store/rados_kv.h"
@@ -76,7 +76,8 @@ std::string ValueOf(const Kv& kv, const std::string& key) {
   return value;
 }
 
-std::vector<std::pair<std::string, std::string>> ScanAll(const Kv& kv, std::string_view begin, std::string_view end) {
+std::vector<std::pair<std::string, std::string>> ScanAll(const Kv& kv, std::string_view begin,
+                                                         std::string_view end) {
   std::vector<std::pair<std::string, std::string>> out;
   REQUIRE_OK(kv.Scan(begin, end, [&](std::string_view k, std::string_view v) {
     out.emplace_back(k, v);
@@ -93,11 +94,13 @@ std::vector<std::pair<std::string, std::string>> Intents(const Kv& kv) {
 
 }  // namespace
 
-TEST_CASE("rados kv: extent keys go to their blob's object, every other key to upfs.meta", "[rados]") {
+TEST_CASE("rados kv: extent keys go to their blob's object, every other key to upfs.meta",
+          "[rados]") {
   const std::string ns = FreshRadosNamespace();
   auto kv = OpenKv(ns);
   REQUIRE_OK(kv->Commit(Puts({{keys::Extent(7, 4096), "chunk"}, {keys::BlobEnd(7), "end"}}), true));
-  REQUIRE_OK(kv->Commit(Puts({{keys::Session("s"), "session"}, {keys::Asset("a"), "asset"}}), true));
+  REQUIRE_OK(
+      kv->Commit(Puts({{keys::Session("s"), "session"}, {keys::Asset("a"), "asset"}}), true));
 
   librados::IoCtx io = RawIo(ns);
   auto blob = OmapOf(io, "upfs.x.0000000000000007");
@@ -109,10 +112,12 @@ TEST_CASE("rados kv: extent keys go to their blob's object, every other key to u
   CHECK(ValueOf(*kv, keys::Extent(7, 4096)) == "chunk");
   CHECK(ValueOf(*kv, keys::Extent(8, 0)) == "(absent)");
   CHECK(ValueOf(*kv, keys::Asset("b")) == "(absent)");
-  CHECK(kv->Commit(Puts({{keys::ExtentPrefix() + "\x01", "no blob"}}), true).code() == Status::Code::kInvalidArgument);
+  CHECK(kv->Commit(Puts({{keys::ExtentPrefix() + "\x01", "no blob"}}), true).code() ==
+        Status::Code::kInvalidArgument);
 }
 
-TEST_CASE("rados kv: scans merge meta and several blob objects in key order, over many pages", "[rados]") {
+TEST_CASE("rados kv: scans merge meta and several blob objects in key order, over many pages",
+          "[rados]") {
   auto kv = OpenKv(FreshRadosNamespace());
   std::map<std::string, std::string> model;
   KvWrite w;
@@ -124,7 +129,8 @@ TEST_CASE("rados kv: scans merge meta and several blob objects in key order, ove
   put("N", "n");
   put("S9", "s");
   for (uint64_t blob : {3, 5, 200}) {
-    for (uint64_t off = 0; off < 5; ++off) put(keys::Extent(blob, off * 100), std::to_string(blob * 1000 + off));
+    for (uint64_t off = 0; off < 5; ++off)
+      put(keys::Extent(blob, off * 100), std::to_string(blob * 1000 + off));
     put(keys::BlobEnd(blob), "e");
   }
   // More keys in one object than one omap read returns.
@@ -148,7 +154,8 @@ TEST_CASE("rados kv: scans merge meta and several blob objects in key order, ove
            {"0", keys::ExtentPrefix() + "\x01"},
            {"B", "Z"},
            {"S", "Z"}}) {
-    std::vector<std::pair<std::string, std::string>> range(model.lower_bound(lo), model.lower_bound(hi));
+    std::vector<std::pair<std::string, std::string>> range(model.lower_bound(lo),
+                                                           model.lower_bound(hi));
     CHECK(ScanAll(*kv, lo, hi) == range);
   }
   const std::string one = keys::Extent(9, 0);
@@ -178,8 +185,10 @@ void CheckSpanningWriteDone(const RadosKv& kv) {
   CHECK(Intents(kv).empty());
 }
 
-TEST_CASE("rados kv: a commit spanning objects that stopped after its intent is completed by the next open",
-          "[rados]") {
+TEST_CASE(
+    "rados kv: a commit spanning objects that stopped after its intent is completed by the next "
+    "open",
+    "[rados]") {
   const std::string ns = FreshRadosNamespace();
   const bool same_process = GENERATE(false, true);
   INFO("completed by " << (same_process ? "the next commit" : "the next open"));
@@ -255,8 +264,10 @@ TEST_CASE("rados kv: Compact removes extent objects left empty, and only those",
   CHECK(io.stat(RadosKv::ExtentObject(2), &size, &mtime) == 0);
 }
 
-TEST_CASE("rados kv: records committed in the background read as written at once, and scans wait for them",
-          "[rados]") {
+TEST_CASE(
+    "rados kv: records committed in the background read as written at once, and scans wait for "
+    "them",
+    "[rados]") {
   const std::string ns = FreshRadosNamespace();
   auto kv = RadosKv::Open(TestRadosConnection(), TestRadosPool(), ns);
   REQUIRE_OK(kv.status());
@@ -277,10 +288,11 @@ TEST_CASE("rados kv: records committed in the background read as written at once
   }
   CHECK((*kv)->Get(keys::Extent(7, 5), &value).code() == Status::Code::kNotFound);
   std::vector<std::string> seen;
-  REQUIRE_OK((*kv)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000), [&](std::string_view, std::string_view v) {
-    seen.emplace_back(v);
-    return true;
-  }));
+  REQUIRE_OK((*kv)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000),
+                         [&](std::string_view, std::string_view v) {
+                           seen.emplace_back(v);
+                           return true;
+                         }));
   REQUIRE(seen.size() == 201);  // 200 heads and the last tail, in key order
   CHECK(seen.front() == "a0");
   CHECK(seen[199] == "a199");
@@ -292,10 +304,11 @@ TEST_CASE("rados kv: records committed in the background read as written at once
   auto other = RadosKv::Open(TestRadosConnection(), TestRadosPool(), ns);
   REQUIRE_OK(other.status());
   size_t stored = 0;
-  REQUIRE_OK((*other)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000), [&](std::string_view, std::string_view) {
-    ++stored;
-    return true;
-  }));
+  REQUIRE_OK((*other)->Scan(keys::Extent(7, 0), keys::Extent(7, 100000),
+                            [&](std::string_view, std::string_view) {
+                              ++stored;
+                              return true;
+                            }));
   CHECK(stored == 201);
   CHECK(ValueOf(**other, keys::BlobEnd(7)) == "199");
 }
@@ -317,7 +330,8 @@ std::unique_ptr<RadosBlobFiles> OpenBlobs(const std::string& ns, const RadosBlob
   return std::move(blobs).value();
 }
 
-std::string ReadBack(const BlobFiles& blobs, uint64_t blob, uint64_t offset, size_t n, size_t* present) {
+std::string ReadBack(const BlobFiles& blobs, uint64_t blob, uint64_t offset, size_t n,
+                     size_t* present) {
   std::string out(n, '\x55');
   REQUIRE_OK(blobs.Read(blob, offset, n, out.data(), present));
   return out;
@@ -342,7 +356,9 @@ Status WriteInPieces(BlobFiles& blobs, uint64_t blob, const std::string& data, s
 
 // The store's lock tells a holder that died on this host (its lock is
 // broken at once) from one that lives, or lives elsewhere (waited out).
-TEST_CASE("store lock: a cookie names a dead local process only when its PID and start time are gone", "[rados]") {
+TEST_CASE(
+    "store lock: a cookie names a dead local process only when its PID and start time are gone",
+    "[rados]") {
   const std::string mine = RadosStoreLock::CookieOfThisProcess("mount");
   CHECK(mine.find(" pid=" + std::to_string(::getpid()) + " ") != std::string::npos);
   CHECK_FALSE(RadosStoreLock::NamesDeadLocalProcess(mine));
@@ -372,7 +388,8 @@ TEST_CASE("store lock: a cookie names a dead local process only when its PID and
 
 }  // namespace
 
-TEST_CASE("rados blobs: writes in flight stay within their bounds, and reads see them before Sync", "[rados]") {
+TEST_CASE("rados blobs: writes in flight stay within their bounds, and reads see them before Sync",
+          "[rados]") {
   auto blobs = OpenBlobs(FreshRadosNamespace(), SmallStripes(4, 160 << 10));
   const std::string data = Pattern(4 << 20, 1);
   // 64 stripes written in pieces of 40 KiB (most span two stripes).
@@ -401,7 +418,8 @@ TEST_CASE("rados blobs: writes from several threads stay within the bounds toget
   std::vector<std::thread> writers;
   std::vector<Status> results(4);
   for (uint64_t t = 0; t < 4; ++t) {
-    writers.emplace_back([&, t] { results[t] = WriteInPieces(*blobs, t, Pattern(1 << 20, 10 + t), 48 << 10); });
+    writers.emplace_back(
+        [&, t] { results[t] = WriteInPieces(*blobs, t, Pattern(1 << 20, 10 + t), 48 << 10); });
   }
   for (auto& w : writers) w.join();
   for (const Status& st : results) REQUIRE_OK(st);
@@ -414,7 +432,10 @@ TEST_CASE("rados blobs: writes from several threads stay within the bounds toget
   }
 }
 
-TEST_CASE("rados blobs: a write that fails is reported once by the next Sync, and kept for its blob's commit", "[rados]") {
+TEST_CASE(
+    "rados blobs: a write that fails is reported once by the next Sync, and kept for its blob's "
+    "commit",
+    "[rados]") {
   RadosBlobOptions options;
   options.stripe_bytes = uint64_t{1} << 30;  // stripes past osd_max_object_size (128 MiB)
   auto blobs = OpenBlobs(FreshRadosNamespace(), options);
@@ -444,8 +465,9 @@ TEST_CASE("rados blobs: a write that fails is reported once by the next Sync, an
   CHECK(kept[0].begin == uint64_t{150} << 20);
 }
 
-TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once, and removals still work",
-          "[rados]") {
+TEST_CASE(
+    "rados blobs: a pool over its quota fails writes with NoSpace at once, and removals still work",
+    "[rados]") {
   const char* quota_pool = std::getenv("UPFS_TEST_CEPH_QUOTA_POOL");
   REQUIRE(quota_pool != nullptr);  // 100 MB (rados_tests.sh)
   const std::string ns = FreshRadosNamespace();
@@ -454,7 +476,8 @@ TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once,
   auto kv = RadosKv::Open(TestRadosConnection(), quota_pool, ns);
   REQUIRE_OK(kv.status());
   // Records already in the pool (its meta and this blob's objects exist).
-  REQUIRE_OK((*kv)->Commit(Puts({{keys::Extent(1, 0), "first"}, {keys::Session("s"), "open"}}), true));
+  REQUIRE_OK(
+      (*kv)->Commit(Puts({{keys::Extent(1, 0), "first"}, {keys::Session("s"), "open"}}), true));
   // The quota takes effect some seconds after it is crossed (statistics
   // reach the monitor in 5 s periods; ~10 s here): write at ~25 MB/s
   // until refused.
@@ -476,7 +499,8 @@ TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once,
   CHECK((*kv)->CheckRoomForData(1).code() == Status::Code::kNoSpace);
   // Records of existing objects still go through on the full pool
   // (sessions can be finished and aborted), and bytes can be freed.
-  REQUIRE_OK((*kv)->Commit(Puts({{keys::Extent(1, 0), "record"}, {keys::Session("s"), "finished"}}), true));
+  REQUIRE_OK((*kv)->Commit(Puts({{keys::Extent(1, 0), "record"}, {keys::Session("s"), "finished"}}),
+                           true));
   CHECK(ValueOf(**kv, keys::Extent(1, 0)) == "record");
   KvWrite removal;
   removal.Delete(keys::Session("s"));
@@ -499,7 +523,8 @@ TEST_CASE("rados blobs: a pool over its quota fails writes with NoSpace at once,
   REQUIRE_OK((*blobs)->Sync());
 }
 
-TEST_CASE("rados blobs: holes read as zeros, Truncate across stripes, List sums stripes", "[rados]") {
+TEST_CASE("rados blobs: holes read as zeros, Truncate across stripes, List sums stripes",
+          "[rados]") {
   const std::string ns = FreshRadosNamespace();
   auto blobs = OpenBlobs(ns, SmallStripes(16, 1 << 20));
   const std::string data = Pattern(300 << 10, 3);  // stripes 0..4, the last one partly
@@ -542,8 +567,10 @@ TEST_CASE("rados blobs: holes read as zeros, Truncate across stripes, List sums 
   CHECK(listed == std::map<uint64_t, uint64_t>{{6, (10 << 10) + 1}});
 }
 
-TEST_CASE("rados store: a store outlives its process, and a second open finds the last one stopped cleanly",
-          "[rados]") {
+TEST_CASE(
+    "rados store: a store outlives its process, and a second open finds the last one stopped "
+    "cleanly",
+    "[rados]") {
   StoreFixture fx(Backend::kRados);
   auto sink = fx.store().OpenBlob(42);
   const std::string data = Pattern(700 << 10, 4);  // three stripes of the tests' 256 KiB
@@ -556,14 +583,17 @@ TEST_CASE("rados store: a store outlives its process, and a second open finds th
   CHECK(got == data);
 }
 
-TEST_CASE("rados store: a store of format 5 (extent keys under the old tag) is refused, naming its format",
-          "[rados]") {
+TEST_CASE(
+    "rados store: a store of format 5 (extent keys under the old tag) is refused, naming its "
+    "format",
+    "[rados]") {
   const std::string ns = FreshRadosNamespace();
   {
     auto kv = OpenKv(ns);
-    REQUIRE_OK(kv->Commit(Puts({{std::string(keys::kFormatKey), std::string(keys::kFormatExtentsAmongRecords)},
-                             {std::string(keys::kNextIdKey), std::string(8, '\0')}}),
-                       true));
+    REQUIRE_OK(kv->Commit(
+        Puts({{std::string(keys::kFormatKey), std::string(keys::kFormatExtentsAmongRecords)},
+              {std::string(keys::kNextIdKey), std::string(8, '\0')}}),
+        true));
   }
   auto store = OpenRadosStore(TestRadosConnection(), TestRadosPool(), ns, {});
   REQUIRE(!store.ok());
@@ -602,7 +632,8 @@ class PausedOsd {
       std::ifstream in(task.path() / "stat");
       std::string stat((std::istreambuf_iterator<char>(in)), {});
       const size_t paren = stat.rfind(')');
-      if (paren == std::string::npos || paren + 2 >= stat.size()) continue;  // the thread just exited
+      if (paren == std::string::npos || paren + 2 >= stat.size())
+        continue;  // the thread just exited
       if (stat[paren + 2] != 'T') return false;
     }
     return !ec;
@@ -611,8 +642,10 @@ class PausedOsd {
   const pid_t pid_;
 };
 
-TEST_CASE("rados: a cluster that does not answer fails requests after the timeout, and the next ones work",
-          "[rados]") {
+TEST_CASE(
+    "rados: a cluster that does not answer fails requests after the timeout, and the next ones "
+    "work",
+    "[rados]") {
   const char* osd = std::getenv("UPFS_TEST_CEPH_OSD_PID");
   REQUIRE(osd != nullptr);  // the only OSD's PID (rados_tests.sh)
   RadosConnectOptions options;

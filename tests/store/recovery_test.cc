@@ -7,11 +7,11 @@
 // that fail: they read as never received (the client sends them again),
 // never as an error or as wrong bytes. After a clean stop nothing is
 // dropped: damage found then is corruption, for reads and fsck to report.
-#include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "store/blob_files.h"
 #include "store/kv_store.h"
@@ -89,8 +89,9 @@ void BeginSession(Store& store) {
 
 }  // namespace
 
-TEST_CASE("recovery: after an unclean stop, chunks whose bytes were lost are dropped, the rest kept",
-          "[store][recovery]") {
+TEST_CASE(
+    "recovery: after an unclean stop, chunks whose bytes were lost are dropped, the rest kept",
+    "[store][recovery]") {
   Rig rig;
   BeginSession(*rig.store);
   const std::string a(100 * kKiB, 'a'), b(100 * kKiB, 'b'), c(100 * kKiB, 'c');

@@ -7,8 +7,6 @@
 // $UPFS_TEST_CEPH_CONF; tests/store/rados_tests.sh starts one).
 #pragma once
 
-#include <catch2/catch.hpp>
-
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +17,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "store/kv_store.h"
 #include "store/leveldb_kv.h"
@@ -49,7 +49,8 @@ using upfs::testing::RadosBackend;
 #ifdef UPFS_STORE_TESTS_RADOS
 #define UPFS_STORE_BACKENDS ::upfs::store::testing::RadosBackend
 #else
-#define UPFS_STORE_BACKENDS ::upfs::store::testing::MemoryBackend, ::upfs::store::testing::LevelDbBackend
+#define UPFS_STORE_BACKENDS \
+  ::upfs::store::testing::MemoryBackend, ::upfs::store::testing::LevelDbBackend
 #endif
 
 // The test cluster's connection, from $UPFS_TEST_CEPH_CONF (fails the test
@@ -57,7 +58,9 @@ using upfs::testing::RadosBackend;
 inline std::shared_ptr<RadosConnection> TestRadosConnection() {
   static std::shared_ptr<RadosConnection> conn = [] {
     const char* conf = std::getenv("UPFS_TEST_CEPH_CONF");
-    INFO("UPFS_TEST_CEPH_CONF and UPFS_TEST_CEPH_POOL name the test cluster (tests/store/rados_tests.sh)");
+    INFO(
+        "UPFS_TEST_CEPH_CONF and UPFS_TEST_CEPH_POOL name the test cluster "
+        "(tests/store/rados_tests.sh)");
     REQUIRE(conf != nullptr);
     RadosConnectOptions options;
     options.ceph_conf = conf;
@@ -94,7 +97,8 @@ class StoreFixture {
   // RADOS stripe size in these tests.
   static constexpr uint64_t kTestStripeBytes = uint64_t{256} << 10;
 
-  explicit StoreFixture(Backend backend, LevelDbBlobs blobs = LevelDbBlobs::kFiles) : backend_(backend) {
+  explicit StoreFixture(Backend backend, LevelDbBlobs blobs = LevelDbBlobs::kFiles)
+      : backend_(backend) {
     if (blobs == LevelDbBlobs::kMemory) memory_blobs_ = std::make_shared<MemoryBlobFiles>();
     Open();
   }
@@ -118,7 +122,8 @@ class StoreFixture {
  private:
   void Open() {
     if (backend_ == Backend::kMemory) {
-      auto s = KvStore::Open(std::make_unique<MemoryKv>(), std::make_unique<MemoryBlobFiles>(), /*create=*/true);
+      auto s = KvStore::Open(std::make_unique<MemoryKv>(), std::make_unique<MemoryBlobFiles>(),
+                             /*create=*/true);
       REQUIRE(s.ok());
       store_ = std::move(s).value();
     } else if (backend_ == Backend::kRados) {
@@ -133,8 +138,10 @@ class StoreFixture {
     } else {
       LevelDbOptions options;
       if (memory_blobs_) {
-        options.open_blobs = [blobs = memory_blobs_](const std::string&) -> Result<std::unique_ptr<BlobFiles>> {
-          return std::unique_ptr<BlobFiles>(std::make_unique<upfs::testing::SharedBlobFiles>(blobs));
+        options.open_blobs =
+            [blobs = memory_blobs_](const std::string&) -> Result<std::unique_ptr<BlobFiles>> {
+          return std::unique_ptr<BlobFiles>(
+              std::make_unique<upfs::testing::SharedBlobFiles>(blobs));
         };
       }
       auto s = OpenLevelDbStore(dir_.Sub("store"), options);
@@ -145,7 +152,7 @@ class StoreFixture {
   }
 
   const Backend backend_;
-  std::string rados_ns_;  // RADOS: the store's namespace
+  std::string rados_ns_;                           // RADOS: the store's namespace
   std::shared_ptr<MemoryBlobFiles> memory_blobs_;  // LevelDbBlobs::kMemory
   upfs::testing::TempDir dir_;
   std::unique_ptr<Store> store_;
@@ -154,24 +161,29 @@ class StoreFixture {
 // (offset, length) of every stored chunk of `blob`, from its extent
 // records. An extent record that does not decode, or whose checksum is not
 // that of the chunk's bytes in `blobs`, has the length ~0.
-inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv, const BlobFiles& blobs, uint64_t blob) {
+inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv,
+                                                                const BlobFiles& blobs,
+                                                                uint64_t blob) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
-  Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0), [&](std::string_view k, std::string_view v) {
-    if (keys::IsBlobEnd(k)) return true;
-    uint64_t length = 0, checksum = 0;
-    std::optional<std::string_view> inline_bytes;
-    bool good = DecodeExtentValue(v, &length, &checksum, &inline_bytes) && length <= kMaxChunkBytes;
-    if (good && inline_bytes) {
-      good = ChunkChecksum(*inline_bytes) == checksum;
-    } else if (good) {
-      std::string chunk(length, '\0');
-      size_t present = 0;
-      good = blobs.Read(blob, keys::OffsetOf(k), length, chunk.data(), &present).ok() && present == length &&
-             ChunkChecksum(chunk) == checksum;
-    }
-    out.emplace_back(keys::OffsetOf(k), good ? length : ~uint64_t{0});
-    return true;
-  });
+  Status st =
+      kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0),
+              [&](std::string_view k, std::string_view v) {
+                if (keys::IsBlobEnd(k)) return true;
+                uint64_t length = 0, checksum = 0;
+                std::optional<std::string_view> inline_bytes;
+                bool good = DecodeExtentValue(v, &length, &checksum, &inline_bytes) &&
+                            length <= kMaxChunkBytes;
+                if (good && inline_bytes) {
+                  good = ChunkChecksum(*inline_bytes) == checksum;
+                } else if (good) {
+                  std::string chunk(length, '\0');
+                  size_t present = 0;
+                  good = blobs.Read(blob, keys::OffsetOf(k), length, chunk.data(), &present).ok() &&
+                         present == length && ChunkChecksum(chunk) == checksum;
+                }
+                out.emplace_back(keys::OffsetOf(k), good ? length : ~uint64_t{0});
+                return true;
+              });
   REQUIRE(st.ok());
   return out;
 }
@@ -185,7 +197,8 @@ inline void CheckChunkLayout(const Kv& kv, const BlobFiles& blobs, uint64_t blob
     INFO("chunk " << i << " at offset " << extents[i].first);
     REQUIRE(extents[i].second > 0);
     REQUIRE(extents[i].second <= kMaxChunkBytes);
-    if (i + 1 < extents.size()) REQUIRE(extents[i].first + extents[i].second <= extents[i + 1].first);
+    if (i + 1 < extents.size())
+      REQUIRE(extents[i].first + extents[i].second <= extents[i + 1].first);
   }
   if (extents.empty()) return;
   std::string value;

@@ -20,7 +20,8 @@ namespace upfs::testing {
 
 class LosingBlobFiles : public store::BlobFiles {
  public:
-  explicit LosingBlobFiles(std::unique_ptr<store::BlobFiles> base = std::make_unique<store::MemoryBlobFiles>())
+  explicit LosingBlobFiles(
+      std::unique_ptr<store::BlobFiles> base = std::make_unique<store::MemoryBlobFiles>())
       : base_(std::move(base)) {}
   void LoseWrites(bool on) { lose_ = on; }
 
@@ -34,7 +35,9 @@ class LosingBlobFiles : public store::BlobFiles {
   Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override {
     return base_->Read(blob, offset, n, out, present);
   }
-  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override { return base_->Truncate(blob, length, end); }
+  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override {
+    return base_->Truncate(blob, length, end);
+  }
   Status Sync() override {
     UPFS_RETURN_IF_ERROR(base_->Sync());
     std::lock_guard lock(mu_);
@@ -43,7 +46,9 @@ class LosingBlobFiles : public store::BlobFiles {
   Status List(std::map<uint64_t, uint64_t>* bytes) const override { return base_->List(bytes); }
   std::vector<store::Extent> TakeLost(uint64_t blob) override { return lost_.Take(blob); }
   std::vector<uint64_t> BlobsWithLost() override { return lost_.Blobs(); }
-  void RestoreLost(uint64_t blob, std::vector<store::Extent> lost) override { lost_.Restore(blob, std::move(lost)); }
+  void RestoreLost(uint64_t blob, std::vector<store::Extent> lost) override {
+    lost_.Restore(blob, std::move(lost));
+  }
 
  private:
   const std::unique_ptr<store::BlobFiles> base_;

@@ -18,19 +18,25 @@ class LosingKv : public store::Kv {
   void LoseBackgroundCommits(bool on) { lose_ = on; }
   int flush_waits() const { return flush_waits_; }
 
-  Status Get(std::string_view key, std::string* value) const override { return base_.Get(key, value); }
-  Status Scan(std::string_view begin, std::string_view end, const store::KvVisitor& visit) const override {
+  Status Get(std::string_view key, std::string* value) const override {
+    return base_.Get(key, value);
+  }
+  Status Scan(std::string_view begin, std::string_view end,
+              const store::KvVisitor& visit) const override {
     return base_.Scan(begin, end, visit);
   }
   Status Commit(const store::KvWrite& write, bool sync) override {
     if (!sync && lose_) {
       std::lock_guard lock(mu_);
-      if (failed_.ok()) failed_ = Status::IOError("injected loss of records committed in the background");
+      if (failed_.ok())
+        failed_ = Status::IOError("injected loss of records committed in the background");
       return Status::OK();
     }
     return base_.Commit(write, sync);
   }
-  Status Compact(std::string_view begin, std::string_view last) override { return base_.Compact(begin, last); }
+  Status Compact(std::string_view begin, std::string_view last) override {
+    return base_.Compact(begin, last);
+  }
   bool CommitsInBackground() const override { return true; }
   Status TakeWriteFailure(std::string_view) override {
     ++flush_waits_;

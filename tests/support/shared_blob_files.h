@@ -22,7 +22,9 @@ class SharedBlobFiles : public store::BlobFiles {
   Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override {
     return blobs_->Read(blob, offset, n, out, present);
   }
-  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override { return blobs_->Truncate(blob, length, end); }
+  Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override {
+    return blobs_->Truncate(blob, length, end);
+  }
   Status Sync() override { return blobs_->Sync(); }
   Status List(std::map<uint64_t, uint64_t>* bytes) const override { return blobs_->List(bytes); }
 

@@ -3,9 +3,9 @@
 // Status::Code prints by name in Catch2's messages.
 #pragma once
 
-#include <catch2/catch.hpp>
-
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "base/status.h"
 
@@ -28,18 +28,18 @@ const Status& StatusOf(const Result<T>& r) {
 }  // namespace upfs::testing
 
 // Checks that a Status or Result is OK, printing its message when not.
-#define REQUIRE_OK(expr)                                               \
-  do {                                                                 \
-    const ::upfs::Status upfs_st_ = ::upfs::testing::StatusOf(expr);   \
-    INFO(upfs_st_.ToString());                                         \
-    REQUIRE(upfs_st_.ok());                                            \
+#define REQUIRE_OK(expr)                                             \
+  do {                                                               \
+    const ::upfs::Status upfs_st_ = ::upfs::testing::StatusOf(expr); \
+    INFO(upfs_st_.ToString());                                       \
+    REQUIRE(upfs_st_.ok());                                          \
   } while (0)
 
 // Checks that a Status or Result failed with `expected` (a Status::Code
 // enumerator name, e.g. kNotFound).
-#define REQUIRE_CODE(expr, expected)                                   \
-  do {                                                                 \
-    const ::upfs::Status upfs_st_ = ::upfs::testing::StatusOf(expr);   \
-    INFO(upfs_st_.ToString());                                         \
-    REQUIRE(upfs_st_.code() == ::upfs::Status::Code::expected);        \
+#define REQUIRE_CODE(expr, expected)                                 \
+  do {                                                               \
+    const ::upfs::Status upfs_st_ = ::upfs::testing::StatusOf(expr); \
+    INFO(upfs_st_.ToString());                                       \
+    REQUIRE(upfs_st_.code() == ::upfs::Status::Code::expected);      \
   } while (0)
