@@ -24,6 +24,8 @@ packages=(
   mount man-db groff-base
   # tests/fuzz: libFuzzer comes with clang's runtime (libclang-rt-dev)
   clang libclang-rt-dev
+  # tests/style: the code format check (.clang-format)
+  clang-format
   # third-party exercisers (tests/integration/exerciser_*.sh)
   fio stress-ng dbench
   # integration.metrics checks the metrics file with promtool (Debian
