@@ -100,6 +100,7 @@ class [[nodiscard]] Status {
   bool IsBusy() const { return code_ == Code::kBusy; }
   bool IsNotSupported() const { return code_ == Code::kNotSupported; }
   bool IsNoAttribute() const { return code_ == Code::kNoAttribute; }
+  bool IsReadOnly() const { return code_ == Code::kReadOnly; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
 

@@ -70,8 +70,9 @@ std::span<const OptionDoc> OptionTable() {
        "finishing and aborting still work",
        std::to_string(defaults.reserve_bytes >> 20) + "M"},
       {Group::kUpfs, "worm", "", kKeyWorm,
-       "write once, read many: no asset can be removed (rmdir assets/NAME fails with EROFS); "
-       "without it, rmdir assets/NAME by the asset's owner or root removes the whole asset",
+       "write once, read many: no asset can be removed (rm -r and rmdir fail with EROFS); "
+       "without it, rm -r assets/NAME or rmdir assets/NAME by the asset's owner or root "
+       "removes the whole asset at once",
        "off"},
       {Group::kUpfs, "pre_commit", "PROGRAM", kKeyPreCommit,
        "an absolute path: run during every finish once the files are verified, before the "

@@ -619,6 +619,7 @@ void UpfsFs::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t m
 void UpfsFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Serve(req, {FuseOp::kUnlink, parent, name}, [&]() -> Status {
     Status s = engine_.Unlink(parent, name);
+    if (s.IsReadOnly()) s = AssetRemovalStep(req, parent, name, /*is_dir=*/false, std::move(s));
     if (!s.ok()) return s;
     fuse_reply_err(req, 0);
     return Status::OK();
@@ -628,10 +629,38 @@ void UpfsFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
 void UpfsFs::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Serve(req, {FuseOp::kRmdir, parent, name}, [&]() -> Status {
     Status s = engine_.Rmdir(parent, name);
+    if (s.IsReadOnly() && parent != session::kAssetsId) {
+      s = AssetRemovalStep(req, parent, name, /*is_dir=*/true, std::move(s));
+    }
     if (!s.ok()) return s;
     fuse_reply_err(req, 0);
     return Status::OK();
   });
+}
+
+// Inside an asset, an unlink or rmdir is refused (`refusal`, EROFS) unless
+// the caller is walking the tree to remove the whole asset, as rm -r, rm
+// -rf, find -delete and Python's shutil.rmtree do: they hold each
+// directory open while they remove its entries, and remove the asset's
+// own directory last. Then the step is accepted and changes nothing; the
+// last step, rmdir assets/NAME, removes the asset whole in one write. A
+// plain `rm assets/NAME/FILE` holds no directory open and gets EROFS, and a
+// walk that stops halfway leaves the asset whole (docs/configuration.md,
+// "Removing assets").
+Status UpfsFs::AssetRemovalStep(fuse_req_t req, fuse_ino_t parent, const char* name, bool is_dir,
+                                Status refusal) {
+  Result<Attr> dir = engine_.GetAttr(parent);
+  if (!dir.ok() || (dir->kind != NodeKind::kAssetRoot && dir->kind != NodeKind::kAssetDir)) {
+    return refusal;  // not inside an asset (a session being finished, say)
+  }
+  const std::optional<pid_t> walker = proc_.ProcessOf(fuse_req_ctx(req)->pid);
+  if (!walker || proc_.HasOpen(*walker, parent) != true) return refusal;
+  Status step = engine_.CheckAssetRemovalStep(parent, name, is_dir, CallerOf(req));
+  if (step.ok()) {
+    spdlog::debug("{} {} in asset directory {} by pid {}: a step of removing the whole asset",
+                  is_dir ? "rmdir" : "unlink", name, parent, *walker);
+  }
+  return step;
 }
 
 void UpfsFs::Refuse(fuse_req_t req, FuseOp op, fuse_ino_t parent, const char* name) {

@@ -119,6 +119,8 @@ class UpfsFs {
   void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
   void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
   void Refuse(fuse_req_t req, FuseOp op, fuse_ino_t parent, const char* name);
+  Status AssetRemovalStep(fuse_req_t req, fuse_ino_t parent, const char* name, bool is_dir,
+                          Status refusal);
   void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags);
   void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);

@@ -1,4 +1,6 @@
-// Engine: removing a committed asset (rmdir assets/NAME). One atomic,
+// Engine: removing a committed asset (rmdir assets/NAME, the last step of
+// rm -r assets/NAME; CheckAssetRemovalStep accepts the steps before it,
+// which change nothing). One atomic,
 // synced store write takes the asset's record, its entries, their id
 // records and its commit notice out, and frees the bytes of its files,
 // except those a handle has open: those are kept under a "removed" record
@@ -64,6 +66,38 @@ Status Engine::Impl::RemoveAsset(std::string_view name) {
                kept.empty() ? std::string()
                             : "; the bytes of " + std::to_string(kept.size()) +
                                   " files open for reading are freed when they are closed");
+  return Status::OK();
+}
+
+Status Engine::Impl::AssetRemovalRefused() const {
+  if (options.worm) {
+    return Status::ReadOnly("assets are write-once and cannot be removed (-o worm)");
+  }
+  return Status::ReadOnly(
+      "an asset's files cannot be removed one by one: rm -r assets/NAME or rmdir assets/NAME "
+      "removes the whole asset");
+}
+
+Status Engine::CheckAssetRemovalStep(uint64_t parent, std::string_view name, bool is_dir,
+                                     Caller caller) {
+  Impl& m = *impl_;
+  if (m.options.worm) return m.AssetRemovalRefused();
+  Result<AssetLocation> loc = m.Locate(parent);
+  if (loc.status().IsNotFound()) return m.AssetRemovalRefused();
+  UPFS_RETURN_IF_ERROR(loc.status());
+  AssetRecord asset;
+  UPFS_RETURN_IF_ERROR(m.store->GetAsset(loc->asset, &asset));
+  if (caller.uid != 0 && caller.uid != asset.uid) {
+    return Status::NotPermitted(fmt::format(
+        "only the owner of asset {} (uid {}) or root may remove it", Quote(loc->asset), asset.uid));
+  }
+  AssetEntry e;
+  Status st = m.store->GetAssetEntry(loc->asset, loc->ChildDir(), name, &e);
+  if (st.IsNotFound())
+    return Status::NotFound("no " + Quote(name) + " in asset " + Quote(loc->asset));
+  UPFS_RETURN_IF_ERROR(st);
+  if (is_dir && !e.is_dir) return Status::NotDirectory(Quote(name) + " is not a directory");
+  if (!is_dir && e.is_dir) return Status::IsDirectory(Quote(name) + " is a directory");
   return Status::OK();
 }
 

@@ -93,12 +93,6 @@ Attr AssetRootAttr(const AssetRecord& r, uint64_t subdirs) {
   return DirAttr(r.root_id, NodeKind::kAssetRoot, r.mode, r.uid, r.gid, Times::Of(r), subdirs);
 }
 
-// Path of an asset location's own directory, for looking up its children.
-std::string ChildDir(const AssetLocation& loc) {
-  if (loc.is_root()) return "";
-  return loc.dir.empty() ? loc.name : loc.dir + "/" + loc.name;
-}
-
 }  // namespace
 
 // Kind of a session-side id.
@@ -286,7 +280,7 @@ Result<Attr> Engine::Lookup(uint64_t parent, std::string_view name) {
     if (attr.kind != NodeKind::kAssetDir) return Status::NotDirectory("not a directory");
   }
   AssetEntry e;
-  Status st = m.store->GetAssetEntry(loc.asset, ChildDir(loc), name, &e);
+  Status st = m.store->GetAssetEntry(loc.asset, loc.ChildDir(), name, &e);
   if (st.IsNotFound())
     return Status::NotFound("no " + Quote(name) + " in asset " + Quote(loc.asset));
   UPFS_RETURN_IF_ERROR(st);
@@ -337,7 +331,7 @@ Result<std::vector<DirEntry>> Engine::ReadDir(uint64_t dir) {
   }
   UPFS_ASSIGN_OR_RETURN(auto loc, m.Locate(dir));
   std::vector<AssetEntry> entries;
-  UPFS_RETURN_IF_ERROR(m.store->ListAssetDir(loc.asset, ChildDir(loc), &entries));
+  UPFS_RETURN_IF_ERROR(m.store->ListAssetDir(loc.asset, loc.ChildDir(), &entries));
   for (const AssetEntry& e : entries)
     out.push_back({e.name, e.id, e.is_dir ? uint32_t{S_IFDIR} : uint32_t{S_IFREG}});
   return out;

@@ -174,7 +174,8 @@ struct Options {
   int64_t hook_timeout_ns = int64_t{60} * 1'000'000'000;
   // A failed post_commit is retried after this, doubling up to 5 minutes.
   int64_t post_commit_retry_ns = int64_t{1'000'000'000};
-  // Assets can never be removed (rmdir assets/NAME fails with ReadOnly).
+  // Assets can never be removed (rmdir assets/NAME and rm -r's steps fail
+  // with ReadOnly).
   bool worm = false;
   // Per-user limits (session/quota.h): bytes a uid's open sessions may
   // hold, and how many it may have open; 0: no limit.
@@ -222,6 +223,16 @@ class Engine {
   // rest at once). ReadOnly under Options::worm. (The kernel checks the
   // caller: assets/ is sticky, so the asset's owner or root.)
   Status Rmdir(uint64_t parent, std::string_view name);
+  // A step of removing a whole asset the way rm -r, find -delete and
+  // shutil.rmtree do: the unlink (`is_dir` false) or rmdir of `name` inside
+  // an asset's directory `parent`. It changes nothing: the asset stays
+  // whole until its own directory goes (Rmdir(kAssetsId, NAME)), which
+  // removes all of it at once, so a walk that stops halfway removes
+  // nothing. OK if the entry is there with that type, `caller` is the
+  // asset's owner or root (NotPermitted otherwise) and assets can be
+  // removed (ReadOnly under Options::worm). The fs layer asks only when
+  // the caller is walking the tree: it has `parent` open.
+  Status CheckAssetRemovalStep(uint64_t parent, std::string_view name, bool is_dir, Caller caller);
   // Within one session, as on a local filesystem (replaces a file target).
   // sessions/NAME -> assets/NAME commits the session like an empty
   // manifest; `committed` is then filled in.

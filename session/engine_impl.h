@@ -10,7 +10,7 @@
 //   write_path.cc     writes, truncation, reads and the running hash
 //   finish.cc         verifying a session against its manifest and the commit
 //   expiry.cc         dropping a session: expiry and abort
-//   asset_removal.cc  removing a committed asset (rmdir assets/NAME)
+//   asset_removal.cc  removing a committed asset (rmdir assets/NAME, rm -r)
 //   status_report.cc  the text of .status
 #pragma once
 
@@ -499,6 +499,8 @@ struct Engine::Impl {
   // ---- removing assets (asset_removal.cc) ----
 
   Status RemoveAsset(std::string_view name);
+  // Why an unlink or rmdir inside an asset is refused (ReadOnly).
+  Status AssetRemovalRefused() const;
   // Frees the bytes of a removed asset's file (its last reader closed, or
   // at start).
   void FreeRemoved(const std::vector<uint64_t>& blobs);

@@ -266,7 +266,7 @@ Status Engine::Unlink(uint64_t parent, std::string_view name) {
   if (parent == kRootId || parent == kSessionsId)
     return Status::IsDirectory(Quote(name) + " is a directory");
   auto s = m.SessionOf(parent);
-  if (!s) return Status::ReadOnly("assets are read-only");
+  if (!s) return m.AssetRemovalRefused();
   MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   // The control files always exist; removing them is a no-op so that
@@ -315,7 +315,7 @@ Status Engine::Rmdir(uint64_t parent, std::string_view name) {
   }
   if (parent == kAssetsId) return m.RemoveAsset(name);
   auto s = m.SessionOf(parent);
-  if (!s) return Status::ReadOnly("assets are read-only");
+  if (!s) return m.AssetRemovalRefused();
   MutexLock lock(s->mu);
   UPFS_RETURN_IF_ERROR(s->CheckOpen());
   UPFS_ASSIGN_OR_RETURN(auto children, s->DirChildren(parent));

@@ -141,6 +141,12 @@ struct AssetLocation {
   std::string dir;
   std::string name;
   bool is_root() const { return dir.empty() && name.empty(); }
+  // The path, relative to the asset root, of this location's own
+  // directory: the `dir` of its children.
+  std::string ChildDir() const {
+    if (is_root()) return "";
+    return dir.empty() ? name : dir + "/" + name;
+  }
 };
 
 // Writes and reads one blob. The single path by which upload bytes reach

@@ -1,6 +1,7 @@
 // Removing a committed asset (rmdir assets/NAME): atomic, readers keep
 // reading until they close, bytes freed then (or at the next start);
-// -o worm refuses; files inside stay immutable.
+// -o worm refuses; files inside stay immutable, and rm -r's steps inside
+// (CheckAssetRemovalStep) are checked and change nothing.
 #include <random>
 
 #include "tests/session/engine_fixture.h"
@@ -98,6 +99,37 @@ TEST_CASE("assets: a file kept for a reader is freed at the next start", "[engin
   REQUIRE(ExtentsOf(fx, small_id).empty());
 }
 
+TEMPLATE_TEST_CASE("assets: rm -r's steps inside an asset are checked and change nothing",
+                   "[engine][assets]", MemoryBackend, LevelDbBackend) {
+  EngineFixture fx(TestType::kBackend);
+  Engine& e = fx.engine();
+  CommitAsset(fx, "big bytes", "small bytes");  // owned by kAlice
+  const uint64_t root = fx.AssetId("a", ""), d = fx.AssetId("a", "d");
+  // The owner and root may take each step; nothing changes.
+  REQUIRE_OK(e.CheckAssetRemovalStep(root, "big", /*is_dir=*/false, kAlice));
+  REQUIRE_OK(e.CheckAssetRemovalStep(d, "small", /*is_dir=*/false, Caller{0, 0}));
+  REQUIRE_OK(e.CheckAssetRemovalStep(root, "d", /*is_dir=*/true, kAlice));
+  fx.CheckAssetFile("a", "big", "big bytes");
+  fx.CheckAssetFile("a", "d/small", "small bytes");
+  // Someone else may not; wrong types and missing names are told apart.
+  Status other = e.CheckAssetRemovalStep(root, "big", false, Caller{1001, 1001});
+  REQUIRE_CODE(other, kNotPermitted);
+  REQUIRE(Contains(other.message(), "uid 1000"));
+  REQUIRE_CODE(e.CheckAssetRemovalStep(root, "d", /*is_dir=*/false, kAlice), kIsDirectory);
+  REQUIRE_CODE(e.CheckAssetRemovalStep(root, "big", /*is_dir=*/true, kAlice), kNotDirectory);
+  REQUIRE_CODE(e.CheckAssetRemovalStep(d, "nothing", false, kAlice), kNotFound);
+  // Outside an asset there is no such step.
+  const uint64_t s = fx.Begin("open");
+  REQUIRE_CODE(e.CheckAssetRemovalStep(s, "x", false, kAlice), kReadOnly);
+  // A lone unlink inside an asset says how a whole asset goes.
+  Status lone = e.Unlink(root, "big");
+  REQUIRE_CODE(lone, kReadOnly);
+  REQUIRE(Contains(lone.message(), "rm -r assets/NAME"));
+  // The last step removes it whole.
+  REQUIRE_OK(e.Rmdir(kAssetsId, "a"));
+  REQUIRE_CODE(e.CheckAssetRemovalStep(root, "big", false, kAlice), kReadOnly);
+}
+
 TEMPLATE_TEST_CASE("assets: -o worm refuses every removal", "[engine][assets]", MemoryBackend,
                    LevelDbBackend) {
   FixtureOptions options;
@@ -107,6 +139,8 @@ TEMPLATE_TEST_CASE("assets: -o worm refuses every removal", "[engine][assets]", 
   Status refused = fx.engine().Rmdir(kAssetsId, "a");
   REQUIRE_CODE(refused, kReadOnly);
   REQUIRE(Contains(refused.message(), "worm"));
+  REQUIRE_CODE(fx.engine().CheckAssetRemovalStep(fx.AssetId("a", ""), "big", false, kAlice),
+               kReadOnly);
   fx.CheckAssetFile("a", "big", "big bytes");
   fx.CheckAssetFile("a", "d/small", "small bytes");
 }
