@@ -70,6 +70,50 @@ UPFS_PID=
 BG_PIDS=()
 MOUNT_TIMEOUT=${UPFS_MOUNT_TIMEOUT:-10}
 
+# The guard, for a test killed outright: ctest's TIMEOUT ends a test with
+# SIGKILL, which no trap sees, and that would leave its mount behind (stale,
+# "Transport endpoint is not connected"), its daemon and its Ceph cluster
+# running, and $T on the disk. A process detached from the test (setsid,
+# and its parent exits at once, so neither ctest's kill of the test's
+# process tree nor the test's own end takes it along) waits for the test's
+# shell to go. If the shell went without its cleanup trap ($T is still
+# there), it kills the daemons the test recorded with guard_pid (each only
+# while /proc still shows it running the binary it started), detaches every
+# mount under $T, stops the cluster in $T/ceph and removes $T. It looks
+# once a second; nothing waits for it. Its log: $GUARD_LOG.
+GUARD_LOG=${TMPDIR:-/tmp}/upfs-test-guard.log
+GUARD_PIDS=$T/.guard-pids
+# guard_pid PID [EXE]: the guard kills PID, while it runs EXE ($UPFS_BIN),
+# if the test is killed.
+guard_pid() { printf '%s %s\n' "$1" "$(readlink -f "${2:-$UPFS_BIN}")" >>"$GUARD_PIDS"; }
+(
+  setsid bash -c '
+    test_pid=$1 t=$2 cluster_sh=$3 name=$4
+    while kill -0 "$test_pid" 2>/dev/null; do sleep 1; done
+    [[ -d $t && ! -e $t/.cleaned-up ]] || exit 0
+    echo "$(date +%FT%T) [$name] the test (pid $test_pid) ended without its cleanup: cleaning $t"
+    if [[ -f $t/.guard-pids ]]; then
+      while read -r pid exe; do
+        if [[ -n $exe && $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]]; then
+          echo "  killing pid $pid ($exe)"
+          kill -KILL "$pid"
+        fi
+      done <"$t/.guard-pids"
+    fi
+    awk -v t="$t/" "index(\$5, t) == 1 { print \$5 }" /proc/self/mountinfo | sort -r |
+      while read -r m; do
+        echo "  detaching $m"
+        fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m"
+      done
+    if [[ -d $t/ceph ]]; then
+      echo "  stopping the cluster in $t/ceph"
+      "$cluster_sh" stop "$t/ceph" >/dev/null 2>&1
+    fi
+    rm -rf --one-file-system "$t"
+  ' upfs-test-guard "$$" "$T" "$(cd "$(dirname "${BASH_SOURCE[0]}")/../ceph" && pwd)/cluster.sh" \
+    "$TEST_NAME" </dev/null >>"$GUARD_LOG" 2>&1 &
+)
+
 # alive PID (tests/support/proc.sh)
 source "$(dirname "${BASH_SOURCE[0]}")/../support/proc.sh"
 
@@ -109,6 +153,7 @@ start_upfs() {
   mapfile -t san_env < <(sanitizer_env)
   env "${san_env[@]}" "$UPFS_BIN" -f "$@" "$STORE" "$MNT" </dev/null >>"$UPFS_LOG" 2>&1 &
   UPFS_PID=$!
+  guard_pid "$UPFS_PID"
   local deadline=$((SECONDS + MOUNT_TIMEOUT))
   until mount_answers; do
     if ! alive "$UPFS_PID"; then
@@ -376,6 +421,7 @@ cleanup() {
     log "upfs log (last 80 lines of $UPFS_LOG):"
     tail -n 80 "$UPFS_LOG" | sed 's/^/    /'
   fi
+  : >"$T/.cleaned-up"  # the guard has nothing to do
   if [[ ${UPFS_KEEP:-} == 1 ]]; then
     log "kept $T"
   elif ! mountpoint -q "$MNT" 2>/dev/null; then

@@ -14,12 +14,15 @@
 #   quota        -o quota under 8 parallel writers of one uid, -o max_sessions,
 #                both across a restart; root exempt
 #   asset_removal  rmdir assets/NAME with a reader open, kill -9 racing it,
-#                owner or root only, rm -r refused whole, -o worm
+#                owner or root only, rm -r and other tree walkers removing
+#                assets whole, a lone rm refused, -o worm
 #   metrics      -o metrics_file: counts after uploads and refusals, promtool
 #                check metrics, replaced whole while read, written at unmount
 #   resume       rsync --inplace --no-whole-file resumes after kill -9 of the
 #                daemon; tools' leftovers left out of an empty-manifest commit
-set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks quota asset_removal metrics resume)
+#   guard        lib.sh's guard: a test killed with -9 (ctest's TIMEOUT)
+#                leaves no daemon, mount or directory behind
+set(upfs_mount_behaviours expiry other_users posix_details scale log_reopen hooks quota asset_removal metrics resume guard)
 foreach(name IN LISTS upfs_mount_behaviours)
   add_test(NAME integration.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/${name}.sh $<TARGET_FILE:upfs>)

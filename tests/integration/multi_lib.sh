@@ -23,6 +23,7 @@ start_mount() {
   mkdir -p "${M[$n]}"
   "$UPFS_BIN" -f "$@" "$STORE" "${M[$n]}" </dev/null >>"$T/upfs$n.log" 2>&1 &
   MOUNT_PID[$n]=$!
+  guard_pid "${MOUNT_PID[$n]}"
   local deadline=$((SECONDS + 60))
   until mount_dir_answers "${M[$n]}"; do
     alive "${MOUNT_PID[$n]}" || fail "mount $n exited before it answered; log:
