@@ -649,13 +649,12 @@ void UpfsFs::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 // "Removing assets").
 Status UpfsFs::AssetRemovalStep(fuse_req_t req, fuse_ino_t parent, const char* name, bool is_dir,
                                 Status refusal) {
-  Result<Attr> dir = engine_.GetAttr(parent);
-  if (!dir.ok() || (dir->kind != NodeKind::kAssetRoot && dir->kind != NodeKind::kAssetDir)) {
-    return refusal;  // not inside an asset (a session being finished, say)
-  }
   const std::optional<pid_t> walker = proc_.ProcessOf(fuse_req_ctx(req)->pid);
   if (!walker || proc_.HasOpen(*walker, parent) != true) return refusal;
   Status step = engine_.CheckAssetRemovalStep(parent, name, is_dir, CallerOf(req));
+  // ReadOnly: not inside an asset (a session being finished, say) or -o
+  // worm; the first refusal says why.
+  if (step.IsReadOnly()) return refusal;
   if (step.ok()) {
     spdlog::debug("{} {} in asset directory {} by pid {}: a step of removing the whole asset",
                   is_dir ? "rmdir" : "unlink", name, parent, *walker);
