@@ -312,18 +312,20 @@ class Checker {
   // owned until freed (at the latest by the next start).
   void CheckRemoved() {
     std::string prefix = keys::RemovedPrefix();
-    ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
-                        [&](std::string_view k, std::string_view v) {
-                          uint64_t blob = 0;
-                          if (!keys::ParseNumbered(k, &blob) || !v.empty()) {
-                            Undecodable(
-                                k, "removed-file record is not an 8-byte id with an empty value");
-                            return true;
-                          }
-                          owners_.push_back({blob, Owner::Side::kRemoved, "", "", "", 0, ""});
-                          return true;
-                        }),
-               "removed-file records");
+    ScanFailed(
+        kv_.Scan(prefix, keys::PrefixEnd(prefix),
+                 [&](std::string_view k, std::string_view v) {
+                   uint64_t blob = 0;
+                   if (!keys::ParseNumbered(k, &blob) || !(v.empty() || keys::IsMountId(v))) {
+                     Undecodable(k,
+                                 "removed-file record is not an 8-byte id with an empty "
+                                 "value or a mount's id");
+                     return true;
+                   }
+                   owners_.push_back({blob, Owner::Side::kRemoved, "", "", "", 0, ""});
+                   return true;
+                 }),
+        "removed-file records");
   }
 
   // Merges the "I" records (sorted by id) with the ids the entries and

@@ -975,7 +975,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       write.Delete(keys::Entry(de->entry.asset, de->entry.dir, de->entry.name));
       write.Delete(keys::Id(de->entry.id));
     } else if (auto* pr = std::get_if<Batch::PutRemoved>(&op)) {
-      write.Put(keys::Removed(pr->blob), "");
+      write.Put(keys::Removed(pr->blob), mount_id_);
     } else if (auto* dr = std::get_if<Batch::DeleteRemoved>(&op)) {
       write.Delete(keys::Removed(dr->blob));
     } else if (auto trim = trim_of(op)) {
@@ -993,7 +993,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   // in between leaves no bytes without an owner, and the next start
   // (Engine::Open) frees them.
   for (const Trim& t : trims) {
-    if (t.length == 0) write.Put(keys::Removed(t.blob), "");
+    if (t.length == 0) write.Put(keys::Removed(t.blob), mount_id_);
   }
   if (!lease_) write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
   Status committed;
@@ -1108,10 +1108,26 @@ Status KvStore::ListAssetEntries(std::string_view asset, std::vector<AssetEntry>
 Status KvStore::ListRemovedBlobs(std::vector<uint64_t>* out) const {
   out->clear();
   std::string prefix = keys::RemovedPrefix();
-  return kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
-    if (uint64_t blob = 0; keys::ParseNumbered(k, &blob)) out->push_back(blob);
-    return true;
-  });
+  // Each record's keeper: empty on a store one process serves (and from
+  // a upfs before keepers were recorded), so a starting process frees it.
+  std::vector<std::pair<uint64_t, std::string>> removed;
+  UPFS_RETURN_IF_ERROR(
+      kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view v) {
+        if (uint64_t blob = 0; keys::ParseNumbered(k, &blob)) removed.emplace_back(blob, v);
+        return true;
+      }));
+  std::optional<std::set<std::string>> live;
+  for (const auto& [blob, keeper] : removed) {
+    if (!keeper.empty()) {
+      if (!lease_ || keeper == mount_id_) continue;
+      if (!live) {
+        UPFS_ASSIGN_OR_RETURN(live, lease_->LiveIds());
+      }
+      if (live->count(keeper)) continue;
+    }
+    out->push_back(blob);
+  }
+  return Status::OK();
 }
 
 Status KvStore::GetAssetEntry(std::string_view asset, std::string_view dir, std::string_view name,

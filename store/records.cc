@@ -40,6 +40,12 @@ std::string Named(char tag, std::string_view name) {
 std::string Session(std::string_view name) { return Named(kSessionTag, name); }
 std::string SessionPrefix() { return std::string(1, kSessionTag); }
 std::string InUse(std::string_view mount) { return Named(kInUseTag, mount); }
+
+bool IsMountId(std::string_view s) {
+  return s.size() == 16 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
 std::string Holder(uint64_t session_id) { return Tagged(kHolderTag, session_id); }
 std::string HolderPrefix() { return std::string(1, kHolderTag); }
 std::string Node(uint64_t session_id, uint64_t node_id) {

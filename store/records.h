@@ -40,8 +40,12 @@
 //                               empty): written in the commit's batch,
 //                               removed once the program exits 0
 //   "R" blob                    a file of a removed asset whose bytes wait for
-//                               its last reader to close (value empty):
-//                               freed then, or at the next start
+//                               its last reader to close: freed then, or
+//                               once no process keeps it (the next start;
+//                               on a store several mounts share, any
+//                               mount, once the keeper's lease is gone).
+//                               Value: on a shared store, the id of the
+//                               mount that keeps it; else empty
 //   "I" id                      asset \0 dir \0 name: where a committed id is
 //                               (AssetLocation; dir and name empty for an
 //                               asset's root)
@@ -119,6 +123,9 @@ uint64_t ReadBigEndian64(std::string_view in);  // in.size() >= 8
 std::string Session(std::string_view name);
 // A shared store's records of mounts and holders (above).
 std::string InUse(std::string_view mount);
+// Whether `s` has the form of a mount's id (MountLease::Id: 16 lowercase
+// hex digits).
+bool IsMountId(std::string_view s);
 std::string Holder(uint64_t session_id);
 std::string HolderPrefix();
 std::string SessionPrefix();

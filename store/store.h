@@ -359,8 +359,12 @@ class Store {
   virtual Status ListNotices(std::vector<std::string>* out) const = 0;
   // Every entry of `asset` (files and directories, any depth), in key order.
   virtual Status ListAssetEntries(std::string_view asset, std::vector<AssetEntry>* out) const = 0;
-  // Files of removed assets whose bytes wait for their readers
-  // (Batch::KeepRemoved).
+  // Files of removed assets whose bytes waited for their readers
+  // (Batch::KeepRemoved) and that no live process keeps any more, so they
+  // may be freed: on a store one process serves, every one (call it at
+  // the start); on a store several mounts share (MountId not empty),
+  // those kept by mounts whose leases are gone, never this mount's own or
+  // another live mount's (their readers read on).
   virtual Status ListRemovedBlobs(std::vector<uint64_t>* out) const = 0;
 
   // Reclaims the space of blob bytes deleted or truncated since the last

@@ -505,6 +505,17 @@ TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
     CHECK_FALSE(repair.removal_skipped.empty());
     CHECK(repair.unrepaired() == 2);
   }
+  SECTION("removed-file records: empty or a mount's id are sound, other values are not") {
+    Put(kv, keys::Removed(b.up_root + 1), "");
+    Put(kv, keys::Removed(b.up_root + 2), "0123456789abcdef");
+    Put(kv, keys::Removed(b.up_root + 3), "not a mount id");
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].kind == Kind::kUndecodable);
+    CHECK(r.problems[0].key.find("R") == 0);
+  }
   SECTION("a truncated entry value") {
     const std::string key = keys::Entry("up", "docs", "small.txt");
     std::string v = Get(kv, key);

@@ -14,7 +14,12 @@
 #   * expiry with two mounts (-o ttl=4): an idle session expires once, on
 #     its holder; one with a file held open on its holder expires on
 #     neither; a session of a mount that died is taken over and expired by
-#     the other; rmdir (abort) of a session works on its holder only.
+#     the other; rmdir (abort) of a session works on its holder only;
+#   * removed assets with several mounts: a file mount 1 keeps for its
+#     reader after `rm -r` is not freed by a mount that starts (nor by
+#     mount 2's sweeps); the reader reads it whole, and its close frees
+#     it; a file kept by a mount that is then killed is freed by a live
+#     mount's sweep.
 export UPFS_TEST_STORE=rados
 source "$(dirname "$0")/lib.sh" "$@"
 source "$(dirname "$0")/multi_lib.sh"
@@ -121,3 +126,45 @@ mount_log_has 2 "session 'orphan2' taken over" || fail "mount 2 did not take 'or
 mount_log_has 2 "session 'orphan2' expired" || fail "mount 2 did not expire 'orphan2'"
 ok "a dead mount's abandoned session is taken over and expired by the other"
 stop_mount 2
+
+# ---- files of removed assets kept for readers, with several mounts ----
+start_mount 1 "${OPTS[@]}"
+start_mount 2 "${OPTS[@]}"
+# stripes_of FILE: how many RADOS objects hold the bytes of FILE's blob
+# (its inode number is its id), from its inode number in $T/FILE.ino.
+stripes_of() { rados_ns ls | grep -c "^upfs\.b\.$(printf %016x "$(cat "$T/$1.ino")")\." || true; }
+commit_one() {  # commit_one MOUNT NAME SRC: a session of one file f, finished
+  mkdir "${M[$1]}/sessions/$2"
+  cp "$3" "${M[$1]}/sessions/$2/f"
+  (cd "$(dirname "$3")" && sha256sum "$(basename "$3")") | sed 's|  .*|  f|' >"$T/$2.sha256"
+  dd if="$T/$2.sha256" of="${M[$1]}/sessions/$2/.finish" status=none || fail "finishing $2 failed"
+  stat -c %i "${M[$1]}/assets/$2/f" >"$T/$2.ino"
+  (($(stripes_of "$2") > 0)) || fail "no stripe objects found for $2's blob"
+}
+random_file "$SRC/kept" 5000000
+commit_one 1 kept "$SRC/kept"
+exec 7<"${M[1]}/assets/kept/f"
+rm -r "${M[1]}/assets/kept" || fail "rm -r of an asset with a reader open failed"
+(($(stripes_of kept) > 0)) || fail "the removed file's bytes were freed with its reader open"
+# Before keepers were recorded, a starting mount freed every removed file.
+start_mount 3 "${OPTS[@]}"
+! mount_log_has 3 "freeing" || fail "a starting mount freed a file another live mount keeps: $(grep freeing "$T/upfs3.log")"
+cmp - "$SRC/kept" <&7 || fail "the reader of a removed file on mount 1 did not read it whole after mount 3 started"
+! mount_log_has 2 "kept by mounts that are gone" || fail "mount 2's sweep freed a file live mount 1 keeps"
+exec 7<&-
+freed() { (($(stripes_of "$1") == 0)); }
+wait_until 20 "mount 1 to free the removed file once its reader closed" freed kept
+ok "a removed file kept for a reader on mount 1 outlives another mount's start; its close frees it"
+random_file "$SRC/kept2" 3000000
+commit_one 2 kept2 "$SRC/kept2"
+exec 7<"${M[2]}/assets/kept2/f"
+rm -r "${M[2]}/assets/kept2" || fail "rm -r of kept2 failed"
+(($(stripes_of kept2) > 0)) || fail "kept2's bytes were freed with its reader open"
+kill_mount 2
+exec 7<&-
+wait_until 30 "a live mount's sweep to free the file the killed mount kept" freed kept2
+mount_log_has 1 "kept by mounts that are gone" || mount_log_has 3 "kept by mounts that are gone" ||
+  fail "no live mount logged freeing the killed mount's file"
+ok "a removed file kept by a mount that was killed is freed by a live mount's sweep"
+stop_mount 3
+stop_mount 1

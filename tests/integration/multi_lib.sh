@@ -21,7 +21,9 @@ start_mount() {
   shift
   M[$n]=$T/m$n
   mkdir -p "${M[$n]}"
-  "$UPFS_BIN" -f "$@" "$STORE" "${M[$n]}" </dev/null >>"$T/upfs$n.log" 2>&1 &
+  # Not fd 7: a file a test holds open in another mount stays open until
+  # the test closes it (a daemon that inherited it would keep it open).
+  "$UPFS_BIN" -f "$@" "$STORE" "${M[$n]}" </dev/null >>"$T/upfs$n.log" 2>&1 7>&- &
   MOUNT_PID[$n]=$!
   guard_pid "${MOUNT_PID[$n]}"
   local deadline=$((SECONDS + 60))

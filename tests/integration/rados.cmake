@@ -67,7 +67,9 @@ endforeach()
 #              elsewhere), commits seen on every mount (listing delay), 4
 #              mounts x 25 parallel commits, a poller never sees part of one
 #   failover   kill -9 of the holder (takeover), a paused holder fenced
-#              (SIGSTOP past its lease), expiry and abort with two mounts
+#              (SIGSTOP past its lease), expiry and abort with two mounts,
+#              removed files kept for a reader outlive another mount's start
+#              and are freed by a live mount once their keeper died
 foreach(name IN ITEMS namespace failover)
   add_test(NAME multi.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/multi_${name}.sh $<TARGET_FILE:upfs>)

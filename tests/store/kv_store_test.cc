@@ -21,6 +21,7 @@
 #include <catch2/catch.hpp>
 
 #include "store/memory_kv.h"
+#include "store/mount_lease.h"
 #include "store/records.h"
 #include "tests/store/store_fixture.h"
 #include "tests/support/random_bytes.h"
@@ -929,6 +930,65 @@ TEMPLATE_TEST_CASE("sessions: a session is created only under a name no session 
   REQUIRE(fx.store().ListSessions(&sessions).ok());
   REQUIRE(sessions.size() == 1);
   CHECK(sessions[0].id == id);
+}
+
+// A lease whose live mounts the test sets.
+class FakeLease : public MountLease {
+ public:
+  explicit FakeLease(std::string id) : id_(std::move(id)), description_("fake " + id_) {}
+  const std::string& Id() const override { return id_; }
+  const std::string& Description() const override { return description_; }
+  Status Held() const override { return Status::OK(); }
+  Result<std::set<std::string>> LiveIds() override { return live; }
+  Status Fence(const std::string&) override { return Status::OK(); }
+  std::set<std::string> live;
+
+ private:
+  const std::string id_;
+  const std::string description_;
+};
+
+// Several mounts: a "removed" record names the mount that keeps the file
+// for its readers, and only files no live mount keeps are listed to be
+// freed (a starting mount, a sweep); a store one process serves lists
+// every one (the previous process's).
+TEST_CASE("removed files: listed to be freed only when no live mount keeps them", "[store]") {
+  auto kv_ptr = std::make_unique<MemoryKv>();
+  Kv* kv = kv_ptr.get();
+  const std::string me = "00000000000000aa", other = "00000000000000bb", gone = "00000000000000cc";
+  auto lease = std::make_shared<FakeLease>(me);
+  lease->live = {me, other};
+  auto opened = KvStore::Open(std::move(kv_ptr), std::make_unique<MemoryBlobFiles>(),
+                              /*create=*/true, lease);
+  REQUIRE(opened.ok());
+  KvStore& store = **opened;
+  Batch keep;
+  keep.KeepRemoved(101);
+  REQUIRE(store.Apply(keep, /*sync=*/true).ok());
+  std::string keeper;
+  REQUIRE(kv->Get(keys::Removed(101), &keeper).ok());
+  CHECK(keeper == me);
+  KvWrite others;
+  others.Put(keys::Removed(102), other);
+  others.Put(keys::Removed(103), gone);
+  others.Put(keys::Removed(104), "");  // an older upfs's
+  REQUIRE(kv->Commit(others, /*sync=*/true).ok());
+  std::vector<uint64_t> freeable;
+  REQUIRE(store.ListRemovedBlobs(&freeable).ok());
+  CHECK(freeable == std::vector<uint64_t>{103, 104});
+  lease->live = {me};  // the other mount's lease ran out
+  REQUIRE(store.ListRemovedBlobs(&freeable).ok());
+  CHECK(freeable == std::vector<uint64_t>{102, 103, 104});
+
+  // One process: the records are empty, and every one is listed.
+  auto single =
+      KvStore::Open(std::make_unique<MemoryKv>(), std::make_unique<MemoryBlobFiles>(), true);
+  REQUIRE(single.ok());
+  REQUIRE((*single)->Apply(keep, /*sync=*/true).ok());
+  REQUIRE((*single)->kv()->Get(keys::Removed(101), &keeper).ok());
+  CHECK(keeper.empty());
+  REQUIRE((*single)->ListRemovedBlobs(&freeable).ok());
+  CHECK(freeable == std::vector<uint64_t>{101});
 }
 
 }  // namespace upfs::store::testing
