@@ -29,16 +29,24 @@ Status Engine::Impl::RemoveAsset(std::string_view name) {
   Batch batch;
   std::vector<std::pair<uint64_t, Attr>> kept;
   uint64_t files = 0;
+  // Several mounts: readers on other mounts are known from the store only
+  // after the removal's write (which no AddReader can follow), so every
+  // file is kept first, and those no live mount reads are freed after it.
+  const bool shared = !store->MountId().empty();
+  std::vector<uint64_t> file_ids;
   {
     // No handle opens or closes a committed file meanwhile (removal).
     MutexLock lock(handles_mu);
     for (AssetEntry& e : entries) {
       if (!e.is_dir) {
         ++files;
+        file_ids.push_back(e.id);
         if (asset_readers.count(e.id)) {
           Attr attr = EntryAttrOf(e);
           attr.nlink = 0;
           kept.emplace_back(e.id, attr);
+          batch.KeepRemoved(e.id);
+        } else if (shared) {
           batch.KeepRemoved(e.id);
         } else {
           batch.DeleteBlobData(e.id);
@@ -60,12 +68,26 @@ Status Engine::Impl::RemoveAsset(std::string_view name) {
       removed_attrs.emplace(id, attr);
     }
   }
+  size_t elsewhere = 0;
+  if (shared) {
+    std::vector<uint64_t> unread;
+    if (Status st = store->Unread(file_ids, &unread); !st.ok()) {
+      // The "removed" records stay: a sweep or the next start frees them.
+      spdlog::warn("{}: listing the readers of its files failed: {}", where, st.ToString());
+    } else {
+      FreeRemoved(unread);
+      elsewhere = file_ids.size() - unread.size() - kept.size();
+    }
+  }
   --asset_count;
   assets_dir_ns = Now();
-  spdlog::info("{} removed: {} files, {} bytes{}", where, files, asset.bytes,
+  spdlog::info("{} removed: {} files, {} bytes{}{}", where, files, asset.bytes,
                kept.empty() ? std::string()
                             : "; the bytes of " + std::to_string(kept.size()) +
-                                  " files open for reading are freed when they are closed");
+                                  " files open for reading are freed when they are closed",
+               elsewhere == 0 ? std::string()
+                              : "; the bytes of " + std::to_string(elsewhere) +
+                                    " files other mounts read are freed when their readers close");
   return Status::OK();
 }
 
@@ -101,6 +123,29 @@ Status Engine::CheckAssetRemovalStep(uint64_t parent, std::string_view name, boo
   return Status::OK();
 }
 
+bool Engine::Impl::LastReaderOfSharedFile(uint64_t blob, bool removed_here) {
+  if (!removed_here) {
+    // Kept until the next sweep: a file another mount removed meanwhile
+    // is freed by a sweep after that (they free every removed file no
+    // live mount reads).
+    idle_reader_records.insert(blob);
+    return false;
+  }
+  if (Status st = store->DropReaders({blob}); !st.ok()) {
+    // The record stays until this mount stops: the bytes wait until then.
+    spdlog::warn("file id {}: taking back this mount's reader record failed: {}", blob,
+                 st.ToString());
+    return false;
+  }
+  std::vector<uint64_t> unread;
+  if (Status st = store->Unread({blob}, &unread); !st.ok()) {
+    spdlog::warn("file id {}: listing its readers failed (freed by a later sweep): {}", blob,
+                 st.ToString());
+    return false;
+  }
+  return !unread.empty();  // else the last reader elsewhere frees it
+}
+
 void Engine::Impl::FreeRemoved(const std::vector<uint64_t>& blobs) {
   if (blobs.empty()) return;
   Batch batch;
@@ -114,6 +159,18 @@ void Engine::Impl::FreeRemoved(const std::vector<uint64_t>& blobs) {
         "freeing the bytes of {} file(s) of removed assets failed (retried at the next start): {}",
         blobs.size(), st.ToString());
   }
+}
+
+void Engine::Impl::DropIdleReaderRecords() {
+  MutexLock records(reader_records_mu);
+  if (idle_reader_records.empty()) return;
+  std::vector<uint64_t> blobs(idle_reader_records.begin(), idle_reader_records.end());
+  if (Status st = store->DropReaders(blobs); !st.ok()) {
+    spdlog::warn("taking back this mount's records of {} committed files it read failed: {}",
+                 blobs.size(), st.ToString());
+    return;
+  }
+  idle_reader_records.clear();
 }
 
 }  // namespace upfs::session

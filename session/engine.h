@@ -32,7 +32,9 @@
 // `index_mu` (id -> session), `handles_mu` (open handles, committed files'
 // readers) and `catch_up_mu` (the background hasher's queue).
 // `asset_removal_mu` (shared by opens and releases of committed files,
-// exclusive while an asset is removed) is taken before `handles_mu`. A
+// exclusive while an asset is removed) is taken before `reader_records_mu`
+// (several mounts: this mount's reader records of committed files, held
+// across their store writes), and both before `handles_mu`. A
 // handle's `mu` (its manifest or .status text) comes first of all: a
 // `.finish` handle holds it across its commit, so a second close waits for
 // the first one's result. No other lock is held across a synced store

@@ -352,6 +352,7 @@ struct Engine::Impl {
   ~Impl() {
     notifier.reset();
     StopCatchUp();
+    DropIdleReaderRecords();
   }
 
   const std::unique_ptr<store::Store> store;
@@ -400,6 +401,18 @@ struct Engine::Impl {
   // file is opened or released: a removal sees every reader, and no reader
   // opens a file being removed. Taken before handles_mu.
   SharedMutex asset_removal_mu;
+  // Several mounts: held across the store write that records this mount's
+  // first reader of a committed file, or takes back the record after its
+  // last one (Store::AddReader, DropReader), so that the two never cross
+  // for one file. After asset_removal_mu, before handles_mu.
+  Mutex reader_records_mu;
+  // Several mounts: committed files whose reader record stays in the store
+  // after this mount's last reader closed, taken back together by the
+  // next expiry sweep (or the stop): reading the same files again costs
+  // no write, nor does the close of a file read once.
+  std::unordered_set<uint64_t> idle_reader_records GUARDED_BY(reader_records_mu);
+  // Takes back the records of idle_reader_records (one store write).
+  void DropIdleReaderRecords() EXCLUDES(reader_records_mu);
 
   int64_t Now() const { return options.clock->NowNs(); }
 
@@ -504,6 +517,11 @@ struct Engine::Impl {
   // Frees the bytes of a removed asset's file (its last reader closed, or
   // at start).
   void FreeRemoved(const std::vector<uint64_t>& blobs);
+  // Several mounts: this mount's last reader of committed file `blob`
+  // closed. Takes back its reader record; whether the file is now to be
+  // freed: removed (here, `removed_here`, or on another mount) and read
+  // by no live mount.
+  bool LastReaderOfSharedFile(uint64_t blob, bool removed_here);
 
   // ---- several mounts of one store (recovery.cc) ----
 

@@ -96,15 +96,17 @@ std::vector<std::string> Engine::ExpireIdle() {
     if (s->state == SessionState::kOpen && !s->holder.empty())
       m.TakeOver(*s, /*quiet=*/true).IgnoreError();
   }
-  // Files of removed assets that a mount kept for its readers and that
-  // mount is gone (its lease ran out): freed here, so that their bytes do
-  // not wait for the next mount to start.
+  // Files of removed assets that no live mount reads any more (their
+  // readers' mounts died, or a removal or a last close was interrupted):
+  // freed here, so that their bytes do not wait for the next mount to
+  // start.
   if (!m.store->MountId().empty()) {
+    m.DropIdleReaderRecords();
     std::vector<uint64_t> orphaned;
     if (Status st = m.store->ListRemovedBlobs(&orphaned); !st.ok()) {
       spdlog::warn("listing files of removed assets: {}", st.ToString());
     } else if (!orphaned.empty()) {
-      spdlog::info("freeing {} file(s) of removed assets kept by mounts that are gone",
+      spdlog::info("freeing {} file(s) of removed assets that no live mount reads",
                    orphaned.size());
       m.FreeRemoved(orphaned);
     }

@@ -72,6 +72,23 @@ Result<OpenedHandle> Engine::OpenHandle(uint64_t id, OpenMode mode, Credentials*
     h->kind = NodeKind::kAssetFile;
     h->asset_blob = m.store->OpenCommittedBlob(entry.id);
     h->asset_length = entry.length;
+    // Several mounts: this mount's first reader of the file is recorded in
+    // the store before it is served, so that a removal on another mount
+    // keeps the bytes for it (a removal that came first: ENOENT).
+    MutexLock records(m.reader_records_mu);
+    if (!m.store->MountId().empty()) {
+      bool first = false;
+      {
+        MutexLock lock(m.handles_mu);
+        first = m.asset_readers.count(id) == 0;
+      }
+      // A record kept idle since the last close still stands.
+      if (first && m.idle_reader_records.erase(id) == 0) {
+        Status st = m.store->AddReader(id, {entry.asset, entry.dir, entry.name});
+        if (st.IsNotFound()) return Status::NotFound("the file's asset was removed");
+        UPFS_RETURN_IF_ERROR(st.WithContext("recording a reader of the committed file"));
+      }
+    }
     MutexLock lock(m.handles_mu);
     ++m.asset_readers[id];
     const OpenedHandle opened{m.next_handle++, h->kind};
@@ -132,18 +149,22 @@ Status Engine::Release(uint64_t id, uint64_t handle) {
     m.handles.erase(it);
   }
   if (h->kind == NodeKind::kAssetFile) {
-    // The last reader of a removed asset's file frees its bytes.
+    // The last reader of a removed asset's file frees its bytes; with
+    // several mounts, the last one of every live mount.
     ReaderLock removal(m.asset_removal_mu);
-    bool free = false;
+    MutexLock records(m.reader_records_mu);
+    bool free = false, last = false;
     {
       MutexLock lock(m.handles_mu);
       auto it = m.asset_readers.find(id);
       if (it != m.asset_readers.end() && --it->second == 0) {
         m.asset_readers.erase(it);
+        last = true;
         free = m.removed_waiting.erase(id) > 0;
         m.removed_attrs.erase(id);
       }
     }
+    if (last && !m.store->MountId().empty()) free = m.LastReaderOfSharedFile(id, free);
     if (free) m.FreeRemoved({id});
     return Status::OK();
   }

@@ -71,6 +71,7 @@ class Checker {
     CheckIds();
     CheckNotices();
     CheckRemoved();
+    CheckReaders();
     CheckSessionsAndNodes();
     IndexOwners();
     CheckData();
@@ -326,6 +327,24 @@ class Checker {
                    return true;
                  }),
         "removed-file records");
+  }
+
+  // Mounts' records of their readers of committed files (several mounts):
+  // well-formed, with an empty value. They own nothing: a file's bytes
+  // are owned by its entry or its "removed" record.
+  void CheckReaders() {
+    std::string prefix = keys::ReaderPrefix();
+    ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
+                        [&](std::string_view k, std::string_view v) {
+                          uint64_t blob = 0;
+                          std::string_view mount;
+                          if (!keys::ParseReader(k, &blob, &mount) || !v.empty())
+                            Undecodable(k,
+                                        "reader record is not an 8-byte id and a mount's id "
+                                        "with an empty value");
+                          return true;
+                        }),
+               "reader records");
   }
 
   // Merges the "I" records (sorted by id) with the ids the entries and

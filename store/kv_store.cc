@@ -993,7 +993,18 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   // in between leaves no bytes without an owner, and the next start
   // (Engine::Open) frees them.
   for (const Trim& t : trims) {
-    if (t.length == 0) write.Put(keys::Removed(t.blob), mount_id_);
+    if (t.length != 0) continue;
+    write.Put(keys::Removed(t.blob), mount_id_);
+    // Reader records of a file freed whole (those of mounts that died
+    // with it open: the others took theirs back) go with it.
+    if (lease_) {
+      const std::string prefix = keys::ReaderPrefix(t.blob);
+      UPFS_RETURN_IF_ERROR(
+          kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
+            write.Delete(std::string(k));
+            return true;
+          }));
+    }
   }
   if (!lease_) write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
   Status committed;
@@ -1107,25 +1118,72 @@ Status KvStore::ListAssetEntries(std::string_view asset, std::vector<AssetEntry>
 
 Status KvStore::ListRemovedBlobs(std::vector<uint64_t>* out) const {
   out->clear();
+  std::vector<uint64_t> removed;
   std::string prefix = keys::RemovedPrefix();
-  // Each record's keeper: empty on a store one process serves (and from
-  // a upfs before keepers were recorded), so a starting process frees it.
-  std::vector<std::pair<uint64_t, std::string>> removed;
   UPFS_RETURN_IF_ERROR(
-      kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view v) {
-        if (uint64_t blob = 0; keys::ParseNumbered(k, &blob)) removed.emplace_back(blob, v);
+      kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
+        if (uint64_t blob = 0; keys::ParseNumbered(k, &blob)) removed.push_back(blob);
         return true;
       }));
+  return Unread(removed, out);
+}
+
+Status KvStore::AddReader(uint64_t blob, const AssetLocation& where) {
+  if (!lease_) return Status::OK();
+  KvWrite write;
+  write.Expect(keys::Id(blob), EncodeLocation(where));
+  write.Put(keys::Reader(blob, mount_id_), "");
+  Status st;
+  if (kv_->SharedByProcesses()) {
+    st = kv_->Commit(write, /*sync=*/false);
+  } else {
+    // A Kv that checks no conditions (tests): checked here, under the
+    // lock every Apply (a removal) takes.
+    MutexLock lock(apply_mu_);
+    std::string now;
+    Status got = kv_->Get(write.expects[0].first, &now);
+    if (!got.ok() && !got.IsNotFound()) return got;
+    if (!got.ok() || now != *write.expects[0].second)
+      return Status::NotFound("the file was removed");
+    write.expects.clear();
+    st = kv_->Commit(write, /*sync=*/false);
+  }
+  if (st.IsStale()) return Status::NotFound("the file was removed");
+  return st;
+}
+
+Status KvStore::DropReaders(const std::vector<uint64_t>& blobs) {
+  if (!lease_ || blobs.empty()) return Status::OK();
+  KvWrite write;
+  for (uint64_t blob : blobs) write.Delete(keys::Reader(blob, mount_id_));
+  return kv_->Commit(write, /*sync=*/false);
+}
+
+Status KvStore::Unread(const std::vector<uint64_t>& blobs, std::vector<uint64_t>* out) const {
+  out->clear();
+  if (!lease_) {
+    *out = blobs;
+    return Status::OK();
+  }
   std::optional<std::set<std::string>> live;
-  for (const auto& [blob, keeper] : removed) {
-    if (!keeper.empty()) {
-      if (!lease_ || keeper == mount_id_) continue;
+  for (uint64_t blob : blobs) {
+    std::vector<std::string> readers;
+    const std::string prefix = keys::ReaderPrefix(blob);
+    UPFS_RETURN_IF_ERROR(
+        kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
+          uint64_t b = 0;
+          std::string_view mount;
+          if (keys::ParseReader(k, &b, &mount)) readers.emplace_back(mount);
+          return true;
+        }));
+    bool read = false;
+    for (const std::string& mount : readers) {
       if (!live) {
         UPFS_ASSIGN_OR_RETURN(live, lease_->LiveIds());
       }
-      if (live->count(keeper)) continue;
+      read = read || live->count(mount) > 0;
     }
-    out->push_back(blob);
+    if (!read) out->push_back(blob);
   }
   return Status::OK();
 }

@@ -96,6 +96,9 @@ class KvStore : public Store {
   std::string DescribeMount(const std::string& id) const override;
   Status GetHolder(uint64_t session_id, std::string* holder) const override;
   Status TakeOver(uint64_t session_id, const std::string& from) override;
+  Status AddReader(uint64_t blob, const AssetLocation& where) override;
+  Status DropReaders(const std::vector<uint64_t>& blobs) override;
+  Status Unread(const std::vector<uint64_t>& blobs, std::vector<uint64_t>* out) const override;
   Status GetSession(std::string_view name, SessionRecord* out) const override;
   std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) override;
   std::unique_ptr<ByteSink> OpenCommittedBlob(uint64_t blob) override;

@@ -46,6 +46,17 @@ bool IsMountId(std::string_view s) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
 }
+std::string Reader(uint64_t blob, std::string_view mount) {
+  return Tagged(kReaderTag, blob).append(mount);
+}
+std::string ReaderPrefix(uint64_t blob) { return Tagged(kReaderTag, blob); }
+std::string ReaderPrefix() { return std::string(1, kReaderTag); }
+bool ParseReader(std::string_view key, uint64_t* blob, std::string_view* mount) {
+  if (key.size() != 1 + 8 + 16 || key[0] != kReaderTag || !IsMountId(key.substr(9))) return false;
+  *blob = ReadBigEndian64(key.substr(1));
+  *mount = key.substr(9);
+  return true;
+}
 std::string Holder(uint64_t session_id) { return Tagged(kHolderTag, session_id); }
 std::string HolderPrefix() { return std::string(1, kHolderTag); }
 std::string Node(uint64_t session_id, uint64_t node_id) {

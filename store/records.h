@@ -46,6 +46,13 @@
 //                               mount, once the keeper's lease is gone).
 //                               Value: on a shared store, the id of the
 //                               mount that keeps it; else empty
+//   "O" blob mount              a mount (its id, 16 hex digits) reads the
+//                               committed file `blob` (value empty): on a
+//                               store several mounts share, written before
+//                               its first reader is served and taken back
+//                               after its last one closed (by its next
+//                               sweep or stop), so a removed file's bytes
+//                               wait for the readers of every live mount
 //   "I" id                      asset \0 dir \0 name: where a committed id is
 //                               (AssetLocation; dir and name empty for an
 //                               asset's root)
@@ -96,6 +103,7 @@ inline constexpr char kHolderTag = 'H';
 inline constexpr char kIdTag = 'I';
 inline constexpr char kNextIdTag = 'N';
 inline constexpr char kNoticeTag = 'P';
+inline constexpr char kReaderTag = 'O';
 inline constexpr char kRemovedTag = 'R';
 inline constexpr char kSessionTag = 'S';
 inline constexpr char kInUseTag = 'U';
@@ -106,9 +114,9 @@ inline constexpr char kIntentTag = 'T';
 
 // Every tag of the layout, in key order: a key that starts with another
 // byte is not one of upfs's records (upfs fsck reports it).
-inline constexpr char kTagList[] = {kExtentTag,  kAssetTag,  kEntryTag,  kHolderTag,
-                                    kIdTag,      kNextIdTag, kNoticeTag, kRemovedTag,
-                                    kSessionTag, kInUseTag,  kFormatTag, kNodeTag};
+inline constexpr char kTagList[] = {kExtentTag, kAssetTag,  kEntryTag,  kHolderTag,  kIdTag,
+                                    kNextIdTag, kReaderTag, kNoticeTag, kRemovedTag, kSessionTag,
+                                    kInUseTag,  kFormatTag, kNodeTag};
 inline constexpr std::string_view kTags(kTagList, sizeof kTagList);
 static_assert(std::is_sorted(kTags.begin(), kTags.end()));
 
@@ -154,6 +162,12 @@ std::string Notice(std::string_view asset);
 std::string NoticePrefix();
 std::string Removed(uint64_t blob);
 std::string RemovedPrefix();
+// A mount's record that it reads `blob` (mount: its id).
+std::string Reader(uint64_t blob, std::string_view mount);
+std::string ReaderPrefix(uint64_t blob);
+std::string ReaderPrefix();  // every blob's
+// A Reader key's blob and mount; false for another shape.
+bool ParseReader(std::string_view key, uint64_t* blob, std::string_view* mount);
 
 // The first key after every key that starts with `prefix`.
 std::string PrefixEnd(std::string_view prefix);

@@ -320,6 +320,24 @@ class Store {
   virtual Status TakeOver(uint64_t /*session_id*/, const std::string& /*from*/) {
     return Status::OK();
   }
+  // Readers of committed files, so that a file removed on one mount keeps
+  // its bytes for the readers of every live mount (docs/configuration.md,
+  // "Removing assets"). AddReader records that this mount reads `blob`,
+  // checked in the same write against the file's id record (which must
+  // still say `where`): NotFound once the file is no longer committed
+  // (its asset was removed meanwhile). DropReaders takes records back
+  // (after this mount's last reader of each), in one write.
+  virtual Status AddReader(uint64_t /*blob*/, const AssetLocation& /*where*/) {
+    return Status::OK();
+  }
+  virtual Status DropReaders(const std::vector<uint64_t>& /*blobs*/) { return Status::OK(); }
+  // Of `blobs`, those no live mount records a reader of (all of them on a
+  // store one process serves).
+  virtual Status Unread(const std::vector<uint64_t>& blobs, std::vector<uint64_t>* out) const {
+    *out = blobs;
+    return Status::OK();
+  }
+
   // An open session's record by name; NotFound when absent.
   virtual Status GetSession(std::string_view name, SessionRecord* out) const = 0;
 
@@ -360,11 +378,11 @@ class Store {
   // Every entry of `asset` (files and directories, any depth), in key order.
   virtual Status ListAssetEntries(std::string_view asset, std::vector<AssetEntry>* out) const = 0;
   // Files of removed assets whose bytes waited for their readers
-  // (Batch::KeepRemoved) and that no live process keeps any more, so they
+  // (Batch::KeepRemoved) and that no live process reads any more, so they
   // may be freed: on a store one process serves, every one (call it at
   // the start); on a store several mounts share (MountId not empty),
-  // those kept by mounts whose leases are gone, never this mount's own or
-  // another live mount's (their readers read on).
+  // those no live mount records a reader of (AddReader), this one
+  // included.
   virtual Status ListRemovedBlobs(std::vector<uint64_t>* out) const = 0;
 
   // Reclaims the space of blob bytes deleted or truncated since the last

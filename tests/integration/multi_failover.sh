@@ -18,8 +18,9 @@
 #   * removed assets with several mounts: a file mount 1 keeps for its
 #     reader after `rm -r` is not freed by a mount that starts (nor by
 #     mount 2's sweeps); the reader reads it whole, and its close frees
-#     it; a file kept by a mount that is then killed is freed by a live
-#     mount's sweep.
+#     it; a file removed on mount 1 while mount 3 reads it is read whole
+#     there and freed once its reader closed (a sweep); a file kept by a
+#     mount that is then killed is freed by a live mount's sweep.
 export UPFS_TEST_STORE=rados
 source "$(dirname "$0")/lib.sh" "$@"
 source "$(dirname "$0")/multi_lib.sh"
@@ -150,11 +151,22 @@ rm -r "${M[1]}/assets/kept" || fail "rm -r of an asset with a reader open failed
 start_mount 3 "${OPTS[@]}"
 ! mount_log_has 3 "freeing" || fail "a starting mount freed a file another live mount keeps: $(grep freeing "$T/upfs3.log")"
 cmp - "$SRC/kept" <&7 || fail "the reader of a removed file on mount 1 did not read it whole after mount 3 started"
-! mount_log_has 2 "kept by mounts that are gone" || fail "mount 2's sweep freed a file live mount 1 keeps"
+! mount_log_has 2 "that no live mount reads" || fail "mount 2's sweep freed a file live mount 1 reads"
 exec 7<&-
 freed() { (($(stripes_of "$1") == 0)); }
 wait_until 20 "mount 1 to free the removed file once its reader closed" freed kept
 ok "a removed file kept for a reader on mount 1 outlives another mount's start; its close frees it"
+random_file "$SRC/shared" 4000000
+commit_one 1 shared "$SRC/shared"
+exec 7<"${M[3]}/assets/shared/f"
+rm -r "${M[1]}/assets/shared" || fail "rm -r of an asset read on another mount failed"
+(($(stripes_of shared) > 0)) || fail "a file read on mount 3 was freed by its removal on mount 1"
+mount_log_has 1 "the bytes of 1 files other mounts read are freed when their readers close" ||
+  fail "mount 1's log does not say a file waits for another mount's reader"
+cmp - "$SRC/shared" <&7 || fail "mount 3's reader did not read the file removed on mount 1 whole"
+exec 7<&-
+wait_until 20 "a sweep to free the file once mount 3's reader closed" freed shared
+ok "a file removed on mount 1 while mount 3 reads it: read whole, freed after mount 3's reader closed"
 random_file "$SRC/kept2" 3000000
 commit_one 2 kept2 "$SRC/kept2"
 exec 7<"${M[2]}/assets/kept2/f"
@@ -163,7 +175,7 @@ rm -r "${M[2]}/assets/kept2" || fail "rm -r of kept2 failed"
 kill_mount 2
 exec 7<&-
 wait_until 30 "a live mount's sweep to free the file the killed mount kept" freed kept2
-mount_log_has 1 "kept by mounts that are gone" || mount_log_has 3 "kept by mounts that are gone" ||
+mount_log_has 1 "that no live mount reads" || mount_log_has 3 "that no live mount reads" ||
   fail "no live mount logged freeing the killed mount's file"
 ok "a removed file kept by a mount that was killed is freed by a live mount's sweep"
 stop_mount 3

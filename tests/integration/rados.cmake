@@ -68,8 +68,9 @@ endforeach()
 #              mounts x 25 parallel commits, a poller never sees part of one
 #   failover   kill -9 of the holder (takeover), a paused holder fenced
 #              (SIGSTOP past its lease), expiry and abort with two mounts,
-#              removed files kept for a reader outlive another mount's start
-#              and are freed by a live mount once their keeper died
+#              removed files kept for readers on any mount (read whole, freed
+#              by the last reader's close) outlive another mount's start, and
+#              are freed by a live mount once their readers' mount died
 foreach(name IN ITEMS namespace failover)
   add_test(NAME multi.${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/multi_${name}.sh $<TARGET_FILE:upfs>)

@@ -948,11 +948,12 @@ class FakeLease : public MountLease {
   const std::string description_;
 };
 
-// Several mounts: a "removed" record names the mount that keeps the file
-// for its readers, and only files no live mount keeps are listed to be
-// freed (a starting mount, a sweep); a store one process serves lists
-// every one (the previous process's).
-TEST_CASE("removed files: listed to be freed only when no live mount keeps them", "[store]") {
+// Several mounts: each mount records its readers of committed files
+// ("O"), checked against the file's id record; a removed file is listed
+// to be freed (a starting mount, a sweep, a removal) only when no live
+// mount reads it. A store one process serves lists every one (the
+// previous process's) and records no readers.
+TEST_CASE("removed files: listed to be freed only when no live mount reads them", "[store]") {
   auto kv_ptr = std::make_unique<MemoryKv>();
   Kv* kv = kv_ptr.get();
   const std::string me = "00000000000000aa", other = "00000000000000bb", gone = "00000000000000cc";
@@ -962,31 +963,53 @@ TEST_CASE("removed files: listed to be freed only when no live mount keeps them"
                               /*create=*/true, lease);
   REQUIRE(opened.ok());
   KvStore& store = **opened;
-  Batch keep;
-  keep.KeepRemoved(101);
-  REQUIRE(store.Apply(keep, /*sync=*/true).ok());
+  // Files 101-104 are committed (id records); 105 is not.
+  KvWrite ids;
+  for (uint64_t id = 101; id <= 104; ++id)
+    ids.Put(keys::Id(id), EncodeLocation({"a", "", "f" + std::to_string(id)}));
+  REQUIRE(kv->Commit(ids, /*sync=*/true).ok());
   std::string keeper;
+  REQUIRE(store.AddReader(101, {"a", "", "f101"}).ok());
+  CHECK(kv->Get(keys::Reader(101, me), &keeper).ok());
+  CHECK(store.AddReader(105, {"a", "", "f105"}).IsNotFound());
+  CHECK(store.AddReader(102, {"a", "", "elsewhere"}).IsNotFound());  // not where it is
+  KvWrite others;
+  others.Put(keys::Reader(102, other), "");
+  others.Put(keys::Reader(103, gone), "");
+  REQUIRE(kv->Commit(others, /*sync=*/true).ok());
+
+  Batch keep;
+  for (uint64_t id = 101; id <= 104; ++id) keep.KeepRemoved(id);
+  REQUIRE(store.Apply(keep, /*sync=*/true).ok());
   REQUIRE(kv->Get(keys::Removed(101), &keeper).ok());
   CHECK(keeper == me);
-  KvWrite others;
-  others.Put(keys::Removed(102), other);
-  others.Put(keys::Removed(103), gone);
-  others.Put(keys::Removed(104), "");  // an older upfs's
-  REQUIRE(kv->Commit(others, /*sync=*/true).ok());
   std::vector<uint64_t> freeable;
   REQUIRE(store.ListRemovedBlobs(&freeable).ok());
-  CHECK(freeable == std::vector<uint64_t>{103, 104});
-  lease->live = {me};  // the other mount's lease ran out
+  CHECK(freeable == std::vector<uint64_t>{103, 104});  // 103's reader's mount is gone
+  lease->live = {me};                                  // the other mount's lease ran out
   REQUIRE(store.ListRemovedBlobs(&freeable).ok());
   CHECK(freeable == std::vector<uint64_t>{102, 103, 104});
+  REQUIRE(store.DropReaders({101}).ok());
+  REQUIRE(store.Unread({101, 102}, &freeable).ok());
+  CHECK(freeable == std::vector<uint64_t>{101, 102});
+  // A file freed whole takes every reader record with it.
+  Batch free;
+  free.DeleteBlobData(103);
+  free.ForgetRemoved(103);
+  REQUIRE(store.Apply(free, /*sync=*/true).ok());
+  CHECK(kv->Get(keys::Reader(103, gone), &keeper).IsNotFound());
 
   // One process: the records are empty, and every one is listed.
   auto single =
       KvStore::Open(std::make_unique<MemoryKv>(), std::make_unique<MemoryBlobFiles>(), true);
   REQUIRE(single.ok());
-  REQUIRE((*single)->Apply(keep, /*sync=*/true).ok());
+  Batch keep_one;
+  keep_one.KeepRemoved(101);
+  REQUIRE((*single)->Apply(keep_one, /*sync=*/true).ok());
   REQUIRE((*single)->kv()->Get(keys::Removed(101), &keeper).ok());
   CHECK(keeper.empty());
+  REQUIRE((*single)->AddReader(101, {"a", "", "f101"}).ok());
+  CHECK((*single)->kv()->Get(keys::Reader(101, ""), &keeper).IsNotFound());
   REQUIRE((*single)->ListRemovedBlobs(&freeable).ok());
   CHECK(freeable == std::vector<uint64_t>{101});
 }
