@@ -70,6 +70,19 @@ Status Engine::Impl::RemoveAsset(std::string_view name) {
   }
   size_t elsewhere = 0;
   if (shared) {
+    // This mount's records of files it read before and no longer reads go
+    // first, or they would keep those files until its next sweep.
+    MutexLock records(reader_records_mu);
+    std::vector<uint64_t> idle;
+    for (uint64_t id : file_ids) {
+      if (idle_reader_records.count(id)) idle.push_back(id);
+    }
+    if (Status st = store->DropReaders(idle); !st.ok()) {
+      spdlog::warn("{}: taking back this mount's records of {} files it read failed: {}", where,
+                   idle.size(), st.ToString());
+    } else {
+      for (uint64_t id : idle) idle_reader_records.erase(id);
+    }
     std::vector<uint64_t> unread;
     if (Status st = store->Unread(file_ids, &unread); !st.ok()) {
       // The "removed" records stay: a sweep or the next start frees them.

@@ -18,7 +18,8 @@
 #   * removed assets with several mounts: a file mount 1 keeps for its
 #     reader after `rm -r` is not freed by a mount that starts (nor by
 #     mount 2's sweeps); the reader reads it whole, and its close frees
-#     it; a file removed on mount 1 while mount 3 reads it is read whole
+#     it; a file mount 1 read and closed is freed at once by its removal;
+#     a file removed on mount 1 while mount 3 reads it is read whole
 #     there and freed once its reader closed (a sweep); a file kept by a
 #     mount that is then killed is freed by a live mount's sweep.
 export UPFS_TEST_STORE=rados
@@ -156,6 +157,16 @@ exec 7<&-
 freed() { (($(stripes_of "$1") == 0)); }
 wait_until 20 "mount 1 to free the removed file once its reader closed" freed kept
 ok "a removed file kept for a reader on mount 1 outlives another mount's start; its close frees it"
+# A file mount 1 read and closed before: its record there stays (idle)
+# until a sweep, and the removal takes it back first, so nothing waits.
+random_file "$SRC/readonce" 2000000
+commit_one 1 readonce "$SRC/readonce"
+cmp "${M[1]}/assets/readonce/f" "$SRC/readonce" || fail "mount 1 reads readonce wrong"
+rm -r "${M[1]}/assets/readonce" || fail "rm -r of readonce failed"
+line=$(grep -F "asset 'readonce' removed" "$T/upfs1.log") || fail "mount 1 did not log the removal of readonce"
+[[ $line != *"other mounts read"* ]] || fail "mount 1's own closed reader kept readonce as if another mount read it: $line"
+(($(stripes_of readonce) == 0)) || fail "readonce's bytes were not freed by its removal"
+ok "a file this mount read and closed is freed at once by its removal"
 random_file "$SRC/shared" 4000000
 commit_one 1 shared "$SRC/shared"
 exec 7<"${M[3]}/assets/shared/f"
