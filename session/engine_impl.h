@@ -521,7 +521,7 @@ struct Engine::Impl {
   // closed. Takes back its reader record; whether the file is now to be
   // freed: removed (here, `removed_here`, or on another mount) and read
   // by no live mount.
-  bool LastReaderOfSharedFile(uint64_t blob, bool removed_here);
+  bool LastReaderOfSharedFile(uint64_t blob, bool removed_here) REQUIRES(reader_records_mu);
 
   // ---- several mounts of one store (recovery.cc) ----
 
