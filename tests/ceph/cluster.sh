@@ -47,6 +47,9 @@
 #   CEPH_START_TIMEOUT seconds for start as a whole (default 120)
 #   CEPH_STOP_TIMEOUT  seconds stop waits before SIGKILL (default 15)
 #   CEPH_KEEP_DIR=1    stop leaves DIR (logs) in place
+#   CEPH_EXTRA_CONF    lines appended to ceph.conf, after its [osd] section
+#                      (a line "[client]" etc. starts another section), e.g.
+#                      a test's own lease or debug settings
 #   CEPH_VERBOSE=1     start prints how long it has run at each step
 set -euo pipefail
 export LC_ALL=C
@@ -221,6 +224,7 @@ bluestore fsck on mkfs = false
 # A stopping OSD waits this long for the monitor to mark it down (5 s by
 # default), so stop stays quick.
 osd mon shutdown timeout = 1
+${CEPH_EXTRA_CONF:-}
 EOF
 }
 

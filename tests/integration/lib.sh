@@ -409,6 +409,9 @@ cleanup() {
   done
   # After the daemon, whose cluster this is: stops a cluster this test
   # started (rados_store.sh).
+  # A failure on RADOS says what the cluster thought of itself (slow or
+  # blocked requests, PGs not active) before the cluster goes.
+  ((rc == 0)) || [[ $STORE_KIND != rados ]] || rados_store_report
   [[ $STORE_KIND != rados ]] || rados_store_cleanup
   local report
   for report in "$SANITIZER_LOG".*; do

@@ -87,6 +87,14 @@ paced_copy() {
   } | dd of="$dst" bs=1M iflag=fullblock conv=fsync status=none
 }
 
+# rados_store_report: for a failed test, the cluster's own account of its
+# health (slow requests, PGs not active+clean), in the test's output.
+rados_store_report() {
+  local health
+  health=$(timeout 15 ceph health detail 2>&1 | head -n 30) || true
+  log "ceph health detail (at the failure): ${health:-no answer within 15 s}"
+}
+
 # rados_store_cleanup: lib.sh's cleanup, once the daemon is gone.
 rados_store_cleanup() {
   # A test that paused OSDs (SIGSTOP) and failed before resuming them:

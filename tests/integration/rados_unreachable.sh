@@ -10,6 +10,18 @@
 # another starts: each fails with EIO or ETIMEDOUT within a bound, the
 # daemon stays alive and the mount root still answers `stat`. After
 # SIGCONT a new session uploads and finishes, and reads back.
+#
+# The pause outlasts Ceph's default PG read lease (osd_heartbeat_grace 20 s
+# x osd_pool_default_read_lease_ratio 0.8 = 16 s): a PG whose lease ran
+# out while its OSD was stopped turns "laggy" and parks client requests
+# until the lease is renewed, and in Ceph 16 a laggy PG can stay so for
+# good (ceph tracker 53806, fixed in 18.2.0). Seen here: after SIGCONT,
+# requests to one PG stayed "delayed" for over 100 s, even the rados
+# tool's, while the rest of the cluster answered; upfs could not recover
+# because the cluster did not. The test is about the cluster not
+# answering and then answering, so its own cluster takes a lease (120 s)
+# longer than any pause here: no PG goes laggy.
+export CEPH_EXTRA_CONF="osd pool default read lease ratio = 6"
 export UPFS_TEST_STORE=rados
 source "$(dirname "$0")/lib.sh" "$@"
 
