@@ -110,6 +110,12 @@ std::vector<std::string> Engine::ExpireIdle() {
                    orphaned.size());
       m.FreeRemoved(orphaned);
     }
+    // Commit notices of mounts that died before delivering them.
+    if (m.notifier) {
+      if (Status st = m.notifier->TakeOver(); !st.ok())
+        spdlog::warn("post_commit: taking over the notices of mounts that are gone: {}",
+                     st.ToString());
+    }
   }
   std::vector<std::string> expired;
   for (const auto& s : doomed) {

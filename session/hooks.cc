@@ -251,25 +251,34 @@ CommitNotifier::~CommitNotifier() {
 
 Status CommitNotifier::Start() {
   std::vector<std::string> assets;
-  UPFS_RETURN_IF_ERROR(store_->ListNotices(&assets));
+  UPFS_RETURN_IF_ERROR(store_->ClaimNotices(&assets));
   if (!assets.empty()) {
     spdlog::info("post_commit: {} commit(s) not yet delivered, delivering them now", assets.size());
   }
-  {
-    MutexLock lock(mu_);
-    for (std::string& a : assets) queue_.push_back({std::move(a), 0, 0});
-  }
+  Queue(std::move(assets));
   thread_ = std::thread([this] { Loop(); });
   return Status::OK();
 }
 
-void CommitNotifier::Enqueue(std::string asset) {
+Status CommitNotifier::TakeOver() {
+  if (store_->MountId().empty()) return Status::OK();
+  std::vector<std::string> assets;
+  UPFS_RETURN_IF_ERROR(store_->ClaimNotices(&assets));
+  Queue(std::move(assets));
+  return Status::OK();
+}
+
+void CommitNotifier::Queue(std::vector<std::string> assets) {
   {
     MutexLock lock(mu_);
-    queue_.push_back({std::move(asset), 0, 0});
+    for (std::string& a : assets) {
+      if (known_.insert(a).second) queue_.push_back({std::move(a), 0, 0});
+    }
   }
   wake_.SignalAll();
 }
+
+void CommitNotifier::Enqueue(std::string asset) { Queue({std::move(asset)}); }
 
 void CommitNotifier::Loop() {
   MutexLock lock(mu_);
@@ -292,6 +301,7 @@ void CommitNotifier::Loop() {
     lock.Unlock();
     const bool done = Deliver(p);
     lock.Lock();
+    if (done) known_.erase(p.asset);
     if (!done && !stopping_) {
       ++p.attempts;
       int64_t delay = settings_.retry_initial_ns;

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -83,9 +84,12 @@ struct PostCommitSettings {
 // asset whose notice (Batch::AddNotice, written with the commit) is in
 // the store, and removes the notice once the program exits 0. A failure
 // is logged and retried with backoff. Notices left by a crash are found
-// by Start (the store's ListNotices), so every commit is delivered at
+// by Start (the store's ClaimNotices), so every commit is delivered at
 // least once; one interrupted between the program's success and the
-// notice's removal is delivered again.
+// notice's removal is delivered again. On a store several mounts share,
+// each mount delivers its own commits' notices, and those of mounts that
+// died are taken over by one live mount (at its start, or TakeOver from
+// its sweep).
 class CommitNotifier {
  public:
   CommitNotifier(store::Store* store, PostCommitSettings settings);
@@ -95,8 +99,11 @@ class CommitNotifier {
   CommitNotifier(const CommitNotifier&) = delete;
   CommitNotifier& operator=(const CommitNotifier&) = delete;
 
-  // Queues every notice the store holds and starts delivering.
+  // Queues every notice this mount is to deliver and starts delivering.
   Status Start();
+  // Queues the notices of mounts that are gone, taken over (several
+  // mounts); a no-op on a store one process serves.
+  Status TakeOver();
   // Queues the notice of a commit that just became durable.
   void Enqueue(std::string asset);
   // Notices delivered (program exited 0, notice removed) and runs that
@@ -111,6 +118,8 @@ class CommitNotifier {
     int attempts = 0;
   };
   void Loop();
+  // Queues those of `assets` not queued or being delivered already.
+  void Queue(std::vector<std::string> assets);
   // Runs the program for `p`; true once it succeeded and the notice is
   // removed (or the asset is gone).
   bool Deliver(const Pending& p);
@@ -120,6 +129,7 @@ class CommitNotifier {
   Mutex mu_;
   CondVar wake_;
   std::deque<Pending> queue_ GUARDED_BY(mu_);
+  std::set<std::string> known_ GUARDED_BY(mu_);  // queued or being delivered
   bool stopping_ GUARDED_BY(mu_) = false;
   std::atomic<bool> cancel_{false};
   std::atomic<uint64_t> delivered_{0};

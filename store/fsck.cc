@@ -291,22 +291,25 @@ class Checker {
   }
 
   // Commit notices (post_commit's outbox): each names a committed asset
-  // and holds nothing.
+  // and holds nothing, or (several mounts) the id of the mount that
+  // delivers it.
   void CheckNotices() {
     std::string prefix = keys::NoticePrefix();
-    ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
-                        [&](std::string_view k, std::string_view v) {
-                          std::string name(keys::NameOf(k));
-                          if (!v.empty()) {
-                            Undecodable(k, "commit notice is not empty").asset = name;
-                          } else if (!assets_.count(name) && !undecodable_assets_.count(name)) {
-                            Add(Kind::kIndex, "commit notice for '" + EscapeBytes(name) +
-                                                  "', which is not an asset")
-                                .asset = name;
-                          }
-                          return true;
-                        }),
-               "commit notices");
+    ScanFailed(
+        kv_.Scan(prefix, keys::PrefixEnd(prefix),
+                 [&](std::string_view k, std::string_view v) {
+                   std::string name(keys::NameOf(k));
+                   if (!v.empty() && !keys::IsMountId(v)) {
+                     Undecodable(k, "commit notice holds neither nothing nor a mount's id").asset =
+                         name;
+                   } else if (!assets_.count(name) && !undecodable_assets_.count(name)) {
+                     Add(Kind::kIndex,
+                         "commit notice for '" + EscapeBytes(name) + "', which is not an asset")
+                         .asset = name;
+                   }
+                   return true;
+                 }),
+        "commit notices");
   }
 
   // Files of removed assets waiting for their readers: their blobs are

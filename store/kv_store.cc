@@ -534,6 +534,21 @@ Status Upgrade(Kv& kv, const std::string& format) {
   return Status::OK();
 }
 
+// Checks `write`'s conditions against `kv` and drops them: Stale when one
+// does not hold. For a Kv that does not check them itself; the caller
+// keeps every other writer out until the commit.
+Status CheckExpected(const Kv& kv, KvWrite* write) {
+  for (const auto& [key, value] : write->expects) {
+    std::string now;
+    Status got = kv.Get(key, &now);
+    if (!got.ok() && !got.IsNotFound()) return got;
+    if (got.ok() ? value != now : value.has_value())
+      return Status::Stale("record changed meanwhile");
+  }
+  write->expects.clear();
+  return Status::OK();
+}
+
 }  // namespace
 
 KvStore::KvStore(std::unique_ptr<Kv> kv, std::unique_ptr<BlobFiles> blobs, uint64_t next_id,
@@ -915,6 +930,8 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   std::set<uint64_t> held;
   bool claims = false;
   bool removes_asset = false;
+  // Files of removed assets freed here: the only files with reader records.
+  std::set<uint64_t> forgotten;
   auto holds = [&](uint64_t session_id) {
     if (lease_ && held.insert(session_id).second) write.Expect(keys::Holder(session_id), mount_id_);
   };
@@ -955,7 +972,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       write.Put(keys::Entry(e.asset, e.dir, e.name), EncodeEntry(e));
       write.Put(keys::Id(e.id), EncodeLocation({e.asset, e.dir, e.name}));
     } else if (auto* pnote = std::get_if<Batch::PutNotice>(&op)) {
-      write.Put(keys::Notice(pnote->asset), "");
+      write.Put(keys::Notice(pnote->asset), mount_id_);
     } else if (auto* dn = std::get_if<Batch::DeleteNotice>(&op)) {
       write.Delete(keys::Notice(dn->asset));
     } else if (auto* da = std::get_if<Batch::DeleteAsset>(&op)) {
@@ -978,6 +995,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
       write.Put(keys::Removed(pr->blob), mount_id_);
     } else if (auto* dr = std::get_if<Batch::DeleteRemoved>(&op)) {
       write.Delete(keys::Removed(dr->blob));
+      forgotten.insert(dr->blob);
     } else if (auto trim = trim_of(op)) {
       const auto [blob, length] = *trim;
       uint64_t before = *freed, end = 0;
@@ -995,9 +1013,10 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   for (const Trim& t : trims) {
     if (t.length != 0) continue;
     write.Put(keys::Removed(t.blob), mount_id_);
-    // Reader records of a file freed whole (those of mounts that died
-    // with it open: the others took theirs back) go with it.
-    if (lease_) {
+    // Reader records of a removed asset's file freed whole (those of
+    // mounts that died with it open: the others took theirs back) go with
+    // it. A session's file never has any, so its deletion reads none.
+    if (lease_ && forgotten.count(t.blob) != 0) {
       const std::string prefix = keys::ReaderPrefix(t.blob);
       UPFS_RETURN_IF_ERROR(
           kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
@@ -1011,14 +1030,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   if (!kv_->SharedByProcesses()) {
     // This process is the only writer of these records, and holds
     // apply_mu_: the conditions cannot change before the commit.
-    for (const auto& [key, value] : write.expects) {
-      std::string now;
-      Status got = kv_->Get(key, &now);
-      if (!got.ok() && !got.IsNotFound()) return got;
-      if (got.ok() ? value != now : value.has_value())
-        committed = Status::Stale("record changed meanwhile");
-    }
-    write.expects.clear();
+    committed = CheckExpected(*kv_, &write);
   }
   if (committed.ok()) committed = kv_->Commit(write, sync);
   if (!committed.ok()) {
@@ -1128,28 +1140,59 @@ Status KvStore::ListRemovedBlobs(std::vector<uint64_t>* out) const {
   return Unread(removed, out);
 }
 
+Status KvStore::CommitIfUnchanged(KvWrite write) {
+  if (kv_->SharedByProcesses()) return kv_->Commit(write, /*sync=*/false);
+  // A Kv that checks no conditions (tests): checked here.
+  MutexLock lock(apply_mu_);
+  UPFS_RETURN_IF_ERROR(CheckExpected(*kv_, &write));
+  return kv_->Commit(write, /*sync=*/false);
+}
+
 Status KvStore::AddReader(uint64_t blob, const AssetLocation& where) {
   if (!lease_) return Status::OK();
   KvWrite write;
   write.Expect(keys::Id(blob), EncodeLocation(where));
   write.Put(keys::Reader(blob, mount_id_), "");
-  Status st;
-  if (kv_->SharedByProcesses()) {
-    st = kv_->Commit(write, /*sync=*/false);
-  } else {
-    // A Kv that checks no conditions (tests): checked here, under the
-    // lock every Apply (a removal) takes.
-    MutexLock lock(apply_mu_);
-    std::string now;
-    Status got = kv_->Get(write.expects[0].first, &now);
-    if (!got.ok() && !got.IsNotFound()) return got;
-    if (!got.ok() || now != *write.expects[0].second)
-      return Status::NotFound("the file was removed");
-    write.expects.clear();
-    st = kv_->Commit(write, /*sync=*/false);
-  }
+  Status st = CommitIfUnchanged(std::move(write));
   if (st.IsStale()) return Status::NotFound("the file was removed");
   return st;
+}
+
+Status KvStore::ClaimNotices(std::vector<std::string>* out) {
+  out->clear();
+  std::vector<std::pair<std::string, std::string>> notices;  // asset, its deliverer
+  const std::string prefix = keys::NoticePrefix();
+  UPFS_RETURN_IF_ERROR(
+      kv_->Scan(prefix, keys::PrefixEnd(prefix), [&](std::string_view k, std::string_view v) {
+        notices.emplace_back(std::string(k.substr(prefix.size())), std::string(v));
+        return true;
+      }));
+  std::optional<std::set<std::string>> live;
+  size_t taken = 0;
+  for (auto& [asset, deliverer] : notices) {
+    if (lease_ && deliverer != mount_id_) {
+      if (!deliverer.empty()) {
+        if (!live) {
+          UPFS_ASSIGN_OR_RETURN(live, lease_->LiveIds());
+        }
+        if (live->count(deliverer) != 0) continue;  // that mount delivers it
+      }
+      // Its mount is gone (or the record predates deliverers): taken over,
+      // unless another mount took it first.
+      KvWrite write;
+      write.Expect(keys::Notice(asset), deliverer);
+      write.Put(keys::Notice(asset), mount_id_);
+      Status st = CommitIfUnchanged(std::move(write));
+      if (st.IsStale()) continue;
+      UPFS_RETURN_IF_ERROR(st.WithContext("taking over a commit notice"));
+      ++taken;
+    }
+    out->push_back(std::move(asset));
+  }
+  if (taken > 0) {
+    spdlog::info("post_commit: took over {} commit notice(s) of mounts that are gone", taken);
+  }
+  return Status::OK();
 }
 
 Status KvStore::DropReaders(const std::vector<uint64_t>& blobs) {

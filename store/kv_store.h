@@ -99,6 +99,7 @@ class KvStore : public Store {
   Status AddReader(uint64_t blob, const AssetLocation& where) override;
   Status DropReaders(const std::vector<uint64_t>& blobs) override;
   Status Unread(const std::vector<uint64_t>& blobs, std::vector<uint64_t>* out) const override;
+  Status ClaimNotices(std::vector<std::string>* out) override;
   Status GetSession(std::string_view name, SessionRecord* out) const override;
   std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) override;
   std::unique_ptr<ByteSink> OpenCommittedBlob(uint64_t blob) override;
@@ -137,6 +138,10 @@ class KvStore : public Store {
   // Apply under apply_mu_; reports the blobs it freed bytes of.
   Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs,
                      uint64_t* freed);
+  // Commits `write` (not synced) only if its conditions (expects) hold,
+  // else Stale: checked by the Kv when it is shared by processes (RADOS),
+  // else here, under apply_mu_, which every Apply takes.
+  Status CommitIfUnchanged(KvWrite write);
   // A shared store: removes the marks ("U") of mounts that stopped
   // uncleanly and hold no session any more, fencing each first.
   Status ForgetStoppedMounts();

@@ -36,16 +36,22 @@
 //   "A" name                    AssetRecord
 //   "E" asset \0 dir \0 name    AssetEntry
 //   "P" name                    a commit whose post_commit program has not
-//                               yet succeeded (the asset's name; value
-//                               empty): written in the commit's batch,
-//                               removed once the program exits 0
+//                               yet succeeded (the asset's name): written
+//                               in the commit's batch, removed once the
+//                               program exits 0. Value: on a shared store,
+//                               the id of the mount that delivers it (the
+//                               committer's, or a mount's that took it
+//                               over once the committer's lease was
+//                               gone); else empty
 //   "R" blob                    a file of a removed asset whose bytes wait for
 //                               its last reader to close: freed then, or
-//                               once no process keeps it (the next start;
+//                               once no process reads it (the next start;
 //                               on a store several mounts share, any
-//                               mount, once the keeper's lease is gone).
-//                               Value: on a shared store, the id of the
-//                               mount that keeps it; else empty
+//                               mount's sweep, once no live mount has an
+//                               "O" record for it). Value: on a shared
+//                               store, the id of the mount that removed it
+//                               (for fsck and the operator only: the "O"
+//                               records decide); else empty
 //   "O" blob mount              a mount (its id, 16 hex digits) reads the
 //                               committed file `blob` (value empty): on a
 //                               store several mounts share, written before

@@ -337,6 +337,12 @@ class Store {
     *out = blobs;
     return Status::OK();
   }
+  // The commit notices (Batch::AddNotice) this mount is to deliver, sorted
+  // by asset: on a store one process serves, every one; on a store
+  // several mounts share, those of its own commits and those of mounts
+  // whose leases are gone, which it takes over (one conditional write
+  // each, so that one mount takes each). A live mount's notices stay its.
+  virtual Status ClaimNotices(std::vector<std::string>* out) { return ListNotices(out); }
 
   // An open session's record by name; NotFound when absent.
   virtual Status GetSession(std::string_view name, SessionRecord* out) const = 0;

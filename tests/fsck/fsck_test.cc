@@ -516,6 +516,22 @@ TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
     CHECK(r.problems[0].kind == Kind::kUndecodable);
     CHECK(r.problems[0].key.find("R") == 0);
   }
+  SECTION("a commit notice naming the mount that delivers it is sound") {
+    Put(kv, keys::Notice("up"), "0123456789abcdef");
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    CHECK(r.problems.empty());
+  }
+  SECTION("a commit notice holding something else is not") {
+    Put(kv, keys::Notice("up"), "not a mount id");
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].kind == Kind::kUndecodable);
+    CHECK(r.problems[0].key.find("P") == 0);
+  }
   SECTION("a truncated entry value") {
     const std::string key = keys::Entry("up", "docs", "small.txt");
     std::string v = Get(kv, key);

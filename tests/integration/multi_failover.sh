@@ -143,11 +143,21 @@ commit_one() {  # commit_one MOUNT NAME SRC: a session of one file f, finished
   stat -c %i "${M[$1]}/assets/$2/f" >"$T/$2.ino"
   (($(stripes_of "$2") > 0)) || fail "no stripe objects found for $2's blob"
 }
-random_file "$SRC/kept" 5000000
-commit_one 1 kept "$SRC/kept"
-exec 7<"${M[1]}/assets/kept/f"
-rm -r "${M[1]}/assets/kept" || fail "rm -r of an asset with a reader open failed"
-(($(stripes_of kept) > 0)) || fail "the removed file's bytes were freed with its reader open"
+# remove_while_read NAME BYTES COMMITTER READER REMOVER: commits NAME (one
+# file f of BYTES random bytes) on mount COMMITTER, opens it on mount
+# READER as fd 7, removes the asset on mount REMOVER, and checks that its
+# bytes are still there for the reader.
+remove_while_read() {
+  local name=$1 bytes=$2 committer=$3 reader=$4 remover=$5
+  random_file "$SRC/$name" "$bytes"
+  commit_one "$committer" "$name" "$SRC/$name"
+  exec 7<"${M[$reader]}/assets/$name/f"
+  rm -r "${M[$remover]}/assets/$name" ||
+    fail "rm -r of $name on mount $remover, read on mount $reader, failed"
+  (($(stripes_of "$name") > 0)) ||
+    fail "$name's bytes were freed by its removal on mount $remover while mount $reader reads it"
+}
+remove_while_read kept 5000000 1 1 1
 # Before keepers were recorded, a starting mount freed every removed file.
 start_mount 3 "${OPTS[@]}"
 ! mount_log_has 3 "freeing" || fail "a starting mount freed a file another live mount keeps: $(grep freeing "$T/upfs3.log")"
@@ -167,22 +177,14 @@ line=$(grep -F "asset 'readonce' removed" "$T/upfs1.log") || fail "mount 1 did n
 [[ $line != *"other mounts read"* ]] || fail "mount 1's own closed reader kept readonce as if another mount read it: $line"
 (($(stripes_of readonce) == 0)) || fail "readonce's bytes were not freed by its removal"
 ok "a file this mount read and closed is freed at once by its removal"
-random_file "$SRC/shared" 4000000
-commit_one 1 shared "$SRC/shared"
-exec 7<"${M[3]}/assets/shared/f"
-rm -r "${M[1]}/assets/shared" || fail "rm -r of an asset read on another mount failed"
-(($(stripes_of shared) > 0)) || fail "a file read on mount 3 was freed by its removal on mount 1"
+remove_while_read shared 4000000 1 3 1
 mount_log_has 1 "the bytes of 1 files other mounts read are freed when their readers close" ||
   fail "mount 1's log does not say a file waits for another mount's reader"
 cmp - "$SRC/shared" <&7 || fail "mount 3's reader did not read the file removed on mount 1 whole"
 exec 7<&-
 wait_until 20 "a sweep to free the file once mount 3's reader closed" freed shared
 ok "a file removed on mount 1 while mount 3 reads it: read whole, freed after mount 3's reader closed"
-random_file "$SRC/kept2" 3000000
-commit_one 2 kept2 "$SRC/kept2"
-exec 7<"${M[2]}/assets/kept2/f"
-rm -r "${M[2]}/assets/kept2" || fail "rm -r of kept2 failed"
-(($(stripes_of kept2) > 0)) || fail "kept2's bytes were freed with its reader open"
+remove_while_read kept2 3000000 2 2 2
 kill_mount 2
 exec 7<&-
 wait_until 30 "a live mount's sweep to free the file the killed mount kept" freed kept2
@@ -191,3 +193,51 @@ mount_log_has 1 "that no live mount reads" || mount_log_has 3 "that no live moun
 ok "a removed file kept by a mount that was killed is freed by a live mount's sweep"
 stop_mount 3
 stop_mount 1
+
+# ---- post_commit with several mounts ----
+# The program logs "down|ok MOUNTPOINT ASSET"; it fails until $T/post-up
+# exists.
+cat >"$T/post-commit" <<EOF
+#!/bin/sh
+if [ ! -e '$T/post-up' ]; then
+  printf 'down %s %s\n' "\$UPFS_MOUNTPOINT" "\$UPFS_ASSET" >>'$T/post.log'
+  exit 1
+fi
+printf 'ok %s %s\n' "\$UPFS_MOUNTPOINT" "\$UPFS_ASSET" >>'$T/post.log'
+EOF
+chmod 755 "$T/post-commit"
+: >"$T/post.log"
+POST_OPTS=(-o lease=3 -o sweep_interval=1 -o post_commit="$T/post-commit")
+post_logged() { grep -Fxq -- "$1" "$T/post.log"; }
+start_mount 1 "${POST_OPTS[@]}"
+random_file "$SRC/n1" 1000000
+commit_one 1 n1 "$SRC/n1"
+wait_until 20 "mount 1's first post_commit attempt for n1" post_logged "down ${M[1]} n1"
+# Before deliverers were recorded, a mount that started delivered every
+# notice it found, other live mounts' too. Mount 2 runs the program for
+# its own commit n2; n1, had it taken it at its start, would come first.
+start_mount 2 "${POST_OPTS[@]}"
+random_file "$SRC/n2" 1000000
+commit_one 2 n2 "$SRC/n2"
+wait_until 20 "mount 2's first post_commit attempt for n2" post_logged "down ${M[2]} n2"
+! grep -Fq -- "${M[2]} n1" "$T/post.log" ||
+  fail "mount 2 delivered live mount 1's commit n1: $(cat "$T/post.log")"
+ok "a starting mount leaves a live mount's undelivered commit to it"
+# Mount 1 dies with n1 undelivered: mount 2's sweep takes it over.
+kill_mount 1
+touch "$T/post-up"
+wait_until 30 "mount 2 to deliver the dead mount's commit n1" post_logged "ok ${M[2]} n1"
+wait_until 30 "mount 2 to deliver its own commit n2" post_logged "ok ${M[2]} n2"
+mount_log_has 2 "took over 1 commit notice(s) of mounts that are gone" ||
+  fail "mount 2's log does not say it took n1 over"
+start_mount 3 "${POST_OPTS[@]}"
+random_file "$SRC/n3" 1000000
+commit_one 3 n3 "$SRC/n3"
+wait_until 20 "mount 3 to deliver n3" post_logged "ok ${M[3]} n3"
+for a in n1 n2 n3; do
+  oks=$(grep -c "^ok .* $a\$" "$T/post.log" || true)
+  ((oks == 1)) || fail "post_commit of $a succeeded $oks times: $(cat "$T/post.log")"
+done
+ok "a dead mount's undelivered commit is delivered once, by a live mount; every commit once"
+stop_mount 3
+stop_mount 2

@@ -816,10 +816,12 @@ class CountingKv : public MemoryKv {
   }
   Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override {
     ++scans;
+    if (!begin.empty() && begin[0] == keys::kReaderTag) ++reader_scans;
     return MemoryKv::Scan(begin, end, visit);
   }
   mutable std::atomic<int> gets{0};
   mutable std::atomic<int> scans{0};
+  mutable std::atomic<int> reader_scans{0};  // of reader records ("O")
 };
 
 // A committed file never changes, so a handle on it reads its extent
@@ -951,11 +953,16 @@ class FakeLease : public MountLease {
 // Several mounts: each mount records its readers of committed files
 // ("O"), checked against the file's id record; a removed file is listed
 // to be freed (a starting mount, a sweep, a removal) only when no live
-// mount reads it. A store one process serves lists every one (the
-// previous process's) and records no readers.
-TEST_CASE("removed files: listed to be freed only when no live mount reads them", "[store]") {
-  auto kv_ptr = std::make_unique<MemoryKv>();
-  Kv* kv = kv_ptr.get();
+// mount reads it. Each commit notice is delivered by the mount that
+// committed, or by one that took it over once that mount was gone. A
+// store one process serves lists every one (the previous process's) and
+// records no readers and no deliverers.
+TEST_CASE(
+    "several mounts: removed files are freed when no live mount reads them, and commit notices "
+    "are delivered by their mount or taken over once it is gone",
+    "[store]") {
+  auto kv_ptr = std::make_unique<CountingKv>();
+  CountingKv* kv = kv_ptr.get();
   const std::string me = "00000000000000aa", other = "00000000000000bb", gone = "00000000000000cc";
   auto lease = std::make_shared<FakeLease>(me);
   lease->live = {me, other};
@@ -992,12 +999,48 @@ TEST_CASE("removed files: listed to be freed only when no live mount reads them"
   REQUIRE(store.DropReaders({101}).ok());
   REQUIRE(store.Unread({101, 102}, &freeable).ok());
   CHECK(freeable == std::vector<uint64_t>{101, 102});
-  // A file freed whole takes every reader record with it.
+  // A session's file deleted whole (never read as committed) costs no
+  // look-up of reader records; a removed asset's file freed whole takes
+  // every reader record with it.
+  Write(*store.OpenBlob(106), 0, "session bytes");
+  kv->reader_scans = 0;
+  Batch drop_session_file;
+  drop_session_file.DeleteBlobData(106);
+  REQUIRE(store.Apply(drop_session_file, /*sync=*/true).ok());
+  CHECK(kv->reader_scans == 0);
   Batch free;
   free.DeleteBlobData(103);
   free.ForgetRemoved(103);
   REQUIRE(store.Apply(free, /*sync=*/true).ok());
+  CHECK(kv->reader_scans == 1);
   CHECK(kv->Get(keys::Reader(103, gone), &keeper).IsNotFound());
+
+  // Commit notices: this mount delivers those of its own commits, and
+  // takes over (records as its own) those of mounts that are gone and
+  // those that name no mount; another live mount's stay with it.
+  Batch commit;
+  commit.AddNotice("mine");
+  REQUIRE(store.Apply(commit, /*sync=*/true).ok());
+  CHECK(kv->Get(keys::Notice("mine"), &keeper).ok());
+  CHECK(keeper == me);
+  KvWrite notices;
+  notices.Put(keys::Notice("others"), other);
+  notices.Put(keys::Notice("dead"), gone);
+  notices.Put(keys::Notice("older"), "");
+  REQUIRE(kv->Commit(notices, /*sync=*/true).ok());
+  lease->live = {me, other};
+  std::vector<std::string> claimed;
+  REQUIRE(store.ClaimNotices(&claimed).ok());
+  CHECK(claimed == std::vector<std::string>{"dead", "mine", "older"});
+  for (const char* name : {"dead", "older"}) {
+    REQUIRE(kv->Get(keys::Notice(name), &keeper).ok());
+    CHECK(keeper == me);
+  }
+  REQUIRE(kv->Get(keys::Notice("others"), &keeper).ok());
+  CHECK(keeper == other);
+  lease->live = {me};  // the other mount's lease ran out
+  REQUIRE(store.ClaimNotices(&claimed).ok());
+  CHECK(claimed == std::vector<std::string>{"dead", "mine", "older", "others"});
 
   // One process: the records are empty, and every one is listed.
   auto single =
@@ -1012,6 +1055,16 @@ TEST_CASE("removed files: listed to be freed only when no live mount reads them"
   CHECK((*single)->kv()->Get(keys::Reader(101, ""), &keeper).IsNotFound());
   REQUIRE((*single)->ListRemovedBlobs(&freeable).ok());
   CHECK(freeable == std::vector<uint64_t>{101});
+  Batch one_commit;
+  one_commit.AddNotice("a");
+  REQUIRE((*single)->Apply(one_commit, /*sync=*/true).ok());
+  REQUIRE((*single)->kv()->Get(keys::Notice("a"), &keeper).ok());
+  CHECK(keeper.empty());
+  KvWrite foreign;
+  foreign.Put(keys::Notice("b"), other);  // a store once shared
+  REQUIRE((*single)->kv()->Commit(foreign, /*sync=*/true).ok());
+  REQUIRE((*single)->ClaimNotices(&claimed).ok());
+  CHECK(claimed == std::vector<std::string>{"a", "b"});
 }
 
 }  // namespace upfs::store::testing
