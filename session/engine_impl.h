@@ -342,7 +342,8 @@ struct Engine::Impl {
   Impl(std::unique_ptr<store::Store> s, Options o)
       : store(std::move(s)),
         options(std::move(o)),
-        quota(options.quota_bytes, options.max_sessions),
+        quota(options.quota_bytes, options.max_sessions,
+              store->MountId().empty() ? nullptr : store.get()),
         ignore(options.ignore_patterns),
         asset_reads(AssetReadCache::kReadahead, store->PreferredReadBytes()) {
     if (!options.clock) options.clock = std::make_shared<SystemClock>();

@@ -110,6 +110,8 @@ std::vector<std::string> Engine::ExpireIdle() {
                    orphaned.size());
       m.FreeRemoved(orphaned);
     }
+    // Unused steps of this mount's shares of the per-user limits.
+    m.quota.Trim();
     // Commit notices of mounts that died before delivering them.
     if (m.notifier) {
       if (Status st = m.notifier->TakeOver(); !st.ok())

@@ -72,6 +72,7 @@ class Checker {
     CheckNotices();
     CheckRemoved();
     CheckReaders();
+    CheckQuotaGrants();
     CheckSessionsAndNodes();
     IndexOwners();
     CheckData();
@@ -348,6 +349,25 @@ class Checker {
                           return true;
                         }),
                "reader records");
+  }
+
+  // The mounts' grants of the per-user limits (several mounts): one
+  // record per uid (a 32-bit number), each grant naming a mount. They own
+  // nothing; a wrong one can only make the limits refuse early or late.
+  void CheckQuotaGrants() {
+    std::string prefix = keys::QuotaGrantsPrefix();
+    ScanFailed(kv_.Scan(prefix, keys::PrefixEnd(prefix),
+                        [&](std::string_view k, std::string_view v) {
+                          uint64_t uid = 0;
+                          std::vector<MountGrant> grants;
+                          if (!keys::ParseNumbered(k, &uid) || uid > UINT32_MAX) {
+                            Undecodable(k, "quota grant record is not a uid's");
+                          } else if (Status st = DecodeQuotaGrants(v, &grants); !st.ok()) {
+                            Undecodable(k, st.message());
+                          }
+                          return true;
+                        }),
+               "quota grant records");
   }
 
   // Merges the "I" records (sorted by id) with the ids the entries and

@@ -1158,6 +1158,68 @@ Status KvStore::AddReader(uint64_t blob, const AssetLocation& where) {
   return st;
 }
 
+Status KvStore::SetQuotaGrant(uint32_t uid, QuotaGrant need, QuotaGrant want, QuotaGrant limit,
+                              QuotaGrant* granted) {
+  if (!lease_) {
+    *granted = want;
+    return Status::OK();
+  }
+  const std::string key = keys::QuotaGrants(uid);
+  const std::string what = "uid " + std::to_string(uid);
+  std::optional<std::set<std::string>> live;
+  // One record per uid, changed only if unchanged since it was read: the
+  // grants of racing mounts never pass the limits together.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    std::string stored;
+    std::optional<std::string> before;
+    if (Status got = kv_->Get(key, &stored); got.ok()) {
+      before = stored;
+    } else if (!got.IsNotFound()) {
+      return got.WithContext("the quota grants of " + what);
+    }
+    std::vector<MountGrant> grants;
+    if (before) UPFS_RETURN_IF_ERROR(DecodeQuotaGrants(*before, &grants));
+    if (!live) {
+      UPFS_ASSIGN_OR_RETURN(live, lease_->LiveIds());
+      live->insert(mount_id_);
+    }
+    // The other live mounts' grants stay; those of mounts that are gone go.
+    std::vector<MountGrant> kept;
+    QuotaGrant others;
+    for (MountGrant& g : grants) {
+      if (g.mount == mount_id_ || live->count(g.mount) == 0) continue;
+      others.bytes += g.grant.bytes;
+      others.sessions += g.grant.sessions;
+      kept.push_back(std::move(g));
+    }
+    QuotaGrant grant = want;
+    auto cut = [](uint64_t* value, uint64_t limit, uint64_t taken) {
+      if (limit != 0) *value = std::min(*value, limit - std::min(limit, taken));
+    };
+    cut(&grant.bytes, limit.bytes, others.bytes);
+    cut(&grant.sessions, limit.sessions, others.sessions);
+    if (grant.bytes < need.bytes || grant.sessions < need.sessions) {
+      return Status::QuotaExceeded("the other mounts of this store hold grants of " +
+                                   std::to_string(others.bytes) + " bytes and " +
+                                   std::to_string(others.sessions) + " sessions for " + what);
+    }
+    if (grant.bytes != 0 || grant.sessions != 0) kept.push_back({mount_id_, grant});
+    KvWrite write;
+    write.Expect(key, before);
+    if (kept.empty()) {
+      write.Delete(key);
+    } else {
+      write.Put(key, EncodeQuotaGrants(kept));
+    }
+    Status st = CommitIfUnchanged(std::move(write));
+    if (st.IsStale()) continue;  // another mount changed them first
+    UPFS_RETURN_IF_ERROR(st.WithContext("writing the quota grants of " + what));
+    *granted = grant;
+    return Status::OK();
+  }
+  return Status::Busy("the quota grants of " + what + " kept changing under this mount");
+}
+
 Status KvStore::ClaimNotices(std::vector<std::string>* out) {
   out->clear();
   std::vector<std::pair<std::string, std::string>> notices;  // asset, its deliverer

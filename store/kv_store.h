@@ -100,6 +100,8 @@ class KvStore : public Store {
   Status DropReaders(const std::vector<uint64_t>& blobs) override;
   Status Unread(const std::vector<uint64_t>& blobs, std::vector<uint64_t>* out) const override;
   Status ClaimNotices(std::vector<std::string>* out) override;
+  Status SetQuotaGrant(uint32_t uid, QuotaGrant need, QuotaGrant want, QuotaGrant limit,
+                       QuotaGrant* granted) override;
   Status GetSession(std::string_view name, SessionRecord* out) const override;
   std::unique_ptr<ByteSink> OpenBlob(uint64_t blob) override;
   std::unique_ptr<ByteSink> OpenCommittedBlob(uint64_t blob) override;

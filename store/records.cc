@@ -98,6 +98,8 @@ std::string Notice(std::string_view asset) { return Named(kNoticeTag, asset); }
 std::string NoticePrefix() { return std::string(1, kNoticeTag); }
 std::string Removed(uint64_t blob) { return Tagged(kRemovedTag, blob); }
 std::string RemovedPrefix() { return std::string(1, kRemovedTag); }
+std::string QuotaGrants(uint32_t uid) { return Tagged(kQuotaTag, uid); }
+std::string QuotaGrantsPrefix() { return std::string(1, kQuotaTag); }
 
 std::string PrefixEnd(std::string_view prefix) {
   std::string end(prefix);
@@ -450,6 +452,36 @@ bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum
     *inline_bytes = rest;
   }
   return true;
+}
+
+namespace {
+constexpr size_t kMountGrantSize = 16 + 8 + 8;
+}  // namespace
+
+std::string EncodeQuotaGrants(const std::vector<MountGrant>& grants) {
+  std::string out;
+  out.reserve(grants.size() * kMountGrantSize);
+  for (const MountGrant& g : grants) {
+    out += g.mount;
+    keys::AppendBigEndian64(&out, g.grant.bytes);
+    keys::AppendBigEndian64(&out, g.grant.sessions);
+  }
+  return out;
+}
+
+Status DecodeQuotaGrants(std::string_view in, std::vector<MountGrant>* grants) {
+  grants->clear();
+  if (in.size() % kMountGrantSize != 0)
+    return Status::Corruption("quota grants: " + std::to_string(in.size()) +
+                              " bytes, not a multiple of " + std::to_string(kMountGrantSize));
+  for (size_t at = 0; at < in.size(); at += kMountGrantSize) {
+    std::string_view mount = in.substr(at, 16);
+    if (!keys::IsMountId(mount)) return Status::Corruption("quota grants: a mount id is malformed");
+    grants->push_back(
+        {std::string(mount),
+         {keys::ReadBigEndian64(in.substr(at + 16)), keys::ReadBigEndian64(in.substr(at + 24))}});
+  }
+  return Status::OK();
 }
 
 }  // namespace upfs::store

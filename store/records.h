@@ -59,6 +59,12 @@
 //                               after its last one closed (by its next
 //                               sweep or stop), so a removed file's bytes
 //                               wait for the readers of every live mount
+//   "Q" uid                     several mounts: what each live mount may hold
+//                               for the uid against -o quota and -o
+//                               max_sessions (its grant: bytes, sessions),
+//                               one record per uid changed by compare and
+//                               set, so that the grants together never
+//                               pass the limits
 //   "I" id                      asset \0 dir \0 name: where a committed id is
 //                               (AssetLocation; dir and name empty for an
 //                               asset's root)
@@ -72,6 +78,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 #include "store/store.h"
@@ -109,6 +116,7 @@ inline constexpr char kHolderTag = 'H';
 inline constexpr char kIdTag = 'I';
 inline constexpr char kNextIdTag = 'N';
 inline constexpr char kNoticeTag = 'P';
+inline constexpr char kQuotaTag = 'Q';
 inline constexpr char kReaderTag = 'O';
 inline constexpr char kRemovedTag = 'R';
 inline constexpr char kSessionTag = 'S';
@@ -120,9 +128,9 @@ inline constexpr char kIntentTag = 'T';
 
 // Every tag of the layout, in key order: a key that starts with another
 // byte is not one of upfs's records (upfs fsck reports it).
-inline constexpr char kTagList[] = {kExtentTag, kAssetTag,  kEntryTag,  kHolderTag,  kIdTag,
-                                    kNextIdTag, kReaderTag, kNoticeTag, kRemovedTag, kSessionTag,
-                                    kInUseTag,  kFormatTag, kNodeTag};
+inline constexpr char kTagList[] = {kExtentTag,  kAssetTag,  kEntryTag,  kHolderTag, kIdTag,
+                                    kNextIdTag,  kReaderTag, kNoticeTag, kQuotaTag,  kRemovedTag,
+                                    kSessionTag, kInUseTag,  kFormatTag, kNodeTag};
 inline constexpr std::string_view kTags(kTagList, sizeof kTagList);
 static_assert(std::is_sorted(kTags.begin(), kTags.end()));
 
@@ -168,6 +176,9 @@ std::string Notice(std::string_view asset);
 std::string NoticePrefix();
 std::string Removed(uint64_t blob);
 std::string RemovedPrefix();
+// The live mounts' grants of a uid's per-user limits (several mounts).
+std::string QuotaGrants(uint32_t uid);
+std::string QuotaGrantsPrefix();
 // A mount's record that it reads `blob` (mount: its id).
 std::string Reader(uint64_t blob, std::string_view mount);
 std::string ReaderPrefix(uint64_t blob);
@@ -183,7 +194,8 @@ std::string PrefixEnd(std::string_view prefix);
 //
 // The name in a Session, Asset or Notice key (whatever follows the tag).
 std::string_view NameOf(std::string_view key);
-// The id of a key that is a tag and one id: Id, Removed, Holder.
+// The id of a key that is a tag and one id: Id, Removed, Holder,
+// QuotaGrants (the uid).
 bool ParseNumbered(std::string_view key, uint64_t* id);
 // A key that is a tag and two numbers: Node (session id, node id) and a
 // chunk's Extent (blob, offset).
@@ -223,6 +235,16 @@ std::string EncodeInlineExtentValue(std::string_view bytes);
 bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum,
                        std::optional<std::string_view>* inline_bytes);
 Status DecodeLocation(std::string_view in, AssetLocation* l);
+
+// A QuotaGrants record's value: for each mount, its id (16 hex digits),
+// then the bytes and the sessions it may hold for the uid, 8 bytes
+// big-endian each.
+struct MountGrant {
+  std::string mount;
+  QuotaGrant grant;
+};
+std::string EncodeQuotaGrants(const std::vector<MountGrant>& grants);
+Status DecodeQuotaGrants(std::string_view in, std::vector<MountGrant>* grants);
 
 // A blob end record's value: the bound, 8 bytes big-endian.
 std::string EncodeBlobEnd(uint64_t end);

@@ -279,6 +279,13 @@ struct Space {
   uint64_t free_bytes = 0;
 };
 
+// Per-user limits with several mounts (-o quota, -o max_sessions): what a
+// mount may hold for one uid (its grant), or a limit (0: none).
+struct QuotaGrant {
+  uint64_t bytes = 0;
+  uint64_t sessions = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -343,6 +350,18 @@ class Store {
   // whose leases are gone, which it takes over (one conditional write
   // each, so that one mount takes each). A live mount's notices stay its.
   virtual Status ClaimNotices(std::vector<std::string>* out) { return ListNotices(out); }
+  // Sets this mount's grant for `uid` (docs/configuration.md, "Per-user
+  // limits"): `want`, cut down to what `limit` leaves beside the grants of
+  // the other live mounts, but never below `need` (QuotaExceeded, naming
+  // what the other mounts hold, when `need` does not fit; a grant only
+  // shrinks or grows within the limit, and a limit of 0 cuts nothing).
+  // Sets *granted. A store one process serves grants `want` and stores
+  // nothing.
+  virtual Status SetQuotaGrant(uint32_t /*uid*/, QuotaGrant /*need*/, QuotaGrant want,
+                               QuotaGrant /*limit*/, QuotaGrant* granted) {
+    *granted = want;
+    return Status::OK();
+  }
 
   // An open session's record by name; NotFound when absent.
   virtual Status GetSession(std::string_view name, SessionRecord* out) const = 0;

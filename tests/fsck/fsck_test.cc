@@ -30,6 +30,7 @@
 #include "tests/support/backends.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/shared_blob_files.h"
+#include "tests/support/shared_kv.h"
 #include "tests/support/status_assertions.h"
 #include "tests/support/temp_dir.h"
 
@@ -52,27 +53,8 @@ class SessionSha256 : public FsckHasher {
   session::Sha256 sha_;
 };
 
-// Forwards to a Kv that outlives it, so an in-memory store survives the
-// Engine (which owns its Store, which owns its Kv).
-class SharedKv : public Kv {
- public:
-  explicit SharedKv(std::shared_ptr<Kv> kv) : kv_(std::move(kv)) {}
-  Status Get(std::string_view key, std::string* value) const override {
-    return kv_->Get(key, value);
-  }
-  Status Scan(std::string_view begin, std::string_view end, const KvVisitor& visit) const override {
-    return kv_->Scan(begin, end, visit);
-  }
-  Status Commit(const KvWrite& write, bool sync) override { return kv_->Commit(write, sync); }
-  Status Compact(std::string_view begin, std::string_view end) override {
-    return kv_->Compact(begin, end);
-  }
-
- private:
-  std::shared_ptr<Kv> kv_;
-};
-
 using upfs::testing::SharedBlobFiles;
+using upfs::testing::SharedKv;
 
 using upfs::testing::Backend;
 
@@ -531,6 +513,20 @@ TEST_CASE("fsck: damaged index records are reported with their key", "[fsck]") {
     REQUIRE(r.problems.size() == 1);
     CHECK(r.problems[0].kind == Kind::kUndecodable);
     CHECK(r.problems[0].key.find("P") == 0);
+  }
+  SECTION("quota grant records: mounts' shares of a uid's limits are sound, others are not") {
+    Put(kv, keys::QuotaGrants(1000),
+        EncodeQuotaGrants({{"0123456789abcdef", {4096, 1}}, {"00000000000000aa", {0, 2}}}));
+    Put(kv, keys::QuotaGrants(1001), "0123456789abcdef");    // no numbers
+    Put(kv, keys::QuotaGrants(1002), std::string(32, 'x'));  // not a mount id
+    store.reset();
+    FsckReport r = Check(ts);
+    INFO(Text(r));
+    REQUIRE(r.problems.size() == 2);
+    for (const auto& p : r.problems) {
+      CHECK(p.kind == Kind::kUndecodable);
+      CHECK(p.key.find("Q") == 0);
+    }
   }
   SECTION("a truncated entry value") {
     const std::string key = keys::Entry("up", "docs", "small.txt");

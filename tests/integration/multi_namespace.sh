@@ -13,7 +13,10 @@
 #   * 4 mounts x 25 sessions committed in parallel: every mount lists all
 #     100 and verifies each;
 #   * a poller on mount 2 that lists and reads assets/ while mount 1
-#     commits sessions of 40 files never sees one with files missing.
+#     commits sessions of 40 files never sees one with files missing;
+#   * per-user limits (-o quota, -o max_sessions) hold for a uid's
+#     sessions on two mounts together; an abort on one gives its share
+#     back to the other at once.
 export UPFS_TEST_STORE=rados
 source "$(dirname "$0")/lib.sh" "$@"
 source "$(dirname "$0")/multi_lib.sh"
@@ -133,6 +136,41 @@ done
 touch "$T/poll.stop"
 wait "$poller" || fail "the poller on mount 2 saw a partial asset: $(cat "$T/poll.partial")"
 ok "a poller on mount 2 never saw part of the 10 sessions of 40 files mount 1 committed"
+
+# ---- per-user limits across mounts ----
+# Mounts 5 and 6 with -o quota=8M -o max_sessions=2: uid nobody's sessions
+# on both together stay within them; an abort on one gives its share back
+# to the other at once.
+require_tools setpriv
+NOGROUP=$(id -gn nobody)
+as_nobody() { setpriv --reuid=nobody --regid="$NOGROUP" --clear-groups -- "$@"; }
+chmod 0755 "$T"
+MIB=$((1 << 20))
+QOPTS=(-o allow_other -o quota=8M -o max_sessions=2 -o lease=5)
+start_mount 5 "${QOPTS[@]}"
+start_mount 6 "${QOPTS[@]}"
+as_nobody mkdir "${M[5]}/sessions/qa"
+as_nobody dd if=/dev/zero of="${M[5]}/sessions/qa/f" bs=1M count=5 status=none ||
+  fail "5 MiB of an 8 MiB quota on mount 5 were refused"
+as_nobody mkdir "${M[6]}/sessions/qb"
+if as_nobody dd if=/dev/zero of="${M[6]}/sessions/qb/f" bs=1M count=5 status=none 2>"$T/qb.err"; then
+  fail "5 MiB on mount 6 went in beside 5 MiB on mount 5, against an 8 MiB quota"
+fi
+grep -q "Disk quota exceeded" "$T/qb.err" || fail "the refused write on mount 6 did not fail with EDQUOT: $(cat "$T/qb.err")"
+held_b=$(stat -c %s "${M[6]}/sessions/qb/f")
+((5 * MIB + held_b <= 8 * MIB)) || fail "mounts 5 and 6 passed the quota together: 5 MiB + $held_b bytes"
+((held_b >= MIB)) || fail "mount 6 got less than 1 MiB of the 3 MiB the quota leaves: $held_b bytes"
+mount_log_has 6 "other mounts of this store hold grants of" || fail "mount 6's log does not say what mount 5 holds"
+expect_fail "Disk quota exceeded" as_nobody mkdir "${M[6]}/sessions/qc"
+ok "uid nobody's sessions on two mounts stop at -o quota (5 MiB + $held_b bytes of 8 MiB) and -o max_sessions together"
+as_nobody rm -r "${M[5]}/sessions/qa"
+as_nobody dd if=/dev/zero of="${M[6]}/sessions/qb/g" bs=1M count=4 status=none ||
+  fail "after the abort on mount 5, mount 6 could not write 4 MiB more: $(grep -i quota "$T/upfs6.log" | tail -n 2)"
+as_nobody mkdir "${M[6]}/sessions/qc" || fail "after the abort on mount 5, a second session on mount 6 was refused"
+ok "an abort on mount 5 gives its share of the limits to mount 6 at once"
+as_nobody rm -r "${M[6]}/sessions/qb" "${M[6]}/sessions/qc"
+stop_mount 6
+stop_mount 5
 
 rc=0
 out=$("$UPFS_BIN" fsck "$STORE" 2>&1) || rc=$?

@@ -24,12 +24,16 @@
 #include "store/mount_lease.h"
 #include "store/records.h"
 #include "tests/store/store_fixture.h"
+#include "tests/support/fake_lease.h"
 #include "tests/support/random_bytes.h"
+#include "tests/support/shared_kv.h"
 
 namespace upfs::store::testing {
 namespace {
 
+using upfs::testing::FakeLease;
 using upfs::testing::RandomBytes;
+using upfs::testing::SharedKv;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
@@ -934,22 +938,6 @@ TEMPLATE_TEST_CASE("sessions: a session is created only under a name no session 
   CHECK(sessions[0].id == id);
 }
 
-// A lease whose live mounts the test sets.
-class FakeLease : public MountLease {
- public:
-  explicit FakeLease(std::string id) : id_(std::move(id)), description_("fake " + id_) {}
-  const std::string& Id() const override { return id_; }
-  const std::string& Description() const override { return description_; }
-  Status Held() const override { return Status::OK(); }
-  Result<std::set<std::string>> LiveIds() override { return live; }
-  Status Fence(const std::string&) override { return Status::OK(); }
-  std::set<std::string> live;
-
- private:
-  const std::string id_;
-  const std::string description_;
-};
-
 // Several mounts: each mount records its readers of committed files
 // ("O"), checked against the file's id record; a removed file is listed
 // to be freed (a starting mount, a sweep, a removal) only when no live
@@ -1065,6 +1053,72 @@ TEST_CASE(
   REQUIRE((*single)->kv()->Commit(foreign, /*sync=*/true).ok());
   REQUIRE((*single)->ClaimNotices(&claimed).ok());
   CHECK(claimed == std::vector<std::string>{"a", "b"});
+}
+
+// Several mounts: each mount's grant of a uid's per-user limits is cut to
+// what the other live mounts' grants leave, so that together they never
+// pass the limits; a mount that is gone holds nothing; a store one
+// process serves grants what is asked and stores nothing.
+TEST_CASE("several mounts: the grants of the per-user limits never pass them together", "[store]") {
+  auto kv = std::make_shared<MemoryKv>();
+  const std::string a = "00000000000000aa", b = "00000000000000bb";
+  auto lease_a = std::make_shared<FakeLease>(a);
+  auto lease_b = std::make_shared<FakeLease>(b);
+  lease_a->live = lease_b->live = {a, b};
+  auto opened_a = KvStore::Open(std::make_unique<SharedKv>(kv), std::make_unique<MemoryBlobFiles>(),
+                                /*create=*/true, lease_a);
+  REQUIRE(opened_a.ok());
+  auto opened_b = KvStore::Open(std::make_unique<SharedKv>(kv), std::make_unique<MemoryBlobFiles>(),
+                                /*create=*/true, lease_b);
+  REQUIRE(opened_b.ok());
+  KvStore& mount_a = **opened_a;
+  KvStore& mount_b = **opened_b;
+  const QuotaGrant limit{8'000'000, 2};
+  QuotaGrant granted;
+  auto refused = [](const Status& st) { return st.code() == Status::Code::kQuotaExceeded; };
+
+  REQUIRE(mount_a.SetQuotaGrant(1000, {1'000'000, 1}, {6'000'000, 1}, limit, &granted).ok());
+  CHECK(granted.bytes == 6'000'000);
+  CHECK(granted.sessions == 1);
+  // B asks for 4 MB and needs 1: gets the 2 MB A's grant leaves.
+  REQUIRE(mount_b.SetQuotaGrant(1000, {1'000'000, 1}, {4'000'000, 1}, limit, &granted).ok());
+  CHECK(granted.bytes == 2'000'000);
+  CHECK(granted.sessions == 1);
+  // Needing 3 MB, or a third session, is refused, naming what the other
+  // mount holds; B's grant stays as it was.
+  Status st = mount_b.SetQuotaGrant(1000, {3'000'000, 1}, {3'000'000, 1}, limit, &granted);
+  CHECK(refused(st));
+  CHECK(st.message().find("hold grants of 6000000 bytes and 1 sessions for uid 1000") !=
+        std::string::npos);
+  CHECK(refused(mount_a.SetQuotaGrant(1000, {0, 2}, {0, 2}, limit, &granted)));
+  std::string stored;
+  REQUIRE(kv->Get(keys::QuotaGrants(1000), &stored).ok());
+  std::vector<MountGrant> grants;
+  REQUIRE(DecodeQuotaGrants(stored, &grants).ok());
+  REQUIRE(grants.size() == 2);
+  CHECK(grants[0].mount == a);
+  CHECK(grants[1].mount == b);
+  CHECK(grants[1].grant.bytes == 2'000'000);
+  // Another uid has limits of its own.
+  REQUIRE(mount_b.SetQuotaGrant(1001, {8'000'000, 2}, {8'000'000, 2}, limit, &granted).ok());
+  // A gives its share back (never refused): B may take it all.
+  REQUIRE(mount_a.SetQuotaGrant(1000, {}, {}, {}, &granted).ok());
+  REQUIRE(mount_b.SetQuotaGrant(1000, {8'000'000, 2}, {8'000'000, 2}, limit, &granted).ok());
+  // A mount whose lease is gone holds nothing.
+  lease_a->live = {a};
+  REQUIRE(mount_a.SetQuotaGrant(1000, {8'000'000, 2}, {8'000'000, 2}, limit, &granted).ok());
+  REQUIRE(kv->Get(keys::QuotaGrants(1000), &stored).ok());
+  REQUIRE(DecodeQuotaGrants(stored, &grants).ok());
+  REQUIRE(grants.size() == 1);
+  CHECK(grants[0].mount == a);
+
+  // One process: what is asked, nothing stored.
+  auto single = KvStore::Open(std::make_unique<MemoryKv>(), std::make_unique<MemoryBlobFiles>(),
+                              /*create=*/true);
+  REQUIRE(single.ok());
+  REQUIRE((*single)->SetQuotaGrant(1000, {9'000'000, 3}, {9'000'000, 3}, limit, &granted).ok());
+  CHECK(granted.bytes == 9'000'000);
+  CHECK((*single)->kv()->Get(keys::QuotaGrants(1000), &stored).IsNotFound());
 }
 
 }  // namespace upfs::store::testing
