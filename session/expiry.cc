@@ -33,8 +33,10 @@ Status Engine::Impl::DropSession(Session& s, bool sync) {
   UPFS_RETURN_IF_ERROR(store->Apply(batch, sync));
   std::vector<uint64_t> ids;
   std::string name;
+  uint32_t owner = 0;
   {
     MutexLock lock(s.mu);
+    owner = s.record.uid;
     for (auto& [id, n] : s.nodes) {
       ids.push_back(id);
       if (n.file) n.file->removed = true;
@@ -47,6 +49,7 @@ Status Engine::Impl::DropSession(Session& s, bool sync) {
     name = s.record.name;
     Uncount(s);
   }
+  quota.GiveBack(owner);
   {
     MutexLock table(table_mu);
     auto it = sessions.find(name);

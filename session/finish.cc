@@ -441,6 +441,7 @@ Status Engine::Impl::VerifyAndCommit(const std::shared_ptr<Session>& sp,
   }
   for (uint64_t id : ids) IndexRemove(id);
   for (uint64_t id : unlinked_ids) IndexRemove(id);
+  quota.GiveBack(record.uid);  // outside the table's lock: it may ask the store
   for (const std::shared_ptr<FileState>& f : dropped.files) {
     MutexLock flock(f->mu);
     f->removed = true;  // a handle still open on it sees Stale, as on any file of the session

@@ -168,6 +168,7 @@ Result<Attr> Engine::Mkdir(uint64_t parent, std::string_view name, uint32_t mode
     }
     if (Status st = m.store->Apply(batch, /*sync=*/false); !st.ok()) {
       m.quota.RemoveSession(caller.uid, 0);
+      m.quota.GiveBack(caller.uid);
       return st;
     }
     s->counted = true;

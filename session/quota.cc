@@ -161,8 +161,9 @@ void QuotaLedger::RemoveSession(uint32_t uid, uint64_t bytes) {
     if (u.sessions == 0 && u.bytes == 0 && u.granted.bytes == 0 && u.granted.sessions == 0)
       usage_.erase(uid);
   }
-  Settle(uid, /*shrink=*/true);
 }
+
+void QuotaLedger::GiveBack(uint32_t uid) { Settle(uid, /*shrink=*/true); }
 
 void QuotaLedger::MoveSession(uint32_t from, uint32_t to, uint64_t bytes) {
   if (!HasLimits() || from == to) return;

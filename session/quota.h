@@ -62,8 +62,13 @@ class QuotaLedger {
   // A session (and its bytes) that exists already: recovered at start or
   // taken over. Never refused.
   void CountSession(uint32_t uid, uint64_t bytes);
-  // A session ended: its place and its bytes are given back.
+  // A session ended: its place and its bytes are given back (to the other
+  // mounts, too, by GiveBack).
   void RemoveSession(uint32_t uid, uint64_t bytes);
+  // Several mounts: gives back the share of `uid`'s limits its sessions
+  // here no longer need (a store operation: call it without the engine's
+  // locks held).
+  void GiveBack(uint32_t uid);
   // A session of `bytes` changed owner.
   void MoveSession(uint32_t from, uint32_t to, uint64_t bytes);
   // Several mounts: gives back the grants' unused steps (the sweep).

@@ -81,6 +81,7 @@ TEST_CASE(
   REQUIRE_CODE(b.ledger->ReserveBytes(uid, 1), kQuotaExceeded);
   // A's session ends (a commit): its bytes and its place go back at once.
   a.ledger->RemoveSession(uid, 300'000);
+  a.ledger->GiveBack(uid);
   CHECK(a.ledger->Of(uid).granted.bytes == 0);
   CHECK(a.ledger->Of(uid).granted.sessions == 0);
   REQUIRE_OK(b.ledger->ReserveBytes(uid, 300'000));
