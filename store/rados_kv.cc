@@ -165,6 +165,13 @@ void RadosKv::OnBackgroundDone(librados::completion_t, void* arg) {
   c->rc = c->completion->get_return_value();
   c->done = true;
   --self->bg_in_flight_;
+  // The commit of this object queued behind it (at most one) goes out now.
+  for (auto& next : self->bg_) {
+    if (next.oid == c->oid && !next.sent) {
+      self->SendLocked(&next);
+      break;
+    }
+  }
   self->bg_cv_.SignalAll();
 }
 
@@ -210,34 +217,64 @@ void RadosKv::WaitForBackgroundKeys(std::string_view begin, std::string_view end
 
 Status RadosKv::CommitInBackground(const std::string& oid,
                                    std::map<std::string, std::optional<std::string>> ops) {
-  librados::ObjectWriteOperation op;
-  const bool puts = OmapWrite(ops, {}, &op).first > 0;
-  Background* c;
-  {
-    MutexLock lock(bg_mu_);
-    while (bg_in_flight_ >= kMaxBackgroundCommits) bg_cv_.Wait(bg_mu_);
+  MutexLock lock(bg_mu_);
+  for (;;) {
     ReapLocked();
-    c = &bg_.emplace_back();
+    // The newest commit of this object not yet stored, if any.
+    Background* last = nullptr;
+    for (auto it = bg_.rbegin(); it != bg_.rend(); ++it) {
+      if (it->oid == oid && !it->done) {
+        last = &*it;
+        break;
+      }
+    }
+    if (last != nullptr && !last->sent) {
+      // Queued behind the one going out: this write joins it, unless it
+      // is full (then wait until it goes out).
+      if (last->ops.size() >= kMaxCoalescedKeys) {
+        bg_cv_.Wait(bg_mu_);
+        continue;
+      }
+      for (auto& [key, value] : ops) {
+        bg_keys_[key] = {last->seq, value};
+        last->ops[key] = std::move(value);  // the last operation on a key wins
+      }
+      return Status::OK();
+    }
+    if (last == nullptr && bg_in_flight_ >= kMaxBackgroundCommits) {
+      bg_cv_.Wait(bg_mu_);
+      continue;
+    }
+    Background* c = &bg_.emplace_back();
     c->owner = this;
     c->seq = bg_next_seq_++;
     c->oid = oid;
-    c->puts = puts;
     c->ops = std::move(ops);
-    c->completion = librados::Rados::aio_create_completion(c, &OnBackgroundDone);
     for (const auto& [key, value] : c->ops) bg_keys_[key] = {c->seq, value};
-    ++bg_in_flight_;
-    // Queued under the lock, so that RADOS gets one object's commits in
-    // the order of their seq (which bg_keys_ assumes).
-    const int rc = io_.aio_operate(oid, c->completion, &op, librados::OPERATION_FULL_TRY);
-    if (rc < 0) {
-      // Not queued: no callback will come.
-      c->done = true;
-      c->rc = rc;
-      --bg_in_flight_;
-      bg_cv_.SignalAll();
-    }
+    // One commit of an object at a time: behind one going out it waits
+    // (OnBackgroundDone sends it), and the writes after it join it.
+    if (last == nullptr) SendLocked(c);
+    return Status::OK();
   }
-  return Status::OK();
+}
+
+void RadosKv::SendLocked(Background* c) const {
+  librados::ObjectWriteOperation op;
+  c->puts = OmapWrite(c->ops, {}, &op).first > 0;
+  c->sent = true;
+  ++background_sends_;
+  c->completion = librados::Rados::aio_create_completion(c, &OnBackgroundDone);
+  ++bg_in_flight_;
+  // Sent under the lock, so that RADOS gets one object's commits in the
+  // order of their seq (which bg_keys_ assumes).
+  const int rc = io_.aio_operate(c->oid, c->completion, &op, librados::OPERATION_FULL_TRY);
+  if (rc < 0) {
+    // Not queued: no callback will come.
+    c->done = true;
+    c->rc = rc;
+    --bg_in_flight_;
+    bg_cv_.SignalAll();
+  }
 }
 
 Status RadosKv::TakeWriteFailure(std::string_view key) {

@@ -71,8 +71,13 @@ class RadosKv : public Kv {
   static constexpr uint64_t kScanPage = 1000;
   // How long CheckRoomForData trusts the pool's quota and usage.
   static constexpr auto kSpaceCacheTime = std::chrono::seconds(1);
-  // Commits going out in the background at once (Commit, sync=false).
+  // Commits going out in the background at once (Commit, sync=false), one
+  // per object at a time.
   static constexpr size_t kMaxBackgroundCommits = 32;
+  // Keys a background commit queued behind another of its object takes
+  // from the writes after it before they wait (the OSD's omap ops take up
+  // to 1024 entries).
+  static constexpr size_t kMaxCoalescedKeys = 512;
 
   // Opens the Kv in `pool`/`ns` and rolls forward every intent left there.
   // `lock` (the store's, taken first; null in tests of the Kv alone) is
@@ -92,7 +97,11 @@ class RadosKv : public Kv {
   // one client's operations on one object in order, Get answers from the
   // keys still going out, and a Scan over them waits for them. Every
   // other write waits for those first. A failure is kept for the object
-  // until TakeWriteFailure.
+  // until TakeWriteFailure. One object has one such operation going out
+  // at a time; the writes made meanwhile are queued behind it as one
+  // (up to kMaxCoalescedKeys keys), applied in their order. A `cp` of 1 GiB
+  // took the OSD about 2 370 operations before (1 024 of them stripe
+  // writes), about 1 470 so, and its CPU goes by operations.
   Status Commit(const KvWrite& write, bool sync) override;
   Status TakeWriteFailure(std::string_view key) override;
   bool CommitsInBackground() const override { return true; }
@@ -127,6 +136,12 @@ class RadosKv : public Kv {
   // first multi-object Commit stored its intent, before any other object
   // got its part (tests/integration/torture_kill9.sh, on RADOS).
   static constexpr const char* kKillAfterIntentVariable = "UPFS_TEST_KILL_AFTER_INTENT";
+  // How many operations the commits in the background took so far (tests:
+  // those queued behind one going out share one).
+  uint64_t background_sends() const {
+    MutexLock lock(bg_mu_);
+    return background_sends_;
+  }
   // How many intents the last Open rolled forward.
   uint64_t rolled_forward() const { return rolled_forward_; }
 
@@ -147,6 +162,7 @@ class RadosKv : public Kv {
     std::string oid;
     std::map<std::string, std::optional<std::string>> ops;
     bool puts = false;
+    bool sent = false;  // false: queued behind the one of its object going out
     librados::AioCompletion* completion = nullptr;
     bool done = false;
     int rc = 0;
@@ -156,6 +172,8 @@ class RadosKv : public Kv {
   Status CommitInBackground(const std::string& oid,
                             std::map<std::string, std::optional<std::string>> ops);
   static void OnBackgroundDone(librados::completion_t, void* arg);
+  // Sends `c` (aio_operate), or marks it done with the error.
+  void SendLocked(Background* c) const REQUIRES(bg_mu_);
   // Forgets finished background commits and their keys, keeping failures.
   void ReapLocked() const REQUIRES(bg_mu_);
   // Waits until no background commit is under way (all), or none that
@@ -216,6 +234,7 @@ class RadosKv : public Kv {
   mutable std::list<Background> bg_ GUARDED_BY(bg_mu_);
   mutable size_t bg_in_flight_ GUARDED_BY(bg_mu_) = 0;
   uint64_t bg_next_seq_ GUARDED_BY(bg_mu_) = 0;
+  mutable uint64_t background_sends_ GUARDED_BY(bg_mu_) = 0;
   // GUARDED_BY(bg_mu_): each key a background commit under way writes:
   // the newest such commit's seq and value (nullopt: deleted).
   mutable std::map<std::string, std::pair<uint64_t, std::optional<std::string>>, std::less<>>

@@ -293,6 +293,9 @@ TEST_CASE(
                            seen.emplace_back(v);
                            return true;
                          }));
+  // Those written while one of the object's commits was going out were
+  // queued behind it as one (each a round trip of its own before).
+  CHECK((*kv)->background_sends() < 100);
   REQUIRE(seen.size() == 201);  // 200 heads and the last tail, in key order
   CHECK(seen.front() == "a0");
   CHECK(seen[199] == "a199");
@@ -311,6 +314,26 @@ TEST_CASE(
                             }));
   CHECK(stored == 201);
   CHECK(ValueOf(**other, keys::BlobEnd(7)) == "199");
+
+  // More new keys than one queued commit takes: the writes after it wait
+  // for it to go out, and every key is stored.
+  const uint64_t sends = (*kv)->background_sends();
+  const uint64_t commits = RadosKv::kMaxCoalescedKeys;
+  for (uint64_t i = 0; i < commits; ++i) {
+    KvWrite write;
+    write.Put(keys::Extent(8, i * 10), "c" + std::to_string(i));
+    write.Put(keys::Extent(8, i * 10 + 5), "d" + std::to_string(i));
+    REQUIRE_OK((*kv)->Commit(write, /*sync=*/false));
+  }
+  CHECK((*kv)->TakeWriteFailure(keys::BlobEnd(8)).ok());
+  CHECK((*kv)->background_sends() - sends >= 3);  // one, then at least two queued
+  stored = 0;
+  REQUIRE_OK((*other)->Scan(keys::Extent(8, 0), keys::Extent(8, 100000),
+                            [&](std::string_view, std::string_view) {
+                              ++stored;
+                              return true;
+                            }));
+  CHECK(stored == 2 * commits);
 }
 
 TEST_CASE("rados kv: CheckRoomForData refuses data beyond the pool's quota", "[rados]") {
