@@ -102,7 +102,7 @@ sum=$(sha256sum "$T/big" | cut -d' ' -f1)
 # Appends seconds to ingest_PHASE and milliseconds to finish_PHASE.
 ingest_rounds() {
   local -n times=ingest_$1 finishes=finish_$1 cpus=ingest_cpu_$1 osds=ingest_osd_$1
-  local r t0 t1 c0 o0
+  local r t0 t1 t2 c0 o0
   for ((r = 0; r < REPS; r++)); do
     log "ceiling ($1 $r): rados bench $BENCH_SECONDS s write -b 4M -t 16, seq, write -b 1M -O 4M -t 16"
     ceiling "$1"
@@ -117,10 +117,11 @@ ingest_rounds() {
     cp "$T/big" "$MNT/sessions/$1-b$r/big"
     t1=$EPOCHREALTIME
     printf '%s  big\n' "$sum" >"$MNT/sessions/$1-b$r/.finish" || fail "finish of $1-b$r failed"
-    times+=("$(since "$t0")")
+    t2=$EPOCHREALTIME  # before the CPU look-ups below, which take 0.1 s
+    times+=("$(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.4f", b - a }')")
     cpus+=("$(awk -v a="$c0" -v b="$(daemon_cpu_total)" 'BEGIN { printf "%.2f", b - a }')")
     osds+=("$(awk -v a="$o0" -v b="$(osd_cpu)" 'BEGIN { printf "%.2f", b - a }')")
-    finishes+=("$(awk -v a="$t1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
+    finishes+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
   done
 }
 
