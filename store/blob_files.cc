@@ -129,11 +129,27 @@ Result<std::unique_ptr<DirBlobFiles>> DirBlobFiles::Open(const std::string& dir)
   if (ec) return Status::IOError("creating " + dir + ": " + ec.message());
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return FromErrno(errno, "opening " + dir);
-  return std::unique_ptr<DirBlobFiles>(new DirBlobFiles(dir, fd));
+  // Whether the file system frees a range of a file: tried on a file of
+  // its own.
+  bool can_punch = false;
+  const std::string probe = dir + "/.punch-probe";
+  if (int p = ::open(probe.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600); p >= 0) {
+    can_punch = ::ftruncate(p, 8192) == 0 &&
+                ::fallocate(p, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096) == 0;
+    ::close(p);
+    ::unlink(probe.c_str());
+  }
+  if (!can_punch) {
+    spdlog::info("{}: the file system cannot free a range of a file; small files stay inline", dir);
+  }
+  return std::unique_ptr<DirBlobFiles>(new DirBlobFiles(dir, fd, can_punch));
 }
 
-DirBlobFiles::DirBlobFiles(std::string dir, int dir_fd)
-    : dir_(std::move(dir)), dir_fd_(dir_fd), syncer_([this] { SyncLoop(); }) {}
+DirBlobFiles::DirBlobFiles(std::string dir, int dir_fd, bool can_punch)
+    : dir_(std::move(dir)),
+      dir_fd_(dir_fd),
+      can_punch_(can_punch),
+      syncer_([this] { SyncLoop(); }) {}
 
 DirBlobFiles::~DirBlobFiles() {
   {
@@ -213,8 +229,9 @@ std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
   return dir_ + name;
 }
 
-void DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t bytes) {
-  bool wake = false;
+bool DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t bytes,
+                             bool background_sync) {
+  bool due = false;
   {
     MutexLock lock(dirty_mu_);
     if (dirty_files_.insert(path).second && new_entry)
@@ -223,11 +240,12 @@ void DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t b
     unsynced += bytes;
     if (unsynced >= kBackgroundSyncBytes) {
       unsynced = 0;
-      to_sync_.push_back(path);
-      wake = true;
+      due = true;
+      if (background_sync) to_sync_.push_back(path);
     }
   }
-  if (wake) sync_cv_.Signal();
+  if (due && background_sync) sync_cv_.Signal();
+  return due;
 }
 
 Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
@@ -261,12 +279,22 @@ Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data
                                         std::to_string(at) + " of " + path);
           done += static_cast<uint64_t>(n);
         }
-        if (len >= kEarlyWritebackBytes) {
-          // Only starts writeback; failures here surface at Sync.
+        // Large writes (a big file's) start their writeback at once, and
+        // the file is synced in the background every kBackgroundSyncBytes.
+        // Small ones (a pack's: many small files' chunks) only start the
+        // writeback of the whole file every kBackgroundSyncBytes: an
+        // fdatasync of a file being appended to by every writer slowed
+        // `cp -r` of small files by a third (docs/performance.md), and the
+        // commit's fdatasync finds those pages on their way anyway.
+        // sync_file_range only starts writeback; failures surface at Sync.
+        const bool large = len >= kEarlyWritebackBytes;
+        if (large) {
           ::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(len),
                             SYNC_FILE_RANGE_WRITE);
         }
-        MarkDirty(path, /*new_entry=*/true, len);
+        if (MarkDirty(path, /*new_entry=*/true, len, /*background_sync=*/large) && !large &&
+            !getenv("NOSFR"))
+          ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
         return Status::OK();
       });
 }
@@ -322,6 +350,34 @@ Status DirBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
     if (rc == 0 && keep > 0) MarkDirty(path, false, 0);
   }
   return Status::OK();
+}
+
+Status DirBlobFiles::Punch(uint64_t blob, uint64_t offset, uint64_t length) {
+  return ForEachSegment(offset, length, [&](uint64_t segment, uint64_t at, uint64_t, uint64_t len) {
+    const std::string path = PathOf(blob, segment);
+    int raw = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (raw < 0 && errno == ENOENT) return Status::OK();
+    if (raw < 0) return FromErrno(errno, "opening " + path);
+    Fd fd(raw);
+    if (::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(at),
+                    static_cast<off_t>(len)) != 0) {
+      return FromErrno(errno, "freeing " + std::to_string(len) + " bytes at " + std::to_string(at) +
+                                  " of " + path);
+    }
+    MarkDirty(path, false, 0);
+    return Status::OK();
+  });
+}
+
+Result<uint64_t> DirBlobFiles::StoredBytes(uint64_t blob) const {
+  // Packs, the only callers, fit their first segment.
+  const std::string path = PathOf(blob, 0);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return uint64_t{0};
+    return FromErrno(errno, "examining " + path);
+  }
+  return static_cast<uint64_t>(st.st_blocks) * 512;
 }
 
 Status DirBlobFiles::Sync() {
@@ -450,6 +506,29 @@ Status MemoryBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t /*end*
   }
   b.length = length;
   return Status::OK();
+}
+
+Status MemoryBlobFiles::Punch(uint64_t blob, uint64_t offset, uint64_t length) {
+  MutexLock lock(mu_);
+  auto it = current_.find(blob);
+  if (it == current_.end()) return Status::OK();
+  Blob& b = it->second;
+  for (uint64_t at = offset; at < offset + length;) {
+    const uint64_t within = at % kPage;
+    const uint64_t len = std::min<uint64_t>(offset + length - at, kPage - within);
+    if (auto page = b.pages.find(at / kPage); page != b.pages.end()) {
+      std::fill_n(page->second.begin() + static_cast<ptrdiff_t>(within), len, '\0');
+      if (page->second.find_first_not_of('\0') == std::string::npos) b.pages.erase(page);
+    }
+    at += len;
+  }
+  return Status::OK();
+}
+
+Result<uint64_t> MemoryBlobFiles::StoredBytes(uint64_t blob) const {
+  MutexLock lock(mu_);
+  auto it = current_.find(blob);
+  return it == current_.end() ? uint64_t{0} : it->second.pages.size() * kPage;
 }
 
 Status MemoryBlobFiles::Sync() {

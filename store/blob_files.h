@@ -51,8 +51,24 @@ class BlobFiles {
   // implementation need not search for bytes beyond it.
   virtual Status Truncate(uint64_t blob, uint64_t length, uint64_t end) = 0;
 
-  // Makes every Write and Truncate before it durable.
+  // Makes every Write, Truncate and Punch before it durable.
   virtual Status Sync() = 0;
+
+  // Packs (KvStore): blobs holding many small files' chunks, whose space is
+  // given back a chunk at a time. Implementations that can free a range in
+  // the middle of a blob say so here; KvStore keeps small files inline in
+  // their records on the others.
+  virtual bool CanPunch() const { return false; }
+  // Frees [offset, offset + length) of `blob` (it then reads as zeros). Only
+  // called when CanPunch.
+  virtual Status Punch(uint64_t /*blob*/, uint64_t /*offset*/, uint64_t /*length*/) {
+    return Status::InvalidArgument("these blob files cannot free a range of a blob");
+  }
+  // The space `blob`'s bytes take (0: none, or no such blob). Only called
+  // when CanPunch.
+  virtual Result<uint64_t> StoredBytes(uint64_t /*blob*/) const {
+    return Status::InvalidArgument("these blob files do not report a blob's space");
+  }
 
   // The ranges of `blob` whose bytes were lost after Write returned OK,
   // since the last call for it (which forgets them): writes that went out
@@ -122,6 +138,11 @@ class DirBlobFiles : public BlobFiles {
   Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override;
   Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override;
   Status Sync() override;
+  // Where the file system frees a file's range (fallocate's
+  // FALLOC_FL_PUNCH_HOLE: ext4, xfs, btrfs, tmpfs), found at Open.
+  bool CanPunch() const override { return can_punch_; }
+  Status Punch(uint64_t blob, uint64_t offset, uint64_t length) override;
+  Result<uint64_t> StoredBytes(uint64_t blob) const override;
   Status List(std::map<uint64_t, uint64_t>* bytes) const override;
   // A file whose fdatasync failed (here or in the background) may have
   // lost any page written since its last good sync, and Linux reports
@@ -141,8 +162,13 @@ class DirBlobFiles : public BlobFiles {
   int background_sync_failures() const { return background_sync_failures_; }
 
  private:
-  DirBlobFiles(std::string dir, int dir_fd);
-  void MarkDirty(const std::string& path, bool new_entry, uint64_t bytes);
+  DirBlobFiles(std::string dir, int dir_fd, bool can_punch);
+  // Notes bytes written to the file at `path` (to sync at the next Sync).
+  // Returns whether kBackgroundSyncBytes were written to it since this
+  // last returned true; then, if `background_sync`, the background syncer
+  // syncs it.
+  bool MarkDirty(const std::string& path, bool new_entry, uint64_t bytes,
+                 bool background_sync = true);
   void SyncLoop();
   // fdatasync of a blob file (SyncPath), or the failure a test asked for.
   Status SyncFile(const std::string& path) const;
@@ -151,6 +177,7 @@ class DirBlobFiles : public BlobFiles {
 
   const std::string dir_;
   const int dir_fd_;  // for syncfs
+  const bool can_punch_;
   Mutex dirty_mu_;
   std::set<std::string> dirty_files_ GUARDED_BY(dirty_mu_);
   std::set<std::string> dirty_dirs_ GUARDED_BY(dirty_mu_);
@@ -175,8 +202,15 @@ class MemoryBlobFiles : public BlobFiles {
   Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override;
   Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override;
   Status Sync() override;
+  bool CanPunch() const override { return can_punch_; }
+  // Zeros the range; a page left all zeros is freed.
+  Status Punch(uint64_t blob, uint64_t offset, uint64_t length) override;
+  Result<uint64_t> StoredBytes(uint64_t blob) const override;
   Status List(std::map<uint64_t, uint64_t>* bytes) const override;
 
+  // Tests: blob files that cannot free a range (as RADOS's), so KvStore
+  // keeps small files inline.
+  void DisablePunchForTest() { can_punch_ = false; }
   void DropUnsynced();
   // Bytes of pages held (tests see space freed).
   size_t ApproximateBytes() const;
@@ -192,6 +226,7 @@ class MemoryBlobFiles : public BlobFiles {
   using Blobs = std::map<uint64_t, Blob>;
   static void WriteInto(Blob* b, uint64_t offset, std::string_view data);
 
+  bool can_punch_ = true;
   mutable Mutex mu_;
   Blobs current_ GUARDED_BY(mu_);
   Blobs synced_ GUARDED_BY(mu_);

@@ -75,6 +75,7 @@ class Checker {
     CheckQuotaGrants();
     CheckSessionsAndNodes();
     IndexOwners();
+    LoadPacks();
     CheckData();
     CheckNextId();
     if (options_.remove_orphans) UPFS_RETURN_IF_ERROR(RemoveOrphans());
@@ -679,10 +680,11 @@ class Checker {
     uint64_t length = 0;
     uint64_t extent_checksum = 0;
     std::optional<std::string_view> inline_bytes;
-    if (!DecodeExtentValue(extent, &length, &extent_checksum, &inline_bytes)) {
+    std::optional<PackedAt> packed;
+    if (!DecodeExtentValue(extent, &length, &extent_checksum, &inline_bytes, &packed)) {
       FsckProblem& p = AddFor(Kind::kUndecodable, b.owner, blob, offset,
                               "extent record is neither " + std::to_string(kExtentValueSize) +
-                                  " bytes nor that and the chunk's bytes");
+                                  " bytes, nor that and the chunk's bytes, nor a packed chunk's");
       p.key = EscapeBytes(keys::Extent(blob, offset));
       b.explained = true;
       b.hash_broken = true;
@@ -690,6 +692,7 @@ class Checker {
       return;
     }
 
+    if (packed) used_packs_.insert(packed->pack);
     if (!b.owner) {
       if (b.chunks == 0) b.first_offset = offset;
       ++b.chunks;
@@ -716,6 +719,13 @@ class Checker {
       if (inline_bytes) {
         chunk = *inline_bytes;
         present = length;
+      } else if (packed) {
+        if (packs_.count(packed->pack) == 0) {
+          AddFor(Kind::kUndecodable, b.owner, blob, offset,
+                 "chunk " + range + " is in pack " + std::to_string(packed->pack) +
+                     ", which has no pack record");
+        }
+        rs = blobs_.Read(packed->pack, packed->offset, length, chunk.data(), &present);
       } else {
         rs = blobs_.Read(blob, offset, length, chunk.data(), &present);
       }
@@ -831,7 +841,9 @@ class Checker {
     std::set<uint64_t> recorded;  // orphans found through their extent records
     for (const Orphan& o : orphans_) recorded.insert(o.blob);
     for (const auto& [blob, bytes] : stored) {
-      if (OwnerOf(blob) || recorded.count(blob)) continue;
+      if (OwnerOf(blob) || recorded.count(blob) || used_packs_.count(blob)) continue;
+      // A pack left empty goes at the next start.
+      if (bytes == 0 && packs_.count(blob)) continue;
       AddFor(Kind::kOrphanBlob, nullptr, blob, std::nullopt,
              "a blob file of " + std::to_string(bytes) +
                  " bytes that no extent record names and no committed file or open session owns");
@@ -839,6 +851,35 @@ class Checker {
       ++report_.orphan_blobs;
       report_.orphan_bytes += bytes;
     }
+  }
+
+  // The packs (records.h, "K"): blobs that hold other blobs' chunks. One
+  // that no chunk names is an orphan blob like any other.
+  void LoadPacks() {
+    ScanFailed(kv_.Scan(keys::PackPrefix(), keys::PrefixEnd(keys::PackPrefix()),
+                        [&](std::string_view k, std::string_view) {
+                          uint64_t id = 0;
+                          if (keys::ParseNumbered(k, &id)) {
+                            packs_.insert(id);
+                          } else {
+                            Undecodable(k, "pack key is not 9 bytes");
+                          }
+                          return true;
+                        }),
+               "the pack records");
+    // Pages a crash left to free (the next start frees them): their packs
+    // are not orphans.
+    ScanFailed(kv_.Scan(keys::PendingFreePrefix(), keys::PrefixEnd(keys::PendingFreePrefix()),
+                        [&](std::string_view k, std::string_view) {
+                          uint64_t pack = 0, offset = 0;
+                          if (keys::ParsePair(k, &pack, &offset)) {
+                            used_packs_.insert(pack);
+                          } else {
+                            Undecodable(k, "pending-free key is not 17 bytes");
+                          }
+                          return true;
+                        }),
+               "the pending-free records");
   }
 
   void StartBlob(uint64_t blob) {
@@ -990,6 +1031,8 @@ class Checker {
     uint64_t end;    // bound on its bytes, for BlobFiles::Truncate
   };
   std::vector<Orphan> orphans_;
+  std::set<uint64_t> packs_;       // the pack records' ("K")
+  std::set<uint64_t> used_packs_;  // packs some extent record names
   std::vector<std::string> orphan_node_keys_;
   std::vector<size_t> orphan_node_problems_;
 };

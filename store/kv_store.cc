@@ -35,12 +35,13 @@ std::string Hex64(uint64_t v) {
 }
 
 // One stored chunk: [begin, begin + length), whose bytes hash to checksum;
-// an inline chunk's bytes come with it.
+// an inline chunk's bytes come with it, a packed chunk says where they are.
 struct ChunkRef {
   uint64_t begin = 0;
   uint64_t length = 0;
   uint64_t checksum = 0;
   std::optional<std::string> inline_bytes;
+  std::optional<PackedAt> packed;
   uint64_t end() const { return begin + length; }
   bool operator==(const ChunkRef&) const = default;
 };
@@ -51,7 +52,7 @@ Status DecodeExtent(std::string_view key, std::string_view value, ChunkRef* out)
   std::optional<std::string_view> bytes;
   uint64_t blob = 0;
   if (!keys::ParsePair(key, &blob, &out->begin) ||
-      !DecodeExtentValue(value, &out->length, &out->checksum, &bytes) ||
+      !DecodeExtentValue(value, &out->length, &out->checksum, &bytes, &out->packed) ||
       out->length > kMaxChunkBytes) {
     return Status::Corruption("malformed extent record for " + BlobText(keys::BlobOf(key)));
   }
@@ -145,35 +146,71 @@ Status ReadChunk(const BlobFiles& blobs, uint64_t blob, const ChunkRef& c, std::
   }
   data->resize(c.length);
   size_t present = 0;
-  UPFS_RETURN_IF_ERROR(blobs.Read(blob, c.begin, c.length, data->data(), &present));
+  if (c.packed) {
+    UPFS_RETURN_IF_ERROR(
+        blobs.Read(c.packed->pack, c.packed->offset, c.length, data->data(), &present));
+  } else {
+    UPFS_RETURN_IF_ERROR(blobs.Read(blob, c.begin, c.length, data->data(), &present));
+  }
   return VerifyChunk(blob, c, *data, present);
 }
 
-// Where a chunk's bytes are kept.
-enum class Placement { kBlobFiles, kInline };
+uint64_t RoundUpToPack(uint64_t n) { return (n + kPackAlign - 1) / kPackAlign * kPackAlign; }
 
-// The extent record of `data` at `offset`; an inline one holds the bytes.
+// The pages a packed chunk holds alone (KvStore::WriteToPack).
+PackedRange PagesOf(const ChunkRef& c) {
+  return {c.packed->pack, c.packed->offset, RoundUpToPack(c.length)};
+}
+
+// Adds the pages of packed chunk `c`, whose record `write` removes, to
+// *unpacked, and their pending-free record to `write` (KvStore::FreePacked
+// removes it once they are freed).
+void AddUnpack(const ChunkRef& c, KvWrite* write, std::vector<PackedRange>* unpacked) {
+  const PackedRange r = PagesOf(c);
+  unpacked->push_back(r);
+  write->Put(keys::PendingFree(r.pack, r.offset), EncodeLength(r.length));
+}
+
+// Where a chunk's bytes are kept.
+enum class Placement { kBlobFiles, kInline, kPacked };
+
+// The extent record of `data` at `offset`; an inline one holds the bytes, a
+// packed one says where in its pack (`at`) they are.
 void PutChunk(uint64_t blob, uint64_t offset, std::string_view data, Placement placement,
-              KvWrite* write) {
-  write->Put(keys::Extent(blob, offset), placement == Placement::kInline
-                                             ? EncodeInlineExtentValue(data)
-                                             : EncodeExtentValue(data.size(), ChunkChecksum(data)));
+              KvWrite* write, PackedAt at = {}) {
+  std::string value;
+  switch (placement) {
+    case Placement::kInline:
+      value = EncodeInlineExtentValue(data);
+      break;
+    case Placement::kPacked:
+      value = EncodePackedExtentValue(data.size(), ChunkChecksum(data), at);
+      break;
+    case Placement::kBlobFiles:
+      value = EncodeExtentValue(data.size(), ChunkChecksum(data));
+      break;
+  }
+  write->Put(keys::Extent(blob, offset), std::move(value));
 }
 
 // Adds to `write` what removes [begin, end) from the stored chunks: chunks
 // inside go, chunks straddling an edge keep their outside part (whose bytes
-// stay where they are, under a record of their own). Adds the records
-// removed to *freed, raises *stored_end to the end of the last chunk seen,
-// and sets *bound to the blob's end record (which stays true).
+// stay where they are, under a record of their own; a packed chunk's kept
+// part goes inline, and its pages are freed, so that a pack's pages are
+// each held by at most one chunk). Adds the records removed to *freed, the
+// packs' pages freed to *unpacked, raises *stored_end to the end of the
+// last chunk seen, and sets *bound to the blob's end record (which stays
+// true).
 Status AddPunch(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t begin, uint64_t end,
-                KvWrite* write, uint64_t* freed, uint64_t* stored_end,
-                std::optional<uint64_t>* bound) {
+                KvWrite* write, uint64_t* freed, std::vector<PackedRange>* unpacked,
+                uint64_t* stored_end, std::optional<uint64_t>* bound) {
   std::vector<ChunkRef> chunks;
   UPFS_RETURN_IF_ERROR(OverlappingChunks(kv, blob, begin, end, &chunks, bound));
   for (const ChunkRef& c : chunks) {
     *stored_end = std::max(*stored_end, c.end());
     if (c.begin >= begin && c.end() <= end) {
       write->Delete(keys::Extent(blob, c.begin));
+      if (c.packed) AddUnpack(c, write, unpacked);
       ++*freed;
       continue;
     }
@@ -181,7 +218,9 @@ Status AddPunch(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t be
     // bytes stay where they are.
     std::string data;
     UPFS_RETURN_IF_ERROR(ReadChunk(blobs, blob, c, &data));
-    const Placement placement = c.inline_bytes ? Placement::kInline : Placement::kBlobFiles;
+    const Placement placement =
+        c.inline_bytes || c.packed ? Placement::kInline : Placement::kBlobFiles;
+    if (c.packed) AddUnpack(c, write, unpacked);
     if (c.begin < begin) {
       // Keep the head under the same key.
       PutChunk(blob, c.begin, std::string_view(data).substr(0, begin - c.begin), placement, write);
@@ -198,10 +237,11 @@ Status AddPunch(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t be
 // Trims blob `blob`'s records to `length` bytes (0: all of them, its end
 // record too).
 Status AddTruncate(const Kv& kv, const BlobFiles& blobs, uint64_t blob, uint64_t length,
-                   KvWrite* write, uint64_t* freed, uint64_t* stored_end) {
+                   KvWrite* write, uint64_t* freed, std::vector<PackedRange>* unpacked,
+                   uint64_t* stored_end) {
   std::optional<uint64_t> bound;
-  UPFS_RETURN_IF_ERROR(
-      AddPunch(kv, blobs, blob, length, kMaxBlobLength, write, freed, stored_end, &bound));
+  UPFS_RETURN_IF_ERROR(AddPunch(kv, blobs, blob, length, kMaxBlobLength, write, freed, unpacked,
+                                stored_end, &bound));
   if (bound && length == 0) {
     write->Delete(keys::BlobEnd(blob));
   } else if (bound && length < *bound) {
@@ -285,8 +325,9 @@ class CommittedRecords {
 
 class KvBlob : public ByteSink {
  public:
-  KvBlob(const KvStore* store, uint64_t blob, Holes holes)
-      : kv_(store->kv()),
+  KvBlob(KvStore* store, uint64_t blob, Holes holes)
+      : store_(store),
+        kv_(store->kv()),
         blobs_(store->blobs()),
         lock_(store->BlobLock(blob)),
         blob_(blob),
@@ -300,28 +341,51 @@ class KvBlob : public ByteSink {
                               " ends beyond the largest file upfs stores");
     }
     UPFS_RETURN_IF_ERROR(kv_->CheckRoomForData(data.size()));
-    std::unique_lock lock(lock_);
     uint64_t end = offset + data.size();
+    // Bytes first, then the records that make them visible: a crash in
+    // between leaves bytes no record names. Inline bytes come with their
+    // record. A small write's bytes go to a pack before the blob's lock is
+    // taken (a new pack's record is written under the store's apply lock,
+    // which is taken before blob locks).
+    const Placement placement = end > kInlineChunkEnd ? Placement::kBlobFiles
+                                : store_->UsesPacks() ? Placement::kPacked
+                                                      : Placement::kInline;
+    PackUse pack(store_);
+    if (placement == Placement::kPacked) UPFS_RETURN_IF_ERROR(pack.Write(data));
+    std::unique_lock lock(lock_);
     KvWrite punch;
+    std::vector<PackedRange> unpacked;  // freed once the write is in
     uint64_t overwritten = 0,
              stored_end = 0;  // not reclaimed separately: the new chunks take their place
     std::optional<uint64_t> bound;
-    UPFS_RETURN_IF_ERROR(
-        AddPunch(*kv_, *blobs_, blob_, offset, end, &punch, &overwritten, &stored_end, &bound));
-    // Bytes first, then the records that make them visible: a crash in
-    // between leaves bytes no record names. Inline bytes come with their
-    // record.
-    const Placement placement = end <= kInlineChunkEnd ? Placement::kInline : Placement::kBlobFiles;
-    Status st = placement == Placement::kInline ? Status::OK() : blobs_->Write(blob_, offset, data);
+    // The pack's bytes that no record will name are freed.
+    auto free_packed_bytes = [&] {
+      if (placement == Placement::kPacked) {
+        store_->FreePacked({{pack.at().pack, pack.at().offset, RoundUpToPack(data.size())}},
+                           /*recorded=*/false);
+      }
+    };
+    Status st = AddPunch(*kv_, *blobs_, blob_, offset, end, &punch, &overwritten, &unpacked,
+                         &stored_end, &bound);
+    if (!st.ok()) {
+      free_packed_bytes();
+      return st;
+    }
+    if (placement == Placement::kBlobFiles) st = blobs_->Write(blob_, offset, data);
     if (st.ok()) {
       KvWrite write = punch;
       for (uint64_t pos = 0; pos < data.size(); pos += kMaxChunkBytes) {
-        PutChunk(blob_, offset + pos, data.substr(pos, kMaxChunkBytes), placement, &write);
+        PutChunk(blob_, offset + pos, data.substr(pos, kMaxChunkBytes), placement, &write,
+                 placement == Placement::kPacked ? pack.at() : PackedAt{});
       }
       if (!bound || *bound < end) write.Put(keys::BlobEnd(blob_), EncodeBlobEnd(end));
       st = kv_->Commit(write, /*sync=*/false);
-      if (st.ok()) return st;
+      if (st.ok()) {
+        store_->FreePacked(unpacked);
+        return st;
+      }
     }
+    free_packed_bytes();
     // Some of the overwritten bytes may have changed: their old records
     // would no longer match, so the range is dropped (it reads as never
     // written, and the client sends it again).
@@ -329,6 +393,8 @@ class KvBlob : public ByteSink {
       if (Status dropped = kv_->Commit(punch, /*sync=*/false); !dropped.ok()) {
         spdlog::error("{}: dropping bytes [{}, {}) after a failed write failed too: {}",
                       BlobText(blob_), offset, end, dropped.ToString());
+      } else {
+        store_->FreePacked(unpacked);
       }
     }
     return st;
@@ -354,7 +420,7 @@ class KvBlob : public ByteSink {
     // read cache's do), else into a buffer.
     uint64_t span_begin = UINT64_MAX, span_end = 0;
     for (const ChunkRef& c : chunks) {
-      if (c.inline_bytes) continue;
+      if (c.inline_bytes || c.packed) continue;
       span_begin = std::min(span_begin, c.begin);
       span_end = std::max(span_end, c.end());
     }
@@ -377,9 +443,13 @@ class KvBlob : public ByteSink {
       uint64_t to = std::min(c.end(), end);
       if (from > filled) std::memset(out + (filled - offset), 0, from - filled);
       std::string_view bytes;
+      std::string packed;
       if (c.inline_bytes) {
         bytes = *c.inline_bytes;
         UPFS_RETURN_IF_ERROR(VerifyChunk(blob_, c, bytes, bytes.size()));
+      } else if (c.packed) {
+        UPFS_RETURN_IF_ERROR(ReadChunk(*blobs_, blob_, c, &packed));
+        bytes = packed;
       } else {
         const uint64_t at = c.begin - span_begin;
         const size_t chunk_present = present > at ? std::min<uint64_t>(present - at, c.length) : 0;
@@ -387,7 +457,7 @@ class KvBlob : public ByteSink {
         UPFS_RETURN_IF_ERROR(VerifyChunk(blob_, c, bytes, chunk_present));
       }
       // A chunk read straight into `out` is in place already.
-      if (c.inline_bytes || !direct)
+      if (c.inline_bytes || c.packed || !direct)
         std::memcpy(out + (from - offset), bytes.data() + (from - c.begin), to - from);
       filled = to;  // chunks are in order and never overlap
     }
@@ -428,6 +498,29 @@ class KvBlob : public ByteSink {
                               std::to_string(begin) + ", " + std::to_string(end) + ")");
   }
 
+  // The pack a write's bytes went to, open to it until its records are in.
+  class PackUse {
+   public:
+    explicit PackUse(KvStore* store) : store_(store) {}
+    ~PackUse() {
+      if (at_) store_->ReleasePack(at_->pack);
+    }
+    PackUse(const PackUse&) = delete;
+    PackUse& operator=(const PackUse&) = delete;
+    Status Write(std::string_view data) {
+      PackedAt at;
+      UPFS_RETURN_IF_ERROR(store_->WriteToPack(data, &at));
+      at_ = at;
+      return Status::OK();
+    }
+    PackedAt at() const { return *at_; }
+
+   private:
+    KvStore* const store_;
+    std::optional<PackedAt> at_;
+  };
+
+  KvStore* const store_;
   Kv* const kv_;
   BlobFiles* const blobs_;
   std::shared_mutex& lock_;
@@ -492,8 +585,9 @@ Result<uint64_t> AddBlobEnds(Kv& kv) {
             return true;  // not a chunk's: upfs fsck reports it
           uint64_t length = 0, checksum = 0;
           std::optional<std::string_view> bytes;  // format 3 has none
+          std::optional<PackedAt> packed;
           // What no record says, no chunk exceeds.
-          if (!DecodeExtentValue(v, &length, &checksum, &bytes)) length = kMaxChunkBytes;
+          if (!DecodeExtentValue(v, &length, &checksum, &bytes, &packed)) length = kMaxChunkBytes;
           const uint64_t end =
               std::min(offset, kMaxBlobLength) + std::min<uint64_t>(length, kMaxChunkBytes);
           if (blob_end && blob_end->first != blob) {
@@ -515,7 +609,7 @@ Result<uint64_t> AddBlobEnds(Kv& kv) {
   return blobs;
 }
 
-// Upgrades a store of format 3, 4 or 5 in place (records.h: what each
+// Upgrades a store of format 3 to 6 in place (records.h: what each
 // lacked), ending with the new format record, synced: until it is written,
 // the next open takes up the upgrade again.
 Status Upgrade(Kv& kv, const std::string& format) {
@@ -567,6 +661,13 @@ KvStore::~KvStore() {
   }
   freed_cv_.SignalAll();
   reclaimer_.join();
+  // The current pack, if no chunk is in it.
+  uint64_t pack;
+  {
+    MutexLock lock(pack_mu_);
+    pack = std::exchange(pack_, 0);
+  }
+  if (pack != 0) DropPackIfEmpty(pack);
   if (!in_use_) return;
   // A clean stop: every byte received is durable, and the records of
   // bytes lost since they were acknowledged are gone; then the mark goes.
@@ -617,7 +718,7 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(std::unique_ptr<Kv> kv,
     return s;
   }
   if (format == keys::kFormatWithoutBlobEnds || format == keys::kFormatWithoutInline ||
-      format == keys::kFormatExtentsAmongRecords) {
+      format == keys::kFormatExtentsAmongRecords || format == keys::kFormatWithoutPacks) {
     UPFS_RETURN_IF_ERROR(Upgrade(*kv, format));
     format = keys::kFormatValue;
   }
@@ -651,6 +752,7 @@ Result<uint64_t> KvStore::DropUnsurvivedChunks(uint64_t session_id,
     std::vector<ChunkRef> chunks;  // dropping some leaves the end record true
     UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, node.id, 0, kMaxBlobLength, &chunks));
     KvWrite write;
+    std::vector<PackedRange> unpacked;
     std::string data;
     for (const ChunkRef& c : chunks) {
       Status st = ReadChunk(*blobs_, node.id, c, &data);
@@ -661,9 +763,11 @@ Result<uint64_t> KvStore::DropUnsurvivedChunks(uint64_t session_id,
           ".status lists them as missing ({})",
           session_name, node.name, c.begin, c.end(), st.message());
       write.Delete(keys::Extent(node.id, c.begin));
+      if (c.packed) AddUnpack(c, &write, &unpacked);
     }
     if (write.ops.empty()) continue;
     UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/false));
+    FreePacked(unpacked);
     dropped += write.ops.size();
   }
   return dropped;
@@ -685,6 +789,11 @@ Result<uint64_t> KvStore::BeginUse() {
       dropped += n;
     }
   }
+  // Pack pages whose chunks' records went before a crash, then packs no
+  // chunk is left in (their last chunks went while the process stopped,
+  // or just now).
+  if (UsesPacks()) UPFS_RETURN_IF_ERROR(FreePendingPacked());
+  UPFS_RETURN_IF_ERROR(DropEmptyPacks());
   KvWrite write;
   if (lease_) {
     // Other mounts look up who this is; a mount that stopped uncleanly
@@ -817,19 +926,190 @@ std::unique_ptr<ByteSink> KvStore::OpenCommittedBlob(uint64_t blob) {
   return std::make_unique<KvBlob>(this, blob, Holes::kCorruption);
 }
 
+Status KvStore::WriteToPack(std::string_view data, PackedAt* at) {
+  for (;;) {
+    {
+      MutexLock lock(pack_mu_);
+      if (pack_ != 0 && pack_end_ + data.size() <= kPackBytes) {
+        *at = {pack_, pack_end_};
+        pack_end_ = RoundUpToPack(pack_end_ + data.size());
+        ++pack_writers_[pack_];
+        break;
+      }
+    }
+    MutexLock rotate(pack_rotate_mu_);
+    {
+      MutexLock lock(pack_mu_);
+      if (pack_ != 0 && pack_end_ + data.size() <= kPackBytes) continue;  // another made one
+    }
+    // A new pack: its record (and the next id past it) before any chunk
+    // names it.
+    UPFS_ASSIGN_OR_RETURN(uint64_t id, NewIds(1));
+    KvWrite write;
+    write.Put(keys::Pack(id), "");
+    {
+      MutexLock apply(apply_mu_);
+      write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
+      UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/false));
+    }
+    uint64_t old;
+    {
+      MutexLock lock(pack_mu_);
+      old = std::exchange(pack_, id);
+      pack_end_ = 0;
+    }
+    if (old != 0) DropPackIfEmpty(old);
+  }
+  Status st = blobs_->Write(at->pack, at->offset, data);
+  if (!st.ok()) {
+    ReleasePack(at->pack);
+    FreePacked({{at->pack, at->offset, RoundUpToPack(data.size())}}, /*recorded=*/false);
+  }
+  return st;
+}
+
+void KvStore::ReleasePack(uint64_t pack) {
+  bool last = false;
+  {
+    MutexLock lock(pack_mu_);
+    if (auto it = pack_writers_.find(pack); it != pack_writers_.end() && --it->second == 0) {
+      pack_writers_.erase(it);
+      last = pack != pack_;
+    }
+  }
+  // An older pack's last writer (whose write may have failed and freed
+  // its bytes) may leave it empty.
+  if (last) DropPackIfEmpty(pack);
+}
+
+void KvStore::FreePacked(const std::vector<PackedRange>& ranges, bool recorded) {
+  if (ranges.empty() || (recorded && skip_pack_frees_for_test_)) return;
+  std::set<uint64_t> packs;
+  KvWrite done;
+  for (const PackedRange& r : ranges) {
+    if (Status st = blobs_->Punch(r.pack, r.offset, r.length); !st.ok()) {
+      spdlog::warn("pack {}: freeing [{}, {}) failed (tried again at the next start): {}", r.pack,
+                   r.offset, r.offset + r.length, st.ToString());
+      continue;
+    }
+    if (recorded) done.Delete(keys::PendingFree(r.pack, r.offset));
+    packs.insert(r.pack);
+  }
+  if (!done.empty()) {
+    if (Status st = kv_->Commit(done, /*sync=*/false); !st.ok())
+      spdlog::warn("removing the records of freed pack pages failed: {}", st.ToString());
+  }
+  for (uint64_t pack : packs) DropPackIfEmpty(pack);
+}
+
+Status KvStore::FreePendingPacked() {
+  std::vector<PackedRange> ranges;
+  UPFS_RETURN_IF_ERROR(kv_->Scan(keys::PendingFreePrefix(),
+                                 keys::PrefixEnd(keys::PendingFreePrefix()),
+                                 [&](std::string_view k, std::string_view v) {
+                                   PackedRange r;
+                                   if (keys::ParsePair(k, &r.pack, &r.offset) && v.size() == 8) {
+                                     r.length = keys::ReadBigEndian64(v);
+                                     ranges.push_back(r);
+                                   }
+                                   return true;
+                                 }));
+  if (!ranges.empty()) {
+    spdlog::info("freeing {} ranges of packs whose records a crash removed first", ranges.size());
+  }
+  FreePacked(ranges);
+  return Status::OK();
+}
+
+void KvStore::DropPackIfEmpty(uint64_t pack) {
+  {
+    MutexLock lock(pack_mu_);
+    if (pack == pack_ || pack_writers_.count(pack) != 0) return;
+  }
+  // No chunk can go to it any more: once it holds no bytes, none names it.
+  Result<uint64_t> bytes = blobs_->StoredBytes(pack);
+  if (!bytes.ok() || *bytes != 0) return;
+  // The file first: a record without its file is dropped at the next
+  // start (DropEmptyPacks).
+  Status st = blobs_->Truncate(pack, 0, kPackBytes);
+  if (st.ok()) {
+    KvWrite write;
+    write.Delete(keys::Pack(pack));
+    st = kv_->Commit(write, /*sync=*/false);
+  }
+  if (!st.ok()) {
+    spdlog::warn("pack {}: removing it, empty, failed: {}", pack, st.ToString());
+    return;
+  }
+  MutexLock lock(pack_mu_);
+  lost_packs_.erase(pack);
+}
+
+Status KvStore::DropEmptyPacks() {
+  if (!UsesPacks()) return Status::OK();
+  std::vector<uint64_t> packs;
+  UPFS_RETURN_IF_ERROR(kv_->Scan(keys::PackPrefix(), keys::PrefixEnd(keys::PackPrefix()),
+                                 [&](std::string_view k, std::string_view) {
+                                   uint64_t id = 0;
+                                   if (keys::ParseNumbered(k, &id)) packs.push_back(id);
+                                   return true;
+                                 }));
+  for (uint64_t pack : packs) DropPackIfEmpty(pack);
+  return Status::OK();
+}
+
+Status KvStore::TakeLostPacks() {
+  std::vector<uint64_t> lost;
+  for (uint64_t blob : blobs_->BlobsWithLost()) {
+    std::string ignored;
+    Status got = kv_->Get(keys::Pack(blob), &ignored);
+    if (got.IsNotFound()) continue;
+    UPFS_RETURN_IF_ERROR(got);
+    blobs_->TakeLost(blob);
+    lost.push_back(blob);
+  }
+  if (lost.empty()) return Status::OK();
+  MutexLock lock(pack_mu_);
+  for (uint64_t pack : lost) {
+    spdlog::error("pack {}: bytes written to it were lost; the files with chunks in it lose them",
+                  pack);
+    lost_packs_.insert(pack);
+    if (pack == pack_) pack_ = 0;  // the next small write starts a new one
+  }
+  return Status::OK();
+}
+
 Status KvStore::DropLostBytes(uint64_t blob, std::string* lost_range) {
   std::vector<Extent> lost = blobs_->TakeLost(blob);
-  if (lost.empty()) return Status::OK();
+  bool packs_lost;
+  {
+    MutexLock lock(pack_mu_);
+    packs_lost = !lost_packs_.empty();
+  }
+  if (lost.empty() && !packs_lost) return Status::OK();
   std::unique_lock lock(BlobLock(blob));
+  if (packs_lost) {
+    // The blob's chunks in packs that lost bytes go with them.
+    std::vector<ChunkRef> chunks;
+    UPFS_RETURN_IF_ERROR(OverlappingChunks(*kv_, blob, 0, kMaxBlobLength, &chunks));
+    MutexLock packs(pack_mu_);
+    for (const ChunkRef& c : chunks) {
+      if (c.packed && lost_packs_.count(c.packed->pack) != 0) lost.push_back({c.begin, c.end()});
+    }
+  }
+  if (lost.empty()) return Status::OK();
   KvWrite write;
+  std::vector<PackedRange> unpacked;
   uint64_t freed = 0, stored_end = 0;
   std::optional<uint64_t> bound;
   Status st;
   for (const Extent& e : lost) {
-    st = AddPunch(*kv_, *blobs_, blob, e.begin, e.end, &write, &freed, &stored_end, &bound);
+    st = AddPunch(*kv_, *blobs_, blob, e.begin, e.end, &write, &freed, &unpacked, &stored_end,
+                  &bound);
     if (!st.ok()) break;
   }
   if (st.ok()) st = kv_->Commit(write, /*sync=*/true);
+  if (st.ok()) FreePacked(unpacked);
   const std::string range =
       "[" + std::to_string(lost[0].begin) + ", " + std::to_string(lost[0].end) + ")";
   if (!st.ok()) {
@@ -876,6 +1156,7 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
   // none that were lost since they were acknowledged.
   if (sync) {
     Status synced = blobs_->Sync();
+    if (Status packs = TakeLostPacks(); !packs.ok() && synced.ok()) synced = std::move(packs);
     Status lost;
     for (const Batch::Op& op : batch.ops()) {
       const auto* pe = std::get_if<Batch::PutAssetEntry>(&op);
@@ -924,6 +1205,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
     uint64_t blob, length, end;
   };
   std::vector<Trim> trims;
+  std::vector<PackedRange> unpacked;
   KvWrite write;
   // On a shared store, every change to a session's records is made only
   // if this mount still holds it; `held` lists those checked already.
@@ -999,7 +1281,8 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
     } else if (auto trim = trim_of(op)) {
       const auto [blob, length] = *trim;
       uint64_t before = *freed, end = 0;
-      UPFS_RETURN_IF_ERROR(AddTruncate(*kv_, *blobs_, blob, length, &write, freed, &end));
+      UPFS_RETURN_IF_ERROR(
+          AddTruncate(*kv_, *blobs_, blob, length, &write, freed, &unpacked, &end));
       if (*freed > before) freed_blobs->push_back(blob);
       // A delete removes the first file even when no record named bytes
       // in it (bytes a crash left without records).
@@ -1049,6 +1332,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
   // The records are gone; now their bytes. A failure here leaves bytes no
   // record names (invisible; fsck lists them as orphans), or, for a blob
   // deleted whole, under its "removed" record, freed at the next start.
+  FreePacked(unpacked);
   KvWrite freed_whole;
   for (const Trim& t : trims) {
     if (Status st = blobs_->Truncate(t.blob, t.length, t.end); !st.ok()) {

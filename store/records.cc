@@ -98,6 +98,14 @@ std::string Notice(std::string_view asset) { return Named(kNoticeTag, asset); }
 std::string NoticePrefix() { return std::string(1, kNoticeTag); }
 std::string Removed(uint64_t blob) { return Tagged(kRemovedTag, blob); }
 std::string RemovedPrefix() { return std::string(1, kRemovedTag); }
+std::string Pack(uint64_t pack) { return Tagged(kPackTag, pack); }
+std::string PackPrefix() { return std::string(1, kPackTag); }
+std::string PendingFree(uint64_t pack, uint64_t offset) {
+  std::string k = Tagged(kPendingFreeTag, pack);
+  AppendBigEndian64(&k, offset);
+  return k;
+}
+std::string PendingFreePrefix() { return std::string(1, kPendingFreeTag); }
 std::string QuotaGrants(uint32_t uid) { return Tagged(kQuotaTag, uid); }
 std::string QuotaGrantsPrefix() { return std::string(1, kQuotaTag); }
 
@@ -426,6 +434,13 @@ std::string EncodeInlineExtentValue(std::string_view bytes) {
   return v;
 }
 
+std::string EncodePackedExtentValue(uint64_t length, uint64_t checksum, PackedAt at) {
+  std::string v = EncodeExtentValue(length | kPackedBit, checksum);
+  keys::AppendBigEndian64(&v, at.pack);
+  keys::AppendBigEndian64(&v, at.offset);
+  return v;
+}
+
 std::string EncodeBlobEnd(uint64_t end) {
   std::string v;
   keys::AppendBigEndian64(&v, end);
@@ -439,13 +454,23 @@ bool DecodeBlobEnd(std::string_view in, uint64_t* end) {
 }
 
 bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum,
-                       std::optional<std::string_view>* inline_bytes) {
+                       std::optional<std::string_view>* inline_bytes,
+                       std::optional<PackedAt>* packed) {
   if (in.size() < kExtentValueSize) return false;
   const uint64_t n = keys::ReadBigEndian64(in);
   const std::string_view rest = in.substr(kExtentValueSize);
+  if ((n & kPackedBit) != 0) {
+    if (in.size() != kPackedExtentValueSize) return false;
+    *length = n & ~kPackedBit;
+    *checksum = keys::ReadBigEndian64(in.substr(8));
+    inline_bytes->reset();
+    packed->emplace(PackedAt{keys::ReadBigEndian64(rest), keys::ReadBigEndian64(rest.substr(8))});
+    return true;
+  }
   if (!rest.empty() && rest.size() != n) return false;
   *length = n;
   *checksum = keys::ReadBigEndian64(in.substr(8));
+  packed->reset();
   if (rest.empty()) {
     inline_bytes->reset();
   } else {

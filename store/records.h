@@ -6,7 +6,7 @@
 // mtime; subdirectory counts: kUnknownCount).
 //
 // Keys (ids and offsets as 8-byte big-endian, so they sort numerically):
-//   "V"                         store format ("upfs-store 5")
+//   "V"                         store format ("upfs-store 7")
 //   "N"                         next id to hand out
 //   "U"                         present while a process serves the store
 //                               (KvStore::BeginUse): found at start, the last
@@ -23,9 +23,16 @@
 //                               value is the length and the XXH3-64 of those
 //                               bytes (8 + 8 bytes), so a chunk whose bytes
 //                               changed or were lost is caught on every read.
-//                               An inline chunk (small files: KvStore's
-//                               kInlineChunkEnd) has its bytes here, after
-//                               those 16, and none in BlobFiles
+//                               A packed chunk (small files: KvStore's
+//                               kInlineChunkEnd) has its bytes in a pack
+//                               (a blob shared by many small files' chunks,
+//                               "K" below): the length has bit 63 set, and
+//                               the pack's id and the offset in it follow
+//                               (8 + 8 bytes). An inline chunk (a part kept
+//                               of a packed chunk that was overwritten;
+//                               format 4 to 6's small files) has its bytes
+//                               here, after the first 16, and none in
+//                               BlobFiles
 //   "@" blob 0xff               the blob's end record: an upper bound of where
 //                               its chunks end (8 bytes), present whenever it
 //                               has chunks. It sorts after the blob's chunks
@@ -34,6 +41,17 @@
 //                               chunks ends on a live key of that blob
 //                               (KvStore: why that matters)
 //   "A" name                    AssetRecord
+//   "F" pack offset             pages of a pack to free (value: how many
+//                               bytes, 8 bytes big-endian): written in the
+//                               batch that removes the records of the chunk
+//                               held there, removed once they are punched
+//                               out, so a crash in between frees them at the
+//                               next start (KvStore::BeginUse)
+//   "K" pack                    a pack: a blob in BlobFiles whose bytes are
+//                               packed chunks of other blobs (value empty).
+//                               Written before the first chunk placed in it;
+//                               the pack and this record go once no chunk is
+//                               left in it (KvStore)
 //   "E" asset \0 dir \0 name    AssetEntry
 //   "P" name                    a commit whose post_commit program has not
 //                               yet succeeded (the asset's name): written
@@ -89,11 +107,12 @@ inline constexpr std::string_view kFormatKey = "V";
 // Format history: 1 had 8-byte extent records (no chunk checksum); 2 kept
 // chunk bytes in the Kv under "C" keys; 3 had no blob end records; 4 had no
 // inline chunks; 5 kept the extent records under "X", among the other
-// records. 3, 4 and 5 are upgraded in place when opened (KvStore::Open:
-// the extent records move to "@"; end records are written for 3; the new
-// format record keeps a upfs that cannot read the new layout away). A
-// store of any other format is refused at open.
-inline constexpr std::string_view kFormatValue = "upfs-store 6";
+// records; 6 had no packed chunks ("K"). 3 to 6 are upgraded in place when
+// opened (KvStore::Open: the extent records move to "@"; end records are
+// written for 3; the new format record keeps a upfs that cannot read the
+// new layout away). A store of any other format is refused at open.
+inline constexpr std::string_view kFormatValue = "upfs-store 7";
+inline constexpr std::string_view kFormatWithoutPacks = "upfs-store 6";
 inline constexpr std::string_view kFormatWithoutBlobEnds = "upfs-store 3";
 inline constexpr std::string_view kFormatWithoutInline = "upfs-store 4";
 inline constexpr std::string_view kFormatExtentsAmongRecords = "upfs-store 5";
@@ -112,8 +131,10 @@ inline constexpr char kFormat5ExtentTag = 'X';
 // The tags of the other keys (the layout above).
 inline constexpr char kAssetTag = 'A';
 inline constexpr char kEntryTag = 'E';
+inline constexpr char kPendingFreeTag = 'F';
 inline constexpr char kHolderTag = 'H';
 inline constexpr char kIdTag = 'I';
+inline constexpr char kPackTag = 'K';
 inline constexpr char kNextIdTag = 'N';
 inline constexpr char kNoticeTag = 'P';
 inline constexpr char kQuotaTag = 'Q';
@@ -128,8 +149,9 @@ inline constexpr char kIntentTag = 'T';
 
 // Every tag of the layout, in key order: a key that starts with another
 // byte is not one of upfs's records (upfs fsck reports it).
-inline constexpr char kTagList[] = {kExtentTag,  kAssetTag,  kEntryTag,  kHolderTag, kIdTag,
-                                    kNextIdTag,  kReaderTag, kNoticeTag, kQuotaTag,  kRemovedTag,
+inline constexpr char kTagList[] = {kExtentTag,  kAssetTag,  kEntryTag,  kPendingFreeTag,
+                                    kHolderTag,  kIdTag,     kPackTag,   kNextIdTag,
+                                    kReaderTag,  kNoticeTag, kQuotaTag,  kRemovedTag,
                                     kSessionTag, kInUseTag,  kFormatTag, kNodeTag};
 inline constexpr std::string_view kTags(kTagList, sizeof kTagList);
 static_assert(std::is_sorted(kTags.begin(), kTags.end()));
@@ -176,6 +198,10 @@ std::string Notice(std::string_view asset);
 std::string NoticePrefix();
 std::string Removed(uint64_t blob);
 std::string RemovedPrefix();
+std::string Pack(uint64_t pack);
+std::string PackPrefix();
+std::string PendingFree(uint64_t pack, uint64_t offset);
+std::string PendingFreePrefix();
 // The live mounts' grants of a uid's per-user limits (several mounts).
 std::string QuotaGrants(uint32_t uid);
 std::string QuotaGrantsPrefix();
@@ -194,11 +220,11 @@ std::string PrefixEnd(std::string_view prefix);
 //
 // The name in a Session, Asset or Notice key (whatever follows the tag).
 std::string_view NameOf(std::string_view key);
-// The id of a key that is a tag and one id: Id, Removed, Holder,
+// The id of a key that is a tag and one id: Id, Removed, Holder, Pack,
 // QuotaGrants (the uid).
 bool ParseNumbered(std::string_view key, uint64_t* id);
-// A key that is a tag and two numbers: Node (session id, node id) and a
-// chunk's Extent (blob, offset).
+// A key that is a tag and two numbers: Node (session id, node id), a
+// chunk's Extent (blob, offset) and PendingFree (pack, offset).
 bool ParsePair(std::string_view key, uint64_t* first, uint64_t* second);
 // Where an Entry key puts its entry.
 bool ParseEntry(std::string_view key, AssetLocation* where);
@@ -223,17 +249,30 @@ std::string EncodeLocation(const AssetLocation& l);
 // costs ~10% of a core at 1 GB/s; zlib's crc32 managed ~2 GB/s.
 uint64_t ChunkChecksum(std::string_view bytes);
 
+// Where a packed chunk's bytes are: pack `pack` (a blob), from `offset`.
+struct PackedAt {
+  uint64_t pack = 0;
+  uint64_t offset = 0;
+  bool operator==(const PackedAt&) const = default;
+};
+
 // An extent record's value: the chunk's length and ChunkChecksum; for an
-// inline chunk (its bytes kept in the record, not in the blob files: small
-// files, see KvStore) the bytes follow.
+// inline chunk (its bytes kept in the record, not in the blob files) the
+// bytes follow; for a packed chunk (its bytes in a pack, see KvStore), the
+// length has kPackedBit set and the PackedAt follows.
 inline constexpr size_t kExtentValueSize = 16;
+inline constexpr size_t kPackedExtentValueSize = 32;
+inline constexpr uint64_t kPackedBit = uint64_t{1} << 63;
 std::string EncodeExtentValue(uint64_t length, uint64_t checksum);
 std::string EncodeInlineExtentValue(std::string_view bytes);
+std::string EncodePackedExtentValue(uint64_t length, uint64_t checksum, PackedAt at);
 // False (and nothing set) unless `in` is kExtentValueSize bytes (then
-// *inline_bytes is nullopt), or that plus exactly the length it gives
-// (then *inline_bytes views those bytes in `in`).
+// *inline_bytes and *packed are nullopt), or that plus exactly the length it
+// gives (then *inline_bytes views those bytes in `in`), or a packed chunk's
+// kPackedExtentValueSize bytes (then *packed is set).
 bool DecodeExtentValue(std::string_view in, uint64_t* length, uint64_t* checksum,
-                       std::optional<std::string_view>* inline_bytes);
+                       std::optional<std::string_view>* inline_bytes,
+                       std::optional<PackedAt>* packed);
 Status DecodeLocation(std::string_view in, AssetLocation* l);
 
 // A QuotaGrants record's value: for each mount, its id (16 hex digits),

@@ -276,8 +276,9 @@ void PutBytes(BlobFiles& blobs, uint64_t blob, uint64_t offset, std::string_view
 uint64_t ChunkLength(Kv& kv, uint64_t blob, uint64_t offset) {
   uint64_t length = 0, checksum = 0;
   std::optional<std::string_view> inline_bytes;
-  REQUIRE(
-      DecodeExtentValue(Get(kv, keys::Extent(blob, offset)), &length, &checksum, &inline_bytes));
+  std::optional<PackedAt> packed;
+  REQUIRE(DecodeExtentValue(Get(kv, keys::Extent(blob, offset)), &length, &checksum, &inline_bytes,
+                            &packed));
   return length;
 }
 

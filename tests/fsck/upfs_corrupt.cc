@@ -44,6 +44,7 @@ struct Chunk {
   uint64_t length = 0;
   uint64_t checksum = 0;
   std::optional<std::string> inline_bytes;
+  std::optional<PackedAt> packed;
 };
 
 // The chunk of `blob` that holds byte `offset` (the last one starting at
@@ -60,7 +61,7 @@ Status FindChunk(const Kv& kv, uint64_t blob, uint64_t offset, Chunk* out) {
                                }));
   if (!found) return Status::NotFound("no chunk holds offset " + std::to_string(offset));
   std::optional<std::string_view> bytes;
-  if (!DecodeExtentValue(value, &out->length, &out->checksum, &bytes)) {
+  if (!DecodeExtentValue(value, &out->length, &out->checksum, &bytes, &out->packed)) {
     return Status::Corruption("undecodable extent record");
   }
   if (bytes) out->inline_bytes.emplace(*bytes);
@@ -101,10 +102,12 @@ int Run(int argc, char** argv) {
   s = FindChunk(*store->kv(), entry.id, offset, &chunk);
   if (!s.ok()) return Fail("asset " + asset + " file " + path + ": " + s.ToString());
 
-  if (record || chunk.inline_bytes) {
+  if (record || (chunk.inline_bytes && !chunk.packed)) {
     std::string value;
     if (record) {
-      value = EncodeExtentValue(chunk.length, chunk.checksum ^ 1);
+      value = chunk.packed
+                  ? EncodePackedExtentValue(chunk.length, chunk.checksum ^ 1, *chunk.packed)
+                  : EncodeExtentValue(chunk.length, chunk.checksum ^ 1);
       if (chunk.inline_bytes) value += *chunk.inline_bytes;
     } else {
       std::string damaged = *chunk.inline_bytes;
@@ -118,9 +121,12 @@ int Run(int argc, char** argv) {
     s = store->kv()->Commit(write, /*sync=*/true);
     if (!s.ok()) return Fail(s.ToString());
   } else {
-    const uint64_t segment = offset / DirBlobFiles::kSegmentBytes;
-    const std::string file = blobs->PathOf(entry.id, segment);
-    const auto at = static_cast<std::streamoff>(offset % DirBlobFiles::kSegmentBytes);
+    // The byte in the file's blob file, or in its chunk's pack.
+    const uint64_t blob = chunk.packed ? chunk.packed->pack : entry.id;
+    const uint64_t where = chunk.packed ? chunk.packed->offset + (offset - chunk.begin) : offset;
+    const uint64_t segment = where / DirBlobFiles::kSegmentBytes;
+    const std::string file = blobs->PathOf(blob, segment);
+    const auto at = static_cast<std::streamoff>(where % DirBlobFiles::kSegmentBytes);
     std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
     char c = 0;
     f.seekg(at);

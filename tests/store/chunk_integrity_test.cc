@@ -123,26 +123,39 @@ TEMPLATE_TEST_CASE(
 }
 
 TEMPLATE_TEST_CASE(
-    "integrity: an inline chunk's bytes are checked against its checksum like any other",
+    "integrity: a small chunk's bytes (in a pack, or inline) are checked against its checksum "
+    "like any other",
     "[store][integrity]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   const uint64_t blob = 44;
   const std::string data = Pattern(5000, 'i');
   auto sink = fx.store().OpenBlob(blob);
   REQUIRE_OK(sink->WriteAt(0, data));
-  // Inline: nothing in the blob files, the bytes in the record.
+  // Nothing in the blob's own files: the bytes in a pack (where the blob
+  // files can free a range), else in the record.
   std::map<uint64_t, uint64_t> stored;
   REQUIRE_OK(fx.blobs().List(&stored));
   CHECK(stored.count(blob) == 0);
+  const bool packed = fx.blobs().CanPunch();
   std::string value;
   REQUIRE_OK(fx.kv().Get(keys::Extent(blob, 0), &value));
-  CHECK(value.size() == kExtentValueSize + data.size());
+  CHECK(value.size() == (packed ? kPackedExtentValueSize : kExtentValueSize + data.size()));
   std::string out;
   REQUIRE_OK(ReadInto(*sink, 0, 5000, &out));
   CHECK(out == data);
 
   std::string damaged = value;
-  SECTION("a byte changed") { damaged[kExtentValueSize + 100] ^= 1; }
+  SECTION("a byte changed") {
+    if (packed) {
+      // The byte in the pack.
+      const uint64_t pack = keys::ReadBigEndian64(std::string_view(value).substr(16));
+      const uint64_t at = keys::ReadBigEndian64(std::string_view(value).substr(24));
+      REQUIRE_OK(
+          fx.blobs().Write(pack, at + 100, std::string(1, static_cast<char>(data[100] ^ 1))));
+    } else {
+      damaged[kExtentValueSize + 100] ^= 1;
+    }
+  }
   SECTION("the checksum changed") { damaged[15] ^= 1; }
   KvWrite w;
   w.Put(keys::Extent(blob, 0), damaged);

@@ -280,27 +280,40 @@ TEMPLATE_TEST_CASE("blob: overlapping rewrites leave the latest bytes and no ove
   }
 }
 
-// Where each chunk of `blob` keeps its bytes: offset -> inline or not.
-std::map<uint64_t, bool> InlineChunks(const Kv& kv, uint64_t blob) {
-  std::map<uint64_t, bool> out;
+// Where each chunk of `blob` keeps its bytes: offset -> 'i' (inline), 'p'
+// (in a pack) or 'b' (the blob files).
+std::map<uint64_t, char> ChunkPlaces(const Kv& kv, uint64_t blob) {
+  std::map<uint64_t, char> out;
   Status st = kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0),
                       [&](std::string_view k, std::string_view v) {
                         if (keys::IsBlobEnd(k)) return true;
                         uint64_t length = 0, checksum = 0;
                         std::optional<std::string_view> bytes;
-                        REQUIRE(DecodeExtentValue(v, &length, &checksum, &bytes));
-                        out[keys::OffsetOf(k)] = bytes.has_value();
+                        std::optional<PackedAt> packed;
+                        REQUIRE(DecodeExtentValue(v, &length, &checksum, &bytes, &packed));
+                        out[keys::OffsetOf(k)] = bytes ? 'i' : packed ? 'p' : 'b';
                         return true;
                       });
   REQUIRE(st.ok());
   return out;
 }
 
+// The pack a packed chunk of `blob` at `offset` is in.
+uint64_t PackOf(const Kv& kv, uint64_t blob, uint64_t offset) {
+  std::string v;
+  REQUIRE(kv.Get(keys::Extent(blob, offset), &v).ok());
+  uint64_t length = 0, checksum = 0;
+  std::optional<std::string_view> bytes;
+  std::optional<PackedAt> packed;
+  REQUIRE(DecodeExtentValue(v, &length, &checksum, &bytes, &packed));
+  REQUIRE(packed);
+  return packed->pack;
+}
+
 TEMPLATE_TEST_CASE(
-    "inline: writes ending within kInlineChunkEnd keep their bytes in their records, kept parts "
-    "stay "
-    "where they were",
-    "[store][inline]", UPFS_STORE_BACKENDS) {
+    "small writes: writes ending within kInlineChunkEnd go to a pack (inline where the blob files "
+    "cannot free a range), kept parts of packed chunks go inline, of others stay where they were",
+    "[store][inline][pack]", UPFS_STORE_BACKENDS) {
   StoreFixture fx(TestType::kBackend);
   std::mt19937_64 rng(5);
   BlobModel model;
@@ -317,44 +330,126 @@ TEMPLATE_TEST_CASE(
     REQUIRE(fx.blobs().List(&stored).ok());
     return stored.count(blob) ? stored[blob] : 0;
   };
+  // A small write's place: a pack where the blob files can free its
+  // pages again (a directory, memory), inline otherwise (RADOS).
+  const char s = fx.blobs().CanPunch() ? 'p' : 'i';
 
-  // A small file: one inline chunk, nothing in the blob files.
+  // A small file: one chunk, nothing in the blob's own files.
   write(0, 10000);
-  CHECK(InlineChunks(fx.kv(), blob) == std::map<uint64_t, bool>{{0, true}});
+  CHECK(ChunkPlaces(fx.kv(), blob) == std::map<uint64_t, char>{{0, s}});
   CHECK(blob_file_bytes() == 0);
-  // Up to the limit exactly: inline.
+  // Up to the limit exactly: small.
   write(kInlineChunkEnd - 1000, 1000);
-  CHECK(InlineChunks(fx.kv(), blob) ==
-        std::map<uint64_t, bool>{{0, true}, {kInlineChunkEnd - 1000, true}});
-  // An overwrite inside an inline chunk splits it; every part stays inline.
+  CHECK(ChunkPlaces(fx.kv(), blob) ==
+        std::map<uint64_t, char>{{0, s}, {kInlineChunkEnd - 1000, s}});
+  // An overwrite inside a small chunk splits it; the parts kept go inline.
   write(4000, 1000);
-  CHECK(InlineChunks(fx.kv(), blob) ==
-        std::map<uint64_t, bool>{
-            {0, true}, {4000, true}, {5000, true}, {kInlineChunkEnd - 1000, true}});
+  CHECK(ChunkPlaces(fx.kv(), blob) ==
+        std::map<uint64_t, char>{{0, 'i'}, {4000, s}, {5000, 'i'}, {kInlineChunkEnd - 1000, s}});
   CHECK(blob_file_bytes() == 0);
   // A write past the limit goes to the blob files, even where it starts
   // below it; the inline head it cuts stays inline.
   write(2000, kInlineChunkEnd);
-  CHECK(InlineChunks(fx.kv(), blob) == std::map<uint64_t, bool>{{0, true}, {2000, false}});
+  CHECK(ChunkPlaces(fx.kv(), blob) == std::map<uint64_t, char>{{0, 'i'}, {2000, 'b'}});
   CHECK(blob_file_bytes() > 0);
-  // And a small write over a blob-file chunk: inline, the parts around it
+  // And a small write over a blob-file chunk: small, the parts around it
   // stay in the blob files.
   write(3000, 100);
-  CHECK(InlineChunks(fx.kv(), blob) ==
-        std::map<uint64_t, bool>{{0, true}, {2000, false}, {3000, true}, {3100, false}});
+  CHECK(ChunkPlaces(fx.kv(), blob) ==
+        std::map<uint64_t, char>{{0, 'i'}, {2000, 'b'}, {3000, s}, {3100, 'b'}});
   // Truncating inside an inline chunk keeps its head inline.
   Batch truncate;
   truncate.Truncate(blob, 1500);
   Apply(fx.store(), truncate);
   model.Truncate(1500);
   CheckBlob(fx, blob, model);
-  CHECK(InlineChunks(fx.kv(), blob) == std::map<uint64_t, bool>{{0, true}});
+  CHECK(ChunkPlaces(fx.kv(), blob) == std::map<uint64_t, char>{{0, 'i'}});
   // Deleted: no record left, and no blob file.
   Batch del;
   del.DeleteBlobData(blob);
   Apply(fx.store(), del);
-  CHECK(InlineChunks(fx.kv(), blob).empty());
+  CHECK(ChunkPlaces(fx.kv(), blob).empty());
   CHECK(blob_file_bytes() == 0);
+}
+
+TEMPLATE_TEST_CASE(
+    "packs: small files share a pack, each freed chunk gives its pages back, and a full pack "
+    "left empty goes with its record",
+    "[store][pack]", UPFS_STORE_BACKENDS) {
+  StoreFixture fx(TestType::kBackend);
+  if (!fx.blobs().CanPunch()) return;  // RADOS: small files stay inline (the test above)
+  std::mt19937_64 rng(6);
+  auto pack_bytes = [&](uint64_t pack) {
+    Result<uint64_t> bytes = fx.blobs().StoredBytes(pack);
+    REQUIRE(bytes.ok());
+    return *bytes;
+  };
+  auto has_record = [&](uint64_t pack) {
+    std::string v;
+    Status got = fx.kv().Get(keys::Pack(pack), &v);
+    REQUIRE((got.ok() || got.IsNotFound()));
+    return got.ok();
+  };
+  // Small files, each written whole, as cp writes them; as large as a
+  // small file gets, so each holds whole pages of MemoryBlobFiles too.
+  const uint64_t kFileBytes = kInlineChunkEnd;
+  std::map<uint64_t, std::string> files;
+  auto write_file = [&](uint64_t blob) {
+    files[blob] = RandomBytes(rng, kFileBytes);
+    Write(*fx.store().OpenBlob(blob), 0, files[blob]);
+  };
+  auto delete_file = [&](uint64_t blob) {
+    Batch del;
+    del.DeleteBlobData(blob);
+    Apply(fx.store(), del);
+    files.erase(blob);
+  };
+  auto check_files = [&] {
+    for (const auto& [blob, data] : files) {
+      CAPTURE(blob);
+      REQUIRE(Read(*fx.store().OpenBlob(blob), 0, data.size()) == data);
+    }
+  };
+  for (uint64_t b = 1000; b < 1003; ++b) write_file(b);
+  const uint64_t first = PackOf(fx.kv(), 1000, 0);
+  CHECK(PackOf(fx.kv(), 1001, 0) == first);
+  CHECK(PackOf(fx.kv(), 1002, 0) == first);
+  CHECK(has_record(first));
+  CHECK(ChunkPlaces(fx.kv(), 1001) == std::map<uint64_t, char>{{0, 'p'}});
+  const uint64_t three = pack_bytes(first);
+  CHECK(three >= 3 * kFileBytes);
+  // A file deleted gives its pages back; the others read as written.
+  delete_file(1000);
+  CHECK(pack_bytes(first) < three);
+  check_files();
+  // An overwrite of part of a packed file: the parts kept go inline, the
+  // chunk's pages are freed.
+  {
+    std::string part = RandomBytes(rng, 100);
+    Write(*fx.store().OpenBlob(1002), 500, part);
+    files[1002].replace(500, 100, part);
+  }
+  CHECK(ChunkPlaces(fx.kv(), 1002) == std::map<uint64_t, char>{{0, 'i'}, {500, 'p'}, {600, 'i'}});
+  check_files();
+  // Enough files to fill the first pack and start a second.
+  uint64_t next = 2000;
+  while (PackOf(fx.kv(), next - 1 < 2000 ? 1001 : next - 1, 0) == first) write_file(next++);
+  const uint64_t second = PackOf(fx.kv(), next - 1, 0);
+  CHECK(second != first);
+  // 3 files and the 100 bytes before: 1020 more fit, the next one starts
+  // the second pack.
+  CHECK(next - 2000 == kPackBytes / kFileBytes - 3);
+  check_files();
+  // Every chunk in the first pack deleted or moved: it goes, file and record.
+  delete_file(1001);
+  delete_file(1002);
+  for (uint64_t b = 2000; b < next - 1; ++b) delete_file(b);
+  CHECK(pack_bytes(first) == 0);
+  CHECK_FALSE(has_record(first));
+  // The second (current) pack holds its one file.
+  CHECK(has_record(second));
+  CHECK(pack_bytes(second) >= kFileBytes);
+  check_files();
 }
 
 TEMPLATE_TEST_CASE("blob: extents are sorted and merged", "[store]", UPFS_STORE_BACKENDS) {

@@ -252,6 +252,61 @@ TEST_CASE("open: a store of format 4 is upgraded in place and reads as before", 
   CHECK(value.size() == kExtentValueSize + 5);
 }
 
+TEST_CASE("open: a store of format 6 reads its inline chunks as before and packs new small files",
+          "[store][pack]") {
+  testing::StoreFixture fx(testing::Backend::kLevelDb);
+  REQUIRE(fx.blobs().CanPunch());
+  // Format 6 kept small files inline.
+  KvWrite downgrade;
+  downgrade.Put(keys::Extent(60, 0), EncodeInlineExtentValue("hello"));
+  downgrade.Put(keys::BlobEnd(60), EncodeBlobEnd(5));
+  downgrade.Put(std::string(keys::kFormatKey), std::string(keys::kFormatWithoutPacks));
+  ReopenAfter(fx, downgrade, {{60, "hello"}});
+  REQUIRE(fx.store().OpenBlob(61)->WriteAt(0, "small").ok());
+  std::string value;
+  REQUIRE(fx.kv().Get(keys::Extent(61, 0), &value).ok());
+  CHECK(value.size() == kPackedExtentValueSize);
+  std::string out(5, '\0');
+  REQUIRE(fx.store().OpenBlob(61)->ReadAt(0, 5, out.data()).ok());
+  CHECK(out == "small");
+}
+
+TEST_CASE("packs: pages whose chunks' records a crash removed first are freed at the next start",
+          "[store][pack]") {
+  testing::StoreFixture fx(testing::Backend::kLevelDb);
+  REQUIRE(fx.blobs().CanPunch());
+  std::mt19937_64 rng(7);
+  const std::string kept = upfs::testing::RandomBytes(rng, kInlineChunkEnd);
+  REQUIRE(
+      fx.store().OpenBlob(70)->WriteAt(0, upfs::testing::RandomBytes(rng, kInlineChunkEnd)).ok());
+  REQUIRE(fx.store().OpenBlob(71)->WriteAt(0, kept).ok());
+  std::string value;
+  REQUIRE(fx.kv().Get(keys::Extent(70, 0), &value).ok());
+  REQUIRE(value.size() == kPackedExtentValueSize);
+  const uint64_t pack = keys::ReadBigEndian64(std::string_view(value).substr(16));
+  const uint64_t at = keys::ReadBigEndian64(std::string_view(value).substr(24));
+  auto pack_bytes = [&] {
+    Result<uint64_t> bytes = fx.blobs().StoredBytes(pack);
+    REQUIRE(bytes.ok());
+    return *bytes;
+  };
+  const uint64_t both = pack_bytes();
+  // The records go; the crash comes before the pages are punched out.
+  dynamic_cast<KvStore&>(fx.store()).SkipPackFreesForTest(true);
+  Batch del;
+  del.DeleteBlobData(70);
+  REQUIRE(fx.store().Apply(del, /*sync=*/true).ok());
+  CHECK(pack_bytes() == both);
+  CHECK(fx.kv().Get(keys::PendingFree(pack, at), &value).ok());
+  fx.Reopen();
+  REQUIRE(dynamic_cast<KvStore&>(fx.store()).BeginUse().ok());
+  CHECK(pack_bytes() == both - kInlineChunkEnd);
+  CHECK(fx.kv().Get(keys::PendingFree(pack, at), &value).IsNotFound());
+  std::string out(kept.size(), '\0');
+  REQUIRE(fx.store().OpenBlob(71)->ReadAt(0, out.size(), out.data()).ok());
+  CHECK(out == kept);
+}
+
 TEST_CASE(
     "open: a store of format 5 has its extent records moved to the new tag, also after an "
     "interrupted move",
@@ -403,6 +458,29 @@ TEST_CASE("blob files: a failed fdatasync loses the segment for the blob's next 
     CHECK(other.code() == Status::Code::kIOError);
     CHECK(extents(101).empty());
     require_ok(store.Apply(commit_of(101, kBig), /*sync=*/true));
+  }
+  SECTION("small files' chunks, in a pack") {
+    const std::string a = upfs::testing::RandomBytes(rng, 5000);
+    const std::string b = upfs::testing::RandomBytes(rng, 7000);
+    require_ok(store.OpenBlob(103)->WriteAt(0, a));
+    require_ok(store.OpenBlob(104)->WriteAt(0, b));
+    blobs->FailSyncsForTest(true);
+    Status failed = store.Apply(commit_of(103, a.size()), /*sync=*/true);
+    blobs->FailSyncsForTest(false);
+    INFO(failed.ToString());
+    REQUIRE(failed.code() == Status::Code::kIOError);
+    CHECK(Contains(failed.message(), "blob 103"));
+    CHECK(extents(103).empty());
+    // The other file in that pack loses its chunk too, at its own commit.
+    Status other = store.Apply(commit_of(104, b.size()), /*sync=*/true);
+    CHECK(other.code() == Status::Code::kIOError);
+    CHECK(extents(104).empty());
+    // Sent again, they go to a new pack and commit.
+    require_ok(store.OpenBlob(103)->WriteAt(0, a));
+    require_ok(store.Apply(commit_of(103, a.size()), /*sync=*/true));
+    std::string out(a.size(), '\0');
+    require_ok(store.OpenCommittedBlob(103)->ReadAt(0, out.size(), out.data()));
+    CHECK(out == a);
   }
   SECTION("in the background, which meets it first") {
     blobs->FailSyncsForTest(true);

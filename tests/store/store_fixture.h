@@ -165,25 +165,28 @@ inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv,
                                                                 const BlobFiles& blobs,
                                                                 uint64_t blob) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
-  Status st =
-      kv.Scan(keys::Extent(blob, 0), keys::Extent(blob + 1, 0),
-              [&](std::string_view k, std::string_view v) {
-                if (keys::IsBlobEnd(k)) return true;
-                uint64_t length = 0, checksum = 0;
-                std::optional<std::string_view> inline_bytes;
-                bool good = DecodeExtentValue(v, &length, &checksum, &inline_bytes) &&
-                            length <= kMaxChunkBytes;
-                if (good && inline_bytes) {
-                  good = ChunkChecksum(*inline_bytes) == checksum;
-                } else if (good) {
-                  std::string chunk(length, '\0');
-                  size_t present = 0;
-                  good = blobs.Read(blob, keys::OffsetOf(k), length, chunk.data(), &present).ok() &&
-                         present == length && ChunkChecksum(chunk) == checksum;
-                }
-                out.emplace_back(keys::OffsetOf(k), good ? length : ~uint64_t{0});
-                return true;
-              });
+  Status st = kv.Scan(
+      keys::Extent(blob, 0), keys::Extent(blob + 1, 0),
+      [&](std::string_view k, std::string_view v) {
+        if (keys::IsBlobEnd(k)) return true;
+        uint64_t length = 0, checksum = 0;
+        std::optional<std::string_view> inline_bytes;
+        std::optional<PackedAt> packed;
+        bool good = DecodeExtentValue(v, &length, &checksum, &inline_bytes, &packed) &&
+                    length <= kMaxChunkBytes;
+        if (good && inline_bytes) {
+          good = ChunkChecksum(*inline_bytes) == checksum;
+        } else if (good) {
+          std::string chunk(length, '\0');
+          size_t present = 0;
+          good = (packed ? blobs.Read(packed->pack, packed->offset, length, chunk.data(), &present)
+                         : blobs.Read(blob, keys::OffsetOf(k), length, chunk.data(), &present))
+                     .ok() &&
+                 present == length && ChunkChecksum(chunk) == checksum;
+        }
+        out.emplace_back(keys::OffsetOf(k), good ? length : ~uint64_t{0});
+        return true;
+      });
   REQUIRE(st.ok());
   return out;
 }
