@@ -19,6 +19,9 @@
 #
 # It prints one line a minute: rounds, MB/s committed, the mean cp -r and
 # finish times, the daemon's RSS, the store's size and the assets' bytes.
+# The store's size is the space its files take on disk (du -s -B1), not
+# their apparent length: a pack whose freed chunks were punched out keeps
+# its length but not their blocks.
 # At the end it waits for every abandoned session to expire, unmounts,
 # runs `upfs fsck`, and prints the first and last minute side by side, the
 # RSS range, and the store's size against the assets' bytes (what is left
@@ -63,42 +66,49 @@ big_bytes=$((BIG_MIB << 20))
 quarter=$BIG_MIB  # 256 KiB blocks: a quarter of the big file
 
 now_ms() { date +%s%3N; }
+hz=$(getconf CLK_TCK)
+# The daemon's user and system CPU so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$UPFS_PID/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$UPFS_PID/status"; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 free_gib() { df --output=avail -B1G "$T" | tail -n 1 | tr -d ' '; }
 
 round=0 assets_bytes=0 committed=()
-minute=0 m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0
+minute=0 m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0 m_cpu=0
+cpu_mark=$(cpu_ticks)
 rss_min=0 rss_max=0 life_peak=0 life_peaks=()
 declare -a lines
 started=$SECONDS
 minute_started=$SECONDS
 last_restart=$SECONDS
-# rss_MiB: the daemon's now; peak_MiB: its peak (VmHWM) in this daemon's
+# cpu_ms: the daemon's CPU time (user and system) per round; rss_MiB: the
+# daemon's now; peak_MiB: its peak (VmHWM) in this daemon's
 # life (restarts begin a new one); anon_MiB: the anonymous part of rss
 # (malloc's heap and arenas, thread stacks; the rest is mapped files, the
 # binary and its libraries); tables: LevelDB's table files, whose index
 # blocks LevelDB keeps in memory (up to max_open_files).
-printf '%-6s %7s %8s %8s %9s %8s %8s %8s %7s %10s %10s\n' minute rounds MB/s cp_ms finish_ms rss_MiB peak_MiB \
+printf '%-6s %7s %8s %8s %9s %7s %8s %8s %8s %7s %10s %10s\n' minute rounds MB/s cp_ms finish_ms cpu_ms rss_MiB peak_MiB \
   anon_MiB tables store_MiB assets_MiB
 report_minute() {
-  local rss peak anon store tables line
+  local rss peak anon store tables line now
+  now=$(cpu_ticks)
+  m_cpu=$((m_cpu + now - cpu_mark)) cpu_mark=$now
   rss=$(rss_kib)
   peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$UPFS_PID/status")
   anon=$(awk '/^Anonymous:/ {print $2}' "/proc/$UPFS_PID/smaps_rollup")
   ((peak > life_peak)) && life_peak=$peak
-  store=$(du -sb "$STORE" | cut -f1)
+  store=$(du -s -B1 "$STORE" | cut -f1)
   tables=$(find "$STORE/db" -name '*.ldb' | wc -l)
   ((rss_min == 0 || rss < rss_min)) && rss_min=$rss
   ((rss > rss_max)) && rss_max=$rss
   ((m_rounds > 0)) || m_rounds=1
-  line=$(printf '%-6d %7d %8.1f %8d %9d %8s %8s %8s %7d %10s %10s' $((minute + 1)) "$m_rounds" \
+  line=$(printf '%-6d %7d %8.1f %8d %9d %7d %8s %8s %8s %7d %10s %10s' $((minute + 1)) "$m_rounds" \
     "$(awk -v b="$m_bytes" -v s=$((SECONDS - minute_started)) 'BEGIN {print b / 1e6 / (s > 0 ? s : 1)}')" \
-    $((m_cp_ms / m_rounds)) $((m_fin_ms / m_rounds)) "$(mib $((rss * 1024)))" "$(mib $((peak * 1024)))" \
+    $((m_cp_ms / m_rounds)) $((m_fin_ms / m_rounds)) $((m_cpu * 1000 / hz / m_rounds)) "$(mib $((rss * 1024)))" "$(mib $((peak * 1024)))" \
     "$(mib $((anon * 1024)))" "$tables" "$(mib "$store")" "$(mib "$assets_bytes")")
   echo "$line"
   lines+=("$line")
-  minute=$((minute + 1)) m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0
+  minute=$((minute + 1)) m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0 m_cpu=0
   minute_started=$SECONDS
 }
 
@@ -147,8 +157,11 @@ while ((SECONDS - started < SOAK_MINUTES * 60)); do
   ((SECONDS - minute_started >= 60)) && report_minute
   if ((SECONDS - last_restart >= RESTART_MINUTES * 60)); then
     life_peaks+=("$(mib $((life_peak * 1024)))") life_peak=0
+    now=$(cpu_ticks)
+    m_cpu=$((m_cpu + now - cpu_mark))
     stop_upfs
     start_upfs "${UPFS_OPTS[@]}"
+    cpu_mark=$(cpu_ticks)
     last_restart=$SECONDS
     pick=${committed[RANDOM % ${#committed[@]}]}
     manifest=$T/small.sha256
@@ -165,14 +178,16 @@ done
 wait_until $((TTL * 4 + 30)) "every abandoned session to expire" eval '[[ -z $(ls -A "$S") ]]'
 stop_upfs
 "$UPFS_BIN" fsck "$STORE" >"$T/fsck.out" 2>&1 || fail "upfs fsck found problems: $(tail -n 20 "$T/fsck.out")"
-store_bytes=$(du -sb "$STORE" | cut -f1)
+store_bytes=$(du -s -B1 "$STORE" | cut -f1)
+apparent_bytes=$(du -sb "$STORE" | cut -f1)
 echo
 echo "soak: $round rounds in $(((SECONDS - started) / 60)) min, $((2 * round)) assets, $(mib "$assets_bytes") MiB committed; upfs fsck clean"
 echo "first minute: ${lines[0]}"
 echo "last minute:  ${lines[${#lines[@]} - 1]}"
 awk -v a="${lines[0]}" -v b="${lines[${#lines[@]} - 1]}" 'BEGIN {
   split(a, x, " +"); split(b, y, " +");
-  printf "last/first minute: MB/s %.2f, cp -r time %.2f, finish time %.2f\n", y[3] / x[3], y[4] / (x[4] > 0 ? x[4] : 1), y[5] / (x[5] > 0 ? x[5] : 1) }'
+  printf "last/first minute: MB/s %.2f, cp -r time %.2f, finish time %.2f, daemon CPU per round %.2f\n", y[3] / x[3],
+    y[4] / (x[4] > 0 ? x[4] : 1), y[5] / (x[5] > 0 ? x[5] : 1), y[6] / (x[6] > 0 ? x[6] : 1) }'
 # One minute against another is at the mercy of this machine's noise (the
 # same build's minutes differ by 20-40 % here): a drift shows better in
 # the medians of the first and last five minutes, and in the trend of a
@@ -188,4 +203,4 @@ if ((k > 0)); then
     "$(awk -v a="$first_k" -v b="$last_k" 'BEGIN { printf "%.2f", b / a }')); trend $trend % of the mean per 10 minutes"
 fi
 echo "daemon RSS: $(mib $((rss_min * 1024)))-$(mib $((rss_max * 1024))) MiB over the run; peak of each daemon life: ${life_peaks[*]} MiB"
-echo "store $(mib "$store_bytes") MiB for $(mib "$assets_bytes") MiB of assets: overhead $(mib $((store_bytes - assets_bytes))) MiB ($(awk -v s="$store_bytes" -v a="$assets_bytes" 'BEGIN {printf "%.2f", s / a}')x) after every aborted and expired session was freed"
+echo "store $(mib "$store_bytes") MiB for $(mib "$assets_bytes") MiB of assets: overhead $(mib $((store_bytes - assets_bytes))) MiB ($(awk -v s="$store_bytes" -v a="$assets_bytes" 'BEGIN {printf "%.2f", s / a}')x) after every aborted and expired session was freed; apparent size $(mib "$apparent_bytes") MiB (packs keep their length when chunks are punched out of them)"
