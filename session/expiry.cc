@@ -139,11 +139,12 @@ std::vector<std::string> Engine::ExpireIdle() {
     spdlog::info("session {} expired after {} s idle", Quote(name), m.options.ttl_ns / 1000000000);
     expired.push_back(std::move(name));
   }
-  if (!expired.empty()) {
-    // The store knows which blobs were freed; one compaction for the sweep.
-    Status st = m.store->Compact();
-    if (!st.ok()) spdlog::warn("compaction after expiry failed: {}", st.ToString());
-  }
+  // No compaction here: the store compacts on its own once enough freed
+  // records accumulate (KvStore's kCompactAfterFreedRecords), whoever freed
+  // them. A compaction after every sweep that expired anything ran every
+  // few seconds under a steady stream of abandoned sessions, and each one
+  // rewrote LevelDB tables spanning the whole index: in the soak the
+  // daemon's CPU per round grew with the store's age (docs/performance.md).
   return expired;
 }
 

@@ -292,8 +292,7 @@ Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data
           ::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(len),
                             SYNC_FILE_RANGE_WRITE);
         }
-        if (MarkDirty(path, /*new_entry=*/true, len, /*background_sync=*/large) && !large &&
-            !getenv("NOSFR"))
+        if (MarkDirty(path, /*new_entry=*/true, len, /*background_sync=*/large) && !large)
           ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
         return Status::OK();
       });

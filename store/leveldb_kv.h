@@ -35,15 +35,26 @@ namespace upfs::store {
 inline constexpr uint64_t kDefaultReserveBytes = uint64_t{512} << 20;
 
 struct LevelDbOptions {
-  // Memtable size and SST file size. Two memtables (active + immutable)
+  // Memtable size and table file size. Two memtables (active + immutable)
   // bound the daemon's memory for buffered writes at 2x the first. When
   // chunk bytes lived in LevelDB (format 2), 64 MiB took 1 MiB values at
   // ~0.82 GB/s against ~0.45 GB/s with LevelDB's 4 MiB. Now only records
   // and small files' inline bytes come here: 40 sessions of 1500 files of
   // 24 KiB took 19.5 s with 64 MiB (96 MiB VmHWM, 5.5x the bytes written
   // to disk) and 21.2 s with 16 MiB (51 MiB VmHWM, 7.0x).
+  //
+  // Table files stay at LevelDB's own 2 MiB. A compaction rewrites every
+  // table of the next level that overlaps its input's key range, and a
+  // new table's range spans the tags between its keys (the asset index,
+  // the committed entries) over all the store's history: with 64 MiB files
+  // the whole index sat in one or two tables, and each compaction rewrote
+  // it (a 44 MB table rewritten 50 times a minute in the soak, the daemon's
+  // CPU per round 33 -> 60 ms in 7 minutes). Small tables let LevelDB cut
+  // its outputs where they would overlap too much of the level below
+  // (10 tables' worth), which bounds what one compaction rewrites
+  // whatever the store's age.
   size_t write_buffer_size = size_t{16} << 20;
-  size_t max_file_size = size_t{64} << 20;
+  size_t max_file_size = size_t{2} << 20;
   // Block cache for reads of record and inline-chunk blocks, and the
   // table files kept open (each keeps its index, one entry per block, in
   // memory outside the cache). Both bound the daemon's memory whatever the

@@ -63,4 +63,25 @@ TEMPLATE_TEST_CASE("expiry: .status shows last activity + TTL, and a write moves
   fx.Release(f, h);
 }
 
+// A steady trickle of abandoned sessions (one expiring at nearly every
+// sweep) must not compact the store at every sweep: each LevelDB
+// compaction may rewrite tables spanning the whole index, so compacting
+// per sweep made the daemon's work per upload grow with the store's age
+// (docs/performance.md, "Soak"). The store compacts on its own once enough
+// freed records accumulate.
+TEMPLATE_TEST_CASE("expiry: sweeps that each expire a small session do not compact the store",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
+  EngineFixture fx(TestType::kBackend, FixtureOptions{.faulty = true, .ttl_ns = kHour});
+  constexpr int kSweeps = 8;
+  for (int i = 0; i < kSweeps; ++i) {
+    const std::string name = "abandoned" + std::to_string(i);
+    uint64_t s = fx.Begin(name);
+    fx.PutFile(s, "f", std::string(4096 * (i + 1), 'x'));
+    fx.clock().Advance(kHour + 1);
+    REQUIRE(fx.engine().ExpireIdle() == std::vector<std::string>{name});
+  }
+  REQUIRE(Names(fx.engine().ReadDir(kSessionsId)).empty());
+  CHECK(fx.faulty().compact_calls() == 0);
+}
+
 }  // namespace upfs::session::testing

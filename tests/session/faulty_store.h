@@ -49,6 +49,7 @@ class FaultyStore : public store::Store {
   }
 
   int apply_calls() const { return faults_->apply_calls; }
+  int compact_calls() const { return faults_->compact_calls; }
   int synced_apply_calls() const { return faults_->synced_apply_calls; }
   int injected_failures() const { return faults_->injected_failures; }
 
@@ -113,7 +114,10 @@ class FaultyStore : public store::Store {
   Status ListRemovedBlobs(std::vector<uint64_t>* out) const override {
     return base_->ListRemovedBlobs(out);
   }
-  Status Compact() override { return base_->Compact(); }
+  Status Compact() override {
+    ++faults_->compact_calls;
+    return base_->Compact();
+  }
 
  private:
   // Shared with the sinks, which may outlive a reconfiguration but not the
@@ -127,6 +131,7 @@ class FaultyStore : public store::Store {
     std::atomic<bool> fail_synced{false};
     std::atomic<bool> fail_blob_writes{false};
     std::atomic<int> apply_calls{0};
+    std::atomic<int> compact_calls{0};
     std::atomic<int> synced_apply_calls{0};
     std::atomic<int> injected_failures{0};
   };
