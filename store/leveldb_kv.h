@@ -49,7 +49,7 @@ struct LevelDbOptions {
   // the committed entries) over all the store's history: with 64 MiB files
   // the whole index sat in one or two tables, and each compaction rewrote
   // it (a 44 MB table rewritten 50 times a minute in the soak, the daemon's
-  // CPU per round 33 -> 60 ms in 7 minutes). Small tables let LevelDB cut
+  // CPU per round 33 -> 58 ms in 7 minutes). Small tables let LevelDB cut
   // its outputs where they would overlap too much of the level below
   // (10 tables' worth), which bounds what one compaction rewrites
   // whatever the store's age.

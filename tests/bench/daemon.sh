@@ -4,8 +4,10 @@
 
 # daemon_cpu: the daemon's user CPU seconds so far; cpu_since C0: since C0.
 daemon_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", $14 / hz }' "/proc/$UPFS_PID/stat"; }
-# daemon_cpu_total: its user and system CPU seconds so far.
-daemon_cpu_total() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$UPFS_PID/stat"; }
+# daemon_cpu_ms: its user and system CPU so far, in whole milliseconds;
+# daemon_cpu_total: the same in seconds.
+daemon_cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$UPFS_PID/stat"; }
+daemon_cpu_total() { awk -v ms="$(daemon_cpu_ms)" 'BEGIN { printf "%.2f", ms / 1000 }'; }
 cpu_since() { awk -v a="$1" -v b="$(daemon_cpu)" 'BEGIN { printf "%.2f", b - a }'; }
 
 # written: bytes the daemon has caused to be written to storage.

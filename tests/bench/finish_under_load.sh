@@ -29,8 +29,8 @@ source "$HERE/stats.sh"   # since, median
 source "$HERE/daemon.sh"  # settle
 
 mkdir -p "$SRC/files"
-for ((i = 0; i < FILES; i++)); do head -c $((KIB << 10)) /dev/urandom >"$SRC/files/f$i"; done
-(cd "$SRC/files" && sha256sum -- *) >"$T/files.sha256"
+for ((i = 0; i < FILES; i++)); do random_file "$SRC/files/f$i" $((KIB << 10)); done
+manifest_of "$SRC/files" "$T/files.sha256"
 
 start_upfs
 n=0

@@ -47,6 +47,7 @@ MIN_FREE_GIB=${MIN_FREE_GIB:-10}
 
 source "$REPO/tests/integration/lib.sh" "$UPFS_BIN"
 source "$HERE/stats.sh"  # median
+source "$HERE/daemon.sh"  # daemon_cpu_ms, written
 TEST_NAME=soak
 require_tools du awk
 
@@ -66,18 +67,23 @@ big_bytes=$((BIG_MIB << 20))
 quarter=$BIG_MIB  # 256 KiB blocks: a quarter of the big file
 
 now_ms() { date +%s%3N; }
-hz=$(getconf CLK_TCK)
-# The daemon's user and system CPU so far, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$UPFS_PID/stat"; }
-# Bytes the daemon has caused to be written to storage so far.
-written_bytes() { awk '/^write_bytes/ { print $2 }' "/proc/$UPFS_PID/io"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$UPFS_PID/status"; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 free_gib() { df --output=avail -B1G "$T" | tail -n 1 | tr -d ' '; }
 
 round=0 assets_bytes=0 committed=()
-minute=0 m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0 m_cpu=0 m_written=0
-cpu_mark=$(cpu_ticks) written_mark=$(written_bytes)
+minute=0 m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0 m_cpu_ms=0 m_written=0
+# The daemon's counters where this minute's share of them began; a restart
+# begins them again at the new daemon's.
+mark_daemon() { cpu_mark=$(daemon_cpu_ms) written_mark=$(written); }
+# Adds the daemon's CPU and bytes written since the marks to the minute's.
+take_daemon() {
+  local cpu now
+  cpu=$(daemon_cpu_ms) now=$(written)
+  m_cpu_ms=$((m_cpu_ms + cpu - cpu_mark)) m_written=$((m_written + now - written_mark))
+  cpu_mark=$cpu written_mark=$now
+}
+mark_daemon
 rss_min=0 rss_max=0 life_peak=0 life_peaks=()
 declare -a lines
 started=$SECONDS
@@ -85,19 +91,17 @@ minute_started=$SECONDS
 last_restart=$SECONDS
 # cpu_ms: the daemon's CPU time (user and system) per round; wr/up: the
 # bytes it caused to be written to storage (its own and LevelDB's,
-# compactions included) per byte committed; rss_MiB: the daemon's now; peak_MiB: its peak (VmHWM) in this daemon's
-# life (restarts begin a new one); anon_MiB: the anonymous part of rss
+# compactions included) per byte committed; rss_MiB: the daemon's now;
+# peak_MiB: its peak (VmHWM) in this daemon's life (restarts begin a new
+# one); anon_MiB: the anonymous part of rss
 # (malloc's heap and arenas, thread stacks; the rest is mapped files, the
 # binary and its libraries); tables: LevelDB's table files, whose index
 # blocks LevelDB keeps in memory (up to max_open_files).
 printf '%-6s %7s %8s %8s %9s %7s %6s %8s %8s %8s %7s %10s %10s\n' minute rounds MB/s cp_ms finish_ms cpu_ms wr/up rss_MiB peak_MiB \
   anon_MiB tables store_MiB assets_MiB
 report_minute() {
-  local rss peak anon store tables line now
-  now=$(cpu_ticks)
-  m_cpu=$((m_cpu + now - cpu_mark)) cpu_mark=$now
-  now=$(written_bytes)
-  m_written=$((m_written + now - written_mark)) written_mark=$now
+  local rss peak anon store tables line
+  take_daemon
   rss=$(rss_kib)
   peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$UPFS_PID/status")
   anon=$(awk '/^Anonymous:/ {print $2}' "/proc/$UPFS_PID/smaps_rollup")
@@ -109,12 +113,12 @@ report_minute() {
   ((m_rounds > 0)) || m_rounds=1
   line=$(printf '%-6d %7d %8.1f %8d %9d %7d %6.2f %8s %8s %8s %7d %10s %10s' $((minute + 1)) "$m_rounds" \
     "$(awk -v b="$m_bytes" -v s=$((SECONDS - minute_started)) 'BEGIN {print b / 1e6 / (s > 0 ? s : 1)}')" \
-    $((m_cp_ms / m_rounds)) $((m_fin_ms / m_rounds)) $((m_cpu * 1000 / hz / m_rounds)) \
+    $((m_cp_ms / m_rounds)) $((m_fin_ms / m_rounds)) $((m_cpu_ms / m_rounds)) \
     "$(awk -v w="$m_written" -v b="$m_bytes" 'BEGIN {print w / (b > 0 ? b : 1)}')" "$(mib $((rss * 1024)))" "$(mib $((peak * 1024)))" \
     "$(mib $((anon * 1024)))" "$tables" "$(mib "$store")" "$(mib "$assets_bytes")")
   echo "$line"
   lines+=("$line")
-  minute=$((minute + 1)) m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0 m_cpu=0 m_written=0
+  minute=$((minute + 1)) m_rounds=0 m_bytes=0 m_cp_ms=0 m_fin_ms=0 m_cpu_ms=0 m_written=0
   minute_started=$SECONDS
 }
 
@@ -163,13 +167,10 @@ while ((SECONDS - started < SOAK_MINUTES * 60)); do
   ((SECONDS - minute_started >= 60)) && report_minute
   if ((SECONDS - last_restart >= RESTART_MINUTES * 60)); then
     life_peaks+=("$(mib $((life_peak * 1024)))") life_peak=0
-    now=$(cpu_ticks)
-    m_cpu=$((m_cpu + now - cpu_mark))
-    now=$(written_bytes)
-    m_written=$((m_written + now - written_mark))
+    take_daemon
     stop_upfs
     start_upfs "${UPFS_OPTS[@]}"
-    cpu_mark=$(cpu_ticks) written_mark=$(written_bytes)
+    mark_daemon
     last_restart=$SECONDS
     pick=${committed[RANDOM % ${#committed[@]}]}
     manifest=$T/small.sha256
