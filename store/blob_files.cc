@@ -164,12 +164,24 @@ DirBlobFiles::~DirBlobFiles() {
 void DirBlobFiles::SyncLoop() {
   MutexLock lock(dirty_mu_);
   for (;;) {
-    while (!stopping_ && to_sync_.empty()) sync_cv_.Wait(dirty_mu_);
+    while (!stopping_ && to_sync_.empty() && to_start_.empty()) sync_cv_.Wait(dirty_mu_);
     if (stopping_) return;
-    std::vector<std::string> paths;
+    std::vector<std::string> paths, starts;
     paths.swap(to_sync_);
+    starts.swap(to_start_);
     background_busy_ = true;
     lock.Unlock();
+    // A pack's writeback, started off the request path: it submits up to
+    // kBackgroundSyncBytes of I/O, which on a virtual disk took 8 % of the
+    // daemon's time in requests that waited for it. Only starts it (no
+    // error to report: a failure surfaces at the next Sync's fdatasync).
+    for (const std::string& path : starts) {
+      if (int raw = ::open(path.c_str(), O_WRONLY | O_CLOEXEC); raw >= 0) {
+        Fd fd(raw);
+        ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+        ++background_writebacks_;
+      }
+    }
     // Early durability. A failure here is the one Linux reports (the next
     // fdatasync of the file returns 0), so it is kept: the bytes are lost
     // for the blob's next commit, and the next Sync fails.
@@ -177,6 +189,7 @@ void DirBlobFiles::SyncLoop() {
     for (const std::string& path : paths) {
       if (Status st = SyncFile(path); !st.ok() && !st.IsNotFound())
         failed.emplace_back(path, std::move(st));
+      ++background_syncs_;
     }
     lock.Lock();
     for (auto& [path, st] : failed) {
@@ -229,71 +242,102 @@ std::string DirBlobFiles::PathOf(uint64_t blob, uint64_t segment) const {
   return dir_ + name;
 }
 
-bool DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t bytes,
+void DirBlobFiles::MarkDirty(const std::string& path, bool new_entry, uint64_t bytes,
                              bool background_sync) {
-  bool due = false;
   {
     MutexLock lock(dirty_mu_);
     if (dirty_files_.insert(path).second && new_entry)
       dirty_dirs_.insert(path.substr(0, path.rfind('/')));
     uint64_t& unsynced = unsynced_bytes_[path];
     unsynced += bytes;
-    if (unsynced >= kBackgroundSyncBytes) {
-      unsynced = 0;
-      due = true;
-      if (background_sync) to_sync_.push_back(path);
-    }
+    if (unsynced < kBackgroundSyncBytes) return;
+    unsynced = 0;
+    (background_sync ? to_sync_ : to_start_).push_back(path);
   }
-  if (due && background_sync) sync_cv_.Signal();
-  return due;
+  sync_cv_.Signal();
+}
+
+Result<std::shared_ptr<const int>> DirBlobFiles::OpenFile(const std::string& path, bool create,
+                                                          bool* made_dir) const {
+  MutexLock lock(open_mu_);
+  for (auto it = open_files_.begin(); it != open_files_.end(); ++it) {
+    if (it->first != path) continue;
+    open_files_.splice(open_files_.begin(), open_files_, it);
+    return it->second;
+  }
+  // Opened under the lock, so that Truncate cannot remove the file between
+  // this open and its entry.
+  const int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+  // One open, creating the file if need be; its directory is then synced
+  // with it (MarkDirty: whether or not this open created it, which is
+  // cheaper than a failed open before each creating one).
+  int raw = ::open(path.c_str(), flags, 0600);
+  if (raw < 0 && errno == ENOENT && create) {
+    // The first blob of its directory: make the directory, then the file.
+    const std::string sub = path.substr(0, path.rfind('/'));
+    if (::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST)
+      return FromErrno(errno, "creating " + sub);
+    if (made_dir != nullptr) *made_dir = true;
+    raw = ::open(path.c_str(), flags, 0600);
+  }
+  if (raw < 0 && errno == ENOENT) return Status::NotFound(path + " does not exist");
+  if (raw < 0) return FromErrno(errno, "opening " + path);
+  std::shared_ptr<const int> fd(new int(raw), [](const int* p) {
+    ::close(*p);
+    delete p;
+  });
+  open_files_.emplace_front(path, fd);
+  if (open_files_.size() > kOpenFiles) open_files_.pop_back();
+  return fd;
 }
 
 Status DirBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view data) {
+  return WriteFile(blob, offset, data, /*pack=*/false);
+}
+
+Status DirBlobFiles::WritePack(uint64_t pack, uint64_t offset, std::string_view data) {
+  return WriteFile(pack, offset, data, /*pack=*/true);
+}
+
+Status DirBlobFiles::WriteFile(uint64_t blob, uint64_t offset, std::string_view data, bool pack) {
   return ForEachSegment(
       offset, data.size(), [&](uint64_t segment, uint64_t at, uint64_t from, uint64_t len) {
         const std::string path = PathOf(blob, segment);
-        // One open, creating the file if need be; its directory is then synced
-        // with it (whether or not this open created it: that is cheaper than
-        // a failed open before each creating one).
-        int raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (raw < 0 && errno == ENOENT) {
-          // The first blob of its directory: make the directory (its entry
-          // is synced with the top directory), then the file.
-          const std::string sub = path.substr(0, path.rfind('/'));
-          if (::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST)
-            return FromErrno(errno, "creating " + sub);
-          {
-            MutexLock lock(dirty_mu_);
-            dirty_dirs_.insert(dir_);
-          }
-          raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        bool made_dir = false;
+        UPFS_ASSIGN_OR_RETURN(std::shared_ptr<const int> fd,
+                              OpenFile(path, /*create=*/true, &made_dir));
+        if (made_dir) {
+          // The first blob of its directory: the new directory's entry is
+          // synced with the top directory.
+          MutexLock lock(dirty_mu_);
+          dirty_dirs_.insert(dir_);
         }
-        if (raw < 0) return FromErrno(errno, "opening " + path);
-        Fd fd(raw);
         for (uint64_t done = 0; done < len;) {
-          ssize_t n = ::pwrite(fd.get(), data.data() + from + done, len - done,
-                               static_cast<off_t>(at + done));
+          ssize_t n =
+              ::pwrite(*fd, data.data() + from + done, len - done, static_cast<off_t>(at + done));
           if (n < 0 && errno == EINTR) continue;
           if (n < 0)
             return FromErrno(errno, "writing " + std::to_string(len) + " bytes at " +
                                         std::to_string(at) + " of " + path);
           done += static_cast<uint64_t>(n);
         }
-        // Large writes (a big file's) start their writeback at once, and
-        // the file is synced in the background every kBackgroundSyncBytes.
-        // Small ones (a pack's: many small files' chunks) only start the
-        // writeback of the whole file every kBackgroundSyncBytes: an
-        // fdatasync of a file being appended to by every writer slowed
-        // `cp -r` of small files by a third (docs/performance.md), and the
-        // commit's fdatasync finds those pages on their way anyway.
-        // sync_file_range only starts writeback; failures surface at Sync.
-        const bool large = len >= kEarlyWritebackBytes;
-        if (large) {
-          ::sync_file_range(fd.get(), static_cast<off_t>(at), static_cast<off_t>(len),
+        // A blob's large writes start their writeback at once, and its
+        // file is synced in the background every kBackgroundSyncBytes.
+        // Small writes and a pack's (many small files' chunks; a 64 KiB
+        // file's is as large as kEarlyWritebackBytes) only have the
+        // writeback of the whole file started in the background every
+        // kBackgroundSyncBytes: an fdatasync of a file being appended to
+        // by every writer slowed `cp -r` of small files by a third, and a
+        // writeback started per write took 8 % of the daemon's time for
+        // 64 KiB files (docs/performance.md); the commit's fdatasync finds
+        // those pages on their way anyway. sync_file_range only starts
+        // writeback; failures surface at Sync.
+        const bool early = !pack && len >= kEarlyWritebackBytes;
+        if (early) {
+          ::sync_file_range(*fd, static_cast<off_t>(at), static_cast<off_t>(len),
                             SYNC_FILE_RANGE_WRITE);
         }
-        if (MarkDirty(path, /*new_entry=*/true, len, /*background_sync=*/large) && !large)
-          ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+        MarkDirty(path, /*new_entry=*/true, len, /*background_sync=*/early);
         return Status::OK();
       });
 }
@@ -309,17 +353,16 @@ Status DirBlobFiles::Read(uint64_t blob, uint64_t offset, size_t n, char* out,
       return Status::OK();
     }
     const std::string path = PathOf(blob, segment);
-    int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (raw < 0 && errno == ENOENT) {
+    Result<std::shared_ptr<const int>> fd = OpenFile(path, /*create=*/false);
+    if (fd.status().IsNotFound()) {
       std::memset(dst, 0, len);
       ended = true;
       return Status::OK();
     }
-    if (raw < 0) return FromErrno(errno, "opening " + path);
-    Fd fd(raw);
+    UPFS_RETURN_IF_ERROR(fd.status());
     uint64_t done = 0;
     while (done < len) {
-      ssize_t got = ::pread(fd.get(), dst + done, len - done, static_cast<off_t>(at + done));
+      ssize_t got = ::pread(**fd, dst + done, len - done, static_cast<off_t>(at + done));
       if (got < 0 && errno == EINTR) continue;
       if (got < 0)
         return FromErrno(errno, "reading " + std::to_string(len) + " bytes at " +
@@ -342,7 +385,14 @@ Status DirBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
   for (uint64_t segment = first; segment <= last; ++segment) {
     const std::string path = PathOf(blob, segment);
     const uint64_t keep = segment == first ? length % kSegmentBytes : 0;
-    int rc = keep > 0 ? ::truncate(path.c_str(), static_cast<off_t>(keep)) : ::unlink(path.c_str());
+    int rc;
+    if (keep > 0) {
+      rc = ::truncate(path.c_str(), static_cast<off_t>(keep));
+    } else {
+      MutexLock lock(open_mu_);
+      open_files_.remove_if([&](const auto& entry) { return entry.first == path; });
+      rc = ::unlink(path.c_str());
+    }
     if (rc != 0 && errno != ENOENT) {
       return FromErrno(errno, (keep > 0 ? "truncating " : "removing ") + path);
     }
@@ -354,11 +404,10 @@ Status DirBlobFiles::Truncate(uint64_t blob, uint64_t length, uint64_t end) {
 Status DirBlobFiles::Punch(uint64_t blob, uint64_t offset, uint64_t length) {
   return ForEachSegment(offset, length, [&](uint64_t segment, uint64_t at, uint64_t, uint64_t len) {
     const std::string path = PathOf(blob, segment);
-    int raw = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (raw < 0 && errno == ENOENT) return Status::OK();
-    if (raw < 0) return FromErrno(errno, "opening " + path);
-    Fd fd(raw);
-    if (::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(at),
+    Result<std::shared_ptr<const int>> fd = OpenFile(path, /*create=*/false);
+    if (fd.status().IsNotFound()) return Status::OK();
+    UPFS_RETURN_IF_ERROR(fd.status());
+    if (::fallocate(**fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(at),
                     static_cast<off_t>(len)) != 0) {
       return FromErrno(errno, "freeing " + std::to_string(len) + " bytes at " + std::to_string(at) +
                                   " of " + path);

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,12 @@ class BlobFiles {
   // Stores `data` at `offset` of blob `blob`, replacing what was there.
   // Not durable until Sync. NoSpace when the medium is full.
   virtual Status Write(uint64_t blob, uint64_t offset, std::string_view data) = 0;
+  // As Write, into a pack (KvStore: a blob that every writer appends small
+  // files' chunks to, each write one file's). Implementations may make a
+  // pack durable on another schedule than a file's own blob.
+  virtual Status WritePack(uint64_t pack, uint64_t offset, std::string_view data) {
+    return Write(pack, offset, data);
+  }
 
   // Fills out[0, n) with the blob's bytes at [offset, offset + n). Sets
   // *present to how many of them lie below the end of what was stored (the
@@ -134,7 +141,13 @@ class DirBlobFiles : public BlobFiles {
   static Result<std::unique_ptr<DirBlobFiles>> Open(const std::string& dir);
   ~DirBlobFiles() override;  // stops the background syncer
 
+  // A blob's writes of kEarlyWritebackBytes or more start their writeback
+  // at once, and its file is synced in the background every
+  // kBackgroundSyncBytes. Smaller writes and a pack's do neither: the
+  // writeback of the whole file is started in the background every
+  // kBackgroundSyncBytes.
   Status Write(uint64_t blob, uint64_t offset, std::string_view data) override;
+  Status WritePack(uint64_t pack, uint64_t offset, std::string_view data) override;
   Status Read(uint64_t blob, uint64_t offset, size_t n, char* out, size_t* present) const override;
   Status Truncate(uint64_t blob, uint64_t length, uint64_t end) override;
   Status Sync() override;
@@ -160,15 +173,28 @@ class DirBlobFiles : public BlobFiles {
   void FailSyncsForTest(bool on) { fail_syncs_for_test_ = on; }
   // Tests: background syncs that failed so far.
   int background_sync_failures() const { return background_sync_failures_; }
+  // Tests: fdatasyncs the background syncer made, and writebacks it started
+  // (of packs), so far.
+  int background_syncs() const { return background_syncs_; }
+  int background_writebacks() const { return background_writebacks_; }
 
  private:
   DirBlobFiles(std::string dir, int dir_fd, bool can_punch);
   // Notes bytes written to the file at `path` (to sync at the next Sync).
-  // Returns whether kBackgroundSyncBytes were written to it since this
-  // last returned true; then, if `background_sync`, the background syncer
-  // syncs it.
-  bool MarkDirty(const std::string& path, bool new_entry, uint64_t bytes,
+  // Once kBackgroundSyncBytes were written to it since the last time, the
+  // background syncer syncs it (`background_sync`) or starts its writeback.
+  void MarkDirty(const std::string& path, bool new_entry, uint64_t bytes,
                  bool background_sync = true);
+  // Write and WritePack.
+  Status WriteFile(uint64_t blob, uint64_t offset, std::string_view data, bool pack);
+  // The file at `path`, open for reading and writing: one of the last
+  // kOpenFiles used, kept open, or opened now (and created, with its
+  // directory, if `create`; *made_dir then says whether the directory was
+  // made). NotFound when it does not exist and !create.
+  // A pack takes every small file's write: an open and a close by path
+  // for each was two system calls and a path walk per file.
+  Result<std::shared_ptr<const int>> OpenFile(const std::string& path, bool create,
+                                              bool* made_dir = nullptr) const;
   void SyncLoop();
   // fdatasync of a blob file (SyncPath), or the failure a test asked for.
   Status SyncFile(const std::string& path) const;
@@ -178,18 +204,28 @@ class DirBlobFiles : public BlobFiles {
   const std::string dir_;
   const int dir_fd_;  // for syncfs
   const bool can_punch_;
+  static constexpr size_t kOpenFiles = 16;
+  // Most recently used first. Truncate drops a file's entry under this
+  // lock before removing the file, so no entry outlives its file's name.
+  mutable Mutex open_mu_;
+  mutable std::list<std::pair<std::string, std::shared_ptr<const int>>> open_files_
+      GUARDED_BY(open_mu_);
   Mutex dirty_mu_;
   std::set<std::string> dirty_files_ GUARDED_BY(dirty_mu_);
   std::set<std::string> dirty_dirs_ GUARDED_BY(dirty_mu_);
   std::map<std::string, uint64_t> unsynced_bytes_
       GUARDED_BY(dirty_mu_);                                // written since the last sync
   std::vector<std::string> to_sync_ GUARDED_BY(dirty_mu_);  // for the background syncer
+  // Packs whose writeback the background syncer is to start.
+  std::vector<std::string> to_start_ GUARDED_BY(dirty_mu_);
   bool stopping_ GUARDED_BY(dirty_mu_) = false;
   bool background_busy_ GUARDED_BY(dirty_mu_) = false;  // the syncer has paths out
   Status background_failed_ GUARDED_BY(dirty_mu_);      // for the next Sync
   LostRanges lost_;
   std::atomic<bool> fail_syncs_for_test_{false};
   std::atomic<int> background_sync_failures_{0};
+  std::atomic<int> background_syncs_{0};
+  std::atomic<int> background_writebacks_{0};
   CondVar sync_cv_;
   std::thread syncer_;  // last: started once everything above exists
 };

@@ -960,7 +960,7 @@ Status KvStore::WriteToPack(std::string_view data, PackedAt* at) {
     }
     if (old != 0) DropPackIfEmpty(old);
   }
-  Status st = blobs_->Write(at->pack, at->offset, data);
+  Status st = blobs_->WritePack(at->pack, at->offset, data);
   if (!st.ok()) {
     ReleasePack(at->pack);
     FreePacked({{at->pack, at->offset, RoundUpToPack(data.size())}}, /*recorded=*/false);

@@ -7,9 +7,12 @@
 #
 # One upfs daemon and store throughout: first HISTORY sessions of FILES
 # files of 24 KiB are committed (the history), then for each size in
-# SIZES_KIB, REPS times, interleaved: cp -r of FILES files into
-# passthrough_ll + sync, and cp -r into a upfs session + closing .finish
-# with their sha256sum manifest. Prints the median of each and the ratio
+# SIZES_KIB, REPS times, interleaved: cp -r of a directory of FILES files
+# into passthrough_ll + sync, and cp -r of it into a upfs session + closing
+# .finish with their sha256sum manifest. Both copies are the same command
+# shape: cp -r DIR DEST, which creates the copy's directory itself (into an
+# existing directory, `cp -r DIR/. DEST/` would also stat each name first:
+# one more LOOKUP per file that passthrough's copy would not pay). Prints the median of each and the ratio
 # passthrough / upfs (above 1: upfs is faster). Each timed case starts on
 # a quiet machine: after a sync, and once the upfs daemon has stopped
 # writing (LevelDB compacts small files' inline bytes in the background
@@ -46,7 +49,7 @@ make_files() {
   mkdir -p "$1"
   local i
   for ((i = 0; i < FILES; i++)); do head -c $(($2 << 10)) /dev/urandom >"$1/f$i"; done
-  (cd "$1" && sha256sum -- *) >"$1.sha256"
+  (cd "$(dirname "$1")" && sha256sum -- "$(basename "$1")"/*) >"$1.sha256"
 }
 source "$HERE/stats.sh"  # since, median
 source "$HERE/daemon.sh"  # written, settle
@@ -57,7 +60,7 @@ upload() {  # upload DIR: one session, cp -r, finish; seconds in UPLOAD_S
   n=$((n + 1))
   local t0=$EPOCHREALTIME
   mkdir "$MNT/sessions/s$n"
-  cp -r "$1/." "$MNT/sessions/s$n/"
+  cp -r "$1" "$MNT/sessions/s$n/"
   cp "$1.sha256" "$MNT/sessions/s$n/.finish" || fail "finish of s$n failed"
   UPLOAD_S=$(since "$t0")
 }

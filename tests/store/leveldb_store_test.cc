@@ -401,6 +401,18 @@ TEST_CASE("open: KvStore checks the format record of any Kv", "[store]") {
   }
 }
 
+// Options whose blob files are DirBlobFiles, kept in *blobs for the test.
+LevelDbOptions KeepingDirBlobFiles(DirBlobFiles** blobs) {
+  LevelDbOptions options;
+  options.open_blobs = [blobs](const std::string& path) -> Result<std::unique_ptr<BlobFiles>> {
+    auto opened = DirBlobFiles::Open(path);
+    if (!opened.ok()) return opened.status();
+    *blobs = opened->get();
+    return std::unique_ptr<BlobFiles>(std::move(opened).value());
+  };
+  return options;
+}
+
 // Linux reports a failed writeback once: after an fdatasync returned EIO,
 // the next one returns 0 although the pages are gone. A blob file whose
 // sync failed (in the commit's Sync, or in the background syncer, which
@@ -410,13 +422,7 @@ TEST_CASE("blob files: a failed fdatasync loses the segment for the blob's next 
           "[store]") {
   TempDir dir;
   DirBlobFiles* blobs = nullptr;
-  LevelDbOptions options;
-  options.open_blobs = [&](const std::string& path) -> Result<std::unique_ptr<BlobFiles>> {
-    auto opened = DirBlobFiles::Open(path);
-    if (!opened.ok()) return opened.status();
-    blobs = opened->get();
-    return std::unique_ptr<BlobFiles>(std::move(opened).value());
-  };
+  const LevelDbOptions options = KeepingDirBlobFiles(&blobs);
   auto require_ok = [](const Status& st) {
     INFO(st.ToString());
     REQUIRE(st.ok());
@@ -497,6 +503,102 @@ TEST_CASE("blob files: a failed fdatasync loses the segment for the blob's next 
     CHECK(Contains(failed.message(), "blob 102"));
     CHECK(extents(102).empty());
   }
+}
+
+}  // namespace upfs::store
+
+namespace upfs::store {
+
+// A pack takes every small file's chunk, 64 KiB ones included (a chunk up
+// to kInlineChunkEnd): none of those writes may start a writeback of its
+// own or have the pack fdatasynced in the background while every writer
+// appends to it (each cost the request that met it: docs/performance.md).
+// The pack's writeback is started in the background every
+// kBackgroundSyncBytes instead.
+TEST_CASE("blob files: a pack's writes, 64 KiB ones too, are never synced in the background",
+          "[store]") {
+  static_assert(kInlineChunkEnd == 64 << 10, "the test writes small files of kInlineChunkEnd");
+  TempDir dir;
+  DirBlobFiles* blobs = nullptr;
+  const LevelDbOptions options = KeepingDirBlobFiles(&blobs);
+  auto opened = OpenLevelDbStore(dir.Sub("store"), options);
+  REQUIRE(opened.ok());
+  Store& store = **opened;
+  REQUIRE(blobs != nullptr);
+  REQUIRE(blobs->CanPunch());  // packs need a file system that frees ranges
+  std::mt19937_64 rng(31);
+  const uint64_t kFiles = DirBlobFiles::kBackgroundSyncBytes / kInlineChunkEnd + 20;
+  std::vector<std::string> files;
+  for (uint64_t i = 0; i < kFiles; ++i) {
+    files.push_back(upfs::testing::RandomBytes(rng, kInlineChunkEnd));
+    Status st = store.OpenBlob(200 + i)->WriteAt(0, files.back());
+    INFO(st.ToString());
+    REQUIRE(st.ok());
+  }
+  for (int i = 0; i < 500 && blobs->background_writebacks() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(blobs->background_writebacks() > 0);
+  CHECK(blobs->background_syncs() == 0);
+  // In a pack, not in blob files of their own, and intact once committed.
+  std::map<uint64_t, uint64_t> stored;
+  REQUIRE(blobs->List(&stored).ok());
+  CHECK(stored.size() < 3);
+  Batch commit;
+  for (uint64_t i = 0; i < kFiles; ++i) {
+    AssetEntry e;
+    e.asset = "a";
+    e.name = "f" + std::to_string(i);
+    e.id = 200 + i;
+    e.length = kInlineChunkEnd;
+    commit.Put(e);
+  }
+  REQUIRE(store.Apply(commit, /*sync=*/true).ok());
+  for (uint64_t i : {uint64_t{0}, kFiles / 2, kFiles - 1}) {
+    std::string out(kInlineChunkEnd, '\0');
+    REQUIRE(store.OpenCommittedBlob(200 + i)->ReadAt(0, out.size(), out.data()).ok());
+    CHECK(out == files[i]);
+  }
+}
+
+}  // namespace upfs::store
+
+namespace upfs::store {
+
+// DirBlobFiles keeps the files it used last open. A blob file removed by
+// Truncate must not live on through such an open file: reads then see no
+// bytes, and a later write makes a new file, which a reader of the path
+// (fsck, a restart) sees.
+TEST_CASE("blob files: a removed blob file is not read or written through a kept-open file",
+          "[store]") {
+  TempDir dir;
+  auto opened = DirBlobFiles::Open(dir.Sub("blobs"));
+  REQUIRE(opened.ok());
+  DirBlobFiles& blobs = **opened;
+  auto read = [&](uint64_t blob, size_t n, size_t* present) {
+    std::string out(n, 'x');
+    REQUIRE(blobs.Read(blob, 0, n, out.data(), present).ok());
+    return out;
+  };
+  auto on_disk = [&](uint64_t blob) {
+    std::ifstream in(blobs.PathOf(blob, 0), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string a(5000, 'a'), b(3000, 'b');
+  REQUIRE(blobs.WritePack(7, 0, a).ok());
+  size_t present = 0;
+  CHECK(read(7, a.size(), &present) == a);  // through the kept-open file
+  CHECK(present == a.size());
+  REQUIRE(blobs.Truncate(7, 0, a.size()).ok());
+  CHECK(!std::filesystem::exists(blobs.PathOf(7, 0)));
+  CHECK(read(7, a.size(), &present) == std::string(a.size(), '\0'));
+  CHECK(present == 0);
+  REQUIRE(blobs.Write(7, 0, b).ok());
+  CHECK(on_disk(7) == b);
+  CHECK(read(7, b.size(), &present) == b);
+  // Punch reaches the file on disk too.
+  REQUIRE(blobs.Punch(7, 0, 4096).ok());
+  CHECK(on_disk(7) == std::string(3000, '\0'));
 }
 
 }  // namespace upfs::store
