@@ -173,8 +173,8 @@ class DirBlobFiles : public BlobFiles {
   void FailSyncsForTest(bool on) { fail_syncs_for_test_ = on; }
   // Tests: background syncs that failed so far.
   int background_sync_failures() const { return background_sync_failures_; }
-  // Tests: fdatasyncs the background syncer made, and writebacks it started
-  // (of packs), so far.
+  // Tests: fdatasyncs the background syncer made, and writebacks it
+  // started (of packs, and of blobs written in small writes), so far.
   int background_syncs() const { return background_syncs_; }
   int background_writebacks() const { return background_writebacks_; }
 
@@ -216,7 +216,8 @@ class DirBlobFiles : public BlobFiles {
   std::map<std::string, uint64_t> unsynced_bytes_
       GUARDED_BY(dirty_mu_);                                // written since the last sync
   std::vector<std::string> to_sync_ GUARDED_BY(dirty_mu_);  // for the background syncer
-  // Packs whose writeback the background syncer is to start.
+  // Files whose writeback the background syncer is to start (packs, and
+  // blobs written in small writes).
   std::vector<std::string> to_start_ GUARDED_BY(dirty_mu_);
   bool stopping_ GUARDED_BY(dirty_mu_) = false;
   bool background_busy_ GUARDED_BY(dirty_mu_) = false;  // the syncer has paths out
