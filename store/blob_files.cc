@@ -171,14 +171,15 @@ void DirBlobFiles::SyncLoop() {
     starts.swap(to_start_);
     background_busy_ = true;
     lock.Unlock();
-    // A pack's writeback, started off the request path: it submits up to
-    // kBackgroundSyncBytes of I/O, which on a virtual disk took 8 % of the
-    // daemon's time in requests that waited for it. Only starts it (no
-    // error to report: a failure surfaces at the next Sync's fdatasync).
+    // The writeback of a pack (or of a blob written in small writes),
+    // started off the request path: it submits up to kBackgroundSyncBytes
+    // of I/O, which on a virtual disk took 8 % of the daemon's time in
+    // requests that waited for it. Through the file kept open for its
+    // writes. Only starts it (no error to report: a failure surfaces at
+    // the next Sync's fdatasync).
     for (const std::string& path : starts) {
-      if (int raw = ::open(path.c_str(), O_WRONLY | O_CLOEXEC); raw >= 0) {
-        Fd fd(raw);
-        ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+      if (Result<std::shared_ptr<const int>> fd = OpenFile(path, /*create=*/false); fd.ok()) {
+        ::sync_file_range(**fd, 0, 0, SYNC_FILE_RANGE_WRITE);
         ++background_writebacks_;
       }
     }
