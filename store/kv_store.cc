@@ -949,7 +949,7 @@ Status KvStore::WriteToPack(std::string_view data, PackedAt* at) {
     write.Put(keys::Pack(id), "");
     {
       MutexLock apply(apply_mu_);
-      write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
+      PutNextId(&write);
       UPFS_RETURN_IF_ERROR(kv_->Commit(write, /*sync=*/false));
     }
     uint64_t old;
@@ -1182,6 +1182,10 @@ Status KvStore::Apply(const Batch& batch, bool sync) {
   return Status::OK();
 }
 
+void KvStore::PutNextId(KvWrite* write) const {
+  if (!lease_) write->Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
+}
+
 Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs,
                             uint64_t* freed) {
   MutexLock lock(apply_mu_);
@@ -1308,7 +1312,7 @@ Status KvStore::ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>
           }));
     }
   }
-  if (!lease_) write.Put(std::string(keys::kNextIdKey), EncodeLength(next_id_.load()));
+  PutNextId(&write);
   Status committed;
   if (!kv_->SharedByProcesses()) {
     // This process is the only writer of these records, and holds

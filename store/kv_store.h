@@ -180,6 +180,11 @@ class KvStore : public Store {
   static constexpr uint64_t kIdBlock = uint64_t{1} << 16;
   static constexpr size_t kBlobLocks = 64;
 
+  // Adds the id counter's record to `write`, under apply_mu_ (so no older
+  // value overtakes it): a store one process serves keeps its counter
+  // with the writes that use ids; a shared store's moves only with each
+  // block reserved (NewIds).
+  void PutNextId(KvWrite* write) const;
   // Apply under apply_mu_; reports the blobs it freed bytes of.
   Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs,
                      uint64_t* freed);

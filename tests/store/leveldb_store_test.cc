@@ -271,6 +271,26 @@ TEST_CASE("open: a store of format 6 reads its inline chunks as before and packs
   CHECK(out == "small");
 }
 
+TEST_CASE("packs: a new pack's id is never handed out again, even with no commit after it",
+          "[store][pack]") {
+  testing::StoreFixture fx(testing::Backend::kLevelDb);
+  REQUIRE(fx.blobs().CanPunch());
+  const uint64_t blob = fx.store().NewIds(1).value();
+  Batch none;
+  REQUIRE(fx.store().Apply(none, /*sync=*/true).ok());  // the counter is past `blob`
+  // The first small write makes a pack, with an id of its own.
+  REQUIRE(fx.store().OpenBlob(blob)->WriteAt(0, "small").ok());
+  std::string value;
+  REQUIRE(fx.kv().Get(keys::Extent(blob, 0), &value).ok());
+  REQUIRE(value.size() == kPackedExtentValueSize);
+  const uint64_t pack = keys::ReadBigEndian64(std::string_view(value).substr(16));
+  REQUIRE(pack > blob);
+  // No Apply (which also writes the counter) before the store is opened
+  // again: the pack's own record carried the counter past its id.
+  fx.Reopen();
+  CHECK(fx.store().NewIds(1).value() > pack);
+}
+
 TEST_CASE("packs: pages whose chunks' records a crash removed first are freed at the next start",
           "[store][pack]") {
   testing::StoreFixture fx(testing::Backend::kLevelDb);
