@@ -146,10 +146,12 @@ history_case() {
   # Each after a settle (a sync, then the daemon idle), so that no round
   # pays for the writeback of the one before, nor for the compaction of
   # the history's small files (their seconds are logged: upfs's cost, but
-  # not the big file's). Wall time still depends on the disk (on the 2-core CI VM, past
-  # the first GiB written, each 256 MiB took 0.4 s, then up to 1.4 s, with
-  # no history, all of it kernel time): hence the median, each round in the
-  # log, and the daemon's user CPU time, which the disk does not blur.
+  # not the big file's). Wall time still depends on the machine's memory
+  # (on the 2-core CI VM, past the first GiB written, each 256 MiB took
+  # 0.4 s, then up to 1.4 s, with no history, all of it kernel time: pages
+  # the VM handed back to its host cost a fault each to fill again;
+  # docs/performance.md, "Memory that costs to touch"): hence the median,
+  # each round in the log, and the daemon's user CPU time.
   big_rounds() {
     local rep c0
     for ((rep = 1; rep <= HISTORY_BIG_REPS; rep++)); do
