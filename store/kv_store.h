@@ -184,7 +184,7 @@ class KvStore : public Store {
   // value overtakes it): a store one process serves keeps its counter
   // with the writes that use ids; a shared store's moves only with each
   // block reserved (NewIds).
-  void PutNextId(KvWrite* write) const;
+  void PutNextId(KvWrite* write) const REQUIRES(apply_mu_);
   // Apply under apply_mu_; reports the blobs it freed bytes of.
   Status ApplyLocked(const Batch& batch, bool sync, std::vector<uint64_t>* freed_blobs,
                      uint64_t* freed);
