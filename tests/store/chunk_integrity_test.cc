@@ -148,10 +148,9 @@ TEMPLATE_TEST_CASE(
   SECTION("a byte changed") {
     if (packed) {
       // The byte in the pack.
-      const uint64_t pack = keys::ReadBigEndian64(std::string_view(value).substr(16));
-      const uint64_t at = keys::ReadBigEndian64(std::string_view(value).substr(24));
-      REQUIRE_OK(
-          fx.blobs().Write(pack, at + 100, std::string(1, static_cast<char>(data[100] ^ 1))));
+      const PackedAt at = PackedAtOf(value);
+      REQUIRE_OK(fx.blobs().Write(at.pack, at.offset + 100,
+                                  std::string(1, static_cast<char>(data[100] ^ 1))));
     } else {
       damaged[kExtentValueSize + 100] ^= 1;
     }

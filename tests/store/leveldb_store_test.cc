@@ -283,7 +283,7 @@ TEST_CASE("packs: a new pack's id is never handed out again, even with no commit
   std::string value;
   REQUIRE(fx.kv().Get(keys::Extent(blob, 0), &value).ok());
   REQUIRE(value.size() == kPackedExtentValueSize);
-  const uint64_t pack = keys::ReadBigEndian64(std::string_view(value).substr(16));
+  const uint64_t pack = testing::PackedAtOf(value).pack;
   REQUIRE(pack > blob);
   // No Apply (which also writes the counter) before the store is opened
   // again: the pack's own record carried the counter past its id.
@@ -303,8 +303,8 @@ TEST_CASE("packs: pages whose chunks' records a crash removed first are freed at
   std::string value;
   REQUIRE(fx.kv().Get(keys::Extent(70, 0), &value).ok());
   REQUIRE(value.size() == kPackedExtentValueSize);
-  const uint64_t pack = keys::ReadBigEndian64(std::string_view(value).substr(16));
-  const uint64_t at = keys::ReadBigEndian64(std::string_view(value).substr(24));
+  const PackedAt packed = testing::PackedAtOf(value);
+  const uint64_t pack = packed.pack, at = packed.offset;
   auto pack_bytes = [&] {
     Result<uint64_t> bytes = fx.blobs().StoredBytes(pack);
     REQUIRE(bytes.ok());

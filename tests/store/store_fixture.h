@@ -191,6 +191,18 @@ inline std::vector<std::pair<uint64_t, uint64_t>> ExtentRecords(const Kv& kv,
   return out;
 }
 
+// Where the bytes of a packed chunk are, from its extent record's value
+// (decoded by the store's own DecodeExtentValue; fails the test unless the
+// value is a packed chunk's).
+inline PackedAt PackedAtOf(std::string_view extent_value) {
+  uint64_t length = 0, checksum = 0;
+  std::optional<std::string_view> inline_bytes;
+  std::optional<PackedAt> packed;
+  REQUIRE(DecodeExtentValue(extent_value, &length, &checksum, &inline_bytes, &packed));
+  REQUIRE(packed.has_value());
+  return *packed;
+}
+
 // The stored layout KvStore promises: every extent record's bytes are
 // stored and match its checksum, no chunk is empty or over kMaxChunkBytes,
 // no two chunks overlap, and the blob's end record bounds them.
