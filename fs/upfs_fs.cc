@@ -801,15 +801,28 @@ void UpfsFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
     // A write-back of cached pages (mmap) comes from no particular writer;
     // a local filesystem keeps the bits for mmap writes too.
     RequestCredentials writer(proc_, req);
+    // The file's hash takes the bytes after the reply (Engine::Write), while
+    // the client sends its next write: SHA-256 was 40-60 % of this thread's
+    // work per byte (docs/performance.md, (c)).
+    std::function<void()> after_reply;
     Result<size_t> written =
         engine_.Write(ino, fi->fh, static_cast<uint64_t>(off), std::string_view(buf, size),
-                      fi->writepage ? nullptr : &writer);
+                      fi->writepage ? nullptr : &writer, &after_reply);
     if (writer.Asked()) InvalidateAttrs(ino);
     // A refused write to .finish counts too: the next close then reports
     // that nothing was committed, instead of waiting for more text.
     finish_handles_.Wrote(fi->fh);
     if (!written.ok()) return written.status();
     fuse_reply_write(req, *written);
+    if (after_reply) {
+      // `buf` is libfuse's until this returns. Answered already: a failure
+      // here is logged, never answered again.
+      try {
+        after_reply();
+      } catch (...) {
+        spdlog::error("{}: hashing after the reply failed (the finish rehashes the file)", op);
+      }
+    }
     return Status::OK();
   });
 }

@@ -45,6 +45,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -284,8 +285,14 @@ class Engine {
   // `writer` (may be null: nothing cleared, as for a write-back of mmap'd
   // pages, which a local filesystem does not clear either) is asked about
   // clearing setuid/setgid when the file has those bits.
+  // With `after_reply`, the bytes are stored when Write returns but the
+  // file's SHA-256 is fed with them after: a successful write to a session
+  // file sets *after_reply to that work, which the caller runs once it has
+  // answered the client (while `data` is still valid), so that the client
+  // sends its next write while this one's bytes are hashed. Until it ran,
+  // the write is in flight: a finish waits for it.
   Result<size_t> Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data,
-                       Credentials* writer = nullptr);
+                       Credentials* writer = nullptr, std::function<void()>* after_reply = nullptr);
   // Up to `size` bytes at `offset`; fewer only at end of file.
   Result<std::string> Read(uint64_t id, uint64_t handle, uint64_t offset, size_t size);
 

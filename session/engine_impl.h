@@ -140,6 +140,39 @@ struct FileState {
     mtime_ns = now;
     ctime_ns = now;
   }
+  // Hashing after the reply (Engine::Impl::FeedAfterReply): writes whose
+  // bytes are stored and answered but not yet fed to `hash`, each with the
+  // hash_epoch it was stored in; at most one of them hashes at a time
+  // (`feeding`, with mu let go). A truncation starts a new epoch: bytes
+  // stored before it are no longer all the file's.
+  struct PendingFeed {
+    uint64_t begin, end, epoch;
+  };
+  std::vector<PendingFeed> pending_feeds GUARDED_BY(mu);
+  bool feeding GUARDED_BY(mu) = false;
+  uint64_t hash_epoch GUARDED_BY(mu) = 0;
+  CondVar feed_done;  // a feed ended, or a pending write gave up its turn
+  // Whether a pending write's range meets [begin, end).
+  bool PendingMeets(uint64_t begin, uint64_t end) const REQUIRES(mu) {
+    for (const PendingFeed& p : pending_feeds) {
+      if (p.begin < end && begin < p.end) return true;
+    }
+    return false;
+  }
+  // Whether a pending write of this epoch holds the bytes at the hash's
+  // frontier: its writer feeds them (and the background hasher need not).
+  bool FrontierPending() const REQUIRES(mu) {
+    const uint64_t at = hash.frontier();
+    for (const PendingFeed& p : pending_feeds) {
+      if (p.epoch == hash_epoch && p.begin <= at && at < p.end) return true;
+    }
+    return false;
+  }
+  // Waits until no write is left to feed the hash.
+  void WaitForFeeds() REQUIRES(mu) {
+    while (feeding || !pending_feeds.empty()) feed_done.Wait(mu);
+  }
+
   // Set (under mu) when the file's blob is gone (unlinked or replaced with
   // no handle open, or its last handle released after that): writes and
   // reads through handles still open fail with Stale.
@@ -489,11 +522,24 @@ struct Engine::Impl {
   // ---- writes (write_path.cc) ----
 
   Status WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file, uint64_t offset,
-                   std::string_view data, Credentials* writer);
+                   std::string_view data, Credentials* writer, std::function<void()>* after_reply);
   // `owner` (the session's uid) is charged the bytes it adds (QuotaLedger),
   // `held` (the session's held_bytes) grows by them.
+  // With `deferred_feed`, the hash is not fed: the write is left pending
+  // (FileState::pending_feeds, *deferred_feed set to its epoch) for
+  // FeedAfterReply.
   Status WriteLocked(FileState& f, uint64_t offset, std::string_view data, bool write_once,
-                     uint32_t owner, std::atomic<uint64_t>* held, bool* catch_up);
+                     uint32_t owner, std::atomic<uint64_t>* held, bool* catch_up,
+                     std::optional<uint64_t>* deferred_feed);
+  // Feeds the hash with a pending write's bytes, in file order: waits for
+  // the pending writes before it, and leaves bytes after a gap to the
+  // background hasher. Sets *catch_up when that has work.
+  void FeedAfterReply(FileState& f, uint64_t offset, std::string_view data, uint64_t epoch,
+                      bool* catch_up);
+  // The rest of a write once its bytes are stored (and fed, or left to
+  // FeedAfterReply): errors recorded, the session's writes in flight.
+  void EndWrite(Session& s, uint64_t id, const std::shared_ptr<FileState>& file, uint64_t offset,
+                Status* st, bool catch_up);
   Status ClearSetid(Session& s, Node& n, Credentials& who, const char* op) REQUIRES(s.mu);
   Status TruncateFile(Session& s, Node& n, uint64_t size) REQUIRES(s.mu);
 

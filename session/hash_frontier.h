@@ -41,6 +41,16 @@ class HashFrontier {
     return true;
   }
 
+  // A feed in two halves, for a caller that hashes with its lock let go:
+  // BeginFeed gives the context to update with the bytes from the
+  // frontier on (nothing else may touch this object until EndFeed), and
+  // EndFeed moves the frontier to `end` (unless the hash was voided
+  // meanwhile, which it then stays).
+  Sha256* BeginFeed() { return &sha_; }
+  void EndFeed(uint64_t end) {
+    if (valid_) frontier_ = end;
+  }
+
   std::string HexDigest() const { return sha_.HexDigest(); }
 
  private:

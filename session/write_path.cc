@@ -25,7 +25,9 @@ constexpr size_t kCatchUpBytes = size_t{1} << 20;
 // Hashes up to kCatchUpBytes of received bytes from the frontier on, as
 // far as they are contiguous. Returns whether more may follow.
 bool Engine::Impl::CatchUpStep(FileState& f) {
-  if (!f.hash.valid()) return false;
+  // A feeder, or the writer of the bytes at the frontier, schedules what
+  // is left once it is done.
+  if (!f.hash.valid() || f.feeding || f.FrontierPending()) return false;
   uint64_t from = f.hash.frontier();
   uint64_t to = std::min(f.received.ContiguousEnd(from), f.length.load());
   if (to <= from) return false;
@@ -39,19 +41,21 @@ bool Engine::Impl::CatchUpStep(FileState& f) {
     return false;
   }
   f.hash.Feed(from, buf);
+  f.feed_done.SignalAll();  // pending writes whose bytes these were, or after them
   return true;
 }
 
 // Hashes received bytes from the frontier on, as far as they are
 // contiguous.
 void Engine::Impl::CatchUp(FileState& f) {
+  f.WaitForFeeds();
   while (CatchUpStep(f)) {
   }
 }
 
 // Whether received bytes wait beyond the frontier.
 bool Engine::Impl::NeedsCatchUp(const FileState& f) const {
-  if (!f.hash.valid()) return false;
+  if (!f.hash.valid() || f.feeding || f.FrontierPending()) return false;
   const uint64_t from = f.hash.frontier();
   return std::min(f.received.ContiguousEnd(from), f.length.load()) > from;
 }
@@ -100,6 +104,7 @@ void Engine::Impl::StopCatchUp() {
 
 // The SHA-256 of a complete file, rehashing from the store if needed.
 Result<std::string> Engine::Impl::FullHash(FileState& f) {
+  f.WaitForFeeds();
   if (!f.hash.valid()) f.hash.Reset();
   CatchUp(f);
   if (!f.hash.valid()) return Status::IOError("reading the file back to hash it failed");
@@ -112,7 +117,8 @@ Result<std::string> Engine::Impl::FullHash(FileState& f) {
 // ---- writes ----
 
 Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file,
-                               uint64_t offset, std::string_view data, Credentials* writer) {
+                               uint64_t offset, std::string_view data, Credentials* writer,
+                               std::function<void()>* after_reply) {
   FileState& f = *file;
   bool write_once;
   uint32_t owner;
@@ -127,28 +133,87 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<Fi
     s.last_activity_ns = Now();
   }
   bool catch_up = false;
-  Status st = WriteLocked(f, offset, data, write_once, owner, &s.held_bytes, &catch_up);
-  if (catch_up) ScheduleCatchUp(file);
-  MutexLock lock(s.mu);
-  if (!st.ok()) {
-    st = st.WithContext(s.Where(id) + " offset " + std::to_string(offset));
-    s.last_error = st.message();
-    MutexLock flock(f.mu);
-    f.SetError(st.message());
+  std::optional<uint64_t> epoch;
+  Status st = WriteLocked(f, offset, data, write_once, owner, &s.held_bytes, &catch_up,
+                          after_reply ? &epoch : nullptr);
+  if (epoch) {
+    // The session outlives the work: its handle holds it, and the caller
+    // runs the work before it releases the handle.
+    *after_reply = [this, &s, id, file, offset, data, epoch = *epoch] {
+      bool catch_up = false;
+      FeedAfterReply(*file, offset, data, epoch, &catch_up);
+      Status ok;
+      EndWrite(s, id, file, offset, &ok, catch_up);
+    };
+    return st;
   }
-  if (--s.writes_in_flight == 0) s.writes_done.SignalAll();
+  EndWrite(s, id, file, offset, &st, catch_up);
   return st;
+}
+
+void Engine::Impl::EndWrite(Session& s, uint64_t id, const std::shared_ptr<FileState>& file,
+                            uint64_t offset, Status* st, bool catch_up) {
+  {
+    MutexLock lock(s.mu);
+    if (!st->ok()) {
+      *st = st->WithContext(s.Where(id) + " offset " + std::to_string(offset));
+      s.last_error = st->message();
+      MutexLock flock(file->mu);
+      file->SetError(st->message());
+    }
+    if (--s.writes_in_flight == 0) s.writes_done.SignalAll();
+  }
+  if (catch_up) ScheduleCatchUp(file);
+}
+
+void Engine::Impl::FeedAfterReply(FileState& f, uint64_t offset, std::string_view data,
+                                  uint64_t epoch, bool* catch_up) {
+  const uint64_t end = offset + data.size();
+  MutexLock lock(f.mu);
+  for (;;) {
+    if (epoch != f.hash_epoch || !f.hash.valid() || f.hash.frontier() >= end) break;
+    if (f.feeding) {
+      f.feed_done.Wait(f.mu);
+      continue;
+    }
+    const uint64_t frontier = f.hash.frontier();
+    if (frontier >= offset) {
+      f.feeding = true;
+      Sha256* sha = f.hash.BeginFeed();
+      lock.Unlock();
+      sha->Update(data.substr(frontier - offset));
+      lock.Lock();
+      f.hash.EndFeed(end);
+      f.feeding = false;
+      break;
+    }
+    // Bytes before these are pending too: their writer feeds them first.
+    // Else there is a gap: the background hasher takes these once it is
+    // filled.
+    if (!f.FrontierPending()) break;
+    f.feed_done.Wait(f.mu);
+  }
+  for (auto it = f.pending_feeds.begin(); it != f.pending_feeds.end(); ++it) {
+    if (it->begin == offset && it->end == end && it->epoch == epoch) {
+      f.pending_feeds.erase(it);
+      break;
+    }
+  }
+  f.feed_done.SignalAll();
+  *catch_up = NeedsCatchUp(f);
 }
 
 Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view data,
                                  bool write_once, uint32_t owner, std::atomic<uint64_t>* held,
-                                 bool* catch_up) {
+                                 bool* catch_up, std::optional<uint64_t>* deferred_feed) {
   if (offset >= store::kMaxBlobLength || data.size() > store::kMaxBlobLength - offset) {
     return Status::TooLarge("write ends beyond 2^62 bytes, the largest file upfs stores");
   }
   if (data.empty()) return Status::OK();
   uint64_t end = offset + data.size();
   MutexLock lock(f.mu);
+  // Bytes a pending write is about to hash are not changed under it.
+  while (f.PendingMeets(offset, end)) f.feed_done.Wait(f.mu);
   if (f.removed) return Status::Stale("file was removed");
   bool rewrites_hashed = false;
   bool skip_store = false;
@@ -193,7 +258,11 @@ Status Engine::Impl::WriteLocked(FileState& f, uint64_t offset, std::string_view
   f.Modified(Now());
   if (rewrites_hashed) {
     f.hash.Invalidate();
-  } else if (f.hash.Feed(offset, data)) {
+  } else if (deferred_feed) {
+    f.pending_feeds.push_back({offset, end, f.hash_epoch});
+    *deferred_feed = f.hash_epoch;
+  } else if (!f.feeding && f.hash.Feed(offset, data)) {
+    f.feed_done.SignalAll();  // pending writes after these bytes may go on
     // This write filled the gap before bytes that came earlier: the
     // background hasher reads them back (see Impl's catch_up_thread).
     *catch_up = NeedsCatchUp(f);
@@ -226,6 +295,9 @@ Status Engine::Impl::TruncateFile(Session& s, Node& n, uint64_t size) {
   if (size > store::kMaxBlobLength) return Status::TooLarge("length beyond 2^62 bytes");
   FileState& f = *n.file;
   MutexLock lock(f.mu);
+  // The hash is not reset under a feed; pending writes' bytes may be cut
+  // away, so they are left to the background hasher (a new epoch).
+  while (f.feeding) f.feed_done.Wait(f.mu);
   NodeRecord rec = n.ToRecord();
   rec.length = size;
   rec.mtime_ns = rec.ctime_ns = Now();
@@ -238,6 +310,8 @@ Status Engine::Impl::TruncateFile(Session& s, Node& n, uint64_t size) {
   Unhold(s, before - f.received.BytesReceived());
   f.length = size;
   f.Modified(rec.mtime_ns);
+  ++f.hash_epoch;
+  f.feed_done.SignalAll();
   if (size == 0) {
     f.hash.Reset();
   } else if (f.hash.valid() && f.hash.frontier() > size) {
@@ -247,7 +321,7 @@ Status Engine::Impl::TruncateFile(Session& s, Node& n, uint64_t size) {
 }
 
 Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std::string_view data,
-                             Credentials* writer) {
+                             Credentials* writer, std::function<void()>* after_reply) {
   Impl& m = *impl_;
   auto h = m.FindHandle(handle);
   if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
@@ -260,7 +334,8 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       if (offset < store::kMaxBlobLength && data.size() > store::kMaxBlobLength - offset) {
         data = data.substr(0, store::kMaxBlobLength - offset);
       }
-      UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, h->file, offset, data, writer));
+      UPFS_RETURN_IF_ERROR(
+          m.WriteFile(*h->session, id, h->file, offset, data, writer, after_reply));
       return data.size();
     case NodeKind::kFinish: {
       MutexLock lock(h->mu);

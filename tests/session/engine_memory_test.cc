@@ -139,9 +139,10 @@ void PutFile(Engine& e, uint64_t parent, const std::string& name, std::string_vi
 
 TEST_CASE("an open session's files cost the engine a few hundred bytes each", "[memory]") {
   constexpr int kFiles = 10000;
-  // About 590 bytes per file of this shape now, about 900 before the compact
-  // per-file state; the bound fails the old layout and leaves room.
-  constexpr int64_t kMaxBytesPerFile = 700;
+  // About 700 bytes per file of this shape now (590 before the state of
+  // hashing after the reply, ~110), about 900 before the compact per-file
+  // state; the bound fails the old layout and leaves room.
+  constexpr int64_t kMaxBytesPerFile = 800;
   auto engine = OpenEngine();
   uint64_t session = Begin(*engine, "many");
   const std::string data = "file body, hashed as it arrives\n";
