@@ -137,8 +137,9 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<Fi
   Status st = WriteLocked(f, offset, data, write_once, owner, &s.held_bytes, &catch_up,
                           after_reply ? &epoch : nullptr);
   if (epoch) {
-    // The session outlives the work: its handle holds it, and the caller
-    // runs the work before it releases the handle.
+    // The session outlives the work: Engine::Write's wrapper holds the
+    // write's handle (the kernel may release it as soon as it has the
+    // reply, before the work ran).
     *after_reply = [this, &s, id, file, offset, data, epoch = *epoch] {
       bool catch_up = false;
       FeedAfterReply(*file, offset, data, epoch, &catch_up);
@@ -336,6 +337,10 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       }
       UPFS_RETURN_IF_ERROR(
           m.WriteFile(*h->session, id, h->file, offset, data, writer, after_reply));
+      if (after_reply && *after_reply) {
+        // The handle, and with it the session, lives until the work ran.
+        *after_reply = [h, work = std::move(*after_reply)] { work(); };
+      }
       return data.size();
     case NodeKind::kFinish: {
       MutexLock lock(h->mu);

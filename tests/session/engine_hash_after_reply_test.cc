@@ -141,5 +141,24 @@ TEMPLATE_TEST_CASE("hash after reply: a finish and a rewrite wait for the feeds 
   f.CheckAssetFile("wait", "f", expected);
 }
 
+// The kernel may release a handle as soon as it has the write's reply, and
+// an aborted session is then gone: the work handed back keeps what it
+// needs (ASan reports a use after free otherwise).
+TEMPLATE_TEST_CASE("hash after reply: the work outlives its handle and its aborted session",
+                   "[engine]", MemoryBackend, LevelDbBackend) {
+  EngineFixture f(TestType::kBackend);
+  std::mt19937_64 rng(25);
+  const std::string data = RandomBytes(rng, kMiB);
+  uint64_t s = f.Begin("gone");
+  uint64_t file = f.CreateFile(s, "f");
+  uint64_t h = f.OpenWrite(file);
+  auto feed = WriteDeferred(f, file, h, 0, data);
+  REQUIRE_OK(f.engine().Unlink(s, "f"));
+  f.Release(file, h);
+  REQUIRE_OK(f.engine().Rmdir(kSessionsId, "gone"));
+  feed();
+  REQUIRE_CODE(f.engine().Lookup(kSessionsId, "gone").status(), kNotFound);
+}
+
 }  // namespace
 }  // namespace upfs::session::testing
