@@ -522,7 +522,8 @@ struct Engine::Impl {
   // ---- writes (write_path.cc) ----
 
   Status WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file, uint64_t offset,
-                   std::string_view data, Credentials* writer, std::function<void()>* after_reply);
+                   std::string_view data, Credentials* writer,
+                   std::optional<uint64_t>* deferred_feed);
   // `owner` (the session's uid) is charged the bytes it adds (QuotaLedger),
   // `held` (the session's held_bytes) grows by them.
   // With `deferred_feed`, the hash is not fed: the write is left pending

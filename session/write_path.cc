@@ -118,7 +118,7 @@ Result<std::string> Engine::Impl::FullHash(FileState& f) {
 
 Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<FileState>& file,
                                uint64_t offset, std::string_view data, Credentials* writer,
-                               std::function<void()>* after_reply) {
+                               std::optional<uint64_t>* deferred_feed) {
   FileState& f = *file;
   bool write_once;
   uint32_t owner;
@@ -133,22 +133,10 @@ Status Engine::Impl::WriteFile(Session& s, uint64_t id, const std::shared_ptr<Fi
     s.last_activity_ns = Now();
   }
   bool catch_up = false;
-  std::optional<uint64_t> epoch;
-  Status st = WriteLocked(f, offset, data, write_once, owner, &s.held_bytes, &catch_up,
-                          after_reply ? &epoch : nullptr);
-  if (epoch) {
-    // The session outlives the work: Engine::Write's wrapper holds the
-    // write's handle (the kernel may release it as soon as it has the
-    // reply, before the work ran).
-    *after_reply = [this, &s, id, file, offset, data, epoch = *epoch] {
-      bool catch_up = false;
-      FeedAfterReply(*file, offset, data, epoch, &catch_up);
-      Status ok;
-      EndWrite(s, id, file, offset, &ok, catch_up);
-    };
-    return st;
-  }
-  EndWrite(s, id, file, offset, &st, catch_up);
+  Status st =
+      WriteLocked(f, offset, data, write_once, owner, &s.held_bytes, &catch_up, deferred_feed);
+  // A deferred write ends in the work Engine::Write hands back.
+  if (!deferred_feed || !deferred_feed->has_value()) EndWrite(s, id, file, offset, &st, catch_up);
   return st;
 }
 
@@ -194,12 +182,9 @@ void Engine::Impl::FeedAfterReply(FileState& f, uint64_t offset, std::string_vie
     if (!f.FrontierPending()) break;
     f.feed_done.Wait(f.mu);
   }
-  for (auto it = f.pending_feeds.begin(); it != f.pending_feeds.end(); ++it) {
-    if (it->begin == offset && it->end == end && it->epoch == epoch) {
-      f.pending_feeds.erase(it);
-      break;
-    }
-  }
+  std::erase_if(f.pending_feeds, [&](const FileState::PendingFeed& p) {
+    return p.begin == offset && p.end == end && p.epoch == epoch;
+  });
   f.feed_done.SignalAll();
   *catch_up = NeedsCatchUp(f);
 }
@@ -335,11 +320,23 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       if (offset < store::kMaxBlobLength && data.size() > store::kMaxBlobLength - offset) {
         data = data.substr(0, store::kMaxBlobLength - offset);
       }
-      UPFS_RETURN_IF_ERROR(
-          m.WriteFile(*h->session, id, h->file, offset, data, writer, after_reply));
-      if (after_reply && *after_reply) {
-        // The handle, and with it the session, lives until the work ran.
-        *after_reply = [h, work = std::move(*after_reply)] { work(); };
+      if (!after_reply) {
+        UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, h->file, offset, data, writer, nullptr));
+        return data.size();
+      }
+      {
+        std::optional<uint64_t> epoch;
+        UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, h->file, offset, data, writer, &epoch));
+        if (epoch) {
+          // The work holds the handle, and with it the session: the kernel
+          // may release the handle as soon as it has the reply.
+          *after_reply = [&m, h, id, offset, data, epoch = *epoch] {
+            bool catch_up = false;
+            m.FeedAfterReply(*h->file, offset, data, epoch, &catch_up);
+            Status ok;
+            m.EndWrite(*h->session, id, h->file, offset, &ok, catch_up);
+          };
+        }
       }
       return data.size();
     case NodeKind::kFinish: {

@@ -34,6 +34,18 @@ std::function<void()> WriteDeferred(EngineFixture& f, uint64_t file, uint64_t h,
   return after;
 }
 
+// A session `name` with one file "f" open for writing.
+struct Upload {
+  uint64_t session;
+  uint64_t file;
+  uint64_t handle;
+};
+Upload BeginUpload(EngineFixture& f, const std::string& name) {
+  const uint64_t session = f.Begin(name);
+  const uint64_t file = f.CreateFile(session, "f");
+  return {session, file, f.OpenWrite(file)};
+}
+
 // Whether `future` is still running a tenth of a second later (it waits).
 template <typename T>
 bool StillWaiting(std::future<T>& future) {
@@ -48,9 +60,8 @@ TEMPLATE_TEST_CASE("hash after reply: feeds run late and out of order, bytes are
   std::mt19937_64 rng(21);
   const std::string data = RandomBytes(rng, 3 * kMiB);
   const std::string_view bytes(data);
-  uint64_t s = f.Begin("late");
-  uint64_t file = f.CreateFile(s, "f");
-  uint64_t h = f.OpenWrite(file);
+  const Upload up = BeginUpload(f, "late");
+  const uint64_t s = up.session, file = up.file, h = up.handle;
   auto first = WriteDeferred(f, file, h, 0, bytes.substr(0, kMiB));
   auto second = WriteDeferred(f, file, h, kMiB, bytes.substr(kMiB, kMiB));
   auto third = WriteDeferred(f, file, h, 2 * kMiB, bytes.substr(2 * kMiB));
@@ -77,9 +88,8 @@ TEMPLATE_TEST_CASE("hash after reply: a feed after a gap leaves the bytes to the
   std::mt19937_64 rng(22);
   const std::string data = RandomBytes(rng, 2 * kMiB);
   const std::string_view bytes(data);
-  uint64_t s = f.Begin("gap");
-  uint64_t file = f.CreateFile(s, "f");
-  uint64_t h = f.OpenWrite(file);
+  const Upload up = BeginUpload(f, "gap");
+  const uint64_t s = up.session, file = up.file, h = up.handle;
   // Nothing before these bytes is received: the feed returns at once.
   WriteDeferred(f, file, h, kMiB, bytes.substr(kMiB))();
   WriteDeferred(f, file, h, 0, bytes.substr(0, kMiB))();
@@ -97,9 +107,8 @@ TEMPLATE_TEST_CASE("hash after reply: a feed after a truncation does not hash th
   std::mt19937_64 rng(23);
   const std::string old_bytes = RandomBytes(rng, kMiB);
   const std::string data = RandomBytes(rng, kMiB / 2);
-  uint64_t s = f.Begin("cut");
-  uint64_t file = f.CreateFile(s, "f");
-  uint64_t h = f.OpenWrite(file);
+  const Upload up = BeginUpload(f, "cut");
+  const uint64_t s = up.session, file = up.file, h = up.handle;
   auto feed = WriteDeferred(f, file, h, 0, old_bytes);
   AttrChange cut;
   cut.size = 0;
@@ -121,9 +130,8 @@ TEMPLATE_TEST_CASE("hash after reply: a finish and a rewrite wait for the feeds 
   const std::string data = RandomBytes(rng, kMiB);
   const std::string head = RandomBytes(rng, 4096);
   const std::string expected = head + data.substr(head.size());
-  uint64_t s = f.Begin("wait");
-  uint64_t file = f.CreateFile(s, "f");
-  uint64_t h = f.OpenWrite(file);
+  const Upload up = BeginUpload(f, "wait");
+  const uint64_t file = up.file, h = up.handle;
   auto feed = WriteDeferred(f, file, h, 0, data);
   auto rewrite = std::async(std::launch::async, [&] { return f.engine().Write(file, h, 0, head); });
   const bool rewrite_waited = StillWaiting(rewrite);
@@ -149,9 +157,8 @@ TEMPLATE_TEST_CASE("hash after reply: the work outlives its handle and its abort
   EngineFixture f(TestType::kBackend);
   std::mt19937_64 rng(25);
   const std::string data = RandomBytes(rng, kMiB);
-  uint64_t s = f.Begin("gone");
-  uint64_t file = f.CreateFile(s, "f");
-  uint64_t h = f.OpenWrite(file);
+  const Upload up = BeginUpload(f, "gone");
+  const uint64_t s = up.session, file = up.file, h = up.handle;
   auto feed = WriteDeferred(f, file, h, 0, data);
   REQUIRE_OK(f.engine().Unlink(s, "f"));
   f.Release(file, h);
