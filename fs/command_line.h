@@ -39,7 +39,7 @@ inline constexpr unsigned kDefaultMaxThreads = 16;
 inline constexpr unsigned kDefaultIdleThreads = 8;
 // -o rados_timeout: as store::RadosConnectOptions' default.
 inline constexpr int64_t kDefaultRadosTimeoutSeconds = 30;
-// -o lease: as store::RadosStoreLock::kDefaultLease.
+// -o lease: as store::kDefaultRadosLease.
 inline constexpr int64_t kDefaultLeaseSeconds = 30;
 inline constexpr int64_t kDefaultHookTimeoutSeconds = 60;
 inline constexpr int64_t kDefaultMetricsIntervalSeconds = 10;

@@ -13,7 +13,7 @@
 #include "store/fsck.h"
 #include "store/kv_store.h"
 #include "store/leveldb_kv.h"
-#include "store/rados_store.h"
+#include "store/rados_backend.h"
 
 namespace upfs::fs {
 namespace {
@@ -83,7 +83,7 @@ Result<std::unique_ptr<store::KvStore>> OpenStore(const std::string& store,
   options.ceph_conf = rados.ceph_conf;
   options.ceph_id = rados.ceph_id;
   options.timeout = std::chrono::seconds(rados.timeout_seconds);
-  return store::OpenRadosStoreOffline(rados.pool, rados.ns, options);
+  return store::OpenRadosBackendOffline(rados.pool, rados.ns, options);
 }
 
 }  // namespace

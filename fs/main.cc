@@ -61,7 +61,7 @@
 #include "fs/upfs_fs.h"
 #include "session/engine.h"
 #include "store/leveldb_kv.h"
-#include "store/rados_store.h"
+#include "store/rados_backend.h"
 
 namespace upfs::fs {
 namespace {
@@ -302,7 +302,7 @@ Result<std::unique_ptr<store::Store>> OpenStore(const Mount& m) {
     options.connect.ceph_id = m.cl.rados.ceph_id;
     options.connect.timeout = std::chrono::seconds(m.cl.rados.timeout_seconds);
     options.lease = std::chrono::seconds(m.cl.rados.lease_seconds);
-    return store::OpenRadosStore(m.cl.rados.pool, m.cl.rados.ns, options);
+    return store::OpenRadosBackend(m.cl.rados.pool, m.cl.rados.ns, options);
   }
   store::LevelDbOptions options;
   options.reserve_bytes = m.cl.reserve_bytes;

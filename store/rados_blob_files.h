@@ -39,16 +39,6 @@
 
 namespace upfs::store {
 
-struct RadosBlobOptions {
-  // Bytes per stripe object. 4 MiB, as `rados bench`: one such write
-  // took 13 - 34 ms on the test machine (tests/ceph/NOTES.md).
-  uint64_t stripe_bytes = uint64_t{4} << 20;
-  // Writes queued at once: ~16 reach the pool's throughput there.
-  size_t max_in_flight = 16;
-  // Bytes queued at once (their copies are held until acknowledged).
-  uint64_t max_in_flight_bytes = uint64_t{64} << 20;
-};
-
 class RadosBlobFiles : public BlobFiles {
  public:
   static Result<std::unique_ptr<RadosBlobFiles>> Open(

@@ -14,21 +14,9 @@
 #include <rados/librados.hpp>
 
 #include "base/status.h"
+#include "store/rados_options.h"
 
 namespace upfs::store {
-
-struct RadosConnectOptions {
-  // Ceph configuration file; empty: librados' own search ($CEPH_CONF,
-  // /etc/ceph/ceph.conf, ...).
-  std::string ceph_conf;
-  // The client's name without "client.": its key must be in the keyring
-  // the configuration names.
-  std::string ceph_id = "admin";
-  // Every librados call (monitor and OSD operations, and the connect
-  // itself) gives up after this long with ETIMEDOUT, an IOError here: a
-  // cluster that does not answer fails requests instead of hanging them.
-  std::chrono::seconds timeout{30};
-};
 
 class RadosConnection {
  public:

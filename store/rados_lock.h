@@ -50,7 +50,7 @@ class RadosStoreLock : public MountLease {
  public:
   static constexpr const char* kObject = "upfs.lock";
   static constexpr const char* kName = "upfs.store";
-  static constexpr std::chrono::seconds kDefaultLease{30};
+  static constexpr std::chrono::seconds kDefaultLease = kDefaultRadosLease;
   // How long a fenced client stays cut off: far beyond any pause after
   // which its queued operations could still arrive.
   static constexpr uint32_t kFenceSeconds = 7 * 24 * 3600;

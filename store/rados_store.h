@@ -20,16 +20,9 @@
 #include "store/rados_blob_files.h"
 #include "store/rados_connection.h"
 #include "store/rados_kv.h"
+#include "store/rados_options.h"
 
 namespace upfs::store {
-
-struct RadosStoreOptions {
-  RadosConnectOptions connect;  // ceph_conf, ceph_id, timeout (30 s)
-  RadosBlobOptions blobs;       // stripe size, writes in flight
-  // How long a mount's lease lasts without renewal: after it, another
-  // mount may take its sessions over (`-o lease`).
-  std::chrono::seconds lease = RadosStoreLock::kDefaultLease;
-};
 
 // The store in `pool`, RADOS namespace `ns` ("": the default one).
 Result<std::unique_ptr<Store>> OpenRadosStore(const std::string& pool, const std::string& ns,

@@ -21,6 +21,13 @@ check_peak() {
 
 random_file "$SRC/big" $((MIB << 20))
 start_upfs
+# The RADOS backend and librados are loaded only for a rados:// store
+# (store/rados_backend.h): they cost a mount about 10 MiB of VmHWM.
+if ! on_rados "the RADOS backend is loaded there"; then
+  mapped=$(awk '/librados|libceph|upfs-rados/ { print $6 }' "/proc/$UPFS_PID/maps" | sort -u)
+  [[ -z $mapped ]] || fail "a mount of a directory maps the RADOS backend: $mapped"
+  ok "a mount of a directory maps neither librados nor upfs-rados.so"
+fi
 mkdir "$MNT/sessions/mem"
 cp "$SRC/big" "$MNT/sessions/mem/big"
 (cd "$SRC" && sha256sum big) >"$T/manifest"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tests/integration/install.sh UPFS_BINARY BUILD_DIR (ctest integration.install):
 # install like a filesystem (docs/configuration.md, "Install"). `cmake --install BUILD_DIR --prefix
-# $T/prefix` installs exactly upfs, upfs-mount, upfs-umount, upfs.8, the
-# systemd unit and the fstab example (no test program); the installed upfs
-# answers --help and --version; its man page renders without a warning,
+# $T/prefix` installs exactly upfs, its RADOS backend (lib/upfs/upfs-rados.so),
+# upfs-mount, upfs-umount, upfs.8, the systemd unit and the fstab example (no
+# test program); the installed upfs answers --help and --version, and loads
+# the installed backend for a rados:// store; its man page renders without a warning,
 # names every option `upfs --help` lists and every key of a real .status;
 # the unit's ExecStart names the installed upfs (also under DESTDIR); the
 # installed upfs-mount runs the upfs beside it, with none on PATH. Then,
@@ -79,6 +80,7 @@ expected='bin/upfs
 bin/upfs-mount
 bin/upfs-umount
 lib/systemd/system/upfs@.service
+lib/upfs/upfs-rados.so
 share/doc/upfs/fstab.example
 share/man/man8/upfs.8'
 got=$(cd "$PREFIX" && find . ! -type d -printf '%P\n' | sort)
@@ -90,7 +92,7 @@ for f in upfs upfs-mount upfs-umount; do
   [[ -x $PREFIX/bin/$f ]] || fail "bin/$f is not executable"
 done
 cmp -s "$INSTALLED" "$UPFS_BIN" || fail "the installed upfs differs from $UPFS_BIN"
-ok "cmake --install --prefix: exactly the program, its helpers, man page, unit and fstab example"
+ok "cmake --install --prefix: exactly the program, its RADOS backend, its helpers, man page, unit and fstab example"
 
 help=$("$INSTALLED" --help) || fail "the installed upfs --help failed"
 [[ $help == "usage: upfs [options] STORE_DIR MOUNTPOINT"* ]] || fail "upfs --help: $(head -n 1 <<<"$help")"
@@ -98,6 +100,15 @@ version=$("$INSTALLED" --version) || fail "the installed upfs --version failed"
 version=${version%%$'\n'*}
 [[ $version =~ ^upfs\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "upfs --version: $version"
 ok "installed upfs --help and --version ($version)"
+
+# The installed program loads the installed RADOS backend (lib/upfs), not
+# the build tree's: the connect then fails on the missing configuration,
+# past the module's loading.
+out=$("$INSTALLED" fsck rados://upfs-no-pool -o ceph_conf="$T/no-ceph.conf" 2>&1) &&
+  fail "fsck of a rados:// store without a configuration succeeded: $out"
+[[ $out == *"reading the Ceph configuration $T/no-ceph.conf"* ]] ||
+  fail "the installed upfs did not reach librados through lib/upfs/upfs-rados.so: $out"
+ok "the installed upfs loads lib/upfs/upfs-rados.so for a rados:// store"
 
 # --- the man page ----------------------------------------------------------
 PAGE=$PREFIX/share/man/man8/upfs.8
