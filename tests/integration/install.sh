@@ -109,6 +109,15 @@ out=$("$INSTALLED" fsck rados://upfs-no-pool -o ceph_conf="$T/no-ceph.conf" 2>&1
 [[ $out == *"reading the Ceph configuration $T/no-ceph.conf"* ]] ||
   fail "the installed upfs did not reach librados through lib/upfs/upfs-rados.so: $out"
 ok "the installed upfs loads lib/upfs/upfs-rados.so for a rados:// store"
+# Without the module, a rados:// store is refused with the reason; a
+# directory still mounts (bounded_memory: it never loads the module).
+mkdir "$T/lone"
+cp "$INSTALLED" "$T/lone/upfs"
+rc=0
+out=$("$T/lone/upfs" fsck rados://upfs-no-pool 2>&1) || rc=$?
+[[ $rc == 2 && $out == *"the RADOS backend (upfs-rados.so"*"cannot be loaded"* ]] ||
+  fail "fsck of a rados:// store without upfs-rados.so: exit $rc: $out"
+ok "without upfs-rados.so a rados:// store is refused, naming the module (exit 2)"
 
 # --- the man page ----------------------------------------------------------
 PAGE=$PREFIX/share/man/man8/upfs.8
