@@ -320,13 +320,10 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
       if (offset < store::kMaxBlobLength && data.size() > store::kMaxBlobLength - offset) {
         data = data.substr(0, store::kMaxBlobLength - offset);
       }
-      if (!after_reply) {
-        UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, h->file, offset, data, writer, nullptr));
-        return data.size();
-      }
       {
         std::optional<uint64_t> epoch;
-        UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, h->file, offset, data, writer, &epoch));
+        UPFS_RETURN_IF_ERROR(m.WriteFile(*h->session, id, h->file, offset, data, writer,
+                                         after_reply ? &epoch : nullptr));
         if (epoch) {
           // The work holds the handle, and with it the session: the kernel
           // may release the handle as soon as it has the reply.
