@@ -215,7 +215,8 @@ TEST_CASE("hooks: an undelivered commit notice survives a restart and is deliver
   const std::string hook = scripts.Sub("post-commit");
   const std::string log = scripts.Sub("log");
   const std::string ok = scripts.Sub("ok");
-  WriteScript(hook, "echo \"$UPFS_ASSET $UPFS_ATTEMPT\" >> '" + log + "'\n[ -e '" + ok + "' ]\n");
+  WriteScript(hook, "[ -e '" + ok + "' ]; rc=$?\necho \"$UPFS_ASSET $UPFS_ATTEMPT\" >> '" + log +
+                        "'\nexit $rc\n");
   FixtureOptions options;
   options.engine.post_commit = hook;
   // One attempt before the restart: the next would be a minute later.
