@@ -519,9 +519,16 @@ Result<Attr> Engine::SetAttr(uint64_t id, const AttrChange& change, Credentials*
       Batch batch;
       batch.Put(r);
       UPFS_RETURN_IF_ERROR(m.store->Apply(batch, /*sync=*/false));
-      if (s->counted) m.quota.MoveSession(s->record.uid, r.uid, s->held_bytes);
+      const uint32_t from = s->record.uid, to = r.uid;
+      const bool moved = s->counted && from != to;
+      if (moved) m.quota.MoveSession(from, to, s->held_bytes);
       s->record = std::move(r);
-      return Impl::AttrIn(*s, id);
+      Result<Attr> attr = Impl::AttrIn(*s, id);
+      lock.Unlock();
+      // Several mounts: the grants follow the session, which asks the
+      // store, so not under the session's lock.
+      if (moved) m.quota.Resettle(from, to);
+      return attr;
     }
     default:
       break;

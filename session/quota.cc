@@ -176,6 +176,10 @@ void QuotaLedger::MoveSession(uint32_t from, uint32_t to, uint64_t bytes) {
     ++t.sessions;
     t.bytes += bytes;
   }
+}
+
+void QuotaLedger::Resettle(uint32_t from, uint32_t to) {
+  if (from == to) return;
   Settle(from, /*shrink=*/true);
   Settle(to, /*shrink=*/false);
 }

@@ -69,8 +69,14 @@ class QuotaLedger {
   // here no longer need (a store operation: call it without the engine's
   // locks held).
   void GiveBack(uint32_t uid);
-  // A session of `bytes` changed owner.
+  // A session of `bytes` changed owner: counted for `to` from now on,
+  // never refused (only root gives sessions away). No store operation:
+  // call Resettle(from, to) next, without the engine's locks held.
   void MoveSession(uint32_t from, uint32_t to, uint64_t bytes);
+  // Several mounts: after MoveSession, `from` gives back the share it no
+  // longer needs and `to`'s grant covers what it now holds (store
+  // operations).
+  void Resettle(uint32_t from, uint32_t to);
   // Several mounts: gives back the grants' unused steps (the sweep).
   void Trim();
   // The bytes a grant grows by beyond what a write needs: a sixteenth of

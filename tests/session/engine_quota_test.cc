@@ -101,6 +101,38 @@ TEMPLATE_TEST_CASE(
   fx.Begin("s4");
 }
 
+TEMPLATE_TEST_CASE(
+    "quota: a session given to another owner (chown of sessions/NAME) counts for the new owner",
+    "[engine][quota]", MemoryBackend, LevelDbBackend) {
+  FixtureOptions options;
+  options.engine.quota_bytes = 100'000;
+  options.engine.max_sessions = 1;
+  EngineFixture fx(TestType::kBackend, options);
+  Engine& e = fx.engine();
+  const uint64_t s1 = fx.Begin("s1");  // alice's
+  fx.PutFile(s1, "a", Bytes(60'000, 'a'));
+  REQUIRE_CODE(e.Mkdir(kSessionsId, "s2", kDirMode, kAlice), kQuotaExceeded);
+
+  AttrChange give;
+  give.uid = kBob.uid;
+  give.gid = kBob.gid;
+  REQUIRE_OK(e.SetAttr(s1, give));
+  // Bob holds the session and its bytes; alice holds nothing.
+  REQUIRE(
+      Contains(fx.Report("s1"), "quota: uid 1001 holds 60000 of 100000 bytes, 1 of 1 sessions\n"));
+  REQUIRE_CODE(e.Mkdir(kSessionsId, "b2", kDirMode, kBob), kQuotaExceeded);
+  const uint64_t s2 = fx.Begin("s2");
+  fx.PutFile(s2, "f", Bytes(100'000, 'f'));
+  REQUIRE(
+      Contains(fx.Report("s2"), "quota: uid 1000 holds 100000 of 100000 bytes, 1 of 1 sessions\n"));
+  // Bob's writes count against bob's quota.
+  const uint64_t b = fx.CreateFile(s1, "b");
+  const uint64_t hb = fx.OpenWrite(b);
+  fx.Write(b, hb, 0, Bytes(40'000, 'b'));
+  REQUIRE_CODE(e.Write(b, hb, 40'000, "x"), kQuotaExceeded);
+  fx.Release(b, hb);
+}
+
 TEST_CASE("quota: the count is rebuilt from the store at a restart", "[engine][quota]") {
   FixtureOptions options;
   options.engine.quota_bytes = 100'000;

@@ -102,4 +102,34 @@ TEST_CASE(
   CHECK(a.ledger->Of(0).granted.bytes == 0);
 }
 
+TEST_CASE(
+    "quota: with several mounts a session given to another owner takes its share of the limits "
+    "with it",
+    "[quota]") {
+  auto kv = std::make_shared<store::MemoryKv>();
+  const std::string a_id = "00000000000000aa", b_id = "00000000000000bb";
+  const uint64_t quota = 1'000'000;
+  Mount a(kv, a_id, quota, 1), b(kv, b_id, quota, 1);
+  a.lease->live = b.lease->live = {a_id, b_id};
+  const uint32_t alice = 1000, bob = 1001;
+  REQUIRE_OK(a.ledger->AddSession(alice));
+  REQUIRE_OK(a.ledger->ReserveBytes(alice, 300'000));
+  REQUIRE_CODE(b.ledger->AddSession(alice), kQuotaExceeded);
+
+  // chown of sessions/NAME from alice to bob, on A.
+  a.ledger->MoveSession(alice, bob, 300'000);
+  a.ledger->Resettle(alice, bob);
+  CHECK(a.ledger->Of(alice).granted.bytes == 0);
+  CHECK(a.ledger->Of(alice).granted.sessions == 0);
+  CHECK(a.ledger->Of(bob).bytes == 300'000);
+  CHECK(a.ledger->Of(bob).granted.bytes == 300'000);
+  CHECK(a.ledger->Of(bob).granted.sessions == 1);
+  // Alice's place is free on every mount; bob's is taken on every mount.
+  REQUIRE_OK(b.ledger->AddSession(alice));
+  REQUIRE_OK(b.ledger->ReserveBytes(alice, quota));
+  REQUIRE_CODE(b.ledger->AddSession(bob), kQuotaExceeded);
+  REQUIRE_OK(b.ledger->ReserveBytes(bob, quota - 300'000));
+  REQUIRE_CODE(b.ledger->ReserveBytes(bob, 1), kQuotaExceeded);
+}
+
 }  // namespace upfs::session::testing
