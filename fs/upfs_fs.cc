@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -785,10 +786,16 @@ void UpfsFs::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_f
   op.offset = off;
   op.length = size;
   Serve(req, op, [&]() -> Status {
-    UPFS_ASSIGN_OR_RETURN(std::string data,
-                          engine_.Read(ino, fi->fh, static_cast<uint64_t>(off), size));
-    fuse_reply_buf(req, data.data(), data.size());
-    return Status::OK();
+    // Answered from the engine's pieces (a committed file's come from the
+    // read cache), which the kernel copies from: no buffer of the read's own.
+    return engine_.ReadPieces(ino, fi->fh, static_cast<uint64_t>(off), size,
+                              [req](const std::vector<std::string_view>& pieces) {
+                                std::vector<iovec> iov;
+                                iov.reserve(pieces.size());
+                                for (std::string_view piece : pieces)
+                                  iov.push_back({const_cast<char*>(piece.data()), piece.size()});
+                                fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+                              });
   });
 }
 

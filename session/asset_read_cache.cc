@@ -126,8 +126,40 @@ void AssetReadCache::LoadLoop() {
   }
 }
 
+AssetReadCache::Pinned::~Pinned() {
+  if (cache_ != nullptr) cache_->Unpin(windows_);
+}
+
+size_t AssetReadCache::SpareBuffers() {
+  MutexLock lock(mu_);
+  return spare_.size();
+}
+
+void AssetReadCache::Unpin(std::vector<std::shared_ptr<Window>>& windows) {
+  MutexLock lock(mu_);
+  // Under mu_, so that of two Pinned of one window that fell out, the
+  // last to let go sees itself as the only holder.
+  for (std::shared_ptr<Window>& w : windows) {
+    if (w.use_count() == 1 && w->bytes && spare_.size() < windows_max_)
+      spare_.push_back(std::move(w->bytes));
+    w.reset();
+  }
+}
+
 Status AssetReadCache::Read(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink,
                             uint64_t length, uint64_t offset, size_t n, char* out) {
+  Pinned pinned;
+  UPFS_RETURN_IF_ERROR(Pin(id, sink, length, offset, n, &pinned));
+  for (std::string_view piece : pinned.pieces()) {
+    std::memcpy(out, piece.data(), piece.size());
+    out += piece.size();
+  }
+  return Status::OK();
+}
+
+Status AssetReadCache::Pin(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink,
+                           uint64_t length, uint64_t offset, size_t n, Pinned* out) {
+  out->cache_ = this;
   while (n > 0) {
     const uint64_t begin = offset - offset % window_bytes_;
     std::shared_ptr<Window> w = Find(id, sink, length, begin);
@@ -135,16 +167,25 @@ Status AssetReadCache::Read(uint64_t id, const std::shared_ptr<const store::Byte
         static_cast<size_t>(std::min<uint64_t>(window_bytes_, length - begin));
     const size_t at = static_cast<size_t>(offset - begin);
     const size_t take = std::min(n, window_size - at);
-    MutexLock lock(w->mu);
-    if (!LoadLocked(*w, *sink, window_size).ok()) {
+    bool loaded;
+    {
+      MutexLock lock(w->mu);
+      loaded = LoadLocked(*w, *sink, window_size).ok();
+    }
+    if (loaded) {
+      // Loaded bytes never change, and the buffer stays with the window
+      // while this holds it (AddLocked takes back only unheld buffers).
+      out->pieces_.emplace_back(w->bytes.get() + at, take);
+      out->windows_.push_back(std::move(w));
+    } else {
       // A damaged chunk somewhere in the window: read just the range
       // asked for, so that only reads touching the damage fail, as
       // without the cache.
-      UPFS_RETURN_IF_ERROR(sink->ReadAt(offset, take, out));
-    } else {
-      std::memcpy(out, w->bytes.get() + at, take);
+      std::unique_ptr<char[]> own(new char[take]);
+      UPFS_RETURN_IF_ERROR(sink->ReadAt(offset, take, own.get()));
+      out->pieces_.emplace_back(own.get(), take);
+      out->own_.push_back(std::move(own));
     }
-    out += take;
     offset += take;
     n -= take;
   }

@@ -40,6 +40,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -81,6 +82,19 @@ class AssetReadCache {
   // error `out` is unspecified.
   Status Read(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
               uint64_t offset, size_t n, char* out);
+
+  // The same bytes without the copy: pieces of the cache's windows (or of
+  // buffers of their own, where a window failed to load), which stay valid
+  // and unchanged while the Pinned lives, even if their windows fall out
+  // of the cache meanwhile. Such a window's buffer is kept for the next
+  // window loaded when the Pinned goes, as for a window that falls out
+  // unpinned.
+  class Pinned;
+  Status Pin(uint64_t id, const std::shared_ptr<const store::ByteSink>& sink, uint64_t length,
+             uint64_t offset, size_t n, Pinned* out);
+
+  // Buffers kept for windows yet to be loaded (for tests).
+  size_t SpareBuffers() EXCLUDES(mu_);
 
  private:
   struct Window {
@@ -127,6 +141,9 @@ class AssetReadCache {
       EXCLUDES(mu_);
   void LoadLoop() EXCLUDES(mu_);
 
+  // Drops a Pinned's windows, keeping the buffers of those that fell out
+  // of the cache as spares.
+  void Unpin(std::vector<std::shared_ptr<Window>>& windows) EXCLUDES(mu_);
   // A buffer of window_bytes_: a spare one, or a new one.
   std::unique_ptr<char[]> TakeBuffer() EXCLUDES(mu_);
 
@@ -141,6 +158,24 @@ class AssetReadCache {
   std::vector<std::thread> loaders_ GUARDED_BY(mu_);  // started with the first load
   bool stopping_ GUARDED_BY(mu_) = false;
   CondVar load_cv_;  // loads_ or stopping_ changed
+};
+
+class AssetReadCache::Pinned {
+ public:
+  Pinned() = default;
+  ~Pinned();
+  Pinned(const Pinned&) = delete;
+  Pinned& operator=(const Pinned&) = delete;
+
+  // In file order, together the n bytes asked for.
+  const std::vector<std::string_view>& pieces() const { return pieces_; }
+
+ private:
+  friend class AssetReadCache;
+  AssetReadCache* cache_ = nullptr;
+  std::vector<std::shared_ptr<Window>> windows_;
+  std::vector<std::unique_ptr<char[]>> own_;
+  std::vector<std::string_view> pieces_;
 };
 
 }  // namespace upfs::session

@@ -295,6 +295,13 @@ class Engine {
                        Credentials* writer = nullptr, std::function<void()>* after_reply = nullptr);
   // Up to `size` bytes at `offset`; fewer only at end of file.
   Result<std::string> Read(uint64_t id, uint64_t handle, uint64_t offset, size_t size);
+  // The same bytes, handed to `reply` (called once, on success only) as
+  // pieces in file order that stay valid only during the call: those of a
+  // committed file are the read cache's own windows, so the reply is made
+  // from them without a copy into a buffer of its own.
+  using ReadReply = std::function<void(const std::vector<std::string_view>& pieces)>;
+  Status ReadPieces(uint64_t id, uint64_t handle, uint64_t offset, size_t size,
+                    const ReadReply& reply);
 
   // ---- session life ----
   // Verifies and commits session `name` against `manifest` (sha256sum

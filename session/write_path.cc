@@ -373,11 +373,19 @@ Result<size_t> Engine::Write(uint64_t id, uint64_t handle, uint64_t offset, std:
 }
 
 Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, size_t size) {
+  std::string out;
+  UPFS_RETURN_IF_ERROR(ReadPieces(id, handle, offset, size, [&out](const auto& pieces) {
+    for (std::string_view piece : pieces) out.append(piece);
+  }));
+  return out;
+}
+
+Status Engine::ReadPieces(uint64_t id, uint64_t handle, uint64_t offset, size_t size,
+                          const ReadReply& reply) {
   Impl& m = *impl_;
   auto h = m.FindHandle(handle);
   if (!h || h->id != id) return Status::InvalidArgument("unknown file handle");
   std::unique_ptr<store::ByteSink> file_blob;
-  const store::ByteSink* sink = nullptr;
   uint64_t length = 0;
   switch (h->kind) {
     case NodeKind::kFile: {
@@ -385,34 +393,48 @@ Result<std::string> Engine::Read(uint64_t id, uint64_t handle, uint64_t offset, 
       if (h->session->state == SessionState::kGone) return h->session->CheckOpen();
       if (h->file->removed) return Status::Stale("file was removed");
       file_blob = h->file->Blob();
-      sink = file_blob.get();
       length = h->file->length.load();
       break;
     }
     case NodeKind::kStatus: {
-      MutexLock lock(h->mu);
-      if (offset >= h->text.size()) return std::string();
-      return h->text.substr(offset, size);
+      std::string text;
+      {
+        MutexLock lock(h->mu);
+        if (offset < h->text.size()) text = h->text.substr(offset, size);
+      }
+      reply({text});
+      return Status::OK();
     }
     case NodeKind::kFinish:
       return Status::PermissionDenied(".finish is write-only");
     case NodeKind::kAssetFile:
-      sink = h->asset_blob.get();
       length = h->asset_length;
       break;
     default:
       return Status::IsDirectory("directory");
   }
-  if (offset >= length) return std::string();
-  size_t n = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
-  std::string out(n, '\0');
-  Status st = h->kind == NodeKind::kAssetFile
-                  ? m.asset_reads.Read(id, h->asset_blob, length, offset, n, out.data())
-                  : sink->ReadAt(offset, n, out.data());
-  if (!st.ok())
+  if (offset >= length) {
+    reply({});
+    return Status::OK();
+  }
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(size, length - offset));
+  auto failed = [&](const Status& st) {
     return st.WithContext("read of id " + std::to_string(id) + " at offset " +
                           std::to_string(offset));
-  return out;
+  };
+  if (h->kind == NodeKind::kAssetFile) {
+    AssetReadCache::Pinned pinned;
+    Status st = m.asset_reads.Pin(id, h->asset_blob, length, offset, n, &pinned);
+    if (!st.ok()) return failed(st);
+    reply(pinned.pieces());
+    return Status::OK();
+  }
+  // A file of an open session changes: read into a buffer of this read's
+  // own (not zeroed first; ReadAt fills all of it or fails).
+  std::unique_ptr<char[]> out = std::make_unique_for_overwrite<char[]>(n);
+  if (Status st = file_blob->ReadAt(offset, n, out.get()); !st.ok()) return failed(st);
+  reply({std::string_view(out.get(), n)});
+  return Status::OK();
 }
 
 }  // namespace upfs::session

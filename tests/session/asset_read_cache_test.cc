@@ -138,6 +138,39 @@ TEST_CASE("damage in a window fails only the reads that touch it") {
   CHECK(out == sink.bytes().substr(kMiB + 5, out.size()));
 }
 
+TEST_CASE(
+    "pinned pieces stay valid and unchanged after their window falls out of the cache, and its "
+    "buffer is kept for windows to come once unpinned") {
+  const size_t size = 3 * AssetReadCache::kWindows * kMiB;
+  auto sink_ptr = std::make_shared<CountingSink>(size);
+  CountingSink& sink = *sink_ptr;
+  AssetReadCache cache(/*readahead=*/0);
+  size_t spares_before_unpin = 0;
+  {
+    // Across windows 0 and 1: two pieces.
+    AssetReadCache::Pinned pinned;
+    REQUIRE(cache.Pin(9, sink_ptr, size, kMiB - 100, 300, &pinned).ok());
+    REQUIRE(pinned.pieces().size() == 2);
+    CHECK(pinned.pieces()[0].size() == 100);
+    CHECK(pinned.pieces()[1].size() == 200);
+    // Every other window of the file passes through the cache meanwhile,
+    // into the buffers of windows that fell out: none of them is a pinned
+    // one.
+    std::string out(1, '\0');
+    for (size_t w = 2; w < 3 * AssetReadCache::kWindows; ++w)
+      REQUIRE(cache.Read(9, sink_ptr, size, w * kMiB, 1, out.data()).ok());
+    std::string joined;
+    for (std::string_view piece : pinned.pieces()) joined.append(piece);
+    CHECK(joined == sink.bytes().substr(kMiB - 100, 300));
+    spares_before_unpin = cache.SpareBuffers();
+  }
+  // Unpinned, the two windows' buffers are kept for windows to come.
+  CHECK(cache.SpareBuffers() == spares_before_unpin + 2);
+  AssetReadCache::Pinned again;
+  REQUIRE(cache.Pin(9, sink_ptr, size, 0, 10, &again).ok());
+  CHECK(again.pieces().at(0) == sink.bytes().substr(0, 10));
+}
+
 TEST_CASE("the cache keeps at most kWindows windows") {
   const size_t size = (AssetReadCache::kWindows + 1) * kMiB;
   auto sink_ptr = std::make_shared<CountingSink>(size);
