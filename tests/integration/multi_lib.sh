@@ -7,12 +7,13 @@
 #   start_mount N [options...]   mounts $STORE at $T/mN, waits until it answers
 #   stop_mount N                 unmounts it, waits for a clean exit
 #   kill_mount N                 kill -9 (a crash), clears the stale mount
+#   mount_log_has N TEXT         TEXT is in the log of mount N's current life
 #   MOUNT_PID[N], M[N] (the mount point)
 #
 # The EXIT trap unmounts and reaps every mount started here (only those:
 # by PID), then runs lib.sh's cleanup (which stops the cluster).
 
-declare -A MOUNT_PID=() M=()
+declare -A MOUNT_PID=() M=() LOG_FROM=()
 
 mount_dir_answers() { mountpoint -q "$1" && [[ -d $1/sessions && -d $1/assets ]]; }
 
@@ -21,6 +22,9 @@ start_mount() {
   shift
   M[$n]=$T/m$n
   mkdir -p "${M[$n]}"
+  # The log is appended to across lives; this life's lines start here.
+  LOG_FROM[$n]=1
+  [[ -f $T/upfs$n.log ]] && LOG_FROM[$n]=$(($(wc -l <"$T/upfs$n.log") + 1))
   # Not fd 7: a file a test holds open in another mount stays open until
   # the test closes it (a daemon that inherited it would keep it open).
   "$UPFS_BIN" -f "$@" "$STORE" "${M[$n]}" </dev/null >>"$T/upfs$n.log" 2>&1 7>&- &
@@ -56,8 +60,11 @@ kill_mount() {
   fusermount3 -u -z "${M[$n]}" 2>/dev/null || true
 }
 
-# mount_log_has N TEXT
-mount_log_has() { grep -qF -- "$2" "$T/upfs$1.log"; }
+# mount_log_has N TEXT: in the lines of mount N's current (or last) life
+# only: a line an earlier life logged (a sweep that rightly freed what a
+# killed mount left) says nothing of this one. (grep reads to the end: with
+# -q, tail could die of SIGPIPE and fail the pipeline.)
+mount_log_has() { tail -n "+${LOG_FROM[$1]:-1}" "$T/upfs$1.log" | grep -F -- "$2" >/dev/null; }
 
 multi_cleanup() {
   local rc=$? n pid
