@@ -13,7 +13,9 @@
 # shape: cp -r DIR DEST, which creates the copy's directory itself (into an
 # existing directory, `cp -r DIR/. DEST/` would also stat each name first:
 # one more LOOKUP per file that passthrough's copy would not pay). Prints the median of each and the ratio
-# passthrough / upfs (above 1: upfs is faster). Each timed case starts on
+# passthrough / upfs (above 1: upfs is faster), and each side's range
+# (min-max over the REPS: passthrough's spreads widely here, with ext4's
+# state under it). Each timed case starts on
 # a quiet machine: after a sync, and once the upfs daemon has stopped
 # writing (LevelDB compacts small files' inline bytes in the background
 # after a round; the passthrough's sync would pay for that). That
@@ -68,8 +70,8 @@ make_files "$SRC/k24" 24
 log "history: $HISTORY sessions of $FILES x 24 KiB"
 for ((h = 0; h < HISTORY; h++)); do upload "$SRC/k24"; done
 
-printf '\n%-32s %12s %12s %8s %9s %10s\n' "case ($FILES files, $HISTORY sessions before)" passthrough_s upfs_s pt/upfs \
-  settle_s written/up
+printf '\n%-32s %12s %12s %8s %9s %10s  %s\n' "case ($FILES files, $HISTORY sessions before)" passthrough_s upfs_s pt/upfs \
+  settle_s written/up "range passthrough / upfs"
 for kib in $SIZES_KIB; do
   [[ -d $SRC/k$kib ]] || make_files "$SRC/k$kib" "$kib"
   pt=() up=() st=() w0=0 wsum=0
@@ -88,8 +90,9 @@ for kib in $SIZES_KIB; do
     wsum=$((wsum + $(written) - w0))
   done
   mp=$(median "${pt[*]}") mu=$(median "${up[*]}") ms=$(median "${st[*]}")
-  printf '%-32s %12s %12s %8s %9s %10s\n' "cp -r of $kib KiB files" "$mp" "$mu" \
+  printf '%-32s %12s %12s %8s %9s %10s  %s\n' "cp -r of $kib KiB files" "$mp" "$mu" \
     "$(awk -v a="$mp" -v b="$mu" 'BEGIN { printf "%.2f", a / b }')" "$ms" \
-    "$(awk -v w="$wsum" -v u=$((REPS * FILES * kib * 1024)) 'BEGIN { printf "%.2f", w / u }')"
+    "$(awk -v w="$wsum" -v u=$((REPS * FILES * kib * 1024)) 'BEGIN { printf "%.2f", w / u }')" \
+    "$(range "${pt[*]}") / $(range "${up[*]}")"
 done
 stop_upfs
