@@ -12,10 +12,10 @@
 # .finish with their sha256sum manifest. Both copies are the same command
 # shape: cp -r DIR DEST, which creates the copy's directory itself (into an
 # existing directory, `cp -r DIR/. DEST/` would also stat each name first:
-# one more LOOKUP per file that passthrough's copy would not pay). Prints the median of each and the ratio
-# passthrough / upfs (above 1: upfs is faster), and each side's range
-# (min-max over the REPS: passthrough's spreads widely here, with ext4's
-# state under it). Each timed case starts on
+# one more LOOKUP per file that passthrough's copy would not pay). Prints
+# the median of each, the ratio passthrough / upfs (above 1: upfs is
+# faster) and each side's range (min-max over the REPS; passthrough's
+# spread widely in some runs). Each timed case starts on
 # a quiet machine: after a sync, and once the upfs daemon has stopped
 # writing (LevelDB compacts small files' inline bytes in the background
 # after a round; the passthrough's sync would pay for that). That

@@ -19,12 +19,10 @@ osd_pid=$(awk '$1 == "osd.0" { print $2 }' "$CEPH_DIR/pids")
 # The run's output is long (a log line per store opened), and CI keeps
 # only its head and tail: on a failure, each failed check is printed again
 # at the end, with its test case and expansion.
-set +e
+rc=0
 UPFS_TEST_CEPH_CONF=$CEPH_DIR/ceph.conf UPFS_TEST_CEPH_POOL=store UPFS_TEST_CEPH_QUOTA_POOL=quota \
   UPFS_TEST_CEPH_OSD_PID=$osd_pid "$tests" --warn NoTests "*RadosBackend,[rados]" 2>&1 |
-  tee "$CEPH_DIR/tests.log"
-rc=${PIPESTATUS[0]}
-set -e
+  tee "$CEPH_DIR/tests.log" || rc=${PIPESTATUS[0]}
 if ((rc != 0)); then
   echo "rados_tests.sh: $(basename "$tests") exited $rc; its failures again:"
   # Catch2's console output: a test case's title follows a line of 79
