@@ -263,7 +263,10 @@ Status CommitNotifier::Start() {
 Status CommitNotifier::TakeOver() {
   if (store_->MountId().empty()) return Status::OK();
   std::vector<std::string> assets;
-  UPFS_RETURN_IF_ERROR(store_->ClaimNotices(&assets));
+  // Not ClaimNotices: a scan that listed a notice this thread's Loop then
+  // delivered and removed would queue it again (multi.failover saw n1 run
+  // twice).
+  UPFS_RETURN_IF_ERROR(store_->TakeOverNotices(&assets));
   Queue(std::move(assets));
   return Status::OK();
 }

@@ -1509,6 +1509,16 @@ Status KvStore::SetQuotaGrant(uint32_t uid, QuotaGrant need, QuotaGrant want, Qu
 }
 
 Status KvStore::ClaimNotices(std::vector<std::string>* out) {
+  return ClaimNotices(out, /*taken_only=*/false);
+}
+
+Status KvStore::TakeOverNotices(std::vector<std::string>* out) {
+  out->clear();
+  if (!lease_) return Status::OK();  // one process: nobody else's to take
+  return ClaimNotices(out, /*taken_only=*/true);
+}
+
+Status KvStore::ClaimNotices(std::vector<std::string>* out, bool taken_only) {
   out->clear();
   std::vector<std::pair<std::string, std::string>> notices;  // asset, its deliverer
   const std::string prefix = keys::NoticePrefix();
@@ -1536,6 +1546,8 @@ Status KvStore::ClaimNotices(std::vector<std::string>* out) {
       if (st.IsStale()) continue;
       UPFS_RETURN_IF_ERROR(st.WithContext("taking over a commit notice"));
       ++taken;
+    } else if (taken_only) {
+      continue;  // this mount's already (its own, or taken before)
     }
     out->push_back(std::move(asset));
   }

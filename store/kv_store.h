@@ -124,6 +124,7 @@ class KvStore : public Store {
   Status DropReaders(const std::vector<uint64_t>& blobs) override;
   Status Unread(const std::vector<uint64_t>& blobs, std::vector<uint64_t>* out) const override;
   Status ClaimNotices(std::vector<std::string>* out) override;
+  Status TakeOverNotices(std::vector<std::string>* out) override;
   Status SetQuotaGrant(uint32_t uid, QuotaGrant need, QuotaGrant want, QuotaGrant limit,
                        QuotaGrant* granted) override;
   Status GetSession(std::string_view name, SessionRecord* out) const override;
@@ -195,6 +196,8 @@ class KvStore : public Store {
   // A shared store: removes the marks ("U") of mounts that stopped
   // uncleanly and hold no session any more, fencing each first.
   Status ForgetStoppedMounts();
+  // ClaimNotices, or with `taken_only` TakeOverNotices.
+  Status ClaimNotices(std::vector<std::string>* out, bool taken_only);
   // Drops the extent records of session `session_id`'s files whose bytes
   // did not survive a crash (they fail their checksums). Returns how many.
   Result<uint64_t> DropUnsurvivedChunks(uint64_t session_id, const std::string& session_name);

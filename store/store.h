@@ -350,6 +350,15 @@ class Store {
   // whose leases are gone, which it takes over (one conditional write
   // each, so that one mount takes each). A live mount's notices stay its.
   virtual Status ClaimNotices(std::vector<std::string>* out) { return ListNotices(out); }
+  // Of those, only the ones this call takes over from mounts whose leases
+  // are gone (none on a store one process serves): what a running mount
+  // adds to its queue. Its own notices are queued already, and one it has
+  // just delivered may still be listed by a scan that began before its
+  // removal: taken again, it would be delivered twice.
+  virtual Status TakeOverNotices(std::vector<std::string>* out) {
+    out->clear();
+    return Status::OK();
+  }
   // Sets this mount's grant for `uid` (docs/configuration.md, "Per-user
   // limits"): `want`, cut down to what `limit` leaves beside the grants of
   // the other live mounts, but never below `need` (QuotaExceeded, naming

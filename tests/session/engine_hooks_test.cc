@@ -15,8 +15,14 @@
 
 #include "session/hooks.h"
 #include "session/manifest.h"
+#include "store/blob_files.h"
+#include "store/kv_store.h"
+#include "store/memory_kv.h"
+#include "store/records.h"
 #include "tests/session/engine_fixture.h"
+#include "tests/support/fake_lease.h"
 #include "tests/support/random_bytes.h"
+#include "tests/support/shared_kv.h"
 
 namespace upfs::session::testing {
 namespace {
@@ -235,6 +241,60 @@ TEST_CASE("hooks: an undelivered commit notice survives a restart and is deliver
   REQUIRE(WaitFor([&] { return Notices(fx).empty(); }));
   // Delivered by the restarted engine, at its first attempt.
   REQUIRE(ReadText(log) == "s 1\ns 1\n");
+}
+
+// Several mounts: a sweep's TakeOver queues the notices it takes from
+// mounts that are gone, never this mount's own again. A scan that began
+// before the Loop delivered and removed an own notice still lists it (as
+// the notice put back here stands for); queued again, it was delivered
+// twice (multi.failover saw it).
+TEST_CASE("hooks: a sweep's takeover of commit notices never delivers this mount's own twice",
+          "[engine][hooks]") {
+  TempDir scripts;
+  const std::string hook = scripts.Sub("post-commit");
+  const std::string log = scripts.Sub("log");
+  WriteScript(hook, "echo \"$UPFS_ASSET\" >> '" + log + "'\n");
+  auto kv = std::make_shared<store::MemoryKv>();
+  const std::string me = "00000000000000aa", gone = "00000000000000bb";
+  auto lease = std::make_shared<upfs::testing::FakeLease>(me);
+  lease->live = {me};
+  auto opened = store::KvStore::Open(std::make_unique<upfs::testing::SharedKv>(kv),
+                                     std::make_unique<store::MemoryBlobFiles>(),
+                                     /*create=*/true, lease);
+  REQUIRE(opened.ok());
+  store::KvStore& st = **opened;
+  for (const char* name : {"mine", "zzz"}) {
+    store::AssetRecord asset;
+    asset.name = name;
+    store::Batch commit;
+    commit.Put(asset);
+    REQUIRE_OK(st.Apply(commit, /*sync=*/true));
+  }
+  store::Batch notice;
+  notice.AddNotice("mine");
+  REQUIRE_OK(st.Apply(notice, /*sync=*/true));
+  PostCommitSettings settings;
+  settings.program = hook;
+  CommitNotifier notifier(&st, settings);
+  REQUIRE_OK(notifier.Start());
+  auto notices = [&] {
+    std::vector<std::string> out;
+    REQUIRE_OK(st.ListNotices(&out));
+    return out;
+  };
+  REQUIRE(WaitFor([&] { return notices().empty(); }));
+  REQUIRE(ReadText(log) == "mine\n");
+
+  // What a scan begun before that removal lists: "mine" as this mount's,
+  // and "zzz" of a mount that is gone (queued after "mine": by name).
+  store::KvWrite stale;
+  stale.Put(store::keys::Notice("mine"), me);
+  stale.Put(store::keys::Notice("zzz"), gone);
+  REQUIRE_OK(kv->Commit(stale, /*sync=*/true));
+  REQUIRE_OK(notifier.TakeOver());
+  REQUIRE(WaitFor([&] { return ReadText(log).find("zzz") != std::string::npos; }));
+  CHECK(ReadText(log) == "mine\nzzz\n");
+  CHECK(notifier.delivered() == 2);
 }
 
 TEST_CASE("hooks: a program that cannot be started refuses, naming why", "[engine][hooks]") {

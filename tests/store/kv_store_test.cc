@@ -1121,7 +1121,15 @@ TEST_CASE(
   }
   REQUIRE(kv->Get(keys::Notice("others"), &keeper).ok());
   CHECK(keeper == other);
+  // A sweep's takeover lists only what it takes: not this mount's own
+  // notices, nor those it took before, nor a live mount's.
+  REQUIRE(store.TakeOverNotices(&claimed).ok());
+  CHECK(claimed.empty());
   lease->live = {me};  // the other mount's lease ran out
+  REQUIRE(store.TakeOverNotices(&claimed).ok());
+  CHECK(claimed == std::vector<std::string>{"others"});
+  REQUIRE(kv->Get(keys::Notice("others"), &keeper).ok());
+  CHECK(keeper == me);
   REQUIRE(store.ClaimNotices(&claimed).ok());
   CHECK(claimed == std::vector<std::string>{"dead", "mine", "older", "others"});
 
@@ -1148,6 +1156,8 @@ TEST_CASE(
   REQUIRE((*single)->kv()->Commit(foreign, /*sync=*/true).ok());
   REQUIRE((*single)->ClaimNotices(&claimed).ok());
   CHECK(claimed == std::vector<std::string>{"a", "b"});
+  REQUIRE((*single)->TakeOverNotices(&claimed).ok());
+  CHECK(claimed.empty());
 }
 
 // Several mounts: each mount's grant of a uid's per-user limits is cut to
