@@ -1509,16 +1509,16 @@ Status KvStore::SetQuotaGrant(uint32_t uid, QuotaGrant need, QuotaGrant want, Qu
 }
 
 Status KvStore::ClaimNotices(std::vector<std::string>* out) {
-  return ClaimNotices(out, /*taken_only=*/false);
+  return CollectNotices(out, /*taken_only=*/false);
 }
 
 Status KvStore::TakeOverNotices(std::vector<std::string>* out) {
   out->clear();
   if (!lease_) return Status::OK();  // one process: nobody else's to take
-  return ClaimNotices(out, /*taken_only=*/true);
+  return CollectNotices(out, /*taken_only=*/true);
 }
 
-Status KvStore::ClaimNotices(std::vector<std::string>* out, bool taken_only) {
+Status KvStore::CollectNotices(std::vector<std::string>* out, bool taken_only) {
   out->clear();
   std::vector<std::pair<std::string, std::string>> notices;  // asset, its deliverer
   const std::string prefix = keys::NoticePrefix();

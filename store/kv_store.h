@@ -196,8 +196,9 @@ class KvStore : public Store {
   // A shared store: removes the marks ("U") of mounts that stopped
   // uncleanly and hold no session any more, fencing each first.
   Status ForgetStoppedMounts();
-  // ClaimNotices, or with `taken_only` TakeOverNotices.
-  Status ClaimNotices(std::vector<std::string>* out, bool taken_only);
+  // ClaimNotices, or with `taken_only` TakeOverNotices: lists the
+  // notices this mount is to deliver, taking those of gone mounts.
+  Status CollectNotices(std::vector<std::string>* out, bool taken_only);
   // Drops the extent records of session `session_id`'s files whose bytes
   // did not survive a crash (they fail their checksums). Returns how many.
   Result<uint64_t> DropUnsurvivedChunks(uint64_t session_id, const std::string& session_name);
