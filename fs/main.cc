@@ -51,6 +51,7 @@
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "base/free_memory.h"
 #include "base/mutex.h"
 #include "fs/command_line.h"
 #include "fs/expiry_sweeper.h"
@@ -374,10 +375,10 @@ int RunMount(Mount& m, fuse_args* args) {
   }
 
   // Opening the store replayed LevelDB's log into a memtable, wrote it out
-  // and freed it, on this thread; glibc keeps what a thread frees in that
+  // and freed it, on this thread; glibc kept what a thread frees in that
   // thread's arena, and this one is not used again. Measured in a soak
   // after a restart: 27 MB held, 0.25 MB of it in use. Give it back.
-  malloc_trim(0);
+  ReturnFreeMemory();
 
   FsOptions fs_options;
   // A RADOS store has no local file system to report: statfs then asks
@@ -556,6 +557,8 @@ int main(int argc, char** argv) {
   // soaks (tests/bench/soak.sh): 80.5 -> 83.7 MiB with the default, 69.2
   // -> 74.8 MiB and flat for the last two minutes with two
   // (docs/performance.md, "Soak"). MALLOC_ARENA_MAX in the environment still decides.
+  // Only where the program runs on glibc's malloc (UPFS_MALLOC=glibc, the
+  // sanitizer builds): tcmalloc's mallopt does nothing.
   if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
   int status = 1;
   try {

@@ -12,6 +12,8 @@ packages=(
   g++ cmake make pkg-config
   libleveldb-dev libsnappy-dev libssl-dev libspdlog-dev libfmt-dev catch2 libfuse3-dev
   libxxhash-dev
+  # the upfs program's malloc, tcmalloc (CMakeLists.txt, UPFS_MALLOC)
+  libgoogle-perftools-dev
   # (libsnappy-dev: Debian's LevelDB CMake package links -lsnappy)
   # mount: fusermount3, mount.fuse3
   fuse3

@@ -548,7 +548,6 @@ struct Engine::Impl {
 
   Status FinishSession(const std::shared_ptr<Session>& sp, std::string_view manifest_text,
                        CommitInfo* info);
-  static void ReturnFreeMemory();
   // On success, *committed_bytes holds the bytes of the files committed.
   Status VerifyAndCommit(const std::shared_ptr<Session>& sp, std::vector<ManifestLine> manifest,
                          CommitInfo* info, uint64_t* committed_bytes);

@@ -1,7 +1,6 @@
 // Engine: finishing a session. Its files are verified against the
 // manifest (names, completeness, SHA-256) and committed as an asset in one
 // synced write; nothing changes unless all of it holds.
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/free_memory.h"
 #include "session/engine.h"
 #include "session/engine_impl.h"
 
@@ -228,19 +228,12 @@ Status Engine::Impl::FinishSession(const std::shared_ptr<Session>& sp,
     }
   }
   counters.Finished(st, bytes, elapsed_ns());
-  if (nodes >= kTrimAfterNodes) ReturnFreeMemory();
+  // A finish of many files briefly holds a few KiB per file (the plan,
+  // the batch, its encoding); the allocator would keep the freed pages
+  // and RSS would stay at the peak (docs/performance.md, "Scale and
+  // memory"). Not after small finishes: it walks the allocator's lists.
+  if (nodes >= kTrimAfterNodes) upfs::ReturnFreeMemory();
   return st;
-}
-
-// A finish of many files briefly holds a few KiB per file (the plan, the
-// batch, its encoding). glibc keeps such freed memory in its arenas (one
-// per FUSE thread that allocated it) and RSS stays at the peak; trimming
-// hands the free pages back (measured: docs/performance.md, "Scale and
-// memory"). Not done after small finishes: it walks every arena.
-void Engine::Impl::ReturnFreeMemory() {
-#ifdef __GLIBC__
-  malloc_trim(0);
-#endif
 }
 
 // Takes the manifest to free it (and the lookups built on it) before the
