@@ -261,11 +261,11 @@ Status CommitNotifier::Start() {
 }
 
 Status CommitNotifier::TakeOver() {
-  // On a store one process serves, TakeOverNotices lists nothing.
+  // TakeOverNotices, not ClaimNotices: a scan that listed a notice this
+  // thread's Loop then delivered and removed would queue it again
+  // (multi.failover saw n1 run twice). On a store one process serves it
+  // lists nothing.
   std::vector<std::string> assets;
-  // Not ClaimNotices: a scan that listed a notice this thread's Loop then
-  // delivered and removed would queue it again (multi.failover saw n1 run
-  // twice).
   UPFS_RETURN_IF_ERROR(store_->TakeOverNotices(&assets));
   Queue(std::move(assets));
   return Status::OK();
