@@ -110,6 +110,18 @@ Status RadosBlobFiles::Write(uint64_t blob, uint64_t offset, std::string_view da
         librados::bufferlist bytes;
         bytes.append(data.data() + from, len);  // a copy, held until acknowledged
         librados::ObjectWriteOperation op;
+        // An allocation hint, as rados bench gives its objects: the
+        // stripe's size, this write's size, written in order, read in
+        // order, not changed once written. BlueStore then checksums a
+        // write's bytes in one piece instead of per 4 KiB, so a stripe's
+        // extent map stays small and is not resharded at each write (a
+        // 1 GiB upload on 2026-12-04: 1 024 reshards and 6.2 MB of RocksDB
+        // log without the hint, none and 3.4 MB with it). A hint is
+        // advice: a rewrite inside a session stays correct, only dearer.
+        op.set_alloc_hint2(options_.stripe_bytes, len,
+                           LIBRADOS_ALLOC_HINT_FLAG_SEQUENTIAL_WRITE |
+                               LIBRADOS_ALLOC_HINT_FLAG_SEQUENTIAL_READ |
+                               LIBRADOS_ALLOC_HINT_FLAG_IMMUTABLE);
         op.write(at, bytes);
         Pending* w;
         {

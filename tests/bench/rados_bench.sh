@@ -10,6 +10,8 @@
 # On a cluster started here (tests/ceph/cluster.sh through lib.sh's
 # UPFS_TEST_STORE=rados; BlueStore on a sparse file per OSD unless
 # CEPH_OBJECTSTORE says otherwise; UPFS_TEST_CEPH_OSDS OSDs, default 1):
+#   warm-up:       one rados bench write and seq, not measured (a new OSD
+#     writes at a quarter of its pace until it has served reads);
 #   ceiling write: the faster of two rados bench BENCH_SECONDS (4) write
 #     runs, both with the object size and the writes in flight of upfs's
 #     stripes (4 MiB, 16: store/rados_blob_files.h): whole 4 MiB objects
@@ -82,12 +84,18 @@ bench_cleanup() { rados -p "$RADOS_POOL" cleanup >/dev/null 2>&1 || log "rados c
 # Appends to ceiling_whole_PHASE, ceiling_1m_PHASE, ceiling_write_PHASE
 # (the faster of the two) and ceiling_read_PHASE.
 ceiling() {
-  local -n whole=ceiling_whole_$1 onem=ceiling_1m_$1 writes=ceiling_write_$1 reads=ceiling_read_$1
+  local -n whole=ceiling_whole_$1 onem=ceiling_1m_$1 writes=ceiling_write_$1 reads=ceiling_read_$1 \
+    osds=ceiling_osd_$1
+  local o0
   whole+=("$(bench_bandwidth write -b 4194304)")
   drop_caches
   reads+=("$(bench_bandwidth seq)")
   bench_cleanup
+  o0=$(osd_cpu)
   onem+=("$(bench_bandwidth write -b 1048576 -O 4194304)")
+  # The OSDs' CPU seconds per GiB of those 1 MiB writes, against upfs's.
+  osds+=("$(awk -v a="$o0" -v b="$(osd_cpu)" '/^Total writes made/ { n = $NF }
+    END { if (n > 0) printf "%.2f", (b - a) / (n / 1024) }' "$T/bench-write.txt")")
   bench_cleanup
   writes+=("$(awk -v a="${whole[-1]}" -v b="${onem[-1]}" 'BEGIN { print (a > b ? a : b) }')")
 }
@@ -169,6 +177,15 @@ ingest_cpu_fresh=() ingest_cpu_aged=() ingest_osd_fresh=() ingest_osd_aged=() re
 ingest_fresh=() finish_fresh=() read_fresh=() read_cpu_fresh=() ceiling_write_fresh=() ceiling_read_fresh=()
 ingest_aged=() finish_aged=() read_aged=() read_cpu_aged=() ceiling_write_aged=() ceiling_read_aged=() history=()
 ceiling_whole_fresh=() ceiling_1m_fresh=() ceiling_whole_aged=() ceiling_1m_aged=()
+ceiling_osd_fresh=() ceiling_osd_aged=()
+# A new OSD writes at a quarter of its pace until it has served reads:
+# on 2026-12-04 a fresh cluster's `rados bench write -b 1M -O 4M` ran at
+# 148-218 MiB/s for five minutes of writes, then at 633-707 right after
+# one `seq` of 3 seconds (docs/rados.md). So the cluster serves one write
+# and one seq, not measured, before the first ceiling.
+log "warm-up: rados bench $BENCH_SECONDS s write -b 4M -t 16, seq (not measured)"
+log "warm-up: write $(bench_bandwidth write -b 4194304) MiB/s, seq $(bench_bandwidth seq) MiB/s"
+bench_cleanup
 start_upfs
 ingest_rounds fresh
 hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$UPFS_PID/status")
@@ -200,6 +217,7 @@ printf '%-44s %10s %14s %8s\n' "ceiling: rados bench seq x 16" "$cr" "$(range "$
 printf '%-44s %10s %14s %8s\n' "upfs: cat of the asset, cold" "$up_read" "$(range "$(rates "${read[*]}")")" \
   "$(awk -v a="$up_read" -v b="$cr" 'BEGIN { printf "%.2f", a / b }')"
 printf '%-44s %10s\n' "upfs: daemon CPU s per ingest" "$(median "${ingest_cpu_fresh[*]}") ($(range "${ingest_cpu_fresh[*]}"))"
+printf '%-44s %10s\n' "OSDs: CPU s per GiB of rados bench -b 1M" "$(median "${ceiling_osd_fresh[*]}") ($(range "${ceiling_osd_fresh[*]}"))"
 printf '%-44s %10s\n' "OSDs: CPU s per ingest" "$(median "${ingest_osd_fresh[*]}") ($(range "${ingest_osd_fresh[*]}"))"
 printf '%-44s %10s\n' "OSDs: CPU s per cold read" "$(median "${read_osd_fresh[*]}") ($(range "${read_osd_fresh[*]}"))"
 printf '%-44s %10s\n' "upfs: daemon CPU s per cold read" "$(median "${read_cpu[*]}") ($(range "${read_cpu[*]}"))"

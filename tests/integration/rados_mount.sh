@@ -3,8 +3,9 @@
 # a RADOS store from the command line (docs/rados.md). On a throw-away cluster
 # (tests/ceph/test_cluster.sh): mount rados://POOL/NAMESPACE, one complete
 # upload (cp, a sha256sum manifest into .finish), the asset read back with
-# cmp; unmount, mount again on a fresh mount point with no local state and
-# see the asset and an open session; mount-scripts/upfs-mount and
+# cmp, each stripe write with its allocation hint (the OSD's history);
+# unmount, mount again on a fresh mount point with no local state and see
+# the asset and an open session; mount-scripts/upfs-mount and
 # upfs-umount with the rados:// source; `upfs fsck rados://...` is clean; and
 # malformed URLs are usage errors (exit 2, with the reason); df of the mount
 # reports the cluster's size, then the pool's quota.
@@ -64,6 +65,10 @@ ok "a missing pool is refused: $(grep -m1 'cannot open' <<<"$out")"
 
 start_upfs "${opts[@]}"
 grep -q "upfs:$STORE $MNT fuse.upfs" /proc/self/mounts || fail "fsname is not upfs:$STORE"
+# The OSD keeps the descriptions of its last 1000 operations, to see what
+# the upload below sends (osd_op_history_size, 20 by default).
+OSD_ASOK=$(ls "$CEPH_DIR"/run/ceph-osd.0.*.asok)
+ceph --admin-daemon "$OSD_ASOK" config set osd_op_history_size 1000 >/dev/null
 random_file "$SRC/big.bin" 5000000
 random_file "$SRC/small.txt" 1000
 mkdir "$MNT/sessions/up1"
@@ -73,6 +78,16 @@ finish_session up1 "$T/manifest" || fail "finish up1: $FINISH_ERR"
 cmp "$SRC/big.bin" "$MNT/assets/up1/big.bin"
 cmp "$SRC/small.txt" "$MNT/assets/up1/small.txt"
 ok "upload committed to $STORE and read back"
+# Every write of stripe bytes carries the allocation hint rados bench
+# gives its objects (store/rados_blob_files.cc): object size, write size,
+# sequential and immutable, so BlueStore checksums a write in one piece.
+ceph --admin-daemon "$OSD_ASOK" dump_historic_ops >"$T/ops.json"
+grep -o 'upfs\.b\.[0-9a-f.]*:head \[[^]]*\]' "$T/ops.json" | grep 'write ' >"$T/stripe-writes" ||
+  fail "the OSD's history shows no write of a stripe object: $(head -c 600 "$T/ops.json")"
+if grep -v '\[set-alloc-hint object_size 4194304 write_size [0-9]*,write ' "$T/stripe-writes" >"$T/unhinted"; then
+  fail "stripe writes without the allocation hint: $(head -n 3 "$T/unhinted")"
+fi
+ok "$(wc -l <"$T/stripe-writes") stripe writes, each with its allocation hint: $(head -n 1 "$T/stripe-writes")"
 mkdir "$MNT/sessions/open1"
 printf 'half done' >"$MNT/sessions/open1/part"
 stop_upfs
